@@ -1,0 +1,181 @@
+//! API keys: creating, checking and revoking them.
+//!
+//! A key looks like `rk_<prefix>_<secret>`. The prefix is stored in clear to find the row;
+//! only a SHA-256 of the whole key is stored, so a database leak does not leak keys. A
+//! fast hash is enough here because the secret has 192 random bits: there is nothing to
+//! brute-force that a slow hash would protect.
+
+use crate::clock;
+use crate::error::{EngineError, Result};
+use crate::values::{Scope, Text};
+use rand::RngCore;
+use rapport_schema::api_key;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sha2::{Digest, Sha256};
+
+/// Who is calling: the workspace every query is scoped to and what the key may do.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// The workspace the key belongs to.
+    pub workspace_id: i64,
+    /// The key's row id, recorded as the actor of changes.
+    pub key_id: Option<i64>,
+    /// What the key may do.
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    /// A principal with every scope, for the command line acting on a workspace it created.
+    pub fn owner(workspace_id: i64) -> Self {
+        Self { workspace_id, key_id: None, scopes: Scope::ALL.to_vec() }
+    }
+
+    /// Whether the key carries `scope`; `admin` implies `write`, and `write` implies `read`.
+    pub fn can(&self, scope: Scope) -> bool {
+        let rank = |s: &Scope| match s {
+            Scope::Read => 0,
+            Scope::Write => 1,
+            Scope::Admin => 2,
+        };
+        self.scopes.iter().any(|s| rank(s) >= rank(&scope))
+    }
+
+    /// Fails with `Forbidden` unless the key carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.can(scope) {
+            Ok(())
+        } else {
+            Err(EngineError::Forbidden(format!("this API key lacks the '{scope}' scope")))
+        }
+    }
+}
+
+/// A key just created: the row and the only copy of the secret there will ever be.
+pub struct IssuedKey {
+    /// The stored row.
+    pub record: api_key::Model,
+    /// The whole key, to hand to the user once.
+    pub key: String,
+}
+
+/// Parses a comma-separated scope list such as `read,write`.
+pub fn parse_scopes(field: &str, raw: &str) -> Result<Vec<Scope>> {
+    let mut scopes = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let s = Scope::parse(field, part)?;
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    if scopes.is_empty() {
+        return Err(EngineError::invalid(field, "at least one scope is needed (read, write, admin)"));
+    }
+    Ok(scopes)
+}
+
+fn hash(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a key for `workspace_id` with `scopes`.
+pub async fn create_key(db: &impl ConnectionTrait, workspace_id: i64, name: &str, scopes: &[Scope]) -> Result<IssuedKey> {
+    let name = Text::parse("name", name, 100)?.into_string();
+    if scopes.is_empty() {
+        return Err(EngineError::invalid("scopes", "at least one scope is needed (read, write, admin)"));
+    }
+    let prefix = random_hex(6);
+    let key = format!("rk_{prefix}_{}", random_hex(24));
+    let record = api_key::ActiveModel {
+        workspace_id: Set(workspace_id),
+        name: Set(name),
+        prefix: Set(prefix),
+        hash: Set(hash(&key)),
+        scopes: Set(scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(",")),
+        created_at: Set(clock::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(IssuedKey { record, key })
+}
+
+/// Checks a presented key; `None` when it is unknown, malformed or revoked.
+///
+/// `last_used_at` is written at most once a minute per key, so reads do not turn into
+/// writes under load.
+pub async fn authenticate(db: &impl ConnectionTrait, presented: &str) -> Result<Option<Principal>> {
+    let Some(prefix) = presented.strip_prefix("rk_").and_then(|rest| rest.split_once('_')).map(|(p, _)| p) else {
+        return Ok(None);
+    };
+    let Some(row) = api_key::Entity::find().filter(api_key::Column::Prefix.eq(prefix)).one(db).await? else {
+        return Ok(None);
+    };
+    if row.revoked_at.is_some() || !constant_time_eq(hash(presented).as_bytes(), row.hash.as_bytes()) {
+        return Ok(None);
+    }
+    let now = clock::now();
+    if row.last_used_at.is_none_or(|t| now - t > chrono::Duration::seconds(60)) {
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+            .filter(api_key::Column::Id.eq(row.id))
+            .exec(db)
+            .await?;
+    }
+    let scopes = row.scopes.split(',').filter_map(|s| Scope::parse("scopes", s).ok()).collect();
+    Ok(Some(Principal { workspace_id: row.workspace_id, key_id: Some(row.id), scopes }))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The workspace's keys, newest first (hashes included; callers show only the prefix).
+pub async fn list_keys(db: &impl ConnectionTrait, workspace_id: i64) -> Result<Vec<api_key::Model>> {
+    Ok(api_key::Entity::find()
+        .filter(api_key::Column::WorkspaceId.eq(workspace_id))
+        .order_by_desc(api_key::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Revokes a key of the workspace, by id or by prefix. Revoking twice is harmless.
+pub async fn revoke_key(db: &impl ConnectionTrait, workspace_id: Option<i64>, id_or_prefix: &str) -> Result<api_key::Model> {
+    let mut query = api_key::Entity::find();
+    query = match id_or_prefix.parse::<i64>() {
+        Ok(id) => query.filter(api_key::Column::Id.eq(id)),
+        Err(_) => query.filter(api_key::Column::Prefix.eq(id_or_prefix.trim_start_matches("rk_"))),
+    };
+    if let Some(ws) = workspace_id {
+        query = query.filter(api_key::Column::WorkspaceId.eq(ws));
+    }
+    let row = query.one(db).await?.ok_or_else(|| EngineError::not_found("ApiKey", id_or_prefix))?;
+    if row.revoked_at.is_some() {
+        return Ok(row);
+    }
+    let mut active: api_key::ActiveModel = row.into();
+    active.revoked_at = Set(Some(clock::now()));
+    Ok(active.update(db).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_imply_lower_ones() {
+        let admin = Principal { workspace_id: 1, key_id: None, scopes: vec![Scope::Admin] };
+        assert!(admin.can(Scope::Read) && admin.can(Scope::Write));
+        let read = Principal { workspace_id: 1, key_id: None, scopes: vec![Scope::Read] };
+        assert!(read.can(Scope::Read) && !read.can(Scope::Write));
+        assert!(parse_scopes("s", "read, write").unwrap().len() == 2);
+        assert!(parse_scopes("s", "").is_err());
+        assert!(parse_scopes("s", "root").is_err());
+    }
+}

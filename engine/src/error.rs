@@ -1,0 +1,51 @@
+//! The engine's one error type.
+
+use sea_orm::DbErr;
+
+/// Everything a domain operation can refuse or fail with.
+///
+/// The `Display` text of every variant is safe to show a client: the database variant
+/// deliberately says nothing about the SQL or the server behind it.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The record does not exist, or belongs to another workspace (the two are not told apart).
+    #[error("{entity} {id} not found")]
+    NotFound {
+        /// The kind of record, as clients know it ("Contact", "Deal", ...).
+        entity: &'static str,
+        /// The id the client asked for.
+        id: String,
+    },
+    /// Input that does not parse or breaks a rule; `field` names the input that is wrong.
+    #[error("{field}: {message}")]
+    Validation {
+        /// The input field at fault, in the client's spelling.
+        field: String,
+        /// What is wrong, in plain words.
+        message: String,
+    },
+    /// The change collides with existing data (a duplicate natural key, a closed deal).
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller is known but lacks the scope the operation needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The database failed; the details go to the log, never to the client.
+    #[error("internal error")]
+    Database(#[from] DbErr),
+}
+
+impl EngineError {
+    /// A validation error for `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation { field: field.into(), message: message.into() }
+    }
+
+    /// A not-found error for a record of kind `entity`.
+    pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
+        Self::NotFound { entity, id: id.to_string() }
+    }
+}
+
+/// Result of a domain operation.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! Rapport's domain: the CRM graph's rules, independent of how clients reach them.
+//!
+//! Every operation takes the caller's [`auth::Principal`] and touches only that
+//! principal's workspace. Inputs arrive as plain structs and are parsed into the domain
+//! values of [`values`] before anything is written; failures are [`error::EngineError`].
+
+pub mod activities;
+pub mod auth;
+pub mod clock;
+pub mod commerce;
+pub mod companies;
+pub mod contacts;
+pub mod db;
+pub mod deals;
+pub mod duplicates;
+pub mod error;
+pub mod events;
+pub mod inquiries;
+pub mod pagination;
+pub mod records;
+pub mod tasks;
+pub mod team;
+pub mod timeline;
+pub mod values;
+pub mod workspaces;
+
+pub use error::{EngineError, Result};

@@ -1,0 +1,312 @@
+//! Keyset (cursor) pagination in the Relay style.
+//!
+//! A cursor holds the sort-key values of its row (plus the id, the final tiebreaker), not
+//! an offset, so a page fetched after rows were inserted before it neither skips nor
+//! repeats rows. Cursors are opaque base64 text to clients.
+
+use crate::error::{EngineError, Result};
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, WindowStatement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IdenStatic, ModelTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, Value,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Rows per page when the client does not say.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// The largest page a client may ask for.
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// Sort direction of one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SortDirection {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+impl SortDirection {
+    fn reversed(self) -> Self {
+        match self {
+            Self::Asc => Self::Desc,
+            Self::Desc => Self::Asc,
+        }
+    }
+
+    fn order(self) -> Order {
+        match self {
+            Self::Asc => Order::Asc,
+            Self::Desc => Order::Desc,
+        }
+    }
+}
+
+/// What the client asked for: Relay's `first/after/last/before`.
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    /// Rows from the start (or after `after`).
+    pub first: Option<usize>,
+    /// Cursor the page starts after.
+    pub after: Option<String>,
+    /// Rows from the end (or before `before`).
+    pub last: Option<usize>,
+    /// Cursor the page ends before.
+    pub before: Option<String>,
+}
+
+/// One page of rows with their cursors.
+#[derive(Clone, Debug)]
+pub struct Page<M> {
+    /// The rows, in the requested order, each with its cursor.
+    pub edges: Vec<(String, M)>,
+    /// Whether rows follow this page.
+    pub has_next_page: bool,
+    /// Whether rows precede this page.
+    pub has_previous_page: bool,
+}
+
+impl<M> Page<M> {
+    /// A page with no rows.
+    pub fn empty() -> Self {
+        Self { edges: Vec::new(), has_next_page: false, has_previous_page: false }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+enum Key {
+    I(i64),
+    S(String),
+    T(DateTime<Utc>),
+    D(NaiveDate),
+    F(f64),
+    B(bool),
+}
+
+impl Key {
+    fn from_value(v: Value) -> Result<Self> {
+        Ok(match v {
+            Value::BigInt(Some(i)) => Self::I(i),
+            Value::Int(Some(i)) => Self::I(i.into()),
+            Value::String(Some(s)) => Self::S(s),
+            Value::ChronoDateTimeUtc(Some(t)) => Self::T(t),
+            Value::ChronoDate(Some(d)) => Self::D(d),
+            Value::Double(Some(f)) => Self::F(f),
+            Value::Bool(Some(b)) => Self::B(b),
+            // Sortable columns are NOT NULL; reaching this is a programming error.
+            other => return Err(EngineError::invalid("orderBy", format!("cannot sort by a column holding {other:?}"))),
+        })
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Self::I(i) => Value::BigInt(Some(i)),
+            Self::S(s) => Value::String(Some(s)),
+            Self::T(t) => Value::ChronoDateTimeUtc(Some(t)),
+            Self::D(d) => Value::ChronoDate(Some(d)),
+            Self::F(f) => Value::Double(Some(f)),
+            Self::B(b) => Value::Bool(Some(b)),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorBody {
+    /// Names of the sort keys the cursor was made for.
+    k: String,
+    v: Vec<Key>,
+}
+
+/// The sort keys of a list: the client's order followed by the id as tiebreaker.
+pub struct SortKeys<E: EntityTrait> {
+    keys: Vec<(E::Column, SortDirection)>,
+}
+
+impl<E: EntityTrait> SortKeys<E> {
+    /// `order` as given, with `id` appended (ascending) unless it is already a key.
+    pub fn new(order: &[(E::Column, SortDirection)], id: E::Column) -> Self {
+        let mut keys = order.to_vec();
+        if !keys.iter().any(|(c, _)| c.as_str() == id.as_str()) {
+            keys.push((id, SortDirection::Asc));
+        }
+        Self { keys }
+    }
+
+    fn signature(&self) -> String {
+        self.keys
+            .iter()
+            .map(|(c, d)| format!("{}{}", c.as_str(), if *d == SortDirection::Asc { "+" } else { "-" }))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The opaque cursor of `row`.
+    pub fn cursor(&self, row: &E::Model) -> Result<String>
+    where
+        E::Model: ModelTrait<Entity = E>,
+    {
+        let v = self.keys.iter().map(|(c, _)| Key::from_value(row.get(*c))).collect::<Result<Vec<_>>>()?;
+        let body = serde_json::to_vec(&CursorBody { k: self.signature(), v }).expect("cursor serialises");
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body))
+    }
+
+    fn decode(&self, field: &str, cursor: &str) -> Result<Vec<Value>> {
+        let bad = || EngineError::invalid(field, "not a cursor of this list (was it made with another orderBy?)");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+        let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if body.k != self.signature() || body.v.len() != self.keys.len() {
+            return Err(bad());
+        }
+        Ok(body.v.into_iter().map(Key::into_value).collect())
+    }
+
+    /// Rows strictly after (`after = true`) or before the position `values` in this order.
+    fn beyond(&self, values: Vec<Value>, after: bool) -> Condition {
+        let same_direction = self.keys.iter().all(|(_, d)| *d == self.keys[0].1);
+        if same_direction {
+            // A row-value comparison lets the database walk one index range.
+            let cols = Expr::tuple(self.keys.iter().map(|(c, _)| Expr::col(c.as_column_ref())));
+            let vals = Expr::tuple(values.into_iter().map(Expr::val));
+            let greater = (self.keys[0].1 == SortDirection::Asc) == after;
+            return Condition::all().add(if greater { cols.gt(vals) } else { cols.lt(vals) });
+        }
+        let mut any = Condition::any();
+        for i in 0..self.keys.len() {
+            let mut all = Condition::all();
+            for j in 0..i {
+                all = all.add(self.keys[j].0.eq(values[j].clone()));
+            }
+            let (col, dir) = self.keys[i];
+            let greater = (dir == SortDirection::Asc) == after;
+            all = all.add(if greater { col.gt(values[i].clone()) } else { col.lt(values[i].clone()) });
+            any = any.add(all);
+        }
+        any
+    }
+
+    fn apply_order(&self, mut select: Select<E>, reverse: bool) -> Select<E> {
+        for (c, d) in &self.keys {
+            let d = if reverse { d.reversed() } else { *d };
+            select = select.order_by(*c, d.order());
+        }
+        select
+    }
+}
+
+fn page_size(field: &str, n: Option<usize>) -> Result<usize> {
+    match n {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(n) if n > MAX_PAGE_SIZE => {
+            Err(EngineError::invalid(field, format!("at most {MAX_PAGE_SIZE} rows per page (asked for {n})")))
+        }
+        Some(n) => Ok(n),
+    }
+}
+
+/// Fetches one page of `select` in the order of `keys`.
+pub async fn fetch_page<E>(db: &impl ConnectionTrait, select: Select<E>, keys: &SortKeys<E>, req: &PageRequest) -> Result<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: ModelTrait<Entity = E> + Sync,
+{
+    if req.first.is_some() && req.last.is_some() {
+        return Err(EngineError::invalid("first", "give first or last, not both"));
+    }
+    let backward = req.last.is_some();
+    let n = if backward { page_size("last", req.last)? } else { page_size("first", req.first)? };
+    let mut select = select;
+    if let Some(after) = &req.after {
+        select = select.filter(keys.beyond(keys.decode("after", after)?, true));
+    }
+    if let Some(before) = &req.before {
+        select = select.filter(keys.beyond(keys.decode("before", before)?, false));
+    }
+    let mut rows = keys.apply_order(select, backward).limit((n + 1) as u64).all(db).await?;
+    let more = rows.len() > n;
+    rows.truncate(n);
+    if backward {
+        rows.reverse();
+    }
+    let edges = rows.into_iter().map(|r| Ok((keys.cursor(&r)?, r))).collect::<Result<Vec<_>>>()?;
+    Ok(Page {
+        edges,
+        has_next_page: if backward { req.before.is_some() } else { more },
+        has_previous_page: if backward { more } else { req.after.is_some() },
+    })
+}
+
+/// Counts the rows of `select`.
+pub async fn count<E>(db: &impl ConnectionTrait, select: Select<E>) -> Result<u64>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    Ok(select.count(db).await?)
+}
+
+/// The first `first` rows of `select` for each parent in `parents`, grouped by the
+/// foreign key `fk`, in one statement however many parents there are.
+///
+/// `ROW_NUMBER() OVER (PARTITION BY fk ...)` numbers each parent's rows in the list order;
+/// the outer query keeps the first `first + 1` of each (the extra row tells whether a next
+/// page exists).
+pub async fn first_per_parent<E>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    fk: E::Column,
+    parents: &[i64],
+    keys: &SortKeys<E>,
+    first: usize,
+) -> Result<HashMap<i64, Page<E::Model>>>
+where
+    E: EntityTrait,
+    E::Model: ModelTrait<Entity = E> + Sync,
+{
+    let first = page_size("first", Some(first))?;
+    let mut window = WindowStatement::partition_by(fk.as_column_ref());
+    for (c, d) in &keys.keys {
+        window.order_by(c.as_column_ref(), d.order());
+    }
+    let mut inner = select.filter(fk.is_in(parents.iter().copied())).into_query();
+    inner.column(Asterisk).expr_window_as(Expr::cust("ROW_NUMBER()"), window, Alias::new("rn"));
+    let mut outer = Query::select();
+    outer
+        .column(Asterisk)
+        .from_subquery(inner, Alias::new("ranked"))
+        .and_where(Expr::col(Alias::new("rn")).lte((first + 1) as i64))
+        .order_by(Alias::new("rn"), Order::Asc);
+    let stmt = db.get_database_backend().build(&outer);
+    let rows = E::find().from_raw_sql(stmt).all(db).await?;
+
+    let mut pages: HashMap<i64, Page<E::Model>> = HashMap::new();
+    for row in rows {
+        let Value::BigInt(Some(parent)) = row.get(fk) else { continue };
+        let page = pages.entry(parent).or_insert_with(Page::empty);
+        if page.edges.len() == first {
+            page.has_next_page = true;
+        } else {
+            page.edges.push((keys.cursor(&row)?, row));
+        }
+    }
+    Ok(pages)
+}
+
+/// Row counts of `select` per value of the foreign key `fk`, for `parents`.
+pub async fn count_per_parent<E>(db: &impl ConnectionTrait, select: Select<E>, fk: E::Column, parents: &[i64]) -> Result<HashMap<i64, u64>>
+where
+    E: EntityTrait,
+{
+    let rows: Vec<(Option<i64>, i64)> = select
+        .filter(fk.is_in(parents.iter().copied()))
+        .select_only()
+        .column(fk)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(fk)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().filter_map(|(p, n)| p.map(|p| (p, n as u64))).collect())
+}

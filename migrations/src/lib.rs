@@ -1,0 +1,47 @@
+//! Schema migrations for SQLite and PostgreSQL.
+//!
+//! Each migration is one DDL script written once with placeholders for the few types the
+//! two databases spell differently (`{pk}`, `{ts}`, `{json}`, `{text}`), so the two
+//! schemas cannot drift apart.
+
+use sea_orm_migration::prelude::*;
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
+
+mod m0001_crm_graph;
+
+/// All migrations, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_crm_graph::Migration)]
+    }
+}
+
+/// Runs a DDL script: statements separated by `;`, placeholders filled in for the backend.
+async fn run_script(manager: &SchemaManager<'_>, script: &str) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let sql = fill_placeholders(script, db.get_database_backend());
+    for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        db.execute_unprepared(statement).await?;
+    }
+    Ok(())
+}
+
+fn fill_placeholders(script: &str, backend: DatabaseBackend) -> String {
+    // Text compares bytewise ("C" collation) on PostgreSQL as it does on SQLite, so a
+    // sort, a range filter or a keyset cursor gives the same answer on both.
+    let (pk, ts, json, text) = match backend {
+        DatabaseBackend::Postgres => ("BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ", "JSONB", "TEXT COLLATE \"C\""),
+        // INTEGER PRIMARY KEY is SQLite's rowid alias; AUTOINCREMENT keeps ids of
+        // deleted rows from being reused, so a stale id can never name a new row.
+        _ => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT", "TEXT"),
+    };
+    script
+        .replace("{pk}", pk)
+        .replace("{ts}", ts)
+        .replace("{json}", json)
+        .replace("{text}", text)
+}

@@ -1,0 +1,30 @@
+//! The shape of Rapport's CRM graph: one sea-orm entity per table.
+//!
+//! Every table but `workspaces` carries a `workspace_id`; nothing crosses workspaces.
+//! Enumerated columns (lifecycle stage, deal status, ...) are stored as text and parsed
+//! into domain types by `rapport-engine`. The GraphQL SDL exported from the API lives
+//! beside this crate in `rapport.graphql`.
+
+pub mod entities {
+    pub mod activity;
+    pub mod api_key;
+    pub mod company;
+    pub mod contact;
+    pub mod contact_merge;
+    pub mod contact_tag;
+    pub mod deal;
+    pub mod deal_stage_change;
+    pub mod event;
+    pub mod inquiry;
+    pub mod order;
+    pub mod order_line;
+    pub mod pipeline;
+    pub mod product;
+    pub mod stage;
+    pub mod task;
+    pub mod team;
+    pub mod user;
+    pub mod workspace;
+}
+
+pub use entities::*;
