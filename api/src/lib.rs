@@ -1,1 +1,6 @@
+//! Rapport's API: the GraphQL schema over the engine, the HTTP server, and the
+//! `rapport` command line.
 
+pub mod error;
+pub mod graphql;
+pub mod server;

@@ -1,1 +1,185 @@
-fn main(){}
+//! The `rapport` command.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rapport_engine::{auth, db, demo};
+use std::net::SocketAddr;
+use tracing_subscriber::EnvFilter;
+
+/// Rapport: a headless CRM engine with a GraphQL API.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Database: an SQLite file (the default) or a PostgreSQL URL.
+    #[arg(long, global = true, env = "RAPPORT_DATABASE_URL", default_value = db::DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// Connections in the database pool.
+    #[arg(long, global = true, env = "RAPPORT_MAX_CONNECTIONS", default_value_t = 16)]
+    max_connections: u32,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the GraphQL API (migrating the database first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "RAPPORT_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Seed a fresh demo workspace first and print its API key.
+        #[arg(long)]
+        demo: bool,
+        /// Contacts in the demo workspace.
+        #[arg(long, default_value_t = 500)]
+        demo_contacts: u64,
+    },
+    /// Applies pending migrations (safe to run again).
+    Migrate,
+    /// Creates a workspace full of synthetic data; prints its API key last on stdout.
+    Demo {
+        /// Number of contacts (companies, deals and activities scale with it).
+        #[arg(long, default_value_t = 1000)]
+        contacts: u64,
+        /// Activities in all (default: 10 per contact).
+        #[arg(long)]
+        activities: Option<u64>,
+        /// Workspace name.
+        #[arg(long, default_value = "Demo")]
+        name: String,
+    },
+    /// Manages API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// Prints the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Creates a key and prints only the key on stdout.
+    Create {
+        /// Workspace id; a new workspace is created when omitted.
+        #[arg(long)]
+        workspace: Option<i64>,
+        /// A label for the key.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Comma-separated scopes: read, write, admin.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+    },
+    /// Lists a workspace's keys (never the secrets).
+    List {
+        #[arg(long)]
+        workspace: i64,
+    },
+    /// Revokes a key by id or prefix.
+    Revoke { key: String },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Command::Schema = cli.command {
+        print!("{}", rapport_api::graphql::sdl());
+        return Ok(());
+    }
+    let conn = db::connect(&cli.database_url, cli.max_connections).await.context("connecting to the database")?;
+    db::migrate(&conn).await.context("migrating the database")?;
+    match cli.command {
+        Command::Schema | Command::Migrate => tracing::info!("database is up to date"),
+        Command::Serve { addr, demo, demo_contacts } => {
+            if demo {
+                let key = seed(&conn, "Demo", demo::DemoSize::for_contacts(demo_contacts)).await?;
+                eprintln!("Demo workspace ready. Try:\n  curl -s http://{addr}/graphql -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"query\":\"{{ contacts(first: 3) {{ totalCount edges {{ node {{ name email company {{ name }} }} }} }} }}\"}}'");
+                println!("{key}");
+            }
+            serve(conn, addr).await?;
+        }
+        Command::Demo { contacts, activities, name } => {
+            let mut size = demo::DemoSize::for_contacts(contacts);
+            if let Some(a) = activities {
+                size.activities = a;
+            }
+            let key = seed(&conn, &name, size).await?;
+            println!("{key}");
+        }
+        Command::ApiKey(cmd) => api_key(&conn, cmd).await?,
+    }
+    Ok(())
+}
+
+async fn seed(conn: &sea_orm::DatabaseConnection, name: &str, size: demo::DemoSize) -> anyhow::Result<String> {
+    let bar = ProgressBar::new(size.total());
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})").expect("valid template"));
+    bar.set_message("seeding");
+    let created = demo::seed(conn, name, &size, &|n| bar.set_position(n)).await.context("seeding demo data")?;
+    bar.finish_and_clear();
+    eprintln!("workspace {} ({}) seeded with {} contacts", created.workspace.id, created.workspace.name, size.contacts);
+    Ok(created.key.key)
+}
+
+async fn api_key(conn: &sea_orm::DatabaseConnection, cmd: ApiKeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApiKeyCommand::Create { workspace, name, scopes } => {
+            let scopes = auth::parse_scopes("scopes", &scopes)?;
+            let ws = match workspace {
+                Some(ws) => ws,
+                None => {
+                    let created = rapport_engine::workspaces::create(conn, "Workspace").await?;
+                    eprintln!("created workspace {}", created.workspace.id);
+                    created.workspace.id
+                }
+            };
+            use sea_orm::EntityTrait;
+            rapport_schema::workspace::Entity::find_by_id(ws).one(conn).await?.with_context(|| format!("workspace {ws} does not exist"))?;
+            let issued = auth::create_key(conn, ws, &name, &scopes).await?;
+            println!("{}", issued.key);
+        }
+        ApiKeyCommand::List { workspace } => {
+            for k in auth::list_keys(conn, workspace).await? {
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                let used = k.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into());
+                println!("{}\trk_{}_…\t{}\t{}\t{state}\tlast used {used}", k.id, k.prefix, k.name, k.scopes);
+            }
+        }
+        ApiKeyCommand::Revoke { key } => {
+            let k = auth::revoke_key(conn, None, &key).await?;
+            eprintln!("revoked key {} (rk_{}_…)", k.id, k.prefix);
+        }
+    }
+    Ok(())
+}
+
+async fn serve(conn: sea_orm::DatabaseConnection, addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, "serving GraphQL at /graphql");
+    axum::serve(listener, rapport_api::server::router(conn.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    conn.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -32,7 +32,23 @@ pub enum EngineError {
     Forbidden(String),
     /// The database failed; the details go to the log, never to the client.
     #[error("internal error")]
-    Database(#[from] DbErr),
+    Database(DbErr),
+}
+
+impl From<DbErr> for EngineError {
+    /// Constraint violations are the client's doing (a duplicate key, a row still in
+    /// use), so they become conflicts; everything else stays internal.
+    fn from(e: DbErr) -> Self {
+        match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                Self::Conflict("a record with the same unique key already exists".into())
+            }
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Self::Conflict("the record is still referenced by other records, or references a missing one".into())
+            }
+            _ => Self::Database(e),
+        }
+    }
 }
 
 impl EngineError {

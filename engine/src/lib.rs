@@ -12,6 +12,7 @@ pub mod companies;
 pub mod contacts;
 pub mod db;
 pub mod deals;
+pub mod demo;
 pub mod duplicates;
 pub mod error;
 pub mod events;

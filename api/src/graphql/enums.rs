@@ -1,0 +1,78 @@
+//! GraphQL enums mirroring the engine's closed value sets.
+
+use async_graphql::Enum;
+use rapport_engine::values;
+
+macro_rules! mirror {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl From<$name> for values::$name {
+            fn from(x: $name) -> Self {
+                match x { $($name::$variant => values::$name::$variant),+ }
+            }
+        }
+
+        impl From<values::$name> for $name {
+            fn from(x: values::$name) -> Self {
+                match x { $(values::$name::$variant => $name::$variant),+ }
+            }
+        }
+
+        impl $name {
+            /// Reads the stored text of this enum.
+            pub fn from_db(raw: &str) -> Self {
+                values::$name::from_db(raw).into()
+            }
+        }
+    };
+}
+
+mirror!(
+    /// Where a contact stands in the customer lifecycle.
+    LifecycleStage { Lead, Qualified, Opportunity, Customer, Churned, Lost }
+);
+mirror!(
+    /// Whether a deal is still being worked.
+    DealStatus { Open, Won, Lost }
+);
+mirror!(
+    /// What kind of interaction an activity records.
+    ActivityKind { Email, Call, Meeting, Note, Chat, Social }
+);
+mirror!(
+    /// Who started an interaction.
+    Direction { Inbound, Outbound }
+);
+mirror!(
+    /// Progress of a task.
+    TaskStatus { Open, Done, Cancelled }
+);
+mirror!(
+    /// Progress of an inquiry.
+    InquiryStatus { Open, Pending, Closed }
+);
+mirror!(
+    /// The channel an inquiry arrived on.
+    InquiryChannel { Email, Phone, Chat, WebForm, Social }
+);
+mirror!(
+    /// Urgency of an inquiry.
+    Priority { Low, Normal, High, Urgent }
+);
+mirror!(
+    /// Progress of an order.
+    OrderStatus { Pending, Paid, Fulfilled, Cancelled, Refunded }
+);
+mirror!(
+    /// A team member's role.
+    UserRole { Rep, Admin, Manager, Marketer }
+);
+mirror!(
+    /// What an API key may do.
+    Scope { Read, Write, Admin }
+);

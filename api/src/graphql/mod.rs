@@ -1,0 +1,32 @@
+//! The GraphQL schema of the CRM graph.
+
+pub mod connection;
+pub mod enums;
+pub mod filters;
+pub mod ids;
+pub mod inputs;
+pub mod loaders;
+pub mod mutations;
+pub mod queries;
+pub mod types;
+
+use async_graphql::{EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+
+/// Rapport's schema type.
+pub type RapportSchema = Schema<queries::Query, mutations::Mutation, EmptySubscription>;
+
+/// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
+/// ask for an unbounded amount of work.
+pub fn build(db: DatabaseConnection) -> RapportSchema {
+    Schema::build(queries::Query, mutations::Mutation, EmptySubscription)
+        .data(db)
+        .limit_depth(16)
+        .limit_complexity(20_000)
+        .finish()
+}
+
+/// The SDL of the schema, as exported to `schema/rapport.graphql`.
+pub fn sdl() -> String {
+    Schema::build(queries::Query, mutations::Mutation, EmptySubscription).finish().sdl()
+}

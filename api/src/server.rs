@@ -1,0 +1,83 @@
+//! The HTTP server: GraphQL (with GraphiQL), health, authentication.
+
+use crate::error::code;
+use crate::graphql::{self, RapportSchema, loaders};
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rapport_engine::auth;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+/// What every handler shares: the database and the schema.
+#[derive(Clone)]
+pub struct ApiContext {
+    db: DatabaseConnection,
+    schema: RapportSchema,
+}
+
+/// The router over `db`.
+pub fn router(db: DatabaseConnection) -> Router {
+    let ctx = ApiContext { schema: graphql::build(db.clone()), db };
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql_handler))
+        .route("/healthz", get(healthz))
+        .layer(TraceLayer::new_for_http())
+        .with_state(ctx)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+async fn healthz(State(ctx): State<ApiContext>) -> Response {
+    match ctx.db.ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+        }
+    }
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"data": null, "errors": [{"message": message, "extensions": {"code": code}}]}))).into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+#[tracing::instrument(name = "graphql", skip_all, fields(workspace = tracing::field::Empty))]
+async fn graphql_handler(State(ctx): State<ApiContext>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+    let Some(key) = bearer(&headers) else {
+        return error_response(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, "missing 'Authorization: Bearer <api key>' header");
+    };
+    let principal = match auth::authenticate(&ctx.db, key).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return error_response(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, "the API key is unknown or revoked"),
+        Err(e) => {
+            tracing::error!(error = ?e, "authentication failed");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, "internal error");
+        }
+    };
+    tracing::Span::current().record("workspace", principal.workspace_id);
+    let ws = principal.workspace_id;
+    let request = loaders::attach(request.into_inner().data(principal), &ctx.db, ws);
+    let mut response = ctx.schema.execute(request).await;
+    // Errors from parsing and validating the query itself carry no code yet.
+    for e in &mut response.errors {
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", code::VALIDATION);
+        }
+    }
+    GraphQLResponse::from(response).into_response()
+}

@@ -1,0 +1,321 @@
+//! Realistic, deterministic synthetic data for demos and benchmarks.
+//!
+//! The same sizes always produce the same rows (a seeded generator), so a benchmark run
+//! is comparable with the last one. Rows are written in batched multi-row inserts.
+
+use crate::auth::Principal;
+use crate::clock;
+use crate::deals;
+use crate::error::Result;
+use crate::values::{ActivityKind, Direction, LifecycleStage, UserRole};
+use crate::workspaces::{self, NewWorkspace};
+use chrono::{Duration, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rapport_schema as s;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
+};
+use serde_json::json;
+
+/// How much data to make.
+#[derive(Clone, Debug)]
+pub struct DemoSize {
+    /// Contacts; the other counts default to multiples of this.
+    pub contacts: u64,
+    /// Companies.
+    pub companies: u64,
+    /// Deals.
+    pub deals: u64,
+    /// Activities.
+    pub activities: u64,
+}
+
+impl DemoSize {
+    /// Sizes derived from a contact count: a company per 10 contacts, a deal per 2,
+    /// 10 activities per contact.
+    pub fn for_contacts(contacts: u64) -> Self {
+        Self { contacts, companies: (contacts / 10).max(1), deals: contacts / 2, activities: contacts * 10 }
+    }
+
+    /// Rows in all, for a progress bar.
+    pub fn total(&self) -> u64 {
+        self.contacts + self.companies + self.deals + self.activities + self.contacts / 5 + self.contacts / 2
+    }
+}
+
+const FIRST: &[&str] = &["Ada", "Alan", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger", "Radia", "Tim", "Katherine", "John", "Hedy", "Niklaus", "Sophie", "Guido", "Anita", "Bjarne"];
+const LAST: &[&str] = &["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen", "Dijkstra", "Perlman", "Berners-Lee", "Johnson", "McCarthy", "Lamarr", "Wirth", "Wilson", "van Rossum", "Borg", "Stroustrup"];
+const INDUSTRIES: &[&str] = &["Software", "Retail", "Manufacturing", "Healthcare", "Finance", "Education", "Logistics", "Media"];
+const COUNTRIES: &[&str] = &["US", "GB", "DE", "FR", "NL", "SE", "ES", "CA", "AU", "JP"];
+const SOURCES: &[&str] = &["web", "referral", "event", "paid_search", "social", "outbound"];
+const TAGS: &[&str] = &["vip", "newsletter", "trial", "enterprise", "smb", "partner"];
+const ZONES: &[&str] = &["America/New_York", "Europe/London", "Europe/Berlin", "Asia/Tokyo", "Australia/Sydney", "UTC"];
+const PLANS: &[&str] = &["free", "pro", "enterprise"];
+const BATCH: usize = 500;
+
+fn pick<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
+    list[rng.random_range(0..list.len())]
+}
+
+async fn ids<E: crate::records::Record>(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<i64>> {
+    Ok(E::find()
+        .select_only()
+        .column(E::id_col())
+        .filter(E::workspace_col().eq(ws))
+        .order_by_asc(E::id_col())
+        .into_tuple::<i64>()
+        .all(db)
+        .await?)
+}
+
+/// Creates a workspace named `name` and fills it; `progress` is called with the number
+/// of rows written so far.
+pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress: &(dyn Fn(u64) + Sync)) -> Result<NewWorkspace> {
+    let created = workspaces::create(db, name).await?;
+    let ws = created.workspace.id;
+    let who = Principal::owner(ws);
+    let mut rng = StdRng::seed_from_u64(0x5241_5050);
+    let now = clock::now();
+    let mut done = 0u64;
+
+    // The team.
+    let team = crate::team::create_team(db, &who, "Sales").await?;
+    let mut users = Vec::new();
+    for (i, role) in [UserRole::Admin, UserRole::Manager, UserRole::Rep, UserRole::Rep, UserRole::Marketer].iter().enumerate() {
+        let u = s::user::ActiveModel {
+            workspace_id: Set(ws),
+            team_id: Set(Some(team.id)),
+            name: Set(format!("{} {}", FIRST[i], LAST[i + 5])),
+            email: Set(format!("user{i}@rapport.example")),
+            role: Set(role.as_str().to_string()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+        users.push(u.id);
+    }
+
+    // Companies.
+    let tx = db.begin().await?;
+    for chunk in (0..size.companies).collect::<Vec<_>>().chunks(BATCH) {
+        let rows = chunk.iter().map(|&i| s::company::ActiveModel {
+            workspace_id: Set(ws),
+            name: Set(format!("{} {}", pick(&mut rng, LAST), ["Labs", "Systems", "GmbH", "Inc", "Group"][(i % 5) as usize])),
+            domain: Set(Some(format!("company{i}.example"))),
+            industry: Set(Some(pick(&mut rng, INDUSTRIES).to_string())),
+            size: Set(Some(rng.random_range(2..5000))),
+            country: Set(Some(pick(&mut rng, COUNTRIES).to_string())),
+            owner_id: Set(Some(users[(i as usize) % users.len()])),
+            created_at: Set(now - Duration::days(rng.random_range(30..900))),
+            updated_at: Set(now),
+            ..Default::default()
+        });
+        s::company::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        done += chunk.len() as u64;
+        progress(done);
+    }
+    let companies = ids::<s::company::Entity>(&tx, ws).await?;
+
+    // Contacts.
+    let stages = LifecycleStage::ALL;
+    for chunk in (0..size.contacts).collect::<Vec<_>>().chunks(BATCH) {
+        let rows = chunk.iter().map(|&i| {
+            let first = pick(&mut rng, FIRST);
+            let last = pick(&mut rng, LAST);
+            let tag_count = rng.random_range(0..3);
+            let tags: Vec<&str> = (0..tag_count).map(|k| TAGS[(i as usize + k * 3) % TAGS.len()]).collect();
+            s::contact::ActiveModel {
+                workspace_id: Set(ws),
+                first_name: Set(first.to_string()),
+                last_name: Set(last.to_string()),
+                email: Set(Some(format!("{}.{}.{i}@example.com", first.to_lowercase(), last.to_lowercase().replace(' ', "")))),
+                other_emails: Set(json!([])),
+                phone: Set(Some(format!("+1 555 {:07}", i))),
+                phone_normalized: Set(Some(format!("+1555{:07}", i))),
+                company_id: Set(Some(companies[rng.random_range(0..companies.len())])),
+                owner_id: Set(Some(users[(i as usize) % users.len()])),
+                lifecycle_stage: Set(stages[rng.random_range(0..stages.len())].as_str().to_string()),
+                source: Set(Some(pick(&mut rng, SOURCES).to_string())),
+                tags: Set(json!(tags)),
+                attributes: Set(json!({"plan": PLANS[(i % 3) as usize], "seats": rng.random_range(1..200)})),
+                timezone: Set(Some(pick(&mut rng, ZONES).to_string())),
+                merged_into_id: Set(None),
+                created_at: Set(now - Duration::minutes(rng.random_range(60..500_000))),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+        });
+        s::contact::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        done += chunk.len() as u64;
+        progress(done);
+    }
+    let contacts = ids::<s::contact::Entity>(&tx, ws).await?;
+    // Tag rows mirror the JSON lists.
+    let tagged: Vec<(i64, serde_json::Value)> = s::contact::Entity::find()
+        .select_only()
+        .column(s::contact::Column::Id)
+        .column(s::contact::Column::Tags)
+        .filter(s::contact::Column::WorkspaceId.eq(ws))
+        .into_tuple()
+        .all(&tx)
+        .await?;
+    let mut tag_rows = Vec::new();
+    for (id, tags) in tagged {
+        for t in tags.as_array().into_iter().flatten().filter_map(|t| t.as_str()) {
+            tag_rows.push(s::contact_tag::ActiveModel { contact_id: Set(id), tag: Set(t.to_string()), workspace_id: Set(ws) });
+        }
+    }
+    for chunk in tag_rows.chunks(BATCH) {
+        s::contact_tag::Entity::insert_many(chunk.to_vec()).exec_without_returning(&tx).await?;
+    }
+    tx.commit().await?;
+
+    // Deals with their stage history.
+    let pipeline = s::pipeline::Entity::find().filter(s::pipeline::Column::WorkspaceId.eq(ws)).one(db).await?.expect("workspace has a pipeline");
+    let stage_rows = deals::stages_of(db, ws, pipeline.id).await?;
+    let tx = db.begin().await?;
+    for chunk in (0..size.deals).collect::<Vec<_>>().chunks(BATCH) {
+        let rows = chunk.iter().map(|&i| {
+            let stage = &stage_rows[rng.random_range(0..stage_rows.len())];
+            let status = if stage.is_won { "won" } else if stage.is_lost { "lost" } else { "open" };
+            let created = now - Duration::days(rng.random_range(1..400));
+            s::deal::ActiveModel {
+                workspace_id: Set(ws),
+                name: Set(format!("Deal {i}")),
+                contact_id: Set(Some(contacts[rng.random_range(0..contacts.len())])),
+                company_id: Set(Some(companies[rng.random_range(0..companies.len())])),
+                pipeline_id: Set(pipeline.id),
+                stage_id: Set(stage.id),
+                amount_minor: Set(rng.random_range(10..5000) * 10_000),
+                currency: Set("USD".into()),
+                expected_close_date: Set(Some((now + Duration::days(rng.random_range(-60..180))).date_naive())),
+                owner_id: Set(Some(users[(i as usize) % users.len()])),
+                status: Set(status.into()),
+                lost_reason: Set(stage.is_lost.then(|| "price".to_string())),
+                competitor: Set(None),
+                closed_at: Set((status != "open").then_some(created + Duration::days(30))),
+                created_at: Set(created),
+                updated_at: Set(now),
+                deleted_at: Set(None),
+                ..Default::default()
+            }
+        });
+        s::deal::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        done += chunk.len() as u64;
+        progress(done);
+    }
+    let deal_rows: Vec<(i64, i64, chrono::DateTime<Utc>)> = s::deal::Entity::find()
+        .select_only()
+        .column(s::deal::Column::Id)
+        .column(s::deal::Column::StageId)
+        .column(s::deal::Column::CreatedAt)
+        .filter(s::deal::Column::WorkspaceId.eq(ws))
+        .into_tuple()
+        .all(&tx)
+        .await?;
+    for chunk in deal_rows.chunks(BATCH) {
+        let rows = chunk.iter().map(|(id, stage, created)| s::deal_stage_change::ActiveModel {
+            workspace_id: Set(ws),
+            deal_id: Set(*id),
+            from_stage_id: Set(None),
+            to_stage_id: Set(*stage),
+            moved_at: Set(*created),
+            moved_by_key_id: Set(None),
+            moved_by_user_id: Set(None),
+            ..Default::default()
+        });
+        s::deal_stage_change::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+    }
+    tx.commit().await?;
+
+    // Activities, in several transactions so a large seed does not hold one forever.
+    let kinds = ActivityKind::ALL;
+    let mut written = 0u64;
+    while written < size.activities {
+        let tx = db.begin().await?;
+        let end = (written + 20 * BATCH as u64).min(size.activities);
+        for chunk in (written..end).collect::<Vec<_>>().chunks(BATCH) {
+            let rows = chunk.iter().map(|&i| {
+                let kind = kinds[rng.random_range(0..kinds.len())];
+                s::activity::ActiveModel {
+                    workspace_id: Set(ws),
+                    kind: Set(kind.as_str().to_string()),
+                    direction: Set(Some(if rng.random_bool(0.5) { Direction::Inbound } else { Direction::Outbound }.as_str().to_string())),
+                    subject: Set(Some(format!("{} #{i}", kind.as_str()))),
+                    body: Set(Some("Talked about next steps.".into())),
+                    occurred_at: Set(now - Duration::minutes(rng.random_range(1..500_000))),
+                    contact_id: Set(Some(contacts[(i as usize) % contacts.len()])),
+                    deal_id: Set(None),
+                    author_id: Set(Some(users[(i as usize) % users.len()])),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    deleted_at: Set(None),
+                    ..Default::default()
+                }
+            });
+            s::activity::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+            done += chunk.len() as u64;
+            progress(done);
+        }
+        tx.commit().await?;
+        written = end;
+    }
+
+    // Tasks and orders.
+    let tx = db.begin().await?;
+    let product = crate::commerce::create_product(&tx, &who, crate::commerce::ProductInput { sku: Some("PRO-1".into()), name: Some("Pro plan".into()), price: Some(49.0), ..Default::default() }).await?;
+    for chunk in (0..size.contacts / 5).collect::<Vec<_>>().chunks(BATCH) {
+        let rows = chunk.iter().map(|&i| s::task::ActiveModel {
+            workspace_id: Set(ws),
+            title: Set(format!("Follow up #{i}")),
+            due_at: Set(Some(now + Duration::days(rng.random_range(-10..30)))),
+            status: Set(if i % 3 == 0 { "done" } else { "open" }.into()),
+            assignee_id: Set(Some(users[(i as usize) % users.len()])),
+            contact_id: Set(Some(contacts[(i as usize * 5) % contacts.len()])),
+            deal_id: Set(None),
+            completed_at: Set(None),
+            created_at: Set(now - Duration::days(rng.random_range(0..60))),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+            ..Default::default()
+        });
+        s::task::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        done += chunk.len() as u64;
+        progress(done);
+    }
+    for chunk in (0..size.contacts / 2).collect::<Vec<_>>().chunks(BATCH) {
+        let rows = chunk.iter().map(|&i| s::order::ActiveModel {
+            workspace_id: Set(ws),
+            contact_id: Set(contacts[(i as usize * 2) % contacts.len()]),
+            placed_at: Set(now - Duration::days(rng.random_range(0..365))),
+            status: Set("paid".into()),
+            currency: Set("USD".into()),
+            total_minor: Set(product.price_minor),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+            ..Default::default()
+        });
+        s::order::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        done += chunk.len() as u64;
+        progress(done);
+    }
+    let orders = ids::<s::order::Entity>(&tx, ws).await?;
+    for chunk in orders.chunks(BATCH) {
+        let rows = chunk.iter().map(|&o| s::order_line::ActiveModel {
+            workspace_id: Set(ws),
+            order_id: Set(o),
+            product_id: Set(Some(product.id)),
+            quantity: Set(1),
+            unit_price_minor: Set(product.price_minor),
+            ..Default::default()
+        });
+        s::order_line::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+    }
+    tx.commit().await?;
+    Ok(created)
+}
