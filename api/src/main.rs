@@ -15,7 +15,12 @@ struct Cli {
     #[arg(long, global = true, env = "RAPPORT_DATABASE_URL", default_value = db::DEFAULT_DATABASE_URL)]
     database_url: String,
     /// Connections in the database pool.
-    #[arg(long, global = true, env = "RAPPORT_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        global = true,
+        env = "RAPPORT_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
     max_connections: u32,
     #[command(subcommand)]
     command: Command,
@@ -82,7 +87,9 @@ enum ApiKeyCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -90,19 +97,31 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", rapport_api::graphql::sdl());
         return Ok(());
     }
-    let conn = db::connect(&cli.database_url, cli.max_connections).await.context("connecting to the database")?;
+    let conn = db::connect(&cli.database_url, cli.max_connections)
+        .await
+        .context("connecting to the database")?;
     db::migrate(&conn).await.context("migrating the database")?;
     match cli.command {
         Command::Schema | Command::Migrate => tracing::info!("database is up to date"),
-        Command::Serve { addr, demo, demo_contacts } => {
+        Command::Serve {
+            addr,
+            demo,
+            demo_contacts,
+        } => {
             if demo {
                 let key = seed(&conn, "Demo", demo::DemoSize::for_contacts(demo_contacts)).await?;
-                eprintln!("Demo workspace ready. Try:\n  curl -s http://{addr}/graphql -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"query\":\"{{ contacts(first: 3) {{ totalCount edges {{ node {{ name email company {{ name }} }} }} }} }}\"}}'");
+                eprintln!(
+                    "Demo workspace ready. Try:\n  curl -s http://{addr}/graphql -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"query\":\"{{ contacts(first: 3) {{ totalCount edges {{ node {{ name email company {{ name }} }} }} }} }}\"}}'"
+                );
                 println!("{key}");
             }
             serve(conn, addr).await?;
         }
-        Command::Demo { contacts, activities, name } => {
+        Command::Demo {
+            contacts,
+            activities,
+            name,
+        } => {
             let mut size = demo::DemoSize::for_contacts(contacts);
             if let Some(a) = activities {
                 size.activities = a;
@@ -115,19 +134,35 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn seed(conn: &sea_orm::DatabaseConnection, name: &str, size: demo::DemoSize) -> anyhow::Result<String> {
+async fn seed(
+    conn: &sea_orm::DatabaseConnection,
+    name: &str,
+    size: demo::DemoSize,
+) -> anyhow::Result<String> {
     let bar = ProgressBar::new(size.total());
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})")
+            .expect("valid template"),
+    );
     bar.set_message("seeding");
-    let created = demo::seed(conn, name, &size, &|n| bar.set_position(n)).await.context("seeding demo data")?;
+    let created = demo::seed(conn, name, &size, &|n| bar.set_position(n))
+        .await
+        .context("seeding demo data")?;
     bar.finish_and_clear();
-    eprintln!("workspace {} ({}) seeded with {} contacts", created.workspace.id, created.workspace.name, size.contacts);
+    eprintln!(
+        "workspace {} ({}) seeded with {} contacts",
+        created.workspace.id, created.workspace.name, size.contacts
+    );
     Ok(created.key.key)
 }
 
 async fn api_key(conn: &sea_orm::DatabaseConnection, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     match cmd {
-        ApiKeyCommand::Create { workspace, name, scopes } => {
+        ApiKeyCommand::Create {
+            workspace,
+            name,
+            scopes,
+        } => {
             let scopes = auth::parse_scopes("scopes", &scopes)?;
             let ws = match workspace {
                 Some(ws) => ws,
@@ -138,15 +173,28 @@ async fn api_key(conn: &sea_orm::DatabaseConnection, cmd: ApiKeyCommand) -> anyh
                 }
             };
             use sea_orm::EntityTrait;
-            rapport_schema::workspace::Entity::find_by_id(ws).one(conn).await?.with_context(|| format!("workspace {ws} does not exist"))?;
+            rapport_schema::workspace::Entity::find_by_id(ws)
+                .one(conn)
+                .await?
+                .with_context(|| format!("workspace {ws} does not exist"))?;
             let issued = auth::create_key(conn, ws, &name, &scopes).await?;
             println!("{}", issued.key);
         }
         ApiKeyCommand::List { workspace } => {
             for k in auth::list_keys(conn, workspace).await? {
-                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                let used = k.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into());
-                println!("{}\trk_{}_…\t{}\t{}\t{state}\tlast used {used}", k.id, k.prefix, k.name, k.scopes);
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                let used = k
+                    .last_used_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into());
+                println!(
+                    "{}\trk_{}_…\t{}\t{}\t{state}\tlast used {used}",
+                    k.id, k.prefix, k.name, k.scopes
+                );
             }
         }
         ApiKeyCommand::Revoke { key } => {
@@ -158,7 +206,9 @@ async fn api_key(conn: &sea_orm::DatabaseConnection, cmd: ApiKeyCommand) -> anyh
 }
 
 async fn serve(conn: sea_orm::DatabaseConnection, addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving GraphQL at /graphql");
     axum::serve(listener, rapport_api::server::router(conn.clone()))
         .with_graceful_shutdown(shutdown_signal())

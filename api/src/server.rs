@@ -1,6 +1,7 @@
 //! The HTTP server: GraphQL (with GraphiQL), health, authentication.
 
 use crate::error::code;
+use crate::graphql::batching::Dispatcher;
 use crate::graphql::{self, RapportSchema, loaders};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -23,7 +24,10 @@ pub struct ApiContext {
 
 /// The router over `db`.
 pub fn router(db: DatabaseConnection) -> Router {
-    let ctx = ApiContext { schema: graphql::build(db.clone()), db };
+    let ctx = ApiContext {
+        schema: graphql::build(db.clone()),
+        db,
+    };
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_handler))
         .route("/healthz", get(healthz))
@@ -40,13 +44,21 @@ async fn healthz(State(ctx): State<ApiContext>) -> Response {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
         }
     }
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"data": null, "errors": [{"message": message, "extensions": {"code": code}}]}))).into_response()
+    (
+        status,
+        Json(json!({"data": null, "errors": [{"message": message, "extensions": {"code": code}}]})),
+    )
+        .into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -56,22 +68,46 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 #[tracing::instrument(name = "graphql", skip_all, fields(workspace = tracing::field::Empty))]
-async fn graphql_handler(State(ctx): State<ApiContext>, headers: HeaderMap, request: GraphQLRequest) -> Response {
+async fn graphql_handler(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
     let Some(key) = bearer(&headers) else {
-        return error_response(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, "missing 'Authorization: Bearer <api key>' header");
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            code::UNAUTHENTICATED,
+            "missing 'Authorization: Bearer <api key>' header",
+        );
     };
     let principal = match auth::authenticate(&ctx.db, key).await {
         Ok(Some(p)) => p,
-        Ok(None) => return error_response(StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED, "the API key is unknown or revoked"),
+        Ok(None) => {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                code::UNAUTHENTICATED,
+                "the API key is unknown or revoked",
+            );
+        }
         Err(e) => {
             tracing::error!(error = ?e, "authentication failed");
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, "internal error");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL,
+                "internal error",
+            );
         }
     };
     tracing::Span::current().record("workspace", principal.workspace_id);
     let ws = principal.workspace_id;
-    let request = loaders::attach(request.into_inner().data(principal), &ctx.db, ws);
-    let mut response = ctx.schema.execute(request).await;
+    let dispatcher = Dispatcher::default();
+    let request = loaders::attach(
+        request.into_inner().data(principal),
+        &dispatcher,
+        &ctx.db,
+        ws,
+    );
+    let mut response = dispatcher.drive(ctx.schema.execute(request)).await;
     // Errors from parsing and validating the query itself carry no code yet.
     for e in &mut response.errors {
         let ext = e.extensions.get_or_insert_with(Default::default);

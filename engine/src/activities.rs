@@ -39,7 +39,12 @@ where
     }
 }
 
-async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut activity::ActiveModel, input: ActivityInput) -> Result<()> {
+async fn apply(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    am: &mut activity::ActiveModel,
+    input: ActivityInput,
+) -> Result<()> {
     if let Patch::Set(id) = input.contact_id {
         records::ensure_exists::<contact::Entity>(db, ws, id).await?;
     }
@@ -52,12 +57,24 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut activity::ActiveMode
     if let Some(k) = input.kind {
         am.kind = Set(k.as_str().to_string());
     }
-    set_patch(&mut am.direction, input.direction.parse(|d| Ok(d.as_str().to_string()))?);
-    set_patch(&mut am.subject, input.subject.parse(|s| Text::parse("subject", &s, 500).map(Text::into_string))?);
+    set_patch(
+        &mut am.direction,
+        input.direction.parse(|d| Ok(d.as_str().to_string()))?,
+    );
+    set_patch(
+        &mut am.subject,
+        input
+            .subject
+            .parse(|s| Text::parse("subject", &s, 500).map(Text::into_string))?,
+    );
     set_patch(
         &mut am.body,
         input.body.parse(|b| {
-            if b.len() > 1_000_000 { Err(EngineError::invalid("body", "must be at most 1 MB")) } else { Ok(b) }
+            if b.len() > 1_000_000 {
+                Err(EngineError::invalid("body", "must be at most 1 MB"))
+            } else {
+                Ok(b)
+            }
         })?,
     );
     if let Some(t) = input.occurred_at {
@@ -71,7 +88,11 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut activity::ActiveMode
 }
 
 /// Logs an activity.
-pub async fn create(db: &impl ConnectionTrait, who: &Principal, input: ActivityInput) -> Result<activity::Model> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    input: ActivityInput,
+) -> Result<activity::Model> {
     if input.kind.is_none() {
         return Err(EngineError::invalid("kind", "is required"));
     }
@@ -93,8 +114,15 @@ pub async fn create(db: &impl ConnectionTrait, who: &Principal, input: ActivityI
 }
 
 /// Changes the given fields of an activity.
-pub async fn update(db: &impl ConnectionTrait, who: &Principal, id: i64, input: ActivityInput) -> Result<activity::Model> {
-    let mut am: activity::ActiveModel = records::get::<activity::Entity>(db, who.workspace_id, id).await?.into();
+pub async fn update(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    id: i64,
+    input: ActivityInput,
+) -> Result<activity::Model> {
+    let mut am: activity::ActiveModel = records::get::<activity::Entity>(db, who.workspace_id, id)
+        .await?
+        .into();
     apply(db, who.workspace_id, &mut am, input).await?;
     Ok(am.update(db).await?)
 }

@@ -10,7 +10,9 @@ use crate::error::{EngineError, Result};
 use crate::values::{Scope, Text};
 use rand::RngCore;
 use rapport_schema::api_key;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use sha2::{Digest, Sha256};
 
 /// Who is calling: the workspace every query is scoped to and what the key may do.
@@ -27,7 +29,11 @@ pub struct Principal {
 impl Principal {
     /// A principal with every scope, for the command line acting on a workspace it created.
     pub fn owner(workspace_id: i64) -> Self {
-        Self { workspace_id, key_id: None, scopes: Scope::ALL.to_vec() }
+        Self {
+            workspace_id,
+            key_id: None,
+            scopes: Scope::ALL.to_vec(),
+        }
     }
 
     /// Whether the key carries `scope`; `admin` implies `write`, and `write` implies `read`.
@@ -45,7 +51,9 @@ impl Principal {
         if self.can(scope) {
             Ok(())
         } else {
-            Err(EngineError::Forbidden(format!("this API key lacks the '{scope}' scope")))
+            Err(EngineError::Forbidden(format!(
+                "this API key lacks the '{scope}' scope"
+            )))
         }
     }
 }
@@ -68,7 +76,10 @@ pub fn parse_scopes(field: &str, raw: &str) -> Result<Vec<Scope>> {
         }
     }
     if scopes.is_empty() {
-        return Err(EngineError::invalid(field, "at least one scope is needed (read, write, admin)"));
+        return Err(EngineError::invalid(
+            field,
+            "at least one scope is needed (read, write, admin)",
+        ));
     }
     Ok(scopes)
 }
@@ -85,10 +96,18 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Creates a key for `workspace_id` with `scopes`.
-pub async fn create_key(db: &impl ConnectionTrait, workspace_id: i64, name: &str, scopes: &[Scope]) -> Result<IssuedKey> {
+pub async fn create_key(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    name: &str,
+    scopes: &[Scope],
+) -> Result<IssuedKey> {
     let name = Text::parse("name", name, 100)?.into_string();
     if scopes.is_empty() {
-        return Err(EngineError::invalid("scopes", "at least one scope is needed (read, write, admin)"));
+        return Err(EngineError::invalid(
+            "scopes",
+            "at least one scope is needed (read, write, admin)",
+        ));
     }
     let prefix = random_hex(6);
     let key = format!("rk_{prefix}_{}", random_hex(24));
@@ -97,7 +116,11 @@ pub async fn create_key(db: &impl ConnectionTrait, workspace_id: i64, name: &str
         name: Set(name),
         prefix: Set(prefix),
         hash: Set(hash(&key)),
-        scopes: Set(scopes.iter().map(Scope::as_str).collect::<Vec<_>>().join(",")),
+        scopes: Set(scopes
+            .iter()
+            .map(Scope::as_str)
+            .collect::<Vec<_>>()
+            .join(",")),
         created_at: Set(clock::now()),
         ..Default::default()
     }
@@ -111,25 +134,49 @@ pub async fn create_key(db: &impl ConnectionTrait, workspace_id: i64, name: &str
 /// `last_used_at` is written at most once a minute per key, so reads do not turn into
 /// writes under load.
 pub async fn authenticate(db: &impl ConnectionTrait, presented: &str) -> Result<Option<Principal>> {
-    let Some(prefix) = presented.strip_prefix("rk_").and_then(|rest| rest.split_once('_')).map(|(p, _)| p) else {
+    let Some(prefix) = presented
+        .strip_prefix("rk_")
+        .and_then(|rest| rest.split_once('_'))
+        .map(|(p, _)| p)
+    else {
         return Ok(None);
     };
-    let Some(row) = api_key::Entity::find().filter(api_key::Column::Prefix.eq(prefix)).one(db).await? else {
+    let Some(row) = api_key::Entity::find()
+        .filter(api_key::Column::Prefix.eq(prefix))
+        .one(db)
+        .await?
+    else {
         return Ok(None);
     };
-    if row.revoked_at.is_some() || !constant_time_eq(hash(presented).as_bytes(), row.hash.as_bytes()) {
+    if row.revoked_at.is_some()
+        || !constant_time_eq(hash(presented).as_bytes(), row.hash.as_bytes())
+    {
         return Ok(None);
     }
     let now = clock::now();
-    if row.last_used_at.is_none_or(|t| now - t > chrono::Duration::seconds(60)) {
+    if row
+        .last_used_at
+        .is_none_or(|t| now - t > chrono::Duration::seconds(60))
+    {
         api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                api_key::Column::LastUsedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(api_key::Column::Id.eq(row.id))
             .exec(db)
             .await?;
     }
-    let scopes = row.scopes.split(',').filter_map(|s| Scope::parse("scopes", s).ok()).collect();
-    Ok(Some(Principal { workspace_id: row.workspace_id, key_id: Some(row.id), scopes }))
+    let scopes = row
+        .scopes
+        .split(',')
+        .filter_map(|s| Scope::parse("scopes", s).ok())
+        .collect();
+    Ok(Some(Principal {
+        workspace_id: row.workspace_id,
+        key_id: Some(row.id),
+        scopes,
+    }))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -137,7 +184,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The workspace's keys, newest first (hashes included; callers show only the prefix).
-pub async fn list_keys(db: &impl ConnectionTrait, workspace_id: i64) -> Result<Vec<api_key::Model>> {
+pub async fn list_keys(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+) -> Result<Vec<api_key::Model>> {
     Ok(api_key::Entity::find()
         .filter(api_key::Column::WorkspaceId.eq(workspace_id))
         .order_by_desc(api_key::Column::Id)
@@ -146,7 +196,11 @@ pub async fn list_keys(db: &impl ConnectionTrait, workspace_id: i64) -> Result<V
 }
 
 /// Revokes a key of the workspace, by id or by prefix. Revoking twice is harmless.
-pub async fn revoke_key(db: &impl ConnectionTrait, workspace_id: Option<i64>, id_or_prefix: &str) -> Result<api_key::Model> {
+pub async fn revoke_key(
+    db: &impl ConnectionTrait,
+    workspace_id: Option<i64>,
+    id_or_prefix: &str,
+) -> Result<api_key::Model> {
     let mut query = api_key::Entity::find();
     query = match id_or_prefix.parse::<i64>() {
         Ok(id) => query.filter(api_key::Column::Id.eq(id)),
@@ -155,7 +209,10 @@ pub async fn revoke_key(db: &impl ConnectionTrait, workspace_id: Option<i64>, id
     if let Some(ws) = workspace_id {
         query = query.filter(api_key::Column::WorkspaceId.eq(ws));
     }
-    let row = query.one(db).await?.ok_or_else(|| EngineError::not_found("ApiKey", id_or_prefix))?;
+    let row = query
+        .one(db)
+        .await?
+        .ok_or_else(|| EngineError::not_found("ApiKey", id_or_prefix))?;
     if row.revoked_at.is_some() {
         return Ok(row);
     }
@@ -170,9 +227,17 @@ mod tests {
 
     #[test]
     fn scopes_imply_lower_ones() {
-        let admin = Principal { workspace_id: 1, key_id: None, scopes: vec![Scope::Admin] };
+        let admin = Principal {
+            workspace_id: 1,
+            key_id: None,
+            scopes: vec![Scope::Admin],
+        };
         assert!(admin.can(Scope::Read) && admin.can(Scope::Write));
-        let read = Principal { workspace_id: 1, key_id: None, scopes: vec![Scope::Read] };
+        let read = Principal {
+            workspace_id: 1,
+            key_id: None,
+            scopes: vec![Scope::Read],
+        };
         assert!(read.can(Scope::Read) && !read.can(Scope::Write));
         assert!(parse_scopes("s", "read, write").unwrap().len() == 2);
         assert!(parse_scopes("s", "").is_err());

@@ -8,7 +8,8 @@ use crate::values::{Currency, Money, OrderStatus, Patch, Text};
 use chrono::{DateTime, Utc};
 use rapport_schema::{contact, order, order_line, product};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
 };
 
 /// Fields of a product as a client sends them; on update, absent fields are kept.
@@ -27,7 +28,11 @@ pub struct ProductInput {
 }
 
 /// Creates a product.
-pub async fn create_product(db: &impl ConnectionTrait, who: &Principal, input: ProductInput) -> Result<product::Model> {
+pub async fn create_product(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    input: ProductInput,
+) -> Result<product::Model> {
     let now = clock::now();
     let am = product::ActiveModel {
         workspace_id: Set(who.workspace_id),
@@ -36,16 +41,31 @@ pub async fn create_product(db: &impl ConnectionTrait, who: &Principal, input: P
         ..Default::default()
     };
     if input.sku.is_none() || input.name.is_none() {
-        return Err(EngineError::invalid(if input.sku.is_none() { "sku" } else { "name" }, "is required"));
+        return Err(EngineError::invalid(
+            if input.sku.is_none() { "sku" } else { "name" },
+            "is required",
+        ));
     }
     save_product(db, who.workspace_id, am, input, None).await
 }
 
 /// Changes the given fields of a product.
-pub async fn update_product(db: &impl ConnectionTrait, who: &Principal, id: i64, input: ProductInput) -> Result<product::Model> {
+pub async fn update_product(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    id: i64,
+    input: ProductInput,
+) -> Result<product::Model> {
     let current = records::get::<product::Entity>(db, who.workspace_id, id).await?;
     let currency = current.currency.clone();
-    save_product(db, who.workspace_id, current.into(), input, Some((id, currency))).await
+    save_product(
+        db,
+        who.workspace_id,
+        current.into(),
+        input,
+        Some((id, currency)),
+    )
+    .await
 }
 
 async fn save_product(
@@ -57,34 +77,53 @@ async fn save_product(
 ) -> Result<product::Model> {
     if let Some(sku) = input.sku {
         let sku = Text::parse("sku", &sku, 64)?.into_string();
-        let mut clash = product::Entity::find().filter(product::Column::WorkspaceId.eq(ws)).filter(product::Column::Sku.eq(sku.clone()));
+        let mut clash = product::Entity::find()
+            .filter(product::Column::WorkspaceId.eq(ws))
+            .filter(product::Column::Sku.eq(sku.clone()));
         if let Some((id, _)) = &existing {
             clash = clash.filter(product::Column::Id.ne(*id));
         }
         if let Some(other) = clash.one(db).await? {
-            return Err(EngineError::Conflict(format!("product {} already has the SKU {sku}", other.id)));
+            return Err(EngineError::Conflict(format!(
+                "product {} already has the SKU {sku}",
+                other.id
+            )));
         }
         am.sku = Set(sku);
     }
     if let Some(n) = input.name {
         am.name = Set(Text::parse("name", &n, 200)?.into_string());
     }
-    if let Some(c) = input.category.parse(|c| Text::parse("category", &c, 100).map(Text::into_string))?.into_change() {
+    if let Some(c) = input
+        .category
+        .parse(|c| Text::parse("category", &c, 100).map(Text::into_string))?
+        .into_change()
+    {
         am.category = Set(c);
     }
     let old_currency = existing.as_ref().map(|(_, c)| c.as_str()).unwrap_or("USD");
-    let currency = Currency::parse("currency", input.currency.as_deref().unwrap_or(old_currency))?;
+    let currency = Currency::parse(
+        "currency",
+        input.currency.as_deref().unwrap_or(old_currency),
+    )?;
     match input.price {
         Some(p) => am.price_minor = Set(Money::parse("price", p, currency)?.minor),
         None if existing.is_none() => return Err(EngineError::invalid("price", "is required")),
         None if currency.code() != old_currency => {
-            return Err(EngineError::invalid("currency", "changing the currency needs the price in the new currency"));
+            return Err(EngineError::invalid(
+                "currency",
+                "changing the currency needs the price in the new currency",
+            ));
         }
         None => {}
     }
     am.currency = Set(currency.code().to_string());
     am.updated_at = Set(clock::now());
-    Ok(if existing.is_some() { am.update(db).await? } else { am.insert(db).await? })
+    Ok(if existing.is_some() {
+        am.update(db).await?
+    } else {
+        am.insert(db).await?
+    })
 }
 
 /// One line of a new order.
@@ -114,14 +153,24 @@ pub struct OrderInput {
 }
 
 /// Records an order with its lines; the total is the sum of the lines.
-pub async fn create_order(db: &DatabaseConnection, who: &Principal, input: OrderInput) -> Result<order::Model> {
+pub async fn create_order(
+    db: &DatabaseConnection,
+    who: &Principal,
+    input: OrderInput,
+) -> Result<order::Model> {
     let ws = who.workspace_id;
     let currency = Currency::parse("currency", input.currency.as_deref().unwrap_or("USD"))?;
     if input.lines.is_empty() {
-        return Err(EngineError::invalid("lines", "an order needs at least one line"));
+        return Err(EngineError::invalid(
+            "lines",
+            "an order needs at least one line",
+        ));
     }
     if input.lines.len() > 1000 {
-        return Err(EngineError::invalid("lines", "at most 1000 lines per order"));
+        return Err(EngineError::invalid(
+            "lines",
+            "at most 1000 lines per order",
+        ));
     }
     let tx = db.begin().await?;
     records::ensure_exists::<contact::Entity>(&tx, ws, input.contact_id).await?;
@@ -129,7 +178,10 @@ pub async fn create_order(db: &DatabaseConnection, who: &Principal, input: Order
     let mut total: i64 = 0;
     for (i, l) in input.lines.iter().enumerate() {
         if l.quantity < 1 {
-            return Err(EngineError::invalid(format!("lines[{i}].quantity"), "must be at least 1"));
+            return Err(EngineError::invalid(
+                format!("lines[{i}].quantity"),
+                "must be at least 1",
+            ));
         }
         let unit_minor = match (l.unit_price, l.product_id) {
             (Some(p), _) => Money::parse(&format!("lines[{i}].unitPrice"), p, currency)?.minor,
@@ -138,12 +190,21 @@ pub async fn create_order(db: &DatabaseConnection, who: &Principal, input: Order
                 if p.currency != currency.code() {
                     return Err(EngineError::invalid(
                         format!("lines[{i}].unitPrice"),
-                        format!("product {pid} is priced in {}; give the price in {}", p.currency, currency.code()),
+                        format!(
+                            "product {pid} is priced in {}; give the price in {}",
+                            p.currency,
+                            currency.code()
+                        ),
                     ));
                 }
                 p.price_minor
             }
-            (None, None) => return Err(EngineError::invalid(format!("lines[{i}]"), "needs a productId or a unitPrice")),
+            (None, None) => {
+                return Err(EngineError::invalid(
+                    format!("lines[{i}]"),
+                    "needs a productId or a unitPrice",
+                ));
+            }
         };
         if let Some(pid) = l.product_id {
             records::ensure_exists::<product::Entity>(&tx, ws, pid).await?;
@@ -159,7 +220,11 @@ pub async fn create_order(db: &DatabaseConnection, who: &Principal, input: Order
         workspace_id: Set(ws),
         contact_id: Set(input.contact_id),
         placed_at: Set(input.placed_at.unwrap_or(now)),
-        status: Set(input.status.unwrap_or(OrderStatus::Paid).as_str().to_string()),
+        status: Set(input
+            .status
+            .unwrap_or(OrderStatus::Paid)
+            .as_str()
+            .to_string()),
         currency: Set(currency.code().to_string()),
         total_minor: Set(total),
         created_at: Set(now),
@@ -168,13 +233,15 @@ pub async fn create_order(db: &DatabaseConnection, who: &Principal, input: Order
     }
     .insert(&tx)
     .await?;
-    order_line::Entity::insert_many(lines.into_iter().map(|(product_id, quantity, unit)| order_line::ActiveModel {
-        workspace_id: Set(ws),
-        order_id: Set(saved.id),
-        product_id: Set(product_id),
-        quantity: Set(quantity),
-        unit_price_minor: Set(unit),
-        ..Default::default()
+    order_line::Entity::insert_many(lines.into_iter().map(|(product_id, quantity, unit)| {
+        order_line::ActiveModel {
+            workspace_id: Set(ws),
+            order_id: Set(saved.id),
+            product_id: Set(product_id),
+            quantity: Set(quantity),
+            unit_price_minor: Set(unit),
+            ..Default::default()
+        }
     }))
     .exec_without_returning(&tx)
     .await?;
@@ -183,8 +250,15 @@ pub async fn create_order(db: &DatabaseConnection, who: &Principal, input: Order
 }
 
 /// Changes an order's status (the lines of a placed order do not change).
-pub async fn set_order_status(db: &impl ConnectionTrait, who: &Principal, id: i64, status: OrderStatus) -> Result<order::Model> {
-    let mut am: order::ActiveModel = records::get::<order::Entity>(db, who.workspace_id, id).await?.into();
+pub async fn set_order_status(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    id: i64,
+    status: OrderStatus,
+) -> Result<order::Model> {
+    let mut am: order::ActiveModel = records::get::<order::Entity>(db, who.workspace_id, id)
+        .await?
+        .into();
     am.status = Set(status.as_str().to_string());
     am.updated_at = Set(clock::now());
     Ok(am.update(db).await?)

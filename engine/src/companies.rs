@@ -7,8 +7,8 @@ use crate::records;
 use crate::values::{CountryCode, Domain, Patch, Text};
 use rapport_schema::{company, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -42,11 +42,22 @@ struct Parsed {
 }
 
 fn parse(input: CompanyInput, field: &str) -> Result<Parsed> {
-    let f = |name: &str| if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+    let f = |name: &str| {
+        if field.is_empty() {
+            name.to_string()
+        } else {
+            format!("{field}.{name}")
+        }
+    };
     Ok(Parsed {
-        name: input.name.map(|n| Text::parse(&f("name"), &n, 200).map(Text::into_string)).transpose()?,
+        name: input
+            .name
+            .map(|n| Text::parse(&f("name"), &n, 200).map(Text::into_string))
+            .transpose()?,
         domain: input.domain.parse(|d| Domain::parse(&f("domain"), &d))?,
-        industry: input.industry.parse(|s| Text::parse(&f("industry"), &s, 100).map(Text::into_string))?,
+        industry: input
+            .industry
+            .parse(|s| Text::parse(&f("industry"), &s, 100).map(Text::into_string))?,
         size: input.size.parse(|n| {
             if n < 0 {
                 Err(EngineError::invalid(f("size"), "must not be negative"))
@@ -54,7 +65,9 @@ fn parse(input: CompanyInput, field: &str) -> Result<Parsed> {
                 Ok(n)
             }
         })?,
-        country: input.country.parse(|c| CountryCode::parse(&f("country"), &c))?,
+        country: input
+            .country
+            .parse(|c| CountryCode::parse(&f("country"), &c))?,
         owner_id: input.owner_id,
     })
 }
@@ -68,7 +81,12 @@ where
     }
 }
 
-async fn ensure_domain_free(db: &impl ConnectionTrait, ws: i64, domain: &Domain, except: Option<i64>) -> Result<()> {
+async fn ensure_domain_free(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    domain: &Domain,
+    except: Option<i64>,
+) -> Result<()> {
     let mut q = company::Entity::find()
         .filter(company::Column::WorkspaceId.eq(ws))
         .filter(company::Column::Domain.eq(domain.as_str()));
@@ -76,41 +94,73 @@ async fn ensure_domain_free(db: &impl ConnectionTrait, ws: i64, domain: &Domain,
         q = q.filter(company::Column::Id.ne(id));
     }
     if let Some(other) = q.one(db).await? {
-        return Err(EngineError::Conflict(format!("company {} already has the domain {}", other.id, domain.as_str())));
+        return Err(EngineError::Conflict(format!(
+            "company {} already has the domain {}",
+            other.id,
+            domain.as_str()
+        )));
     }
     Ok(())
 }
 
-async fn write(db: &impl ConnectionTrait, ws: i64, mut am: company::ActiveModel, p: Parsed) -> Result<company::Model> {
+async fn write(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    mut am: company::ActiveModel,
+    p: Parsed,
+) -> Result<company::Model> {
     if let Patch::Set(id) = p.owner_id {
         records::ensure_exists::<user::Entity>(db, ws, id).await?;
     }
     if let Some(n) = p.name {
         am.name = Set(n);
     }
-    set_patch(&mut am.domain, p.domain.parse(|d| Ok(d.as_str().to_string()))?);
+    set_patch(
+        &mut am.domain,
+        p.domain.parse(|d| Ok(d.as_str().to_string()))?,
+    );
     set_patch(&mut am.industry, p.industry);
     set_patch(&mut am.size, p.size);
-    set_patch(&mut am.country, p.country.parse(|c| Ok(c.as_str().to_string()))?);
+    set_patch(
+        &mut am.country,
+        p.country.parse(|c| Ok(c.as_str().to_string()))?,
+    );
     set_patch(&mut am.owner_id, p.owner_id);
     am.updated_at = Set(clock::now());
-    Ok(if am.id.is_set() { am.update(db).await? } else { am.insert(db).await? })
+    Ok(if matches!(am.id, ActiveValue::NotSet) {
+        am.insert(db).await?
+    } else {
+        am.update(db).await?
+    })
 }
 
 fn new_row(ws: i64) -> company::ActiveModel {
     let now = clock::now();
-    company::ActiveModel { workspace_id: Set(ws), created_at: Set(now), updated_at: Set(now), ..Default::default() }
+    company::ActiveModel {
+        workspace_id: Set(ws),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
 }
 
 /// Inserts a company with only a name (used by lead conversion).
-pub(crate) async fn insert_named(db: &impl ConnectionTrait, ws: i64, name: &str) -> Result<company::Model> {
+pub(crate) async fn insert_named(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    name: &str,
+) -> Result<company::Model> {
     let mut am = new_row(ws);
     am.name = Set(name.to_string());
     Ok(am.insert(db).await?)
 }
 
 /// Creates a company.
-pub async fn create(db: &DatabaseConnection, who: &Principal, input: CompanyInput) -> Result<company::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    who: &Principal,
+    input: CompanyInput,
+) -> Result<company::Model> {
     let ws = who.workspace_id;
     let p = parse(input, "")?;
     if p.name.is_none() {
@@ -126,7 +176,12 @@ pub async fn create(db: &DatabaseConnection, who: &Principal, input: CompanyInpu
 }
 
 /// Changes the given fields of a company.
-pub async fn update(db: &DatabaseConnection, who: &Principal, id: i64, input: CompanyInput) -> Result<company::Model> {
+pub async fn update(
+    db: &DatabaseConnection,
+    who: &Principal,
+    id: i64,
+    input: CompanyInput,
+) -> Result<company::Model> {
     let ws = who.workspace_id;
     let p = parse(input, "")?;
     let tx = db.begin().await?;
@@ -140,10 +195,20 @@ pub async fn update(db: &DatabaseConnection, who: &Principal, id: i64, input: Co
 }
 
 /// Creates or updates many companies keyed by domain, all or nothing.
-pub async fn bulk_upsert(db: &DatabaseConnection, who: &Principal, inputs: Vec<CompanyInput>) -> Result<Vec<(company::Model, bool)>> {
+pub async fn bulk_upsert(
+    db: &DatabaseConnection,
+    who: &Principal,
+    inputs: Vec<CompanyInput>,
+) -> Result<Vec<(company::Model, bool)>> {
     let ws = who.workspace_id;
     if inputs.len() > BULK_LIMIT {
-        return Err(EngineError::invalid("companies", format!("at most {BULK_LIMIT} companies per call (got {})", inputs.len())));
+        return Err(EngineError::invalid(
+            "companies",
+            format!(
+                "at most {BULK_LIMIT} companies per call (got {})",
+                inputs.len()
+            ),
+        ));
     }
     let mut parsed = Vec::with_capacity(inputs.len());
     let mut seen = HashMap::new();
@@ -151,10 +216,16 @@ pub async fn bulk_upsert(db: &DatabaseConnection, who: &Principal, inputs: Vec<C
         let field = format!("companies[{i}]");
         let p = parse(input, &field)?;
         let Patch::Set(domain) = &p.domain else {
-            return Err(EngineError::invalid(format!("{field}.domain"), "is required to upsert (it is the key)"));
+            return Err(EngineError::invalid(
+                format!("{field}.domain"),
+                "is required to upsert (it is the key)",
+            ));
         };
         if let Some(j) = seen.insert(domain.as_str().to_string(), i) {
-            return Err(EngineError::invalid(format!("{field}.domain"), format!("{} also appears at companies[{j}]", domain.as_str())));
+            return Err(EngineError::invalid(
+                format!("{field}.domain"),
+                format!("{} also appears at companies[{j}]", domain.as_str()),
+            ));
         }
         parsed.push(p);
     }
@@ -169,13 +240,23 @@ pub async fn bulk_upsert(db: &DatabaseConnection, who: &Principal, inputs: Vec<C
         .collect();
     let mut out = Vec::with_capacity(parsed.len());
     for (i, p) in parsed.into_iter().enumerate() {
-        let Patch::Set(domain) = &p.domain else { unreachable!("checked above") };
+        let Patch::Set(domain) = &p.domain else {
+            unreachable!("checked above")
+        };
         let (am, created) = match existing.get(domain.as_str()).cloned() {
             Some(c) if c.deleted_at.is_some() => {
-                return Err(EngineError::Conflict(format!("companies[{i}]: company {} is deleted; restore it first", c.id)));
+                return Err(EngineError::Conflict(format!(
+                    "companies[{i}]: company {} is deleted; restore it first",
+                    c.id
+                )));
             }
             Some(c) => (c.into(), false),
-            None if p.name.is_none() => return Err(EngineError::invalid(format!("companies[{i}].name"), "is required for a new company")),
+            None if p.name.is_none() => {
+                return Err(EngineError::invalid(
+                    format!("companies[{i}].name"),
+                    "is required for a new company",
+                ));
+            }
             None => (new_row(ws), true),
         };
         out.push((write(&tx, ws, am, p).await?, created));

@@ -4,11 +4,15 @@ use crate::auth::Principal;
 use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::records::{self, Deleted};
-use crate::values::{Attributes, EmailAddress, LifecycleStage, Patch, PhoneNumber, Tag, Text, TimeZoneName};
-use rapport_schema::{activity, company, contact, contact_merge, contact_tag, event, inquiry, order, task, user};
+use crate::values::{
+    Attributes, EmailAddress, LifecycleStage, Patch, PhoneNumber, Tag, Text, TimeZoneName,
+};
+use rapport_schema::{
+    activity, company, contact, contact_merge, contact_tag, event, inquiry, order, task, user,
+};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -62,7 +66,13 @@ struct ParsedContact {
 }
 
 fn parse(input: ContactInput, field: &str) -> Result<ParsedContact> {
-    let f = |name: &str| if field.is_empty() { name.to_string() } else { format!("{field}.{name}") };
+    let f = |name: &str| {
+        if field.is_empty() {
+            name.to_string()
+        } else {
+            format!("{field}.{name}")
+        }
+    };
     let name = |raw: Option<String>, n: &str| -> Result<Option<String>> {
         raw.map(|r| {
             let t = r.trim().to_string();
@@ -77,19 +87,35 @@ fn parse(input: ContactInput, field: &str) -> Result<ParsedContact> {
     Ok(ParsedContact {
         first_name: name(input.first_name, "firstName")?,
         last_name: name(input.last_name, "lastName")?,
-        email: input.email.parse(|e| EmailAddress::parse(&f("email"), &e))?,
+        email: input
+            .email
+            .parse(|e| EmailAddress::parse(&f("email"), &e))?,
         other_emails: input
             .other_emails
-            .map(|l| l.iter().map(|e| EmailAddress::parse(&f("otherEmails"), e)).collect::<Result<Vec<_>>>())
+            .map(|l| {
+                l.iter()
+                    .map(|e| EmailAddress::parse(&f("otherEmails"), e))
+                    .collect::<Result<Vec<_>>>()
+            })
             .transpose()?,
         phone: input.phone.parse(|p| PhoneNumber::parse(&f("phone"), &p))?,
         company_id: input.company_id,
         owner_id: input.owner_id,
         lifecycle_stage: input.lifecycle_stage,
-        source: input.source.parse(|s| Text::parse(&f("source"), &s, 100).map(Text::into_string))?,
-        tags: input.tags.map(|t| Tag::parse_list(&f("tags"), &t)).transpose()?,
-        attributes: input.attributes.map(|a| Attributes::parse(&f("attributes"), a)).transpose()?,
-        timezone: input.timezone.parse(|t| TimeZoneName::parse(&f("timezone"), &t))?,
+        source: input
+            .source
+            .parse(|s| Text::parse(&f("source"), &s, 100).map(Text::into_string))?,
+        tags: input
+            .tags
+            .map(|t| Tag::parse_list(&f("tags"), &t))
+            .transpose()?,
+        attributes: input
+            .attributes
+            .map(|a| Attributes::parse(&f("attributes"), a))
+            .transpose()?,
+        timezone: input
+            .timezone
+            .parse(|t| TimeZoneName::parse(&f("timezone"), &t))?,
     })
 }
 
@@ -113,7 +139,12 @@ async fn check_references(db: &impl ConnectionTrait, ws: i64, p: &ParsedContact)
     Ok(())
 }
 
-async fn ensure_email_free(db: &impl ConnectionTrait, ws: i64, email: &EmailAddress, except: Option<i64>) -> Result<()> {
+async fn ensure_email_free(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    email: &EmailAddress,
+    except: Option<i64>,
+) -> Result<()> {
     let mut q = contact::Entity::find()
         .filter(contact::Column::WorkspaceId.eq(ws))
         .filter(contact::Column::Email.eq(email.as_str()));
@@ -121,23 +152,40 @@ async fn ensure_email_free(db: &impl ConnectionTrait, ws: i64, email: &EmailAddr
         q = q.filter(contact::Column::Id.ne(id));
     }
     if let Some(other) = q.one(db).await? {
-        let state = if other.deleted_at.is_some() { " (deleted; restore it instead)" } else { "" };
-        return Err(EngineError::Conflict(format!("contact {} already has the email {email}{state}", other.id)));
+        let state = if other.deleted_at.is_some() {
+            " (deleted; restore it instead)"
+        } else {
+            ""
+        };
+        return Err(EngineError::Conflict(format!(
+            "contact {} already has the email {email}{state}",
+            other.id
+        )));
     }
     Ok(())
 }
 
 /// Writes the parsed fields onto `am` and, when tags change, the tag rows.
-async fn write(db: &impl ConnectionTrait, ws: i64, mut am: contact::ActiveModel, p: ParsedContact) -> Result<contact::Model> {
+async fn write(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    mut am: contact::ActiveModel,
+    p: ParsedContact,
+) -> Result<contact::Model> {
     if let Some(v) = p.first_name {
         am.first_name = Set(v);
     }
     if let Some(v) = p.last_name {
         am.last_name = Set(v);
     }
-    set_patch(&mut am.email, p.email.parse(|e| Ok(e.as_str().to_string()))?);
+    set_patch(
+        &mut am.email,
+        p.email.parse(|e| Ok(e.as_str().to_string()))?,
+    );
     if let Some(list) = p.other_emails {
-        am.other_emails = Set(json!(list.iter().map(EmailAddress::as_str).collect::<Vec<_>>()));
+        am.other_emails = Set(json!(
+            list.iter().map(EmailAddress::as_str).collect::<Vec<_>>()
+        ));
     }
     match p.phone {
         Patch::Keep => {}
@@ -159,13 +207,20 @@ async fn write(db: &impl ConnectionTrait, ws: i64, mut am: contact::ActiveModel,
     if let Some(a) = p.attributes {
         am.attributes = Set(a.into_json());
     }
-    set_patch(&mut am.timezone, p.timezone.parse(|t| Ok(t.as_str().to_string()))?);
+    set_patch(
+        &mut am.timezone,
+        p.timezone.parse(|t| Ok(t.as_str().to_string()))?,
+    );
     let tags = p.tags.clone();
     if let Some(t) = &tags {
         am.tags = Set(json!(t.iter().map(Tag::as_str).collect::<Vec<_>>()));
     }
     am.updated_at = Set(clock::now());
-    let saved = if am.id.is_set() { am.update(db).await? } else { am.insert(db).await? };
+    let saved = if matches!(am.id, ActiveValue::NotSet) {
+        am.insert(db).await?
+    } else {
+        am.update(db).await?
+    };
     if let Some(t) = tags {
         replace_tags(db, ws, saved.id, &t).await?;
     }
@@ -173,8 +228,16 @@ async fn write(db: &impl ConnectionTrait, ws: i64, mut am: contact::ActiveModel,
 }
 
 /// Replaces the tag rows of a contact (the JSON column holds the same list).
-pub(crate) async fn replace_tags(db: &impl ConnectionTrait, ws: i64, contact_id: i64, tags: &[Tag]) -> Result<()> {
-    contact_tag::Entity::delete_many().filter(contact_tag::Column::ContactId.eq(contact_id)).exec(db).await?;
+pub(crate) async fn replace_tags(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    contact_id: i64,
+    tags: &[Tag],
+) -> Result<()> {
+    contact_tag::Entity::delete_many()
+        .filter(contact_tag::Column::ContactId.eq(contact_id))
+        .exec(db)
+        .await?;
     if !tags.is_empty() {
         contact_tag::Entity::insert_many(tags.iter().map(|t| contact_tag::ActiveModel {
             contact_id: Set(contact_id),
@@ -204,16 +267,24 @@ fn new_row(ws: i64) -> contact::ActiveModel {
 }
 
 fn require_identity(p: &ParsedContact, field: &str) -> Result<()> {
-    let has_name = p.first_name.as_deref().is_some_and(|s| !s.is_empty()) || p.last_name.as_deref().is_some_and(|s| !s.is_empty());
+    let has_name = p.first_name.as_deref().is_some_and(|s| !s.is_empty())
+        || p.last_name.as_deref().is_some_and(|s| !s.is_empty());
     if has_name || matches!(p.email, Patch::Set(_)) {
         Ok(())
     } else {
-        Err(EngineError::invalid(if field.is_empty() { "input" } else { field }, "a contact needs a name or an email address"))
+        Err(EngineError::invalid(
+            if field.is_empty() { "input" } else { field },
+            "a contact needs a name or an email address",
+        ))
     }
 }
 
 /// Creates a contact.
-pub async fn create(db: &DatabaseConnection, who: &Principal, input: ContactInput) -> Result<contact::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    who: &Principal,
+    input: ContactInput,
+) -> Result<contact::Model> {
     let ws = who.workspace_id;
     let p = parse(input, "")?;
     require_identity(&p, "")?;
@@ -228,7 +299,12 @@ pub async fn create(db: &DatabaseConnection, who: &Principal, input: ContactInpu
 }
 
 /// Changes the given fields of a contact.
-pub async fn update(db: &DatabaseConnection, who: &Principal, id: i64, input: ContactInput) -> Result<contact::Model> {
+pub async fn update(
+    db: &DatabaseConnection,
+    who: &Principal,
+    id: i64,
+    input: ContactInput,
+) -> Result<contact::Model> {
     let ws = who.workspace_id;
     let p = parse(input, "")?;
     let tx = db.begin().await?;
@@ -254,10 +330,20 @@ pub struct Upserted {
 ///
 /// Every input is parsed before anything is written, so one bad row fails the call with
 /// its index named and leaves the database untouched.
-pub async fn bulk_upsert(db: &DatabaseConnection, who: &Principal, inputs: Vec<ContactInput>) -> Result<Vec<Upserted>> {
+pub async fn bulk_upsert(
+    db: &DatabaseConnection,
+    who: &Principal,
+    inputs: Vec<ContactInput>,
+) -> Result<Vec<Upserted>> {
     let ws = who.workspace_id;
     if inputs.len() > BULK_LIMIT {
-        return Err(EngineError::invalid("contacts", format!("at most {BULK_LIMIT} contacts per call (got {})", inputs.len())));
+        return Err(EngineError::invalid(
+            "contacts",
+            format!(
+                "at most {BULK_LIMIT} contacts per call (got {})",
+                inputs.len()
+            ),
+        ));
     }
     let mut parsed = Vec::with_capacity(inputs.len());
     let mut seen = HashMap::new();
@@ -265,10 +351,16 @@ pub async fn bulk_upsert(db: &DatabaseConnection, who: &Principal, inputs: Vec<C
         let field = format!("contacts[{i}]");
         let p = parse(input, &field)?;
         let Patch::Set(email) = &p.email else {
-            return Err(EngineError::invalid(format!("{field}.email"), "is required to upsert (it is the key)"));
+            return Err(EngineError::invalid(
+                format!("{field}.email"),
+                "is required to upsert (it is the key)",
+            ));
         };
         if let Some(j) = seen.insert(email.as_str().to_string(), i) {
-            return Err(EngineError::invalid(format!("{field}.email"), format!("{email} also appears at contacts[{j}]")));
+            return Err(EngineError::invalid(
+                format!("{field}.email"),
+                format!("{email} also appears at contacts[{j}]"),
+            ));
         }
         parsed.push(p);
     }
@@ -285,7 +377,9 @@ pub async fn bulk_upsert(db: &DatabaseConnection, who: &Principal, inputs: Vec<C
     let mut out = Vec::with_capacity(parsed.len());
     for (i, p) in parsed.into_iter().enumerate() {
         check_references(&tx, ws, &p).await?;
-        let Patch::Set(email) = &p.email else { unreachable!("checked above") };
+        let Patch::Set(email) = &p.email else {
+            unreachable!("checked above")
+        };
         let found = existing.get(email.as_str()).cloned();
         let created = found.is_none();
         let am = match found {
@@ -301,7 +395,10 @@ pub async fn bulk_upsert(db: &DatabaseConnection, who: &Principal, inputs: Vec<C
                 new_row(ws)
             }
         };
-        out.push(Upserted { contact: write(&tx, ws, am, p).await?, created });
+        out.push(Upserted {
+            contact: write(&tx, ws, am, p).await?,
+            created,
+        });
     }
     tx.commit().await?;
     Ok(out)
@@ -326,11 +423,26 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
         .map(|c| c.id)
         .collect();
     people.extend(merged);
-    activity::Entity::delete_many().filter(activity::Column::ContactId.is_in(people.clone())).exec(&tx).await?;
-    task::Entity::delete_many().filter(task::Column::ContactId.is_in(people.clone())).exec(&tx).await?;
-    inquiry::Entity::delete_many().filter(inquiry::Column::ContactId.is_in(people.clone())).exec(&tx).await?;
-    event::Entity::delete_many().filter(event::Column::ContactId.is_in(people.clone())).exec(&tx).await?;
-    order::Entity::delete_many().filter(order::Column::ContactId.is_in(people.clone())).exec(&tx).await?;
+    activity::Entity::delete_many()
+        .filter(activity::Column::ContactId.is_in(people.clone()))
+        .exec(&tx)
+        .await?;
+    task::Entity::delete_many()
+        .filter(task::Column::ContactId.is_in(people.clone()))
+        .exec(&tx)
+        .await?;
+    inquiry::Entity::delete_many()
+        .filter(inquiry::Column::ContactId.is_in(people.clone()))
+        .exec(&tx)
+        .await?;
+    event::Entity::delete_many()
+        .filter(event::Column::ContactId.is_in(people.clone()))
+        .exec(&tx)
+        .await?;
+    order::Entity::delete_many()
+        .filter(order::Column::ContactId.is_in(people.clone()))
+        .exec(&tx)
+        .await?;
     contact_merge::Entity::delete_many()
         .filter(
             sea_orm::Condition::any()
@@ -374,13 +486,20 @@ pub struct Converted {
 }
 
 /// Turns a lead (or qualified lead) into an opportunity with a deal, in one transaction.
-pub async fn convert_lead(db: &DatabaseConnection, who: &Principal, id: i64, input: ConvertLeadInput) -> Result<Converted> {
+pub async fn convert_lead(
+    db: &DatabaseConnection,
+    who: &Principal,
+    id: i64,
+    input: ConvertLeadInput,
+) -> Result<Converted> {
     let ws = who.workspace_id;
     let tx = db.begin().await?;
     let current = records::get::<contact::Entity>(&tx, ws, id).await?;
     let stage = LifecycleStage::from_db(&current.lifecycle_stage);
     if !matches!(stage, LifecycleStage::Lead | LifecycleStage::Qualified) {
-        return Err(EngineError::Conflict(format!("contact {id} is already {stage}; only leads can be converted")));
+        return Err(EngineError::Conflict(format!(
+            "contact {id} is already {stage}; only leads can be converted"
+        )));
     }
     let mut company_id = current.company_id;
     if let (None, Some(name)) = (company_id, input.company_name.as_deref()) {
@@ -394,9 +513,20 @@ pub async fn convert_lead(db: &DatabaseConnection, who: &Principal, id: i64, inp
             None => crate::companies::insert_named(&tx, ws, &name).await?.id,
         });
     }
-    let full_name = format!("{} {}", current.first_name, current.last_name).trim().to_string();
+    let full_name = format!("{} {}", current.first_name, current.last_name)
+        .trim()
+        .to_string();
     let deal_input = crate::deals::DealInput {
-        name: Some(input.deal_name.unwrap_or_else(|| format!("{} deal", if full_name.is_empty() { "New" } else { &full_name }))),
+        name: Some(input.deal_name.unwrap_or_else(|| {
+            format!(
+                "{} deal",
+                if full_name.is_empty() {
+                    "New"
+                } else {
+                    &full_name
+                }
+            )
+        })),
         contact_id: Patch::Set(id),
         company_id: company_id.map(Patch::Set).unwrap_or_default(),
         pipeline_id: input.pipeline_id,
@@ -415,5 +545,9 @@ pub async fn convert_lead(db: &DatabaseConnection, who: &Principal, id: i64, inp
         None => None,
     };
     tx.commit().await?;
-    Ok(Converted { contact, deal, company })
+    Ok(Converted {
+        contact,
+        deal,
+        company,
+    })
 }

@@ -2,8 +2,8 @@
 
 use crate::error::Result;
 use rapport_migrations::Migrator;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use rapport_migrations::MigratorTrait;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use std::time::Duration;
 
 /// The default database: an SQLite file in the working directory, created if missing.

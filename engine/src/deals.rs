@@ -11,8 +11,8 @@ use crate::values::{Currency, DealStatus, Money, Patch, Text};
 use chrono::NaiveDate;
 use rapport_schema::{company, contact, deal, deal_stage_change, pipeline, stage, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    Set, TransactionTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
 /// A stage as a client describes it.
@@ -31,15 +31,36 @@ pub struct StageInput {
 }
 
 fn check_probability(field: &str, p: i32) -> Result<i32> {
-    if (0..=100).contains(&p) { Ok(p) } else { Err(EngineError::invalid(field, format!("must be between 0 and 100 (got {p})"))) }
+    if (0..=100).contains(&p) {
+        Ok(p)
+    } else {
+        Err(EngineError::invalid(
+            field,
+            format!("must be between 0 and 100 (got {p})"),
+        ))
+    }
 }
 
-fn stage_row(ws: i64, pipeline_id: i64, position: i32, input: StageInput, field: &str) -> Result<stage::ActiveModel> {
-    let name = Text::parse(&format!("{field}.name"), input.name.as_deref().unwrap_or(""), 100)?.into_string();
+fn stage_row(
+    ws: i64,
+    pipeline_id: i64,
+    position: i32,
+    input: StageInput,
+    field: &str,
+) -> Result<stage::ActiveModel> {
+    let name = Text::parse(
+        &format!("{field}.name"),
+        input.name.as_deref().unwrap_or(""),
+        100,
+    )?
+    .into_string();
     let is_won = input.is_won.unwrap_or(false);
     let is_lost = input.is_lost.unwrap_or(false);
     if is_won && is_lost {
-        return Err(EngineError::invalid(field, "a stage cannot be both won and lost"));
+        return Err(EngineError::invalid(
+            field,
+            "a stage cannot be both won and lost",
+        ));
     }
     let default_probability = if is_won { 100 } else { 0 };
     let now = clock::now();
@@ -48,7 +69,10 @@ fn stage_row(ws: i64, pipeline_id: i64, position: i32, input: StageInput, field:
         pipeline_id: Set(pipeline_id),
         name: Set(name),
         position: Set(position),
-        win_probability: Set(check_probability(&format!("{field}.winProbability"), input.win_probability.unwrap_or(default_probability))?),
+        win_probability: Set(check_probability(
+            &format!("{field}.winProbability"),
+            input.win_probability.unwrap_or(default_probability),
+        )?),
         is_won: Set(is_won),
         is_lost: Set(is_lost),
         created_at: Set(now),
@@ -59,18 +83,39 @@ fn stage_row(ws: i64, pipeline_id: i64, position: i32, input: StageInput, field:
 
 /// The stages a new workspace's "Sales" pipeline starts with.
 pub fn default_stages() -> Vec<StageInput> {
-    [("Prospecting", 10, false, false), ("Qualification", 25, false, false), ("Proposal", 50, false, false), ("Negotiation", 75, false, false), ("Closed won", 100, true, false), ("Closed lost", 0, false, true)]
-        .into_iter()
-        .map(|(n, p, w, l)| StageInput { name: Some(n.into()), win_probability: Some(p), is_won: Some(w), is_lost: Some(l), position: None })
-        .collect()
+    [
+        ("Prospecting", 10, false, false),
+        ("Qualification", 25, false, false),
+        ("Proposal", 50, false, false),
+        ("Negotiation", 75, false, false),
+        ("Closed won", 100, true, false),
+        ("Closed lost", 0, false, true),
+    ]
+    .into_iter()
+    .map(|(n, p, w, l)| StageInput {
+        name: Some(n.into()),
+        win_probability: Some(p),
+        is_won: Some(w),
+        is_lost: Some(l),
+        position: None,
+    })
+    .collect()
 }
 
 /// Creates a pipeline with its stages in the given order.
-pub async fn create_pipeline(db: &impl ConnectionTrait, who: &Principal, name: &str, stages: Vec<StageInput>) -> Result<pipeline::Model> {
+pub async fn create_pipeline(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    name: &str,
+    stages: Vec<StageInput>,
+) -> Result<pipeline::Model> {
     let ws = who.workspace_id;
     let name = Text::parse("name", name, 100)?.into_string();
     if stages.is_empty() {
-        return Err(EngineError::invalid("stages", "a pipeline needs at least one stage"));
+        return Err(EngineError::invalid(
+            "stages",
+            "a pipeline needs at least one stage",
+        ));
     }
     let now = clock::now();
     let rows = stages
@@ -78,9 +123,15 @@ pub async fn create_pipeline(db: &impl ConnectionTrait, who: &Principal, name: &
         .enumerate()
         .map(|(i, s)| stage_row(ws, 0, i as i32, s, &format!("stages[{i}]")))
         .collect::<Result<Vec<_>>>()?;
-    let p = pipeline::ActiveModel { workspace_id: Set(ws), name: Set(name), created_at: Set(now), updated_at: Set(now), ..Default::default() }
-        .insert(db)
-        .await?;
+    let p = pipeline::ActiveModel {
+        workspace_id: Set(ws),
+        name: Set(name),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
     for mut row in rows {
         row.pipeline_id = Set(p.id);
         row.insert(db).await?;
@@ -89,7 +140,12 @@ pub async fn create_pipeline(db: &impl ConnectionTrait, who: &Principal, name: &
 }
 
 /// Renames a pipeline.
-pub async fn rename_pipeline(db: &impl ConnectionTrait, who: &Principal, id: i64, name: &str) -> Result<pipeline::Model> {
+pub async fn rename_pipeline(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    id: i64,
+    name: &str,
+) -> Result<pipeline::Model> {
     let current = records::get::<pipeline::Entity>(db, who.workspace_id, id).await?;
     let mut am: pipeline::ActiveModel = current.into();
     am.name = Set(Text::parse("name", name, 100)?.into_string());
@@ -98,7 +154,11 @@ pub async fn rename_pipeline(db: &impl ConnectionTrait, who: &Principal, id: i64
 }
 
 /// The stages of a pipeline in order.
-pub async fn stages_of(db: &impl ConnectionTrait, ws: i64, pipeline_id: i64) -> Result<Vec<stage::Model>> {
+pub async fn stages_of(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    pipeline_id: i64,
+) -> Result<Vec<stage::Model>> {
     Ok(stage::Entity::find()
         .filter(stage::Column::WorkspaceId.eq(ws))
         .filter(stage::Column::PipelineId.eq(pipeline_id))
@@ -109,12 +169,20 @@ pub async fn stages_of(db: &impl ConnectionTrait, ws: i64, pipeline_id: i64) -> 
 }
 
 /// Adds a stage to a pipeline (last, unless a position is given).
-pub async fn add_stage(db: &DatabaseConnection, who: &Principal, pipeline_id: i64, input: StageInput) -> Result<stage::Model> {
+pub async fn add_stage(
+    db: &DatabaseConnection,
+    who: &Principal,
+    pipeline_id: i64,
+    input: StageInput,
+) -> Result<stage::Model> {
     let ws = who.workspace_id;
     let tx = db.begin().await?;
     records::get::<pipeline::Entity>(&tx, ws, pipeline_id).await?;
     let existing = stages_of(&tx, ws, pipeline_id).await?;
-    let position = input.position.unwrap_or(existing.len() as i32).clamp(0, existing.len() as i32);
+    let position = input
+        .position
+        .unwrap_or(existing.len() as i32)
+        .clamp(0, existing.len() as i32);
     // Make room: stages at or after the new position move one down.
     for s in existing.into_iter().filter(|s| s.position >= position) {
         let pos = s.position;
@@ -122,18 +190,28 @@ pub async fn add_stage(db: &DatabaseConnection, who: &Principal, pipeline_id: i6
         am.position = Set(pos + 1);
         am.update(&tx).await?;
     }
-    let created = stage_row(ws, pipeline_id, position, input, "input")?.insert(&tx).await?;
+    let created = stage_row(ws, pipeline_id, position, input, "input")?
+        .insert(&tx)
+        .await?;
     tx.commit().await?;
     Ok(created)
 }
 
 /// Changes a stage's name, probability or flags.
-pub async fn update_stage(db: &impl ConnectionTrait, who: &Principal, id: i64, input: StageInput) -> Result<stage::Model> {
+pub async fn update_stage(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    id: i64,
+    input: StageInput,
+) -> Result<stage::Model> {
     let current = records::get::<stage::Entity>(db, who.workspace_id, id).await?;
     let is_won = input.is_won.unwrap_or(current.is_won);
     let is_lost = input.is_lost.unwrap_or(current.is_lost);
     if is_won && is_lost {
-        return Err(EngineError::invalid("input", "a stage cannot be both won and lost"));
+        return Err(EngineError::invalid(
+            "input",
+            "a stage cannot be both won and lost",
+        ));
     }
     let mut am: stage::ActiveModel = current.into();
     if let Some(n) = input.name {
@@ -176,16 +254,29 @@ async fn first_pipeline(db: &impl ConnectionTrait, ws: i64) -> Result<pipeline::
         .order_by_asc(pipeline::Column::Id)
         .one(db)
         .await?
-        .ok_or_else(|| EngineError::invalid("pipelineId", "the workspace has no pipeline; create one first"))
+        .ok_or_else(|| {
+            EngineError::invalid(
+                "pipelineId",
+                "the workspace has no pipeline; create one first",
+            )
+        })
 }
 
 /// Loads `stage_id` and checks that it belongs to `pipeline_id`.
-async fn stage_in(db: &impl ConnectionTrait, ws: i64, stage_id: i64, pipeline_id: i64) -> Result<stage::Model> {
+async fn stage_in(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    stage_id: i64,
+    pipeline_id: i64,
+) -> Result<stage::Model> {
     let s = records::get::<stage::Entity>(db, ws, stage_id).await?;
     if s.pipeline_id != pipeline_id {
         return Err(EngineError::invalid(
             "stageId",
-            format!("stage {stage_id} belongs to pipeline {}, not to the deal's pipeline {pipeline_id}", s.pipeline_id),
+            format!(
+                "stage {stage_id} belongs to pipeline {}, not to the deal's pipeline {pipeline_id}",
+                s.pipeline_id
+            ),
         ));
     }
     Ok(s)
@@ -201,7 +292,13 @@ fn status_of(s: &stage::Model) -> DealStatus {
     }
 }
 
-async fn record_move(db: &impl ConnectionTrait, who: &Principal, deal_id: i64, from: Option<i64>, to: i64) -> Result<()> {
+async fn record_move(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    deal_id: i64,
+    from: Option<i64>,
+    to: i64,
+) -> Result<()> {
     deal_stage_change::ActiveModel {
         workspace_id: Set(who.workspace_id),
         deal_id: Set(deal_id),
@@ -244,7 +341,11 @@ fn enter_stage(am: &mut deal::ActiveModel, s: &stage::Model) {
     let status = status_of(s);
     am.stage_id = Set(s.id);
     am.status = Set(status.as_str().to_string());
-    am.closed_at = Set(if status == DealStatus::Open { None } else { Some(clock::now()) });
+    am.closed_at = Set(if status == DealStatus::Open {
+        None
+    } else {
+        Some(clock::now())
+    });
     if status != DealStatus::Lost {
         am.lost_reason = Set(None);
         am.competitor = Set(None);
@@ -252,7 +353,11 @@ fn enter_stage(am: &mut deal::ActiveModel, s: &stage::Model) {
 }
 
 /// Creates a deal inside an open transaction (lead conversion uses this too).
-pub(crate) async fn create_in(db: &impl ConnectionTrait, who: &Principal, input: DealInput) -> Result<deal::Model> {
+pub(crate) async fn create_in(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    input: DealInput,
+) -> Result<deal::Model> {
     let ws = who.workspace_id;
     let name = Text::parse("name", input.name.as_deref().unwrap_or(""), 200)?.into_string();
     let currency = Currency::parse("currency", input.currency.as_deref().unwrap_or("USD"))?;
@@ -298,7 +403,11 @@ pub(crate) async fn create_in(db: &impl ConnectionTrait, who: &Principal, input:
 }
 
 /// Creates a deal in its pipeline's first stage (or the stage given).
-pub async fn create(db: &DatabaseConnection, who: &Principal, input: DealInput) -> Result<deal::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    who: &Principal,
+    input: DealInput,
+) -> Result<deal::Model> {
     let tx = db.begin().await?;
     let saved = create_in(&tx, who, input).await?;
     tx.commit().await?;
@@ -306,7 +415,12 @@ pub async fn create(db: &DatabaseConnection, who: &Principal, input: DealInput) 
 }
 
 /// Changes the given fields of a deal. A new stage is a move and goes to the history.
-pub async fn update(db: &DatabaseConnection, who: &Principal, id: i64, input: DealInput) -> Result<deal::Model> {
+pub async fn update(
+    db: &DatabaseConnection,
+    who: &Principal,
+    id: i64,
+    input: DealInput,
+) -> Result<deal::Model> {
     let ws = who.workspace_id;
     let tx = db.begin().await?;
     let current = records::get::<deal::Entity>(&tx, ws, id).await?;
@@ -315,10 +429,16 @@ pub async fn update(db: &DatabaseConnection, who: &Principal, id: i64, input: De
     if pipeline_id != current.pipeline_id {
         records::get::<pipeline::Entity>(&tx, ws, pipeline_id).await?;
         if input.stage_id.is_none() {
-            return Err(EngineError::invalid("stageId", "moving a deal to another pipeline needs a stage of that pipeline"));
+            return Err(EngineError::invalid(
+                "stageId",
+                "moving a deal to another pipeline needs a stage of that pipeline",
+            ));
         }
     }
-    let currency = Currency::parse("currency", input.currency.as_deref().unwrap_or(&current.currency))?;
+    let currency = Currency::parse(
+        "currency",
+        input.currency.as_deref().unwrap_or(&current.currency),
+    )?;
     let from_stage = current.stage_id;
     let mut am: deal::ActiveModel = current.clone().into();
     if let Some(n) = &input.name {
@@ -327,7 +447,10 @@ pub async fn update(db: &DatabaseConnection, who: &Principal, id: i64, input: De
     if let Some(a) = input.amount {
         am.amount_minor = Set(Money::parse("amount", a, currency)?.minor);
     } else if currency.code() != current.currency {
-        return Err(EngineError::invalid("currency", "changing the currency needs the amount in the new currency"));
+        return Err(EngineError::invalid(
+            "currency",
+            "changing the currency needs the amount in the new currency",
+        ));
     }
     am.currency = Set(currency.code().to_string());
     am.pipeline_id = Set(pipeline_id);
@@ -354,7 +477,12 @@ pub async fn update(db: &DatabaseConnection, who: &Principal, id: i64, input: De
 
 /// Moves a deal to another stage of its pipeline and records the move. Moving a closed
 /// deal to an open stage reopens it.
-pub async fn move_to_stage(db: &DatabaseConnection, who: &Principal, id: i64, stage_id: i64) -> Result<deal::Model> {
+pub async fn move_to_stage(
+    db: &DatabaseConnection,
+    who: &Principal,
+    id: i64,
+    stage_id: i64,
+) -> Result<deal::Model> {
     let ws = who.workspace_id;
     let tx = db.begin().await?;
     let current = records::get::<deal::Entity>(&tx, ws, id).await?;
@@ -393,28 +521,49 @@ pub async fn close(
 ) -> Result<deal::Model> {
     let ws = who.workspace_id;
     let reason = Text::parse_opt("reason", reason.as_deref(), 500)?.map(Text::into_string);
-    let competitor = Text::parse_opt("competitor", competitor.as_deref(), 200)?.map(Text::into_string);
+    let competitor =
+        Text::parse_opt("competitor", competitor.as_deref(), 200)?.map(Text::into_string);
     if outcome == Outcome::Won && competitor.is_some() {
-        return Err(EngineError::invalid("competitor", "only a lost deal has a competitor that won it"));
+        return Err(EngineError::invalid(
+            "competitor",
+            "only a lost deal has a competitor that won it",
+        ));
     }
     let tx = db.begin().await?;
     let current = records::get::<deal::Entity>(&tx, ws, id).await?;
     if DealStatus::from_db(&current.status) != DealStatus::Open {
-        return Err(EngineError::Conflict(format!("deal {id} is already {}; reopen it by moving it to an open stage", current.status)));
+        return Err(EngineError::Conflict(format!(
+            "deal {id} is already {}; reopen it by moving it to an open stage",
+            current.status
+        )));
     }
     let target = stages_of(&tx, ws, current.pipeline_id)
         .await?
         .into_iter()
-        .find(|s| if outcome == Outcome::Won { s.is_won } else { s.is_lost });
+        .find(|s| {
+            if outcome == Outcome::Won {
+                s.is_won
+            } else {
+                s.is_lost
+            }
+        });
     let from = current.stage_id;
     let mut am: deal::ActiveModel = current.into();
     if let Some(s) = &target {
         enter_stage(&mut am, s);
     }
-    let status = if outcome == Outcome::Won { DealStatus::Won } else { DealStatus::Lost };
+    let status = if outcome == Outcome::Won {
+        DealStatus::Won
+    } else {
+        DealStatus::Lost
+    };
     am.status = Set(status.as_str().to_string());
     am.closed_at = Set(Some(clock::now()));
-    am.lost_reason = Set(if outcome == Outcome::Lost { reason } else { None });
+    am.lost_reason = Set(if outcome == Outcome::Lost {
+        reason
+    } else {
+        None
+    });
     am.competitor = Set(competitor);
     am.updated_at = Set(clock::now());
     let saved = am.update(&tx).await?;

@@ -14,8 +14,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rapport_schema as s;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 
@@ -36,22 +36,97 @@ impl DemoSize {
     /// Sizes derived from a contact count: a company per 10 contacts, a deal per 2,
     /// 10 activities per contact.
     pub fn for_contacts(contacts: u64) -> Self {
-        Self { contacts, companies: (contacts / 10).max(1), deals: contacts / 2, activities: contacts * 10 }
+        Self {
+            contacts,
+            companies: (contacts / 10).max(1),
+            deals: contacts / 2,
+            activities: contacts * 10,
+        }
     }
 
     /// Rows in all, for a progress bar.
     pub fn total(&self) -> u64 {
-        self.contacts + self.companies + self.deals + self.activities + self.contacts / 5 + self.contacts / 2
+        self.contacts
+            + self.companies
+            + self.deals
+            + self.activities
+            + self.contacts / 5
+            + self.contacts / 2
     }
 }
 
-const FIRST: &[&str] = &["Ada", "Alan", "Grace", "Linus", "Margaret", "Ken", "Barbara", "Dennis", "Frances", "Edsger", "Radia", "Tim", "Katherine", "John", "Hedy", "Niklaus", "Sophie", "Guido", "Anita", "Bjarne"];
-const LAST: &[&str] = &["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Thompson", "Liskov", "Ritchie", "Allen", "Dijkstra", "Perlman", "Berners-Lee", "Johnson", "McCarthy", "Lamarr", "Wirth", "Wilson", "van Rossum", "Borg", "Stroustrup"];
-const INDUSTRIES: &[&str] = &["Software", "Retail", "Manufacturing", "Healthcare", "Finance", "Education", "Logistics", "Media"];
+const FIRST: &[&str] = &[
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Ken",
+    "Barbara",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Katherine",
+    "John",
+    "Hedy",
+    "Niklaus",
+    "Sophie",
+    "Guido",
+    "Anita",
+    "Bjarne",
+];
+const LAST: &[&str] = &[
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Thompson",
+    "Liskov",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Johnson",
+    "McCarthy",
+    "Lamarr",
+    "Wirth",
+    "Wilson",
+    "van Rossum",
+    "Borg",
+    "Stroustrup",
+];
+const INDUSTRIES: &[&str] = &[
+    "Software",
+    "Retail",
+    "Manufacturing",
+    "Healthcare",
+    "Finance",
+    "Education",
+    "Logistics",
+    "Media",
+];
 const COUNTRIES: &[&str] = &["US", "GB", "DE", "FR", "NL", "SE", "ES", "CA", "AU", "JP"];
-const SOURCES: &[&str] = &["web", "referral", "event", "paid_search", "social", "outbound"];
+const SOURCES: &[&str] = &[
+    "web",
+    "referral",
+    "event",
+    "paid_search",
+    "social",
+    "outbound",
+];
 const TAGS: &[&str] = &["vip", "newsletter", "trial", "enterprise", "smb", "partner"];
-const ZONES: &[&str] = &["America/New_York", "Europe/London", "Europe/Berlin", "Asia/Tokyo", "Australia/Sydney", "UTC"];
+const ZONES: &[&str] = &[
+    "America/New_York",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "UTC",
+];
 const PLANS: &[&str] = &["free", "pro", "enterprise"];
 const BATCH: usize = 500;
 
@@ -72,7 +147,12 @@ async fn ids<E: crate::records::Record>(db: &impl ConnectionTrait, ws: i64) -> R
 
 /// Creates a workspace named `name` and fills it; `progress` is called with the number
 /// of rows written so far.
-pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress: &(dyn Fn(u64) + Sync)) -> Result<NewWorkspace> {
+pub async fn seed(
+    db: &DatabaseConnection,
+    name: &str,
+    size: &DemoSize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<NewWorkspace> {
     let created = workspaces::create(db, name).await?;
     let ws = created.workspace.id;
     let who = Principal::owner(ws);
@@ -83,7 +163,16 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
     // The team.
     let team = crate::team::create_team(db, &who, "Sales").await?;
     let mut users = Vec::new();
-    for (i, role) in [UserRole::Admin, UserRole::Manager, UserRole::Rep, UserRole::Rep, UserRole::Marketer].iter().enumerate() {
+    for (i, role) in [
+        UserRole::Admin,
+        UserRole::Manager,
+        UserRole::Rep,
+        UserRole::Rep,
+        UserRole::Marketer,
+    ]
+    .iter()
+    .enumerate()
+    {
         let u = s::user::ActiveModel {
             workspace_id: Set(ws),
             team_id: Set(Some(team.id)),
@@ -104,7 +193,11 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
     for chunk in (0..size.companies).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| s::company::ActiveModel {
             workspace_id: Set(ws),
-            name: Set(format!("{} {}", pick(&mut rng, LAST), ["Labs", "Systems", "GmbH", "Inc", "Group"][(i % 5) as usize])),
+            name: Set(format!(
+                "{} {}",
+                pick(&mut rng, LAST),
+                ["Labs", "Systems", "GmbH", "Inc", "Group"][(i % 5) as usize]
+            )),
             domain: Set(Some(format!("company{i}.example"))),
             industry: Set(Some(pick(&mut rng, INDUSTRIES).to_string())),
             size: Set(Some(rng.random_range(2..5000))),
@@ -114,7 +207,9 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
             updated_at: Set(now),
             ..Default::default()
         });
-        s::company::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        s::company::Entity::insert_many(rows)
+            .exec_without_returning(&tx)
+            .await?;
         done += chunk.len() as u64;
         progress(done);
     }
@@ -127,21 +222,31 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
             let first = pick(&mut rng, FIRST);
             let last = pick(&mut rng, LAST);
             let tag_count = rng.random_range(0..3);
-            let tags: Vec<&str> = (0..tag_count).map(|k| TAGS[(i as usize + k * 3) % TAGS.len()]).collect();
+            let tags: Vec<&str> = (0..tag_count)
+                .map(|k| TAGS[(i as usize + k * 3) % TAGS.len()])
+                .collect();
             s::contact::ActiveModel {
                 workspace_id: Set(ws),
                 first_name: Set(first.to_string()),
                 last_name: Set(last.to_string()),
-                email: Set(Some(format!("{}.{}.{i}@example.com", first.to_lowercase(), last.to_lowercase().replace(' ', "")))),
+                email: Set(Some(format!(
+                    "{}.{}.{i}@example.com",
+                    first.to_lowercase(),
+                    last.to_lowercase().replace(' ', "")
+                ))),
                 other_emails: Set(json!([])),
                 phone: Set(Some(format!("+1 555 {:07}", i))),
                 phone_normalized: Set(Some(format!("+1555{:07}", i))),
                 company_id: Set(Some(companies[rng.random_range(0..companies.len())])),
                 owner_id: Set(Some(users[(i as usize) % users.len()])),
-                lifecycle_stage: Set(stages[rng.random_range(0..stages.len())].as_str().to_string()),
+                lifecycle_stage: Set(stages[rng.random_range(0..stages.len())]
+                    .as_str()
+                    .to_string()),
                 source: Set(Some(pick(&mut rng, SOURCES).to_string())),
                 tags: Set(json!(tags)),
-                attributes: Set(json!({"plan": PLANS[(i % 3) as usize], "seats": rng.random_range(1..200)})),
+                attributes: Set(
+                    json!({"plan": PLANS[(i % 3) as usize], "seats": rng.random_range(1..200)}),
+                ),
                 timezone: Set(Some(pick(&mut rng, ZONES).to_string())),
                 merged_into_id: Set(None),
                 created_at: Set(now - Duration::minutes(rng.random_range(60..500_000))),
@@ -149,7 +254,9 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
                 ..Default::default()
             }
         });
-        s::contact::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        s::contact::Entity::insert_many(rows)
+            .exec_without_returning(&tx)
+            .await?;
         done += chunk.len() as u64;
         progress(done);
     }
@@ -165,23 +272,44 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
         .await?;
     let mut tag_rows = Vec::new();
     for (id, tags) in tagged {
-        for t in tags.as_array().into_iter().flatten().filter_map(|t| t.as_str()) {
-            tag_rows.push(s::contact_tag::ActiveModel { contact_id: Set(id), tag: Set(t.to_string()), workspace_id: Set(ws) });
+        for t in tags
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str())
+        {
+            tag_rows.push(s::contact_tag::ActiveModel {
+                contact_id: Set(id),
+                tag: Set(t.to_string()),
+                workspace_id: Set(ws),
+            });
         }
     }
     for chunk in tag_rows.chunks(BATCH) {
-        s::contact_tag::Entity::insert_many(chunk.to_vec()).exec_without_returning(&tx).await?;
+        s::contact_tag::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&tx)
+            .await?;
     }
     tx.commit().await?;
 
     // Deals with their stage history.
-    let pipeline = s::pipeline::Entity::find().filter(s::pipeline::Column::WorkspaceId.eq(ws)).one(db).await?.expect("workspace has a pipeline");
+    let pipeline = s::pipeline::Entity::find()
+        .filter(s::pipeline::Column::WorkspaceId.eq(ws))
+        .one(db)
+        .await?
+        .expect("workspace has a pipeline");
     let stage_rows = deals::stages_of(db, ws, pipeline.id).await?;
     let tx = db.begin().await?;
     for chunk in (0..size.deals).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| {
             let stage = &stage_rows[rng.random_range(0..stage_rows.len())];
-            let status = if stage.is_won { "won" } else if stage.is_lost { "lost" } else { "open" };
+            let status = if stage.is_won {
+                "won"
+            } else if stage.is_lost {
+                "lost"
+            } else {
+                "open"
+            };
             let created = now - Duration::days(rng.random_range(1..400));
             s::deal::ActiveModel {
                 workspace_id: Set(ws),
@@ -192,7 +320,9 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
                 stage_id: Set(stage.id),
                 amount_minor: Set(rng.random_range(10..5000) * 10_000),
                 currency: Set("USD".into()),
-                expected_close_date: Set(Some((now + Duration::days(rng.random_range(-60..180))).date_naive())),
+                expected_close_date: Set(Some(
+                    (now + Duration::days(rng.random_range(-60..180))).date_naive(),
+                )),
                 owner_id: Set(Some(users[(i as usize) % users.len()])),
                 status: Set(status.into()),
                 lost_reason: Set(stage.is_lost.then(|| "price".to_string())),
@@ -204,7 +334,9 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
                 ..Default::default()
             }
         });
-        s::deal::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        s::deal::Entity::insert_many(rows)
+            .exec_without_returning(&tx)
+            .await?;
         done += chunk.len() as u64;
         progress(done);
     }
@@ -218,17 +350,21 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
         .all(&tx)
         .await?;
     for chunk in deal_rows.chunks(BATCH) {
-        let rows = chunk.iter().map(|(id, stage, created)| s::deal_stage_change::ActiveModel {
-            workspace_id: Set(ws),
-            deal_id: Set(*id),
-            from_stage_id: Set(None),
-            to_stage_id: Set(*stage),
-            moved_at: Set(*created),
-            moved_by_key_id: Set(None),
-            moved_by_user_id: Set(None),
-            ..Default::default()
-        });
-        s::deal_stage_change::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        let rows = chunk
+            .iter()
+            .map(|(id, stage, created)| s::deal_stage_change::ActiveModel {
+                workspace_id: Set(ws),
+                deal_id: Set(*id),
+                from_stage_id: Set(None),
+                to_stage_id: Set(*stage),
+                moved_at: Set(*created),
+                moved_by_key_id: Set(None),
+                moved_by_user_id: Set(None),
+                ..Default::default()
+            });
+        s::deal_stage_change::Entity::insert_many(rows)
+            .exec_without_returning(&tx)
+            .await?;
     }
     tx.commit().await?;
 
@@ -244,7 +380,15 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
                 s::activity::ActiveModel {
                     workspace_id: Set(ws),
                     kind: Set(kind.as_str().to_string()),
-                    direction: Set(Some(if rng.random_bool(0.5) { Direction::Inbound } else { Direction::Outbound }.as_str().to_string())),
+                    direction: Set(Some(
+                        if rng.random_bool(0.5) {
+                            Direction::Inbound
+                        } else {
+                            Direction::Outbound
+                        }
+                        .as_str()
+                        .to_string(),
+                    )),
                     subject: Set(Some(format!("{} #{i}", kind.as_str()))),
                     body: Set(Some("Talked about next steps.".into())),
                     occurred_at: Set(now - Duration::minutes(rng.random_range(1..500_000))),
@@ -257,7 +401,9 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
                     ..Default::default()
                 }
             });
-            s::activity::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+            s::activity::Entity::insert_many(rows)
+                .exec_without_returning(&tx)
+                .await?;
             done += chunk.len() as u64;
             progress(done);
         }
@@ -267,7 +413,17 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
 
     // Tasks and orders.
     let tx = db.begin().await?;
-    let product = crate::commerce::create_product(&tx, &who, crate::commerce::ProductInput { sku: Some("PRO-1".into()), name: Some("Pro plan".into()), price: Some(49.0), ..Default::default() }).await?;
+    let product = crate::commerce::create_product(
+        &tx,
+        &who,
+        crate::commerce::ProductInput {
+            sku: Some("PRO-1".into()),
+            name: Some("Pro plan".into()),
+            price: Some(49.0),
+            ..Default::default()
+        },
+    )
+    .await?;
     for chunk in (0..size.contacts / 5).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| s::task::ActiveModel {
             workspace_id: Set(ws),
@@ -283,7 +439,9 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
             deleted_at: Set(None),
             ..Default::default()
         });
-        s::task::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        s::task::Entity::insert_many(rows)
+            .exec_without_returning(&tx)
+            .await?;
         done += chunk.len() as u64;
         progress(done);
     }
@@ -300,7 +458,9 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
             deleted_at: Set(None),
             ..Default::default()
         });
-        s::order::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        s::order::Entity::insert_many(rows)
+            .exec_without_returning(&tx)
+            .await?;
         done += chunk.len() as u64;
         progress(done);
     }
@@ -314,7 +474,9 @@ pub async fn seed(db: &DatabaseConnection, name: &str, size: &DemoSize, progress
             unit_price_minor: Set(product.price_minor),
             ..Default::default()
         });
-        s::order_line::Entity::insert_many(rows).exec_without_returning(&tx).await?;
+        s::order_line::Entity::insert_many(rows)
+            .exec_without_returning(&tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(created)

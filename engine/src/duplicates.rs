@@ -9,7 +9,8 @@ use crate::values::Tag;
 use rapport_schema::{activity, contact, contact_merge, deal, event, inquiry, order, task};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
 };
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -53,7 +54,11 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -65,25 +70,43 @@ fn similar(a: &str, b: &str) -> bool {
         return false;
     }
     // Short names need an exact match, or "Al Li" would match "Bo Li".
-    let allowed = if a.len().min(b.len()) >= 8 { 2 } else if a.len().min(b.len()) >= 5 { 1 } else { 0 };
+    let allowed = if a.len().min(b.len()) >= 8 {
+        2
+    } else if a.len().min(b.len()) >= 5 {
+        1
+    } else {
+        0
+    };
     levenshtein(a, b) <= allowed
 }
 
 /// Groups of likely duplicates in the workspace; with `contact_id`, only the groups that
 /// contain that contact. At most `limit` groups.
-pub async fn find(db: &impl ConnectionTrait, who: &Principal, contact_id: Option<i64>, limit: usize) -> Result<Vec<DuplicateGroup>> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    contact_id: Option<i64>,
+    limit: usize,
+) -> Result<Vec<DuplicateGroup>> {
     let ws = who.workspace_id;
     if let Some(id) = contact_id {
         records::get::<contact::Entity>(db, ws, id).await?;
     }
-    let all = records::scoped::<contact::Entity>(ws, Deleted::Exclude).all(db).await?;
+    let all = records::scoped::<contact::Entity>(ws, Deleted::Exclude)
+        .all(db)
+        .await?;
     let mut groups: BTreeSet<(DuplicateReason, Vec<i64>)> = BTreeSet::new();
 
     let mut by_email: HashMap<String, BTreeSet<i64>> = HashMap::new();
     let mut by_phone: HashMap<&str, BTreeSet<i64>> = HashMap::new();
     let mut by_company: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
     for c in &all {
-        let others = c.other_emails.as_array().into_iter().flatten().filter_map(|v| v.as_str());
+        let others = c
+            .other_emails
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str());
         for e in c.email.as_deref().into_iter().chain(others) {
             by_email.entry(e.to_lowercase()).or_default().insert(c.id);
         }
@@ -91,7 +114,10 @@ pub async fn find(db: &impl ConnectionTrait, who: &Principal, contact_id: Option
             by_phone.entry(p).or_default().insert(c.id);
         }
         if let Some(company) = c.company_id {
-            by_company.entry(company).or_default().push((c.id, normalized_name(c)));
+            by_company
+                .entry(company)
+                .or_default()
+                .push((c.id, normalized_name(c)));
         }
     }
     for ids in by_email.into_values().filter(|s| s.len() > 1) {
@@ -132,7 +158,10 @@ pub async fn find(db: &impl ConnectionTrait, who: &Principal, contact_id: Option
         .into_iter()
         .filter(|(_, ids)| contact_id.is_none_or(|id| ids.contains(&id)))
         .take(limit)
-        .map(|(reason, contact_ids)| DuplicateGroup { reason, contact_ids })
+        .map(|(reason, contact_ids)| DuplicateGroup {
+            reason,
+            contact_ids,
+        })
         .collect())
 }
 
@@ -140,13 +169,24 @@ pub async fn find(db: &impl ConnectionTrait, who: &Principal, contact_id: Option
 /// empty fields of the survivor are filled from the others, tags and attributes are
 /// united (the survivor's values win), and each merge is recorded with a snapshot of the
 /// merged contact. The merged contacts end soft-deleted, pointing at the survivor.
-pub async fn merge(db: &DatabaseConnection, who: &Principal, survivor_id: i64, merged: &[i64]) -> Result<contact::Model> {
+pub async fn merge(
+    db: &DatabaseConnection,
+    who: &Principal,
+    survivor_id: i64,
+    merged: &[i64],
+) -> Result<contact::Model> {
     let ws = who.workspace_id;
     if merged.is_empty() {
-        return Err(EngineError::invalid("mergedIds", "name at least one contact to merge"));
+        return Err(EngineError::invalid(
+            "mergedIds",
+            "name at least one contact to merge",
+        ));
     }
     if merged.contains(&survivor_id) {
-        return Err(EngineError::invalid("mergedIds", "the survivor cannot be merged into itself"));
+        return Err(EngineError::invalid(
+            "mergedIds",
+            "the survivor cannot be merged into itself",
+        ));
     }
     let unique: BTreeSet<i64> = merged.iter().copied().collect();
     let tx = db.begin().await?;
@@ -235,13 +275,27 @@ async fn move_related(db: &impl ConnectionTrait, from: i64, to: i64) -> Result<s
 }
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Fills the survivor's gaps from `other` and unites lists and attributes.
-async fn absorb(db: &impl ConnectionTrait, ws: i64, survivor: contact::Model, other: &contact::Model) -> Result<contact::Model> {
+async fn absorb(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    survivor: contact::Model,
+    other: &contact::Model,
+) -> Result<contact::Model> {
     let mut emails = strings(&survivor.other_emails);
-    for e in other.email.iter().cloned().chain(strings(&other.other_emails)) {
+    for e in other
+        .email
+        .iter()
+        .cloned()
+        .chain(strings(&other.other_emails))
+    {
         if survivor.email.as_deref() != Some(e.as_str()) && !emails.contains(&e) {
             emails.push(e);
         }
@@ -275,7 +329,10 @@ async fn absorb(db: &impl ConnectionTrait, ws: i64, survivor: contact::Model, ot
     am.attributes = Set(serde_json::Value::Object(attributes));
     am.updated_at = Set(clock::now());
     let saved = am.update(db).await?;
-    let parsed: Vec<Tag> = tags.iter().filter_map(|t| Tag::parse("tags", t).ok()).collect();
+    let parsed: Vec<Tag> = tags
+        .iter()
+        .filter_map(|t| Tag::parse("tags", t).ok())
+        .collect();
     replace_tags(db, ws, saved.id, &parsed).await?;
     Ok(saved)
 }

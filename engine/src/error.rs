@@ -43,9 +43,10 @@ impl From<DbErr> for EngineError {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
                 Self::Conflict("a record with the same unique key already exists".into())
             }
-            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => {
-                Self::Conflict("the record is still referenced by other records, or references a missing one".into())
-            }
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)) => Self::Conflict(
+                "the record is still referenced by other records, or references a missing one"
+                    .into(),
+            ),
             _ => Self::Database(e),
         }
     }
@@ -54,12 +55,18 @@ impl From<DbErr> for EngineError {
 impl EngineError {
     /// A validation error for `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Validation { field: field.into(), message: message.into() }
+        Self::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// A not-found error for a record of kind `entity`.
     pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
-        Self::NotFound { entity, id: id.to_string() }
+        Self::NotFound {
+            entity,
+            id: id.to_string(),
+        }
     }
 }
 

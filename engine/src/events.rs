@@ -26,25 +26,40 @@ fn check_type(raw: &str) -> Result<String> {
     let ok = !t.is_empty()
         && t.len() <= 64
         && t.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+        && t.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
     if ok {
         Ok(t.to_string())
     } else {
-        Err(EngineError::invalid("type", format!("'{raw}' must be snake_case (a-z, 0-9, _ and .), such as page_view")))
+        Err(EngineError::invalid(
+            "type",
+            format!("'{raw}' must be snake_case (a-z, 0-9, _ and .), such as page_view"),
+        ))
     }
 }
 
 /// Records an event.
-pub async fn track(db: &impl ConnectionTrait, who: &Principal, input: EventInput) -> Result<event::Model> {
+pub async fn track(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    input: EventInput,
+) -> Result<event::Model> {
     let event_type = check_type(&input.event_type)?;
     if !(input.properties.is_object() || input.properties.is_null()) {
         return Err(EngineError::invalid("properties", "must be a JSON object"));
     }
     if input.properties.to_string().len() > 64 * 1024 {
-        return Err(EngineError::invalid("properties", "must be at most 64 kB of JSON"));
+        return Err(EngineError::invalid(
+            "properties",
+            "must be at most 64 kB of JSON",
+        ));
     }
     records::ensure_exists::<contact::Entity>(db, who.workspace_id, input.contact_id).await?;
-    let properties = if input.properties.is_null() { serde_json::json!({}) } else { input.properties };
+    let properties = if input.properties.is_null() {
+        serde_json::json!({})
+    } else {
+        input.properties
+    };
     Ok(event::ActiveModel {
         workspace_id: Set(who.workspace_id),
         contact_id: Set(input.contact_id),

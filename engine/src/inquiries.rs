@@ -26,7 +26,12 @@ pub struct InquiryInput {
     pub opened_at: Option<DateTime<Utc>>,
 }
 
-async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut inquiry::ActiveModel, input: InquiryInput) -> Result<()> {
+async fn apply(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    am: &mut inquiry::ActiveModel,
+    input: InquiryInput,
+) -> Result<()> {
     if let Patch::Set(id) = input.contact_id {
         records::ensure_exists::<contact::Entity>(db, ws, id).await?;
     }
@@ -38,7 +43,11 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut inquiry::ActiveModel
     }
     if let Some(s) = input.status {
         am.status = Set(s.as_str().to_string());
-        am.closed_at = Set(if s == InquiryStatus::Closed { Some(clock::now()) } else { None });
+        am.closed_at = Set(if s == InquiryStatus::Closed {
+            Some(clock::now())
+        } else {
+            None
+        });
     }
     if let Some(p) = input.priority {
         am.priority = Set(p.as_str().to_string());
@@ -54,7 +63,11 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut inquiry::ActiveModel
 }
 
 /// Opens an inquiry.
-pub async fn create(db: &impl ConnectionTrait, who: &Principal, input: InquiryInput) -> Result<inquiry::Model> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    input: InquiryInput,
+) -> Result<inquiry::Model> {
     if input.subject.is_none() {
         return Err(EngineError::invalid("subject", "is required"));
     }
@@ -77,8 +90,15 @@ pub async fn create(db: &impl ConnectionTrait, who: &Principal, input: InquiryIn
 }
 
 /// Changes the given fields of an inquiry.
-pub async fn update(db: &impl ConnectionTrait, who: &Principal, id: i64, input: InquiryInput) -> Result<inquiry::Model> {
-    let mut am: inquiry::ActiveModel = records::get::<inquiry::Entity>(db, who.workspace_id, id).await?.into();
+pub async fn update(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    id: i64,
+    input: InquiryInput,
+) -> Result<inquiry::Model> {
+    let mut am: inquiry::ActiveModel = records::get::<inquiry::Entity>(db, who.workspace_id, id)
+        .await?
+        .into();
     apply(db, who.workspace_id, &mut am, input).await?;
     Ok(am.update(db).await?)
 }

@@ -9,8 +9,8 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, WindowStatement};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IdenStatic, ModelTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select, Value,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, IdenStatic, ModelTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Value,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -72,7 +72,11 @@ pub struct Page<M> {
 impl<M> Page<M> {
     /// A page with no rows.
     pub fn empty() -> Self {
-        Self { edges: Vec::new(), has_next_page: false, has_previous_page: false }
+        Self {
+            edges: Vec::new(),
+            has_next_page: false,
+            has_previous_page: false,
+        }
     }
 }
 
@@ -97,7 +101,12 @@ impl Key {
             Value::Double(Some(f)) => Self::F(f),
             Value::Bool(Some(b)) => Self::B(b),
             // Sortable columns are NOT NULL; reaching this is a programming error.
-            other => return Err(EngineError::invalid("orderBy", format!("cannot sort by a column holding {other:?}"))),
+            other => {
+                return Err(EngineError::invalid(
+                    "orderBy",
+                    format!("cannot sort by a column holding {other:?}"),
+                ));
+            }
         })
     }
 
@@ -138,7 +147,13 @@ impl<E: EntityTrait> SortKeys<E> {
     fn signature(&self) -> String {
         self.keys
             .iter()
-            .map(|(c, d)| format!("{}{}", c.as_str(), if *d == SortDirection::Asc { "+" } else { "-" }))
+            .map(|(c, d)| {
+                format!(
+                    "{}{}",
+                    c.as_str(),
+                    if *d == SortDirection::Asc { "+" } else { "-" }
+                )
+            })
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -148,14 +163,29 @@ impl<E: EntityTrait> SortKeys<E> {
     where
         E::Model: ModelTrait<Entity = E>,
     {
-        let v = self.keys.iter().map(|(c, _)| Key::from_value(row.get(*c))).collect::<Result<Vec<_>>>()?;
-        let body = serde_json::to_vec(&CursorBody { k: self.signature(), v }).expect("cursor serialises");
+        let v = self
+            .keys
+            .iter()
+            .map(|(c, _)| Key::from_value(row.get(*c)))
+            .collect::<Result<Vec<_>>>()?;
+        let body = serde_json::to_vec(&CursorBody {
+            k: self.signature(),
+            v,
+        })
+        .expect("cursor serialises");
         Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body))
     }
 
     fn decode(&self, field: &str, cursor: &str) -> Result<Vec<Value>> {
-        let bad = || EngineError::invalid(field, "not a cursor of this list (was it made with another orderBy?)");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+        let bad = || {
+            EngineError::invalid(
+                field,
+                "not a cursor of this list (was it made with another orderBy?)",
+            )
+        };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| bad())?;
         let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| bad())?;
         if body.k != self.signature() || body.v.len() != self.keys.len() {
             return Err(bad());
@@ -171,7 +201,11 @@ impl<E: EntityTrait> SortKeys<E> {
             let cols = Expr::tuple(self.keys.iter().map(|(c, _)| Expr::col(c.as_column_ref())));
             let vals = Expr::tuple(values.into_iter().map(Expr::val));
             let greater = (self.keys[0].1 == SortDirection::Asc) == after;
-            return Condition::all().add(if greater { cols.gt(vals) } else { cols.lt(vals) });
+            return Condition::all().add(if greater {
+                cols.gt(vals)
+            } else {
+                cols.lt(vals)
+            });
         }
         let mut any = Condition::any();
         for i in 0..self.keys.len() {
@@ -181,7 +215,11 @@ impl<E: EntityTrait> SortKeys<E> {
             }
             let (col, dir) = self.keys[i];
             let greater = (dir == SortDirection::Asc) == after;
-            all = all.add(if greater { col.gt(values[i].clone()) } else { col.lt(values[i].clone()) });
+            all = all.add(if greater {
+                col.gt(values[i].clone())
+            } else {
+                col.lt(values[i].clone())
+            });
             any = any.add(all);
         }
         any
@@ -199,24 +237,37 @@ impl<E: EntityTrait> SortKeys<E> {
 fn page_size(field: &str, n: Option<usize>) -> Result<usize> {
     match n {
         None => Ok(DEFAULT_PAGE_SIZE),
-        Some(n) if n > MAX_PAGE_SIZE => {
-            Err(EngineError::invalid(field, format!("at most {MAX_PAGE_SIZE} rows per page (asked for {n})")))
-        }
+        Some(n) if n > MAX_PAGE_SIZE => Err(EngineError::invalid(
+            field,
+            format!("at most {MAX_PAGE_SIZE} rows per page (asked for {n})"),
+        )),
         Some(n) => Ok(n),
     }
 }
 
 /// Fetches one page of `select` in the order of `keys`.
-pub async fn fetch_page<E>(db: &impl ConnectionTrait, select: Select<E>, keys: &SortKeys<E>, req: &PageRequest) -> Result<Page<E::Model>>
+pub async fn fetch_page<E>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    keys: &SortKeys<E>,
+    req: &PageRequest,
+) -> Result<Page<E::Model>>
 where
     E: EntityTrait,
     E::Model: ModelTrait<Entity = E> + Sync,
 {
     if req.first.is_some() && req.last.is_some() {
-        return Err(EngineError::invalid("first", "give first or last, not both"));
+        return Err(EngineError::invalid(
+            "first",
+            "give first or last, not both",
+        ));
     }
     let backward = req.last.is_some();
-    let n = if backward { page_size("last", req.last)? } else { page_size("first", req.first)? };
+    let n = if backward {
+        page_size("last", req.last)?
+    } else {
+        page_size("first", req.first)?
+    };
     let mut select = select;
     if let Some(after) = &req.after {
         select = select.filter(keys.beyond(keys.decode("after", after)?, true));
@@ -224,13 +275,20 @@ where
     if let Some(before) = &req.before {
         select = select.filter(keys.beyond(keys.decode("before", before)?, false));
     }
-    let mut rows = keys.apply_order(select, backward).limit((n + 1) as u64).all(db).await?;
+    let mut rows = keys
+        .apply_order(select, backward)
+        .limit((n + 1) as u64)
+        .all(db)
+        .await?;
     let more = rows.len() > n;
     rows.truncate(n);
     if backward {
         rows.reverse();
     }
-    let edges = rows.into_iter().map(|r| Ok((keys.cursor(&r)?, r))).collect::<Result<Vec<_>>>()?;
+    let edges = rows
+        .into_iter()
+        .map(|r| Ok((keys.cursor(&r)?, r)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Page {
         edges,
         has_next_page: if backward { req.before.is_some() } else { more },
@@ -270,8 +328,12 @@ where
     for (c, d) in &keys.keys {
         window.order_by(c.as_column_ref(), d.order());
     }
-    let mut inner = select.filter(fk.is_in(parents.iter().copied())).into_query();
-    inner.column(Asterisk).expr_window_as(Expr::cust("ROW_NUMBER()"), window, Alias::new("rn"));
+    let mut inner = select
+        .filter(fk.is_in(parents.iter().copied()))
+        .into_query();
+    inner
+        .column(Asterisk)
+        .expr_window_as(Expr::cust("ROW_NUMBER()"), window, Alias::new("rn"));
     let mut outer = Query::select();
     outer
         .column(Asterisk)
@@ -283,7 +345,9 @@ where
 
     let mut pages: HashMap<i64, Page<E::Model>> = HashMap::new();
     for row in rows {
-        let Value::BigInt(Some(parent)) = row.get(fk) else { continue };
+        let Value::BigInt(Some(parent)) = row.get(fk) else {
+            continue;
+        };
         let page = pages.entry(parent).or_insert_with(Page::empty);
         if page.edges.len() == first {
             page.has_next_page = true;
@@ -295,7 +359,12 @@ where
 }
 
 /// Row counts of `select` per value of the foreign key `fk`, for `parents`.
-pub async fn count_per_parent<E>(db: &impl ConnectionTrait, select: Select<E>, fk: E::Column, parents: &[i64]) -> Result<HashMap<i64, u64>>
+pub async fn count_per_parent<E>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    fk: E::Column,
+    parents: &[i64],
+) -> Result<HashMap<i64, u64>>
 where
     E: EntityTrait,
 {
@@ -308,5 +377,8 @@ where
         .into_tuple()
         .all(db)
         .await?;
-    Ok(rows.into_iter().filter_map(|(p, n)| p.map(|p| (p, n as u64))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(p, n)| p.map(|p| (p, n as u64)))
+        .collect())
 }

@@ -91,12 +91,21 @@ pub fn scoped<E: Record>(workspace_id: i64, deleted: Deleted) -> Select<E> {
 }
 
 /// One live row by id; rows of other workspaces are "not found", like missing ones.
-pub async fn get<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, id: i64) -> Result<E::Model> {
+pub async fn get<E: Record>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+) -> Result<E::Model> {
     get_with::<E>(db, workspace_id, id, Deleted::Exclude).await
 }
 
 /// One row by id, seeing deleted rows as `deleted` says.
-pub async fn get_with<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, id: i64, deleted: Deleted) -> Result<E::Model> {
+pub async fn get_with<E: Record>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+    deleted: Deleted,
+) -> Result<E::Model> {
     scoped::<E>(workspace_id, deleted)
         .filter(E::id_col().eq(id))
         .one(db)
@@ -106,23 +115,43 @@ pub async fn get_with<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, i
 
 /// Fails with not-found unless every id is a live row of the workspace (for references
 /// such as `companyId` given in input).
-pub async fn ensure_exists<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, id: i64) -> Result<()> {
+pub async fn ensure_exists<E: Record>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+) -> Result<()> {
     get::<E>(db, workspace_id, id).await.map(|_| ())
 }
 
 /// Moves a live row to the trash.
-pub async fn soft_delete<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, id: i64) -> Result<()> {
+pub async fn soft_delete<E: Record>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+) -> Result<()> {
     set_deleted::<E>(db, workspace_id, id, true).await
 }
 
 /// Brings a row back from the trash.
-pub async fn restore<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, id: i64) -> Result<()> {
+pub async fn restore<E: Record>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+) -> Result<()> {
     set_deleted::<E>(db, workspace_id, id, false).await
 }
 
-async fn set_deleted<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, id: i64, delete: bool) -> Result<()> {
+async fn set_deleted<E: Record>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+    delete: bool,
+) -> Result<()> {
     let Some(col) = E::deleted_col() else {
-        return Err(EngineError::invalid("id", format!("{} cannot be soft-deleted", E::KIND)));
+        return Err(EngineError::invalid(
+            "id",
+            format!("{} cannot be soft-deleted", E::KIND),
+        ));
     };
     let (value, current) = if delete {
         (Some(clock::now()), col.is_null())
@@ -143,7 +172,11 @@ async fn set_deleted<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, id
 }
 
 /// Deletes a row for good.
-pub async fn hard_delete<E: Record>(db: &impl ConnectionTrait, workspace_id: i64, id: i64) -> Result<()> {
+pub async fn hard_delete<E: Record>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+) -> Result<()> {
     let res = E::delete_many()
         .filter(E::workspace_col().eq(workspace_id))
         .filter(E::id_col().eq(id))

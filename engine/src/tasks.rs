@@ -35,7 +35,12 @@ where
     }
 }
 
-async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut task::ActiveModel, input: TaskInput) -> Result<()> {
+async fn apply(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    am: &mut task::ActiveModel,
+    input: TaskInput,
+) -> Result<()> {
     if let Patch::Set(id) = input.contact_id {
         records::ensure_exists::<contact::Entity>(db, ws, id).await?;
     }
@@ -52,7 +57,11 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut task::ActiveModel, i
     if let Some(s) = input.status {
         am.status = Set(s.as_str().to_string());
         // Completion time follows the status, so "done in March" can be reported.
-        am.completed_at = Set(if s == TaskStatus::Done { Some(clock::now()) } else { None });
+        am.completed_at = Set(if s == TaskStatus::Done {
+            Some(clock::now())
+        } else {
+            None
+        });
     }
     set_patch(&mut am.assignee_id, input.assignee_id);
     set_patch(&mut am.contact_id, input.contact_id);
@@ -62,7 +71,11 @@ async fn apply(db: &impl ConnectionTrait, ws: i64, am: &mut task::ActiveModel, i
 }
 
 /// Creates a task.
-pub async fn create(db: &impl ConnectionTrait, who: &Principal, input: TaskInput) -> Result<task::Model> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    input: TaskInput,
+) -> Result<task::Model> {
     if input.title.is_none() {
         return Err(EngineError::invalid("title", "is required"));
     }
@@ -83,8 +96,15 @@ pub async fn create(db: &impl ConnectionTrait, who: &Principal, input: TaskInput
 }
 
 /// Changes the given fields of a task.
-pub async fn update(db: &impl ConnectionTrait, who: &Principal, id: i64, input: TaskInput) -> Result<task::Model> {
-    let mut am: task::ActiveModel = records::get::<task::Entity>(db, who.workspace_id, id).await?.into();
+pub async fn update(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    id: i64,
+    input: TaskInput,
+) -> Result<task::Model> {
+    let mut am: task::ActiveModel = records::get::<task::Entity>(db, who.workspace_id, id)
+        .await?
+        .into();
     apply(db, who.workspace_id, &mut am, input).await?;
     Ok(am.update(db).await?)
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::Principal;
 use crate::error::{EngineError, Result};
-use crate::pagination::{Page, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page};
 use crate::records::{self, Deleted, Record};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -65,21 +65,42 @@ impl TimelineItem {
 
 fn decode(cursor: &str) -> Result<(DateTime<Utc>, u8, i64)> {
     let bad = || EngineError::invalid("after", "not a timeline cursor");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
     serde_json::from_slice(&bytes).map_err(|_| bad())
 }
 
 /// Rows of one table that come after the cursor in newest-first order.
-fn older_than<C: ColumnTrait>(time: C, id: C, rank: u8, cursor: &Option<(DateTime<Utc>, u8, i64)>) -> Condition {
-    let Some((t, r, cid)) = cursor else { return Condition::all() };
+fn older_than<C: ColumnTrait>(
+    time: C,
+    id: C,
+    rank: u8,
+    cursor: &Option<(DateTime<Utc>, u8, i64)>,
+) -> Condition {
+    let Some((t, r, cid)) = cursor else {
+        return Condition::all();
+    };
     match rank.cmp(r) {
         std::cmp::Ordering::Less => Condition::all().add(time.lte(*t)),
         std::cmp::Ordering::Greater => Condition::all().add(time.lt(*t)),
-        std::cmp::Ordering::Equal => Condition::any().add(time.lt(*t)).add(Condition::all().add(time.eq(*t)).add(id.lt(*cid))),
+        std::cmp::Ordering::Equal => Condition::any()
+            .add(time.lt(*t))
+            .add(Condition::all().add(time.eq(*t)).add(id.lt(*cid))),
     }
 }
 
-async fn newest<E, C>(db: &impl ConnectionTrait, ws: i64, contact: C, time: C, id: C, rank: u8, cursor: &Option<(DateTime<Utc>, u8, i64)>, contact_id: i64, n: usize) -> Result<Vec<E::Model>>
+async fn newest<E, C>(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    contact: C,
+    time: C,
+    id: C,
+    rank: u8,
+    cursor: &Option<(DateTime<Utc>, u8, i64)>,
+    contact_id: i64,
+    n: usize,
+) -> Result<Vec<E::Model>>
 where
     E: Record<Column = C>,
     C: ColumnTrait,
@@ -96,39 +117,88 @@ where
 }
 
 /// The first `first` entries of the contact's timeline after `after`, newest first.
-pub async fn page(db: &impl ConnectionTrait, who: &Principal, contact_id: i64, first: Option<usize>, after: Option<&str>) -> Result<Page<TimelineItem>> {
+pub async fn page(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    contact_id: i64,
+    first: Option<usize>,
+    after: Option<&str>,
+) -> Result<Page<TimelineItem>> {
     let ws = who.workspace_id;
     records::get::<contact::Entity>(db, ws, contact_id).await?;
     let n = first.unwrap_or(DEFAULT_PAGE_SIZE);
     if n > MAX_PAGE_SIZE {
-        return Err(EngineError::invalid("first", format!("at most {MAX_PAGE_SIZE} entries per page")));
+        return Err(EngineError::invalid(
+            "first",
+            format!("at most {MAX_PAGE_SIZE} entries per page"),
+        ));
     }
     let cursor = after.map(decode).transpose()?;
     let take = n + 1;
     let mut items: Vec<TimelineItem> = Vec::new();
     items.extend(
-        newest::<activity::Entity, _>(db, ws, activity::Column::ContactId, activity::Column::OccurredAt, activity::Column::Id, 0, &cursor, contact_id, take)
-            .await?
-            .into_iter()
-            .map(TimelineItem::Activity),
+        newest::<activity::Entity, _>(
+            db,
+            ws,
+            activity::Column::ContactId,
+            activity::Column::OccurredAt,
+            activity::Column::Id,
+            0,
+            &cursor,
+            contact_id,
+            take,
+        )
+        .await?
+        .into_iter()
+        .map(TimelineItem::Activity),
     );
     items.extend(
-        newest::<order::Entity, _>(db, ws, order::Column::ContactId, order::Column::PlacedAt, order::Column::Id, 1, &cursor, contact_id, take)
-            .await?
-            .into_iter()
-            .map(TimelineItem::Order),
+        newest::<order::Entity, _>(
+            db,
+            ws,
+            order::Column::ContactId,
+            order::Column::PlacedAt,
+            order::Column::Id,
+            1,
+            &cursor,
+            contact_id,
+            take,
+        )
+        .await?
+        .into_iter()
+        .map(TimelineItem::Order),
     );
     items.extend(
-        newest::<inquiry::Entity, _>(db, ws, inquiry::Column::ContactId, inquiry::Column::OpenedAt, inquiry::Column::Id, 2, &cursor, contact_id, take)
-            .await?
-            .into_iter()
-            .map(TimelineItem::Inquiry),
+        newest::<inquiry::Entity, _>(
+            db,
+            ws,
+            inquiry::Column::ContactId,
+            inquiry::Column::OpenedAt,
+            inquiry::Column::Id,
+            2,
+            &cursor,
+            contact_id,
+            take,
+        )
+        .await?
+        .into_iter()
+        .map(TimelineItem::Inquiry),
     );
     items.extend(
-        newest::<task::Entity, _>(db, ws, task::Column::ContactId, task::Column::CreatedAt, task::Column::Id, 3, &cursor, contact_id, take)
-            .await?
-            .into_iter()
-            .map(TimelineItem::Task),
+        newest::<task::Entity, _>(
+            db,
+            ws,
+            task::Column::ContactId,
+            task::Column::CreatedAt,
+            task::Column::Id,
+            3,
+            &cursor,
+            contact_id,
+            take,
+        )
+        .await?
+        .into_iter()
+        .map(TimelineItem::Task),
     );
     items.sort_by_key(|i| std::cmp::Reverse(i.key()));
     let has_next_page = items.len() > n;

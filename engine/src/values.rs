@@ -18,20 +18,31 @@ impl EmailAddress {
     /// Parses `raw`, naming `field` in the error.
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
         let address = raw.trim().to_lowercase();
-        let bad = |why: &str| EngineError::invalid(field, format!("'{raw}' is not a valid email address: {why}"));
+        let bad = |why: &str| {
+            EngineError::invalid(
+                field,
+                format!("'{raw}' is not a valid email address: {why}"),
+            )
+        };
         if address.len() > 254 {
             return Err(bad("longer than 254 characters"));
         }
-        let (local, domain) = address.split_once('@').ok_or_else(|| bad("it has no '@'"))?;
+        let (local, domain) = address
+            .split_once('@')
+            .ok_or_else(|| bad("it has no '@'"))?;
         if local.is_empty() || local.len() > 64 {
             return Err(bad("the part before '@' must have 1 to 64 characters"));
         }
-        if local.chars().any(|c| c.is_whitespace() || c == '@' || c.is_control())
+        if local
+            .chars()
+            .any(|c| c.is_whitespace() || c == '@' || c.is_control())
             || local.starts_with('.')
             || local.ends_with('.')
             || local.contains("..")
         {
-            return Err(bad("the part before '@' has a character or dot where none may be"));
+            return Err(bad(
+                "the part before '@' has a character or dot where none may be",
+            ));
         }
         let labels: Vec<&str> = domain.split('.').collect();
         let label_ok = |l: &&str| {
@@ -42,7 +53,9 @@ impl EmailAddress {
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         };
         if labels.len() < 2 || !labels.iter().all(label_ok) {
-            return Err(bad("the domain must be dotted labels of letters, digits and hyphens"));
+            return Err(bad(
+                "the domain must be dotted labels of letters, digits and hyphens",
+            ));
         }
         Ok(Self(address))
     }
@@ -76,21 +89,30 @@ impl PhoneNumber {
     /// optional leading `+`; between 5 and 15 digits (the E.164 maximum).
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
         let trimmed = raw.trim();
-        let bad = |why: &str| EngineError::invalid(field, format!("'{raw}' is not a valid phone number: {why}"));
+        let bad = |why: &str| {
+            EngineError::invalid(field, format!("'{raw}' is not a valid phone number: {why}"))
+        };
         let mut normalized = String::new();
         for (i, c) in trimmed.chars().enumerate() {
             match c {
                 '+' if i == 0 => normalized.push('+'),
                 '0'..='9' => normalized.push(c),
                 ' ' | '.' | '-' | '(' | ')' | '/' => {}
-                _ => return Err(bad("only digits, spaces, . - ( ) / and a leading + are allowed")),
+                _ => {
+                    return Err(bad(
+                        "only digits, spaces, . - ( ) / and a leading + are allowed",
+                    ));
+                }
             }
         }
         let digits = normalized.trim_start_matches('+').len();
         if !(5..=15).contains(&digits) {
             return Err(bad("it must have 5 to 15 digits"));
         }
-        Ok(Self { raw: trimmed.to_string(), normalized })
+        Ok(Self {
+            raw: trimmed.to_string(),
+            normalized,
+        })
     }
 
     /// The number as the user typed it (trimmed).
@@ -113,20 +135,22 @@ pub struct Currency {
 
 // Active ISO 4217 codes and their minor units. Codes not listed have two decimals.
 const ZERO_DECIMAL: &[&str] = &[
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF",
-    "XOF", "XPF",
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+    "VUV", "XAF", "XOF", "XPF",
 ];
 const THREE_DECIMAL: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
 const TWO_DECIMAL: &[&str] = &[
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BMD",
-    "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CNY", "COP", "CRC", "CUP",
-    "CVE", "CZK", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP",
-    "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IRR", "JMD", "KES", "KGS", "KHR",
-    "KPW", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP",
-    "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN",
-    "PGK", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP",
-    "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TOP", "TRY", "TTD", "TWD",
-    "TZS", "UAH", "USD", "UYU", "UZS", "VES", "WST", "XCD", "YER", "ZAR", "ZMW", "ZWG",
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF",
+    "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR",
+    "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF",
+    "IDR", "ILS", "INR", "IRR", "JMD", "KES", "KGS", "KHR", "KPW", "KYD", "KZT", "LAK", "LBP",
+    "LKR", "LRD", "LSL", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+    "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PGK",
+    "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
+    "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TOP",
+    "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "UYU", "UZS", "VES", "WST", "XCD", "YER", "ZAR",
+    "ZMW", "ZWG",
 ];
 
 impl Currency {
@@ -141,7 +165,10 @@ impl Currency {
         } else if let Some(c) = find(THREE_DECIMAL) {
             (c, 3)
         } else {
-            return Err(EngineError::invalid(field, format!("'{raw}' is not an ISO 4217 currency code")));
+            return Err(EngineError::invalid(
+                field,
+                format!("'{raw}' is not an ISO 4217 currency code"),
+            ));
         };
         Ok(Self { code, exponent })
     }
@@ -176,23 +203,35 @@ impl Money {
     /// are refused rather than rounded, so no money is silently lost.
     pub fn parse(field: &str, amount: f64, currency: Currency) -> Result<Self> {
         if !amount.is_finite() {
-            return Err(EngineError::invalid(field, "the amount must be a finite number"));
+            return Err(EngineError::invalid(
+                field,
+                "the amount must be a finite number",
+            ));
         }
         if amount < 0.0 {
-            return Err(EngineError::invalid(field, format!("the amount must not be negative (got {amount})")));
+            return Err(EngineError::invalid(
+                field,
+                format!("the amount must not be negative (got {amount})"),
+            ));
         }
         let scaled = amount * 10f64.powi(currency.exponent as i32);
         let minor = scaled.round();
         if (scaled - minor).abs() > 1e-6 * scaled.abs().max(1.0) {
             return Err(EngineError::invalid(
                 field,
-                format!("{} allows {} decimal places; got {amount}", currency.code, currency.exponent),
+                format!(
+                    "{} allows {} decimal places; got {amount}",
+                    currency.code, currency.exponent
+                ),
             ));
         }
         if minor >= 9.0e15 {
             return Err(EngineError::invalid(field, "the amount is too large"));
         }
-        Ok(Self { minor: minor as i64, currency })
+        Ok(Self {
+            minor: minor as i64,
+            currency,
+        })
     }
 }
 
@@ -207,7 +246,10 @@ impl CountryCode {
         if code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()) {
             Ok(Self(code))
         } else {
-            Err(EngineError::invalid(field, format!("'{raw}' is not an ISO 3166-1 alpha-2 country code")))
+            Err(EngineError::invalid(
+                field,
+                format!("'{raw}' is not an ISO 3166-1 alpha-2 country code"),
+            ))
         }
     }
 
@@ -235,13 +277,19 @@ impl Domain {
         let labels: Vec<&str> = d.split('.').collect();
         let ok = labels.len() >= 2
             && labels.iter().all(|l| {
-                !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
                     && l.chars().all(|c| c.is_alphanumeric() || c == '-')
             });
         if ok {
             Ok(Self(d.to_string()))
         } else {
-            Err(EngineError::invalid(field, format!("'{raw}' is not a valid domain")))
+            Err(EngineError::invalid(
+                field,
+                format!("'{raw}' is not a valid domain"),
+            ))
         }
     }
 
@@ -260,7 +308,10 @@ impl Tag {
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
         let t = raw.trim();
         if t.is_empty() || t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == ',') {
-            return Err(EngineError::invalid(field, format!("'{raw}' is not a valid tag (1-64 characters, no commas)")));
+            return Err(EngineError::invalid(
+                field,
+                format!("'{raw}' is not a valid tag (1-64 characters, no commas)"),
+            ));
         }
         Ok(Self(t.to_string()))
     }
@@ -295,7 +346,10 @@ impl Text {
             return Err(EngineError::invalid(field, "must not be empty"));
         }
         if t.chars().count() > max {
-            return Err(EngineError::invalid(field, format!("must be at most {max} characters")));
+            return Err(EngineError::invalid(
+                field,
+                format!("must be at most {max} characters"),
+            ));
         }
         Ok(Self(t.to_string()))
     }
@@ -327,12 +381,18 @@ impl Attributes {
                     return Err(EngineError::invalid(field, "at most 200 attributes"));
                 }
                 if let Some(k) = map.keys().find(|k| k.is_empty() || k.chars().count() > 64) {
-                    return Err(EngineError::invalid(field, format!("attribute name '{k}' must have 1-64 characters")));
+                    return Err(EngineError::invalid(
+                        field,
+                        format!("attribute name '{k}' must have 1-64 characters"),
+                    ));
                 }
                 Ok(Self(map))
             }
             serde_json::Value::Null => Ok(Self(Default::default())),
-            other => Err(EngineError::invalid(field, format!("must be a JSON object, got {other}"))),
+            other => Err(EngineError::invalid(
+                field,
+                format!("must be a JSON object, got {other}"),
+            )),
         }
     }
 
@@ -350,13 +410,26 @@ impl TimeZoneName {
     /// Checks the shape of an IANA name (`UTC`, or `Area/Location[/Sub]`).
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
         let t = raw.trim();
-        let part_ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c));
+        let part_ok = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
+        };
         let parts: Vec<&str> = t.split('/').collect();
-        let ok = t == "UTC" || (parts.len() >= 2 && parts.iter().all(|p| part_ok(p)) && parts[0].chars().next().is_some_and(|c| c.is_ascii_uppercase()));
+        let ok = t == "UTC"
+            || (parts.len() >= 2
+                && parts.iter().all(|p| part_ok(p))
+                && parts[0]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_uppercase()));
         if ok {
             Ok(Self(t.to_string()))
         } else {
-            Err(EngineError::invalid(field, format!("'{raw}' is not an IANA time zone name such as Europe/Berlin")))
+            Err(EngineError::invalid(
+                field,
+                format!("'{raw}' is not an IANA time zone name such as Europe/Berlin"),
+            ))
         }
     }
 
@@ -503,8 +576,23 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(EmailAddress::parse("email", " Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
-        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "ann@@example.com", "ann@-x.com", ".a@x.com"] {
+        assert_eq!(
+            EmailAddress::parse("email", " Ann@Example.COM ")
+                .unwrap()
+                .as_str(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "ann@@example.com",
+            "ann@-x.com",
+            ".a@x.com",
+        ] {
             assert!(EmailAddress::parse("email", bad).is_err(), "{bad} accepted");
         }
     }
@@ -522,13 +610,23 @@ mod tests {
 
     #[test]
     fn domains() {
-        assert_eq!(Domain::parse("d", "https://www.Acme.com/about").unwrap().as_str(), "acme.com");
+        assert_eq!(
+            Domain::parse("d", "https://www.Acme.com/about")
+                .unwrap()
+                .as_str(),
+            "acme.com"
+        );
         assert!(Domain::parse("d", "acme").is_err());
     }
 
     #[test]
     fn phones() {
-        assert_eq!(PhoneNumber::parse("p", "+1 (555) 010-2030").unwrap().normalized(), "+15550102030");
+        assert_eq!(
+            PhoneNumber::parse("p", "+1 (555) 010-2030")
+                .unwrap()
+                .normalized(),
+            "+15550102030"
+        );
         assert!(PhoneNumber::parse("p", "call me").is_err());
     }
 

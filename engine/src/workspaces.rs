@@ -20,12 +20,22 @@ pub struct NewWorkspace {
 pub async fn create(db: &DatabaseConnection, name: &str) -> Result<NewWorkspace> {
     let name = Text::parse("name", name, 100)?.into_string();
     let tx = db.begin().await?;
-    let workspace = workspace::ActiveModel { name: Set(name), created_at: Set(clock::now()), ..Default::default() }
-        .insert(&tx)
-        .await?;
+    let workspace = workspace::ActiveModel {
+        name: Set(name),
+        created_at: Set(clock::now()),
+        ..Default::default()
+    }
+    .insert(&tx)
+    .await?;
     let owner = Principal::owner(workspace.id);
     deals::create_pipeline(&tx, &owner, "Sales", deals::default_stages()).await?;
-    let key = auth::create_key(&tx, workspace.id, "initial admin key", &[Scope::Read, Scope::Write, Scope::Admin]).await?;
+    let key = auth::create_key(
+        &tx,
+        workspace.id,
+        "initial admin key",
+        &[Scope::Read, Scope::Write, Scope::Admin],
+    )
+    .await?;
     tx.commit().await?;
     Ok(NewWorkspace { workspace, key })
 }

@@ -4,8 +4,8 @@
 //! two databases spell differently (`{pk}`, `{ts}`, `{json}`, `{text}`), so the two
 //! schemas cannot drift apart.
 
-use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 
 mod m0001_crm_graph;
@@ -34,7 +34,12 @@ fn fill_placeholders(script: &str, backend: DatabaseBackend) -> String {
     // Text compares bytewise ("C" collation) on PostgreSQL as it does on SQLite, so a
     // sort, a range filter or a keyset cursor gives the same answer on both.
     let (pk, ts, json, text) = match backend {
-        DatabaseBackend::Postgres => ("BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ", "JSONB", "TEXT COLLATE \"C\""),
+        DatabaseBackend::Postgres => (
+            "BIGSERIAL PRIMARY KEY",
+            "TIMESTAMPTZ",
+            "JSONB",
+            "TEXT COLLATE \"C\"",
+        ),
         // INTEGER PRIMARY KEY is SQLite's rowid alias; AUTOINCREMENT keeps ids of
         // deleted rows from being reused, so a stale id can never name a new row.
         _ => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT", "TEXT"),

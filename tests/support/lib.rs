@@ -19,19 +19,29 @@ pub struct TestApp {
     pub base: String,
     pub db: DatabaseConnection,
     statements: Arc<AtomicUsize>,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
     client: reqwest::Client,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn unique_name() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), nanos % 1_000_000_000)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        nanos % 1_000_000_000
+    )
 }
 
 /// The PostgreSQL server tests create their databases on.
 pub fn postgres_admin_url() -> String {
-    std::env::var("RAPPORT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("RAPPORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 async fn database_url(backend: Backend) -> String {
@@ -47,9 +57,15 @@ async fn database_url(backend: Backend) -> String {
                 panic!("PostgreSQL is required for these tests (RAPPORT_TEST_POSTGRES_URL={admin_url}): {e}")
             });
             let name = format!("rapport_t_{}", unique_name());
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
             admin.close().await.ok();
-            let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin_url);
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_string())
+                .unwrap_or(admin_url);
             format!("{base}/{name}")
         }
     }
@@ -63,19 +79,34 @@ impl TestApp {
         db::migrate(&conn).await.expect("migrate");
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
-        conn.set_metric_callback(move |_| {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        conn.set_metric_callback(move |info| {
             counter.fetch_add(1, Ordering::SeqCst);
+            sink.lock()
+                .unwrap()
+                .push(info.statement.sql.chars().take(160).collect());
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = rapport_api::server::router(conn.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.expect("server") });
-        Self { base, db: conn, statements, client: reqwest::Client::new() }
+        Self {
+            base,
+            db: conn,
+            statements,
+            log,
+            client: reqwest::Client::new(),
+        }
     }
 
     /// A new workspace and its admin key.
     pub async fn workspace(&self, name: &str) -> String {
-        rapport_engine::workspaces::create(&self.db, name).await.expect("workspace").key.key
+        rapport_engine::workspaces::create(&self.db, name)
+            .await
+            .expect("workspace")
+            .key
+            .key
     }
 
     /// SQL statements run so far.
@@ -83,9 +114,23 @@ impl TestApp {
         self.statements.load(Ordering::SeqCst)
     }
 
+    /// The SQL of the statements run since statement number `from` (for failure messages).
+    pub fn statements_since(&self, from: usize) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(from)
+            .cloned()
+            .collect()
+    }
+
     /// Posts a GraphQL request; returns the HTTP status and body.
     pub async fn post(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
-        let mut req = self.client.post(format!("{}/graphql", self.base)).json(&json!({"query": query, "variables": variables}));
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({"query": query, "variables": variables}));
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
@@ -97,7 +142,11 @@ impl TestApp {
     /// Runs a request that must succeed; returns `data`.
     pub async fn ok(&self, key: &str, query: &str, variables: Value) -> Value {
         let (status, body) = self.post(Some(key), query, variables).await;
-        assert!(body.get("errors").is_none_or(|e| e.as_array().is_some_and(|a| a.is_empty())), "unexpected errors ({status}): {body}");
+        assert!(
+            body.get("errors")
+                .is_none_or(|e| e.as_array().is_some_and(|a| a.is_empty())),
+            "unexpected errors ({status}): {body}"
+        );
         body["data"].clone()
     }
 
@@ -106,7 +155,13 @@ impl TestApp {
         let (_, body) = self.post(Some(key), query, variables).await;
         let e = &body["errors"][0];
         assert!(!e.is_null(), "expected an error, got {body}");
-        (e["extensions"]["code"].as_str().unwrap_or_default().to_string(), e["message"].as_str().unwrap_or_default().to_string())
+        (
+            e["extensions"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            e["message"].as_str().unwrap_or_default().to_string(),
+        )
     }
 }
 

@@ -5,7 +5,9 @@ use crate::graphql::loaders::{ChildCounts, ChildSpec, Children, spec_id};
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object, OutputType, Result};
-use rapport_engine::pagination::{self, DEFAULT_PAGE_SIZE, Page, PageRequest, SortDirection, SortKeys};
+use rapport_engine::pagination::{
+    self, DEFAULT_PAGE_SIZE, Page, PageRequest, SortDirection, SortKeys,
+};
 use rapport_engine::records::Record;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, ModelTrait, QueryFilter, Select};
 use std::future::Future;
@@ -65,8 +67,13 @@ impl ConnArgs {
 }
 
 fn into_connection<M, N: OutputType>(page: Page<M>, wrap: fn(M) -> N, counted: Counted) -> Conn<N> {
-    let mut conn = Connection::with_additional_fields(page.has_previous_page, page.has_next_page, counted);
-    conn.edges.extend(page.edges.into_iter().map(|(cursor, row)| Edge::new(cursor, wrap(row))));
+    let mut conn =
+        Connection::with_additional_fields(page.has_previous_page, page.has_next_page, counted);
+    conn.edges.extend(
+        page.edges
+            .into_iter()
+            .map(|(cursor, row)| Edge::new(cursor, wrap(row))),
+    );
     conn
 }
 
@@ -98,7 +105,9 @@ where
     N: OutputType,
 {
     let keys = SortKeys::new(&order, E::id_col());
-    let page = pagination::fetch_page(db, select.clone(), &keys, &args.request()?).await.gql()?;
+    let page = pagination::fetch_page(db, select.clone(), &keys, &args.request()?)
+        .await
+        .gql()?;
     Ok(into_connection(page, wrap, count_query(db, select)))
 }
 
@@ -127,16 +136,29 @@ where
     let db = ctx.data_unchecked::<DatabaseConnection>();
     if args.pages_within_one_parent() {
         let own = select.filter(fk.eq(parent));
-        let page = pagination::fetch_page(db, own.clone(), &keys, &args.request()?).await.gql()?;
+        let page = pagination::fetch_page(db, own.clone(), &keys, &args.request()?)
+            .await
+            .gql()?;
         return Ok(into_connection(page, wrap, count_query(db, own)));
     }
     let first = args.request()?.first.unwrap_or(DEFAULT_PAGE_SIZE);
     let id = spec_id((&description, fk.as_str_name(), first));
     let children = ctx.data_unchecked::<DataLoader<Children<E>>>();
     let spec_select = select.clone();
-    children.loader().register(id, move || ChildSpec { fk, select: spec_select, keys, first });
-    let page = children.load_one((parent, id)).await?.map(|p| (*p).clone()).unwrap_or_else(Page::empty);
-    let counts = ctx.data_unchecked::<Arc<DataLoader<ChildCounts<E>>>>().clone();
+    children.loader().register(id, move || ChildSpec {
+        fk,
+        select: spec_select,
+        keys,
+        first,
+    });
+    let page = children
+        .load_one((parent, id))
+        .await?
+        .map(|p| (*p).clone())
+        .unwrap_or_else(Page::empty);
+    let counts = ctx
+        .data_unchecked::<Arc<DataLoader<ChildCounts<E>>>>()
+        .clone();
     counts.loader().register(id, fk, move || select);
     let counted = Counted {
         count: Box::new(move || {
@@ -163,9 +185,16 @@ where
     let first = pagination::MAX_PAGE_SIZE;
     let id = spec_id((fk.as_str_name(), first));
     let children = ctx.data_unchecked::<DataLoader<Children<E>>>();
-    children.loader().register(id, move || ChildSpec { fk, select, keys, first });
+    children.loader().register(id, move || ChildSpec {
+        fk,
+        select,
+        keys,
+        first,
+    });
     let page = children.load_one((parent, id)).await?;
-    Ok(page.map(|p| p.edges.iter().map(|(_, m)| m.clone()).collect()).unwrap_or_default())
+    Ok(page
+        .map(|p| p.edges.iter().map(|(_, m)| m.clone()).collect())
+        .unwrap_or_default())
 }
 
 trait ColumnName {

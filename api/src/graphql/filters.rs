@@ -24,11 +24,14 @@ pub trait ColumnFilter {
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn ilike<C: ColumnTrait>(col: C, pattern: String) -> Expr {
-    Expr::expr(Func::lower(Expr::col(col.as_column_ref()))).like(LikeExpr::new(pattern).escape('\\'))
+    Expr::expr(Func::lower(Expr::col(col.as_column_ref())))
+        .like(LikeExpr::new(pattern).escape('\\'))
 }
 
 /// The comparison operators, shared by every ordered scalar.
@@ -55,7 +58,11 @@ fn compare<C: ColumnTrait, T: Clone + Into<Value>>(
         c = c.add(col.is_in(xs.iter().cloned()));
     }
     if let Some(xs) = not_list {
-        c = c.add(Condition::any().add(col.is_not_in(xs.iter().cloned())).add(col.is_null()));
+        c = c.add(
+            Condition::any()
+                .add(col.is_not_in(xs.iter().cloned()))
+                .add(col.is_null()),
+        );
     }
     if let Some(x) = gt {
         c = c.add(col.gt(x.clone()));
@@ -136,7 +143,18 @@ pub struct StringFilter {
 
 impl ColumnFilter for StringFilter {
     fn condition<C: ColumnTrait>(&self, _field: &str, col: C) -> Result<Condition> {
-        let mut c = compare(col, &self.eq, &self.ne, &self.in_list, &self.not_in, &self.gt, &self.gte, &self.lt, &self.lte, &self.is_null);
+        let mut c = compare(
+            col,
+            &self.eq,
+            &self.ne,
+            &self.in_list,
+            &self.not_in,
+            &self.gt,
+            &self.gte,
+            &self.lt,
+            &self.lte,
+            &self.is_null,
+        );
         if let Some(x) = &self.contains {
             c = c.add(ilike(col, format!("%{}%", escape_like(&x.to_lowercase()))));
         }
@@ -160,13 +178,21 @@ pub struct IdFilter {
 
 fn ids(field: &str, list: &Option<Vec<ID>>) -> Result<Option<Vec<i64>>> {
     list.as_ref()
-        .map(|l| l.iter().map(|i| one_id(field, &Some(i.clone())).map(|x| x.unwrap_or_default())).collect())
+        .map(|l| {
+            l.iter()
+                .map(|i| one_id(field, &Some(i.clone())).map(|x| x.unwrap_or_default()))
+                .collect()
+        })
         .transpose()
 }
 
 fn one_id(field: &str, id: &Option<ID>) -> Result<Option<i64>> {
     id.as_ref()
-        .map(|i| parse_id(field, i).map_err(|_| EngineError::invalid(field, format!("'{}' is not a valid id", i.as_str()))))
+        .map(|i| {
+            parse_id(field, i).map_err(|_| {
+                EngineError::invalid(field, format!("'{}' is not a valid id", i.as_str()))
+            })
+        })
         .transpose()
 }
 
@@ -293,7 +319,11 @@ impl TagsFilter {
     fn condition(&self) -> Condition {
         use s::contact_tag::Column as T;
         let with_tags = |tags: Vec<String>| {
-            Query::select().column(T::ContactId).from(s::contact_tag::Entity).and_where(T::Tag.is_in(tags)).to_owned()
+            Query::select()
+                .column(T::ContactId)
+                .from(s::contact_tag::Entity)
+                .and_where(T::Tag.is_in(tags))
+                .to_owned()
         };
         let id = s::contact::Column::Id;
         let mut c = Condition::all();
@@ -646,4 +676,3 @@ entity_order!(
     /// Sort pipelines by.
     PipelineOrder, PipelineOrderField, pipeline { Id => Id, Name => Name, CreatedAt => CreatedAt }
 );
-

@@ -10,7 +10,10 @@ pub fn to_id(id: i64) -> ID {
 
 /// The row id in a GraphQL id; `field` names the argument in the error.
 pub fn parse_id(field: &str, id: &ID) -> async_graphql::Result<i64> {
-    id.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| invalid(field, format!("'{}' is not a valid id", id.as_str())))
+    id.parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| invalid(field, format!("'{}' is not a valid id", id.as_str())))
 }
 
 /// Parses a list of ids.

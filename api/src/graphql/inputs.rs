@@ -109,7 +109,13 @@ pub struct StageInput {
 impl StageInput {
     /// The engine's view of this input.
     pub fn into_engine(self) -> deals::StageInput {
-        deals::StageInput { name: self.name, win_probability: self.win_probability, is_won: self.is_won, is_lost: self.is_lost, position: self.position }
+        deals::StageInput {
+            name: self.name,
+            win_probability: self.win_probability,
+            is_won: self.is_won,
+            is_lost: self.is_lost,
+            position: self.position,
+        }
     }
 }
 
@@ -171,7 +177,9 @@ impl ActivityInput {
     pub fn into_engine(self) -> Result<activities::ActivityInput> {
         Ok(activities::ActivityInput {
             kind: self.kind.map(Into::into),
-            direction: patch(self.direction).parse(|d| Ok(v::Direction::from(d))).map_err(crate::error::to_graphql)?,
+            direction: patch(self.direction)
+                .parse(|d| Ok(v::Direction::from(d)))
+                .map_err(crate::error::to_graphql)?,
             subject: patch(self.subject),
             body: patch(self.body),
             occurred_at: self.occurred_at,
@@ -246,7 +254,13 @@ pub struct ProductInput {
 impl ProductInput {
     /// The engine's view of this input.
     pub fn into_engine(self) -> commerce::ProductInput {
-        commerce::ProductInput { sku: self.sku, name: self.name, category: patch(self.category), price: self.price, currency: self.currency }
+        commerce::ProductInput {
+            sku: self.sku,
+            name: self.name,
+            category: patch(self.category),
+            price: self.price,
+            currency: self.currency,
+        }
     }
 }
 
@@ -280,7 +294,13 @@ impl OrderInput {
             lines: self
                 .lines
                 .into_iter()
-                .map(|l| Ok(commerce::OrderLineInput { product_id: opt_id("productId", l.product_id)?, quantity: l.quantity, unit_price: l.unit_price }))
+                .map(|l| {
+                    Ok(commerce::OrderLineInput {
+                        product_id: opt_id("productId", l.product_id)?,
+                        quantity: l.quantity,
+                        unit_price: l.unit_price,
+                    })
+                })
                 .collect::<Result<_>>()?,
         })
     }
@@ -298,7 +318,12 @@ pub struct UserInput {
 impl UserInput {
     /// The engine's view of this input.
     pub fn into_engine(self) -> Result<team::UserInput> {
-        Ok(team::UserInput { name: self.name, email: self.email, role: self.role.map(Into::into), team_id: patch_id("teamId", self.team_id)? })
+        Ok(team::UserInput {
+            name: self.name,
+            email: self.email,
+            role: self.role.map(Into::into),
+            team_id: patch_id("teamId", self.team_id)?,
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! statement per relation, however many rows the page has.
 
 use crate::error::to_graphql;
+use crate::graphql::batching::Dispatcher;
 use async_graphql::dataloader::{DataLoader, Loader};
 use rapport_engine::pagination::{self, Page, SortKeys};
 use rapport_engine::records::{self, Deleted, Record};
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Rows of `E` by id, within one workspace.
 pub struct ById<E> {
@@ -72,7 +74,11 @@ pub struct Children<E: EntityTrait> {
 impl<E: EntityTrait> Children<E> {
     /// Makes `spec` known under `id` before a load names it.
     pub fn register(&self, id: u64, spec: impl FnOnce() -> ChildSpec<E>) {
-        self.specs.lock().expect("spec lock").entry(id).or_insert_with(|| Arc::new(spec()));
+        self.specs
+            .lock()
+            .expect("spec lock")
+            .entry(id)
+            .or_insert_with(|| Arc::new(spec()));
     }
 
     fn spec(&self, id: u64) -> Option<Arc<ChildSpec<E>>> {
@@ -95,13 +101,25 @@ where
     type Value = Arc<Page<E::Model>>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[(i64, u64)]) -> Result<HashMap<(i64, u64), Self::Value>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[(i64, u64)],
+    ) -> Result<HashMap<(i64, u64), Self::Value>, Self::Error> {
         let mut out = HashMap::new();
         for (spec_key, parents) in group(keys) {
-            let spec = self.spec(spec_key).ok_or_else(|| async_graphql::Error::new("internal error"))?;
-            let mut pages = pagination::first_per_parent(&self.db, spec.select.clone(), spec.fk, &parents, &spec.keys, spec.first)
-                .await
-                .map_err(to_graphql)?;
+            let spec = self
+                .spec(spec_key)
+                .ok_or_else(|| async_graphql::Error::new("internal error"))?;
+            let mut pages = pagination::first_per_parent(
+                &self.db,
+                spec.select.clone(),
+                spec.fk,
+                &parents,
+                &spec.keys,
+                spec.first,
+            )
+            .await
+            .map_err(to_graphql)?;
             for p in parents {
                 let page = pages.remove(&p).unwrap_or_else(Page::empty);
                 out.insert((p, spec_key), Arc::new(page));
@@ -120,7 +138,11 @@ pub struct ChildCounts<E: EntityTrait> {
 impl<E: EntityTrait> ChildCounts<E> {
     /// Makes the rows to count known under `id` before a load names it.
     pub fn register(&self, id: u64, fk: E::Column, select: impl FnOnce() -> Select<E>) {
-        self.specs.lock().expect("spec lock").entry(id).or_insert_with(|| (fk, select()));
+        self.specs
+            .lock()
+            .expect("spec lock")
+            .entry(id)
+            .or_insert_with(|| (fk, select()));
     }
 }
 
@@ -134,9 +156,16 @@ where
     async fn load(&self, keys: &[(i64, u64)]) -> Result<HashMap<(i64, u64), u64>, Self::Error> {
         let mut out = HashMap::new();
         for (spec_key, parents) in group(keys) {
-            let spec = self.specs.lock().expect("spec lock").get(&spec_key).cloned();
+            let spec = self
+                .specs
+                .lock()
+                .expect("spec lock")
+                .get(&spec_key)
+                .cloned();
             let (fk, select) = spec.ok_or_else(|| async_graphql::Error::new("internal error"))?;
-            let counts = pagination::count_per_parent(&self.db, select, fk, &parents).await.map_err(to_graphql)?;
+            let counts = pagination::count_per_parent(&self.db, select, fk, &parents)
+                .await
+                .map_err(to_graphql)?;
             for p in parents {
                 out.insert((p, spec_key), counts.get(&p).copied().unwrap_or(0));
             }
@@ -145,60 +174,87 @@ where
     }
 }
 
-fn by_id<E>(db: &DatabaseConnection, ws: i64) -> DataLoader<ById<E>>
+fn by_id<E>(d: &Dispatcher, db: &DatabaseConnection, ws: i64) -> DataLoader<ById<E>>
 where
     E: Record,
     E::Model: ModelTrait<Entity = E> + Clone + Send + Sync,
 {
-    DataLoader::new(ById { db: db.clone(), workspace_id: ws, _entity: PhantomData }, tokio::spawn)
+    DataLoader::new(
+        ById {
+            db: db.clone(),
+            workspace_id: ws,
+            _entity: PhantomData,
+        },
+        d.spawner(),
+    )
+    .delay(Duration::ZERO)
 }
 
-fn children<E>(db: &DatabaseConnection) -> DataLoader<Children<E>>
+fn children<E>(d: &Dispatcher, db: &DatabaseConnection) -> DataLoader<Children<E>>
 where
     E: EntityTrait,
     E::Model: ModelTrait<Entity = E> + Clone + Send + Sync,
 {
-    DataLoader::new(Children { db: db.clone(), specs: Mutex::default() }, tokio::spawn)
+    DataLoader::new(
+        Children {
+            db: db.clone(),
+            specs: Mutex::default(),
+        },
+        d.spawner(),
+    )
+    .delay(Duration::ZERO)
 }
 
-fn counts<E>(db: &DatabaseConnection) -> DataLoader<ChildCounts<E>>
+fn counts<E>(d: &Dispatcher, db: &DatabaseConnection) -> DataLoader<ChildCounts<E>>
 where
     E: EntityTrait,
     E::Model: Send + Sync,
 {
-    DataLoader::new(ChildCounts { db: db.clone(), specs: Mutex::default() }, tokio::spawn)
+    DataLoader::new(
+        ChildCounts {
+            db: db.clone(),
+            specs: Mutex::default(),
+        },
+        d.spawner(),
+    )
+    .delay(Duration::ZERO)
 }
 
 /// Adds one request's loaders to its data; they live as long as the request, so nothing
-/// cached crosses requests or workspaces.
-pub fn attach(request: async_graphql::Request, db: &DatabaseConnection, ws: i64) -> async_graphql::Request {
+/// cached crosses requests or workspaces. Their loads are dispatched by `d`.
+pub fn attach(
+    request: async_graphql::Request,
+    d: &Dispatcher,
+    db: &DatabaseConnection,
+    ws: i64,
+) -> async_graphql::Request {
     request
-        .data(by_id::<s::company::Entity>(db, ws))
-        .data(by_id::<s::contact::Entity>(db, ws))
-        .data(by_id::<s::user::Entity>(db, ws))
-        .data(by_id::<s::team::Entity>(db, ws))
-        .data(by_id::<s::pipeline::Entity>(db, ws))
-        .data(by_id::<s::stage::Entity>(db, ws))
-        .data(by_id::<s::deal::Entity>(db, ws))
-        .data(by_id::<s::product::Entity>(db, ws))
-        .data(children::<s::contact::Entity>(db))
-        .data(children::<s::deal::Entity>(db))
-        .data(children::<s::activity::Entity>(db))
-        .data(children::<s::task::Entity>(db))
-        .data(children::<s::inquiry::Entity>(db))
-        .data(children::<s::order::Entity>(db))
-        .data(children::<s::event::Entity>(db))
-        .data(children::<s::stage::Entity>(db))
-        .data(children::<s::deal_stage_change::Entity>(db))
-        .data(children::<s::order_line::Entity>(db))
-        .data(children::<s::user::Entity>(db))
-        .data(children::<s::contact_merge::Entity>(db))
-        .data(Arc::new(counts::<s::contact::Entity>(db)))
-        .data(Arc::new(counts::<s::deal::Entity>(db)))
-        .data(Arc::new(counts::<s::activity::Entity>(db)))
-        .data(Arc::new(counts::<s::task::Entity>(db)))
-        .data(Arc::new(counts::<s::inquiry::Entity>(db)))
-        .data(Arc::new(counts::<s::order::Entity>(db)))
-        .data(Arc::new(counts::<s::event::Entity>(db)))
-        .data(Arc::new(counts::<s::user::Entity>(db)))
+        .data(by_id::<s::company::Entity>(d, db, ws))
+        .data(by_id::<s::contact::Entity>(d, db, ws))
+        .data(by_id::<s::user::Entity>(d, db, ws))
+        .data(by_id::<s::team::Entity>(d, db, ws))
+        .data(by_id::<s::pipeline::Entity>(d, db, ws))
+        .data(by_id::<s::stage::Entity>(d, db, ws))
+        .data(by_id::<s::deal::Entity>(d, db, ws))
+        .data(by_id::<s::product::Entity>(d, db, ws))
+        .data(children::<s::contact::Entity>(d, db))
+        .data(children::<s::deal::Entity>(d, db))
+        .data(children::<s::activity::Entity>(d, db))
+        .data(children::<s::task::Entity>(d, db))
+        .data(children::<s::inquiry::Entity>(d, db))
+        .data(children::<s::order::Entity>(d, db))
+        .data(children::<s::event::Entity>(d, db))
+        .data(children::<s::stage::Entity>(d, db))
+        .data(children::<s::deal_stage_change::Entity>(d, db))
+        .data(children::<s::order_line::Entity>(d, db))
+        .data(children::<s::user::Entity>(d, db))
+        .data(children::<s::contact_merge::Entity>(d, db))
+        .data(Arc::new(counts::<s::contact::Entity>(d, db)))
+        .data(Arc::new(counts::<s::deal::Entity>(d, db)))
+        .data(Arc::new(counts::<s::activity::Entity>(d, db)))
+        .data(Arc::new(counts::<s::task::Entity>(d, db)))
+        .data(Arc::new(counts::<s::inquiry::Entity>(d, db)))
+        .data(Arc::new(counts::<s::order::Entity>(d, db)))
+        .data(Arc::new(counts::<s::event::Entity>(d, db)))
+        .data(Arc::new(counts::<s::user::Entity>(d, db)))
 }

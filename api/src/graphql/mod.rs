@@ -1,5 +1,6 @@
 //! The GraphQL schema of the CRM graph.
 
+pub mod batching;
 pub mod connection;
 pub mod enums;
 pub mod filters;
@@ -28,5 +29,7 @@ pub fn build(db: DatabaseConnection) -> RapportSchema {
 
 /// The SDL of the schema, as exported to `schema/rapport.graphql`.
 pub fn sdl() -> String {
-    Schema::build(queries::Query, mutations::Mutation, EmptySubscription).finish().sdl()
+    Schema::build(queries::Query, mutations::Mutation, EmptySubscription)
+        .finish()
+        .sdl()
 }

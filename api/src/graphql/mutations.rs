@@ -10,7 +10,9 @@ use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
 use rapport_engine::auth::{self, Principal};
 use rapport_engine::records::{self, Record};
 use rapport_engine::values::{self as v};
-use rapport_engine::{activities, commerce, companies, contacts, deals, duplicates, events, inquiries, tasks, team};
+use rapport_engine::{
+    activities, commerce, companies, contacts, deals, duplicates, events, inquiries, tasks, team,
+};
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
@@ -29,9 +31,13 @@ async fn delete<E: Record>(ctx: &Context<'_>, id: &ID, hard: bool) -> Result<ID>
     let row = parse_id("id", id)?;
     if hard {
         who.require(v::Scope::Admin).gql()?;
-        records::hard_delete::<E>(db, who.workspace_id, row).await.gql()?;
+        records::hard_delete::<E>(db, who.workspace_id, row)
+            .await
+            .gql()?;
     } else {
-        records::soft_delete::<E>(db, who.workspace_id, row).await.gql()?;
+        records::soft_delete::<E>(db, who.workspace_id, row)
+            .await
+            .gql()?;
     }
     Ok(id.clone())
 }
@@ -42,7 +48,9 @@ where
 {
     let (who, db) = writer(ctx)?;
     let row = parse_id("id", id)?;
-    records::restore::<E>(db, who.workspace_id, row).await.gql()?;
+    records::restore::<E>(db, who.workspace_id, row)
+        .await
+        .gql()?;
     records::get::<E>(db, who.workspace_id, row).await.gql()
 }
 
@@ -86,15 +94,33 @@ pub struct CreatedApiKey {
 impl Mutation {
     async fn create_contact(&self, ctx: &Context<'_>, input: ContactInput) -> Result<Contact> {
         let (who, db) = writer(ctx)?;
-        Ok(Contact(contacts::create(db, who, input.into_engine()?).await.gql()?))
+        Ok(Contact(
+            contacts::create(db, who, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn update_contact(&self, ctx: &Context<'_>, id: ID, input: ContactInput) -> Result<Contact> {
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ContactInput,
+    ) -> Result<Contact> {
         let (who, db) = writer(ctx)?;
-        Ok(Contact(contacts::update(db, who, parse_id("id", &id)?, input.into_engine()?).await.gql()?))
+        Ok(Contact(
+            contacts::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
     /// Moves a contact to the trash; `hard: true` (admin) erases it and everything
     /// personal attached to it for good.
-    async fn delete_contact(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         if !hard {
             return delete::<s::contact::Entity>(ctx, &id, false).await;
         }
@@ -107,111 +133,269 @@ impl Mutation {
         Ok(Contact(restore::<s::contact::Entity>(ctx, &id).await?))
     }
     /// Creates or updates up to 1000 contacts keyed by email, all or nothing.
-    async fn bulk_upsert_contacts(&self, ctx: &Context<'_>, contacts: Vec<ContactInput>) -> Result<Vec<UpsertedContact>> {
+    async fn bulk_upsert_contacts(
+        &self,
+        ctx: &Context<'_>,
+        contacts: Vec<ContactInput>,
+    ) -> Result<Vec<UpsertedContact>> {
         let (who, db) = writer(ctx)?;
-        let inputs = contacts.into_iter().map(ContactInput::into_engine).collect::<Result<Vec<_>>>()?;
+        let inputs = contacts
+            .into_iter()
+            .map(ContactInput::into_engine)
+            .collect::<Result<Vec<_>>>()?;
         let done = contacts::bulk_upsert(db, who, inputs).await.gql()?;
-        Ok(done.into_iter().map(|u| UpsertedContact { contact: Contact(u.contact), created: u.created }).collect())
+        Ok(done
+            .into_iter()
+            .map(|u| UpsertedContact {
+                contact: Contact(u.contact),
+                created: u.created,
+            })
+            .collect())
     }
     /// Turns a lead into an opportunity with a deal (and a company, if named).
-    async fn convert_lead(&self, ctx: &Context<'_>, contact_id: ID, #[graphql(default)] input: ConvertLeadInput) -> Result<ConvertLeadPayload> {
+    async fn convert_lead(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        #[graphql(default)] input: ConvertLeadInput,
+    ) -> Result<ConvertLeadPayload> {
         let (who, db) = writer(ctx)?;
-        let c = contacts::convert_lead(db, who, parse_id("contactId", &contact_id)?, input.into_engine()?).await.gql()?;
-        Ok(ConvertLeadPayload { contact: Contact(c.contact), deal: Deal(c.deal), company: c.company.map(Company) })
+        let c = contacts::convert_lead(
+            db,
+            who,
+            parse_id("contactId", &contact_id)?,
+            input.into_engine()?,
+        )
+        .await
+        .gql()?;
+        Ok(ConvertLeadPayload {
+            contact: Contact(c.contact),
+            deal: Deal(c.deal),
+            company: c.company.map(Company),
+        })
     }
     /// Merges contacts into a survivor, moving every related row to it.
-    async fn merge_contacts(&self, ctx: &Context<'_>, survivor_id: ID, merged_ids: Vec<ID>) -> Result<Contact> {
+    async fn merge_contacts(
+        &self,
+        ctx: &Context<'_>,
+        survivor_id: ID,
+        merged_ids: Vec<ID>,
+    ) -> Result<Contact> {
         let (who, db) = writer(ctx)?;
         let survivor = parse_id("survivorId", &survivor_id)?;
         let merged = parse_ids("mergedIds", &merged_ids)?;
-        Ok(Contact(duplicates::merge(db, who, survivor, &merged).await.gql()?))
+        Ok(Contact(
+            duplicates::merge(db, who, survivor, &merged).await.gql()?,
+        ))
     }
 
     async fn create_company(&self, ctx: &Context<'_>, input: CompanyInput) -> Result<Company> {
         let (who, db) = writer(ctx)?;
-        Ok(Company(companies::create(db, who, input.into_engine()?).await.gql()?))
+        Ok(Company(
+            companies::create(db, who, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn update_company(&self, ctx: &Context<'_>, id: ID, input: CompanyInput) -> Result<Company> {
+    async fn update_company(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: CompanyInput,
+    ) -> Result<Company> {
         let (who, db) = writer(ctx)?;
-        Ok(Company(companies::update(db, who, parse_id("id", &id)?, input.into_engine()?).await.gql()?))
+        Ok(Company(
+            companies::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_company(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_company(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::company::Entity>(ctx, &id, hard).await
     }
     async fn restore_company(&self, ctx: &Context<'_>, id: ID) -> Result<Company> {
         Ok(Company(restore::<s::company::Entity>(ctx, &id).await?))
     }
     /// Creates or updates up to 1000 companies keyed by domain, all or nothing.
-    async fn bulk_upsert_companies(&self, ctx: &Context<'_>, companies: Vec<CompanyInput>) -> Result<Vec<UpsertedCompany>> {
+    async fn bulk_upsert_companies(
+        &self,
+        ctx: &Context<'_>,
+        companies: Vec<CompanyInput>,
+    ) -> Result<Vec<UpsertedCompany>> {
         let (who, db) = writer(ctx)?;
-        let inputs = companies.into_iter().map(CompanyInput::into_engine).collect::<Result<Vec<_>>>()?;
+        let inputs = companies
+            .into_iter()
+            .map(CompanyInput::into_engine)
+            .collect::<Result<Vec<_>>>()?;
         let done = companies::bulk_upsert(db, who, inputs).await.gql()?;
-        Ok(done.into_iter().map(|(c, created)| UpsertedCompany { company: Company(c), created }).collect())
+        Ok(done
+            .into_iter()
+            .map(|(c, created)| UpsertedCompany {
+                company: Company(c),
+                created,
+            })
+            .collect())
     }
 
     async fn create_pipeline(&self, ctx: &Context<'_>, input: PipelineInput) -> Result<Pipeline> {
         let (who, db) = writer(ctx)?;
-        let stages = input.stages.into_iter().map(StageInput::into_engine).collect();
-        let tx = sea_orm::TransactionTrait::begin(db).await.map_err(|e| crate::error::to_graphql(e.into()))?;
-        let p = deals::create_pipeline(&tx, who, &input.name, stages).await.gql()?;
-        tx.commit().await.map_err(|e| crate::error::to_graphql(e.into()))?;
+        let stages = input
+            .stages
+            .into_iter()
+            .map(StageInput::into_engine)
+            .collect();
+        let tx = sea_orm::TransactionTrait::begin(db)
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?;
+        let p = deals::create_pipeline(&tx, who, &input.name, stages)
+            .await
+            .gql()?;
+        tx.commit()
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?;
         Ok(Pipeline(p))
     }
     async fn rename_pipeline(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<Pipeline> {
         let (who, db) = writer(ctx)?;
-        Ok(Pipeline(deals::rename_pipeline(db, who, parse_id("id", &id)?, &name).await.gql()?))
+        Ok(Pipeline(
+            deals::rename_pipeline(db, who, parse_id("id", &id)?, &name)
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_pipeline(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_pipeline(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::pipeline::Entity>(ctx, &id, hard).await
     }
     /// Adds a stage (last, unless a position is given).
-    async fn create_stage(&self, ctx: &Context<'_>, pipeline_id: ID, input: StageInput) -> Result<Stage> {
+    async fn create_stage(
+        &self,
+        ctx: &Context<'_>,
+        pipeline_id: ID,
+        input: StageInput,
+    ) -> Result<Stage> {
         let (who, db) = writer(ctx)?;
-        Ok(Stage(deals::add_stage(db, who, parse_id("pipelineId", &pipeline_id)?, input.into_engine()).await.gql()?))
+        Ok(Stage(
+            deals::add_stage(
+                db,
+                who,
+                parse_id("pipelineId", &pipeline_id)?,
+                input.into_engine(),
+            )
+            .await
+            .gql()?,
+        ))
     }
     async fn update_stage(&self, ctx: &Context<'_>, id: ID, input: StageInput) -> Result<Stage> {
         let (who, db) = writer(ctx)?;
-        Ok(Stage(deals::update_stage(db, who, parse_id("id", &id)?, input.into_engine()).await.gql()?))
+        Ok(Stage(
+            deals::update_stage(db, who, parse_id("id", &id)?, input.into_engine())
+                .await
+                .gql()?,
+        ))
     }
 
     async fn create_deal(&self, ctx: &Context<'_>, input: DealInput) -> Result<Deal> {
         let (who, db) = writer(ctx)?;
-        Ok(Deal(deals::create(db, who, input.into_engine()?).await.gql()?))
+        Ok(Deal(
+            deals::create(db, who, input.into_engine()?).await.gql()?,
+        ))
     }
     async fn update_deal(&self, ctx: &Context<'_>, id: ID, input: DealInput) -> Result<Deal> {
         let (who, db) = writer(ctx)?;
-        Ok(Deal(deals::update(db, who, parse_id("id", &id)?, input.into_engine()?).await.gql()?))
+        Ok(Deal(
+            deals::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_deal(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_deal(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::deal::Entity>(ctx, &id, hard).await
     }
     async fn restore_deal(&self, ctx: &Context<'_>, id: ID) -> Result<Deal> {
         Ok(Deal(restore::<s::deal::Entity>(ctx, &id).await?))
     }
     /// Moves a deal to another stage of its pipeline and records the move.
-    async fn move_deal_to_stage(&self, ctx: &Context<'_>, deal_id: ID, stage_id: ID) -> Result<Deal> {
+    async fn move_deal_to_stage(
+        &self,
+        ctx: &Context<'_>,
+        deal_id: ID,
+        stage_id: ID,
+    ) -> Result<Deal> {
         let (who, db) = writer(ctx)?;
-        Ok(Deal(deals::move_to_stage(db, who, parse_id("dealId", &deal_id)?, parse_id("stageId", &stage_id)?).await.gql()?))
+        Ok(Deal(
+            deals::move_to_stage(
+                db,
+                who,
+                parse_id("dealId", &deal_id)?,
+                parse_id("stageId", &stage_id)?,
+            )
+            .await
+            .gql()?,
+        ))
     }
     /// Closes an open deal as won or lost.
-    async fn close_deal(&self, ctx: &Context<'_>, id: ID, outcome: DealOutcome, reason: Option<String>, competitor: Option<String>) -> Result<Deal> {
+    async fn close_deal(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        outcome: DealOutcome,
+        reason: Option<String>,
+        competitor: Option<String>,
+    ) -> Result<Deal> {
         let (who, db) = writer(ctx)?;
         let outcome = match outcome {
             DealOutcome::Won => deals::Outcome::Won,
             DealOutcome::Lost => deals::Outcome::Lost,
         };
-        Ok(Deal(deals::close(db, who, parse_id("id", &id)?, outcome, reason, competitor).await.gql()?))
+        Ok(Deal(
+            deals::close(db, who, parse_id("id", &id)?, outcome, reason, competitor)
+                .await
+                .gql()?,
+        ))
     }
 
     async fn create_activity(&self, ctx: &Context<'_>, input: ActivityInput) -> Result<Activity> {
         let (who, db) = writer(ctx)?;
-        Ok(Activity(activities::create(db, who, input.into_engine()?).await.gql()?))
+        Ok(Activity(
+            activities::create(db, who, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn update_activity(&self, ctx: &Context<'_>, id: ID, input: ActivityInput) -> Result<Activity> {
+    async fn update_activity(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ActivityInput,
+    ) -> Result<Activity> {
         let (who, db) = writer(ctx)?;
-        Ok(Activity(activities::update(db, who, parse_id("id", &id)?, input.into_engine()?).await.gql()?))
+        Ok(Activity(
+            activities::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_activity(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_activity(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::activity::Entity>(ctx, &id, hard).await
     }
     async fn restore_activity(&self, ctx: &Context<'_>, id: ID) -> Result<Activity> {
@@ -220,13 +404,24 @@ impl Mutation {
 
     async fn create_task(&self, ctx: &Context<'_>, input: TaskInput) -> Result<Task> {
         let (who, db) = writer(ctx)?;
-        Ok(Task(tasks::create(db, who, input.into_engine()?).await.gql()?))
+        Ok(Task(
+            tasks::create(db, who, input.into_engine()?).await.gql()?,
+        ))
     }
     async fn update_task(&self, ctx: &Context<'_>, id: ID, input: TaskInput) -> Result<Task> {
         let (who, db) = writer(ctx)?;
-        Ok(Task(tasks::update(db, who, parse_id("id", &id)?, input.into_engine()?).await.gql()?))
+        Ok(Task(
+            tasks::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_task(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_task(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::task::Entity>(ctx, &id, hard).await
     }
     async fn restore_task(&self, ctx: &Context<'_>, id: ID) -> Result<Task> {
@@ -235,13 +430,31 @@ impl Mutation {
 
     async fn create_inquiry(&self, ctx: &Context<'_>, input: InquiryInput) -> Result<Inquiry> {
         let (who, db) = writer(ctx)?;
-        Ok(Inquiry(inquiries::create(db, who, input.into_engine()?).await.gql()?))
+        Ok(Inquiry(
+            inquiries::create(db, who, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn update_inquiry(&self, ctx: &Context<'_>, id: ID, input: InquiryInput) -> Result<Inquiry> {
+    async fn update_inquiry(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: InquiryInput,
+    ) -> Result<Inquiry> {
         let (who, db) = writer(ctx)?;
-        Ok(Inquiry(inquiries::update(db, who, parse_id("id", &id)?, input.into_engine()?).await.gql()?))
+        Ok(Inquiry(
+            inquiries::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_inquiry(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_inquiry(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::inquiry::Entity>(ctx, &id, hard).await
     }
     async fn restore_inquiry(&self, ctx: &Context<'_>, id: ID) -> Result<Inquiry> {
@@ -250,13 +463,31 @@ impl Mutation {
 
     async fn create_product(&self, ctx: &Context<'_>, input: ProductInput) -> Result<Product> {
         let (who, db) = writer(ctx)?;
-        Ok(Product(commerce::create_product(db, who, input.into_engine()).await.gql()?))
+        Ok(Product(
+            commerce::create_product(db, who, input.into_engine())
+                .await
+                .gql()?,
+        ))
     }
-    async fn update_product(&self, ctx: &Context<'_>, id: ID, input: ProductInput) -> Result<Product> {
+    async fn update_product(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ProductInput,
+    ) -> Result<Product> {
         let (who, db) = writer(ctx)?;
-        Ok(Product(commerce::update_product(db, who, parse_id("id", &id)?, input.into_engine()).await.gql()?))
+        Ok(Product(
+            commerce::update_product(db, who, parse_id("id", &id)?, input.into_engine())
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_product(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_product(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::product::Entity>(ctx, &id, hard).await
     }
     async fn restore_product(&self, ctx: &Context<'_>, id: ID) -> Result<Product> {
@@ -266,13 +497,31 @@ impl Mutation {
     /// Records an order; its total is the sum of its lines.
     async fn create_order(&self, ctx: &Context<'_>, input: OrderInput) -> Result<Order> {
         let (who, db) = writer(ctx)?;
-        Ok(Order(commerce::create_order(db, who, input.into_engine()?).await.gql()?))
+        Ok(Order(
+            commerce::create_order(db, who, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn update_order_status(&self, ctx: &Context<'_>, id: ID, status: crate::graphql::enums::OrderStatus) -> Result<Order> {
+    async fn update_order_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: crate::graphql::enums::OrderStatus,
+    ) -> Result<Order> {
         let (who, db) = writer(ctx)?;
-        Ok(Order(commerce::set_order_status(db, who, parse_id("id", &id)?, status.into()).await.gql()?))
+        Ok(Order(
+            commerce::set_order_status(db, who, parse_id("id", &id)?, status.into())
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_order(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_order(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::order::Entity>(ctx, &id, hard).await
     }
     async fn restore_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
@@ -300,13 +549,26 @@ impl Mutation {
 
     async fn create_user(&self, ctx: &Context<'_>, input: UserInput) -> Result<User> {
         let (who, db) = writer(ctx)?;
-        Ok(User(team::create_user(db, who, input.into_engine()?).await.gql()?))
+        Ok(User(
+            team::create_user(db, who, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UserInput) -> Result<User> {
         let (who, db) = writer(ctx)?;
-        Ok(User(team::update_user(db, who, parse_id("id", &id)?, input.into_engine()?).await.gql()?))
+        Ok(User(
+            team::update_user(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_user(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::user::Entity>(ctx, &id, hard).await
     }
     async fn create_team(&self, ctx: &Context<'_>, name: String) -> Result<Team> {
@@ -315,26 +577,48 @@ impl Mutation {
     }
     async fn rename_team(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<Team> {
         let (who, db) = writer(ctx)?;
-        Ok(Team(team::rename_team(db, who, parse_id("id", &id)?, &name).await.gql()?))
+        Ok(Team(
+            team::rename_team(db, who, parse_id("id", &id)?, &name)
+                .await
+                .gql()?,
+        ))
     }
-    async fn delete_team(&self, ctx: &Context<'_>, id: ID, #[graphql(default)] hard: bool) -> Result<ID> {
+    async fn delete_team(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default)] hard: bool,
+    ) -> Result<ID> {
         delete::<s::team::Entity>(ctx, &id, hard).await
     }
 
     /// Creates an API key for this workspace (admin). The key is shown only here.
-    async fn create_api_key(&self, ctx: &Context<'_>, name: String, scopes: Vec<Scope>) -> Result<CreatedApiKey> {
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        scopes: Vec<Scope>,
+    ) -> Result<CreatedApiKey> {
         let (who, db) = writer(ctx)?;
         who.require(v::Scope::Admin).gql()?;
         let scopes: Vec<v::Scope> = scopes.into_iter().map(Into::into).collect();
-        let issued = auth::create_key(db, who.workspace_id, &name, &scopes).await.gql()?;
-        Ok(CreatedApiKey { key: issued.key, api_key: ApiKey(issued.record) })
+        let issued = auth::create_key(db, who.workspace_id, &name, &scopes)
+            .await
+            .gql()?;
+        Ok(CreatedApiKey {
+            key: issued.key,
+            api_key: ApiKey(issued.record),
+        })
     }
     /// Revokes an API key of this workspace (admin); it stops working at once.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> Result<ApiKey> {
         let (who, db) = writer(ctx)?;
         who.require(v::Scope::Admin).gql()?;
         let row = parse_id("id", &id)?;
-        Ok(ApiKey(auth::revoke_key(db, Some(who.workspace_id), &row.to_string()).await.gql()?))
+        Ok(ApiKey(
+            auth::revoke_key(db, Some(who.workspace_id), &row.to_string())
+                .await
+                .gql()?,
+        ))
     }
 }
-

@@ -22,11 +22,27 @@ where
     E::Model: ModelTrait<Entity = E> + Sync,
 {
     let ws = principal(ctx)?.workspace_id;
-    records::get::<E>(ctx.data_unchecked::<DatabaseConnection>(), ws, parse_id("id", id)?).await.gql()
+    records::get::<E>(
+        ctx.data_unchecked::<DatabaseConnection>(),
+        ws,
+        parse_id("id", id)?,
+    )
+    .await
+    .gql()
 }
 
-fn args(first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>) -> ConnArgs {
-    ConnArgs { first, after, last, before }
+fn args(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> ConnArgs {
+    ConnArgs {
+        first,
+        after,
+        last,
+        before,
+    }
 }
 
 /// The caller: its workspace and what its key may do.
@@ -61,7 +77,10 @@ impl Query {
     async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        let ws = s::workspace::Entity::find_by_id(who.workspace_id).one(db).await.map_err(|e| crate::error::to_graphql(e.into()))?;
+        let ws = s::workspace::Entity::find_by_id(who.workspace_id)
+            .one(db)
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?;
         Ok(Viewer {
             workspace_id: to_id(who.workspace_id),
             workspace_name: ws.map(|w| w.name).unwrap_or_default(),
@@ -72,76 +91,188 @@ impl Query {
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contact>> {
         Ok(Some(Contact(by_id::<s::contact::Entity>(ctx, &id).await?)))
     }
-    async fn contacts(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<ContactFilter>, order_by: Option<Vec<ContactOrder>>) -> Result<Conn<Contact>> {
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ContactFilter>,
+        order_by: Option<Vec<ContactOrder>>,
+    ) -> Result<Conn<Contact>> {
         contact_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn company(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Company>> {
         Ok(Some(Company(by_id::<s::company::Entity>(ctx, &id).await?)))
     }
-    async fn companies(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<CompanyFilter>, order_by: Option<Vec<CompanyOrder>>) -> Result<Conn<Company>> {
+    async fn companies(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<CompanyFilter>,
+        order_by: Option<Vec<CompanyOrder>>,
+    ) -> Result<Conn<Company>> {
         company_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn deal(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Deal>> {
         Ok(Some(Deal(by_id::<s::deal::Entity>(ctx, &id).await?)))
     }
-    async fn deals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<DealFilter>, order_by: Option<Vec<DealOrder>>) -> Result<Conn<Deal>> {
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DealFilter>,
+        order_by: Option<Vec<DealOrder>>,
+    ) -> Result<Conn<Deal>> {
         deal_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn pipeline(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Pipeline>> {
-        Ok(Some(Pipeline(by_id::<s::pipeline::Entity>(ctx, &id).await?)))
+        Ok(Some(Pipeline(
+            by_id::<s::pipeline::Entity>(ctx, &id).await?,
+        )))
     }
-    async fn pipelines(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<PipelineFilter>, order_by: Option<Vec<PipelineOrder>>) -> Result<Conn<Pipeline>> {
+    async fn pipelines(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<PipelineFilter>,
+        order_by: Option<Vec<PipelineOrder>>,
+    ) -> Result<Conn<Pipeline>> {
         pipeline_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn stage(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Stage>> {
         Ok(Some(Stage(by_id::<s::stage::Entity>(ctx, &id).await?)))
     }
     async fn activity(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Activity>> {
-        Ok(Some(Activity(by_id::<s::activity::Entity>(ctx, &id).await?)))
+        Ok(Some(Activity(
+            by_id::<s::activity::Entity>(ctx, &id).await?,
+        )))
     }
-    async fn activities(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<ActivityFilter>, order_by: Option<Vec<ActivityOrder>>) -> Result<Conn<Activity>> {
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ActivityFilter>,
+        order_by: Option<Vec<ActivityOrder>>,
+    ) -> Result<Conn<Activity>> {
         activity_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
         Ok(Some(Task(by_id::<s::task::Entity>(ctx, &id).await?)))
     }
-    async fn tasks(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<TaskFilter>, order_by: Option<Vec<TaskOrder>>) -> Result<Conn<Task>> {
+    async fn tasks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<TaskFilter>,
+        order_by: Option<Vec<TaskOrder>>,
+    ) -> Result<Conn<Task>> {
         task_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn inquiry(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Inquiry>> {
         Ok(Some(Inquiry(by_id::<s::inquiry::Entity>(ctx, &id).await?)))
     }
-    async fn inquiries(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<InquiryFilter>, order_by: Option<Vec<InquiryOrder>>) -> Result<Conn<Inquiry>> {
+    async fn inquiries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<InquiryFilter>,
+        order_by: Option<Vec<InquiryOrder>>,
+    ) -> Result<Conn<Inquiry>> {
         inquiry_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
         Ok(Some(Product(by_id::<s::product::Entity>(ctx, &id).await?)))
     }
-    async fn products(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<ProductFilter>, order_by: Option<Vec<ProductOrder>>) -> Result<Conn<Product>> {
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ProductFilter>,
+        order_by: Option<Vec<ProductOrder>>,
+    ) -> Result<Conn<Product>> {
         product_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Order>> {
         Ok(Some(Order(by_id::<s::order::Entity>(ctx, &id).await?)))
     }
-    async fn orders(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<OrderFilter>, order_by: Option<Vec<OrderOrder>>) -> Result<Conn<Order>> {
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<OrderFilter>,
+        order_by: Option<Vec<OrderOrder>>,
+    ) -> Result<Conn<Order>> {
         order_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Event>> {
         Ok(Some(Event(by_id::<s::event::Entity>(ctx, &id).await?)))
     }
-    async fn events(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<EventFilter>, order_by: Option<Vec<EventOrder>>) -> Result<Conn<Event>> {
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<EventFilter>,
+        order_by: Option<Vec<EventOrder>>,
+    ) -> Result<Conn<Event>> {
         event_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         Ok(Some(User(by_id::<s::user::Entity>(ctx, &id).await?)))
     }
-    async fn users(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<UserFilter>, order_by: Option<Vec<UserOrder>>) -> Result<Conn<User>> {
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<UserFilter>,
+        order_by: Option<Vec<UserOrder>>,
+    ) -> Result<Conn<User>> {
         user_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
     async fn team(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Team>> {
         Ok(Some(Team(by_id::<s::team::Entity>(ctx, &id).await?)))
     }
-    async fn teams(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<TeamFilter>, order_by: Option<Vec<TeamOrder>>) -> Result<Conn<Team>> {
+    async fn teams(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<TeamFilter>,
+        order_by: Option<Vec<TeamOrder>>,
+    ) -> Result<Conn<Team>> {
         team_lists::all(ctx, args(first, after, last, before), filter, order_by).await
     }
 
@@ -149,22 +280,40 @@ impl Query {
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKey>> {
         let who = principal(ctx)?;
         who.require(values::Scope::Admin).gql()?;
-        Ok(auth::list_keys(ctx.data_unchecked::<DatabaseConnection>(), who.workspace_id).await.gql()?.into_iter().map(ApiKey).collect())
+        Ok(
+            auth::list_keys(ctx.data_unchecked::<DatabaseConnection>(), who.workspace_id)
+                .await
+                .gql()?
+                .into_iter()
+                .map(ApiKey)
+                .collect(),
+        )
     }
 
     /// Groups of contacts that are probably the same person: one's email is another's,
     /// the same normalised phone, or nearly the same name at the same company. With
     /// `contactId`, only the groups that contain that contact.
-    async fn find_duplicates(&self, ctx: &Context<'_>, contact_id: Option<ID>, #[graphql(default = 50)] limit: i32) -> Result<Vec<DuplicateGroup>> {
+    async fn find_duplicates(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: Option<ID>,
+        #[graphql(default = 50)] limit: i32,
+    ) -> Result<Vec<DuplicateGroup>> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let contact_id = contact_id.map(|i| parse_id("contactId", &i)).transpose()?;
-        let groups = duplicates::find(db, who, contact_id, limit.clamp(1, 500) as usize).await.gql()?;
+        let groups = duplicates::find(db, who, contact_id, limit.clamp(1, 500) as usize)
+            .await
+            .gql()?;
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {
             let mut contacts = Vec::with_capacity(g.contact_ids.len());
             for id in g.contact_ids {
-                contacts.push(Contact(records::get::<s::contact::Entity>(db, who.workspace_id, id).await.gql()?));
+                contacts.push(Contact(
+                    records::get::<s::contact::Entity>(db, who.workspace_id, id)
+                        .await
+                        .gql()?,
+                ));
             }
             let reason = match g.reason {
                 DuplicateReason::SameEmail => DuplicateKind::SameEmail,

@@ -1,5 +1,6 @@
 //! The CRM graph's object types and their relations.
 
+use crate::error::OrGraphql;
 use crate::graphql::connection::{Conn, ConnArgs, all_children, list, nested};
 use crate::graphql::enums::*;
 use crate::graphql::filters::*;
@@ -8,7 +9,6 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject, Union};
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_engine::auth::Principal;
-use crate::error::OrGraphql;
 use rapport_engine::pagination::SortDirection;
 use rapport_engine::records::{Deleted, Record, scoped};
 use rapport_engine::values::Currency;
@@ -30,12 +30,18 @@ where
 {
     match id {
         None => Ok(None),
-        Some(id) => ctx.data_unchecked::<DataLoader<ById<E>>>().load_one(id).await,
+        Some(id) => {
+            ctx.data_unchecked::<DataLoader<ById<E>>>()
+                .load_one(id)
+                .await
+        }
     }
 }
 
 fn major(minor: i64, currency: &str) -> f64 {
-    Currency::parse("currency", currency).map(|c| c.to_major(minor)).unwrap_or(minor as f64 / 100.0)
+    Currency::parse("currency", currency)
+        .map(|c| c.to_major(minor))
+        .unwrap_or(minor as f64 / 100.0)
 }
 
 macro_rules! lists {
@@ -99,8 +105,18 @@ node_lists!(user_lists: of, all, user, User, UserFilter, UserOrder, [(Id, Asc)])
 node_lists!(team_lists: of, all, team, Team, TeamFilter, TeamOrder, [(Id, Asc)]);
 node_lists!(pipeline_lists: of, all, pipeline, Pipeline, PipelineFilter, PipelineOrder, [(Id, Asc)]);
 
-fn args(first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>) -> ConnArgs {
-    ConnArgs { first, after, last, before }
+fn args(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> ConnArgs {
+    ConnArgs {
+        first,
+        after,
+        last,
+        before,
+    }
 }
 
 /// A person the business deals with.
@@ -119,7 +135,9 @@ impl Contact {
     }
     /// First and last name together.
     async fn name(&self) -> String {
-        format!("{} {}", self.0.first_name, self.0.last_name).trim().to_string()
+        format!("{} {}", self.0.first_name, self.0.last_name)
+            .trim()
+            .to_string()
     }
     /// Primary email address.
     async fn email(&self) -> Option<&str> {
@@ -165,38 +183,157 @@ impl Contact {
         self.0.merged_into_id.map(to_id)
     }
     async fn company(&self, ctx: &Context<'_>) -> Result<Option<Company>> {
-        Ok(load::<s::company::Entity>(ctx, self.0.company_id).await?.map(Company))
+        Ok(load::<s::company::Entity>(ctx, self.0.company_id)
+            .await?
+            .map(Company))
     }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(load::<s::user::Entity>(ctx, self.0.owner_id).await?.map(User))
+        Ok(load::<s::user::Entity>(ctx, self.0.owner_id)
+            .await?
+            .map(User))
     }
-    async fn deals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<DealFilter>, order_by: Option<Vec<DealOrder>>) -> Result<Conn<Deal>> {
-        deal_lists::of(ctx, self.0.id, s::deal::Column::ContactId, args(first, after, last, before), filter, order_by).await
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DealFilter>,
+        order_by: Option<Vec<DealOrder>>,
+    ) -> Result<Conn<Deal>> {
+        deal_lists::of(
+            ctx,
+            self.0.id,
+            s::deal::Column::ContactId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     /// Newest first unless ordered otherwise.
-    async fn activities(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<ActivityFilter>, order_by: Option<Vec<ActivityOrder>>) -> Result<Conn<Activity>> {
-        activity_lists::of(ctx, self.0.id, s::activity::Column::ContactId, args(first, after, last, before), filter, order_by).await
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ActivityFilter>,
+        order_by: Option<Vec<ActivityOrder>>,
+    ) -> Result<Conn<Activity>> {
+        activity_lists::of(
+            ctx,
+            self.0.id,
+            s::activity::Column::ContactId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
-    async fn tasks(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<TaskFilter>, order_by: Option<Vec<TaskOrder>>) -> Result<Conn<Task>> {
-        task_lists::of(ctx, self.0.id, s::task::Column::ContactId, args(first, after, last, before), filter, order_by).await
+    async fn tasks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<TaskFilter>,
+        order_by: Option<Vec<TaskOrder>>,
+    ) -> Result<Conn<Task>> {
+        task_lists::of(
+            ctx,
+            self.0.id,
+            s::task::Column::ContactId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
-    async fn inquiries(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<InquiryFilter>, order_by: Option<Vec<InquiryOrder>>) -> Result<Conn<Inquiry>> {
-        inquiry_lists::of(ctx, self.0.id, s::inquiry::Column::ContactId, args(first, after, last, before), filter, order_by).await
+    async fn inquiries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<InquiryFilter>,
+        order_by: Option<Vec<InquiryOrder>>,
+    ) -> Result<Conn<Inquiry>> {
+        inquiry_lists::of(
+            ctx,
+            self.0.id,
+            s::inquiry::Column::ContactId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
-    async fn orders(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<OrderFilter>, order_by: Option<Vec<OrderOrder>>) -> Result<Conn<Order>> {
-        order_lists::of(ctx, self.0.id, s::order::Column::ContactId, args(first, after, last, before), filter, order_by).await
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<OrderFilter>,
+        order_by: Option<Vec<OrderOrder>>,
+    ) -> Result<Conn<Order>> {
+        order_lists::of(
+            ctx,
+            self.0.id,
+            s::order::Column::ContactId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
-    async fn events(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<EventFilter>, order_by: Option<Vec<EventOrder>>) -> Result<Conn<Event>> {
-        event_lists::of(ctx, self.0.id, s::event::Column::ContactId, args(first, after, last, before), filter, order_by).await
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<EventFilter>,
+        order_by: Option<Vec<EventOrder>>,
+    ) -> Result<Conn<Event>> {
+        event_lists::of(
+            ctx,
+            self.0.id,
+            s::event::Column::ContactId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     /// Activities, orders, inquiries and tasks merged by time, newest first.
-    async fn timeline(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<TimelineConnection> {
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<TimelineConnection> {
         let who = principal(ctx)?;
         let first = match first {
             Some(n) if n < 0 => return Err(crate::error::invalid("first", "must not be negative")),
             other => other.map(|n| n as usize),
         };
-        let page = rapport_engine::timeline::page(ctx.data_unchecked::<sea_orm::DatabaseConnection>(), who, self.0.id, first, after.as_deref()).await.gql()?;
+        let page = rapport_engine::timeline::page(
+            ctx.data_unchecked::<sea_orm::DatabaseConnection>(),
+            who,
+            self.0.id,
+            first,
+            after.as_deref(),
+        )
+        .await
+        .gql()?;
         Ok(TimelineConnection {
             page_info: PageInfoOut {
                 has_next_page: page.has_next_page,
@@ -207,7 +344,11 @@ impl Contact {
             edges: page
                 .edges
                 .into_iter()
-                .map(|(cursor, item)| TimelineEdge { cursor, occurred_at: item.at(), node: TimelineItem::from(item) })
+                .map(|(cursor, item)| TimelineEdge {
+                    cursor,
+                    occurred_at: item.at(),
+                    node: TimelineItem::from(item),
+                })
                 .collect(),
         })
     }
@@ -215,13 +356,24 @@ impl Contact {
     async fn merges(&self, ctx: &Context<'_>) -> Result<Vec<ContactMerge>> {
         let ws = principal(ctx)?.workspace_id;
         let select = scoped::<s::contact_merge::Entity>(ws, Deleted::Exclude);
-        let rows = all_children(ctx, self.0.id, s::contact_merge::Column::SurvivorId, select, vec![(s::contact_merge::Column::Id, SortDirection::Desc)]).await?;
+        let rows = all_children(
+            ctx,
+            self.0.id,
+            s::contact_merge::Column::SurvivorId,
+            select,
+            vec![(s::contact_merge::Column::Id, SortDirection::Desc)],
+        )
+        .await?;
         Ok(rows.into_iter().map(ContactMerge).collect())
     }
 }
 
 fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 /// An organisation contacts work for.
@@ -259,13 +411,49 @@ impl Company {
         self.0.deleted_at
     }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(load::<s::user::Entity>(ctx, self.0.owner_id).await?.map(User))
+        Ok(load::<s::user::Entity>(ctx, self.0.owner_id)
+            .await?
+            .map(User))
     }
-    async fn contacts(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<ContactFilter>, order_by: Option<Vec<ContactOrder>>) -> Result<Conn<Contact>> {
-        contact_lists::of(ctx, self.0.id, s::contact::Column::CompanyId, args(first, after, last, before), filter, order_by).await
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ContactFilter>,
+        order_by: Option<Vec<ContactOrder>>,
+    ) -> Result<Conn<Contact>> {
+        contact_lists::of(
+            ctx,
+            self.0.id,
+            s::contact::Column::CompanyId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
-    async fn deals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<DealFilter>, order_by: Option<Vec<DealOrder>>) -> Result<Conn<Deal>> {
-        deal_lists::of(ctx, self.0.id, s::deal::Column::CompanyId, args(first, after, last, before), filter, order_by).await
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DealFilter>,
+        order_by: Option<Vec<DealOrder>>,
+    ) -> Result<Conn<Deal>> {
+        deal_lists::of(
+            ctx,
+            self.0.id,
+            s::deal::Column::CompanyId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
 }
 
@@ -288,10 +476,33 @@ impl Pipeline {
         let ws = principal(ctx)?.workspace_id;
         let select = scoped::<s::stage::Entity>(ws, Deleted::Exclude);
         let order = vec![(s::stage::Column::Position, SortDirection::Asc)];
-        Ok(all_children(ctx, self.0.id, s::stage::Column::PipelineId, select, order).await?.into_iter().map(Stage).collect())
+        Ok(
+            all_children(ctx, self.0.id, s::stage::Column::PipelineId, select, order)
+                .await?
+                .into_iter()
+                .map(Stage)
+                .collect(),
+        )
     }
-    async fn deals(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<DealFilter>, order_by: Option<Vec<DealOrder>>) -> Result<Conn<Deal>> {
-        deal_lists::of(ctx, self.0.id, s::deal::Column::PipelineId, args(first, after, last, before), filter, order_by).await
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DealFilter>,
+        order_by: Option<Vec<DealOrder>>,
+    ) -> Result<Conn<Deal>> {
+        deal_lists::of(
+            ctx,
+            self.0.id,
+            s::deal::Column::PipelineId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
 }
 
@@ -321,7 +532,9 @@ impl Stage {
         self.0.is_lost
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> Result<Option<Pipeline>> {
-        Ok(load::<s::pipeline::Entity>(ctx, Some(self.0.pipeline_id)).await?.map(Pipeline))
+        Ok(load::<s::pipeline::Entity>(ctx, Some(self.0.pipeline_id))
+            .await?
+            .map(Pipeline))
     }
 }
 
@@ -373,32 +586,86 @@ impl Deal {
         self.0.deleted_at
     }
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
-        Ok(load::<s::contact::Entity>(ctx, self.0.contact_id).await?.map(Contact))
+        Ok(load::<s::contact::Entity>(ctx, self.0.contact_id)
+            .await?
+            .map(Contact))
     }
     async fn company(&self, ctx: &Context<'_>) -> Result<Option<Company>> {
-        Ok(load::<s::company::Entity>(ctx, self.0.company_id).await?.map(Company))
+        Ok(load::<s::company::Entity>(ctx, self.0.company_id)
+            .await?
+            .map(Company))
     }
     async fn pipeline(&self, ctx: &Context<'_>) -> Result<Option<Pipeline>> {
-        Ok(load::<s::pipeline::Entity>(ctx, Some(self.0.pipeline_id)).await?.map(Pipeline))
+        Ok(load::<s::pipeline::Entity>(ctx, Some(self.0.pipeline_id))
+            .await?
+            .map(Pipeline))
     }
     async fn stage(&self, ctx: &Context<'_>) -> Result<Option<Stage>> {
-        Ok(load::<s::stage::Entity>(ctx, Some(self.0.stage_id)).await?.map(Stage))
+        Ok(load::<s::stage::Entity>(ctx, Some(self.0.stage_id))
+            .await?
+            .map(Stage))
     }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(load::<s::user::Entity>(ctx, self.0.owner_id).await?.map(User))
+        Ok(load::<s::user::Entity>(ctx, self.0.owner_id)
+            .await?
+            .map(User))
     }
     /// Every stage the deal entered, oldest first.
     async fn stage_history(&self, ctx: &Context<'_>) -> Result<Vec<DealStageChange>> {
         let ws = principal(ctx)?.workspace_id;
         let select = scoped::<s::deal_stage_change::Entity>(ws, Deleted::Exclude);
         let order = vec![(s::deal_stage_change::Column::MovedAt, SortDirection::Asc)];
-        Ok(all_children(ctx, self.0.id, s::deal_stage_change::Column::DealId, select, order).await?.into_iter().map(DealStageChange).collect())
+        Ok(all_children(
+            ctx,
+            self.0.id,
+            s::deal_stage_change::Column::DealId,
+            select,
+            order,
+        )
+        .await?
+        .into_iter()
+        .map(DealStageChange)
+        .collect())
     }
-    async fn activities(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<ActivityFilter>, order_by: Option<Vec<ActivityOrder>>) -> Result<Conn<Activity>> {
-        activity_lists::of(ctx, self.0.id, s::activity::Column::DealId, args(first, after, last, before), filter, order_by).await
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ActivityFilter>,
+        order_by: Option<Vec<ActivityOrder>>,
+    ) -> Result<Conn<Activity>> {
+        activity_lists::of(
+            ctx,
+            self.0.id,
+            s::activity::Column::DealId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
-    async fn tasks(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<TaskFilter>, order_by: Option<Vec<TaskOrder>>) -> Result<Conn<Task>> {
-        task_lists::of(ctx, self.0.id, s::task::Column::DealId, args(first, after, last, before), filter, order_by).await
+    async fn tasks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<TaskFilter>,
+        order_by: Option<Vec<TaskOrder>>,
+    ) -> Result<Conn<Task>> {
+        task_lists::of(
+            ctx,
+            self.0.id,
+            s::task::Column::DealId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
 }
 
@@ -412,10 +679,14 @@ impl DealStageChange {
     }
     /// The stage it left (none when the deal was created).
     async fn from_stage(&self, ctx: &Context<'_>) -> Result<Option<Stage>> {
-        Ok(load::<s::stage::Entity>(ctx, self.0.from_stage_id).await?.map(Stage))
+        Ok(load::<s::stage::Entity>(ctx, self.0.from_stage_id)
+            .await?
+            .map(Stage))
     }
     async fn to_stage(&self, ctx: &Context<'_>) -> Result<Option<Stage>> {
-        Ok(load::<s::stage::Entity>(ctx, Some(self.0.to_stage_id)).await?.map(Stage))
+        Ok(load::<s::stage::Entity>(ctx, Some(self.0.to_stage_id))
+            .await?
+            .map(Stage))
     }
     async fn moved_at(&self) -> DateTime<Utc> {
         self.0.moved_at
@@ -425,7 +696,9 @@ impl DealStageChange {
         self.0.moved_by_key_id.map(to_id)
     }
     async fn deal(&self, ctx: &Context<'_>) -> Result<Option<Deal>> {
-        Ok(load::<s::deal::Entity>(ctx, Some(self.0.deal_id)).await?.map(Deal))
+        Ok(load::<s::deal::Entity>(ctx, Some(self.0.deal_id))
+            .await?
+            .map(Deal))
     }
 }
 
@@ -462,13 +735,19 @@ impl Activity {
         self.0.deleted_at
     }
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
-        Ok(load::<s::contact::Entity>(ctx, self.0.contact_id).await?.map(Contact))
+        Ok(load::<s::contact::Entity>(ctx, self.0.contact_id)
+            .await?
+            .map(Contact))
     }
     async fn deal(&self, ctx: &Context<'_>) -> Result<Option<Deal>> {
-        Ok(load::<s::deal::Entity>(ctx, self.0.deal_id).await?.map(Deal))
+        Ok(load::<s::deal::Entity>(ctx, self.0.deal_id)
+            .await?
+            .map(Deal))
     }
     async fn author(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(load::<s::user::Entity>(ctx, self.0.author_id).await?.map(User))
+        Ok(load::<s::user::Entity>(ctx, self.0.author_id)
+            .await?
+            .map(User))
     }
 }
 
@@ -502,13 +781,19 @@ impl Task {
         self.0.deleted_at
     }
     async fn assignee(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        Ok(load::<s::user::Entity>(ctx, self.0.assignee_id).await?.map(User))
+        Ok(load::<s::user::Entity>(ctx, self.0.assignee_id)
+            .await?
+            .map(User))
     }
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
-        Ok(load::<s::contact::Entity>(ctx, self.0.contact_id).await?.map(Contact))
+        Ok(load::<s::contact::Entity>(ctx, self.0.contact_id)
+            .await?
+            .map(Contact))
     }
     async fn deal(&self, ctx: &Context<'_>) -> Result<Option<Deal>> {
-        Ok(load::<s::deal::Entity>(ctx, self.0.deal_id).await?.map(Deal))
+        Ok(load::<s::deal::Entity>(ctx, self.0.deal_id)
+            .await?
+            .map(Deal))
     }
 }
 
@@ -545,7 +830,9 @@ impl Inquiry {
         self.0.deleted_at
     }
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
-        Ok(load::<s::contact::Entity>(ctx, self.0.contact_id).await?.map(Contact))
+        Ok(load::<s::contact::Entity>(ctx, self.0.contact_id)
+            .await?
+            .map(Contact))
     }
 }
 
@@ -615,13 +902,25 @@ impl Order {
         self.0.deleted_at
     }
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
-        Ok(load::<s::contact::Entity>(ctx, Some(self.0.contact_id)).await?.map(Contact))
+        Ok(load::<s::contact::Entity>(ctx, Some(self.0.contact_id))
+            .await?
+            .map(Contact))
     }
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
         let ws = principal(ctx)?.workspace_id;
         let select = scoped::<s::order_line::Entity>(ws, Deleted::Exclude);
-        let rows = all_children(ctx, self.0.id, s::order_line::Column::OrderId, select, vec![]).await?;
-        Ok(rows.into_iter().map(|l| OrderLine(l, self.0.currency.clone())).collect())
+        let rows = all_children(
+            ctx,
+            self.0.id,
+            s::order_line::Column::OrderId,
+            select,
+            vec![],
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|l| OrderLine(l, self.0.currency.clone()))
+            .collect())
     }
 }
 
@@ -643,7 +942,9 @@ impl OrderLine {
         self.0.unit_price_minor
     }
     async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
-        Ok(load::<s::product::Entity>(ctx, self.0.product_id).await?.map(Product))
+        Ok(load::<s::product::Entity>(ctx, self.0.product_id)
+            .await?
+            .map(Product))
     }
 }
 
@@ -666,7 +967,9 @@ impl Event {
         self.0.occurred_at
     }
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
-        Ok(load::<s::contact::Entity>(ctx, Some(self.0.contact_id)).await?.map(Contact))
+        Ok(load::<s::contact::Entity>(ctx, Some(self.0.contact_id))
+            .await?
+            .map(Contact))
     }
 }
 
@@ -691,7 +994,9 @@ impl User {
         self.0.created_at
     }
     async fn team(&self, ctx: &Context<'_>) -> Result<Option<Team>> {
-        Ok(load::<s::team::Entity>(ctx, self.0.team_id).await?.map(Team))
+        Ok(load::<s::team::Entity>(ctx, self.0.team_id)
+            .await?
+            .map(Team))
     }
 }
 
@@ -709,8 +1014,25 @@ impl Team {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>, last: Option<i32>, before: Option<String>, filter: Option<UserFilter>, order_by: Option<Vec<UserOrder>>) -> Result<Conn<User>> {
-        user_lists::of(ctx, self.0.id, s::user::Column::TeamId, args(first, after, last, before), filter, order_by).await
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<UserFilter>,
+        order_by: Option<Vec<UserOrder>>,
+    ) -> Result<Conn<User>> {
+        user_lists::of(
+            ctx,
+            self.0.id,
+            s::user::Column::TeamId,
+            args(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
 }
 
@@ -737,7 +1059,9 @@ impl ContactMerge {
         self.0.merged_at
     }
     async fn survivor(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
-        Ok(load::<s::contact::Entity>(ctx, Some(self.0.survivor_id)).await?.map(Contact))
+        Ok(load::<s::contact::Entity>(ctx, Some(self.0.survivor_id))
+            .await?
+            .map(Contact))
     }
 }
 
@@ -757,7 +1081,12 @@ impl ApiKey {
         &self.0.prefix
     }
     async fn scopes(&self) -> Vec<Scope> {
-        self.0.scopes.split(',').filter_map(|s| rapport_engine::values::Scope::parse("scopes", s).ok()).map(Scope::from).collect()
+        self.0
+            .scopes
+            .split(',')
+            .filter_map(|s| rapport_engine::values::Scope::parse("scopes", s).ok())
+            .map(Scope::from)
+            .collect()
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
