@@ -41,8 +41,8 @@ async fn seed_contacts(app: &TestApp, key: &str, n: usize) -> Vec<Value> {
                 "lastName": LAST_NAMES[i % 5],
                 "email": format!("p{i}@example.com"),
                 "lifecycleStage": STAGES[i % 3],
-                "source": if i % 4 == 0 { Value::Null } else { json!(SOURCES[i % 3]) },
-                "tags": if i % 2 == 0 { json!(["vip"]) } else { json!(["trial", "newsletter"]) },
+                "source": if i.is_multiple_of(4) { Value::Null } else { json!(SOURCES[i % 3]) },
+                "tags": if i.is_multiple_of(2) { json!(["vip"]) } else { json!(["trial", "newsletter"]) },
                 "phone": format!("+1 555 {:04}", i),
             })
         })
@@ -226,7 +226,7 @@ async fn filters_match_a_reference(app: TestApp) {
     let stage = |i: usize| ["LEAD", "QUALIFIED", "CUSTOMER"][i % 3];
     let last = |i: usize| ["Smith", "Jones", "Brown", "Lee", "Garcia"][i % 5];
     let source = |i: usize| {
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             None
         } else {
             Some(["web", "event", "referral"][i % 3])
@@ -283,7 +283,7 @@ async fn filters_match_a_reference(app: TestApp) {
     );
     assert_eq!(
         filter_ids(&app, &key, json!({"tags": {"has": "vip"}})).await,
-        expect(&|i| i % 2 == 0)
+        expect(&|i| i.is_multiple_of(2))
     );
     assert_eq!(
         filter_ids(&app, &key, json!({"companyId": {"eq": company_id}})).await,
@@ -304,7 +304,7 @@ async fn filters_match_a_reference(app: TestApp) {
     );
     assert_eq!(
         filter_ids(&app, &key, json!({"or": [{"lastName": {"eq": "Lee"}}, {"and": [{"lifecycleStage": {"eq": "LEAD"}}, {"tags": {"has": "vip"}}]}]})).await,
-        expect(&|i| last(i) == "Lee" || (stage(i) == "LEAD" && i % 2 == 0))
+        expect(&|i| last(i) == "Lee" || (stage(i) == "LEAD" && i.is_multiple_of(2)))
     );
     assert_eq!(
         filter_ids(
@@ -677,7 +677,7 @@ async fn nested_relations_are_batched(app: TestApp) {
         let v = json!({"id": r["id"], "co": company_ids[i % 10]});
         app.ok(&key, "mutation($id: ID!, $co: ID!) { updateContact(id: $id, input: {companyId: $co}) { id } }", v.clone()).await;
         app.ok(&key, "mutation($id: ID!) { a: createActivity(input: {kind: NOTE, contactId: $id}) { id } b: createActivity(input: {kind: CALL, contactId: $id}) { id } }", v.clone()).await;
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             app.ok(&key, "mutation($id: ID!) { createDeal(input: {name: \"D\", contactId: $id, amount: 5}) { id } }", v).await;
         }
     }

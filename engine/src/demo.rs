@@ -429,7 +429,7 @@ pub async fn seed(
             workspace_id: Set(ws),
             title: Set(format!("Follow up #{i}")),
             due_at: Set(Some(now + Duration::days(rng.random_range(-10..30)))),
-            status: Set(if i % 3 == 0 { "done" } else { "open" }.into()),
+            status: Set(if i.is_multiple_of(3) { "done" } else { "open" }.into()),
             assignee_id: Set(Some(users[(i as usize) % users.len()])),
             contact_id: Set(Some(contacts[(i as usize * 5) % contacts.len()])),
             deal_id: Set(None),

@@ -145,9 +145,9 @@ pub async fn find(
             }
         }
         let mut sets: HashMap<usize, Vec<i64>> = HashMap::new();
-        for i in 0..people.len() {
+        for (i, (id, _)) in people.iter().enumerate() {
             let r = root(&mut group_of, i);
-            sets.entry(r).or_default().push(people[i].0);
+            sets.entry(r).or_default().push(*id);
         }
         for mut ids in sets.into_values().filter(|v| v.len() > 1) {
             ids.sort_unstable();

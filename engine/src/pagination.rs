@@ -210,8 +210,8 @@ impl<E: EntityTrait> SortKeys<E> {
         let mut any = Condition::any();
         for i in 0..self.keys.len() {
             let mut all = Condition::all();
-            for j in 0..i {
-                all = all.add(self.keys[j].0.eq(values[j].clone()));
+            for ((col, _), value) in self.keys.iter().zip(&values).take(i) {
+                all = all.add(col.eq(value.clone()));
             }
             let (col, dir) = self.keys[i];
             let greater = (dir == SortDirection::Asc) == after;

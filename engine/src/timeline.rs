@@ -90,6 +90,7 @@ fn older_than<C: ColumnTrait>(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one call per table; a struct would only rename them
 async fn newest<E, C>(
     db: &impl ConnectionTrait,
     ws: i64,

@@ -35,6 +35,7 @@ fn ilike<C: ColumnTrait>(col: C, pattern: String) -> Expr {
 }
 
 /// The comparison operators, shared by every ordered scalar.
+#[allow(clippy::too_many_arguments)] // one argument per GraphQL operator
 fn compare<C: ColumnTrait, T: Clone + Into<Value>>(
     col: C,
     eq: &Option<T>,

@@ -129,10 +129,13 @@ where
     }
 }
 
+/// The foreign key and the rows to count of one nested list.
+type CountSpec<E> = (<E as EntityTrait>::Column, Select<E>);
+
 /// Row counts of a nested list for many parents at once.
 pub struct ChildCounts<E: EntityTrait> {
     db: DatabaseConnection,
-    specs: Mutex<HashMap<u64, (E::Column, Select<E>)>>,
+    specs: Mutex<HashMap<u64, CountSpec<E>>>,
 }
 
 impl<E: EntityTrait> ChildCounts<E> {
