@@ -1,0 +1,110 @@
+//! The `rapport` binary as a user runs it.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn rapport(db: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .env("RAPPORT_DATABASE_URL", db)
+        .env("RAPPORT_LOG", "warn")
+        .args(args)
+        .output()
+        .expect("run rapport")
+}
+
+fn temp_db(name: &str) -> String {
+    let path = std::env::temp_dir().join(format!("rapport_t_cli_{name}_{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn demo_and_key_commands_print_keys_for_scripts() {
+    let db = temp_db("keys");
+    assert!(rapport(&db, &["migrate"]).status.success());
+    assert!(
+        rapport(&db, &["migrate"]).status.success(),
+        "migrate is idempotent"
+    );
+    let out = stdout(&rapport(&db, &["demo", "--contacts", "40"]));
+    let key = out.lines().last().unwrap();
+    assert!(key.starts_with("rk_"), "last line is the key: {out}");
+    let created = stdout(&rapport(
+        &db,
+        &["api-key", "create", "--workspace", "1", "--scopes", "read"],
+    ));
+    assert_eq!(created.lines().count(), 1, "create prints only the key");
+    assert!(created.starts_with("rk_"));
+    let listed = stdout(&rapport(&db, &["api-key", "list", "--workspace", "1"]));
+    assert_eq!(listed.lines().count(), 2);
+    assert!(!listed.contains(created.trim()), "list never shows secrets");
+    let prefix = created.trim().split('_').nth(1).unwrap();
+    stdout(&rapport(&db, &["api-key", "revoke", prefix]));
+    assert!(stdout(&rapport(&db, &["api-key", "list", "--workspace", "1"])).contains("revoked"));
+    let bad = rapport(
+        &db,
+        &["api-key", "create", "--workspace", "1", "--scopes", "root"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("root"));
+    assert!(stdout(&rapport(&db, &["schema"])).contains("type Contact"));
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_gracefully_on_sigterm() {
+    let db = temp_db("serve");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .env("RAPPORT_DATABASE_URL", &db)
+        .env("RAPPORT_LOG", "warn")
+        .args(["serve", "--addr", &addr, "--demo", "--demo-contacts", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut healthy = false;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("http://{addr}/healthz")).send().await {
+            healthy = r.status().is_success();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(healthy, "server did not come up");
+    let graphiql = client
+        .get(format!("http://{addr}/graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(graphiql.to_lowercase().contains("graphiql"));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit after SIGTERM: {:?}", out.status);
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        key.trim().starts_with("rk_"),
+        "serve --demo prints the key: {key}"
+    );
+}
