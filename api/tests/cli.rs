@@ -68,7 +68,7 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+    let child = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .env("RAPPORT_DATABASE_URL", &db)
         .env("RAPPORT_LOG", "warn")
         .args(["serve", "--addr", &addr, "--demo", "--demo-contacts", "30"])
