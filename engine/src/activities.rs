@@ -7,7 +7,7 @@ use crate::records;
 use crate::values::{ActivityKind, Direction, Patch, Text};
 use chrono::{DateTime, Utc};
 use rapport_schema::{activity, contact, deal, user};
-use sea_orm::{ActiveModelTrait, ActiveValue, ConnectionTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 
 /// Fields of an activity as a client sends them; on update, absent fields are kept.
 #[derive(Clone, Debug, Default)]
@@ -30,15 +30,6 @@ pub struct ActivityInput {
     pub author_id: Patch<i64>,
 }
 
-fn set_patch<T>(slot: &mut ActiveValue<Option<T>>, patch: Patch<T>)
-where
-    Option<T>: Into<sea_orm::Value>,
-{
-    if let Some(v) = patch.into_change() {
-        *slot = Set(v);
-    }
-}
-
 async fn apply(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -57,32 +48,25 @@ async fn apply(
     if let Some(k) = input.kind {
         am.kind = Set(k.as_str().to_string());
     }
-    set_patch(
-        &mut am.direction,
-        input.direction.parse(|d| Ok(d.as_str().to_string()))?,
-    );
-    set_patch(
-        &mut am.subject,
-        input
-            .subject
-            .parse(|s| Text::parse("subject", &s, 500).map(Text::into_string))?,
-    );
-    set_patch(
-        &mut am.body,
-        input.body.parse(|b| {
-            if b.len() > 1_000_000 {
-                Err(EngineError::invalid("body", "must be at most 1 MB"))
-            } else {
-                Ok(b)
-            }
-        })?,
-    );
+    (input.direction.parse(|d| Ok(d.as_str().to_string()))?).apply(&mut am.direction);
+    (input
+        .subject
+        .parse(|s| Text::parse("subject", &s, 500).map(Text::into_string))?)
+    .apply(&mut am.subject);
+    (input.body.parse(|b| {
+        if b.len() > 1_000_000 {
+            Err(EngineError::invalid("body", "must be at most 1 MB"))
+        } else {
+            Ok(b)
+        }
+    })?)
+    .apply(&mut am.body);
     if let Some(t) = input.occurred_at {
         am.occurred_at = Set(t);
     }
-    set_patch(&mut am.contact_id, input.contact_id);
-    set_patch(&mut am.deal_id, input.deal_id);
-    set_patch(&mut am.author_id, input.author_id);
+    input.contact_id.apply(&mut am.contact_id);
+    input.deal_id.apply(&mut am.deal_id);
+    input.author_id.apply(&mut am.author_id);
     am.updated_at = Set(clock::now());
     Ok(())
 }

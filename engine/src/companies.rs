@@ -7,8 +7,8 @@ use crate::records;
 use crate::values::{CountryCode, Domain, Patch, Text};
 use rapport_schema::{company, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -72,15 +72,6 @@ fn parse(input: CompanyInput, field: &str) -> Result<Parsed> {
     })
 }
 
-fn set_patch<T>(slot: &mut ActiveValue<Option<T>>, patch: Patch<T>)
-where
-    Option<T>: Into<sea_orm::Value>,
-{
-    if let Some(v) = patch.into_change() {
-        *slot = Set(v);
-    }
-}
-
 async fn ensure_domain_free(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -115,19 +106,13 @@ async fn write(
     if let Some(n) = p.name {
         am.name = Set(n);
     }
-    set_patch(
-        &mut am.domain,
-        p.domain.parse(|d| Ok(d.as_str().to_string()))?,
-    );
-    set_patch(&mut am.industry, p.industry);
-    set_patch(&mut am.size, p.size);
-    set_patch(
-        &mut am.country,
-        p.country.parse(|c| Ok(c.as_str().to_string()))?,
-    );
-    set_patch(&mut am.owner_id, p.owner_id);
+    (p.domain.parse(|d| Ok(d.as_str().to_string()))?).apply(&mut am.domain);
+    p.industry.apply(&mut am.industry);
+    p.size.apply(&mut am.size);
+    (p.country.parse(|c| Ok(c.as_str().to_string()))?).apply(&mut am.country);
+    p.owner_id.apply(&mut am.owner_id);
     am.updated_at = Set(clock::now());
-    Ok(if matches!(am.id, ActiveValue::NotSet) {
+    Ok(if matches!(am.id, sea_orm::ActiveValue::NotSet) {
         am.insert(db).await?
     } else {
         am.update(db).await?

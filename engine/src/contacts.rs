@@ -11,8 +11,8 @@ use rapport_schema::{
     activity, company, contact, contact_merge, contact_tag, event, inquiry, order, task, user,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set, TransactionTrait,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -119,15 +119,6 @@ fn parse(input: ContactInput, field: &str) -> Result<ParsedContact> {
     })
 }
 
-fn set_patch<T>(slot: &mut ActiveValue<Option<T>>, patch: Patch<T>)
-where
-    Option<T>: Into<sea_orm::Value>,
-{
-    if let Some(v) = patch.into_change() {
-        *slot = Set(v);
-    }
-}
-
 /// Checks that the contact's references point at live rows of the same workspace.
 async fn check_references(db: &impl ConnectionTrait, ws: i64, p: &ParsedContact) -> Result<()> {
     if let Patch::Set(id) = p.company_id {
@@ -178,10 +169,7 @@ async fn write(
     if let Some(v) = p.last_name {
         am.last_name = Set(v);
     }
-    set_patch(
-        &mut am.email,
-        p.email.parse(|e| Ok(e.as_str().to_string()))?,
-    );
+    (p.email.parse(|e| Ok(e.as_str().to_string()))?).apply(&mut am.email);
     if let Some(list) = p.other_emails {
         am.other_emails = Set(json!(
             list.iter().map(EmailAddress::as_str).collect::<Vec<_>>()
@@ -198,25 +186,22 @@ async fn write(
             am.phone_normalized = Set(Some(ph.normalized().to_string()));
         }
     }
-    set_patch(&mut am.company_id, p.company_id);
-    set_patch(&mut am.owner_id, p.owner_id);
+    p.company_id.apply(&mut am.company_id);
+    p.owner_id.apply(&mut am.owner_id);
     if let Some(v) = p.lifecycle_stage {
         am.lifecycle_stage = Set(v.as_str().to_string());
     }
-    set_patch(&mut am.source, p.source);
+    p.source.apply(&mut am.source);
     if let Some(a) = p.attributes {
         am.attributes = Set(a.into_json());
     }
-    set_patch(
-        &mut am.timezone,
-        p.timezone.parse(|t| Ok(t.as_str().to_string()))?,
-    );
+    (p.timezone.parse(|t| Ok(t.as_str().to_string()))?).apply(&mut am.timezone);
     let tags = p.tags.clone();
     if let Some(t) = &tags {
         am.tags = Set(json!(t.iter().map(Tag::as_str).collect::<Vec<_>>()));
     }
     am.updated_at = Set(clock::now());
-    let saved = if matches!(am.id, ActiveValue::NotSet) {
+    let saved = if matches!(am.id, sea_orm::ActiveValue::NotSet) {
         am.insert(db).await?
     } else {
         am.update(db).await?

@@ -11,8 +11,8 @@ use crate::values::{Currency, DealStatus, Money, Patch, Text};
 use chrono::NaiveDate;
 use rapport_schema::{company, contact, deal, deal_stage_change, pipeline, stage, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 
 /// A stage as a client describes it.
@@ -314,15 +314,6 @@ async fn record_move(
     Ok(())
 }
 
-fn set_patch<T>(slot: &mut ActiveValue<Option<T>>, patch: Patch<T>)
-where
-    Option<T>: Into<sea_orm::Value>,
-{
-    if let Some(v) = patch.into_change() {
-        *slot = Set(v);
-    }
-}
-
 async fn check_links(db: &impl ConnectionTrait, ws: i64, input: &DealInput) -> Result<()> {
     if let Patch::Set(id) = input.contact_id {
         records::ensure_exists::<contact::Entity>(db, ws, id).await?;
@@ -393,10 +384,10 @@ pub(crate) async fn create_in(
         ..Default::default()
     };
     enter_stage(&mut am, &stage);
-    set_patch(&mut am.contact_id, input.contact_id);
-    set_patch(&mut am.company_id, input.company_id);
-    set_patch(&mut am.expected_close_date, input.expected_close_date);
-    set_patch(&mut am.owner_id, input.owner_id);
+    input.contact_id.apply(&mut am.contact_id);
+    input.company_id.apply(&mut am.company_id);
+    input.expected_close_date.apply(&mut am.expected_close_date);
+    input.owner_id.apply(&mut am.owner_id);
     let saved = am.insert(db).await?;
     record_move(db, who, saved.id, None, stage.id).await?;
     Ok(saved)
@@ -462,10 +453,10 @@ pub async fn update(
         }
         _ => None,
     };
-    set_patch(&mut am.contact_id, input.contact_id);
-    set_patch(&mut am.company_id, input.company_id);
-    set_patch(&mut am.expected_close_date, input.expected_close_date);
-    set_patch(&mut am.owner_id, input.owner_id);
+    input.contact_id.apply(&mut am.contact_id);
+    input.company_id.apply(&mut am.company_id);
+    input.expected_close_date.apply(&mut am.expected_close_date);
+    input.owner_id.apply(&mut am.owner_id);
     am.updated_at = Set(clock::now());
     let saved = am.update(&tx).await?;
     if let Some(to) = moved_to {

@@ -5,7 +5,7 @@ use crate::clock;
 use crate::contacts::replace_tags;
 use crate::error::{EngineError, Result};
 use crate::records::{self, Deleted};
-use crate::values::Tag;
+use crate::values::{Tag, json_strings};
 use rapport_schema::{activity, contact, contact_merge, deal, event, inquiry, order, task};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -274,14 +274,6 @@ async fn move_related(db: &impl ConnectionTrait, from: i64, to: i64) -> Result<s
     }))
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
-}
-
 /// Fills the survivor's gaps from `other` and unites lists and attributes.
 async fn absorb(
     db: &impl ConnectionTrait,
@@ -289,19 +281,19 @@ async fn absorb(
     survivor: contact::Model,
     other: &contact::Model,
 ) -> Result<contact::Model> {
-    let mut emails = strings(&survivor.other_emails);
+    let mut emails = json_strings(&survivor.other_emails);
     for e in other
         .email
         .iter()
         .cloned()
-        .chain(strings(&other.other_emails))
+        .chain(json_strings(&other.other_emails))
     {
         if survivor.email.as_deref() != Some(e.as_str()) && !emails.contains(&e) {
             emails.push(e);
         }
     }
-    let mut tags = strings(&survivor.tags);
-    for t in strings(&other.tags) {
+    let mut tags = json_strings(&survivor.tags);
+    for t in json_strings(&other.tags) {
         if !tags.contains(&t) {
             tags.push(t);
         }

@@ -7,7 +7,7 @@ use crate::records;
 use crate::values::{Patch, TaskStatus, Text};
 use chrono::{DateTime, Utc};
 use rapport_schema::{contact, deal, task, user};
-use sea_orm::{ActiveModelTrait, ActiveValue, ConnectionTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 
 /// Fields of a task as a client sends them; on update, absent fields are kept.
 #[derive(Clone, Debug, Default)]
@@ -24,15 +24,6 @@ pub struct TaskInput {
     pub contact_id: Patch<i64>,
     /// The deal it concerns.
     pub deal_id: Patch<i64>,
-}
-
-fn set_patch<T>(slot: &mut ActiveValue<Option<T>>, patch: Patch<T>)
-where
-    Option<T>: Into<sea_orm::Value>,
-{
-    if let Some(v) = patch.into_change() {
-        *slot = Set(v);
-    }
 }
 
 async fn apply(
@@ -53,7 +44,7 @@ async fn apply(
     if let Some(t) = input.title {
         am.title = Set(Text::parse("title", &t, 500)?.into_string());
     }
-    set_patch(&mut am.due_at, input.due_at);
+    input.due_at.apply(&mut am.due_at);
     if let Some(s) = input.status {
         am.status = Set(s.as_str().to_string());
         // Completion time follows the status, so "done in March" can be reported.
@@ -63,9 +54,9 @@ async fn apply(
             None
         });
     }
-    set_patch(&mut am.assignee_id, input.assignee_id);
-    set_patch(&mut am.contact_id, input.contact_id);
-    set_patch(&mut am.deal_id, input.deal_id);
+    input.assignee_id.apply(&mut am.assignee_id);
+    input.contact_id.apply(&mut am.contact_id);
+    input.deal_id.apply(&mut am.deal_id);
     am.updated_at = Set(clock::now());
     Ok(())
 }

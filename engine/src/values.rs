@@ -474,6 +474,25 @@ impl<T> Patch<T> {
     pub fn is_keep(&self) -> bool {
         matches!(self, Self::Keep)
     }
+
+    /// Writes the change, if any, into an active-model field.
+    pub fn apply(self, slot: &mut sea_orm::ActiveValue<Option<T>>)
+    where
+        Option<T>: Into<sea_orm::Value>,
+    {
+        if let Some(v) = self.into_change() {
+            *slot = sea_orm::ActiveValue::Set(v);
+        }
+    }
+}
+
+/// The strings of a JSON array column (tags, further emails); anything else reads as none.
+pub fn json_strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Declares a closed set of text values stored as lower-case text in the database.

@@ -46,6 +46,21 @@ pub struct ConnArgs {
 }
 
 impl ConnArgs {
+    /// The arguments as a resolver receives them.
+    pub fn new(
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Self {
+        Self {
+            first,
+            after,
+            last,
+            before,
+        }
+    }
+
     fn request(&self) -> Result<PageRequest> {
         let size = |field: &str, n: Option<i32>| -> Result<Option<usize>> {
             match n {

@@ -34,20 +34,6 @@ where
     .gql()
 }
 
-fn args(
-    first: Option<i32>,
-    after: Option<String>,
-    last: Option<i32>,
-    before: Option<String>,
-) -> ConnArgs {
-    ConnArgs {
-        first,
-        after,
-        last,
-        before,
-    }
-}
-
 /// The caller: its workspace and what its key may do.
 #[derive(SimpleObject)]
 pub struct Viewer {
@@ -104,7 +90,13 @@ impl Query {
         filter: Option<ContactFilter>,
         order_by: Option<Vec<ContactOrder>>,
     ) -> Result<Conn<Contact>> {
-        contact_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        contact_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn company(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Company>> {
         Ok(Some(Company(by_id::<s::company::Entity>(ctx, &id).await?)))
@@ -119,7 +111,13 @@ impl Query {
         filter: Option<CompanyFilter>,
         order_by: Option<Vec<CompanyOrder>>,
     ) -> Result<Conn<Company>> {
-        company_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        company_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn deal(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Deal>> {
         Ok(Some(Deal(by_id::<s::deal::Entity>(ctx, &id).await?)))
@@ -134,7 +132,13 @@ impl Query {
         filter: Option<DealFilter>,
         order_by: Option<Vec<DealOrder>>,
     ) -> Result<Conn<Deal>> {
-        deal_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        deal_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn pipeline(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Pipeline>> {
         Ok(Some(Pipeline(
@@ -151,7 +155,13 @@ impl Query {
         filter: Option<PipelineFilter>,
         order_by: Option<Vec<PipelineOrder>>,
     ) -> Result<Conn<Pipeline>> {
-        pipeline_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        pipeline_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn stage(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Stage>> {
         Ok(Some(Stage(by_id::<s::stage::Entity>(ctx, &id).await?)))
@@ -171,7 +181,13 @@ impl Query {
         filter: Option<ActivityFilter>,
         order_by: Option<Vec<ActivityOrder>>,
     ) -> Result<Conn<Activity>> {
-        activity_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        activity_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
         Ok(Some(Task(by_id::<s::task::Entity>(ctx, &id).await?)))
@@ -186,7 +202,13 @@ impl Query {
         filter: Option<TaskFilter>,
         order_by: Option<Vec<TaskOrder>>,
     ) -> Result<Conn<Task>> {
-        task_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        task_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn inquiry(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Inquiry>> {
         Ok(Some(Inquiry(by_id::<s::inquiry::Entity>(ctx, &id).await?)))
@@ -201,7 +223,13 @@ impl Query {
         filter: Option<InquiryFilter>,
         order_by: Option<Vec<InquiryOrder>>,
     ) -> Result<Conn<Inquiry>> {
-        inquiry_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        inquiry_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
         Ok(Some(Product(by_id::<s::product::Entity>(ctx, &id).await?)))
@@ -216,7 +244,13 @@ impl Query {
         filter: Option<ProductFilter>,
         order_by: Option<Vec<ProductOrder>>,
     ) -> Result<Conn<Product>> {
-        product_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        product_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Order>> {
         Ok(Some(Order(by_id::<s::order::Entity>(ctx, &id).await?)))
@@ -231,7 +265,13 @@ impl Query {
         filter: Option<OrderFilter>,
         order_by: Option<Vec<OrderOrder>>,
     ) -> Result<Conn<Order>> {
-        order_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        order_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Event>> {
         Ok(Some(Event(by_id::<s::event::Entity>(ctx, &id).await?)))
@@ -246,7 +286,13 @@ impl Query {
         filter: Option<EventFilter>,
         order_by: Option<Vec<EventOrder>>,
     ) -> Result<Conn<Event>> {
-        event_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        event_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         Ok(Some(User(by_id::<s::user::Entity>(ctx, &id).await?)))
@@ -261,7 +307,13 @@ impl Query {
         filter: Option<UserFilter>,
         order_by: Option<Vec<UserOrder>>,
     ) -> Result<Conn<User>> {
-        user_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        user_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
     async fn team(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Team>> {
         Ok(Some(Team(by_id::<s::team::Entity>(ctx, &id).await?)))
@@ -276,7 +328,13 @@ impl Query {
         filter: Option<TeamFilter>,
         order_by: Option<Vec<TeamOrder>>,
     ) -> Result<Conn<Team>> {
-        team_lists::all(ctx, args(first, after, last, before), filter, order_by).await
+        team_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
     }
 
     /// The workspace's API keys (admin scope).

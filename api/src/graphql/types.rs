@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rapport_engine::auth::Principal;
 use rapport_engine::pagination::SortDirection;
 use rapport_engine::records::{Deleted, Record, scoped};
-use rapport_engine::values::Currency;
+use rapport_engine::values::{Currency, json_strings};
 use rapport_schema as s;
 use sea_orm::{ModelTrait, QueryFilter};
 
@@ -108,20 +108,6 @@ node_lists!(user_lists: of, all, user, User, UserFilter, UserOrder, [(Id, Asc)])
 node_lists!(team_lists: of, all, team, Team, TeamFilter, TeamOrder, [(Id, Asc)]);
 node_lists!(pipeline_lists: of, all, pipeline, Pipeline, PipelineFilter, PipelineOrder, [(Id, Asc)]);
 
-fn args(
-    first: Option<i32>,
-    after: Option<String>,
-    last: Option<i32>,
-    before: Option<String>,
-) -> ConnArgs {
-    ConnArgs {
-        first,
-        after,
-        last,
-        before,
-    }
-}
-
 /// A person the business deals with.
 pub struct Contact(pub s::contact::Model);
 
@@ -148,7 +134,7 @@ impl Contact {
     }
     /// Further email addresses.
     async fn other_emails(&self) -> Vec<String> {
-        strings(&self.0.other_emails)
+        json_strings(&self.0.other_emails)
     }
     async fn phone(&self) -> Option<&str> {
         self.0.phone.as_deref()
@@ -161,7 +147,7 @@ impl Contact {
         self.0.source.as_deref()
     }
     async fn tags(&self) -> Vec<String> {
-        strings(&self.0.tags)
+        json_strings(&self.0.tags)
     }
     /// Custom attributes, a JSON object.
     async fn attributes(&self) -> Json<serde_json::Value> {
@@ -209,7 +195,7 @@ impl Contact {
             ctx,
             self.0.id,
             s::deal::Column::ContactId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -230,7 +216,7 @@ impl Contact {
             ctx,
             self.0.id,
             s::activity::Column::ContactId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -250,7 +236,7 @@ impl Contact {
             ctx,
             self.0.id,
             s::task::Column::ContactId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -270,7 +256,7 @@ impl Contact {
             ctx,
             self.0.id,
             s::inquiry::Column::ContactId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -290,7 +276,7 @@ impl Contact {
             ctx,
             self.0.id,
             s::order::Column::ContactId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -310,7 +296,7 @@ impl Contact {
             ctx,
             self.0.id,
             s::event::Column::ContactId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -371,14 +357,6 @@ impl Contact {
     }
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
-}
-
 /// An organisation contacts work for.
 pub struct Company(pub s::company::Model);
 
@@ -432,7 +410,7 @@ impl Company {
             ctx,
             self.0.id,
             s::contact::Column::CompanyId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -452,7 +430,7 @@ impl Company {
             ctx,
             self.0.id,
             s::deal::Column::CompanyId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -501,7 +479,7 @@ impl Pipeline {
             ctx,
             self.0.id,
             s::deal::Column::PipelineId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -644,7 +622,7 @@ impl Deal {
             ctx,
             self.0.id,
             s::activity::Column::DealId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -664,7 +642,7 @@ impl Deal {
             ctx,
             self.0.id,
             s::task::Column::DealId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
@@ -1032,7 +1010,7 @@ impl Team {
             ctx,
             self.0.id,
             s::user::Column::TeamId,
-            args(first, after, last, before),
+            ConnArgs::new(first, after, last, before),
             filter,
             order_by,
         )
