@@ -315,6 +315,19 @@ async fn filters_match_a_reference(app: TestApp) {
         .await,
         expect(&|i| !["Lee", "Smith"].contains(&last(i)))
     );
+    let pivot = rows[19].id;
+    assert_eq!(
+        filter_ids(
+            &app,
+            &key,
+            json!({"id": {"gt": pivot.to_string(), "lte": (pivot + 5).to_string()}})
+        )
+        .await,
+        rows.iter()
+            .filter(|r| r.id > pivot && r.id <= pivot + 5)
+            .map(|r| r.id)
+            .collect::<BTreeSet<i64>>()
+    );
     assert_eq!(
         filter_ids(&app, &key, json!({"email": {"contains": "_"}})).await,
         BTreeSet::new(),

@@ -166,7 +166,7 @@ impl ColumnFilter for StringFilter {
     }
 }
 
-/// Conditions on a reference to another record.
+/// Conditions on an id (ids grow with creation, so ranges work too).
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct IdFilter {
     pub eq: Option<ID>,
@@ -174,17 +174,11 @@ pub struct IdFilter {
     #[graphql(name = "in")]
     pub in_list: Option<Vec<ID>>,
     pub not_in: Option<Vec<ID>>,
+    pub gt: Option<ID>,
+    pub gte: Option<ID>,
+    pub lt: Option<ID>,
+    pub lte: Option<ID>,
     pub is_null: Option<bool>,
-}
-
-fn ids(field: &str, list: &Option<Vec<ID>>) -> Result<Option<Vec<i64>>> {
-    list.as_ref()
-        .map(|l| {
-            l.iter()
-                .map(|i| one_id(field, &Some(i.clone())).map(|x| x.unwrap_or_default()))
-                .collect()
-        })
-        .transpose()
 }
 
 fn one_id(field: &str, id: &Option<ID>) -> Result<Option<i64>> {
@@ -197,19 +191,28 @@ fn one_id(field: &str, id: &Option<ID>) -> Result<Option<i64>> {
         .transpose()
 }
 
+fn ids(field: &str, list: &Option<Vec<ID>>) -> Result<Option<Vec<i64>>> {
+    list.as_ref()
+        .map(|l| {
+            l.iter()
+                .map(|i| one_id(field, &Some(i.clone())).map(Option::unwrap_or_default))
+                .collect()
+        })
+        .transpose()
+}
+
 impl ColumnFilter for IdFilter {
     fn condition<C: ColumnTrait>(&self, field: &str, col: C) -> Result<Condition> {
-        let none = None::<i64>;
         Ok(compare(
             col,
             &one_id(field, &self.eq)?,
             &one_id(field, &self.ne)?,
             &ids(field, &self.in_list)?,
             &ids(field, &self.not_in)?,
-            &none,
-            &none,
-            &none,
-            &none,
+            &one_id(field, &self.gt)?,
+            &one_id(field, &self.gte)?,
+            &one_id(field, &self.lt)?,
+            &one_id(field, &self.lte)?,
             &self.is_null,
         ))
     }
