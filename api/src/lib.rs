@@ -3,4 +3,5 @@
 
 pub mod error;
 pub mod graphql;
+pub mod keys;
 pub mod server;

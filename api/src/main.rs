@@ -39,6 +39,9 @@ enum Command {
         /// Contacts in the demo workspace.
         #[arg(long, default_value_t = 500)]
         demo_contacts: u64,
+        /// Seconds a verified API key is trusted before it is looked up again (0: always).
+        #[arg(long, env = "RAPPORT_KEY_CACHE_SECONDS", default_value_t = 5)]
+        key_cache_seconds: u64,
     },
     /// Applies pending migrations (safe to run again).
     Migrate,
@@ -107,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             addr,
             demo,
             demo_contacts,
+            key_cache_seconds,
         } => {
             if demo {
                 let key = seed(&conn, "Demo", demo::DemoSize::for_contacts(demo_contacts)).await?;
@@ -115,7 +119,12 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!("{key}");
             }
-            serve(conn, addr).await?;
+            serve(
+                conn,
+                addr,
+                std::time::Duration::from_secs(key_cache_seconds),
+            )
+            .await?;
         }
         Command::Demo {
             contacts,
@@ -205,14 +214,21 @@ async fn api_key(conn: &sea_orm::DatabaseConnection, cmd: ApiKeyCommand) -> anyh
     Ok(())
 }
 
-async fn serve(conn: sea_orm::DatabaseConnection, addr: SocketAddr) -> anyhow::Result<()> {
+async fn serve(
+    conn: sea_orm::DatabaseConnection,
+    addr: SocketAddr,
+    key_ttl: std::time::Duration,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving GraphQL at /graphql");
-    axum::serve(listener, rapport_api::server::router(conn.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        rapport_api::server::router_with(conn.clone(), key_ttl),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     conn.close().await?;
     tracing::info!("stopped");
     Ok(())

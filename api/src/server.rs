@@ -3,6 +3,7 @@
 use crate::error::code;
 use crate::graphql::batching::Dispatcher;
 use crate::graphql::{self, RapportSchema, loaders};
+use crate::keys::VerifiedKeys;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
@@ -10,23 +11,35 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use rapport_engine::auth;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
 use tower_http::trace::TraceLayer;
 
-/// What every handler shares: the database and the schema.
+/// What every handler shares: the database, the schema and the verified keys.
 #[derive(Clone)]
 pub struct ApiContext {
     db: DatabaseConnection,
     schema: RapportSchema,
+    keys: Arc<VerifiedKeys>,
 }
 
-/// The router over `db`.
+/// How long a verified API key is trusted before it is checked again, by default.
+pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(5);
+
+/// The router over `db`, with the default key cache.
 pub fn router(db: DatabaseConnection) -> Router {
+    router_with(db, DEFAULT_KEY_TTL)
+}
+
+/// The router over `db`, trusting a verified key for `key_ttl`.
+pub fn router_with(db: DatabaseConnection, key_ttl: Duration) -> Router {
+    let keys = Arc::new(VerifiedKeys::new(key_ttl));
     let ctx = ApiContext {
-        schema: graphql::build(db.clone()),
+        schema: graphql::build(db.clone(), keys.clone()),
         db,
+        keys,
     };
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_handler))
@@ -80,7 +93,7 @@ async fn graphql_handler(
             "missing 'Authorization: Bearer <api key>' header",
         );
     };
-    let principal = match auth::authenticate(&ctx.db, key).await {
+    let principal = match ctx.keys.principal(&ctx.db, key).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return error_response(

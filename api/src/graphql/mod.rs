@@ -11,17 +11,20 @@ pub mod mutations;
 pub mod queries;
 pub mod types;
 
+use crate::keys::VerifiedKeys;
 use async_graphql::{EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
+use std::sync::Arc;
 
 /// Rapport's schema type.
 pub type RapportSchema = Schema<queries::Query, mutations::Mutation, EmptySubscription>;
 
 /// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
 /// ask for an unbounded amount of work.
-pub fn build(db: DatabaseConnection) -> RapportSchema {
+pub fn build(db: DatabaseConnection, keys: Arc<VerifiedKeys>) -> RapportSchema {
     Schema::build(queries::Query, mutations::Mutation, EmptySubscription)
         .data(db)
+        .data(keys)
         .limit_depth(16)
         .limit_complexity(20_000)
         .finish()

@@ -6,6 +6,7 @@ use crate::graphql::enums::Scope;
 use crate::graphql::ids::{parse_id, parse_ids};
 use crate::graphql::inputs::*;
 use crate::graphql::types::*;
+use crate::keys::VerifiedKeys;
 use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
 use rapport_engine::auth::{self, Principal};
 use rapport_engine::records::{self, Record};
@@ -15,6 +16,7 @@ use rapport_engine::{
 };
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
+use std::sync::Arc;
 
 /// Writes.
 pub struct Mutation;
@@ -615,10 +617,11 @@ impl Mutation {
         let (who, db) = writer(ctx)?;
         who.require(v::Scope::Admin).gql()?;
         let row = parse_id("id", &id)?;
-        Ok(ApiKey(
-            auth::revoke_key(db, Some(who.workspace_id), &row.to_string())
-                .await
-                .gql()?,
-        ))
+        let revoked = auth::revoke_key(db, Some(who.workspace_id), &row.to_string())
+            .await
+            .gql()?;
+        // After the write: a request verified in between cannot re-cache the key.
+        ctx.data_unchecked::<Arc<VerifiedKeys>>().forget_all();
+        Ok(ApiKey(revoked))
     }
 }
