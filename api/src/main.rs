@@ -62,6 +62,37 @@ enum Command {
     ApiKey(ApiKeyCommand),
     /// Prints the GraphQL schema (SDL).
     Schema,
+    /// Works with the built-in models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Fits a model to your own exported data and reports how it does.
+    Evaluate {
+        /// Which model.
+        #[arg(long, value_enum)]
+        kind: ModelKind,
+        /// The data: for `clv`, `customer,frequency,recency,T[,monetary]` with a header row.
+        #[arg(long)]
+        csv: std::path::PathBuf,
+        /// Predict this many periods ahead for every customer (needs --out).
+        #[arg(long, requires = "out")]
+        predict: Option<f64>,
+        /// Where predictions go: `customer,p_alive,expected_purchases,expected_value`.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModelKind {
+    /// BG/NBD repeat purchases and Gamma-Gamma spend.
+    Clv,
 }
 
 #[derive(Subcommand)]
@@ -96,16 +127,30 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if let Command::Schema = cli.command {
-        print!("{}", rapport_api::graphql::sdl());
-        return Ok(());
+    match cli.command {
+        Command::Schema => {
+            print!("{}", rapport_api::graphql::sdl());
+            return Ok(());
+        }
+        Command::Model(ModelCommand::Evaluate {
+            kind: ModelKind::Clv,
+            csv,
+            predict,
+            out,
+            json,
+        }) => {
+            return evaluate_clv(&csv, predict.zip(out), json);
+        }
+        _ => {}
     }
     let conn = db::connect(&cli.database_url, cli.max_connections)
         .await
         .context("connecting to the database")?;
     db::migrate(&conn).await.context("migrating the database")?;
     match cli.command {
-        Command::Schema | Command::Migrate => tracing::info!("database is up to date"),
+        Command::Schema | Command::Model(_) | Command::Migrate => {
+            tracing::info!("database is up to date")
+        }
         Command::Serve {
             addr,
             demo,
@@ -248,4 +293,86 @@ async fn shutdown_signal() {
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn evaluate_clv(
+    csv: &std::path::Path,
+    predict: Option<(f64, std::path::PathBuf)>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use rapport_engine::models::clv::{BgNbd, GammaGamma, Spend, read_summary_csv};
+    let text =
+        std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let rows = read_summary_csv(&text)?;
+    let histories: Vec<_> = rows.iter().map(|r| r.history).collect();
+    let started = std::time::Instant::now();
+    let bg = BgNbd::fit(&histories)?;
+    let spend: Option<Vec<Spend>> = rows
+        .iter()
+        .map(|r| {
+            r.monetary.map(|m| Spend {
+                frequency: r.history.frequency,
+                mean_value: m,
+            })
+        })
+        .collect();
+    let gg = spend.as_deref().map(GammaGamma::fit).transpose()?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let m = bg.model;
+    if json {
+        let mut report = serde_json::json!({
+            "r": m.r, "alpha": m.alpha, "a": m.a, "b": m.b,
+            "log_likelihood": bg.log_likelihood, "customers": rows.len(), "fit_seconds": fit_seconds,
+        });
+        if let Some(g) = &gg {
+            report["p"] = g.model.p.into();
+            report["q"] = g.model.q.into();
+            report["v"] = g.model.v.into();
+        }
+        println!("{report}");
+    } else {
+        println!("customers        {}", rows.len());
+        println!(
+            "BG/NBD           r = {:.4}  alpha = {:.4}  a = {:.4}  b = {:.4}",
+            m.r, m.alpha, m.a, m.b
+        );
+        println!("log-likelihood   {:.2}", bg.log_likelihood);
+        if let Some(g) = &gg {
+            println!(
+                "Gamma-Gamma      p = {:.4}  q = {:.4}  v = {:.4}  (log-likelihood {:.2})",
+                g.model.p, g.model.q, g.model.v, g.log_likelihood
+            );
+        }
+        println!("fit time         {fit_seconds:.2} s");
+    }
+    if let Some((periods, out)) = predict {
+        let mut w = String::from("customer,p_alive,expected_purchases,expected_value\n");
+        for r in &rows {
+            let purchases = m.expected_purchases(&r.history, periods);
+            let value = match (&gg, r.monetary) {
+                (Some(g), Some(mean)) => {
+                    let spend = Spend {
+                        frequency: r.history.frequency,
+                        mean_value: mean,
+                    };
+                    let per_purchase = if r.history.frequency > 0.0 {
+                        g.model.expected_mean_value(&spend)
+                    } else {
+                        g.model.p * g.model.v / (g.model.q - 1.0)
+                    };
+                    format!("{:.4}", purchases * per_purchase)
+                }
+                _ => String::new(),
+            };
+            w.push_str(&format!(
+                "{},{:.6},{:.6},{}\n",
+                r.customer,
+                m.probability_alive(&r.history),
+                purchases,
+                value
+            ));
+        }
+        std::fs::write(&out, w).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
 }

@@ -17,6 +17,7 @@ pub mod duplicates;
 pub mod error;
 pub mod events;
 pub mod inquiries;
+pub mod models;
 pub mod pagination;
 pub mod records;
 pub mod tasks;
