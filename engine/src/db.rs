@@ -3,7 +3,7 @@
 use crate::error::Result;
 use rapport_migrations::Migrator;
 use rapport_migrations::MigratorTrait;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
 use std::time::Duration;
 
 /// The default database: an SQLite file in the working directory, created if missing.
@@ -32,5 +32,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 /// Applies every migration not yet applied; running it twice changes nothing.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     Migrator::up(db, None).await?;
+    // SQLite gathers planner statistics only when asked; this refreshes those that are
+    // stale and is cheap when they are not. (PostgreSQL's autovacuum does this itself.)
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        db.execute_unprepared("PRAGMA optimize").await?;
+    }
     Ok(())
 }
