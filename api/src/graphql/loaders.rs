@@ -7,7 +7,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use rapport_engine::pagination::{self, Page, SortKeys};
 use rapport_engine::records::{self, Deleted, Record};
 use rapport_schema as s;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, ModelTrait, QueryFilter, Select};
+use sea_orm::{DatabaseConnection, EntityTrait, ModelTrait, QueryFilter, Select};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
@@ -32,7 +32,11 @@ where
         // Soft-deleted rows still resolve through references (a deal's deleted contact
         // is history, not a dangling pointer); lists hide them.
         let rows = records::scoped::<E>(self.workspace_id, Deleted::Include)
-            .filter(E::id_col().is_in(keys.iter().copied()))
+            .filter(pagination::among(
+                self.db.get_database_backend(),
+                E::id_col(),
+                keys,
+            ))
             .all(&self.db)
             .await
             .map_err(|e| to_graphql(e.into()))?;
