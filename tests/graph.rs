@@ -23,6 +23,7 @@ const UPSERT: &str = "mutation($c: [ContactInput!]!) { bulkUpsertContacts(contac
 const LAST_NAMES: [&str; 5] = ["Smith", "Jones", "Brown", "Lee", "Garcia"];
 const STAGES: [&str; 3] = ["LEAD", "QUALIFIED", "CUSTOMER"];
 const SOURCES: [&str; 3] = ["web", "event", "referral"];
+const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
 
 fn ids(conn: &Value) -> Vec<String> {
     conn["edges"]
@@ -44,6 +45,7 @@ async fn seed_contacts(app: &TestApp, key: &str, n: usize) -> Vec<Value> {
                 "source": if i.is_multiple_of(4) { Value::Null } else { json!(SOURCES[i % 3]) },
                 "tags": if i.is_multiple_of(2) { json!(["vip"]) } else { json!(["trial", "newsletter"]) },
                 "phone": format!("+1 555 {:04}", i),
+                "attributes": {"plan": PLANS[i % 3], "seats": i},
             })
         })
         .collect();
@@ -314,6 +316,28 @@ async fn filters_match_a_reference(app: TestApp) {
         )
         .await,
         expect(&|i| !["Lee", "Smith"].contains(&last(i)))
+    );
+    assert_eq!(
+        filter_ids(
+            &app,
+            &key,
+            json!({"attributes": [{"key": "plan", "value": {"eq": "pro"}}]})
+        )
+        .await,
+        expect(&|i| PLANS[i % 3] == "pro")
+    );
+    assert_eq!(
+        filter_ids(&app, &key, json!({"attributes": [{"key": "seats", "value": {"in": ["7", "12"]}}, {"key": "plan", "value": {"startsWith": "ENT"}}]})).await,
+        expect(&|i| (i == 7 || i == 12) && PLANS[i % 3] == "enterprise")
+    );
+    assert_eq!(
+        filter_ids(
+            &app,
+            &key,
+            json!({"attributes": [{"key": "no_such", "value": {"isNull": true}}]})
+        )
+        .await,
+        expect(&|_| true)
     );
     let pivot = rows[19].id;
     assert_eq!(

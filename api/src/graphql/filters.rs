@@ -12,15 +12,16 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rapport_engine::EngineError;
 use rapport_engine::pagination::SortDirection;
 use rapport_schema as s;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Query};
+use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{ColumnTrait, Condition, Value};
 
 type Result<T> = std::result::Result<T, EngineError>;
 
 /// A filter on one column.
 pub trait ColumnFilter {
-    /// The condition on `col`; `field` names the filter field in errors.
-    fn condition<C: ColumnTrait>(&self, field: &str, col: C) -> Result<Condition>;
+    /// The condition on `target` (a column, or an attribute inside one); `field` names
+    /// the filter field in errors.
+    fn condition(&self, field: &str, target: Expr) -> Result<Condition>;
 }
 
 fn escape_like(s: &str) -> String {
@@ -29,15 +30,14 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-fn ilike<C: ColumnTrait>(col: C, pattern: String) -> Expr {
-    Expr::expr(Func::lower(Expr::col(col.as_column_ref())))
-        .like(LikeExpr::new(pattern).escape('\\'))
+fn ilike(target: Expr, pattern: String) -> Expr {
+    Expr::expr(Func::lower(target)).like(LikeExpr::new(pattern).escape('\\'))
 }
 
 /// The comparison operators, shared by every ordered scalar.
 #[allow(clippy::too_many_arguments)] // one argument per GraphQL operator
-fn compare<C: ColumnTrait, T: Clone + Into<Value>>(
-    col: C,
+fn compare<T: Clone + Into<Value>>(
+    target: Expr,
     eq: &Option<T>,
     ne: &Option<T>,
     list: &Option<Vec<T>>,
@@ -50,36 +50,40 @@ fn compare<C: ColumnTrait, T: Clone + Into<Value>>(
 ) -> Condition {
     let mut c = Condition::all();
     if let Some(x) = eq {
-        c = c.add(col.eq(x.clone()));
+        c = c.add(target.clone().eq(x.clone()));
     }
     if let Some(x) = ne {
-        c = c.add(Condition::any().add(col.ne(x.clone())).add(col.is_null()));
+        c = c.add(
+            Condition::any()
+                .add(target.clone().ne(x.clone()))
+                .add(target.clone().is_null()),
+        );
     }
     if let Some(xs) = list {
-        c = c.add(col.is_in(xs.iter().cloned()));
+        c = c.add(target.clone().is_in(xs.iter().cloned()));
     }
     if let Some(xs) = not_list {
         c = c.add(
             Condition::any()
-                .add(col.is_not_in(xs.iter().cloned()))
-                .add(col.is_null()),
+                .add(target.clone().is_not_in(xs.iter().cloned()))
+                .add(target.clone().is_null()),
         );
     }
     if let Some(x) = gt {
-        c = c.add(col.gt(x.clone()));
+        c = c.add(target.clone().gt(x.clone()));
     }
     if let Some(x) = gte {
-        c = c.add(col.gte(x.clone()));
+        c = c.add(target.clone().gte(x.clone()));
     }
     if let Some(x) = lt {
-        c = c.add(col.lt(x.clone()));
+        c = c.add(target.clone().lt(x.clone()));
     }
     if let Some(x) = lte {
-        c = c.add(col.lte(x.clone()));
+        c = c.add(target.clone().lte(x.clone()));
     }
     match is_null {
-        Some(true) => c = c.add(col.is_null()),
-        Some(false) => c = c.add(col.is_not_null()),
+        Some(true) => c = c.add(target.clone().is_null()),
+        Some(false) => c = c.add(target.clone().is_not_null()),
         None => {}
     }
     c
@@ -103,8 +107,8 @@ macro_rules! ordered_filter {
         }
 
         impl ColumnFilter for $name {
-            fn condition<C: ColumnTrait>(&self, _field: &str, col: C) -> Result<Condition> {
-                Ok(compare(col, &self.eq, &self.ne, &self.in_list, &self.not_in, &self.gt, &self.gte, &self.lt, &self.lte, &self.is_null))
+            fn condition(&self, _field: &str, target: Expr) -> Result<Condition> {
+                Ok(compare(target.clone(), &self.eq, &self.ne, &self.in_list, &self.not_in, &self.gt, &self.gte, &self.lt, &self.lte, &self.is_null))
             }
         }
     };
@@ -143,9 +147,9 @@ pub struct StringFilter {
 }
 
 impl ColumnFilter for StringFilter {
-    fn condition<C: ColumnTrait>(&self, _field: &str, col: C) -> Result<Condition> {
+    fn condition(&self, _field: &str, target: Expr) -> Result<Condition> {
         let mut c = compare(
-            col,
+            target.clone(),
             &self.eq,
             &self.ne,
             &self.in_list,
@@ -157,10 +161,16 @@ impl ColumnFilter for StringFilter {
             &self.is_null,
         );
         if let Some(x) = &self.contains {
-            c = c.add(ilike(col, format!("%{}%", escape_like(&x.to_lowercase()))));
+            c = c.add(ilike(
+                target.clone(),
+                format!("%{}%", escape_like(&x.to_lowercase())),
+            ));
         }
         if let Some(x) = &self.starts_with {
-            c = c.add(ilike(col, format!("{}%", escape_like(&x.to_lowercase()))));
+            c = c.add(ilike(
+                target.clone(),
+                format!("{}%", escape_like(&x.to_lowercase())),
+            ));
         }
         Ok(c)
     }
@@ -202,9 +212,9 @@ fn ids(field: &str, list: &Option<Vec<ID>>) -> Result<Option<Vec<i64>>> {
 }
 
 impl ColumnFilter for IdFilter {
-    fn condition<C: ColumnTrait>(&self, field: &str, col: C) -> Result<Condition> {
+    fn condition(&self, field: &str, target: Expr) -> Result<Condition> {
         Ok(compare(
-            col,
+            target,
             &one_id(field, &self.eq)?,
             &one_id(field, &self.ne)?,
             &ids(field, &self.in_list)?,
@@ -225,9 +235,9 @@ pub struct BoolFilter {
 }
 
 impl ColumnFilter for BoolFilter {
-    fn condition<C: ColumnTrait>(&self, _field: &str, col: C) -> Result<Condition> {
+    fn condition(&self, _field: &str, target: Expr) -> Result<Condition> {
         Ok(match self.eq {
-            Some(b) => Condition::all().add(col.eq(b)),
+            Some(b) => Condition::all().add(target.eq(b)),
             None => Condition::all(),
         })
     }
@@ -247,11 +257,11 @@ macro_rules! enum_filter {
         }
 
         impl ColumnFilter for $name {
-            fn condition<C: ColumnTrait>(&self, _field: &str, col: C) -> Result<Condition> {
+            fn condition(&self, _field: &str, target: Expr) -> Result<Condition> {
                 let text = |e: &$enum| { let d: rapport_engine::values::$enum = (*e).into(); d.as_str().to_string() };
                 let none = None::<String>;
                 Ok(compare(
-                    col,
+                    target,
                     &self.eq.as_ref().map(text),
                     &self.ne.as_ref().map(text),
                     &self.in_list.as_ref().map(|l| l.iter().map(text).collect()),
@@ -373,7 +383,8 @@ macro_rules! entity_filter {
                 let mut all = Condition::all();
                 $(
                     if let Some(f) = &self.$field {
-                        all = all.add(f.condition(stringify!($field), s::$module::Column::$col)?);
+                        let target = Expr::col(s::$module::Column::$col.as_column_ref());
+                        all = all.add(f.condition(stringify!($field), target)?);
                     }
                 )*
                 $( all = all.add($cfn(self)?); )?
@@ -412,11 +423,41 @@ entity_filter!(
         created_at: DateTimeFilter => CreatedAt,
         updated_at: DateTimeFilter => UpdatedAt,
     },
-    custom { tags: TagsFilter, company: CompanyFilter } => contact_extras
+    custom { tags: TagsFilter, company: CompanyFilter, attributes: Vec<AttributeFilter> } => contact_extras
 );
+
+/// A condition on one custom attribute, whose value is compared as text (numbers and
+/// booleans as they are written in JSON: `5`, `true`).
+#[derive(InputObject, Clone, Debug)]
+pub struct AttributeFilter {
+    /// The attribute's name.
+    pub key: String,
+    /// The condition on its value; a missing attribute is null.
+    pub value: StringFilter,
+}
+
+impl AttributeFilter {
+    fn condition(&self) -> Result<Condition> {
+        if self.key.is_empty() || self.key.chars().count() > 64 {
+            return Err(EngineError::invalid(
+                "attributes.key",
+                "must have 1 to 64 characters",
+            ));
+        }
+        // `->>` reads a JSON member as SQL on both databases (SQLite 3.38+, PostgreSQL
+        // jsonb); the cast makes SQLite's numbers text like PostgreSQL's.
+        let member = Expr::col(s::contact::Column::Attributes.as_column_ref())
+            .binary(BinOper::Custom("->>"), Expr::val(self.key.clone()));
+        let target = member.cast_as("TEXT");
+        self.value.condition("attributes.value", target)
+    }
+}
 
 fn contact_extras(f: &ContactFilter) -> Result<Condition> {
     let mut c = Condition::all();
+    for a in f.attributes.iter().flatten() {
+        c = c.add(a.condition()?);
+    }
     if let Some(t) = &f.tags {
         c = c.add(t.condition());
     }
