@@ -27,41 +27,80 @@ fn stdout(o: &std::process::Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
+/// A fresh PostgreSQL database on the server the other end-to-end tests use.
+async fn postgres_db(name: &str) -> String {
+    use sea_orm::ConnectionTrait;
+    let admin_url = std::env::var("RAPPORT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin = sea_orm::Database::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required ({admin_url}): {e}"));
+    let db = format!("rapport_t_cli_{name}_{}", std::process::id());
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0)
+}
+
 #[test]
-fn demo_and_key_commands_print_keys_for_scripts() {
-    let db = temp_db("keys");
-    assert!(rapport(&db, &["migrate"]).status.success());
+fn demo_and_key_commands_on_sqlite() {
+    demo_and_key_commands(&temp_db("keys"));
+}
+
+#[tokio::test]
+async fn demo_and_key_commands_on_postgres() {
+    let db = postgres_db("keys").await;
+    tokio::task::spawn_blocking(move || demo_and_key_commands(&db))
+        .await
+        .unwrap();
+}
+
+fn demo_and_key_commands(db: &str) {
+    assert!(rapport(db, &["migrate"]).status.success());
     assert!(
-        rapport(&db, &["migrate"]).status.success(),
+        rapport(db, &["migrate"]).status.success(),
         "migrate is idempotent"
     );
-    let out = stdout(&rapport(&db, &["demo", "--contacts", "40"]));
+    let out = stdout(&rapport(db, &["demo", "--contacts", "40"]));
     let key = out.lines().last().unwrap();
     assert!(key.starts_with("rk_"), "last line is the key: {out}");
     let created = stdout(&rapport(
-        &db,
+        db,
         &["api-key", "create", "--workspace", "1", "--scopes", "read"],
     ));
     assert_eq!(created.lines().count(), 1, "create prints only the key");
     assert!(created.starts_with("rk_"));
-    let listed = stdout(&rapport(&db, &["api-key", "list", "--workspace", "1"]));
+    let listed = stdout(&rapport(db, &["api-key", "list", "--workspace", "1"]));
     assert_eq!(listed.lines().count(), 2);
     assert!(!listed.contains(created.trim()), "list never shows secrets");
     let prefix = created.trim().split('_').nth(1).unwrap();
-    stdout(&rapport(&db, &["api-key", "revoke", prefix]));
-    assert!(stdout(&rapport(&db, &["api-key", "list", "--workspace", "1"])).contains("revoked"));
+    stdout(&rapport(db, &["api-key", "revoke", prefix]));
+    assert!(stdout(&rapport(db, &["api-key", "list", "--workspace", "1"])).contains("revoked"));
     let bad = rapport(
-        &db,
+        db,
         &["api-key", "create", "--workspace", "1", "--scopes", "root"],
     );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("root"));
-    assert!(stdout(&rapport(&db, &["schema"])).contains("type Contact"));
+    assert!(stdout(&rapport(db, &["schema"])).contains("type Contact"));
 }
 
 #[tokio::test]
-async fn serve_answers_and_stops_gracefully_on_sigterm() {
-    let db = temp_db("serve");
+async fn serve_answers_and_stops_gracefully_on_sigterm_on_sqlite() {
+    serve_and_stop(&temp_db("serve")).await;
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_gracefully_on_sigterm_on_postgres() {
+    serve_and_stop(&postgres_db("serve").await).await;
+}
+
+async fn serve_and_stop(db: &str) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -69,7 +108,7 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_rapport"))
-        .env("RAPPORT_DATABASE_URL", &db)
+        .env("RAPPORT_DATABASE_URL", db)
         .env("RAPPORT_LOG", "warn")
         .args(["serve", "--addr", &addr, "--demo", "--demo-contacts", "30"])
         .stdout(Stdio::piped())
