@@ -2,4 +2,5 @@
 
 pub mod clv;
 pub mod optimize;
+pub mod rfm;
 pub mod special;
