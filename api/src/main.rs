@@ -74,9 +74,23 @@ enum ModelCommand {
         /// Which model.
         #[arg(long, value_enum)]
         kind: ModelKind,
-        /// The data: for `clv`, `customer,frequency,recency,T[,monetary]` with a header row.
+        /// The data, with a header row: for `clv`, `customer,frequency,recency,T[,monetary]`;
+        /// for `classifier`, any columns plus the label column.
         #[arg(long)]
         csv: std::path::PathBuf,
+        /// `classifier`: the column to predict.
+        #[arg(long, required_if_eq("kind", "classifier"))]
+        label: Option<String>,
+        /// `classifier`: the label value that counts as positive (default 1, true or yes).
+        #[arg(long)]
+        positive: Option<String>,
+        /// `classifier`: an id column, not used as a feature.
+        #[arg(long)]
+        id: Option<String>,
+        /// `classifier`: a column whose `train` / `test` values split the rows (default: a
+        /// stratified 80/20 split with a fixed seed).
+        #[arg(long)]
+        split: Option<String>,
         /// Predict this many periods ahead for every customer (needs --out).
         #[arg(long, requires = "out")]
         predict: Option<f64>,
@@ -93,6 +107,8 @@ enum ModelCommand {
 enum ModelKind {
     /// BG/NBD repeat purchases and Gamma-Gamma spend.
     Clv,
+    /// The logistic pipeline behind lead scoring, win probability and churn.
+    Classifier,
 }
 
 #[derive(Subcommand)]
@@ -138,8 +154,27 @@ async fn main() -> anyhow::Result<()> {
             predict,
             out,
             json,
+            ..
         }) => {
             return evaluate_clv(&csv, predict.zip(out), json);
+        }
+        Command::Model(ModelCommand::Evaluate {
+            kind: ModelKind::Classifier,
+            csv,
+            label,
+            positive,
+            id,
+            split,
+            json,
+            ..
+        }) => {
+            let spec = rapport_engine::models::classifier::CsvSpec {
+                label: label.unwrap_or_default(),
+                positive,
+                id,
+                split,
+            };
+            return evaluate_classifier(&csv, &spec, json);
         }
         _ => {}
     }
@@ -293,6 +328,57 @@ async fn shutdown_signal() {
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn evaluate_classifier(
+    csv: &std::path::Path,
+    spec: &rapport_engine::models::classifier::CsvSpec,
+    json: bool,
+) -> anyhow::Result<()> {
+    use rapport_engine::models::classifier::{Classifier, Split, read_labelled_csv};
+    let file = std::fs::File::open(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let data = read_labelled_csv(std::io::BufReader::new(file), spec)?;
+    let split = data
+        .split
+        .clone()
+        .unwrap_or_else(|| Split::stratified(&data.labels));
+    let (model, report) = Classifier::train(&data.table, &data.labels, &split)?;
+    if json {
+        let mut value = serde_json::to_value(&report)?;
+        value["features"] = model.encoder.column_names().len().into();
+        println!("{value}");
+        return Ok(());
+    }
+    let auc = report
+        .auc
+        .map_or("n/a (the test rows hold one class)".to_string(), |a| {
+            format!("{a:.4}")
+        });
+    println!(
+        "rows             {} train, {} test",
+        report.rows_train, report.rows_test
+    );
+    println!(
+        "positives        {} train, {} test",
+        report.positives_train, report.positives_test
+    );
+    println!(
+        "features         {} columns -> {} encoded",
+        data.table.names().len(),
+        model.encoder.column_names().len()
+    );
+    println!("imputed values   {}", report.imputed);
+    println!("AUC              {auc}");
+    println!("log loss         {:.4}", report.log_loss);
+    println!("fit time         {:.2} s", report.fit_seconds);
+    println!("calibration      predicted -> observed (rows)");
+    for bin in &report.calibration {
+        println!(
+            "  {:.1}-{:.1}        {:.3} -> {:.3} ({})",
+            bin.from, bin.to, bin.predicted, bin.observed, bin.rows
+        );
+    }
+    Ok(())
 }
 
 fn evaluate_clv(

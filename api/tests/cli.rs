@@ -147,3 +147,105 @@ async fn serve_and_stop(db: &str) {
         "serve --demo prints the key: {key}"
     );
 }
+
+fn temp_file(name: &str, contents: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("rapport_t_cli_{name}_{}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn evaluate_clv_on_cdnow_prints_the_papers_parameters() {
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/cdnow/cdnow_customers_summary.csv"
+    );
+    let out = rapport(
+        "sqlite::memory:",
+        &["model", "evaluate", "--kind", "clv", "--csv", csv, "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for (key, expected) in [("r", 0.243), ("alpha", 4.414), ("a", 0.793), ("b", 2.426)] {
+        let got = report[key].as_f64().unwrap();
+        assert!((got - expected).abs() / expected < 5e-3, "{key} = {got}");
+    }
+}
+
+#[test]
+fn evaluate_classifier_reports_quality_and_names_bad_input() {
+    // Conversion follows `visits`; `plan` is text; every 10th visits cell is empty.
+    let mut csv = String::from("lead,visits,plan,part,won\n");
+    for i in 0..400 {
+        let visits = (i * 37) % 50;
+        let won = if (visits + i % 7) > 30 { "Won" } else { "Lost" };
+        let cell = if i % 10 == 0 {
+            String::new()
+        } else {
+            visits.to_string()
+        };
+        let plan = ["free", "pro", "team"][i % 3];
+        let part = if i % 5 == 0 { "test" } else { "train" };
+        csv.push_str(&format!("{i},{cell},{plan},{part},{won}\n"));
+    }
+    let path = temp_file("leads.csv", &csv);
+    let path = path.to_str().unwrap();
+    let args = [
+        "model",
+        "evaluate",
+        "--kind",
+        "classifier",
+        "--csv",
+        path,
+        "--label",
+        "won",
+        "--positive",
+        "Won",
+        "--id",
+        "lead",
+        "--json",
+    ];
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(&rapport("sqlite::memory:", &args))).unwrap();
+    assert_eq!(report["rows_train"], 320);
+    assert_eq!(report["rows_test"], 80);
+    assert_eq!(report["imputed"], 40);
+    assert!(report["auc"].as_f64().unwrap() > 0.8, "{report}");
+    assert!(report["log_loss"].as_f64().unwrap() < 0.6, "{report}");
+    assert!(report["fit_seconds"].is_number() && report["positives_train"].is_number());
+
+    let mut split_args = args.to_vec();
+    split_args.extend(["--split", "part"]);
+    let split: serde_json::Value =
+        serde_json::from_str(&stdout(&rapport("sqlite::memory:", &split_args))).unwrap();
+    assert_eq!(split["rows_test"], 80);
+
+    let missing = rapport(
+        "sqlite::memory:",
+        &[
+            "model",
+            "evaluate",
+            "--kind",
+            "classifier",
+            "--csv",
+            path,
+            "--label",
+            "converted",
+        ],
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no column 'converted'"));
+    let one_class = rapport(
+        "sqlite::memory:",
+        &[
+            "model",
+            "evaluate",
+            "--kind",
+            "classifier",
+            "--csv",
+            path,
+            "--label",
+            "won",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&one_class.stderr).contains("one class only"));
+}

@@ -1,6 +1,11 @@
-//! Built-in models, each fitted in Rust and tested against published results.
+//! Built-in models, each fitted in Rust and tested against published results or data
+//! with a known answer.
 
+pub mod classifier;
 pub mod clv;
+pub mod features;
+pub mod logistic;
+pub mod metrics;
 pub mod optimize;
 pub mod rfm;
 pub mod special;
