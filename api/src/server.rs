@@ -120,6 +120,7 @@ async fn graphql_handler(
         &ctx.db,
         ws,
     );
+    let request = crate::graphql::intelligence::attach(request, &dispatcher, &ctx.db, ws);
     let mut response = dispatcher.drive(ctx.schema.execute(request)).await;
     // Errors from parsing and validating the query itself carry no code yet.
     for e in &mut response.errors {

@@ -428,6 +428,7 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
         .filter(order::Column::ContactId.is_in(people.clone()))
         .exec(&tx)
         .await?;
+    crate::analytics::registry::erase_contact_scores(&tx, &people).await?;
     contact_merge::Entity::delete_many()
         .filter(
             sea_orm::Condition::any()

@@ -7,9 +7,10 @@ use crate::auth::Principal;
 use crate::clock;
 use crate::deals;
 use crate::error::Result;
-use crate::values::{ActivityKind, Direction, LifecycleStage, UserRole};
+use crate::models::logistic::sigmoid;
+use crate::values::{ActivityKind, DealStatus, Direction, LifecycleStage, UserRole};
 use crate::workspaces::{self, NewWorkspace};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rapport_schema as s;
@@ -130,6 +131,26 @@ const ZONES: &[&str] = &[
 const PLANS: &[&str] = &["free", "pro", "enterprise"];
 const BATCH: usize = 500;
 
+/// One contact's hidden traits, decided before any row is written.
+struct Plan {
+    warmth: f64,
+    source: &'static str,
+    company_id: i64,
+    created_at: DateTime<Utc>,
+    converted_at: Option<DateTime<Utc>>,
+}
+
+/// One deal's traits.
+struct DealPlan {
+    owner: usize,
+    amount_minor: i64,
+    open_stage: i64,
+    contact: usize,
+    created: DateTime<Utc>,
+    status: DealStatus,
+    closed_at: Option<DateTime<Utc>>,
+}
+
 fn pick<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
     list[rng.random_range(0..list.len())]
 }
@@ -213,18 +234,65 @@ pub async fn seed(
         done += chunk.len() as u64;
         progress(done);
     }
-    let companies = ids::<s::company::Entity>(&tx, ws).await?;
 
-    // Contacts.
-    let stages = LifecycleStage::ALL;
+    // Contacts. Each gets a hidden "warmth" that drives how recently and how often they
+    // engage and, with their source and company size, whether they become customers; the
+    // built-in models are tested on recovering exactly these effects.
+    let company_sizes: Vec<(i64, i32)> = s::company::Entity::find()
+        .select_only()
+        .column(s::company::Column::Id)
+        .column(s::company::Column::Size)
+        .filter(s::company::Column::WorkspaceId.eq(ws))
+        .order_by_asc(s::company::Column::Id)
+        .into_tuple::<(i64, Option<i32>)>()
+        .all(&tx)
+        .await?
+        .into_iter()
+        .map(|(id, size)| (id, size.unwrap_or(0)))
+        .collect();
+    let plans: Vec<Plan> = (0..size.contacts)
+        .map(|_| {
+            let warmth: f64 = rng.random();
+            let source = pick(&mut rng, SOURCES);
+            let (company_id, company_size) =
+                company_sizes[rng.random_range(0..company_sizes.len())];
+            let created_at = now - Duration::minutes(rng.random_range(60..500_000));
+            let z = -3.2
+                + 3.0 * warmth
+                + if source == "referral" { 1.2 } else { 0.0 }
+                + if company_size > 1000 { 0.6 } else { 0.0 };
+            let converted_at = (rng.random::<f64>() < sigmoid(z)).then(|| {
+                let span = (now - created_at).num_minutes().max(1);
+                created_at + Duration::minutes(rng.random_range(0..span))
+            });
+            Plan {
+                warmth,
+                source,
+                company_id,
+                created_at,
+                converted_at,
+            }
+        })
+        .collect();
     for chunk in (0..size.contacts).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| {
+            let plan = &plans[i as usize];
             let first = pick(&mut rng, FIRST);
             let last = pick(&mut rng, LAST);
             let tag_count = rng.random_range(0..3);
             let tags: Vec<&str> = (0..tag_count)
                 .map(|k| TAGS[(i as usize + k * 3) % TAGS.len()])
                 .collect();
+            let lifecycle = match plan.converted_at {
+                Some(_) if rng.random_bool(0.2) => LifecycleStage::Churned,
+                Some(_) => LifecycleStage::Customer,
+                None => [
+                    LifecycleStage::Lead,
+                    LifecycleStage::Qualified,
+                    LifecycleStage::Opportunity,
+                    LifecycleStage::Lost,
+                ][rng.random_range(0..4)],
+            };
             s::contact::ActiveModel {
                 workspace_id: Set(ws),
                 first_name: Set(first.to_string()),
@@ -237,19 +305,17 @@ pub async fn seed(
                 other_emails: Set(json!([])),
                 phone: Set(Some(format!("+1 555 {:07}", i))),
                 phone_normalized: Set(Some(format!("+1555{:07}", i))),
-                company_id: Set(Some(companies[rng.random_range(0..companies.len())])),
+                company_id: Set(Some(plan.company_id)),
                 owner_id: Set(Some(users[(i as usize) % users.len()])),
-                lifecycle_stage: Set(stages[rng.random_range(0..stages.len())]
-                    .as_str()
-                    .to_string()),
-                source: Set(Some(pick(&mut rng, SOURCES).to_string())),
+                lifecycle_stage: Set(lifecycle.as_str().to_string()),
+                source: Set(Some(plan.source.to_string())),
                 tags: Set(json!(tags)),
                 attributes: Set(
                     json!({"plan": PLANS[(i % 3) as usize], "seats": rng.random_range(1..200)}),
                 ),
                 timezone: Set(Some(pick(&mut rng, ZONES).to_string())),
                 merged_into_id: Set(None),
-                created_at: Set(now - Duration::minutes(rng.random_range(60..500_000))),
+                created_at: Set(plan.created_at),
                 updated_at: Set(now),
                 ..Default::default()
             }
@@ -299,36 +365,85 @@ pub async fn seed(
         .await?
         .expect("workspace has a pipeline");
     let stage_rows = deals::stages_of(db, ws, pipeline.id).await?;
+    let open_stages: Vec<&s::stage::Model> = stage_rows
+        .iter()
+        .filter(|s| !s.is_won && !s.is_lost)
+        .collect();
+    let won_stage = stage_rows.iter().find(|s| s.is_won).expect("a won stage");
+    let lost_stage = stage_rows.iter().find(|s| s.is_lost).expect("a lost stage");
+    let converters: Vec<usize> = (0..plans.len())
+        .filter(|&i| plans[i].converted_at.is_some())
+        .collect();
+    // Deals close as won more often when they are small and when their owner is one of
+    // the stronger reps: the win-probability model is tested on finding that.
+    let skill = [0.8, 0.3, 0.0, -0.3, -0.8];
+    let deal_plans: Vec<DealPlan> = (0..size.deals)
+        .map(|i| {
+            let owner = (i as usize) % users.len();
+            let amount_minor: i64 = rng.random_range(10..5000) * 10_000;
+            let open_stage = open_stages[rng.random_range(0..open_stages.len())].id;
+            let dollars = amount_minor as f64 / 100.0;
+            let p_win = sigmoid(0.4 - 1.5 * (dollars.log10() - 4.0) + skill[owner % skill.len()]);
+            let mut contact = rng.random_range(0..plans.len());
+            let mut created = now - Duration::days(rng.random_range(1..400));
+            let status = if rng.random_bool(0.4) {
+                DealStatus::Open
+            } else if rng.random::<f64>() < p_win && !converters.is_empty() {
+                DealStatus::Won
+            } else {
+                DealStatus::Lost
+            };
+            let closed_at = match status {
+                DealStatus::Open => None,
+                // A won deal is how its contact converted.
+                DealStatus::Won => {
+                    contact = converters[rng.random_range(0..converters.len())];
+                    let closed = plans[contact].converted_at.expect("a converter");
+                    created = closed - Duration::days(rng.random_range(5..90));
+                    Some(closed)
+                }
+                DealStatus::Lost => {
+                    Some((created + Duration::days(rng.random_range(5..90))).min(now))
+                }
+            };
+            DealPlan {
+                owner,
+                amount_minor,
+                open_stage,
+                contact,
+                created,
+                status,
+                closed_at,
+            }
+        })
+        .collect();
     let tx = db.begin().await?;
     for chunk in (0..size.deals).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| {
-            let stage = &stage_rows[rng.random_range(0..stage_rows.len())];
-            let status = if stage.is_won {
-                "won"
-            } else if stage.is_lost {
-                "lost"
-            } else {
-                "open"
+            let plan = &deal_plans[i as usize];
+            let stage = match plan.status {
+                DealStatus::Open => plan.open_stage,
+                DealStatus::Won => won_stage.id,
+                DealStatus::Lost => lost_stage.id,
             };
-            let created = now - Duration::days(rng.random_range(1..400));
             s::deal::ActiveModel {
                 workspace_id: Set(ws),
                 name: Set(format!("Deal {i}")),
-                contact_id: Set(Some(contacts[rng.random_range(0..contacts.len())])),
-                company_id: Set(Some(companies[rng.random_range(0..companies.len())])),
+                contact_id: Set(Some(contacts[plan.contact])),
+                company_id: Set(Some(plans[plan.contact].company_id)),
                 pipeline_id: Set(pipeline.id),
-                stage_id: Set(stage.id),
-                amount_minor: Set(rng.random_range(10..5000) * 10_000),
+                stage_id: Set(stage),
+                amount_minor: Set(plan.amount_minor),
                 currency: Set("USD".into()),
                 expected_close_date: Set(Some(
-                    (now + Duration::days(rng.random_range(-60..180))).date_naive(),
+                    (plan.created + Duration::days(rng.random_range(20..120))).date_naive(),
                 )),
-                owner_id: Set(Some(users[(i as usize) % users.len()])),
-                status: Set(status.into()),
-                lost_reason: Set(stage.is_lost.then(|| "price".to_string())),
+                owner_id: Set(Some(users[plan.owner])),
+                status: Set(plan.status.as_str().into()),
+                lost_reason: Set((plan.status == DealStatus::Lost).then(|| "price".to_string())),
                 competitor: Set(None),
-                closed_at: Set((status != "open").then_some(created + Duration::days(30))),
-                created_at: Set(created),
+                closed_at: Set(plan.closed_at),
+                created_at: Set(plan.created),
                 updated_at: Set(now),
                 deleted_at: Set(None),
                 ..Default::default()
@@ -340,29 +455,31 @@ pub async fn seed(
         done += chunk.len() as u64;
         progress(done);
     }
-    let deal_rows: Vec<(i64, i64, chrono::DateTime<Utc>)> = s::deal::Entity::find()
-        .select_only()
-        .column(s::deal::Column::Id)
-        .column(s::deal::Column::StageId)
-        .column(s::deal::Column::CreatedAt)
-        .filter(s::deal::Column::WorkspaceId.eq(ws))
-        .into_tuple()
-        .all(&tx)
-        .await?;
-    for chunk in deal_rows.chunks(BATCH) {
-        let rows = chunk
-            .iter()
-            .map(|(id, stage, created)| s::deal_stage_change::ActiveModel {
-                workspace_id: Set(ws),
-                deal_id: Set(*id),
-                from_stage_id: Set(None),
-                to_stage_id: Set(*stage),
-                moved_at: Set(*created),
-                moved_by_key_id: Set(None),
-                moved_by_user_id: Set(None),
-                ..Default::default()
-            });
-        s::deal_stage_change::Entity::insert_many(rows)
+    let deal_ids = ids::<s::deal::Entity>(&tx, ws).await?;
+    let mut history = Vec::new();
+    for (plan, &id) in deal_plans.iter().zip(&deal_ids) {
+        let change = |from: Option<i64>, to: i64, at| s::deal_stage_change::ActiveModel {
+            workspace_id: Set(ws),
+            deal_id: Set(id),
+            from_stage_id: Set(from),
+            to_stage_id: Set(to),
+            moved_at: Set(at),
+            moved_by_key_id: Set(None),
+            moved_by_user_id: Set(None),
+            ..Default::default()
+        };
+        history.push(change(None, plan.open_stage, plan.created));
+        if let Some(closed) = plan.closed_at {
+            let end = if plan.status == DealStatus::Won {
+                won_stage.id
+            } else {
+                lost_stage.id
+            };
+            history.push(change(Some(plan.open_stage), end, closed));
+        }
+    }
+    for chunk in history.chunks(BATCH) {
+        s::deal_stage_change::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(&tx)
             .await?;
     }
@@ -376,7 +493,24 @@ pub async fn seed(
         let end = (written + 20 * BATCH as u64).min(size.activities);
         for chunk in (written..end).collect::<Vec<_>>().chunks(BATCH) {
             let rows = chunk.iter().map(|&i| {
-                let kind = kinds[rng.random_range(0..kinds.len())];
+                let person = (i as usize) % contacts.len();
+                let warmth = plans[person].warmth;
+                // Warm contacts meet more, and their touches crowd towards the present.
+                let kind = if rng.random::<f64>() < 0.4 * warmth {
+                    ActivityKind::Meeting
+                } else {
+                    kinds[rng.random_range(0..kinds.len())]
+                };
+                let plan = &plans[person];
+                // Buyers engage in the months before they buy, so most of a converter's
+                // touches fall in the 150 days up to the conversion.
+                let age = match plan.converted_at {
+                    Some(at) if rng.random_bool(0.7) => {
+                        ((now - at).num_minutes() + rng.random_range(0..150 * 1440)) as f64
+                    }
+                    _ => 500_000.0 * rng.random::<f64>().powf(1.0 + 3.0 * warmth),
+                }
+                .min((now - plan.created_at).num_minutes() as f64);
                 s::activity::ActiveModel {
                     workspace_id: Set(ws),
                     kind: Set(kind.as_str().to_string()),
@@ -391,8 +525,8 @@ pub async fn seed(
                     )),
                     subject: Set(Some(format!("{} #{i}", kind.as_str()))),
                     body: Set(Some("Talked about next steps.".into())),
-                    occurred_at: Set(now - Duration::minutes(rng.random_range(1..500_000))),
-                    contact_id: Set(Some(contacts[(i as usize) % contacts.len()])),
+                    occurred_at: Set(now - Duration::minutes(1 + age as i64)),
+                    contact_id: Set(Some(contacts[person])),
                     deal_id: Set(None),
                     author_id: Set(Some(users[(i as usize) % users.len()])),
                     created_at: Set(now),
@@ -445,20 +579,34 @@ pub async fn seed(
         done += chunk.len() as u64;
         progress(done);
     }
-    for chunk in (0..size.contacts / 2).collect::<Vec<_>>().chunks(BATCH) {
-        let rows = chunk.iter().map(|&i| s::order::ActiveModel {
-            workspace_id: Set(ws),
-            contact_id: Set(contacts[(i as usize * 2) % contacts.len()]),
-            placed_at: Set(now - Duration::days(rng.random_range(0..365))),
-            status: Set("paid".into()),
-            currency: Set("USD".into()),
-            total_minor: Set(product.price_minor),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
-            ..Default::default()
-        });
-        s::order::Entity::insert_many(rows)
+    // Customers' orders: the first when they converted, then a few repeat purchases.
+    let mut order_rows = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let Some(first) = plan.converted_at else {
+            continue;
+        };
+        let mut placed = vec![first];
+        while rng.random_bool(0.55) && placed.len() < 12 {
+            let span = (now - first).num_minutes().max(1);
+            placed.push(first + Duration::minutes(rng.random_range(0..span)));
+        }
+        for at in placed {
+            order_rows.push(s::order::ActiveModel {
+                workspace_id: Set(ws),
+                contact_id: Set(contacts[i]),
+                placed_at: Set(at),
+                status: Set("paid".into()),
+                currency: Set("USD".into()),
+                total_minor: Set(product.price_minor),
+                created_at: Set(now),
+                updated_at: Set(now),
+                deleted_at: Set(None),
+                ..Default::default()
+            });
+        }
+    }
+    for chunk in order_rows.chunks(BATCH) {
+        s::order::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(&tx)
             .await?;
         done += chunk.len() as u64;

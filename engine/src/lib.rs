@@ -5,6 +5,7 @@
 //! values of [`values`] before anything is written; failures are [`error::EngineError`].
 
 pub mod activities;
+pub mod analytics;
 pub mod auth;
 pub mod clock;
 pub mod commerce;

@@ -584,6 +584,14 @@ text_enum!(
     OrderStatus { Pending => "pending", Paid => "paid", Fulfilled => "fulfilled", Cancelled => "cancelled", Refunded => "refunded" }
 );
 text_enum!(
+    /// The built-in models that are trained per workspace and score contacts or deals.
+    ModelKind { LeadScore => "lead_score", WinProbability => "win_probability" }
+);
+text_enum!(
+    /// Where a trained model version stands.
+    ModelStatus { Active => "active", Candidate => "candidate", Retired => "retired", InsufficientData => "insufficient_data" }
+);
+text_enum!(
     /// What an API key may do.
     Scope { Read => "read", Write => "write", Admin => "admin" }
 );

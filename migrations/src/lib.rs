@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 
 mod m0001_crm_graph;
+mod m0002_intelligence;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -16,7 +17,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_crm_graph::Migration)]
+        vec![
+            Box::new(m0001_crm_graph::Migration),
+            Box::new(m0002_intelligence::Migration),
+        ]
     }
 }
 

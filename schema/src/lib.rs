@@ -16,10 +16,13 @@ pub mod entities {
     pub mod deal_stage_change;
     pub mod event;
     pub mod inquiry;
+    pub mod model_version;
     pub mod order;
     pub mod order_line;
     pub mod pipeline;
     pub mod product;
+    pub mod score;
+    pub mod score_history;
     pub mod stage;
     pub mod task;
     pub mod team;

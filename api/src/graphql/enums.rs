@@ -33,6 +33,14 @@ macro_rules! mirror {
 }
 
 mirror!(
+    /// The built-in models trained per workspace.
+    ModelKind { LeadScore, WinProbability }
+);
+mirror!(
+    /// Where a trained model version stands.
+    ModelStatus { Active, Candidate, Retired, InsufficientData }
+);
+mirror!(
     /// Where a contact stands in the customer lifecycle.
     LifecycleStage { Lead, Qualified, Opportunity, Customer, Churned, Lost }
 );

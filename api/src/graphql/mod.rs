@@ -6,23 +6,32 @@ pub mod enums;
 pub mod filters;
 pub mod ids;
 pub mod inputs;
+pub mod intelligence;
 pub mod loaders;
 pub mod mutations;
 pub mod queries;
 pub mod types;
 
 use crate::keys::VerifiedKeys;
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
+/// Every read: the CRM graph and the models.
+#[derive(MergedObject, Default)]
+pub struct Queries(queries::Query, intelligence::IntelligenceQuery);
+
+/// Every write.
+#[derive(MergedObject, Default)]
+pub struct Mutations(mutations::Mutation, intelligence::IntelligenceMutation);
+
 /// Rapport's schema type.
-pub type RapportSchema = Schema<queries::Query, mutations::Mutation, EmptySubscription>;
+pub type RapportSchema = Schema<Queries, Mutations, EmptySubscription>;
 
 /// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
 /// ask for an unbounded amount of work.
 pub fn build(db: DatabaseConnection, keys: Arc<VerifiedKeys>) -> RapportSchema {
-    Schema::build(queries::Query, mutations::Mutation, EmptySubscription)
+    Schema::build(Queries::default(), Mutations::default(), EmptySubscription)
         .data(db)
         .data(keys)
         .limit_depth(16)
@@ -32,7 +41,7 @@ pub fn build(db: DatabaseConnection, keys: Arc<VerifiedKeys>) -> RapportSchema {
 
 /// The SDL of the schema, as exported to `schema/rapport.graphql`.
 pub fn sdl() -> String {
-    Schema::build(queries::Query, mutations::Mutation, EmptySubscription)
+    Schema::build(Queries::default(), Mutations::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -19,6 +19,7 @@ use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
 /// Writes.
+#[derive(Default)]
 pub struct Mutation;
 
 fn writer<'a>(ctx: &Context<'a>) -> Result<(&'a Principal, &'a DatabaseConnection)> {

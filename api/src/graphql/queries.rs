@@ -17,6 +17,7 @@ use rapport_schema as s;
 use sea_orm::{DatabaseConnection, EntityTrait, ModelTrait};
 
 /// Reads.
+#[derive(Default)]
 pub struct Query;
 
 async fn by_id<E>(ctx: &Context<'_>, id: &ID) -> Result<E::Model>

@@ -18,7 +18,9 @@ use rapport_engine::values::{Currency, json_strings};
 use rapport_schema as s;
 use sea_orm::{ModelTrait, QueryFilter};
 
+use crate::graphql::intelligence::{self, ProbabilitySource, Score, WinProbability};
 use crate::graphql::loaders::ById;
+use rapport_engine::values::ModelKind as ModelKindValue;
 
 /// The caller of this request.
 pub fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
@@ -175,6 +177,11 @@ impl Contact {
         Ok(load::<s::company::Entity>(ctx, self.0.company_id)
             .await?
             .map(Company))
+    }
+    /// Likelihood (0–100) of converting within the lead model's window, with its grade
+    /// and reasons; null for customers and until a lead-score model is active.
+    async fn lead_score(&self, ctx: &Context<'_>) -> Result<Option<Score>> {
+        intelligence::current(ctx, ModelKindValue::LeadScore, self.0.id).await
     }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         Ok(load::<s::user::Entity>(ctx, self.0.owner_id)
@@ -585,6 +592,35 @@ impl Deal {
         Ok(load::<s::stage::Entity>(ctx, Some(self.0.stage_id))
             .await?
             .map(Stage))
+    }
+    /// The chance of winning: the win-probability model's score for open deals, the
+    /// stage default when no model has scored the deal, 100 or 0 once closed.
+    async fn win_probability(&self, ctx: &Context<'_>) -> Result<WinProbability> {
+        let closed = |won: bool| WinProbability {
+            probability: if won { 100.0 } else { 0.0 },
+            source: ProbabilitySource::Closed,
+            score: None,
+        };
+        match rapport_engine::values::DealStatus::from_db(&self.0.status) {
+            rapport_engine::values::DealStatus::Won => return Ok(closed(true)),
+            rapport_engine::values::DealStatus::Lost => return Ok(closed(false)),
+            rapport_engine::values::DealStatus::Open => {}
+        }
+        if let Some(score) =
+            intelligence::current(ctx, ModelKindValue::WinProbability, self.0.id).await?
+        {
+            return Ok(WinProbability {
+                probability: score.0.score,
+                source: ProbabilitySource::Model,
+                score: Some(score),
+            });
+        }
+        let stage = load::<s::stage::Entity>(ctx, Some(self.0.stage_id)).await?;
+        Ok(WinProbability {
+            probability: stage.map_or(0.0, |s| f64::from(s.win_probability)),
+            source: ProbabilitySource::StageDefault,
+            score: None,
+        })
     }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         Ok(load::<s::user::Entity>(ctx, self.0.owner_id)

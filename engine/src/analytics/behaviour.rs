@@ -1,0 +1,274 @@
+//! What contacts did and when, loaded once in a compact form so features can be computed
+//! "as of" any moment: as of today for scoring, as of the start of a label window for
+//! training, without leaking what happened after that moment into the features.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use rapport_schema as s;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+
+use crate::error::Result;
+use crate::values::{ActivityKind, DealStatus, Direction, OrderStatus};
+
+/// Seconds since the epoch; four times smaller than a `DateTime` and plenty precise for
+/// day-scale features.
+pub type Instant = i64;
+
+/// Days between two instants.
+pub fn days(from: Instant, to: Instant) -> f64 {
+    (to - from) as f64 / 86_400.0
+}
+
+// Column tuples as selected, before they become the types below.
+type ContactRow = (
+    i64,
+    Option<i64>,
+    Option<String>,
+    String,
+    Option<String>,
+    serde_json::Value,
+    DateTime<Utc>,
+);
+type CompanyRow = (i64, Option<String>, Option<i32>, Option<String>);
+type DealRow = (Option<i64>, String, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// What kind of touch a row was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// A meeting.
+    Meeting,
+    /// A call.
+    Call,
+    /// An email or chat the contact sent (a reply).
+    Inbound,
+    /// Any other activity.
+    Other,
+    /// A page view event.
+    PageView,
+    /// A form submission event.
+    Form,
+    /// Any other event.
+    Event,
+}
+
+/// One contact.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Person {
+    /// Contact id.
+    pub id: i64,
+    /// Their company.
+    pub company_id: Option<i64>,
+    /// How they came in.
+    pub source: Option<String>,
+    /// Lifecycle stage, as stored.
+    pub lifecycle: String,
+    /// Whether a phone number is known.
+    pub has_phone: bool,
+    /// Number of tags.
+    pub tags: usize,
+    /// When they were created.
+    pub created_at: Instant,
+}
+
+/// A company's firmographics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Firm {
+    /// Industry.
+    pub industry: Option<String>,
+    /// Head count.
+    pub size: Option<i32>,
+    /// Country code.
+    pub country: Option<String>,
+}
+
+/// Everything the contact models read, for one workspace.
+#[derive(Clone, Debug, Default)]
+pub struct Behaviour {
+    /// Live contacts (not deleted, not merged away).
+    pub people: Vec<Person>,
+    /// Companies by id.
+    pub firms: HashMap<i64, Firm>,
+    /// Touches per contact, in no particular order.
+    pub touches: HashMap<i64, Vec<(Touch, Instant)>>,
+    /// Creation times of each contact's deals.
+    pub deals_opened: HashMap<i64, Vec<Instant>>,
+    /// The first time each contact converted: a won deal closed or an order placed.
+    pub converted_at: HashMap<i64, Instant>,
+    /// Paid orders per contact: (placed at, total in minor units).
+    pub orders: HashMap<i64, Vec<(Instant, i64)>>,
+}
+
+impl Behaviour {
+    /// Loads the workspace's contacts, companies, activities, events, deals and orders.
+    pub async fn load(db: &DatabaseConnection, workspace_id: i64) -> Result<Self> {
+        let mut b = Behaviour::default();
+        let people: Vec<ContactRow> = s::contact::Entity::find()
+            .select_only()
+            .columns([
+                s::contact::Column::Id,
+                s::contact::Column::CompanyId,
+                s::contact::Column::Source,
+                s::contact::Column::LifecycleStage,
+                s::contact::Column::Phone,
+                s::contact::Column::Tags,
+                s::contact::Column::CreatedAt,
+            ])
+            .filter(s::contact::Column::WorkspaceId.eq(workspace_id))
+            .filter(s::contact::Column::DeletedAt.is_null())
+            .filter(s::contact::Column::MergedIntoId.is_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        b.people = people
+            .into_iter()
+            .map(
+                |(id, company_id, source, lifecycle, phone, tags, created)| Person {
+                    id,
+                    company_id,
+                    source,
+                    lifecycle,
+                    has_phone: phone.is_some(),
+                    tags: tags.as_array().map_or(0, Vec::len),
+                    created_at: created.timestamp(),
+                },
+            )
+            .collect();
+        let firms: Vec<CompanyRow> = s::company::Entity::find()
+            .select_only()
+            .columns([
+                s::company::Column::Id,
+                s::company::Column::Industry,
+                s::company::Column::Size,
+                s::company::Column::Country,
+            ])
+            .filter(s::company::Column::WorkspaceId.eq(workspace_id))
+            .into_tuple()
+            .all(db)
+            .await?;
+        b.firms = firms
+            .into_iter()
+            .map(|(id, industry, size, country)| {
+                (
+                    id,
+                    Firm {
+                        industry,
+                        size,
+                        country,
+                    },
+                )
+            })
+            .collect();
+        // Activities and events are the big tables: streamed, kept as (kind, second).
+        let mut activities = s::activity::Entity::find()
+            .select_only()
+            .columns([
+                s::activity::Column::ContactId,
+                s::activity::Column::Kind,
+                s::activity::Column::Direction,
+                s::activity::Column::OccurredAt,
+            ])
+            .filter(s::activity::Column::WorkspaceId.eq(workspace_id))
+            .filter(s::activity::Column::DeletedAt.is_null())
+            .filter(s::activity::Column::ContactId.is_not_null())
+            .into_tuple::<(i64, String, Option<String>, DateTime<Utc>)>()
+            .stream(db)
+            .await?;
+        while let Some((contact, kind, direction, at)) = activities.try_next().await? {
+            let touch = match (ActivityKind::from_db(&kind), direction.as_deref()) {
+                (ActivityKind::Meeting, _) => Touch::Meeting,
+                (ActivityKind::Call, _) => Touch::Call,
+                (ActivityKind::Email | ActivityKind::Chat, Some(d))
+                    if Direction::from_db(d) == Direction::Inbound =>
+                {
+                    Touch::Inbound
+                }
+                _ => Touch::Other,
+            };
+            b.touches
+                .entry(contact)
+                .or_default()
+                .push((touch, at.timestamp()));
+        }
+        drop(activities);
+        let mut events = s::event::Entity::find()
+            .select_only()
+            .columns([
+                s::event::Column::ContactId,
+                s::event::Column::EventType,
+                s::event::Column::OccurredAt,
+            ])
+            .filter(s::event::Column::WorkspaceId.eq(workspace_id))
+            .into_tuple::<(i64, String, DateTime<Utc>)>()
+            .stream(db)
+            .await?;
+        while let Some((contact, kind, at)) = events.try_next().await? {
+            let touch = match kind.as_str() {
+                "page_view" => Touch::PageView,
+                "form_submitted" => Touch::Form,
+                _ => Touch::Event,
+            };
+            b.touches
+                .entry(contact)
+                .or_default()
+                .push((touch, at.timestamp()));
+        }
+        drop(events);
+        let deals: Vec<DealRow> = s::deal::Entity::find()
+            .select_only()
+            .columns([
+                s::deal::Column::ContactId,
+                s::deal::Column::Status,
+                s::deal::Column::CreatedAt,
+                s::deal::Column::ClosedAt,
+            ])
+            .filter(s::deal::Column::WorkspaceId.eq(workspace_id))
+            .filter(s::deal::Column::DeletedAt.is_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (contact, status, created, closed) in deals {
+            let Some(contact) = contact else { continue };
+            b.deals_opened
+                .entry(contact)
+                .or_default()
+                .push(created.timestamp());
+            if let (DealStatus::Won, Some(closed)) = (DealStatus::from_db(&status), closed) {
+                b.convert(contact, closed.timestamp());
+            }
+        }
+        let orders: Vec<(i64, String, DateTime<Utc>, i64)> = s::order::Entity::find()
+            .select_only()
+            .columns([
+                s::order::Column::ContactId,
+                s::order::Column::Status,
+                s::order::Column::PlacedAt,
+                s::order::Column::TotalMinor,
+            ])
+            .filter(s::order::Column::WorkspaceId.eq(workspace_id))
+            .filter(s::order::Column::DeletedAt.is_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (contact, status, placed, total) in orders {
+            if matches!(
+                OrderStatus::from_db(&status),
+                OrderStatus::Cancelled | OrderStatus::Refunded
+            ) {
+                continue;
+            }
+            b.convert(contact, placed.timestamp());
+            b.orders
+                .entry(contact)
+                .or_default()
+                .push((placed.timestamp(), total));
+        }
+        Ok(b)
+    }
+
+    fn convert(&mut self, contact: i64, at: Instant) {
+        let first = self.converted_at.entry(contact).or_insert(at);
+        *first = (*first).min(at);
+    }
+}

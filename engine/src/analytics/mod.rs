@@ -1,0 +1,38 @@
+//! Models applied to a workspace's own data: training from its history, scoring its
+//! contacts and deals, and the reports (funnel, cohorts, forecast) built from it.
+//!
+//! The algorithms live in [`crate::models`] and know nothing about the database; this
+//! module turns the CRM graph into their inputs and stores what they produce.
+
+pub mod behaviour;
+pub mod lead_score;
+pub mod registry;
+pub mod win_probability;
+
+use crate::auth::Principal;
+use crate::error::Result;
+use crate::values::{ModelKind, Scope};
+use rapport_schema::model_version;
+use sea_orm::DatabaseConnection;
+
+/// Trains a new version of a model from the caller's workspace (write scope).
+pub async fn train(
+    db: &DatabaseConnection,
+    who: &Principal,
+    kind: ModelKind,
+    options: &lead_score::TrainOptions,
+) -> Result<model_version::Model> {
+    who.require(Scope::Write)?;
+    match kind {
+        ModelKind::LeadScore => lead_score::train(db, who.workspace_id, options).await,
+        ModelKind::WinProbability => {
+            win_probability::train(db, who.workspace_id, Some(options.min_positives)).await
+        }
+    }
+}
+
+/// Rescores with the active versions of every model; returns how many subjects.
+pub async fn rescore_all(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
+    Ok(lead_score::rescore(db, workspace_id).await?
+        + win_probability::rescore(db, workspace_id).await?)
+}
