@@ -9,6 +9,8 @@ both_backends!(
     lead_scores_rank_the_known_drivers,
     win_probability_learns_from_closed_deals,
     too_little_data_is_refused,
+    funnel_matches_the_raw_rows,
+    cohorts_match_the_raw_rows,
 );
 
 async fn seeded(app: &TestApp, contacts: u64) -> String {
@@ -250,6 +252,211 @@ async fn too_little_data_is_refused(app: TestApp) {
             "mutation { trainModel(kind: LEAD_SCORE, gradeThresholds: [10, 50, 90]) { id } }",
             json!({}),
         )
+        .await;
+    assert_eq!(code, "VALIDATION");
+}
+
+async fn funnel_matches_the_raw_rows(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let key = seeded(&app, 600).await;
+    let pipelines = app
+        .ok(&key, "{ pipelines { edges { node { id } } } }", json!({}))
+        .await;
+    let pipeline = pipelines["pipelines"]["edges"][0]["node"]["id"].clone();
+    let data = app
+        .ok(
+            &key,
+            "query($p: ID!) { salesFunnel(pipelineId: $p, groupBy: OWNER) { key owner { id } deals won lost winRate stages { stage { id position isWon isLost } entered reached current conversionToNext dropOff medianHoursInStage contacts(first: 500) { id } } } }",
+            json!({"p": pipeline}),
+        )
+        .await;
+    let groups = data["salesFunnel"].as_array().unwrap();
+    assert_eq!(groups.len(), 5, "one group per owner");
+
+    // The reference, straight from the tables.
+    let backend = app.db.get_database_backend();
+    let rows = |sql: &str| {
+        let db = app.db.clone();
+        let stmt = Statement::from_string(backend, sql.to_string());
+        async move { db.query_all_raw(stmt).await.unwrap() }
+    };
+    let deals = rows(
+        "SELECT id, owner_id, stage_id, status, contact_id FROM deals WHERE deleted_at IS NULL",
+    )
+    .await;
+    let history = rows("SELECT deal_id, to_stage_id, moved_at FROM deal_stage_history ORDER BY deal_id, moved_at, id").await;
+    let stages = rows("SELECT id, position, is_won, is_lost FROM stages ORDER BY position").await;
+    let get = |r: &sea_orm::QueryResult, c: &str| r.try_get::<i64>("", c).unwrap();
+    let open: Vec<i64> = stages
+        .iter()
+        .filter(|s| {
+            !s.try_get::<bool>("", "is_won").unwrap() && !s.try_get::<bool>("", "is_lost").unwrap()
+        })
+        .map(|s| get(s, "id"))
+        .collect();
+    let mut moves: std::collections::HashMap<i64, Vec<(i64, String)>> = Default::default();
+    for h in &history {
+        let at: chrono::DateTime<chrono::Utc> = h.try_get("", "moved_at").unwrap();
+        moves
+            .entry(get(h, "deal_id"))
+            .or_default()
+            .push((get(h, "to_stage_id"), at.to_rfc3339()));
+    }
+    for group in groups {
+        let owner: i64 = group["key"].as_str().unwrap().parse().unwrap();
+        assert_eq!(group["owner"]["id"], owner.to_string());
+        let mine: Vec<&sea_orm::QueryResult> = deals
+            .iter()
+            .filter(|d| get(d, "owner_id") == owner)
+            .collect();
+        let status = |d: &&sea_orm::QueryResult| d.try_get::<String>("", "status").unwrap();
+        assert_eq!(group["deals"], mine.len());
+        let won = mine.iter().filter(|d| status(d) == "won").count();
+        let lost = mine.iter().filter(|d| status(d) == "lost").count();
+        assert_eq!(group["won"], won);
+        assert_eq!(group["lost"], lost);
+        for st in group["stages"].as_array().unwrap() {
+            let stage: i64 = st["stage"]["id"].as_str().unwrap().parse().unwrap();
+            let entered = mine
+                .iter()
+                .filter(|d| moves[&get(d, "id")].iter().any(|(s, _)| *s == stage))
+                .count();
+            let current = mine.iter().filter(|d| get(d, "stage_id") == stage).count();
+            assert_eq!(st["entered"], entered, "stage {stage}");
+            assert_eq!(st["current"], current, "stage {stage}");
+            if let Some(k) = open.iter().position(|&s| s == stage) {
+                let reached: Vec<&&sea_orm::QueryResult> = mine
+                    .iter()
+                    .filter(|d| {
+                        status(d) == "won"
+                            || moves[&get(d, "id")].iter().any(|(s, _)| {
+                                open.iter().position(|o| o == s).is_some_and(|p| p >= k)
+                            })
+                    })
+                    .collect();
+                assert_eq!(st["reached"], reached.len(), "stage {stage}");
+                let next = if k + 1 < open.len() {
+                    mine.iter()
+                        .filter(|d| {
+                            status(d) == "won"
+                                || moves[&get(d, "id")].iter().any(|(s, _)| {
+                                    open.iter().position(|o| o == s).is_some_and(|p| p > k)
+                                })
+                        })
+                        .count()
+                } else {
+                    won
+                };
+                let expected = next as f64 / reached.len() as f64;
+                let got = st["conversionToNext"].as_f64().unwrap();
+                assert!(
+                    (got - expected).abs() < 1e-9,
+                    "stage {stage}: {got} vs {expected}"
+                );
+                assert!((st["dropOff"].as_f64().unwrap() - (1.0 - expected)).abs() < 1e-9);
+                let mut contacts: Vec<String> = reached
+                    .iter()
+                    .filter_map(|d| d.try_get::<Option<i64>>("", "contact_id").unwrap())
+                    .map(|c| c.to_string())
+                    .collect();
+                contacts.sort();
+                contacts.dedup();
+                let mut got: Vec<String> = st["contacts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["id"].as_str().unwrap().to_string())
+                    .collect();
+                got.sort();
+                assert_eq!(got, contacts, "drill-down of stage {stage}");
+                if k == 0 && reached.len() > 1 {
+                    assert!(st["medianHoursInStage"].as_f64().unwrap() > 0.0);
+                }
+            } else {
+                assert!(st["conversionToNext"].is_null());
+            }
+        }
+    }
+    // A period keeps only the deals created in it.
+    let since = chrono::Utc::now() - chrono::Duration::days(100);
+    let recent = app
+        .ok(
+            &key,
+            "query($p: ID!, $from: DateTime!) { salesFunnel(pipelineId: $p, from: $from) { key deals } }",
+            json!({"p": pipeline, "from": since.to_rfc3339()}),
+        )
+        .await;
+    let expected = rows("SELECT created_at FROM deals WHERE deleted_at IS NULL")
+        .await
+        .iter()
+        .filter(|d| {
+            d.try_get::<chrono::DateTime<chrono::Utc>>("", "created_at")
+                .unwrap()
+                >= since
+        })
+        .count();
+    assert_eq!(recent["salesFunnel"][0]["deals"], expected);
+    assert!(expected > 0 && expected < deals.len());
+    let (code, _) = app
+        .err(
+            &key,
+            "{ salesFunnel(pipelineId: \"999999\") { deals } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+}
+
+async fn cohorts_match_the_raw_rows(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let key = seeded(&app, 800).await;
+    let data = app
+        .ok(
+            &key,
+            "{ cohorts(months: 12) { month customers active retention } }",
+            json!({}),
+        )
+        .await;
+    let cohorts = data["cohorts"].as_array().unwrap();
+    assert!(cohorts.len() >= 6, "{cohorts:?}");
+    let orders = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT contact_id, placed_at FROM orders WHERE deleted_at IS NULL AND status = 'paid'",
+        ))
+        .await
+        .unwrap();
+    let mut months: std::collections::HashMap<i64, std::collections::BTreeSet<String>> =
+        Default::default();
+    for o in &orders {
+        let at: chrono::DateTime<chrono::Utc> = o.try_get("", "placed_at").unwrap();
+        months
+            .entry(o.try_get("", "contact_id").unwrap())
+            .or_default()
+            .insert(at.format("%Y-%m").to_string());
+    }
+    for cohort in cohorts {
+        let month = cohort["month"].as_str().unwrap();
+        let members: Vec<_> = months
+            .values()
+            .filter(|m| m.first().unwrap() == month)
+            .collect();
+        assert_eq!(cohort["customers"], members.len(), "{month}");
+        let active = cohort["active"].as_array().unwrap();
+        assert_eq!(active[0], members.len());
+        assert_eq!(cohort["retention"][0], 1.0);
+        // The month after: members with an order in it.
+        if active.len() > 1 {
+            let first =
+                chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").unwrap();
+            let next = (first + chrono::Months::new(1)).format("%Y-%m").to_string();
+            let again = members.iter().filter(|m| m.contains(&next)).count();
+            assert_eq!(active[1], again, "{month} → {next}");
+        }
+    }
+    let (code, _) = app
+        .err(&key, "{ cohorts(months: 0) { month } }", json!({}))
         .await;
     assert_eq!(code, "VALIDATION");
 }

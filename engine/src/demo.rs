@@ -468,14 +468,30 @@ pub async fn seed(
             moved_by_user_id: Set(None),
             ..Default::default()
         };
-        history.push(change(None, plan.open_stage, plan.created));
+        // The deal walks the open stages in order up to where it stands (won deals went
+        // through all of them), spending equal time in each; then it closes.
+        let reached = if plan.status == DealStatus::Won {
+            open_stages.len() - 1
+        } else {
+            open_stages
+                .iter()
+                .position(|s| s.id == plan.open_stage)
+                .expect("an open stage")
+        };
+        let end = plan.closed_at.unwrap_or(now);
+        let step = (end - plan.created) / (reached as i32 + 2);
+        let mut from = None;
+        for (k, stage) in open_stages[..=reached].iter().enumerate() {
+            history.push(change(from, stage.id, plan.created + step * k as i32));
+            from = Some(stage.id);
+        }
         if let Some(closed) = plan.closed_at {
-            let end = if plan.status == DealStatus::Won {
+            let outcome = if plan.status == DealStatus::Won {
                 won_stage.id
             } else {
                 lost_stage.id
             };
-            history.push(change(Some(plan.open_stage), end, closed));
+            history.push(change(from, outcome, closed));
         }
     }
     for chunk in history.chunks(BATCH) {

@@ -10,6 +10,7 @@ pub mod intelligence;
 pub mod loaders;
 pub mod mutations;
 pub mod queries;
+pub mod reports;
 pub mod types;
 
 use crate::keys::VerifiedKeys;
@@ -19,7 +20,11 @@ use std::sync::Arc;
 
 /// Every read: the CRM graph and the models.
 #[derive(MergedObject, Default)]
-pub struct Queries(queries::Query, intelligence::IntelligenceQuery);
+pub struct Queries(
+    queries::Query,
+    intelligence::IntelligenceQuery,
+    reports::ReportsQuery,
+);
 
 /// Every write.
 #[derive(MergedObject, Default)]

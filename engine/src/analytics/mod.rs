@@ -5,6 +5,8 @@
 //! module turns the CRM graph into their inputs and stores what they produce.
 
 pub mod behaviour;
+pub mod cohorts;
+pub mod funnel;
 pub mod lead_score;
 pub mod registry;
 pub mod win_probability;
