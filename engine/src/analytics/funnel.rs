@@ -227,10 +227,10 @@ fn count_group(stages: &[s::stage::Model], facts: &[DealFacts]) -> FunnelGroup {
             let mut hours: Vec<f64> = facts
                 .iter()
                 .flat_map(|d| {
-                    d.moves.windows(2).filter_map(move |w| {
-                        (w[0].1 == stage.id)
-                            .then(|| (w[1].0 - w[0].0).num_seconds() as f64 / 3600.0)
-                    })
+                    d.moves
+                        .windows(2)
+                        .filter(move |w| w[0].1 == stage.id)
+                        .map(|w| (w[1].0 - w[0].0).num_seconds() as f64 / 3600.0)
                 })
                 .collect();
             let mut contact_ids: Vec<i64> = reached.iter().filter_map(|d| d.contact).collect();
