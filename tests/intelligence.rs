@@ -11,6 +11,8 @@ both_backends!(
     too_little_data_is_refused,
     funnel_matches_the_raw_rows,
     cohorts_match_the_raw_rows,
+    customer_value_on_the_graph,
+    recommendations_find_the_bundles,
 );
 
 async fn seeded(app: &TestApp, contacts: u64) -> String {
@@ -459,4 +461,161 @@ async fn cohorts_match_the_raw_rows(app: TestApp) {
         .err(&key, "{ cohorts(months: 0) { month } }", json!({}))
         .await;
     assert_eq!(code, "VALIDATION");
+}
+
+async fn customer_value_on_the_graph(app: TestApp) {
+    let key = seeded(&app, 1500).await;
+    // Before training: nothing is claimed.
+    let none = app
+        .ok(&key, "{ contacts(first: 50) { edges { node { clv { expectedPurchases } rfm { segment } churnRisk { risk } } } } }", json!({}))
+        .await;
+    for e in none["contacts"]["edges"].as_array().unwrap() {
+        assert!(e["node"]["clv"].is_null() && e["node"]["rfm"].is_null());
+    }
+    let data = app.ok(&key, TRAIN, json!({"k": "CUSTOMER_VALUE"})).await;
+    let model = &data["trainModel"];
+    assert_eq!(model["status"], "ACTIVE", "{model}");
+    let m = &model["metrics"];
+    assert!(m["holdout_error"].as_f64().unwrap() < 0.5, "{m}");
+    assert!(m["spend_fitted"].as_bool().unwrap(), "{m}");
+
+    let mut nodes = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app
+            .ok(
+                &key,
+                "query($a: String) { contacts(first: 500, after: $a) { pageInfo { hasNextPage endCursor } edges { node { id clv(weeks: 26) { probabilityAlive expectedPurchases expectedValue orders repeatPurchases weeks } churnRisk { risk level method } rfm { recency frequency monetary segment } segments } } } }",
+                json!({"a": after}),
+            )
+            .await;
+        let conn = &page["contacts"];
+        nodes.extend(
+            conn["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"].clone()),
+        );
+        if conn["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = conn["pageInfo"]["endCursor"].clone();
+    }
+    let customers: Vec<&Value> = nodes.iter().filter(|n| !n["clv"].is_null()).collect();
+    assert!(customers.len() > 100, "{} customers", customers.len());
+    let n = customers.len();
+    for c in &customers {
+        let clv = &c["clv"];
+        let alive = clv["probabilityAlive"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&alive));
+        assert!(clv["expectedValue"].as_f64().unwrap() >= 0.0);
+        assert_eq!(clv["weeks"], 26.0);
+        // Frequency quintile against the population, computed here from order counts.
+        let orders = clv["orders"].as_i64().unwrap();
+        let fewer = customers
+            .iter()
+            .filter(|o| o["clv"]["orders"].as_i64().unwrap() < orders)
+            .count();
+        assert_eq!(c["rfm"]["frequency"], (fewer * 5 / n + 1) as i64, "{c}");
+        assert_eq!(c["segments"], json!([c["rfm"]["segment"]]));
+        let repeat = clv["repeatPurchases"].as_f64().unwrap() >= 1.0;
+        assert_eq!(c["churnRisk"].is_null(), !repeat, "{c}");
+        if repeat {
+            let risk = c["churnRisk"]["risk"].as_f64().unwrap();
+            assert!((risk - (1.0 - alive)).abs() < 1e-9);
+        }
+    }
+    // More past purchases, more expected ones (BG/NBD's frequency effect).
+    let expected = |f: &dyn Fn(i64) -> bool| {
+        mean(
+            customers
+                .iter()
+                .filter(|c| f(c["clv"]["orders"].as_i64().unwrap()))
+                .map(|c| c["clv"]["expectedPurchases"].as_f64().unwrap()),
+        )
+    };
+    assert!(expected(&|o| o >= 4) > expected(&|o| o == 1));
+    let segments: std::collections::HashSet<&str> = customers
+        .iter()
+        .map(|c| c["rfm"]["segment"].as_str().unwrap())
+        .collect();
+    assert!(segments.len() >= 4, "{segments:?}");
+    let (code, _) = app
+        .err(
+            &key,
+            "{ contacts(first: 1) { edges { node { clv(weeks: -1) { weeks } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+}
+
+async fn recommendations_find_the_bundles(app: TestApp) {
+    let key = seeded(&app, 1500).await;
+    let data = app.ok(&key, TRAIN, json!({"k": "RECOMMENDATIONS"})).await;
+    let model = &data["trainModel"];
+    assert_eq!(model["status"], "ACTIVE", "{model}");
+    let m = &model["metrics"];
+    assert!(
+        m["hit_rate_at_1"].as_f64().unwrap() > m["best_seller_hit_rate_at_1"].as_f64().unwrap(),
+        "{m}"
+    );
+    // The demo sells products in pairs (catalog neighbours); each one's best partner is
+    // its pair.
+    let products = app
+        .ok(&key, "{ products(first: 20) { edges { node { sku frequentlyBoughtTogether(first: 1) { product { sku } lift together } } } } }", json!({}))
+        .await;
+    let pairs = [
+        ("PRO-1", "ONB-1"),
+        ("TEAM-1", "TRN-1"),
+        ("API-1", "SSO-1"),
+        ("STO-1", "SUP-1"),
+    ];
+    for e in products["products"]["edges"].as_array().unwrap() {
+        let node = &e["node"];
+        let sku = node["sku"].as_str().unwrap();
+        let partner = pairs
+            .iter()
+            .find_map(|(a, b)| {
+                if *a == sku {
+                    Some(*b)
+                } else if *b == sku {
+                    Some(*a)
+                } else {
+                    None
+                }
+            })
+            .unwrap();
+        let top = &node["frequentlyBoughtTogether"][0];
+        assert_eq!(top["product"]["sku"], partner, "{node}");
+        assert!(top["lift"].as_f64().unwrap() > 1.0);
+    }
+    // Recommendations leave out what a customer owns.
+    let page = app
+        .ok(&key, "{ orders(first: 200) { edges { node { contact { id recommendations(first: 3) { score product { id } because { id } } orders(first: 50) { edges { node { lines { product { id } } } } } } } } } }", json!({}))
+        .await;
+    let mut checked = 0;
+    for e in page["orders"]["edges"].as_array().unwrap() {
+        let c = &e["node"]["contact"];
+        let owned: std::collections::HashSet<&str> = c["orders"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| o["node"]["lines"].as_array().unwrap().iter())
+            .map(|l| l["product"]["id"].as_str().unwrap())
+            .collect();
+        for r in c["recommendations"].as_array().unwrap() {
+            assert!(!owned.contains(r["product"]["id"].as_str().unwrap()), "{c}");
+            assert!(
+                r["because"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|b| owned.contains(b["id"].as_str().unwrap()))
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked} recommendations checked");
 }

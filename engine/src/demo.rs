@@ -129,6 +129,18 @@ const ZONES: &[&str] = &[
     "UTC",
 ];
 const PLANS: &[&str] = &["free", "pro", "enterprise"];
+/// Products as (sku, name, price, category); neighbours (0 and 1, 2 and 3, ...) are
+/// bought together.
+const CATALOG: &[(&str, &str, f64, &str)] = &[
+    ("PRO-1", "Pro plan", 49.0, "plans"),
+    ("ONB-1", "Onboarding session", 150.0, "services"),
+    ("TEAM-1", "Team plan", 99.0, "plans"),
+    ("TRN-1", "Training workshop", 300.0, "services"),
+    ("API-1", "API add-on", 19.0, "add-ons"),
+    ("SSO-1", "SSO add-on", 29.0, "add-ons"),
+    ("STO-1", "Extra storage", 9.0, "add-ons"),
+    ("SUP-1", "Priority support", 59.0, "services"),
+];
 const BATCH: usize = 500;
 
 /// One contact's hidden traits, decided before any row is written.
@@ -563,17 +575,23 @@ pub async fn seed(
 
     // Tasks and orders.
     let tx = db.begin().await?;
-    let product = crate::commerce::create_product(
-        &tx,
-        &who,
-        crate::commerce::ProductInput {
-            sku: Some("PRO-1".into()),
-            name: Some("Pro plan".into()),
-            price: Some(49.0),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let mut catalog = Vec::new();
+    for (sku, name, price, category) in CATALOG {
+        catalog.push(
+            crate::commerce::create_product(
+                &tx,
+                &who,
+                crate::commerce::ProductInput {
+                    sku: Some(sku.to_string()),
+                    name: Some(name.to_string()),
+                    price: Some(*price),
+                    category: crate::values::Patch::Set(category.to_string()),
+                    ..Default::default()
+                },
+            )
+            .await?,
+        );
+    }
     for chunk in (0..size.contacts / 5).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| s::task::ActiveModel {
             workspace_id: Set(ws),
@@ -596,7 +614,10 @@ pub async fn seed(
         progress(done);
     }
     // Customers' orders: the first when they converted, then a few repeat purchases.
+    // Products come in pairs bought together (CATALOG order: 0 with 1, 2 with 3, ...),
+    // which the recommender is tested on finding.
     let mut order_rows = Vec::new();
+    let mut baskets: Vec<Vec<(usize, i32)>> = Vec::new();
     for (i, plan) in plans.iter().enumerate() {
         let Some(first) = plan.converted_at else {
             continue;
@@ -607,18 +628,34 @@ pub async fn seed(
             placed.push(first + Duration::minutes(rng.random_range(0..span)));
         }
         for at in placed {
+            let main = rng.random_range(0..catalog.len());
+            let mut basket = vec![(main, rng.random_range(1..=3))];
+            if rng.random_bool(0.6) {
+                basket.push((main ^ 1, 1));
+            }
+            if rng.random_bool(0.15) {
+                let other = rng.random_range(0..catalog.len());
+                if basket.iter().all(|(p, _)| *p != other) {
+                    basket.push((other, 1));
+                }
+            }
+            let total: i64 = basket
+                .iter()
+                .map(|&(p, q)| catalog[p].price_minor * i64::from(q))
+                .sum();
             order_rows.push(s::order::ActiveModel {
                 workspace_id: Set(ws),
                 contact_id: Set(contacts[i]),
                 placed_at: Set(at),
                 status: Set("paid".into()),
                 currency: Set("USD".into()),
-                total_minor: Set(product.price_minor),
+                total_minor: Set(total),
                 created_at: Set(now),
                 updated_at: Set(now),
                 deleted_at: Set(None),
                 ..Default::default()
             });
+            baskets.push(basket);
         }
     }
     for chunk in order_rows.chunks(BATCH) {
@@ -629,16 +666,21 @@ pub async fn seed(
         progress(done);
     }
     let orders = ids::<s::order::Entity>(&tx, ws).await?;
-    for chunk in orders.chunks(BATCH) {
-        let rows = chunk.iter().map(|&o| s::order_line::ActiveModel {
+    let lines: Vec<s::order_line::ActiveModel> = orders
+        .iter()
+        .zip(&baskets)
+        .flat_map(|(&o, basket)| basket.iter().map(move |&(p, q)| (o, p, q)))
+        .map(|(o, p, q)| s::order_line::ActiveModel {
             workspace_id: Set(ws),
             order_id: Set(o),
-            product_id: Set(Some(product.id)),
-            quantity: Set(1),
-            unit_price_minor: Set(product.price_minor),
+            product_id: Set(Some(catalog[p].id)),
+            quantity: Set(q),
+            unit_price_minor: Set(catalog[p].price_minor),
             ..Default::default()
-        });
-        s::order_line::Entity::insert_many(rows)
+        })
+        .collect();
+    for chunk in lines.chunks(BATCH) {
+        s::order_line::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(&tx)
             .await?;
     }

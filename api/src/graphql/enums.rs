@@ -34,7 +34,7 @@ macro_rules! mirror {
 
 mirror!(
     /// The built-in models trained per workspace.
-    ModelKind { LeadScore, WinProbability }
+    ModelKind { LeadScore, WinProbability, CustomerValue, Recommendations }
 );
 mirror!(
     /// Where a trained model version stands.

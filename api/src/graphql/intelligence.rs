@@ -1,11 +1,14 @@
 //! The built-in models on the graph: scores on contacts and deals, the model registry,
 //! and the mutations that train and activate versions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use rapport_engine::analytics::customer_value::{CustomerValue, CustomerValueModel};
+use rapport_engine::analytics::recommendations::{self, RecommendationModel};
 use rapport_engine::analytics::{self, lead_score::TrainOptions, registry};
 use rapport_engine::values;
 use rapport_schema as s;
@@ -15,7 +18,7 @@ use crate::error::{OrGraphql, invalid, to_graphql};
 use crate::graphql::batching::Dispatcher;
 use crate::graphql::enums::{ModelKind, ModelStatus};
 use crate::graphql::ids::{parse_id, to_id};
-use crate::graphql::types::principal;
+use crate::graphql::types::{Product, load, principal};
 
 /// Current scores by (model kind, subject id), one statement per kind per batch.
 pub struct Scores {
@@ -84,9 +87,25 @@ pub fn attach(
         db: db.clone(),
         workspace_id,
     };
+    let active = ActiveModels {
+        db: db.clone(),
+        workspace_id,
+    };
+    let orders = OrdersOf {
+        db: db.clone(),
+        workspace_id,
+    };
+    let owned = OwnedProducts {
+        db: db.clone(),
+        workspace_id,
+    };
+    let now = std::time::Duration::ZERO;
     request
-        .data(DataLoader::new(scores, d.spawner()).delay(std::time::Duration::ZERO))
-        .data(DataLoader::new(versions, d.spawner()).delay(std::time::Duration::ZERO))
+        .data(DataLoader::new(scores, d.spawner()).delay(now))
+        .data(DataLoader::new(versions, d.spawner()).delay(now))
+        .data(DataLoader::new(active, d.spawner()).delay(now))
+        .data(DataLoader::new(orders, d.spawner()).delay(now))
+        .data(DataLoader::new(owned, d.spawner()).delay(now))
 }
 
 /// The current score of one subject by one kind of model.
@@ -313,4 +332,365 @@ impl IntelligenceMutation {
         analytics::rescore_all(db, who.workspace_id).await.gql()?;
         Ok(ModelVersion(version))
     }
+}
+
+/// An active model with its parameters parsed once per request.
+pub struct ActiveModel {
+    /// The version row.
+    pub version: s::model_version::Model,
+    /// Set for the customer-value kind.
+    pub customer_value: Option<CustomerValueModel>,
+    /// Set for the recommendations kind.
+    pub recommendations: Option<RecommendationModel>,
+}
+
+/// The active version of each model kind.
+pub struct ActiveModels {
+    db: DatabaseConnection,
+    workspace_id: i64,
+}
+
+impl Loader<values::ModelKind> for ActiveModels {
+    type Value = Arc<ActiveModel>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[values::ModelKind],
+    ) -> Result<HashMap<values::ModelKind, Self::Value>, Self::Error> {
+        let mut found = HashMap::new();
+        for &kind in keys {
+            let Some((version, parameters)) =
+                registry::active::<serde_json::Value>(&self.db, self.workspace_id, kind)
+                    .await
+                    .map_err(to_graphql)?
+            else {
+                continue;
+            };
+            found.insert(
+                kind,
+                Arc::new(ActiveModel {
+                    customer_value: (kind == values::ModelKind::CustomerValue)
+                        .then(|| serde_json::from_value(parameters.clone()).ok())
+                        .flatten(),
+                    recommendations: (kind == values::ModelKind::Recommendations)
+                        .then(|| serde_json::from_value(parameters.clone()).ok())
+                        .flatten(),
+                    version,
+                }),
+            );
+        }
+        Ok(found)
+    }
+}
+
+/// Each contact's paid orders as (placed at, total in minor units).
+pub struct OrdersOf {
+    db: DatabaseConnection,
+    workspace_id: i64,
+}
+
+impl Loader<i64> for OrdersOf {
+    type Value = Vec<(i64, i64)>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        use sea_orm::QuerySelect;
+        let rows: Vec<(i64, String, DateTime<Utc>, i64)> = s::order::Entity::find()
+            .select_only()
+            .columns([
+                s::order::Column::ContactId,
+                s::order::Column::Status,
+                s::order::Column::PlacedAt,
+                s::order::Column::TotalMinor,
+            ])
+            .filter(s::order::Column::WorkspaceId.eq(self.workspace_id))
+            .filter(s::order::Column::ContactId.is_in(keys.iter().copied()))
+            .filter(s::order::Column::DeletedAt.is_null())
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(|e| to_graphql(e.into()))?;
+        let mut out: HashMap<i64, Self::Value> = HashMap::new();
+        for (contact, status, placed, total) in rows {
+            if matches!(
+                values::OrderStatus::from_db(&status),
+                values::OrderStatus::Cancelled | values::OrderStatus::Refunded
+            ) {
+                continue;
+            }
+            out.entry(contact)
+                .or_default()
+                .push((placed.timestamp(), total));
+        }
+        Ok(out)
+    }
+}
+
+/// The products each contact has bought.
+pub struct OwnedProducts {
+    db: DatabaseConnection,
+    workspace_id: i64,
+}
+
+impl Loader<i64> for OwnedProducts {
+    type Value = BTreeSet<i64>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        recommendations::owned_by(&self.db, self.workspace_id, keys)
+            .await
+            .map_err(to_graphql)
+    }
+}
+
+async fn active_model(
+    ctx: &Context<'_>,
+    kind: values::ModelKind,
+) -> Result<Option<Arc<ActiveModel>>> {
+    ctx.data_unchecked::<DataLoader<ActiveModels>>()
+        .load_one(kind)
+        .await
+}
+
+/// A customer's value under the active customer-value model.
+pub struct Clv {
+    value: CustomerValue,
+    weeks: f64,
+    version: s::model_version::Model,
+}
+
+#[Object]
+impl Clv {
+    /// P(the customer is still buying), by BG/NBD.
+    async fn probability_alive(&self) -> f64 {
+        self.value.probability_alive
+    }
+    /// Expected purchases over the horizon.
+    async fn expected_purchases(&self) -> f64 {
+        self.value.expected_purchases
+    }
+    /// Expected spend over the horizon (BG/NBD × Gamma-Gamma); null when spend could not
+    /// be fitted.
+    async fn expected_value(&self) -> Option<f64> {
+        self.value.expected_value
+    }
+    /// The horizon, in weeks.
+    async fn weeks(&self) -> f64 {
+        self.weeks
+    }
+    /// Purchases after the first (distinct days).
+    async fn repeat_purchases(&self) -> f64 {
+        self.value.summary.history.frequency
+    }
+    async fn orders(&self) -> i32 {
+        self.value.summary.purchases.orders as i32
+    }
+    async fn model(&self) -> ModelVersion {
+        ModelVersion(self.version.clone())
+    }
+}
+
+/// How likely a customer is to have stopped buying.
+#[derive(SimpleObject)]
+pub struct ChurnRisk {
+    /// 0–1: 1 − P(alive).
+    pub risk: f64,
+    /// LOW below 0.3, HIGH from 0.7.
+    pub level: RiskLevel,
+    /// How it was computed.
+    pub method: String,
+}
+
+/// Coarse churn-risk bands.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RiskLevel {
+    Low,
+    Medium,
+    High,
+}
+
+/// RFM scores, 1 (worst) to 5 (best), against the population at the last training.
+#[derive(SimpleObject)]
+pub struct Rfm {
+    pub recency: i32,
+    pub frequency: i32,
+    pub monetary: i32,
+    /// The named segment ("Champions", "At risk", ...).
+    pub segment: String,
+}
+
+/// A product offered to a contact.
+pub struct ProductRecommendation {
+    recommendation: recommendations::Recommendation,
+}
+
+#[Object]
+impl ProductRecommendation {
+    async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
+        Ok(
+            load::<s::product::Entity>(ctx, Some(self.recommendation.product_id))
+                .await?
+                .map(Product),
+        )
+    }
+    /// Summed cosine similarity to the contact's purchases.
+    async fn score(&self) -> f64 {
+        self.recommendation.score
+    }
+    /// The purchases that led to it.
+    async fn because(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
+        let mut out = Vec::new();
+        for id in &self.recommendation.because {
+            if let Some(p) = load::<s::product::Entity>(ctx, Some(*id)).await? {
+                out.push(Product(p));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A product often in the same orders as another.
+pub struct BoughtTogether(recommendations::Neighbour);
+
+#[Object]
+impl BoughtTogether {
+    async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
+        Ok(load::<s::product::Entity>(ctx, Some(self.0.product_id))
+            .await?
+            .map(Product))
+    }
+    /// Orders with both.
+    async fn together(&self) -> i32 {
+        self.0.together as i32
+    }
+    async fn cosine(&self) -> f64 {
+        self.0.cosine
+    }
+    /// How many times likelier the other product is in an order that has this one.
+    async fn lift(&self) -> f64 {
+        self.0.lift
+    }
+}
+
+async fn customer_value(ctx: &Context<'_>, contact: i64, weeks: f64) -> Result<Option<Clv>> {
+    let Some(model) = active_model(ctx, values::ModelKind::CustomerValue).await? else {
+        return Ok(None);
+    };
+    let Some(cv) = &model.customer_value else {
+        return Ok(None);
+    };
+    let orders = ctx
+        .data_unchecked::<DataLoader<OrdersOf>>()
+        .load_one(contact)
+        .await?
+        .unwrap_or_default();
+    Ok(cv
+        .evaluate(&orders, rapport_engine::clock::now(), weeks)
+        .map(|value| Clv {
+            value,
+            weeks,
+            version: model.version.clone(),
+        }))
+}
+
+/// `contact.clv`.
+pub async fn clv(ctx: &Context<'_>, contact: i64, weeks: f64) -> Result<Option<Clv>> {
+    if !(weeks > 0.0 && weeks <= 520.0) {
+        return Err(invalid("weeks", "must be more than 0 and at most 520"));
+    }
+    customer_value(ctx, contact, weeks).await
+}
+
+/// `contact.churnRisk`: for customers who bought more than once; a one-time buyer's
+/// P(alive) under BG/NBD is 1 by construction, so no risk is claimed for them.
+pub async fn churn_risk(ctx: &Context<'_>, contact: i64) -> Result<Option<ChurnRisk>> {
+    let Some(v) = customer_value(ctx, contact, 52.0).await? else {
+        return Ok(None);
+    };
+    if v.value.summary.history.frequency < 1.0 {
+        return Ok(None);
+    }
+    let risk = 1.0 - v.value.probability_alive;
+    Ok(Some(ChurnRisk {
+        risk,
+        level: if risk >= 0.7 {
+            RiskLevel::High
+        } else if risk >= 0.3 {
+            RiskLevel::Medium
+        } else {
+            RiskLevel::Low
+        },
+        method: "bg_nbd".into(),
+    }))
+}
+
+/// `contact.rfm`.
+pub async fn rfm(ctx: &Context<'_>, contact: i64) -> Result<Option<Rfm>> {
+    Ok(customer_value(ctx, contact, 52.0).await?.map(|v| {
+        let r = v.value.rfm;
+        Rfm {
+            recency: r.recency.into(),
+            frequency: r.frequency.into(),
+            monetary: r.monetary.into(),
+            segment: r.segment().name().to_string(),
+        }
+    }))
+}
+
+/// `contact.recommendations`.
+pub async fn recommend(
+    ctx: &Context<'_>,
+    contact: i64,
+    first: i32,
+) -> Result<Vec<ProductRecommendation>> {
+    if !(0..=50).contains(&first) {
+        return Err(invalid("first", "must be between 0 and 50"));
+    }
+    let Some(model) = active_model(ctx, values::ModelKind::Recommendations).await? else {
+        return Ok(Vec::new());
+    };
+    let Some(rec) = &model.recommendations else {
+        return Ok(Vec::new());
+    };
+    let owned = ctx
+        .data_unchecked::<DataLoader<OwnedProducts>>()
+        .load_one(contact)
+        .await?
+        .unwrap_or_default();
+    Ok(rec
+        .recommend(&owned, first as usize)
+        .into_iter()
+        .map(|recommendation| ProductRecommendation { recommendation })
+        .collect())
+}
+
+/// `product.frequentlyBoughtTogether`.
+pub async fn bought_together(
+    ctx: &Context<'_>,
+    product: i64,
+    first: i32,
+) -> Result<Vec<BoughtTogether>> {
+    if !(0..=50).contains(&first) {
+        return Err(invalid("first", "must be between 0 and 50"));
+    }
+    let Some(model) = active_model(ctx, values::ModelKind::Recommendations).await? else {
+        return Ok(Vec::new());
+    };
+    let Some(rec) = &model.recommendations else {
+        return Ok(Vec::new());
+    };
+    let mut list: Vec<recommendations::Neighbour> =
+        rec.neighbours.get(&product).cloned().unwrap_or_default();
+    // Bought together = most lift among pairs seen often enough; cosine breaks ties.
+    list.sort_by(|a, b| {
+        b.lift
+            .total_cmp(&a.lift)
+            .then(b.cosine.total_cmp(&a.cosine))
+    });
+    Ok(list
+        .into_iter()
+        .take(first as usize)
+        .map(BoughtTogether)
+        .collect())
 }

@@ -183,6 +183,39 @@ impl Contact {
     async fn lead_score(&self, ctx: &Context<'_>) -> Result<Option<Score>> {
         intelligence::current(ctx, ModelKindValue::LeadScore, self.0.id).await
     }
+    /// Expected purchases and spend over the next `weeks` and P(alive), from the active
+    /// customer-value model; null without orders or a trained model.
+    async fn clv(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 52.0)] weeks: f64,
+    ) -> Result<Option<intelligence::Clv>> {
+        intelligence::clv(ctx, self.0.id, weeks).await
+    }
+    /// 1 − P(alive) for customers who bought more than once.
+    async fn churn_risk(&self, ctx: &Context<'_>) -> Result<Option<intelligence::ChurnRisk>> {
+        intelligence::churn_risk(ctx, self.0.id).await
+    }
+    /// Recency, frequency and monetary quintile scores and the named segment.
+    async fn rfm(&self, ctx: &Context<'_>) -> Result<Option<intelligence::Rfm>> {
+        intelligence::rfm(ctx, self.0.id).await
+    }
+    /// The segments the contact falls in (today: the RFM segment, when they bought).
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        Ok(intelligence::rfm(ctx, self.0.id)
+            .await?
+            .map(|r| r.segment)
+            .into_iter()
+            .collect())
+    }
+    /// Products to offer, from what the contact bought (none they own).
+    async fn recommendations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5)] first: i32,
+    ) -> Result<Vec<intelligence::ProductRecommendation>> {
+        intelligence::recommend(ctx, self.0.id, first).await
+    }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         Ok(load::<s::user::Entity>(ctx, self.0.owner_id)
             .await?
@@ -861,6 +894,14 @@ pub struct Product(pub s::product::Model);
 impl Product {
     async fn id(&self) -> ID {
         to_id(self.0.id)
+    }
+    /// Products most often in the same orders, by lift (needs a trained recommender).
+    async fn frequently_bought_together(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5)] first: i32,
+    ) -> Result<Vec<intelligence::BoughtTogether>> {
+        intelligence::bought_together(ctx, self.0.id, first).await
     }
     async fn sku(&self) -> &str {
         &self.0.sku

@@ -83,15 +83,13 @@ pub async fn train(
     } else {
         let split = Split::stratified(&labels);
         let (classifier, report) = Classifier::train(&table, &labels, &split)?;
-        Trained::Model {
-            model: Box::new(StoredModel {
-                classifier,
-                // Quartiles are taken over each scoring run's population, so grades
-                // stay relative to today's leads rather than to the training window's.
-                grades: options.grades.clone(),
-            }),
-            report,
-        }
+        let model = StoredModel {
+            classifier,
+            // Quartiles are taken over each scoring run's population, so grades stay
+            // relative to today's leads rather than to the training window's.
+            grades: options.grades.clone(),
+        };
+        Trained::classifier(model, &report)
     };
     let version = registry::record(
         db,
@@ -122,7 +120,8 @@ pub async fn train(
 /// Scores every contact who has not converted with the active version; returns how many
 /// were scored (0 when no version is active).
 pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
-    let Some((version, model)) = registry::active(db, workspace_id, ModelKind::LeadScore).await?
+    let Some((version, model)) =
+        registry::active::<StoredModel>(db, workspace_id, ModelKind::LeadScore).await?
     else {
         return Ok(0);
     };

@@ -6,8 +6,10 @@
 
 pub mod behaviour;
 pub mod cohorts;
+pub mod customer_value;
 pub mod funnel;
 pub mod lead_score;
+pub mod recommendations;
 pub mod registry;
 pub mod win_probability;
 
@@ -29,6 +31,12 @@ pub async fn train(
         ModelKind::LeadScore => lead_score::train(db, who.workspace_id, options).await,
         ModelKind::WinProbability => {
             win_probability::train(db, who.workspace_id, Some(options.min_positives)).await
+        }
+        ModelKind::CustomerValue => {
+            customer_value::train(db, who.workspace_id, options.min_positives).await
+        }
+        ModelKind::Recommendations => {
+            recommendations::train(db, who.workspace_id, options.min_positives).await
         }
     }
 }

@@ -97,16 +97,29 @@ pub struct StoredModel {
 pub enum Trained {
     /// A model and its measurements.
     Model {
-        /// What to store.
-        model: Box<StoredModel>,
-        /// Held-out quality.
-        report: Report,
+        /// What scoring needs, as stored.
+        parameters: serde_json::Value,
+        /// Everything measured.
+        metrics: serde_json::Value,
+        /// The held-out AUC that decides activation, for classifiers.
+        auc: Option<f64>,
     },
     /// Training refused: too little data.
     Refused {
         /// Why, in words a user can act on.
         message: String,
     },
+}
+
+impl Trained {
+    /// A trained classifier and its held-out report.
+    pub fn classifier(model: StoredModel, report: &Report) -> Self {
+        Trained::Model {
+            parameters: serde_json::to_value(model).expect("a model serialises"),
+            metrics: serde_json::to_value(report).expect("a report serialises"),
+            auc: report.auc,
+        }
+    }
 }
 
 /// The data window and counts of a training run.
@@ -155,12 +168,15 @@ pub async fn record(
             serde_json::json!({}),
             None,
         ),
-        Trained::Model { model, report } => {
-            let metrics = serde_json::to_value(report).expect("a report serialises");
+        Trained::Model {
+            parameters,
+            metrics,
+            auc,
+        } => {
             let active_auc = active
                 .as_ref()
                 .and_then(|a| a.metrics.get("auc").and_then(|v| v.as_f64()));
-            let (status, message) = match (active_auc, report.auc) {
+            let (status, message) = match (active_auc, *auc) {
                 (Some(old), Some(new)) if new < old => (
                     ModelStatus::Candidate,
                     Some(format!(
@@ -169,12 +185,7 @@ pub async fn record(
                 ),
                 _ => (ModelStatus::Active, None),
             };
-            (
-                status,
-                message,
-                metrics,
-                Some(serde_json::to_value(model).expect("a model serialises")),
-            )
+            (status, message, metrics.clone(), Some(parameters.clone()))
         }
     };
     if status == ModelStatus::Active
@@ -229,19 +240,19 @@ async fn active_version(
         .await?)
 }
 
-/// The active version of a model and its fitted pipeline, if one is active.
-pub async fn active(
+/// The active version of a model and its stored parameters, if one is active.
+pub async fn active<T: serde::de::DeserializeOwned>(
     db: &impl ConnectionTrait,
     workspace_id: i64,
     kind: ModelKind,
-) -> Result<Option<(model_version::Model, StoredModel)>> {
+) -> Result<Option<(model_version::Model, T)>> {
     let Some(version) = active_version(db, workspace_id, kind).await? else {
         return Ok(None);
     };
     let model = version
         .parameters
         .clone()
-        .and_then(|p| serde_json::from_value::<StoredModel>(p).ok());
+        .and_then(|p| serde_json::from_value::<T>(p).ok());
     Ok(model.map(|m| (version, m)))
 }
 

@@ -251,13 +251,11 @@ pub async fn train(
     } else {
         let split = Split::stratified(&labels);
         let (classifier, report) = Classifier::train(&table, &labels, &split)?;
-        Trained::Model {
-            model: Box::new(StoredModel {
-                classifier,
-                grades: GradeRule::Thresholds([70.0, 40.0, 15.0]),
-            }),
-            report,
-        }
+        let model = StoredModel {
+            classifier,
+            grades: GradeRule::Thresholds([70.0, 40.0, 15.0]),
+        };
+        Trained::classifier(model, &report)
     };
     let version = registry::record(
         db,
@@ -282,7 +280,7 @@ pub async fn train(
 /// Scores every open deal with the active version; returns how many.
 pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
     let Some((version, model)) =
-        registry::active(db, workspace_id, ModelKind::WinProbability).await?
+        registry::active::<StoredModel>(db, workspace_id, ModelKind::WinProbability).await?
     else {
         return Ok(0);
     };

@@ -60,7 +60,7 @@ impl PurchaseHistory {
 }
 
 /// Fitted BG/NBD parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BgNbd {
     /// Shape of the Gamma distribution of purchase rates.
     pub r: f64,
@@ -175,7 +175,7 @@ impl BgNbd {
 }
 
 /// Fitted Gamma-Gamma spend parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GammaGamma {
     /// Shape of the per-transaction spend distribution.
     pub p: f64,

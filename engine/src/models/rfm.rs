@@ -7,6 +7,7 @@
 //! recent buyers.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// What the scoring needs about one customer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,6 +50,21 @@ pub enum Segment {
     Lost,
 }
 
+impl Segment {
+    /// The segment's name as marketers say it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Segment::Champions => "Champions",
+            Segment::Loyal => "Loyal",
+            Segment::NewCustomers => "New customers",
+            Segment::PotentialLoyalists => "Potential loyalists",
+            Segment::AtRisk => "At risk",
+            Segment::Hibernating => "Hibernating",
+            Segment::Lost => "Lost",
+        }
+    }
+}
+
 impl RfmScore {
     /// The segment the scores fall in; the rules are checked in the order listed on
     /// [`Segment`], so each customer has exactly one.
@@ -72,46 +88,79 @@ impl RfmScore {
     }
 }
 
-/// Quintile scores of `values` (higher value, higher score).
-fn quintiles(values: &[f64]) -> Vec<u8> {
-    let n = values.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-    let mut scores = vec![0u8; n];
-    let mut rank = 0;
-    while rank < n {
-        // Ties share the score of the first of them.
-        let score = (rank * 5 / n) as u8 + 1;
-        let value = values[order[rank]];
-        while rank < n && values[order[rank]] == value {
-            scores[order[rank]] = score;
-            rank += 1;
+/// One dimension's population, sorted and thinned to at most [`SCALE_POINTS`] values,
+/// so a stored scale stays small however many customers there are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quintiles(Vec<f64>);
+
+/// How many values a stored quintile scale keeps.
+pub const SCALE_POINTS: usize = 1000;
+
+impl Quintiles {
+    fn fit(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.len() > SCALE_POINTS {
+            let n = sorted.len();
+            sorted = (0..SCALE_POINTS)
+                .map(|i| sorted[i * n / SCALE_POINTS])
+                .collect();
+        }
+        Quintiles(sorted)
+    }
+
+    /// 1–5 by the share of the population strictly below `value`: ties share the score
+    /// of the first of them.
+    fn score(&self, value: f64) -> u8 {
+        if self.0.is_empty() {
+            return 3;
+        }
+        let below = self.0.partition_point(|&x| x < value);
+        ((below * 5 / self.0.len()) as u8 + 1).min(5)
+    }
+}
+
+/// The three populations a customer is scored against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RfmScale {
+    /// Negated days since the last purchase (so higher is better).
+    pub recency: Quintiles,
+    /// Orders.
+    pub frequency: Quintiles,
+    /// Total spent.
+    pub monetary: Quintiles,
+}
+
+fn recency_value(c: &Purchases, now: DateTime<Utc>) -> f64 {
+    -((now - c.last_purchase).num_seconds() as f64 / 86_400.0)
+}
+
+impl RfmScale {
+    /// The scale of a population of customers, as of `now`.
+    pub fn fit(customers: &[Purchases], now: DateTime<Utc>) -> Self {
+        let column =
+            |f: &dyn Fn(&Purchases) -> f64| -> Vec<f64> { customers.iter().map(f).collect() };
+        RfmScale {
+            recency: Quintiles::fit(&column(&|c| recency_value(c, now))),
+            frequency: Quintiles::fit(&column(&|c| f64::from(c.orders))),
+            monetary: Quintiles::fit(&column(&|c| c.total)),
         }
     }
-    scores
+
+    /// One customer's scores against the population, as of `now`.
+    pub fn score(&self, c: &Purchases, now: DateTime<Utc>) -> RfmScore {
+        RfmScore {
+            recency: self.recency.score(recency_value(c, now)),
+            frequency: self.frequency.score(f64::from(c.orders)),
+            monetary: self.monetary.score(c.total),
+        }
+    }
 }
 
 /// Scores every customer against the others, as of `now`.
 pub fn score(customers: &[Purchases], now: DateTime<Utc>) -> Vec<RfmScore> {
-    // Fewer days since the last purchase is better, so recency ranks the negated age.
-    let recency: Vec<f64> = customers
-        .iter()
-        .map(|c| -((now - c.last_purchase).num_seconds() as f64))
-        .collect();
-    let frequency: Vec<f64> = customers.iter().map(|c| f64::from(c.orders)).collect();
-    let monetary: Vec<f64> = customers.iter().map(|c| c.total).collect();
-    let (r, f, m) = (
-        quintiles(&recency),
-        quintiles(&frequency),
-        quintiles(&monetary),
-    );
-    (0..customers.len())
-        .map(|i| RfmScore {
-            recency: r[i],
-            frequency: f[i],
-            monetary: m[i],
-        })
-        .collect()
+    let scale = RfmScale::fit(customers, now);
+    customers.iter().map(|c| scale.score(c, now)).collect()
 }
 
 #[cfg(test)]
