@@ -13,6 +13,7 @@ both_backends!(
     cohorts_match_the_raw_rows,
     customer_value_on_the_graph,
     recommendations_find_the_bundles,
+    forecast_matches_the_raw_rows,
 );
 
 async fn seeded(app: &TestApp, contacts: u64) -> String {
@@ -618,4 +619,93 @@ async fn recommendations_find_the_bundles(app: TestApp) {
         }
     }
     assert!(checked > 50, "{checked} recommendations checked");
+}
+
+async fn forecast_matches_the_raw_rows(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let key = seeded(&app, 1200).await;
+    let q = "query($p: ForecastPeriod!) { forecast(period: $p, months: 6) { pipeline { period currency deals amount weighted } revenue { currency method backtestMape backtestMonths history { period amount } forecast { period amount } } } }";
+    let data = app.ok(&key, q, json!({"p": "MONTH"})).await;
+    let f = &data["forecast"];
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT d.status, d.amount_minor, d.expected_close_date, d.closed_at, s.win_probability FROM deals d JOIN stages s ON s.id = d.stage_id WHERE d.deleted_at IS NULL",
+        ))
+        .await
+        .unwrap();
+    let mut weighted: std::collections::BTreeMap<String, (i64, f64, f64)> = Default::default();
+    let mut won: std::collections::BTreeMap<String, f64> = Default::default();
+    let this_month = chrono::Utc::now().format("%Y-%m").to_string();
+    for r in &rows {
+        let status: String = r.try_get("", "status").unwrap();
+        let amount = r.try_get::<i64>("", "amount_minor").unwrap() as f64 / 100.0;
+        if status == "open" {
+            let close: chrono::NaiveDate = r.try_get("", "expected_close_date").unwrap();
+            let p = f64::from(r.try_get::<i32>("", "win_probability").unwrap()) / 100.0;
+            let e = weighted
+                .entry(close.format("%Y-%m").to_string())
+                .or_default();
+            e.0 += 1;
+            e.1 += amount;
+            e.2 += amount * p;
+        } else if status == "won" {
+            let at: chrono::DateTime<chrono::Utc> = r.try_get("", "closed_at").unwrap();
+            let month = at.format("%Y-%m").to_string();
+            if month < this_month {
+                *won.entry(month).or_default() += amount;
+            }
+        }
+    }
+    let pipeline = f["pipeline"].as_array().unwrap();
+    assert_eq!(pipeline.len(), weighted.len());
+    for b in pipeline {
+        let (deals, amount, w) = weighted[b["period"].as_str().unwrap()];
+        assert_eq!(b["deals"], deals);
+        assert!((b["amount"].as_f64().unwrap() - amount).abs() < 1e-6);
+        assert!((b["weighted"].as_f64().unwrap() - w).abs() < 1e-6, "{b}");
+        assert_eq!(b["currency"], "USD");
+    }
+    let revenue = &f["revenue"][0];
+    assert_eq!(revenue["currency"], "USD");
+    assert!(revenue["method"].is_string(), "{revenue}");
+    for h in revenue["history"].as_array().unwrap() {
+        let expected = won
+            .get(h["period"].as_str().unwrap())
+            .copied()
+            .unwrap_or(0.0);
+        assert!(
+            (h["amount"].as_f64().unwrap() - expected).abs() < 1e-6,
+            "{h}"
+        );
+    }
+    assert_eq!(revenue["forecast"].as_array().unwrap().len(), 6);
+    assert_eq!(revenue["forecast"][0]["period"], this_month);
+    assert!(revenue["backtestMape"].as_f64().is_some(), "{revenue}");
+    // Quarters hold the same money.
+    let quarters = app.ok(&key, q, json!({"p": "QUARTER"})).await;
+    let total = |f: &Value| -> f64 {
+        f["forecast"]["pipeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["weighted"].as_f64().unwrap())
+            .sum()
+    };
+    assert!((total(&quarters) - total(&data)).abs() < 1e-6);
+    assert!(
+        quarters["forecast"]["pipeline"][0]["period"]
+            .as_str()
+            .unwrap()
+            .contains("-Q")
+    );
+    let (code, _) = app
+        .err(
+            &key,
+            "{ forecast(months: 0) { pipeline { deals } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
 }

@@ -3,7 +3,7 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use rapport_engine::analytics::{cohorts, funnel};
+use rapport_engine::analytics::{cohorts, forecast, funnel};
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
@@ -171,6 +171,63 @@ pub struct Cohort {
     pub retention: Vec<f64>,
 }
 
+/// How a forecast buckets time.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ForecastPeriod {
+    Month,
+    Quarter,
+}
+
+/// Open deals expected to close in one period, in one currency.
+#[derive(SimpleObject)]
+pub struct PipelineForecast {
+    /// `2026-03` or `2026-Q1`; null for deals without an expected close date.
+    pub period: Option<String>,
+    pub currency: String,
+    pub deals: i32,
+    /// Sum of the deals' amounts.
+    pub amount: f64,
+    /// Sum of amount × win probability (the model's, else the stage default).
+    pub weighted: f64,
+}
+
+/// Revenue in one period.
+#[derive(SimpleObject)]
+pub struct PeriodAmount {
+    pub period: String,
+    pub amount: f64,
+}
+
+/// Closed-won revenue, past and forecast, in one currency.
+#[derive(SimpleObject)]
+pub struct RevenueForecast {
+    pub currency: String,
+    /// `holt_linear` or `holt_winters_additive` (with two years of history); null when
+    /// there are fewer than three complete months.
+    pub method: Option<String>,
+    /// Won revenue per complete past period.
+    pub history: Vec<PeriodAmount>,
+    /// Forecast per period, from the current one.
+    pub forecast: Vec<PeriodAmount>,
+    /// Mean absolute percentage error of the method on the last months held out.
+    pub backtest_mape: Option<f64>,
+    pub backtest_months: i32,
+}
+
+/// Both forecasts.
+#[derive(SimpleObject)]
+pub struct Forecast {
+    pub pipeline: Vec<PipelineForecast>,
+    pub revenue: Vec<RevenueForecast>,
+}
+
+fn amounts(points: Vec<(String, f64)>) -> Vec<PeriodAmount> {
+    points
+        .into_iter()
+        .map(|(period, amount)| PeriodAmount { period, amount })
+        .collect()
+}
+
 /// Reports.
 #[derive(Default)]
 pub struct ReportsQuery;
@@ -208,6 +265,49 @@ impl ReportsQuery {
                 grouping: group_by,
             })
             .collect())
+    }
+
+    /// The weighted open pipeline by expected close period, and a forecast of
+    /// closed-won revenue `months` ahead with its backtested error.
+    async fn forecast(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "ForecastPeriod::Month")] period: ForecastPeriod,
+        #[graphql(default = 6)] months: i32,
+    ) -> Result<Forecast> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let months = usize::try_from(months).map_err(|_| invalid("months", "must be positive"))?;
+        let period = match period {
+            ForecastPeriod::Month => forecast::Period::Month,
+            ForecastPeriod::Quarter => forecast::Period::Quarter,
+        };
+        let f = forecast::forecast(db, who, period, months).await.gql()?;
+        Ok(Forecast {
+            pipeline: f
+                .pipeline
+                .into_iter()
+                .map(|b| PipelineForecast {
+                    period: b.period,
+                    currency: b.currency,
+                    deals: b.deals as i32,
+                    amount: b.amount,
+                    weighted: b.weighted,
+                })
+                .collect(),
+            revenue: f
+                .revenue
+                .into_iter()
+                .map(|r| RevenueForecast {
+                    currency: r.currency,
+                    method: r.method.map(String::from),
+                    history: amounts(r.history),
+                    forecast: amounts(r.forecast),
+                    backtest_mape: r.backtest_mape,
+                    backtest_months: r.backtest_months as i32,
+                })
+                .collect(),
+        })
     }
 
     /// Monthly cohort retention over the last `months` months.

@@ -7,6 +7,7 @@
 pub mod behaviour;
 pub mod cohorts;
 pub mod customer_value;
+pub mod forecast;
 pub mod funnel;
 pub mod lead_score;
 pub mod recommendations;

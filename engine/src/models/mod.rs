@@ -4,6 +4,7 @@
 pub mod classifier;
 pub mod clv;
 pub mod features;
+pub mod forecast;
 pub mod logistic;
 pub mod metrics;
 pub mod optimize;
