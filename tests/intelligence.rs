@@ -14,6 +14,7 @@ both_backends!(
     customer_value_on_the_graph,
     recommendations_find_the_bundles,
     forecast_matches_the_raw_rows,
+    behaviour_segments_by_silhouette,
 );
 
 async fn seeded(app: &TestApp, contacts: u64) -> String {
@@ -708,4 +709,50 @@ async fn forecast_matches_the_raw_rows(app: TestApp) {
         )
         .await;
     assert_eq!(code, "VALIDATION");
+}
+
+async fn behaviour_segments_by_silhouette(app: TestApp) {
+    let key = seeded(&app, 800).await;
+    let data = app
+        .ok(&key, "mutation { trainModel(kind: BEHAVIOUR_SEGMENTS) { status metrics rows clusters { index name size centroid { feature value } } } }", json!({}))
+        .await;
+    let model = &data["trainModel"];
+    assert_eq!(model["status"], "ACTIVE", "{model}");
+    let m = &model["metrics"];
+    let k = m["k"].as_u64().unwrap() as usize;
+    let tried = m["silhouettes"].as_array().unwrap();
+    assert_eq!(tried.len(), 7, "k = 2..=8");
+    let best = tried
+        .iter()
+        .map(|t| t[1].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(
+        m["silhouette"].as_f64().unwrap(),
+        best,
+        "k is the silhouette's choice"
+    );
+    assert!(best > 0.2, "{m}");
+    let clusters = model["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), k);
+    let sizes: i64 = clusters.iter().map(|c| c["size"].as_i64().unwrap()).sum();
+    assert_eq!(sizes, model["rows"].as_i64().unwrap());
+    assert_eq!(clusters[0]["centroid"].as_array().unwrap().len(), 6);
+    let names: std::collections::HashSet<&str> = clusters
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let page = app
+        .ok(
+            &key,
+            "{ contacts(first: 300) { edges { node { segments } } } }",
+            json!({}),
+        )
+        .await;
+    for e in page["contacts"]["edges"].as_array().unwrap() {
+        let segments = e["node"]["segments"].as_array().unwrap();
+        assert!(
+            segments.iter().any(|s| names.contains(s.as_str().unwrap())),
+            "{segments:?} has no cluster of {names:?}"
+        );
+    }
 }

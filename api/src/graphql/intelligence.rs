@@ -250,6 +250,51 @@ impl ModelVersion {
     async fn activated_at(&self) -> Option<DateTime<Utc>> {
         self.0.activated_at
     }
+    /// For behaviour segments: each cluster with its centroid; empty for other kinds.
+    async fn clusters(&self) -> Vec<SegmentCluster> {
+        let model = self
+            .0
+            .parameters
+            .clone()
+            .and_then(|p| serde_json::from_value::<analytics::segments::SegmentModel>(p).ok());
+        model
+            .map(|m| m.clusters)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| SegmentCluster {
+                index: c.index as i32,
+                name: c.name,
+                size: c.size as i32,
+                centroid: analytics::segments::FEATURES
+                    .iter()
+                    .zip(c.centroid)
+                    .map(|(f, value)| FeatureValue {
+                        feature: f.to_string(),
+                        value,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// One behavioural cluster.
+#[derive(SimpleObject)]
+pub struct SegmentCluster {
+    pub index: i32,
+    /// The features furthest from average, in words.
+    pub name: String,
+    /// Contacts in it.
+    pub size: i32,
+    /// The centroid in the features' own units.
+    pub centroid: Vec<FeatureValue>,
+}
+
+/// A feature and its value.
+#[derive(SimpleObject)]
+pub struct FeatureValue {
+    pub feature: String,
+    pub value: f64,
 }
 
 /// Reads about models.

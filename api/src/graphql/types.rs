@@ -200,13 +200,14 @@ impl Contact {
     async fn rfm(&self, ctx: &Context<'_>) -> Result<Option<intelligence::Rfm>> {
         intelligence::rfm(ctx, self.0.id).await
     }
-    /// The segments the contact falls in (today: the RFM segment, when they bought).
+    /// The segments the contact falls in: the RFM segment (for customers) and the
+    /// behavioural cluster (once segments are trained).
     async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        Ok(intelligence::rfm(ctx, self.0.id)
+        let rfm = intelligence::rfm(ctx, self.0.id).await?.map(|r| r.segment);
+        let cluster = intelligence::current(ctx, ModelKindValue::BehaviourSegments, self.0.id)
             .await?
-            .map(|r| r.segment)
-            .into_iter()
-            .collect())
+            .and_then(|s| s.0.grade);
+        Ok(rfm.into_iter().chain(cluster).collect())
     }
     /// Products to offer, from what the contact bought (none they own).
     async fn recommendations(

@@ -12,6 +12,7 @@ pub mod funnel;
 pub mod lead_score;
 pub mod recommendations;
 pub mod registry;
+pub mod segments;
 pub mod win_probability;
 
 use crate::auth::Principal;
@@ -38,6 +39,9 @@ pub async fn train(
         }
         ModelKind::Recommendations => {
             recommendations::train(db, who.workspace_id, options.min_positives).await
+        }
+        ModelKind::BehaviourSegments => {
+            segments::train(db, who.workspace_id, options.min_positives).await
         }
     }
 }

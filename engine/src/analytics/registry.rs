@@ -405,7 +405,7 @@ pub async fn scores_for(
 
 /// Deletes every score and score history row about the given contacts (erasure).
 pub async fn erase_contact_scores(db: &impl ConnectionTrait, contacts: &[i64]) -> Result<()> {
-    let kinds = [ModelKind::LeadScore.as_str()];
+    let kinds = [ModelKind::LeadScore, ModelKind::BehaviourSegments].map(|k| k.as_str());
     score::Entity::delete_many()
         .filter(score::Column::Kind.is_in(kinds))
         .filter(score::Column::SubjectId.is_in(contacts.iter().copied()))

@@ -8,7 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub workspace_id: i64,
-    /// `lead_score`, `win_probability`, `customer_value` or `recommendations`.
+    /// A `ModelKind`: `lead_score`, `win_probability`, `customer_value`, ...
     pub kind: String,
     /// 1, 2, ... per workspace and kind.
     pub version: i32,
