@@ -101,6 +101,28 @@ enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Trains a model on a workspace's data (as the trainModel mutation does) and prints
+    /// the new version as JSON.
+    Train {
+        /// Which model.
+        #[arg(long, value_enum)]
+        kind: TrainKind,
+        /// The workspace.
+        #[arg(long)]
+        workspace: i64,
+        /// Fewest examples of each class (or repeat customers, multi-product orders).
+        #[arg(long, default_value_t = 50)]
+        min_positives: usize,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TrainKind {
+    LeadScore,
+    WinProbability,
+    CustomerValue,
+    Recommendations,
+    BehaviourSegments,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -183,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to the database")?;
     db::migrate(&conn).await.context("migrating the database")?;
     match cli.command {
-        Command::Schema | Command::Model(_) | Command::Migrate => {
+        Command::Schema | Command::Model(ModelCommand::Evaluate { .. }) | Command::Migrate => {
             tracing::info!("database is up to date")
         }
         Command::Serve {
@@ -219,7 +241,51 @@ async fn main() -> anyhow::Result<()> {
             println!("{key}");
         }
         Command::ApiKey(cmd) => api_key(&conn, cmd).await?,
+        Command::Model(ModelCommand::Train {
+            kind,
+            workspace,
+            min_positives,
+        }) => train(&conn, kind, workspace, min_positives).await?,
     }
+    Ok(())
+}
+
+async fn train(
+    conn: &sea_orm::DatabaseConnection,
+    kind: TrainKind,
+    workspace: i64,
+    min_positives: usize,
+) -> anyhow::Result<()> {
+    use rapport_engine::{analytics, auth::Principal, values};
+    let kind = match kind {
+        TrainKind::LeadScore => values::ModelKind::LeadScore,
+        TrainKind::WinProbability => values::ModelKind::WinProbability,
+        TrainKind::CustomerValue => values::ModelKind::CustomerValue,
+        TrainKind::Recommendations => values::ModelKind::Recommendations,
+        TrainKind::BehaviourSegments => values::ModelKind::BehaviourSegments,
+    };
+    let options = analytics::lead_score::TrainOptions {
+        min_positives,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let version = analytics::train(conn, &Principal::owner(workspace), kind, &options).await?;
+    let mut report = serde_json::json!({
+        "id": version.id,
+        "kind": version.kind,
+        "version": version.version,
+        "status": version.status,
+        "message": version.message,
+        "rows": version.rows_used,
+        "positives": version.positives,
+        "metrics": version.metrics,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    report["scored"] =
+        rapport_engine::analytics::registry::count_scores(conn, workspace, kind, version.id)
+            .await?
+            .into();
+    println!("{report}");
     Ok(())
 }
 

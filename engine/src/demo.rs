@@ -396,7 +396,13 @@ pub async fn seed(
             let open_stage = open_stages[rng.random_range(0..open_stages.len())].id;
             let dollars = amount_minor as f64 / 100.0;
             let p_win = sigmoid(0.4 - 1.5 * (dollars.log10() - 4.0) + skill[owner % skill.len()]);
-            let mut contact = rng.random_range(0..plans.len());
+            // Half the open and lost deals are with people who buy at some point, so a
+            // deal's outcome is not given away by who it is with.
+            let mut contact = if rng.random_bool(0.5) && !converters.is_empty() {
+                converters[rng.random_range(0..converters.len())]
+            } else {
+                rng.random_range(0..plans.len())
+            };
             let mut created = now - Duration::days(rng.random_range(1..400));
             let status = if rng.random_bool(0.4) {
                 DealStatus::Open
@@ -406,7 +412,11 @@ pub async fn seed(
                 DealStatus::Lost
             };
             let closed_at = match status {
-                DealStatus::Open => None,
+                // Deals that are still open are young.
+                DealStatus::Open => {
+                    created = now - Duration::days(rng.random_range(1..90));
+                    None
+                }
                 // A won deal is how its contact converted.
                 DealStatus::Won => {
                     contact = converters[rng.random_range(0..converters.len())];
@@ -613,9 +623,11 @@ pub async fn seed(
         done += chunk.len() as u64;
         progress(done);
     }
-    // Customers' orders: the first when they converted, then a few repeat purchases.
-    // Products come in pairs bought together (CATALOG order: 0 with 1, 2 with 3, ...),
-    // which the recommender is tested on finding.
+    // Customers' orders: the first when they converted, then repeat purchases as BG/NBD
+    // pictures them: each customer buys at their own Poisson rate (warmer customers more
+    // often) and may drop out for good after any purchase. Products come in pairs bought
+    // together (CATALOG order: 0 with 1, 2 with 3, ...) and each customer keeps to a
+    // favourite pair; the customer-value and recommendation models are tested on these.
     let mut order_rows = Vec::new();
     let mut baskets: Vec<Vec<(usize, i32)>> = Vec::new();
     for (i, plan) in plans.iter().enumerate() {
@@ -623,12 +635,23 @@ pub async fn seed(
             continue;
         };
         let mut placed = vec![first];
-        while rng.random_bool(0.55) && placed.len() < 12 {
-            let span = (now - first).num_minutes().max(1);
-            placed.push(first + Duration::minutes(rng.random_range(0..span)));
+        let exp1 = |rng: &mut StdRng| -(1.0 - rng.random::<f64>()).ln();
+        let per_day = (exp1(&mut rng) + exp1(&mut rng)) / 2.0 / 30.0 * (0.5 + plan.warmth);
+        let mut at = first;
+        while placed.len() < 40 && !rng.random_bool(0.2) {
+            at += Duration::minutes((exp1(&mut rng) / per_day * 1440.0) as i64);
+            if at > now {
+                break;
+            }
+            placed.push(at);
         }
+        let favourite = rng.random_range(0..catalog.len() / 2);
         for at in placed {
-            let main = rng.random_range(0..catalog.len());
+            let main = if rng.random_bool(0.7) {
+                favourite * 2 + rng.random_range(0..2)
+            } else {
+                rng.random_range(0..catalog.len())
+            };
             let mut basket = vec![(main, rng.random_range(1..=3))];
             if rng.random_bool(0.6) {
                 basket.push((main ^ 1, 1));

@@ -58,14 +58,16 @@ pub struct OrderSummary {
 /// orders before `now`.
 pub fn summarise(orders: &[(Instant, i64)], now: Instant) -> Option<OrderSummary> {
     let before: Vec<&(Instant, i64)> = orders.iter().filter(|(at, _)| *at <= now).collect();
-    let first = before.iter().map(|(at, _)| *at).min()?;
     let last = before.iter().map(|(at, _)| *at).max()?;
     let days: BTreeSet<i64> = before.iter().map(|(at, _)| at.div_euclid(DAY)).collect();
     let total: f64 = before.iter().map(|(_, t)| *t as f64 / 100.0).sum();
+    // Purchases are counted in days, so recency runs from the first purchase day to the
+    // last (0 for a one-day customer, as BG/NBD requires).
+    let (first_day, last_day) = (*days.first()?, *days.last()?);
     let history = PurchaseHistory::parse(
         (days.len() - 1) as f64,
-        (last - first) as f64 / WEEK,
-        (now - first) as f64 / WEEK,
+        ((last_day - first_day) * DAY) as f64 / WEEK,
+        (now - first_day * DAY) as f64 / WEEK,
     )
     .ok()?;
     Some(OrderSummary {
@@ -257,7 +259,7 @@ mod tests {
     fn summaries_count_days_and_weeks() {
         let day = DAY;
         // Two orders on day 0 (one purchase), one on day 14; now is day 28.
-        let orders = [(0, 1000), (3600, 500), (14 * day, 1500)];
+        let orders = [(0, 1000), (3600, 500), (14 * day + 60, 1500)];
         let s = summarise(&orders, 28 * day).unwrap();
         assert_eq!(s.history.frequency, 1.0);
         assert!((s.history.recency - 2.0).abs() < 1e-9);
@@ -265,5 +267,11 @@ mod tests {
         assert_eq!(s.purchases.orders, 3);
         assert!((s.purchases.total - 30.0).abs() < 1e-9);
         assert!(summarise(&orders, -1).is_none());
+        // Two orders hours apart are one purchase day: no repeat, recency 0.
+        let same_day = summarise(&[(100, 1), (7200, 1)], 2 * day).unwrap();
+        assert_eq!(
+            (same_day.history.frequency, same_day.history.recency),
+            (0.0, 0.0)
+        );
     }
 }

@@ -385,6 +385,22 @@ pub async fn store_scores(
     Ok(())
 }
 
+/// How many current scores a version has given.
+pub async fn count_scores(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: ModelKind,
+    model_version_id: i64,
+) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(score::Entity::find()
+        .filter(score::Column::WorkspaceId.eq(workspace_id))
+        .filter(score::Column::Kind.eq(kind.as_str()))
+        .filter(score::Column::ModelVersionId.eq(model_version_id))
+        .count(db)
+        .await?)
+}
+
 /// Current scores of one kind for a batch of subjects.
 pub async fn scores_for(
     db: &impl ConnectionTrait,

@@ -125,7 +125,9 @@ fn features(deals: &Deals, behaviour: &Behaviour, rows: &[&DealRow], now: Instan
         let mut count = 0.0;
         let mut last: Option<Instant> = None;
         for &(_, when) in behaviour.touches.get(&contact).into_iter().flatten() {
-            if when < before && when >= d.created - 90 * 86_400 {
+            // The same 90-day window for every deal, so an old open deal is not credited
+            // with a longer history than the closed deals the model learnt from.
+            if when < before && days(when, before) <= 90.0 {
                 count += 1.0;
                 last = Some(last.map_or(when, |l| l.max(when)));
             }

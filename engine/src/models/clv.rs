@@ -123,19 +123,23 @@ impl BgNbd {
                 "no customer made a repeat purchase; BG/NBD cannot be fitted",
             ));
         }
+        // Log-parameters are held within ±12 (about 6e-6 to 1.6e5): data with no
+        // visible drop-out pushes a and b towards infinity along a flat ridge, and the
+        // search should stop there rather than walk it for ever.
         let nll = |p: &[f64]| {
+            let e = |v: f64| v.clamp(-12.0, 12.0).exp();
             let m = Self {
-                r: p[0].exp(),
-                alpha: p[1].exp(),
-                a: p[2].exp(),
-                b: p[3].exp(),
+                r: e(p[0]),
+                alpha: e(p[1]),
+                a: e(p[2]),
+                b: e(p[3]),
             };
             -m.log_likelihood(histories)
         };
         let mean_age = histories.iter().map(|h| h.age).sum::<f64>() / histories.len() as f64;
         let start = [0.0, mean_age.max(1e-3).ln().min(5.0), 0.0, 0.0];
-        let min = nelder_mead(nll, &start, 1e-10, 50_000);
-        let p = &min.point;
+        let min = nelder_mead(nll, &start, 1e-10, 20_000);
+        let p: Vec<f64> = min.point.iter().map(|v| v.clamp(-12.0, 12.0)).collect();
         Ok(Fitted {
             model: Self {
                 r: p[0].exp(),
