@@ -114,6 +114,13 @@ enum ModelCommand {
         #[arg(long, default_value_t = 50)]
         min_positives: usize,
     },
+    /// Rescores a workspace's contacts and deals with the active models and prints how
+    /// many were scored and how fast.
+    Rescore {
+        /// The workspace.
+        #[arg(long)]
+        workspace: i64,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -246,6 +253,19 @@ async fn main() -> anyhow::Result<()> {
             workspace,
             min_positives,
         }) => train(&conn, kind, workspace, min_positives).await?,
+        Command::Model(ModelCommand::Rescore { workspace }) => {
+            let started = std::time::Instant::now();
+            let scored = rapport_engine::analytics::rescore_all(&conn, workspace).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "scored": scored,
+                    "seconds": seconds,
+                    "per_second": scored as f64 / seconds,
+                })
+            );
+        }
     }
     Ok(())
 }
@@ -402,8 +422,8 @@ fn evaluate_classifier(
     json: bool,
 ) -> anyhow::Result<()> {
     use rapport_engine::models::classifier::{Classifier, Split, read_labelled_csv};
-    let file = std::fs::File::open(csv).with_context(|| format!("reading {}", csv.display()))?;
-    let data = read_labelled_csv(std::io::BufReader::new(file), spec)?;
+    let bytes = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let data = read_labelled_csv(&bytes, spec)?;
     let split = data
         .split
         .clone()

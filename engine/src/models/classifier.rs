@@ -194,11 +194,17 @@ pub struct CsvSpec {
 
 /// Reads a CSV export: numeric columns are those whose every non-empty value is a number,
 /// the rest are text; empty cells (and `NA`, `null`) are missing values.
-pub fn read_labelled_csv(reader: impl std::io::Read, spec: &CsvSpec) -> Result<LabelledTable> {
-    let mut csv = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(reader);
-    let header: Vec<String> = csv
+///
+/// The file is read twice, once to learn each column's kind and once to store it typed,
+/// so a million-row export costs eight bytes per numeric cell rather than a string each.
+pub fn read_labelled_csv(data: &[u8], spec: &CsvSpec) -> Result<LabelledTable> {
+    let reader = || {
+        csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(data)
+    };
+    let mut first = reader();
+    let header: Vec<String> = first
         .headers()
         .map_err(|e| EngineError::invalid("csv", format!("cannot read the header: {e}")))?
         .iter()
@@ -219,8 +225,12 @@ pub fn read_labelled_csv(reader: impl std::io::Read, spec: &CsvSpec) -> Result<L
         .as_deref()
         .map(|c| find(c, "split"))
         .transpose()?;
-    let mut cells: Vec<Vec<Option<String>>> = vec![Vec::new(); header.len()];
-    for (i, record) in csv.records().enumerate() {
+    let missing = |cell: &str| cell.is_empty() || matches!(cell, "NA" | "N/A" | "null" | "NULL");
+    let number = |cell: &str| cell.parse::<f64>().ok().filter(|x| x.is_finite());
+    // Pass 1: shape and column kinds.
+    let mut numeric = vec![true; header.len()];
+    let mut rows = 0usize;
+    for (i, record) in first.records().enumerate() {
         // Line 1 is the header.
         let line = i + 2;
         let record =
@@ -236,27 +246,69 @@ pub fn read_labelled_csv(reader: impl std::io::Read, spec: &CsvSpec) -> Result<L
             ));
         }
         for (c, cell) in record.iter().enumerate() {
-            let missing = cell.is_empty() || matches!(cell, "NA" | "N/A" | "null" | "NULL");
-            cells[c].push((!missing).then(|| cell.to_string()));
+            if numeric[c] && !missing(cell) && number(cell).is_none() {
+                numeric[c] = false;
+            }
         }
+        rows += 1;
     }
-    let rows = cells[label_col].len();
     if rows == 0 {
         return Err(EngineError::invalid("csv", "the file has no data rows"));
     }
+    // Pass 2: typed storage.
     let is_positive = |v: &str| match &spec.positive {
         Some(p) => v == p,
         None => matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"),
     };
+    let features: Vec<usize> = (0..header.len())
+        .filter(|&c| c != label_col && Some(c) != id_col && Some(c) != split_col)
+        .collect();
+    let mut columns: Vec<Column> = features
+        .iter()
+        .map(|&c| {
+            if numeric[c] {
+                Column::Numeric(Vec::with_capacity(rows))
+            } else {
+                Column::Text(Vec::with_capacity(rows))
+            }
+        })
+        .collect();
     let mut labels = Vec::with_capacity(rows);
-    for (i, v) in cells[label_col].iter().enumerate() {
-        let v = v.as_deref().ok_or_else(|| {
-            EngineError::invalid(
-                format!("line {}, column {}", i + 2, spec.label),
+    let mut split = split_col.map(|_| Split {
+        train: Vec::new(),
+        test: Vec::new(),
+    });
+    for (i, record) in reader().records().enumerate() {
+        let line = i + 2;
+        let record =
+            record.map_err(|e| EngineError::invalid(format!("line {line}"), e.to_string()))?;
+        let label = &record[label_col];
+        if missing(label) {
+            return Err(EngineError::invalid(
+                format!("line {line}, column {}", spec.label),
                 "the label is empty",
-            )
-        })?;
-        labels.push(is_positive(v));
+            ));
+        }
+        labels.push(is_positive(label));
+        if let (Some(c), Some(split)) = (split_col, split.as_mut()) {
+            match record[c].to_ascii_lowercase().as_str() {
+                "train" => split.train.push(i),
+                "test" => split.test.push(i),
+                other => {
+                    return Err(EngineError::invalid(
+                        format!("line {line}, column {}", header[c]),
+                        format!("'{other}' is neither train nor test"),
+                    ));
+                }
+            }
+        }
+        for (column, &c) in columns.iter_mut().zip(&features) {
+            let cell = &record[c];
+            match column {
+                Column::Numeric(v) => v.push(if missing(cell) { None } else { number(cell) }),
+                Column::Text(v) => v.push((!missing(cell)).then(|| cell.to_string())),
+            }
+        }
     }
     let positives = labels.iter().filter(|&&l| l).count();
     if positives == 0 || positives == rows {
@@ -268,50 +320,16 @@ pub fn read_labelled_csv(reader: impl std::io::Read, spec: &CsvSpec) -> Result<L
             ),
         ));
     }
-    let split = match split_col {
-        None => None,
-        Some(c) => {
-            let mut split = Split {
-                train: Vec::new(),
-                test: Vec::new(),
-            };
-            for (i, v) in cells[c].iter().enumerate() {
-                match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                    Some("train") => split.train.push(i),
-                    Some("test") => split.test.push(i),
-                    other => {
-                        return Err(EngineError::invalid(
-                            format!("line {}, column {}", i + 2, header[c]),
-                            format!("'{}' is neither train nor test", other.unwrap_or_default()),
-                        ));
-                    }
-                }
-            }
-            if split.train.is_empty() || split.test.is_empty() {
-                return Err(EngineError::invalid(
-                    header[c].clone(),
-                    "the split needs both train and test rows",
-                ));
-            }
-            Some(split)
-        }
-    };
+    if let (Some(c), Some(split)) = (split_col, &split)
+        && (split.train.is_empty() || split.test.is_empty())
+    {
+        return Err(EngineError::invalid(
+            header[c].clone(),
+            "the split needs both train and test rows",
+        ));
+    }
     let mut table = FeatureTable::with_rows(rows);
-    for (c, values) in cells.into_iter().enumerate() {
-        if c == label_col || Some(c) == id_col || Some(c) == split_col {
-            continue;
-        }
-        let numbers: Option<Vec<Option<f64>>> = values
-            .iter()
-            .map(|v| match v {
-                None => Some(None),
-                Some(s) => s.parse::<f64>().ok().filter(|x| x.is_finite()).map(Some),
-            })
-            .collect();
-        let column = match numbers {
-            Some(n) => Column::Numeric(n),
-            None => Column::Text(values),
-        };
+    for (column, &c) in columns.into_iter().zip(&features) {
         table.push(header[c].clone(), column)?;
     }
     Ok(LabelledTable {
