@@ -15,6 +15,7 @@ both_backends!(
     recommendations_find_the_bundles,
     forecast_matches_the_raw_rows,
     behaviour_segments_by_silhouette,
+    scores_follow_changed_data,
 );
 
 async fn seeded(app: &TestApp, contacts: u64) -> String {
@@ -763,4 +764,74 @@ async fn behaviour_segments_by_silhouette(app: TestApp) {
             "{segments:?} has no cluster of {names:?}"
         );
     }
+}
+
+async fn scores_follow_changed_data(app: TestApp) {
+    let key = seeded(&app, 1500).await;
+    app.ok(&key, TRAIN, json!({"k": "LEAD_SCORE"})).await;
+    let ws: i64 =
+        app.ok(&key, "{ viewer { workspaceId } }", json!({})).await["viewer"]["workspaceId"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let contacts = scored_contacts(&app, &key).await;
+    let mut scored: Vec<&Value> = contacts
+        .iter()
+        .filter(|c| !c["leadScore"].is_null())
+        .collect();
+    scored.sort_by(|a, b| {
+        a["leadScore"]["score"]
+            .as_f64()
+            .unwrap()
+            .total_cmp(&b["leadScore"]["score"].as_f64().unwrap())
+    });
+    let (cold, other) = (scored[0], scored[scored.len() / 2]);
+    let before = cold["leadScore"]["score"].as_f64().unwrap();
+    let since = chrono::Utc::now();
+    // A burst of meetings and replies.
+    for (i, kind) in ["MEETING", "MEETING", "MEETING", "EMAIL", "EMAIL", "CALL"]
+        .iter()
+        .enumerate()
+    {
+        app.ok(
+            &key,
+            "mutation($i: ActivityInput!) { createActivity(input: $i) { id } }",
+            json!({"i": {"kind": kind, "direction": "INBOUND", "subject": format!("touch {i}"), "contactId": cold["id"], "occurredAt": (chrono::Utc::now() - chrono::Duration::days(i as i64)).to_rfc3339()}}),
+        )
+        .await;
+    }
+    let changed = rapport_engine::analytics::schedule::refresh_changed(&app.db, ws, since)
+        .await
+        .unwrap();
+    assert_eq!(changed, 1, "only the contact that changed is rescored");
+    let q = "query($id: ID!) { contact(id: $id) { leadScore { score grade computedAt } } }";
+    let after = app.ok(&key, q, json!({"id": cold["id"]})).await;
+    let after = after["contact"]["leadScore"]["score"].as_f64().unwrap();
+    assert!(after > before * 2.0, "{before} -> {after}");
+    let untouched = app.ok(&key, q, json!({"id": other["id"]})).await;
+    assert_eq!(
+        untouched["contact"]["leadScore"]["score"],
+        other["leadScore"]["score"]
+    );
+    // Buying makes the lead a customer: no lead score any more.
+    let products = app
+        .ok(
+            &key,
+            "{ products(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let since = chrono::Utc::now();
+    app.ok(
+        &key,
+        "mutation($i: OrderInput!) { createOrder(input: $i) { id } }",
+        json!({"i": {"contactId": cold["id"], "status": "PAID", "lines": [{"productId": products["products"]["edges"][0]["node"]["id"], "quantity": 1}]}}),
+    )
+    .await;
+    rapport_engine::analytics::schedule::refresh_changed(&app.db, ws, since)
+        .await
+        .unwrap();
+    let bought = app.ok(&key, q, json!({"id": cold["id"]})).await;
+    assert!(bought["contact"]["leadScore"].is_null(), "{bought}");
 }

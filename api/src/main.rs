@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use rapport_engine::analytics;
 use rapport_engine::{auth, db, demo};
 use std::net::SocketAddr;
 use tracing_subscriber::EnvFilter;
@@ -42,6 +43,18 @@ enum Command {
         /// Seconds a verified API key is trusted before it is looked up again (0: always).
         #[arg(long, env = "RAPPORT_KEY_CACHE_SECONDS", default_value_t = 5)]
         key_cache_seconds: u64,
+        /// Do not keep scores fresh in this process (when another process does).
+        #[arg(long, env = "RAPPORT_NO_SCHEDULER")]
+        no_scheduler: bool,
+        /// Seconds between rescoring the contacts whose data changed.
+        #[arg(long, env = "RAPPORT_SCORE_CHANGES_SECONDS", default_value_t = 60)]
+        score_changes_seconds: u64,
+        /// Hours between full rescoring runs.
+        #[arg(long, env = "RAPPORT_RESCORE_HOURS", default_value_t = 6)]
+        rescore_hours: u64,
+        /// Hours between retraining every model.
+        #[arg(long, env = "RAPPORT_RETRAIN_HOURS", default_value_t = 24)]
+        retrain_hours: u64,
     },
     /// Applies pending migrations (safe to run again).
     Migrate,
@@ -220,6 +233,10 @@ async fn main() -> anyhow::Result<()> {
             demo,
             demo_contacts,
             key_cache_seconds,
+            no_scheduler,
+            score_changes_seconds,
+            rescore_hours,
+            retrain_hours,
         } => {
             if demo {
                 let key = seed(&conn, "Demo", demo::DemoSize::for_contacts(demo_contacts)).await?;
@@ -228,10 +245,17 @@ async fn main() -> anyhow::Result<()> {
                 );
                 println!("{key}");
             }
+            let hours = |h: u64| std::time::Duration::from_secs(h.max(1) * 3600);
+            let schedule = (!no_scheduler).then(|| analytics::schedule::Schedule {
+                changes_every: std::time::Duration::from_secs(score_changes_seconds.max(1)),
+                rescore_every: hours(rescore_hours),
+                retrain_every: hours(retrain_hours),
+            });
             serve(
                 conn,
                 addr,
                 std::time::Duration::from_secs(key_cache_seconds),
+                schedule,
             )
             .await?;
         }
@@ -384,17 +408,28 @@ async fn serve(
     conn: sea_orm::DatabaseConnection,
     addr: SocketAddr,
     key_ttl: std::time::Duration,
+    schedule: Option<analytics::schedule::Schedule>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving GraphQL at /graphql");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = schedule.map(|schedule| {
+        tokio::spawn(analytics::schedule::run(conn.clone(), schedule, async {
+            let _ = stopped.await;
+        }))
+    });
     axum::serve(
         listener,
         rapport_api::server::router_with(conn.clone(), key_ttl),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    let _ = stop.send(());
+    if let Some(task) = scheduler {
+        let _ = task.await;
+    }
     conn.close().await?;
     tracing::info!("stopped");
     Ok(())

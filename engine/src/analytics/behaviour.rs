@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use rapport_schema as s;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, IntoSimpleExpr, QueryFilter, QuerySelect,
+};
 
 use crate::error::Result;
 use crate::values::{ActivityKind, DealStatus, Direction, OrderStatus};
@@ -103,6 +105,20 @@ pub struct Behaviour {
 impl Behaviour {
     /// Loads the workspace's contacts, companies, activities, events, deals and orders.
     pub async fn load(db: &DatabaseConnection, workspace_id: i64) -> Result<Self> {
+        Self::load_for(db, workspace_id, None).await
+    }
+
+    /// Loads only what concerns the given contacts (all of them when `None`).
+    pub async fn load_for(
+        db: &DatabaseConnection,
+        workspace_id: i64,
+        contacts: Option<&[i64]>,
+    ) -> Result<Self> {
+        use sea_orm::sea_query::ExprTrait;
+        let only = |column: sea_orm::sea_query::SimpleExpr| match contacts {
+            Some(ids) => sea_orm::Condition::all().add(column.is_in(ids.iter().copied())),
+            None => sea_orm::Condition::all(),
+        };
         let mut b = Behaviour::default();
         let people: Vec<ContactRow> = s::contact::Entity::find()
             .select_only()
@@ -116,6 +132,7 @@ impl Behaviour {
                 s::contact::Column::CreatedAt,
             ])
             .filter(s::contact::Column::WorkspaceId.eq(workspace_id))
+            .filter(only(s::contact::Column::Id.into_simple_expr()))
             .filter(s::contact::Column::DeletedAt.is_null())
             .filter(s::contact::Column::MergedIntoId.is_null())
             .into_tuple()
@@ -170,6 +187,7 @@ impl Behaviour {
                 s::activity::Column::OccurredAt,
             ])
             .filter(s::activity::Column::WorkspaceId.eq(workspace_id))
+            .filter(only(s::activity::Column::ContactId.into_simple_expr()))
             .filter(s::activity::Column::DeletedAt.is_null())
             .filter(s::activity::Column::ContactId.is_not_null())
             .into_tuple::<(i64, String, Option<String>, DateTime<Utc>)>()
@@ -200,6 +218,7 @@ impl Behaviour {
                 s::event::Column::OccurredAt,
             ])
             .filter(s::event::Column::WorkspaceId.eq(workspace_id))
+            .filter(only(s::event::Column::ContactId.into_simple_expr()))
             .into_tuple::<(i64, String, DateTime<Utc>)>()
             .stream(db)
             .await?;
@@ -224,6 +243,7 @@ impl Behaviour {
                 s::deal::Column::ClosedAt,
             ])
             .filter(s::deal::Column::WorkspaceId.eq(workspace_id))
+            .filter(only(s::deal::Column::ContactId.into_simple_expr()))
             .filter(s::deal::Column::DeletedAt.is_null())
             .into_tuple()
             .all(db)
@@ -247,6 +267,7 @@ impl Behaviour {
                 s::order::Column::TotalMinor,
             ])
             .filter(s::order::Column::WorkspaceId.eq(workspace_id))
+            .filter(only(s::order::Column::ContactId.into_simple_expr()))
             .filter(s::order::Column::DeletedAt.is_null())
             .into_tuple()
             .all(db)

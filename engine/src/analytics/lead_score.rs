@@ -120,12 +120,22 @@ pub async fn train(
 /// Scores every contact who has not converted with the active version; returns how many
 /// were scored (0 when no version is active).
 pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
+    rescore_contacts(db, workspace_id, None).await
+}
+
+/// Rescores the given contacts (all when `None`). Contacts who converted since their last
+/// score lose it: they are customers now, not leads.
+pub async fn rescore_contacts(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    contacts: Option<&[i64]>,
+) -> Result<usize> {
     let Some((version, model)) =
         registry::active::<StoredModel>(db, workspace_id, ModelKind::LeadScore).await?
     else {
         return Ok(0);
     };
-    let behaviour = Behaviour::load(db, workspace_id).await?;
+    let behaviour = Behaviour::load_for(db, workspace_id, contacts).await?;
     let now = clock::now().timestamp();
     let leads: Vec<&Person> = behaviour
         .people
@@ -141,7 +151,25 @@ pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize
     let table = features(&behaviour, &leads, now);
     let predictions = model.classifier.predict(&table)?;
     let scores: Vec<f64> = predictions.iter().map(|p| p.probability * 100.0).collect();
-    let grades = model.grades.grade_all(&scores);
+    // A partial run grades against everyone's current scores, not just its own few.
+    let mut population = match contacts {
+        Some(ids) => registry::population(db, workspace_id, ModelKind::LeadScore, ids).await?,
+        None => Vec::new(),
+    };
+    population.extend_from_slice(&scores);
+    let cutoffs = model.grades.cutoffs(&population);
+    let grades: Vec<&str> = scores
+        .iter()
+        .map(|&s| GradeRule::grade(s, &cutoffs))
+        .collect();
+    if let Some(ids) = contacts {
+        let converted: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !leads.iter().any(|p| p.id == *id))
+            .collect();
+        registry::forget_scores(db, ModelKind::LeadScore, &converted).await?;
+    }
     let new: Vec<NewScore> = leads
         .iter()
         .zip(predictions)
@@ -153,7 +181,11 @@ pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize
             reasons: registry::top_reasons(prediction.contributions),
         })
         .collect();
+    let started = clock::now();
     registry::store_scores(db, workspace_id, ModelKind::LeadScore, version.id, &new).await?;
+    if contacts.is_none() {
+        registry::forget_older(db, workspace_id, ModelKind::LeadScore, started).await?;
+    }
     tracing::info!(workspace_id, scored = new.len(), "leads rescored");
     Ok(new.len())
 }

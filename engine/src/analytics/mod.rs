@@ -12,6 +12,7 @@ pub mod funnel;
 pub mod lead_score;
 pub mod recommendations;
 pub mod registry;
+pub mod schedule;
 pub mod segments;
 pub mod win_probability;
 

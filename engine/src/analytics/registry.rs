@@ -50,12 +50,12 @@ impl GradeRule {
         Ok(GradeRule::Thresholds([*a, *b, *c]))
     }
 
-    /// Grades every score (0–100) of one scoring run.
-    pub fn grade_all(&self, scores: &[f64]) -> Vec<&'static str> {
-        let cut = match self {
+    /// The lowest A, B and C scores, for quartiles taken over `population`.
+    pub fn cutoffs(&self, population: &[f64]) -> [f64; 3] {
+        match self {
             GradeRule::Thresholds(t) => *t,
             GradeRule::Quartiles => {
-                let mut sorted = scores.to_vec();
+                let mut sorted = population.to_vec();
                 sorted.sort_by(|a, b| b.total_cmp(a));
                 let at = |q: f64| {
                     sorted
@@ -65,21 +65,26 @@ impl GradeRule {
                 };
                 [at(0.25), at(0.5), at(0.75)]
             }
-        };
-        scores
-            .iter()
-            .map(|&s| {
-                if s >= cut[0] {
-                    "A"
-                } else if s >= cut[1] {
-                    "B"
-                } else if s >= cut[2] {
-                    "C"
-                } else {
-                    "D"
-                }
-            })
-            .collect()
+        }
+    }
+
+    /// The grade of one score under the cut-offs.
+    pub fn grade(score: f64, cutoffs: &[f64; 3]) -> &'static str {
+        if score >= cutoffs[0] {
+            "A"
+        } else if score >= cutoffs[1] {
+            "B"
+        } else if score >= cutoffs[2] {
+            "C"
+        } else {
+            "D"
+        }
+    }
+
+    /// Grades every score (0–100) of one scoring run against each other.
+    pub fn grade_all(&self, scores: &[f64]) -> Vec<&'static str> {
+        let cut = self.cutoffs(scores);
+        scores.iter().map(|&s| Self::grade(s, &cut)).collect()
     }
 }
 
@@ -417,6 +422,64 @@ pub async fn scores_for(
         .into_iter()
         .map(|s| (s.subject_id, s))
         .collect())
+}
+
+/// Every current score of one kind in the workspace, except those of `excluded` subjects.
+pub async fn population(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: ModelKind,
+    excluded: &[i64],
+) -> Result<Vec<f64>> {
+    let rows: Vec<(i64, f64)> = score::Entity::find()
+        .select_only()
+        .column(score::Column::SubjectId)
+        .column(score::Column::Score)
+        .filter(score::Column::WorkspaceId.eq(workspace_id))
+        .filter(score::Column::Kind.eq(kind.as_str()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let excluded: std::collections::HashSet<i64> = excluded.iter().copied().collect();
+    Ok(rows
+        .into_iter()
+        .filter(|(id, _)| !excluded.contains(id))
+        .map(|(_, s)| s)
+        .collect())
+}
+
+/// Drops the current scores of the given subjects (history stays).
+pub async fn forget_scores(
+    db: &impl ConnectionTrait,
+    kind: ModelKind,
+    subjects: &[i64],
+) -> Result<()> {
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    score::Entity::delete_many()
+        .filter(score::Column::Kind.eq(kind.as_str()))
+        .filter(score::Column::SubjectId.is_in(subjects.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Drops the workspace's current scores of one kind given before `before` (after a full
+/// run: the subjects it no longer scores, such as leads who became customers).
+pub async fn forget_older(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: ModelKind,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    score::Entity::delete_many()
+        .filter(score::Column::WorkspaceId.eq(workspace_id))
+        .filter(score::Column::Kind.eq(kind.as_str()))
+        .filter(score::Column::ComputedAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Deletes every score and score history row about the given contacts (erasure).

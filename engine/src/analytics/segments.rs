@@ -252,6 +252,7 @@ pub async fn train(
             reasons: Vec::new(),
         })
         .collect();
+    let started = clock::now();
     registry::store_scores(
         db,
         workspace_id,
@@ -260,6 +261,7 @@ pub async fn train(
         &scores,
     )
     .await?;
+    registry::forget_older(db, workspace_id, ModelKind::BehaviourSegments, started).await?;
     Ok(version)
 }
 

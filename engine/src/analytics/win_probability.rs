@@ -308,6 +308,7 @@ pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize
             reasons: registry::top_reasons(p.contributions),
         })
         .collect();
+    let started = clock::now();
     registry::store_scores(
         db,
         workspace_id,
@@ -316,5 +317,6 @@ pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize
         &new,
     )
     .await?;
+    registry::forget_older(db, workspace_id, ModelKind::WinProbability, started).await?;
     Ok(new.len())
 }
