@@ -16,6 +16,7 @@ both_backends!(
     forecast_matches_the_raw_rows,
     behaviour_segments_by_silhouette,
     scores_follow_changed_data,
+    churn_for_one_time_buyers,
 );
 
 async fn seeded(app: &TestApp, contacts: u64) -> String {
@@ -552,6 +553,7 @@ async fn customer_value_on_the_graph(app: TestApp) {
         .map(|c| c["rfm"]["segment"].as_str().unwrap())
         .collect();
     assert!(segments.len() >= 4, "{segments:?}");
+
     let (code, _) = app
         .err(
             &key,
@@ -834,4 +836,50 @@ async fn scores_follow_changed_data(app: TestApp) {
         .unwrap();
     let bought = app.ok(&key, q, json!({"id": cold["id"]})).await;
     assert!(bought["contact"]["leadScore"].is_null(), "{bought}");
+}
+
+async fn churn_for_one_time_buyers(app: TestApp) {
+    let key = seeded(&app, 3000).await;
+    app.ok(&key, TRAIN, json!({"k": "CUSTOMER_VALUE"})).await;
+    let page = app
+        .ok(
+            &key,
+            "{ contacts(first: 500) { edges { node { id clv { repeatPurchases } } } } }",
+            json!({}),
+        )
+        .await;
+    let one_timers: Vec<Value> = page["contacts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .filter(|c| {
+            c["clv"]["repeatPurchases"]
+                .as_f64()
+                .is_some_and(|r| r < 1.0)
+        })
+        .collect();
+    assert!(!one_timers.is_empty());
+    // One-time buyers get their churn risk from the engagement classifier.
+    let churn = app
+        .ok(
+            &key,
+            "mutation { trainModel(kind: CHURN, minPositives: 15) { status auc message } }",
+            json!({}),
+        )
+        .await;
+    let churn = &churn["trainModel"];
+    assert_eq!(churn["status"], "ACTIVE", "{churn}");
+    assert!(churn["auc"].as_f64().unwrap() > 0.6, "{churn}");
+    let one_timer = &one_timers[0];
+    let risk = app
+        .ok(
+            &key,
+            "query($id: ID!) { contact(id: $id) { churnRisk { risk level method } } }",
+            json!({"id": one_timer["id"]}),
+        )
+        .await;
+    let risk = &risk["contact"]["churnRisk"];
+    assert_eq!(risk["method"], "engagement_classifier", "{risk}");
+    assert!((0.0..=1.0).contains(&risk["risk"].as_f64().unwrap()));
 }

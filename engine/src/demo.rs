@@ -625,7 +625,7 @@ pub async fn seed(
     }
     // Customers' orders: the first when they converted, then repeat purchases as BG/NBD
     // pictures them: each customer buys at their own Poisson rate (warmer customers more
-    // often) and may drop out for good after any purchase. Products come in pairs bought
+    // often) and may drop out for good after any purchase (warmer customers less likely). Products come in pairs bought
     // together (CATALOG order: 0 with 1, 2 with 3, ...) and each customer keeps to a
     // favourite pair; the customer-value and recommendation models are tested on these.
     let mut order_rows = Vec::new();
@@ -638,7 +638,9 @@ pub async fn seed(
         let exp1 = |rng: &mut StdRng| -(1.0 - rng.random::<f64>()).ln();
         let per_day = (exp1(&mut rng) + exp1(&mut rng)) / 2.0 / 30.0 * (0.5 + plan.warmth);
         let mut at = first;
-        while placed.len() < 40 && !rng.random_bool(0.2) {
+        // Warm customers also stay longer: the churn model is tested on finding that.
+        let drop_out = 0.35 - 0.3 * plan.warmth;
+        while placed.len() < 40 && !rng.random_bool(drop_out) {
             at += Duration::minutes((exp1(&mut rng) / per_day * 1440.0) as i64);
             if at > now {
                 break;

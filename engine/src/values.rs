@@ -585,7 +585,7 @@ text_enum!(
 );
 text_enum!(
     /// The built-in models that are trained per workspace and score contacts or deals.
-    ModelKind { LeadScore => "lead_score", WinProbability => "win_probability", CustomerValue => "customer_value", Recommendations => "recommendations", BehaviourSegments => "behaviour_segments" }
+    ModelKind { LeadScore => "lead_score", WinProbability => "win_probability", CustomerValue => "customer_value", Recommendations => "recommendations", BehaviourSegments => "behaviour_segments", Churn => "churn" }
 );
 text_enum!(
     /// Where a trained model version stands.

@@ -34,7 +34,7 @@ macro_rules! mirror {
 
 mirror!(
     /// The built-in models trained per workspace.
-    ModelKind { LeadScore, WinProbability, CustomerValue, Recommendations, BehaviourSegments }
+    ModelKind { LeadScore, WinProbability, CustomerValue, Recommendations, BehaviourSegments, Churn }
 );
 mirror!(
     /// Where a trained model version stands.

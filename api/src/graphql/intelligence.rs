@@ -647,27 +647,39 @@ pub async fn clv(ctx: &Context<'_>, contact: i64, weeks: f64) -> Result<Option<C
     customer_value(ctx, contact, weeks).await
 }
 
-/// `contact.churnRisk`: for customers who bought more than once; a one-time buyer's
-/// P(alive) under BG/NBD is 1 by construction, so no risk is claimed for them.
+/// `contact.churnRisk`: 1 − P(alive) by BG/NBD for customers who bought more than once;
+/// for others the engagement classifier's probability of going silent (a one-time
+/// buyer's P(alive) is 1 under BG/NBD by construction, so it says nothing about them).
 pub async fn churn_risk(ctx: &Context<'_>, contact: i64) -> Result<Option<ChurnRisk>> {
-    let Some(v) = customer_value(ctx, contact, 52.0).await? else {
-        return Ok(None);
-    };
-    if v.value.summary.history.frequency < 1.0 {
-        return Ok(None);
-    }
-    let risk = 1.0 - v.value.probability_alive;
-    Ok(Some(ChurnRisk {
-        risk,
-        level: if risk >= 0.7 {
+    let level = |risk: f64| {
+        if risk >= 0.7 {
             RiskLevel::High
         } else if risk >= 0.3 {
             RiskLevel::Medium
         } else {
             RiskLevel::Low
-        },
-        method: "bg_nbd".into(),
-    }))
+        }
+    };
+    if let Some(v) = customer_value(ctx, contact, 52.0).await?
+        && v.value.summary.history.frequency >= 1.0
+    {
+        let risk = 1.0 - v.value.probability_alive;
+        return Ok(Some(ChurnRisk {
+            risk,
+            level: level(risk),
+            method: "bg_nbd".into(),
+        }));
+    }
+    Ok(current(ctx, values::ModelKind::Churn, contact)
+        .await?
+        .map(|score| {
+            let risk = score.0.score / 100.0;
+            ChurnRisk {
+                risk,
+                level: level(risk),
+                method: "engagement_classifier".into(),
+            }
+        }))
 }
 
 /// `contact.rfm`.

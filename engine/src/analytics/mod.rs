@@ -5,6 +5,7 @@
 //! module turns the CRM graph into their inputs and stores what they produce.
 
 pub mod behaviour;
+pub mod churn;
 pub mod cohorts;
 pub mod customer_value;
 pub mod forecast;
@@ -44,11 +45,13 @@ pub async fn train(
         ModelKind::BehaviourSegments => {
             segments::train(db, who.workspace_id, options.min_positives).await
         }
+        ModelKind::Churn => churn::train(db, who.workspace_id, options.min_positives).await,
     }
 }
 
 /// Rescores with the active versions of every model; returns how many subjects.
 pub async fn rescore_all(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
     Ok(lead_score::rescore(db, workspace_id).await?
-        + win_probability::rescore(db, workspace_id).await?)
+        + win_probability::rescore(db, workspace_id).await?
+        + churn::rescore(db, workspace_id).await?)
 }

@@ -330,9 +330,9 @@ pub struct NewScore {
     pub reasons: Vec<Contribution>,
 }
 
-/// How many reasons are kept per score: the strongest in each direction is what a rep
-/// reads, the long tail is noise.
-pub const REASONS_KEPT: usize = 6;
+/// How many reasons are kept per score in each direction: the strongest few for and
+/// against are what a rep reads, the long tail is noise.
+pub const REASONS_KEPT: usize = 3;
 
 const BATCH: usize = 400;
 
@@ -484,7 +484,12 @@ pub async fn forget_older(
 
 /// Deletes every score and score history row about the given contacts (erasure).
 pub async fn erase_contact_scores(db: &impl ConnectionTrait, contacts: &[i64]) -> Result<()> {
-    let kinds = [ModelKind::LeadScore, ModelKind::BehaviourSegments].map(|k| k.as_str());
+    let kinds = [
+        ModelKind::LeadScore,
+        ModelKind::BehaviourSegments,
+        ModelKind::Churn,
+    ]
+    .map(|k| k.as_str());
     score::Entity::delete_many()
         .filter(score::Column::Kind.is_in(kinds))
         .filter(score::Column::SubjectId.is_in(contacts.iter().copied()))
@@ -498,10 +503,18 @@ pub async fn erase_contact_scores(db: &impl ConnectionTrait, contacts: &[i64]) -
     Ok(())
 }
 
-/// Keeps the strongest reasons of a prediction.
-pub fn top_reasons(mut contributions: Vec<Contribution>) -> Vec<Contribution> {
-    contributions.truncate(REASONS_KEPT);
-    contributions
+/// Keeps the strongest positive and the strongest negative reasons of a prediction
+/// (each at most [`REASONS_KEPT`]), strongest first.
+pub fn top_reasons(contributions: Vec<Contribution>) -> Vec<Contribution> {
+    let (mut up, mut down): (Vec<Contribution>, Vec<Contribution>) =
+        contributions.into_iter().partition(|c| c.weight >= 0.0);
+    up.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    down.sort_by(|a, b| a.weight.total_cmp(&b.weight));
+    up.truncate(REASONS_KEPT);
+    down.truncate(REASONS_KEPT);
+    let mut kept: Vec<Contribution> = up.into_iter().chain(down).collect();
+    kept.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+    kept
 }
 
 #[cfg(test)]
