@@ -27,7 +27,8 @@ pub const WINDOW_DAYS: i64 = 90;
 /// Features of customers as of `as_of`.
 fn features(b: &Behaviour, people: &[&Person], as_of: Instant) -> FeatureTable {
     let decay = |at: Instant| (-days(at, as_of) * std::f64::consts::LN_2 / HALF_LIFE_DAYS).exp();
-    let mut columns: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(people.len()); 8];
+    let mut columns: Vec<Vec<Option<f64>>> =
+        (0..8).map(|_| Vec::with_capacity(people.len())).collect();
     for p in people {
         let orders: Vec<&(Instant, i64)> = b
             .orders
