@@ -143,6 +143,7 @@ enum TrainKind {
     CustomerValue,
     Recommendations,
     BehaviourSegments,
+    Churn,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -307,6 +308,7 @@ async fn train(
         TrainKind::CustomerValue => values::ModelKind::CustomerValue,
         TrainKind::Recommendations => values::ModelKind::Recommendations,
         TrainKind::BehaviourSegments => values::ModelKind::BehaviourSegments,
+        TrainKind::Churn => values::ModelKind::Churn,
     };
     let options = analytics::lead_score::TrainOptions {
         min_positives,

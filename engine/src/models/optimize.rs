@@ -32,7 +32,7 @@ pub fn nelder_mead(
             tolerance,
             max_evaluations - best.evaluations,
         );
-        let improved = best.value - again.value > tolerance;
+        let improved = best.value - again.value > tolerance * (1.0 + best.value.abs());
         let evaluations = best.evaluations + again.evaluations;
         if again.value < best.value {
             best = Minimum {
@@ -77,7 +77,11 @@ fn simplex_run(
     loop {
         simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
         let spread = simplex[n].1 - simplex[0].1;
-        if spread.abs() < tolerance || evaluations.get() >= max_evaluations {
+        // Relative to the value: a log-likelihood summed over many thousands of customers
+        // carries rounding noise far above any fixed absolute tolerance.
+        if spread.abs() < tolerance * (1.0 + simplex[0].1.abs())
+            || evaluations.get() >= max_evaluations
+        {
             break;
         }
         let centroid: Vec<f64> = (0..n)
