@@ -266,6 +266,28 @@ async fn too_little_data_is_refused(app: TestApp) {
         )
         .await;
     assert_eq!(code, "VALIDATION");
+    // Another workspace neither sees nor activates this one's models; a read key cannot train.
+    let other = app.workspace("Other").await;
+    let (code, _) = app
+        .err(
+            &other,
+            "mutation($id: ID!) { activateModel(id: $id) { status } }",
+            json!({"id": model["id"]}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+    let seen = app.ok(&other, "{ models { id } }", json!({})).await;
+    assert_eq!(seen["models"], json!([]));
+    let reader = app
+        .ok(
+            &key,
+            "mutation { createApiKey(name: \"r\", scopes: [READ]) { key } }",
+            json!({}),
+        )
+        .await;
+    let reader = reader["createApiKey"]["key"].as_str().unwrap();
+    let (code, _) = app.err(reader, TRAIN, json!({"k": "LEAD_SCORE"})).await;
+    assert_eq!(code, "FORBIDDEN");
 }
 
 async fn funnel_matches_the_raw_rows(app: TestApp) {
@@ -836,6 +858,29 @@ async fn scores_follow_changed_data(app: TestApp) {
         .unwrap();
     let bought = app.ok(&key, q, json!({"id": cold["id"]})).await;
     assert!(bought["contact"]["leadScore"].is_null(), "{bought}");
+    // Erasure takes the scores and their history with it.
+    let other_id = other["id"].clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { deleteContact(id: $id, hard: true) }",
+        json!({"id": other_id}),
+    )
+    .await;
+    use sea_orm::{ConnectionTrait, Statement};
+    for table in ["scores", "score_history"] {
+        let left = app
+            .db
+            .query_all_raw(Statement::from_string(
+                app.db.get_database_backend(),
+                format!(
+                    "SELECT id FROM {table} WHERE subject_id = {} AND kind = 'lead_score'",
+                    other_id.as_str().unwrap()
+                ),
+            ))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{table} still holds the erased contact");
+    }
 }
 
 async fn churn_for_one_time_buyers(app: TestApp) {

@@ -166,12 +166,27 @@ pub async fn train(
 
 /// Scores every customer with the active churn model; returns how many.
 pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
+    if registry::active::<serde_json::Value>(db, workspace_id, ModelKind::Churn)
+        .await?
+        .is_none()
+    {
+        return Ok(0);
+    }
+    let b = Behaviour::load(db, workspace_id).await?;
+    rescore_with(db, workspace_id, &b).await
+}
+
+/// Scores every customer from already loaded behaviour.
+pub async fn rescore_with(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    b: &Behaviour,
+) -> Result<usize> {
     let Some((version, model)) =
         registry::active::<StoredModel>(db, workspace_id, ModelKind::Churn).await?
     else {
         return Ok(0);
     };
-    let b = Behaviour::load(db, workspace_id).await?;
     let customers: Vec<&Person> = b
         .people
         .iter()
@@ -180,7 +195,7 @@ pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize
     let predictions =
         model
             .classifier
-            .predict(&features(&b, &customers, clock::now().timestamp()))?;
+            .predict(&features(b, &customers, clock::now().timestamp()))?;
     let new: Vec<NewScore> = customers
         .iter()
         .zip(predictions)

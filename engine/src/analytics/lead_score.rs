@@ -130,12 +130,28 @@ pub async fn rescore_contacts(
     workspace_id: i64,
     contacts: Option<&[i64]>,
 ) -> Result<usize> {
+    if registry::active::<serde_json::Value>(db, workspace_id, ModelKind::LeadScore)
+        .await?
+        .is_none()
+    {
+        return Ok(0);
+    }
+    let behaviour = Behaviour::load_for(db, workspace_id, contacts).await?;
+    rescore_with(db, workspace_id, &behaviour, contacts).await
+}
+
+/// Rescores from already loaded behaviour (which must cover `contacts`).
+pub async fn rescore_with(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    behaviour: &Behaviour,
+    contacts: Option<&[i64]>,
+) -> Result<usize> {
     let Some((version, model)) =
         registry::active::<StoredModel>(db, workspace_id, ModelKind::LeadScore).await?
     else {
         return Ok(0);
     };
-    let behaviour = Behaviour::load_for(db, workspace_id, contacts).await?;
     let now = clock::now().timestamp();
     let leads: Vec<&Person> = behaviour
         .people
@@ -148,7 +164,7 @@ pub async fn rescore_contacts(
             )
         })
         .collect();
-    let table = features(&behaviour, &leads, now);
+    let table = features(behaviour, &leads, now);
     let predictions = model.classifier.predict(&table)?;
     let scores: Vec<f64> = predictions.iter().map(|p| p.probability * 100.0).collect();
     // A partial run grades against everyone's current scores, not just its own few.

@@ -49,9 +49,24 @@ pub async fn train(
     }
 }
 
-/// Rescores with the active versions of every model; returns how many subjects.
+/// Rescores with the active versions of every model; returns how many subjects. What
+/// contacts did is loaded once for all of them, and not at all when none is active.
 pub async fn rescore_all(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
-    Ok(lead_score::rescore(db, workspace_id).await?
-        + win_probability::rescore(db, workspace_id).await?
-        + churn::rescore(db, workspace_id).await?)
+    let mut any = false;
+    for kind in [
+        ModelKind::LeadScore,
+        ModelKind::WinProbability,
+        ModelKind::Churn,
+    ] {
+        any |= registry::active::<serde_json::Value>(db, workspace_id, kind)
+            .await?
+            .is_some();
+    }
+    if !any {
+        return Ok(0);
+    }
+    let b = behaviour::Behaviour::load(db, workspace_id).await?;
+    Ok(lead_score::rescore_with(db, workspace_id, &b, None).await?
+        + win_probability::rescore_with(db, workspace_id, &b).await?
+        + churn::rescore_with(db, workspace_id, &b).await?)
 }

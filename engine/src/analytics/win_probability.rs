@@ -281,19 +281,34 @@ pub async fn train(
 
 /// Scores every open deal with the active version; returns how many.
 pub async fn rescore(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
+    if registry::active::<serde_json::Value>(db, workspace_id, ModelKind::WinProbability)
+        .await?
+        .is_none()
+    {
+        return Ok(0);
+    }
+    let behaviour = Behaviour::load(db, workspace_id).await?;
+    rescore_with(db, workspace_id, &behaviour).await
+}
+
+/// Scores every open deal from already loaded behaviour.
+pub async fn rescore_with(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    behaviour: &Behaviour,
+) -> Result<usize> {
     let Some((version, model)) =
         registry::active::<StoredModel>(db, workspace_id, ModelKind::WinProbability).await?
     else {
         return Ok(0);
     };
     let deals = load(db, workspace_id).await?;
-    let behaviour = Behaviour::load(db, workspace_id).await?;
     let open: Vec<&DealRow> = deals
         .rows
         .iter()
         .filter(|d| d.status == DealStatus::Open)
         .collect();
-    let table = features(&deals, &behaviour, &open, clock::now().timestamp());
+    let table = features(&deals, behaviour, &open, clock::now().timestamp());
     let predictions = model.classifier.predict(&table)?;
     let scores: Vec<f64> = predictions.iter().map(|p| p.probability * 100.0).collect();
     let grades = model.grades.grade_all(&scores);
