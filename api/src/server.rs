@@ -121,6 +121,7 @@ async fn graphql_handler(
         ws,
     );
     let request = crate::graphql::intelligence::attach(request, &dispatcher, &ctx.db, ws);
+    let request = crate::graphql::consent::attach(request, &dispatcher, &ctx.db, ws);
     let mut response = dispatcher.drive(ctx.schema.execute(request)).await;
     // Errors from parsing and validating the query itself carry no code yet.
     for e in &mut response.errors {

@@ -12,7 +12,7 @@ use rapport_schema::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -429,6 +429,31 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
         .exec(&tx)
         .await?;
     crate::analytics::registry::erase_contact_scores(&tx, &people).await?;
+    // The person asked to be forgotten, not to be mailed again after a re-import: their
+    // addresses stay suppressed, as hashes only.
+    let addresses: Vec<(Option<String>, serde_json::Value)> = contact::Entity::find()
+        .select_only()
+        .column(contact::Column::Email)
+        .column(contact::Column::OtherEmails)
+        .filter(contact::Column::Id.is_in(people.clone()))
+        .into_tuple()
+        .all(&tx)
+        .await?;
+    for (email, others) in addresses {
+        let others = crate::values::json_strings(&others);
+        for raw in email.into_iter().chain(others) {
+            if let Ok(address) = EmailAddress::parse("email", &raw) {
+                crate::suppression::add(
+                    &tx,
+                    ws,
+                    &crate::suppression::email_hash(&address),
+                    crate::values::SuppressionReason::Erased,
+                    None,
+                )
+                .await?;
+            }
+        }
+    }
     contact_merge::Entity::delete_many()
         .filter(
             sea_orm::Condition::any()

@@ -584,6 +584,26 @@ text_enum!(
     OrderStatus { Pending => "pending", Paid => "paid", Fulfilled => "fulfilled", Cancelled => "cancelled", Refunded => "refunded" }
 );
 text_enum!(
+    /// How a contact can be reached.
+    ConsentChannel { Email => "email" }
+);
+text_enum!(
+    /// What a message is for: marketing needs consent, transactional mail serves a contract.
+    ConsentPurpose { Marketing => "marketing", Transactional => "transactional" }
+);
+text_enum!(
+    /// Where a contact's consent stands.
+    ConsentStatus { Granted => "granted", Pending => "pending", Denied => "denied", Withdrawn => "withdrawn" }
+);
+text_enum!(
+    /// The GDPR Art. 6 basis a processing rests on.
+    LawfulBasis { Consent => "consent", Contract => "contract", LegalObligation => "legal_obligation", LegitimateInterest => "legitimate_interest" }
+);
+text_enum!(
+    /// Why an address is suppressed.
+    SuppressionReason { Manual => "manual", HardBounce => "hard_bounce", Complaint => "complaint", Erased => "erased" }
+);
+text_enum!(
     /// The built-in models that are trained per workspace and score contacts or deals.
     ModelKind { LeadScore => "lead_score", WinProbability => "win_probability", CustomerValue => "customer_value", Recommendations => "recommendations", BehaviourSegments => "behaviour_segments", Churn => "churn" }
 );

@@ -10,6 +10,7 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 
 mod m0001_crm_graph;
 mod m0002_intelligence;
+mod m0003_consent;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_crm_graph::Migration),
             Box::new(m0002_intelligence::Migration),
+            Box::new(m0003_consent::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ pub mod entities {
     pub mod activity;
     pub mod api_key;
     pub mod company;
+    pub mod consent_event;
     pub mod contact;
     pub mod contact_merge;
     pub mod contact_tag;
@@ -24,6 +25,7 @@ pub mod entities {
     pub mod score;
     pub mod score_history;
     pub mod stage;
+    pub mod suppression;
     pub mod task;
     pub mod team;
     pub mod user;

@@ -33,6 +33,26 @@ macro_rules! mirror {
 }
 
 mirror!(
+    /// How a contact can be reached.
+    ConsentChannel { Email }
+);
+mirror!(
+    /// What a message is for.
+    ConsentPurpose { Marketing, Transactional }
+);
+mirror!(
+    /// Where a contact's consent stands.
+    ConsentStatus { Granted, Pending, Denied, Withdrawn }
+);
+mirror!(
+    /// The GDPR Art. 6 basis a processing rests on.
+    LawfulBasis { Consent, Contract, LegalObligation, LegitimateInterest }
+);
+mirror!(
+    /// Why an address is suppressed.
+    SuppressionReason { Manual, HardBounce, Complaint, Erased }
+);
+mirror!(
     /// The built-in models trained per workspace.
     ModelKind { LeadScore, WinProbability, CustomerValue, Recommendations, BehaviourSegments, Churn }
 );

@@ -2,6 +2,7 @@
 
 pub mod batching;
 pub mod connection;
+pub mod consent;
 pub mod enums;
 pub mod filters;
 pub mod ids;
@@ -24,11 +25,16 @@ pub struct Queries(
     queries::Query,
     intelligence::IntelligenceQuery,
     reports::ReportsQuery,
+    consent::ConsentQuery,
 );
 
 /// Every write.
 #[derive(MergedObject, Default)]
-pub struct Mutations(mutations::Mutation, intelligence::IntelligenceMutation);
+pub struct Mutations(
+    mutations::Mutation,
+    intelligence::IntelligenceMutation,
+    consent::ConsentMutation,
+);
 
 /// Rapport's schema type.
 pub type RapportSchema = Schema<Queries, Mutations, EmptySubscription>;

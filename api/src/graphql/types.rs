@@ -178,6 +178,29 @@ impl Contact {
             .await?
             .map(Company))
     }
+    /// The current consent per channel and purpose (the latest event of each).
+    async fn consent(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::consent::ConsentRecord>> {
+        crate::graphql::consent::current(ctx, self.0.id).await
+    }
+    /// Every consent event, oldest first.
+    async fn consent_history(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::consent::ConsentRecord>> {
+        crate::graphql::consent::history(ctx, self.0.id).await
+    }
+    /// Whether an email for `purpose` may go to the contact now (consent, suppression
+    /// list, address on file), as sending checks it.
+    async fn email_permission(
+        &self,
+        ctx: &Context<'_>,
+        purpose: ConsentPurpose,
+    ) -> Result<crate::graphql::consent::EmailPermission> {
+        crate::graphql::consent::permission(ctx, self.0.id, purpose).await
+    }
     /// Likelihood (0–100) of converting within the lead model's window, with its grade
     /// and reasons; null for customers and until a lead-score model is active.
     async fn lead_score(&self, ctx: &Context<'_>) -> Result<Option<Score>> {

@@ -1,0 +1,294 @@
+//! Consent and the suppression list on the graph.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use rapport_engine::values::{self, EmailAddress};
+use rapport_engine::{consent, suppression};
+use rapport_schema as s;
+use sea_orm::DatabaseConnection;
+
+use crate::error::{OrGraphql, to_graphql};
+use crate::graphql::batching::Dispatcher;
+use crate::graphql::enums::{
+    ConsentChannel, ConsentPurpose, ConsentStatus, LawfulBasis, SuppressionReason,
+};
+use crate::graphql::ids::{parse_id, to_id};
+use crate::graphql::types::principal;
+
+/// Each contact's consent history, one statement per batch.
+pub struct ConsentOf {
+    db: DatabaseConnection,
+    workspace_id: i64,
+}
+
+impl Loader<i64> for ConsentOf {
+    type Value = Vec<s::consent_event::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        consent::history(&self.db, self.workspace_id, keys)
+            .await
+            .map_err(to_graphql)
+    }
+}
+
+/// Adds the consent loader to one request.
+pub fn attach(
+    request: async_graphql::Request,
+    d: &Dispatcher,
+    db: &DatabaseConnection,
+    workspace_id: i64,
+) -> async_graphql::Request {
+    let loader = ConsentOf {
+        db: db.clone(),
+        workspace_id,
+    };
+    request.data(DataLoader::new(loader, d.spawner()).delay(std::time::Duration::ZERO))
+}
+
+/// One recorded consent event.
+pub struct ConsentRecord(pub s::consent_event::Model);
+
+#[Object]
+impl ConsentRecord {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn channel(&self) -> ConsentChannel {
+        ConsentChannel::from_db(&self.0.channel)
+    }
+    async fn purpose(&self) -> ConsentPurpose {
+        ConsentPurpose::from_db(&self.0.purpose)
+    }
+    async fn status(&self) -> ConsentStatus {
+        ConsentStatus::from_db(&self.0.status)
+    }
+    async fn lawful_basis(&self) -> LawfulBasis {
+        LawfulBasis::from_db(&self.0.lawful_basis)
+    }
+    /// Where it was given.
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
+    }
+    /// Proof: the address it came from.
+    async fn ip(&self) -> Option<&str> {
+        self.0.proof_ip.as_deref()
+    }
+    /// Proof: the browser.
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.proof_user_agent.as_deref()
+    }
+    /// Proof: the form or page.
+    async fn form(&self) -> Option<&str> {
+        self.0.proof_form.as_deref()
+    }
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+}
+
+/// Whether an email may go to a contact now.
+#[derive(SimpleObject)]
+pub struct EmailPermission {
+    pub allowed: bool,
+    /// Why not, when not.
+    pub reason: Option<String>,
+}
+
+async fn history_of(ctx: &Context<'_>, contact: i64) -> Result<Vec<s::consent_event::Model>> {
+    Ok(ctx
+        .data_unchecked::<DataLoader<ConsentOf>>()
+        .load_one(contact)
+        .await?
+        .unwrap_or_default())
+}
+
+/// `contact.consent`: the current status per channel and purpose.
+pub async fn current(ctx: &Context<'_>, contact: i64) -> Result<Vec<ConsentRecord>> {
+    let history = history_of(ctx, contact).await?;
+    Ok(consent::current(&history)
+        .into_iter()
+        .cloned()
+        .map(ConsentRecord)
+        .collect())
+}
+
+/// `contact.consentHistory`: every event, oldest first.
+pub async fn history(ctx: &Context<'_>, contact: i64) -> Result<Vec<ConsentRecord>> {
+    Ok(history_of(ctx, contact)
+        .await?
+        .into_iter()
+        .map(ConsentRecord)
+        .collect())
+}
+
+/// `contact.emailPermission(purpose)`.
+pub async fn permission(
+    ctx: &Context<'_>,
+    contact: i64,
+    purpose: ConsentPurpose,
+) -> Result<EmailPermission> {
+    let who = principal(ctx)?;
+    let db = ctx.data_unchecked::<DatabaseConnection>();
+    Ok(
+        match consent::may_email(db, who.workspace_id, contact, purpose.into())
+            .await
+            .gql()?
+        {
+            consent::Decision::Allowed => EmailPermission {
+                allowed: true,
+                reason: None,
+            },
+            consent::Decision::Blocked(why) => EmailPermission {
+                allowed: false,
+                reason: Some(why),
+            },
+        },
+    )
+}
+
+/// A consent event as a client reports it.
+#[derive(InputObject)]
+pub struct ConsentInput {
+    #[graphql(default_with = "ConsentChannel::Email")]
+    pub channel: ConsentChannel,
+    pub purpose: ConsentPurpose,
+    pub status: ConsentStatus,
+    #[graphql(default_with = "LawfulBasis::Consent")]
+    pub lawful_basis: LawfulBasis,
+    /// Where it was given (a form, an import, a call).
+    pub source: Option<String>,
+    /// Proof: the IP address it came from.
+    pub ip: Option<String>,
+    /// Proof: the browser's user agent.
+    pub user_agent: Option<String>,
+    /// Proof: the form or page.
+    pub form: Option<String>,
+}
+
+/// A suppressed address (only its hash is kept).
+pub struct Suppression(pub s::suppression::Model);
+
+#[Object]
+impl Suppression {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    /// SHA-256 of the lower-cased address.
+    async fn email_hash(&self) -> &str {
+        &self.0.email_hash
+    }
+    async fn reason(&self) -> SuppressionReason {
+        SuppressionReason::from_db(&self.0.reason)
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Reads about consent and suppression.
+#[derive(Default)]
+pub struct ConsentQuery;
+
+#[Object]
+impl ConsentQuery {
+    /// The suppression entry for an address, if it is suppressed.
+    async fn suppression(&self, ctx: &Context<'_>, email: String) -> Result<Option<Suppression>> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let email = EmailAddress::parse("email", &email).gql()?;
+        Ok(suppression::lookup(db, who.workspace_id, &email)
+            .await
+            .gql()?
+            .map(Suppression))
+    }
+    /// The newest suppressions first.
+    async fn suppressions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+    ) -> Result<Vec<Suppression>> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        if !(1..=500).contains(&first) {
+            return Err(crate::error::invalid("first", "must be between 1 and 500"));
+        }
+        Ok(suppression::recent(db, who.workspace_id, first as u64)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Suppression)
+            .collect())
+    }
+}
+
+/// Recording consent and managing the suppression list.
+#[derive(Default)]
+pub struct ConsentMutation;
+
+#[Object]
+impl ConsentMutation {
+    /// Appends a consent event to a contact's history; the latest event per channel and
+    /// purpose is the current status.
+    async fn record_consent(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        input: ConsentInput,
+    ) -> Result<ConsentRecord> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let input = consent::ConsentInput {
+            channel: Some(values::ConsentChannel::from(input.channel).as_str().into()),
+            purpose: values::ConsentPurpose::from(input.purpose).as_str().into(),
+            status: values::ConsentStatus::from(input.status).as_str().into(),
+            lawful_basis: Some(
+                values::LawfulBasis::from(input.lawful_basis)
+                    .as_str()
+                    .into(),
+            ),
+            source: input.source,
+            ip: input.ip,
+            user_agent: input.user_agent,
+            form: input.form,
+        };
+        Ok(ConsentRecord(
+            consent::record(db, who, parse_id("contactId", &contact_id)?, input)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Puts an address on the suppression list: no marketing email will go to it.
+    async fn suppress_email(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        #[graphql(default_with = "SuppressionReason::Manual")] reason: SuppressionReason,
+        note: Option<String>,
+    ) -> Result<Suppression> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let email = EmailAddress::parse("email", &email).gql()?;
+        Ok(Suppression(
+            suppression::suppress(db, who, &email, reason.into(), note.as_deref())
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Takes an address off the list (admin, unless it was a manual entry). Returns
+    /// whether it was suppressed.
+    async fn lift_suppression(&self, ctx: &Context<'_>, email: String) -> Result<bool> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let email = EmailAddress::parse("email", &email).gql()?;
+        suppression::lift(db, who, &email).await.gql()
+    }
+}

@@ -1,0 +1,179 @@
+//! Consent: per contact, channel and purpose, an append-only history of what the person
+//! agreed to, with its source, lawful basis and proof. The current status is the latest
+//! entry; nothing is ever updated or deleted except by erasing the person.
+//!
+//! [`may_email`] is the one question sending code asks, at send time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use rapport_schema::{consent_event, contact};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+use crate::auth::Principal;
+use crate::clock;
+use crate::error::{EngineError, Result};
+use crate::records::{self, Deleted};
+use crate::suppression;
+use crate::values::{
+    ConsentChannel, ConsentPurpose, ConsentStatus, EmailAddress, LawfulBasis, Scope, Text,
+};
+
+/// What a person agreed to, as a client reports it.
+#[derive(Clone, Debug, Default)]
+pub struct ConsentInput {
+    /// The channel (default email).
+    pub channel: Option<String>,
+    /// Marketing or transactional.
+    pub purpose: String,
+    /// The new status.
+    pub status: String,
+    /// The lawful basis (default: consent).
+    pub lawful_basis: Option<String>,
+    /// Where it was given.
+    pub source: Option<String>,
+    /// The IP address it came from.
+    pub ip: Option<String>,
+    /// The browser's user agent.
+    pub user_agent: Option<String>,
+    /// The form or page.
+    pub form: Option<String>,
+}
+
+/// Records a consent event for a contact of the caller's workspace (write scope).
+pub async fn record(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    contact_id: i64,
+    input: ConsentInput,
+) -> Result<consent_event::Model> {
+    who.require(Scope::Write)?;
+    records::get_with::<contact::Entity>(db, who.workspace_id, contact_id, Deleted::Exclude)
+        .await?;
+    let channel = match input.channel.as_deref() {
+        Some(c) => ConsentChannel::parse("channel", c)?,
+        None => ConsentChannel::Email,
+    };
+    let purpose = ConsentPurpose::parse("purpose", &input.purpose)?;
+    let status = ConsentStatus::parse("status", &input.status)?;
+    let lawful_basis = match input.lawful_basis.as_deref() {
+        Some(b) => LawfulBasis::parse("lawfulBasis", b)?,
+        None => LawfulBasis::Consent,
+    };
+    let ip = input
+        .ip
+        .as_deref()
+        .map(|raw| {
+            raw.trim().parse::<IpAddr>().map_err(|_| {
+                EngineError::invalid("ip", format!("'{raw}' is not an IPv4 or IPv6 address"))
+            })
+        })
+        .transpose()?;
+    let text = |field: &str, v: Option<&str>, max| -> Result<Option<String>> {
+        Ok(Text::parse_opt(field, v, max)?.map(Text::into_string))
+    };
+    Ok(consent_event::ActiveModel {
+        workspace_id: Set(who.workspace_id),
+        contact_id: Set(contact_id),
+        channel: Set(channel.as_str().to_string()),
+        purpose: Set(purpose.as_str().to_string()),
+        status: Set(status.as_str().to_string()),
+        lawful_basis: Set(lawful_basis.as_str().to_string()),
+        source: Set(text("source", input.source.as_deref(), 200)?),
+        proof_ip: Set(ip.map(|i| i.to_string())),
+        proof_user_agent: Set(text("userAgent", input.user_agent.as_deref(), 500)?),
+        proof_form: Set(text("form", input.form.as_deref(), 500)?),
+        recorded_at: Set(clock::now()),
+        recorded_by_key_id: Set(who.key_id),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?)
+}
+
+/// Every consent event of the given contacts, oldest first.
+pub async fn history(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    contacts: &[i64],
+) -> Result<HashMap<i64, Vec<consent_event::Model>>> {
+    let mut out: HashMap<i64, Vec<consent_event::Model>> = HashMap::new();
+    for e in consent_event::Entity::find()
+        .filter(consent_event::Column::WorkspaceId.eq(workspace_id))
+        .filter(consent_event::Column::ContactId.is_in(contacts.iter().copied()))
+        .order_by_asc(consent_event::Column::Id)
+        .all(db)
+        .await?
+    {
+        out.entry(e.contact_id).or_default().push(e);
+    }
+    Ok(out)
+}
+
+/// The current status per (channel, purpose) of one contact's history: its latest event.
+pub fn current(history: &[consent_event::Model]) -> Vec<&consent_event::Model> {
+    let mut latest: HashMap<(&str, &str), &consent_event::Model> = HashMap::new();
+    for e in history {
+        latest.insert((e.channel.as_str(), e.purpose.as_str()), e);
+    }
+    let mut current: Vec<&consent_event::Model> = latest.into_values().collect();
+    current.sort_by(|a, b| (&a.channel, &a.purpose).cmp(&(&b.channel, &b.purpose)));
+    current
+}
+
+/// Whether an email for `purpose` may go to a contact now, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Send.
+    Allowed,
+    /// Do not send.
+    Blocked(String),
+}
+
+/// Decides at send time: the contact must exist and have an address; no email passes the
+/// suppression list; marketing also needs the latest email/marketing consent to be
+/// granted, transactional mail only that the person has not refused it.
+pub async fn may_email(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    contact_id: i64,
+    purpose: ConsentPurpose,
+) -> Result<Decision> {
+    let person =
+        records::get_with::<contact::Entity>(db, workspace_id, contact_id, Deleted::Exclude)
+            .await?;
+    let Some(address) = person.email.as_deref() else {
+        return Ok(Decision::Blocked("the contact has no email address".into()));
+    };
+    let address = EmailAddress::parse("email", address)?;
+    if let Some(entry) = suppression::lookup(db, workspace_id, &address).await? {
+        return Ok(Decision::Blocked(format!(
+            "the address is suppressed ({})",
+            entry.reason
+        )));
+    }
+    let events = history(db, workspace_id, &[contact_id]).await?;
+    let status = events
+        .get(&contact_id)
+        .map(|h| current(h))
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.channel == ConsentChannel::Email.as_str() && e.purpose == purpose.as_str())
+        .map(|e| ConsentStatus::from_db(&e.status));
+    Ok(match (purpose, status) {
+        (ConsentPurpose::Marketing, Some(ConsentStatus::Granted)) => Decision::Allowed,
+        (ConsentPurpose::Marketing, Some(s)) => {
+            Decision::Blocked(format!("marketing consent is {s}"))
+        }
+        (ConsentPurpose::Marketing, None) => {
+            Decision::Blocked("no marketing consent on record".into())
+        }
+        (
+            ConsentPurpose::Transactional,
+            Some(s @ (ConsentStatus::Denied | ConsentStatus::Withdrawn)),
+        ) => Decision::Blocked(format!("transactional email is {s}")),
+        (ConsentPurpose::Transactional, _) => Decision::Allowed,
+    })
+}

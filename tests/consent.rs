@@ -1,0 +1,199 @@
+//! Consent history, the suppression list and the send-time decision, over GraphQL.
+
+use rapport_tests::TestApp;
+use rapport_tests::both_backends;
+use serde_json::{Value, json};
+
+both_backends!(
+    consent_is_an_append_only_history,
+    suppression_blocks_marketing_and_survives_erasure,
+);
+
+async fn contact(app: &TestApp, key: &str, email: &str) -> Value {
+    app.ok(
+        key,
+        "mutation($i: ContactInput!) { createContact(input: $i) { id } }",
+        json!({"i": {"firstName": "Ada", "lastName": "Lovelace", "email": email}}),
+    )
+    .await["createContact"]["id"]
+        .clone()
+}
+
+const RECORD: &str = "mutation($c: ID!, $i: ConsentInput!) { recordConsent(contactId: $c, input: $i) { id channel purpose status lawfulBasis source ip userAgent form recordedAt } }";
+const PERMISSION: &str = "query($c: ID!) { contact(id: $c) { marketing: emailPermission(purpose: MARKETING) { allowed reason } transactional: emailPermission(purpose: TRANSACTIONAL) { allowed reason } consent { purpose status } consentHistory { status } } }";
+
+async fn consent_is_an_append_only_history(app: TestApp) {
+    let key = app.workspace("Consent").await;
+    let ada = contact(&app, &key, "ada@example.com").await;
+    // Nothing on record: no marketing, transactional mail is fine.
+    let p = app.ok(&key, PERMISSION, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(p["marketing"]["allowed"], false);
+    assert_eq!(p["marketing"]["reason"], "no marketing consent on record");
+    assert_eq!(p["transactional"]["allowed"], true);
+
+    let granted = app
+        .ok(
+            &key,
+            RECORD,
+            json!({"c": ada, "i": {"purpose": "MARKETING", "status": "GRANTED", "source": "newsletter form", "ip": "203.0.113.7", "userAgent": "Mozilla/5.0", "form": "/signup"}}),
+        )
+        .await;
+    let g = &granted["recordConsent"];
+    assert_eq!(g["channel"], "EMAIL");
+    assert_eq!(g["lawfulBasis"], "CONSENT");
+    assert_eq!(g["ip"], "203.0.113.7");
+    assert_eq!(g["form"], "/signup");
+    let p = app.ok(&key, PERMISSION, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(p["marketing"]["allowed"], true);
+
+    app.ok(&key, RECORD, json!({"c": ada, "i": {"purpose": "MARKETING", "status": "WITHDRAWN", "source": "unsubscribe link"}}))
+        .await;
+    let p = app.ok(&key, PERMISSION, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(p["marketing"]["allowed"], false);
+    assert_eq!(p["marketing"]["reason"], "marketing consent is withdrawn");
+    // The history keeps both events; the current view shows the latest.
+    assert_eq!(
+        p["consentHistory"],
+        json!([{"status": "GRANTED"}, {"status": "WITHDRAWN"}])
+    );
+    assert_eq!(
+        p["consent"],
+        json!([{"purpose": "MARKETING", "status": "WITHDRAWN"}])
+    );
+
+    // Bad input is named; nothing is written.
+    let (code, message) = app
+        .err(&key, RECORD, json!({"c": ada, "i": {"purpose": "MARKETING", "status": "GRANTED", "ip": "not-an-ip"}}))
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.contains("ip"), "{message}");
+    let p = app.ok(&key, PERMISSION, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(p["consentHistory"].as_array().unwrap().len(), 2);
+    // Other workspaces cannot record consent for this contact.
+    let other = app.workspace("Other").await;
+    let (code, _) = app
+        .err(
+            &other,
+            RECORD,
+            json!({"c": ada, "i": {"purpose": "MARKETING", "status": "GRANTED"}}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+}
+
+async fn suppression_blocks_marketing_and_survives_erasure(app: TestApp) {
+    let key = app.workspace("Suppression").await;
+    let grace = contact(&app, &key, "grace@example.com").await;
+    app.ok(
+        &key,
+        RECORD,
+        json!({"c": grace, "i": {"purpose": "MARKETING", "status": "GRANTED"}}),
+    )
+    .await;
+    let s = app
+        .ok(
+            &key,
+            "mutation { suppressEmail(email: \"GRACE@example.com\", reason: COMPLAINT, note: \"spam report\") { reason emailHash note } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s["suppressEmail"]["reason"], "COMPLAINT");
+    assert_eq!(s["suppressEmail"]["emailHash"].as_str().unwrap().len(), 64);
+    let p = app.ok(&key, PERMISSION, json!({"c": grace})).await["contact"].clone();
+    assert_eq!(
+        p["marketing"]["allowed"], false,
+        "granted consent does not pass the list"
+    );
+    assert_eq!(
+        p["marketing"]["reason"],
+        "the address is suppressed (complaint)"
+    );
+    // Lifting a complaint needs admin; a write key is refused.
+    let writer = app
+        .ok(
+            &key,
+            "mutation { createApiKey(name: \"w\", scopes: [WRITE]) { key } }",
+            json!({}),
+        )
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = app
+        .err(
+            &writer,
+            "mutation { liftSuppression(email: \"grace@example.com\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    let lifted = app
+        .ok(
+            &key,
+            "mutation { liftSuppression(email: \"grace@example.com\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(lifted["liftSuppression"], true);
+    let p = app.ok(&key, PERMISSION, json!({"c": grace})).await["contact"].clone();
+    assert_eq!(p["marketing"]["allowed"], true);
+
+    // Erasing a person keeps their address suppressed (as a hash) and their consent gone.
+    app.ok(
+        &key,
+        "mutation($c: ID!) { deleteContact(id: $c, hard: true) }",
+        json!({"c": grace}),
+    )
+    .await;
+    let s = app
+        .ok(
+            &key,
+            "{ suppression(email: \"grace@example.com\") { reason } suppressions { reason } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s["suppression"]["reason"], "ERASED");
+    assert_eq!(s["suppressions"], json!([{"reason": "ERASED"}]));
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = app.db.get_database_backend();
+    let events = app
+        .db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT id FROM consent_events",
+        ))
+        .await
+        .unwrap();
+    assert!(events.is_empty(), "consent history went with the person");
+    let kept = app
+        .db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT email_hash FROM suppressions",
+        ))
+        .await
+        .unwrap();
+    let hash: String = kept[0].try_get("", "email_hash").unwrap();
+    assert!(!hash.contains('@'), "only the hash is kept");
+    // Re-imported, the address is still blocked.
+    let again = contact(&app, &key, "grace@example.com").await;
+    app.ok(
+        &key,
+        RECORD,
+        json!({"c": again, "i": {"purpose": "MARKETING", "status": "GRANTED"}}),
+    )
+    .await;
+    let p = app.ok(&key, PERMISSION, json!({"c": again})).await["contact"].clone();
+    assert_eq!(
+        p["marketing"]["reason"],
+        "the address is suppressed (erased)"
+    );
+    let (code, _) = app
+        .err(
+            &key,
+            "mutation { suppressEmail(email: \"not an address\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+}
