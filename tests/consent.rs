@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 both_backends!(
     consent_is_an_append_only_history,
     suppression_blocks_marketing_and_survives_erasure,
+    unsubscribe_and_confirmation_links,
 );
 
 async fn contact(app: &TestApp, key: &str, email: &str) -> Value {
@@ -196,4 +197,139 @@ async fn suppression_blocks_marketing_and_survives_erasure(app: TestApp) {
         )
         .await;
     assert_eq!(code, "VALIDATION");
+}
+
+fn token_of(url: &str) -> String {
+    url.split_once("token=").unwrap().1.to_string()
+}
+
+async fn unsubscribe_and_confirmation_links(app: TestApp) {
+    let key = app.workspace("Links").await;
+    let ada = contact(&app, &key, "ada@example.com").await;
+    app.ok(
+        &key,
+        RECORD,
+        json!({"c": ada, "i": {"purpose": "MARKETING", "status": "GRANTED"}}),
+    )
+    .await;
+    let url = app
+        .ok(
+            &key,
+            "query($c: ID!) { contact(id: $c) { unsubscribeUrl } }",
+            json!({"c": ada}),
+        )
+        .await["contact"]["unsubscribeUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.starts_with("http://") && url.contains("/unsubscribe?token="),
+        "{url}"
+    );
+    let token = token_of(&url);
+    let http = reqwest::Client::new();
+    let link = format!("{}/unsubscribe?token={token}", app.base);
+
+    // A GET (a mail scanner, a preview) shows a button and changes nothing.
+    let page = http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<form method=\"post\""));
+    let p = app.ok(&key, PERMISSION, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(p["marketing"]["allowed"], true);
+
+    // RFC 8058 one-click: a POST withdraws at once, with the proof kept.
+    let done = http
+        .post(&link)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("User-Agent", "MailClient/1.0")
+        .header("X-Forwarded-For", "198.51.100.4, 10.0.0.1")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let q = "query($c: ID!) { contact(id: $c) { emailPermission(purpose: MARKETING) { allowed reason } consentHistory { status source ip userAgent } } }";
+    let after = app.ok(&key, q, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(after["emailPermission"]["allowed"], false);
+    let last = after["consentHistory"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last,
+        json!({"status": "WITHDRAWN", "source": "unsubscribe link", "ip": "198.51.100.4", "userAgent": "MailClient/1.0"})
+    );
+    // Twice is the same as once.
+    assert_eq!(http.post(&link).send().await.unwrap().status(), 200);
+    let again = app.ok(&key, q, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(again["consentHistory"].as_array().unwrap().len(), 2);
+
+    // An altered link is refused and records nothing.
+    let (body, mac) = token.split_once('.').unwrap();
+    let flipped: String = mac
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                if c == 'A' { 'B' } else { 'A' }
+            } else {
+                c
+            }
+        })
+        .collect();
+    for bad in [
+        format!("{body}.{flipped}"),
+        "garbage".to_string(),
+        format!("{body}x.{mac}"),
+    ] {
+        let r = http
+            .post(format!("{}/unsubscribe?token={bad}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let unchanged = app.ok(&key, q, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(unchanged["consentHistory"].as_array().unwrap().len(), 2);
+
+    // Double opt-in: pending until the person follows the link.
+    let grace = contact(&app, &key, "grace@example.com").await;
+    let req = app
+        .ok(
+            &key,
+            "mutation($c: ID!) { requestConsent(contactId: $c, source: \"signup form\") { consent { status } confirmUrl } }",
+            json!({"c": grace}),
+        )
+        .await;
+    assert_eq!(req["requestConsent"]["consent"]["status"], "PENDING");
+    let confirm = token_of(req["requestConsent"]["confirmUrl"].as_str().unwrap());
+    let p = app.ok(&key, PERMISSION, json!({"c": grace})).await["contact"].clone();
+    assert_eq!(p["marketing"]["reason"], "marketing consent is pending");
+    // An unsubscribe token does not confirm anything.
+    let wrong = http
+        .get(format!("{}/consent/confirm?token={token}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 400);
+    let ok = http
+        .get(format!("{}/consent/confirm?token={confirm}", app.base))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let p = app.ok(&key, q, json!({"c": grace})).await["contact"].clone();
+    assert_eq!(p["emailPermission"]["allowed"], true);
+    let last = p["consentHistory"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["status"], "GRANTED");
+    assert_eq!(last["source"], "double opt-in confirmation");
+    assert_eq!(last["ip"], "203.0.113.9");
 }

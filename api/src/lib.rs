@@ -4,4 +4,5 @@
 pub mod error;
 pub mod graphql;
 pub mod keys;
+pub mod links;
 pub mod server;

@@ -43,6 +43,10 @@ enum Command {
         /// Seconds a verified API key is trusted before it is looked up again (0: always).
         #[arg(long, env = "RAPPORT_KEY_CACHE_SECONDS", default_value_t = 5)]
         key_cache_seconds: u64,
+        /// The address people reach this server at, for unsubscribe and confirmation
+        /// links (default: http:// + --addr).
+        #[arg(long, env = "RAPPORT_PUBLIC_URL")]
+        public_url: Option<String>,
         /// Do not keep scores fresh in this process (when another process does).
         #[arg(long, env = "RAPPORT_NO_SCHEDULER")]
         no_scheduler: bool,
@@ -234,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
             demo,
             demo_contacts,
             key_cache_seconds,
+            public_url,
             no_scheduler,
             score_changes_seconds,
             rescore_hours,
@@ -252,10 +257,12 @@ async fn main() -> anyhow::Result<()> {
                 rescore_every: hours(rescore_hours),
                 retrain_every: hours(retrain_hours),
             });
+            let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
             serve(
                 conn,
                 addr,
                 std::time::Duration::from_secs(key_cache_seconds),
+                &public_url,
                 schedule,
             )
             .await?;
@@ -410,6 +417,7 @@ async fn serve(
     conn: sea_orm::DatabaseConnection,
     addr: SocketAddr,
     key_ttl: std::time::Duration,
+    public_url: &str,
     schedule: Option<analytics::schedule::Schedule>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -424,7 +432,7 @@ async fn serve(
     });
     axum::serve(
         listener,
-        rapport_api::server::router_with(conn.clone(), key_ttl),
+        rapport_api::server::router_with(conn.clone(), key_ttl, public_url),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;

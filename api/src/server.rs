@@ -28,22 +28,39 @@ pub struct ApiContext {
 /// How long a verified API key is trusted before it is checked again, by default.
 pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(5);
 
-/// The router over `db`, with the default key cache.
-pub fn router(db: DatabaseConnection) -> Router {
-    router_with(db, DEFAULT_KEY_TTL)
+/// The address links in emails start with, when none is configured.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+impl ApiContext {
+    /// The database.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
 }
 
-/// The router over `db`, trusting a verified key for `key_ttl`.
-pub fn router_with(db: DatabaseConnection, key_ttl: Duration) -> Router {
+/// The router over `db`, with the default key cache and public URL.
+pub fn router(db: DatabaseConnection) -> Router {
+    router_with(db, DEFAULT_KEY_TTL, DEFAULT_PUBLIC_URL)
+}
+
+/// The router over `db`, trusting a verified key for `key_ttl`; links it hands out
+/// start with `public_url`.
+pub fn router_with(db: DatabaseConnection, key_ttl: Duration, public_url: &str) -> Router {
     let keys = Arc::new(VerifiedKeys::new(key_ttl));
+    let public = graphql::PublicUrl(public_url.trim_end_matches('/').to_string());
     let ctx = ApiContext {
-        schema: graphql::build(db.clone(), keys.clone()),
+        schema: graphql::build(db.clone(), keys.clone(), public),
         db,
         keys,
     };
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_handler))
         .route("/healthz", get(healthz))
+        .route(
+            "/unsubscribe",
+            get(crate::links::unsubscribe_page).post(crate::links::unsubscribe),
+        )
+        .route("/consent/confirm", get(crate::links::confirm))
         .layer(TraceLayer::new_for_http())
         .with_state(ctx)
 }

@@ -15,6 +15,7 @@ use sea_orm::{
 use crate::auth::Principal;
 use crate::clock;
 use crate::error::{EngineError, Result};
+use crate::links;
 use crate::records::{self, Deleted};
 use crate::suppression;
 use crate::values::{
@@ -50,8 +51,19 @@ pub async fn record(
     input: ConsentInput,
 ) -> Result<consent_event::Model> {
     who.require(Scope::Write)?;
-    records::get_with::<contact::Entity>(db, who.workspace_id, contact_id, Deleted::Exclude)
-        .await?;
+    append(db, who.workspace_id, who.key_id, contact_id, input).await
+}
+
+/// Appends an event without a caller's scope check: for the contact's own acts (following
+/// an unsubscribe or confirmation link), which carry a signed claim instead.
+async fn append(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    key_id: Option<i64>,
+    contact_id: i64,
+    input: ConsentInput,
+) -> Result<consent_event::Model> {
+    records::get_with::<contact::Entity>(db, workspace_id, contact_id, Deleted::Exclude).await?;
     let channel = match input.channel.as_deref() {
         Some(c) => ConsentChannel::parse("channel", c)?,
         None => ConsentChannel::Email,
@@ -75,7 +87,7 @@ pub async fn record(
         Ok(Text::parse_opt(field, v, max)?.map(Text::into_string))
     };
     Ok(consent_event::ActiveModel {
-        workspace_id: Set(who.workspace_id),
+        workspace_id: Set(workspace_id),
         contact_id: Set(contact_id),
         channel: Set(channel.as_str().to_string()),
         purpose: Set(purpose.as_str().to_string()),
@@ -86,7 +98,7 @@ pub async fn record(
         proof_user_agent: Set(text("userAgent", input.user_agent.as_deref(), 500)?),
         proof_form: Set(text("form", input.form.as_deref(), 500)?),
         recorded_at: Set(clock::now()),
-        recorded_by_key_id: Set(who.key_id),
+        recorded_by_key_id: Set(key_id),
         ..Default::default()
     }
     .insert(db)
@@ -176,4 +188,114 @@ pub async fn may_email(
         ) => Decision::Blocked(format!("transactional email is {s}")),
         (ConsentPurpose::Transactional, _) => Decision::Allowed,
     })
+}
+
+/// Starts a double opt-in: records `pending` and returns the signed confirmation token
+/// (valid [`links::CONFIRM_VALID_DAYS`] days) for the email that asks the person to confirm.
+pub async fn request(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    contact_id: i64,
+    purpose: ConsentPurpose,
+    source: Option<String>,
+) -> Result<(consent_event::Model, String)> {
+    let pending = record(
+        db,
+        who,
+        contact_id,
+        ConsentInput {
+            purpose: purpose.as_str().into(),
+            status: ConsentStatus::Pending.as_str().into(),
+            source,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let token = links::sign(
+        db,
+        &links::Claim {
+            ws: who.workspace_id,
+            contact: contact_id,
+            action: links::Action::Confirm,
+            purpose: purpose.as_str().into(),
+            exp: Some(clock::now().timestamp() + links::CONFIRM_VALID_DAYS * 86_400),
+        },
+    )
+    .await?;
+    Ok((pending, token))
+}
+
+/// The token of a contact's unsubscribe link for `purpose` (it does not expire).
+pub async fn unsubscribe_token(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    contact_id: i64,
+    purpose: ConsentPurpose,
+) -> Result<String> {
+    records::get_with::<contact::Entity>(db, workspace_id, contact_id, Deleted::Exclude).await?;
+    links::sign(
+        db,
+        &links::Claim {
+            ws: workspace_id,
+            contact: contact_id,
+            action: links::Action::Unsubscribe,
+            purpose: purpose.as_str().into(),
+            exp: None,
+        },
+    )
+    .await
+}
+
+/// What the browser told us when a link was followed: the proof kept with the event.
+#[derive(Clone, Debug, Default)]
+pub struct Proof {
+    /// The client's address.
+    pub ip: Option<String>,
+    /// Its user agent.
+    pub user_agent: Option<String>,
+}
+
+/// Carries out a followed link: withdraws (unsubscribe) or grants (confirm) consent for
+/// the claim's purpose. Following it twice records nothing new the second time.
+pub async fn follow(
+    db: &impl ConnectionTrait,
+    token: &str,
+    proof: Proof,
+) -> Result<(links::Claim, consent_event::Model)> {
+    let claim = links::verify(db, token).await?;
+    let (status, source) = match claim.action {
+        links::Action::Unsubscribe => (ConsentStatus::Withdrawn, "unsubscribe link"),
+        links::Action::Confirm => (ConsentStatus::Granted, "double opt-in confirmation"),
+    };
+    let events = history(db, claim.ws, &[claim.contact]).await?;
+    let latest = events
+        .get(&claim.contact)
+        .map(|h| current(h))
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.channel == ConsentChannel::Email.as_str() && e.purpose == claim.purpose)
+        .cloned();
+    if let Some(e) = latest
+        && e.status == status.as_str()
+    {
+        return Ok((claim, e));
+    }
+    let event = append(
+        db,
+        claim.ws,
+        None,
+        claim.contact,
+        ConsentInput {
+            purpose: claim.purpose.clone(),
+            status: status.as_str().into(),
+            source: Some(source.into()),
+            // A proxy may hand us anything; an address that does not parse is left out
+            // rather than failing the person's click.
+            ip: proof.ip.filter(|ip| ip.trim().parse::<IpAddr>().is_ok()),
+            user_agent: proof.user_agent.map(|ua| ua.chars().take(500).collect()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok((claim, event))
 }

@@ -19,6 +19,7 @@ pub mod duplicates;
 pub mod error;
 pub mod events;
 pub mod inquiries;
+pub mod links;
 pub mod models;
 pub mod pagination;
 pub mod records;

@@ -11,6 +11,7 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 mod m0001_crm_graph;
 mod m0002_intelligence;
 mod m0003_consent;
+mod m0004_link_secrets;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_crm_graph::Migration),
             Box::new(m0002_intelligence::Migration),
             Box::new(m0003_consent::Migration),
+            Box::new(m0004_link_secrets::Migration),
         ]
     }
 }

@@ -30,6 +30,7 @@ pub mod entities {
     pub mod team;
     pub mod user;
     pub mod workspace;
+    pub mod workspace_secret;
 }
 
 pub use entities::*;

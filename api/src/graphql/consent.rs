@@ -11,6 +11,7 @@ use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
 use crate::error::{OrGraphql, to_graphql};
+use crate::graphql::PublicUrl;
 use crate::graphql::batching::Dispatcher;
 use crate::graphql::enums::{
     ConsentChannel, ConsentPurpose, ConsentStatus, LawfulBasis, SuppressionReason,
@@ -228,6 +229,30 @@ impl ConsentQuery {
     }
 }
 
+/// `contact.unsubscribeUrl(purpose)`.
+pub async fn unsubscribe_url(
+    ctx: &Context<'_>,
+    contact: i64,
+    purpose: ConsentPurpose,
+) -> Result<String> {
+    let who = principal(ctx)?;
+    let db = ctx.data_unchecked::<DatabaseConnection>();
+    let token = consent::unsubscribe_token(db, who.workspace_id, contact, purpose.into())
+        .await
+        .gql()?;
+    let base = &ctx.data_unchecked::<PublicUrl>().0;
+    Ok(format!("{base}/unsubscribe?token={token}"))
+}
+
+/// A double opt-in started.
+#[derive(SimpleObject)]
+pub struct ConsentRequest {
+    /// The `pending` event recorded.
+    pub consent: ConsentRecord,
+    /// The link the person follows to confirm (valid 7 days).
+    pub confirm_url: String,
+}
+
 /// Recording consent and managing the suppression list.
 #[derive(Default)]
 pub struct ConsentMutation;
@@ -263,6 +288,34 @@ impl ConsentMutation {
                 .await
                 .gql()?,
         ))
+    }
+
+    /// Starts a double opt-in: records `pending` and returns the signed confirmation link
+    /// to send to the person; following it grants the consent, with its IP and browser
+    /// kept as proof.
+    async fn request_consent(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        #[graphql(default_with = "ConsentPurpose::Marketing")] purpose: ConsentPurpose,
+        source: Option<String>,
+    ) -> Result<ConsentRequest> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let (event, token) = consent::request(
+            db,
+            who,
+            parse_id("contactId", &contact_id)?,
+            purpose.into(),
+            source,
+        )
+        .await
+        .gql()?;
+        let base = &ctx.data_unchecked::<PublicUrl>().0;
+        Ok(ConsentRequest {
+            consent: ConsentRecord(event),
+            confirm_url: format!("{base}/consent/confirm?token={token}"),
+        })
     }
 
     /// Puts an address on the suppression list: no marketing email will go to it.

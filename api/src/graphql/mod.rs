@@ -19,6 +19,10 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
+/// Where this server is reached from outside, for links in emails (no trailing slash).
+#[derive(Clone, Debug)]
+pub struct PublicUrl(pub String);
+
 /// Every read: the CRM graph and the models.
 #[derive(MergedObject, Default)]
 pub struct Queries(
@@ -41,10 +45,11 @@ pub type RapportSchema = Schema<Queries, Mutations, EmptySubscription>;
 
 /// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
 /// ask for an unbounded amount of work.
-pub fn build(db: DatabaseConnection, keys: Arc<VerifiedKeys>) -> RapportSchema {
+pub fn build(db: DatabaseConnection, keys: Arc<VerifiedKeys>, public: PublicUrl) -> RapportSchema {
     Schema::build(Queries::default(), Mutations::default(), EmptySubscription)
         .data(db)
         .data(keys)
+        .data(public)
         .limit_depth(16)
         .limit_complexity(20_000)
         .finish()

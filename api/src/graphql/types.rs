@@ -185,6 +185,15 @@ impl Contact {
     ) -> Result<Vec<crate::graphql::consent::ConsentRecord>> {
         crate::graphql::consent::current(ctx, self.0.id).await
     }
+    /// The signed one-click unsubscribe link to put in an email to this contact (it does
+    /// not expire; `POST` to it unsubscribes, `GET` shows a confirmation button).
+    async fn unsubscribe_url(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "ConsentPurpose::Marketing")] purpose: ConsentPurpose,
+    ) -> Result<String> {
+        crate::graphql::consent::unsubscribe_url(ctx, self.0.id, purpose).await
+    }
     /// Every consent event, oldest first.
     async fn consent_history(
         &self,
