@@ -6,6 +6,7 @@
 
 pub mod activities;
 pub mod analytics;
+pub mod audiences;
 pub mod auth;
 pub mod clock;
 pub mod commerce;

@@ -67,6 +67,7 @@ record!(order_line, "OrderLine");
 record!(event, "Event");
 record!(contact_merge, "ContactMerge");
 record!(api_key, "ApiKey");
+record!(segment, "Segment", soft);
 
 /// Which rows a query sees with respect to soft deletion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

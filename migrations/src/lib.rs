@@ -12,6 +12,7 @@ mod m0001_crm_graph;
 mod m0002_intelligence;
 mod m0003_consent;
 mod m0004_link_secrets;
+mod m0005_segments;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_intelligence::Migration),
             Box::new(m0003_consent::Migration),
             Box::new(m0004_link_secrets::Migration),
+            Box::new(m0005_segments::Migration),
         ]
     }
 }

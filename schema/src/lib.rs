@@ -24,6 +24,7 @@ pub mod entities {
     pub mod product;
     pub mod score;
     pub mod score_history;
+    pub mod segment;
     pub mod stage;
     pub mod suppression;
     pub mod task;

@@ -21,6 +21,13 @@ pub struct Counted {
     count: Box<dyn Fn() -> CountFuture + Send + Sync>,
 }
 
+impl Counted {
+    /// The count, for callers that need it outside a response.
+    pub async fn count(&self) -> Result<u64> {
+        (self.count)().await
+    }
+}
+
 #[Object]
 impl Counted {
     /// How many rows match, on all pages together.

@@ -1,5 +1,6 @@
 //! The GraphQL schema of the CRM graph.
 
+pub mod audiences;
 pub mod batching;
 pub mod connection;
 pub mod consent;
@@ -30,6 +31,7 @@ pub struct Queries(
     intelligence::IntelligenceQuery,
     reports::ReportsQuery,
     consent::ConsentQuery,
+    audiences::SegmentQuery,
 );
 
 /// Every write.
@@ -38,6 +40,7 @@ pub struct Mutations(
     mutations::Mutation,
     intelligence::IntelligenceMutation,
     consent::ConsentMutation,
+    audiences::SegmentMutation,
 );
 
 /// Rapport's schema type.

@@ -1,0 +1,216 @@
+//! Segments on the graph: saved contact filters with their live members and a preview.
+// Resolvers take Relay's four paging arguments plus order: the GraphQL signature.
+#![allow(clippy::too_many_arguments)]
+
+use async_graphql::{
+    Context, ID, InputObject, InputType, Json, MaybeUndefined, Object, Result, SimpleObject,
+};
+use chrono::{DateTime, Utc};
+use rapport_engine::audiences;
+use rapport_engine::records::{self, Deleted};
+use rapport_engine::values::Patch;
+use rapport_schema as s;
+use sea_orm::DatabaseConnection;
+
+use crate::error::{OrGraphql, invalid};
+use crate::graphql::connection::{Conn, ConnArgs};
+use crate::graphql::filters::{ContactFilter, ContactOrder};
+use crate::graphql::ids::{parse_id, to_id};
+use crate::graphql::types::{Contact, contact_lists, principal};
+
+/// A segment as a client writes it.
+#[derive(InputObject)]
+pub struct SegmentInput {
+    pub name: Option<String>,
+    pub description: MaybeUndefined<String>,
+    /// Which contacts belong: the same filter `contacts(filter:)` takes.
+    pub filter: Option<ContactFilter>,
+}
+
+impl SegmentInput {
+    fn into_engine(self) -> Result<audiences::SegmentInput> {
+        let filter = match self.filter {
+            None => None,
+            Some(f) => {
+                // Built once now, so a filter that cannot run is refused on save.
+                f.condition().gql()?;
+                Some(f.to_value().into_json()?)
+            }
+        };
+        Ok(audiences::SegmentInput {
+            name: self.name,
+            description: match self.description {
+                MaybeUndefined::Undefined => Patch::Keep,
+                MaybeUndefined::Null => Patch::Clear,
+                MaybeUndefined::Value(d) => Patch::Set(d),
+            },
+            filter,
+        })
+    }
+}
+
+fn stored_filter(segment: &s::segment::Model) -> Result<ContactFilter> {
+    let value = async_graphql::Value::from_json(segment.filter.clone())?;
+    ContactFilter::parse(Some(value)).map_err(|e| {
+        invalid(
+            "filter",
+            format!(
+                "the saved filter no longer parses: {}",
+                e.into_server_error(Default::default()).message
+            ),
+        )
+    })
+}
+
+/// A count and a few members.
+#[derive(SimpleObject)]
+pub struct SegmentPreview {
+    /// Contacts in the segment now.
+    pub count: u64,
+    /// The first of them, by id.
+    pub sample: Vec<Contact>,
+}
+
+/// A saved audience of contacts.
+pub struct Segment(pub s::segment::Model);
+
+#[Object]
+impl Segment {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// The saved filter.
+    async fn filter(&self) -> Json<serde_json::Value> {
+        Json(self.0.filter.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The members now: the filter is evaluated on every read.
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        order_by: Option<Vec<ContactOrder>>,
+    ) -> Result<Conn<Contact>> {
+        contact_lists::all(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            Some(stored_filter(&self.0)?),
+            order_by,
+        )
+        .await
+    }
+    /// How many contacts are in it now, and a sample.
+    async fn preview(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 5)] sample: i32,
+    ) -> Result<SegmentPreview> {
+        if !(0..=100).contains(&sample) {
+            return Err(invalid("sample", "must be between 0 and 100"));
+        }
+        let conn = contact_lists::all(
+            ctx,
+            ConnArgs::new(Some(sample), None, None, None),
+            Some(stored_filter(&self.0)?),
+            None,
+        )
+        .await?;
+        let count = conn.additional_fields.count().await?;
+        Ok(SegmentPreview {
+            count,
+            sample: conn.edges.into_iter().map(|e| e.node).collect(),
+        })
+    }
+}
+
+/// Reading segments.
+#[derive(Default)]
+pub struct SegmentQuery;
+
+#[Object]
+impl SegmentQuery {
+    async fn segment(&self, ctx: &Context<'_>, id: ID) -> Result<Segment> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(Segment(
+            records::get::<s::segment::Entity>(db, who.workspace_id, parse_id("id", &id)?)
+                .await
+                .gql()?,
+        ))
+    }
+    /// Every segment, by name.
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
+        use sea_orm::QueryOrder;
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(
+            records::scoped::<s::segment::Entity>(who.workspace_id, Deleted::Exclude)
+                .order_by_asc(s::segment::Column::Name)
+                .order_by_asc(s::segment::Column::Id)
+                .all(db)
+                .await
+                .map_err(|e| crate::error::to_graphql(e.into()))?
+                .into_iter()
+                .map(Segment)
+                .collect(),
+        )
+    }
+}
+
+/// Writing segments.
+#[derive(Default)]
+pub struct SegmentMutation;
+
+#[Object]
+impl SegmentMutation {
+    async fn create_segment(&self, ctx: &Context<'_>, input: SegmentInput) -> Result<Segment> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        if input.filter.is_none() {
+            return Err(invalid("filter", "a segment needs a filter"));
+        }
+        Ok(Segment(
+            audiences::create(db, who, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
+    }
+    async fn update_segment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: SegmentInput,
+    ) -> Result<Segment> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(Segment(
+            audiences::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
+    }
+    /// Moves a segment to the trash.
+    async fn delete_segment(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let who = principal(ctx)?;
+        who.require(rapport_engine::values::Scope::Write).gql()?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        records::soft_delete::<s::segment::Entity>(db, who.workspace_id, parse_id("id", &id)?)
+            .await
+            .gql()?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,107 @@
+//! Segments: saved filters whose members are evaluated on every read.
+
+use rapport_tests::TestApp;
+use rapport_tests::both_backends;
+use serde_json::json;
+
+both_backends!(segments_are_live_saved_filters);
+
+async fn segments_are_live_saved_filters(app: TestApp) {
+    let key = app.workspace("Segments").await;
+    let people: Vec<_> = (0..12)
+        .map(|i| {
+            json!({
+                "email": format!("p{i}@example.com"),
+                "firstName": format!("P{i}"),
+                "lastName": "Example",
+                "lifecycleStage": if i % 2 == 0 { "CUSTOMER" } else { "LEAD" },
+                "tags": if i % 3 == 0 { json!(["vip"]) } else { json!([]) },
+            })
+        })
+        .collect();
+    app.ok(
+        &key,
+        "mutation($c: [ContactInput!]!) { bulkUpsertContacts(contacts: $c) { created } }",
+        json!({"c": people}),
+    )
+    .await;
+    // Customers tagged vip: 0, 6 (every 6th of 0..12).
+    let created = app
+        .ok(
+            &key,
+            "mutation { createSegment(input: {name: \"VIP customers\", description: \"for the launch\", filter: {lifecycleStage: {eq: CUSTOMER}, tags: {has: \"vip\"}}}) { id name filter preview(sample: 5) { count sample { email } } } }",
+            json!({}),
+        )
+        .await;
+    let segment = &created["createSegment"];
+    assert_eq!(segment["preview"]["count"], 2);
+    let mut sample: Vec<&str> = segment["preview"]["sample"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["email"].as_str().unwrap())
+        .collect();
+    sample.sort();
+    assert_eq!(sample, ["p0@example.com", "p6@example.com"]);
+    let id = segment["id"].clone();
+
+    // Membership is evaluated on read: a new VIP customer is in at once.
+    app.ok(
+        &key,
+        "mutation { createContact(input: {email: \"new@example.com\", firstName: \"N\", lastName: \"New\", lifecycleStage: CUSTOMER, tags: [\"vip\"]}) { id } }",
+        json!({}),
+    )
+    .await;
+    let q = "query($id: ID!) { segment(id: $id) { preview { count } contacts(first: 10) { totalCount edges { node { email } } } } }";
+    let now = app.ok(&key, q, json!({"id": id})).await;
+    assert_eq!(now["segment"]["preview"]["count"], 3);
+    assert_eq!(now["segment"]["contacts"]["totalCount"], 3);
+
+    // Changing the filter changes the members.
+    app.ok(
+        &key,
+        "mutation($id: ID!) { updateSegment(id: $id, input: {filter: {lifecycleStage: {eq: LEAD}}}) { id } }",
+        json!({"id": id}),
+    )
+    .await;
+    let leads = app.ok(&key, q, json!({"id": id})).await;
+    assert_eq!(leads["segment"]["preview"]["count"], 6);
+
+    // Bad input is refused with a clear code; other workspaces see nothing.
+    let (code, _) = app
+        .err(
+            &key,
+            "mutation { createSegment(input: {name: \"x\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    let (code, _) = app
+        .err(
+            &key,
+            "mutation { createSegment(input: {name: \"\", filter: {}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    let (code, _) = app
+        .err(
+            &key,
+            "mutation { createSegment(input: {name: \"x\", filter: {nope: 1}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    let other = app.workspace("Other").await;
+    let (code, _) = app.err(&other, q, json!({"id": id})).await;
+    assert_eq!(code, "NOT_FOUND");
+
+    app.ok(
+        &key,
+        "mutation($id: ID!) { deleteSegment(id: $id) }",
+        json!({"id": id}),
+    )
+    .await;
+    let list = app.ok(&key, "{ segments { id } }", json!({})).await;
+    assert_eq!(list["segments"], json!([]));
+}
