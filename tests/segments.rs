@@ -1,10 +1,14 @@
-//! Segments: saved filters whose members are evaluated on every read.
+//! The audience and content of campaigns: segments (saved filters whose members are
+//! evaluated on every read) and email templates (checked on save, previewed per contact).
 
 use rapport_tests::TestApp;
 use rapport_tests::both_backends;
 use serde_json::json;
 
-both_backends!(segments_are_live_saved_filters);
+both_backends!(
+    segments_are_live_saved_filters,
+    templates_are_checked_on_save
+);
 
 async fn segments_are_live_saved_filters(app: TestApp) {
     let key = app.workspace("Segments").await;
@@ -104,4 +108,87 @@ async fn segments_are_live_saved_filters(app: TestApp) {
     .await;
     let list = app.ok(&key, "{ segments { id } }", json!({})).await;
     assert_eq!(list["segments"], json!([]));
+}
+
+async fn templates_are_checked_on_save(app: TestApp) {
+    let key = app.workspace("Templates").await;
+    let ada = app
+        .ok(
+            &key,
+            "mutation { createCompany(input: {name: \"Analytical Engines\", domain: \"engines.example\"}) { id } }",
+            json!({}),
+        )
+        .await["createCompany"]["id"]
+        .clone();
+    let ada = app
+        .ok(
+            &key,
+            "mutation($co: ID!) { createContact(input: {email: \"ada@example.com\", firstName: \"Ada\", lastName: \"Lovelace\", companyId: $co, attributes: {plan: \"<pro>\"}}) { id } }",
+            json!({"co": ada}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    let nameless = app
+        .ok(&key, "mutation { createContact(input: {email: \"x@example.com\", firstName: \"\", lastName: \"X\"}) { id } }", json!({}))
+        .await["createContact"]["id"]
+        .clone();
+    let t = app
+        .ok(
+            &key,
+            "mutation($i: EmailTemplateInput!) { createEmailTemplate(input: $i) { id name } }",
+            json!({"i": {
+                "name": "Welcome",
+                "subject": "Welcome, {{ contact.first_name | default('there') }}",
+                "html": "<p>{{ company.name | default('') }} on {{ contact.attributes.plan }}</p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>",
+                "text": "Hello {{ contact.name }}. Unsubscribe: {{ unsubscribe_url }}"
+            }}),
+        )
+        .await;
+    let id = t["createEmailTemplate"]["id"].clone();
+    let q = "query($t: ID!, $c: ID!) { emailTemplate(id: $t) { preview(contactId: $c) { subject html text } } }";
+    let p = app.ok(&key, q, json!({"t": id, "c": ada})).await["emailTemplate"]["preview"].clone();
+    assert_eq!(p["subject"], "Welcome, Ada");
+    assert!(
+        p["html"]
+            .as_str()
+            .unwrap()
+            .starts_with("<p>Analytical Engines on &lt;pro&gt;</p>"),
+        "{p}"
+    );
+    assert!(
+        p["text"].as_str().unwrap().contains("/unsubscribe?token="),
+        "{p}"
+    );
+    let fallback = app.ok(&key, q, json!({"t": id, "c": nameless})).await;
+    assert_eq!(
+        fallback["emailTemplate"]["preview"]["subject"],
+        "Welcome, there"
+    );
+
+    // A typo or a syntax error is refused when saved, naming the part and the variable.
+    let bad = |subject: &str| json!({"i": {"name": "Bad", "subject": subject, "text": "x"}});
+    let create = "mutation($i: EmailTemplateInput!) { createEmailTemplate(input: $i) { id } }";
+    let (code, message) = app
+        .err(&key, create, bad("Hi {{ contact.frist_name }}"))
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(
+        message.contains("unknown variable 'contact.frist_name'"),
+        "{message}"
+    );
+    let (code, message) = app
+        .err(&key, create, bad("Hi {{ contact.first_name "))
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.contains("does not parse"), "{message}");
+    let (_, message) = app
+        .err(&key, "mutation($id: ID!) { updateEmailTemplate(id: $id, input: {html: \"{{ password }}\"}) { id } }", json!({"id": id}))
+        .await;
+    assert!(message.contains("unknown variable 'password'"), "{message}");
+    // The saved template is unchanged by the refused update.
+    let still = app.ok(&key, q, json!({"t": id, "c": ada})).await;
+    assert_eq!(still["emailTemplate"]["preview"]["subject"], "Welcome, Ada");
+    let other = app.workspace("Other").await;
+    let (code, _) = app.err(&other, q, json!({"t": id, "c": ada})).await;
+    assert_eq!(code, "NOT_FOUND");
 }

@@ -27,6 +27,7 @@ pub mod records;
 pub mod suppression;
 pub mod tasks;
 pub mod team;
+pub mod templates;
 pub mod timeline;
 pub mod values;
 pub mod workspaces;

@@ -68,6 +68,7 @@ record!(event, "Event");
 record!(contact_merge, "ContactMerge");
 record!(api_key, "ApiKey");
 record!(segment, "Segment", soft);
+record!(email_template, "EmailTemplate", soft);
 
 /// Which rows a query sees with respect to soft deletion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -13,6 +13,7 @@ mod m0002_intelligence;
 mod m0003_consent;
 mod m0004_link_secrets;
 mod m0005_segments;
+mod m0006_email_templates;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_consent::Migration),
             Box::new(m0004_link_secrets::Migration),
             Box::new(m0005_segments::Migration),
+            Box::new(m0006_email_templates::Migration),
         ]
     }
 }

@@ -15,6 +15,7 @@ pub mod entities {
     pub mod contact_tag;
     pub mod deal;
     pub mod deal_stage_change;
+    pub mod email_template;
     pub mod event;
     pub mod inquiry;
     pub mod model_version;

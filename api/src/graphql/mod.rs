@@ -13,6 +13,7 @@ pub mod loaders;
 pub mod mutations;
 pub mod queries;
 pub mod reports;
+pub mod templates;
 pub mod types;
 
 use crate::keys::VerifiedKeys;
@@ -32,6 +33,7 @@ pub struct Queries(
     reports::ReportsQuery,
     consent::ConsentQuery,
     audiences::SegmentQuery,
+    templates::TemplateQuery,
 );
 
 /// Every write.
@@ -41,6 +43,7 @@ pub struct Mutations(
     intelligence::IntelligenceMutation,
     consent::ConsentMutation,
     audiences::SegmentMutation,
+    templates::TemplateMutation,
 );
 
 /// Rapport's schema type.

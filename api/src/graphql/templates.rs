@@ -1,0 +1,176 @@
+//! Email templates on the graph: saved after checking, previewed for any contact.
+
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use rapport_engine::records::{self, Deleted};
+use rapport_engine::values::{ConsentPurpose, Scope};
+use rapport_engine::{consent, templates};
+use rapport_schema as s;
+use sea_orm::DatabaseConnection;
+
+use crate::error::OrGraphql;
+use crate::graphql::PublicUrl;
+use crate::graphql::ids::{parse_id, to_id};
+use crate::graphql::types::principal;
+
+/// A template as a client writes it (Jinja syntax; see `contact.*`, `company.*`,
+/// `unsubscribe_url`).
+#[derive(InputObject)]
+pub struct EmailTemplateInput {
+    pub name: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+}
+
+impl From<EmailTemplateInput> for templates::EmailTemplateInput {
+    fn from(i: EmailTemplateInput) -> Self {
+        templates::EmailTemplateInput {
+            name: i.name,
+            subject: i.subject,
+            html: i.html,
+            text: i.text,
+        }
+    }
+}
+
+/// An email as one contact would receive it.
+#[derive(SimpleObject)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// A saved email template.
+pub struct EmailTemplate(pub s::email_template::Model);
+
+#[Object]
+impl EmailTemplate {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+    async fn html(&self) -> &str {
+        &self.0.html
+    }
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The email rendered for one contact, with their real unsubscribe link.
+    async fn preview(&self, ctx: &Context<'_>, contact_id: ID) -> Result<RenderedEmail> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let contact = parse_id("contactId", &contact_id)?;
+        let token =
+            consent::unsubscribe_token(db, who.workspace_id, contact, ConsentPurpose::Marketing)
+                .await
+                .gql()?;
+        let url = format!(
+            "{}/unsubscribe?token={token}",
+            ctx.data_unchecked::<PublicUrl>().0
+        );
+        let out = templates::render_for(db, who.workspace_id, &self.0, contact, &url)
+            .await
+            .gql()?;
+        Ok(RenderedEmail {
+            subject: out.subject,
+            html: out.html,
+            text: out.text,
+        })
+    }
+}
+
+/// Reading templates.
+#[derive(Default)]
+pub struct TemplateQuery;
+
+#[Object]
+impl TemplateQuery {
+    async fn email_template(&self, ctx: &Context<'_>, id: ID) -> Result<EmailTemplate> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(EmailTemplate(
+            records::get::<s::email_template::Entity>(db, who.workspace_id, parse_id("id", &id)?)
+                .await
+                .gql()?,
+        ))
+    }
+    /// Every template, by name.
+    async fn email_templates(&self, ctx: &Context<'_>) -> Result<Vec<EmailTemplate>> {
+        use sea_orm::QueryOrder;
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(
+            records::scoped::<s::email_template::Entity>(who.workspace_id, Deleted::Exclude)
+                .order_by_asc(s::email_template::Column::Name)
+                .order_by_asc(s::email_template::Column::Id)
+                .all(db)
+                .await
+                .map_err(|e| crate::error::to_graphql(e.into()))?
+                .into_iter()
+                .map(EmailTemplate)
+                .collect(),
+        )
+    }
+}
+
+/// Writing templates.
+#[derive(Default)]
+pub struct TemplateMutation;
+
+#[Object]
+impl TemplateMutation {
+    /// Saves a template; one that does not parse or names an unknown variable is refused
+    /// with the part and the variable named.
+    async fn create_email_template(
+        &self,
+        ctx: &Context<'_>,
+        input: EmailTemplateInput,
+    ) -> Result<EmailTemplate> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(EmailTemplate(
+            templates::create(db, who, input.into()).await.gql()?,
+        ))
+    }
+    async fn update_email_template(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: EmailTemplateInput,
+    ) -> Result<EmailTemplate> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(EmailTemplate(
+            templates::update(db, who, parse_id("id", &id)?, input.into())
+                .await
+                .gql()?,
+        ))
+    }
+    /// Moves a template to the trash.
+    async fn delete_email_template(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let who = principal(ctx)?;
+        who.require(Scope::Write).gql()?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        records::soft_delete::<s::email_template::Entity>(
+            db,
+            who.workspace_id,
+            parse_id("id", &id)?,
+        )
+        .await
+        .gql()?;
+        Ok(id)
+    }
+}
