@@ -333,3 +333,69 @@ async fn unsubscribe_and_confirmation_links(app: TestApp) {
     assert_eq!(last["source"], "double opt-in confirmation");
     assert_eq!(last["ip"], "203.0.113.9");
 }
+
+mod confirmation_email {
+    use rapport_tests::{Backend, SmtpServer, TestApp};
+    use serde_json::json;
+
+    async fn sent_over_smtp(backend: Backend) {
+        let smtp = SmtpServer::start();
+        let config = rapport_api::server::Config {
+            public_url: "https://crm.example".into(),
+            mail: Some(rapport_api::graphql::Mail {
+                mailer: rapport_engine::email::Mailer::configure(Some(&smtp.url), "unused".into())
+                    .unwrap(),
+                from: rapport_engine::values::EmailAddress::parse("from", "hello@crm.example")
+                    .unwrap(),
+            }),
+            ..Default::default()
+        };
+        let app = TestApp::spawn_with(backend, config).await;
+        let key = app.workspace("Mail").await;
+        let ada = super::contact(&app, &key, "ada@example.com").await;
+        let q = "mutation($c: ID!) { requestConsent(contactId: $c) { confirmUrl emailSent notSentBecause } }";
+        let r = app.ok(&key, q, json!({"c": ada})).await["requestConsent"].clone();
+        assert_eq!(r["emailSent"], true, "{r}");
+        let url = r["confirmUrl"].as_str().unwrap();
+        assert!(url.starts_with("https://crm.example/consent/confirm?token="));
+        // What the SMTP server received: one message, to Ada, with both parts and the link.
+        let received = smtp.received();
+        assert_eq!(received.len(), 1, "{received:?}");
+        let raw = &received[0];
+        assert!(raw.contains("To: ada@example.com"), "{raw}");
+        assert!(raw.contains("From: hello@crm.example"), "{raw}");
+        assert!(raw.contains("Subject: Please confirm your subscription"));
+        assert!(raw.contains("Message-ID: <") && raw.contains("@crm.example>"));
+        assert!(raw.contains("text/plain") && raw.contains("text/html"));
+        let unfolded = raw
+            .replace("=\r\n", "")
+            .replace("=\n", "")
+            .replace("=3D", "=");
+        assert!(unfolded.contains(url), "the link is in the message");
+        // A suppressed address gets nothing, and the caller is told why.
+        let grace = super::contact(&app, &key, "grace@example.com").await;
+        app.ok(
+            &key,
+            "mutation { suppressEmail(email: \"grace@example.com\", reason: HARD_BOUNCE) { id } }",
+            json!({}),
+        )
+        .await;
+        let r = app.ok(&key, q, json!({"c": grace})).await["requestConsent"].clone();
+        assert_eq!(r["emailSent"], false);
+        assert_eq!(
+            r["notSentBecause"],
+            "the address is suppressed (hard_bounce)"
+        );
+        assert_eq!(smtp.received().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        sent_over_smtp(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        sent_over_smtp(Backend::Postgres).await;
+    }
+}

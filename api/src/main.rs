@@ -47,6 +47,20 @@ enum Command {
         /// links (default: http:// + --addr).
         #[arg(long, env = "RAPPORT_PUBLIC_URL")]
         public_url: Option<String>,
+        /// SMTP server for outgoing mail (`smtp://user:pass@host:587`, `smtps://…`);
+        /// without it, mail is written as .eml files to --outbox.
+        #[arg(long, env = "RAPPORT_SMTP_URL")]
+        smtp_url: Option<String>,
+        /// Where mail goes when no SMTP server is configured.
+        #[arg(long, env = "RAPPORT_OUTBOX", default_value = "outbox")]
+        outbox: std::path::PathBuf,
+        /// The sender address of Rapport's own emails.
+        #[arg(
+            long,
+            env = "RAPPORT_MAIL_FROM",
+            default_value = "no-reply@rapport.localhost"
+        )]
+        mail_from: String,
         /// Do not keep scores fresh in this process (when another process does).
         #[arg(long, env = "RAPPORT_NO_SCHEDULER")]
         no_scheduler: bool,
@@ -239,6 +253,9 @@ async fn main() -> anyhow::Result<()> {
             demo_contacts,
             key_cache_seconds,
             public_url,
+            smtp_url,
+            outbox,
+            mail_from,
             no_scheduler,
             score_changes_seconds,
             rescore_hours,
@@ -258,11 +275,16 @@ async fn main() -> anyhow::Result<()> {
                 retrain_every: hours(retrain_hours),
             });
             let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+            let mail = rapport_api::graphql::Mail {
+                mailer: rapport_engine::email::Mailer::configure(smtp_url.as_deref(), outbox)?,
+                from: rapport_engine::values::EmailAddress::parse("--mail-from", &mail_from)?,
+            };
             serve(
                 conn,
                 addr,
                 std::time::Duration::from_secs(key_cache_seconds),
                 &public_url,
+                mail,
                 schedule,
             )
             .await?;
@@ -418,6 +440,7 @@ async fn serve(
     addr: SocketAddr,
     key_ttl: std::time::Duration,
     public_url: &str,
+    mail: rapport_api::graphql::Mail,
     schedule: Option<analytics::schedule::Schedule>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -432,7 +455,14 @@ async fn serve(
     });
     axum::serve(
         listener,
-        rapport_api::server::router_with(conn.clone(), key_ttl, public_url),
+        rapport_api::server::router_with(
+            conn.clone(),
+            rapport_api::server::Config {
+                key_ttl,
+                public_url: public_url.to_string(),
+                mail: Some(mail),
+            },
+        ),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;

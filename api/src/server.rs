@@ -38,18 +38,39 @@ impl ApiContext {
     }
 }
 
-/// The router over `db`, with the default key cache and public URL.
-pub fn router(db: DatabaseConnection) -> Router {
-    router_with(db, DEFAULT_KEY_TTL, DEFAULT_PUBLIC_URL)
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a verified API key is trusted before it is checked again.
+    pub key_ttl: Duration,
+    /// Where people reach the server, for links in emails.
+    pub public_url: String,
+    /// Where email goes; without it, confirmation emails are not sent (the link is still
+    /// returned to the caller).
+    pub mail: Option<graphql::Mail>,
 }
 
-/// The router over `db`, trusting a verified key for `key_ttl`; links it hands out
-/// start with `public_url`.
-pub fn router_with(db: DatabaseConnection, key_ttl: Duration, public_url: &str) -> Router {
-    let keys = Arc::new(VerifiedKeys::new(key_ttl));
-    let public = graphql::PublicUrl(public_url.trim_end_matches('/').to_string());
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            key_ttl: DEFAULT_KEY_TTL,
+            public_url: DEFAULT_PUBLIC_URL.into(),
+            mail: None,
+        }
+    }
+}
+
+/// The router over `db`, with the default configuration.
+pub fn router(db: DatabaseConnection) -> Router {
+    router_with(db, Config::default())
+}
+
+/// The router over `db`, configured.
+pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
+    let keys = Arc::new(VerifiedKeys::new(config.key_ttl));
+    let public = graphql::PublicUrl(config.public_url.trim_end_matches('/').to_string());
     let ctx = ApiContext {
-        schema: graphql::build(db.clone(), keys.clone(), public),
+        schema: graphql::build(db.clone(), keys.clone(), public, config.mail),
         db,
         keys,
     };

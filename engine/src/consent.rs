@@ -299,3 +299,60 @@ pub async fn follow(
     .await?;
     Ok((claim, event))
 }
+
+/// Emails the confirmation link of a double opt-in (`pending`, the event [`request`]
+/// recorded) to the contact, if transactional email may go to them (an address on file,
+/// not suppressed, not refused). Returns why not when it was not sent.
+pub async fn send_confirmation(
+    db: &impl ConnectionTrait,
+    mailer: &crate::email::Mailer,
+    sender: &EmailAddress,
+    pending: &consent_event::Model,
+    confirm_url: &str,
+) -> Result<Option<String>> {
+    let (workspace_id, contact_id, request_id) =
+        (pending.workspace_id, pending.contact_id, pending.id);
+    let purpose = ConsentPurpose::from_db(&pending.purpose);
+    if let Decision::Blocked(why) =
+        may_email(db, workspace_id, contact_id, ConsentPurpose::Transactional).await?
+    {
+        return Ok(Some(why));
+    }
+    let person = records::get::<contact::Entity>(db, workspace_id, contact_id).await?;
+    let to = EmailAddress::parse("email", person.email.as_deref().unwrap_or_default())?;
+    let greeting = if person.first_name.trim().is_empty() {
+        "Hello".to_string()
+    } else {
+        format!("Hello {}", person.first_name.trim())
+    };
+    let mail = crate::email::Outgoing {
+        from: sender.clone(),
+        from_name: None,
+        to,
+        subject: "Please confirm your subscription".into(),
+        html: format!(
+            "<p>{}</p><p>Please confirm that you want to receive our emails:</p>\
+             <p><a href=\"{confirm_url}\">Confirm my subscription</a></p>\
+             <p>If you did not ask for this, ignore this email.</p>",
+            html_escape(&greeting)
+        ),
+        text: format!(
+            "{greeting},\n\nPlease confirm that you want to receive our emails:\n{confirm_url}\n\n\
+             If you did not ask for this, ignore this email.\n"
+        ),
+        key: format!(
+            "consent-confirm/{workspace_id}/{contact_id}/{}/{request_id}",
+            purpose.as_str()
+        ),
+        unsubscribe_url: None,
+    };
+    mailer.send(crate::email::build(&mail)?).await?;
+    Ok(None)
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

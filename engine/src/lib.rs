@@ -17,6 +17,7 @@ pub mod db;
 pub mod deals;
 pub mod demo;
 pub mod duplicates;
+pub mod email;
 pub mod error;
 pub mod events;
 pub mod inquiries;

@@ -71,9 +71,85 @@ async fn database_url(backend: Backend) -> String {
     }
 }
 
+/// A real SMTP server (aiosmtpd) on a free loopback port, storing what it receives in a
+/// Maildir; stopped when dropped.
+pub struct SmtpServer {
+    /// `smtp://127.0.0.1:PORT`.
+    pub url: String,
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpServer {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // aiosmtpd creates the Maildir (and its tmp/new/cur) only if it does not exist.
+        let dir = std::env::temp_dir().join(format!("rapport_t_smtp_{}", unique_name()));
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd is required (scripts/test installs it)");
+        // Owned by the guard from here on, so every path kills and waits for it.
+        let server = SmtpServer {
+            url: format!("smtp://127.0.0.1:{port}"),
+            dir,
+            child,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("aiosmtpd did not start on port {port}");
+    }
+
+    /// The raw messages received so far.
+    pub fn received(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.join(sub)) {
+                for e in entries.flatten() {
+                    out.push(std::fs::read_to_string(e.path()).unwrap());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl TestApp {
     /// Starts a server on a fresh, migrated database.
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, rapport_api::server::Config::default()).await
+    }
+
+    /// Starts a server on a fresh, migrated database, configured.
+    pub async fn spawn_with(backend: Backend, config: rapport_api::server::Config) -> Self {
         let url = database_url(backend).await;
         let mut conn = db::connect(&url, 8).await.expect("connect");
         db::migrate(&conn).await.expect("migrate");
@@ -89,7 +165,7 @@ impl TestApp {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = rapport_api::server::router(conn.clone());
+        let router = rapport_api::server::router_with(conn.clone(), config);
         tokio::spawn(async move { axum::serve(listener, router).await.expect("server") });
         Self {
             base,

@@ -251,6 +251,11 @@ pub struct ConsentRequest {
     pub consent: ConsentRecord,
     /// The link the person follows to confirm (valid 7 days).
     pub confirm_url: String,
+    /// Whether the confirmation email went out (it does when the server has a mailer and
+    /// transactional email may go to the contact).
+    pub email_sent: bool,
+    /// Why it did not, when it did not.
+    pub not_sent_because: Option<String>,
 }
 
 /// Recording consent and managing the suppression list.
@@ -312,9 +317,20 @@ impl ConsentMutation {
         .await
         .gql()?;
         let base = &ctx.data_unchecked::<PublicUrl>().0;
+        let confirm_url = format!("{base}/consent/confirm?token={token}");
+        let not_sent_because = match ctx.data_unchecked::<Option<crate::graphql::Mail>>() {
+            None => Some("this server has no mailer configured".to_string()),
+            Some(mail) => {
+                consent::send_confirmation(db, &mail.mailer, &mail.from, &event, &confirm_url)
+                    .await
+                    .gql()?
+            }
+        };
         Ok(ConsentRequest {
             consent: ConsentRecord(event),
-            confirm_url: format!("{base}/consent/confirm?token={token}"),
+            confirm_url,
+            email_sent: not_sent_because.is_none(),
+            not_sent_because,
         })
     }
 

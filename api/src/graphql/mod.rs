@@ -25,6 +25,15 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct PublicUrl(pub String);
 
+/// Where email goes and who it is from.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    /// SMTP or an outbox directory.
+    pub mailer: rapport_engine::email::Mailer,
+    /// The sender address.
+    pub from: rapport_engine::values::EmailAddress,
+}
+
 /// Every read: the CRM graph and the models.
 #[derive(MergedObject, Default)]
 pub struct Queries(
@@ -51,11 +60,17 @@ pub type RapportSchema = Schema<Queries, Mutations, EmptySubscription>;
 
 /// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
 /// ask for an unbounded amount of work.
-pub fn build(db: DatabaseConnection, keys: Arc<VerifiedKeys>, public: PublicUrl) -> RapportSchema {
+pub fn build(
+    db: DatabaseConnection,
+    keys: Arc<VerifiedKeys>,
+    public: PublicUrl,
+    mail: Option<Mail>,
+) -> RapportSchema {
     Schema::build(Queries::default(), Mutations::default(), EmptySubscription)
         .data(db)
         .data(keys)
         .data(public)
+        .data(mail)
         .limit_depth(16)
         .limit_complexity(20_000)
         .finish()

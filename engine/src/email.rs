@@ -1,0 +1,186 @@
+//! Sending email: lettre over a pooled SMTP transport (`smtp://`, `smtps://`, STARTTLS
+//! and auth by URL, as lettre reads `RAPPORT_SMTP_URL`), or, with no SMTP configured,
+//! `.eml` files in an outbox directory so a demo works offline.
+//!
+//! Every message has an HTML and a plain-text part and a deterministic `Message-ID`, so
+//! the same logical email sent twice is recognisably the same message. Marketing messages
+//! carry `List-Unsubscribe` and `List-Unsubscribe-Post: List-Unsubscribe=One-Click`
+//! (RFC 8058).
+
+use std::path::PathBuf;
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sha2::{Digest, Sha256};
+
+use crate::error::{EngineError, Result};
+use crate::values::EmailAddress;
+
+/// Where mail goes.
+#[derive(Clone)]
+pub enum Mailer {
+    /// A real SMTP server.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `.eml` files in a directory.
+    Outbox(AsyncFileTransport<Tokio1Executor>, PathBuf),
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mailer::Smtp(_) => f.write_str("Mailer::Smtp"),
+            Mailer::Outbox(_, dir) => write!(f, "Mailer::Outbox({})", dir.display()),
+        }
+    }
+}
+
+impl Mailer {
+    /// SMTP when `url` is given (`smtp://user:pass@host:587?tls=required`, `smtps://…`),
+    /// else an outbox directory.
+    pub fn configure(url: Option<&str>, outbox: PathBuf) -> Result<Mailer> {
+        match url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| EngineError::invalid("RAPPORT_SMTP_URL", e.to_string()))?
+                    .build();
+                Ok(Mailer::Smtp(transport))
+            }
+            None => {
+                std::fs::create_dir_all(&outbox).map_err(|e| {
+                    EngineError::invalid(
+                        "outbox",
+                        format!("cannot create {}: {e}", outbox.display()),
+                    )
+                })?;
+                Ok(Mailer::Outbox(AsyncFileTransport::new(&outbox), outbox))
+            }
+        }
+    }
+
+    /// Sends one message.
+    pub async fn send(&self, message: Message) -> Result<()> {
+        let outcome = match self {
+            Mailer::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+            Mailer::Outbox(t, _) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+        };
+        // The server's words go to the log, not to the client: they can name hosts and paths.
+        outcome.map_err(|why| {
+            tracing::warn!(error = %why, "sending email failed");
+            EngineError::Conflict("the email could not be sent; the mail server refused it".into())
+        })
+    }
+}
+
+/// One email to one person.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// Sender.
+    pub from: EmailAddress,
+    /// Sender's display name.
+    pub from_name: Option<String>,
+    /// Recipient.
+    pub to: EmailAddress,
+    /// Subject line.
+    pub subject: String,
+    /// HTML part.
+    pub html: String,
+    /// Plain-text part.
+    pub text: String,
+    /// What makes this message unique, e.g. `consent-confirm/12/345/marketing`; the
+    /// Message-ID is derived from it.
+    pub key: String,
+    /// The one-click unsubscribe URL, for marketing mail.
+    pub unsubscribe_url: Option<String>,
+}
+
+/// The Message-ID of a logical message: a hash of its key at the sender's domain.
+pub fn message_id(key: &str, from: &EmailAddress) -> String {
+    let digest: String = Sha256::digest(key.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("<{digest}@{}>", from.domain())
+}
+
+/// Builds the MIME message.
+pub fn build(mail: &Outgoing) -> Result<Message> {
+    let from = Mailbox::new(
+        mail.from_name.clone(),
+        mail.from
+            .as_str()
+            .parse()
+            .map_err(|_| EngineError::invalid("from", "not a usable sender address"))?,
+    );
+    let to: Mailbox = mail
+        .to
+        .as_str()
+        .parse()
+        .map_err(|_| EngineError::invalid("to", "not a usable recipient address"))?;
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(mail.subject.clone())
+        .message_id(Some(message_id(&mail.key, &mail.from)));
+    if let Some(url) = &mail.unsubscribe_url {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ));
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            mail.text.clone(),
+            mail.html.clone(),
+        ))
+        .map_err(|e| EngineError::invalid("email", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(unsubscribe: Option<&str>) -> Outgoing {
+        Outgoing {
+            from: EmailAddress::parse("from", "news@rapport.example").unwrap(),
+            from_name: Some("Rapport".into()),
+            to: EmailAddress::parse("to", "ada@example.com").unwrap(),
+            subject: "Hello Ada".into(),
+            html: "<p>Hi</p>".into(),
+            text: "Hi".into(),
+            key: "campaign/1/7".into(),
+            unsubscribe_url: unsubscribe.map(String::from),
+        }
+    }
+
+    #[test]
+    fn message_ids_are_deterministic_per_key() {
+        let from = EmailAddress::parse("from", "news@rapport.example").unwrap();
+        assert_eq!(message_id("a", &from), message_id("a", &from));
+        assert_ne!(message_id("a", &from), message_id("b", &from));
+        assert!(message_id("a", &from).ends_with("@rapport.example>"));
+    }
+
+    #[test]
+    fn marketing_mail_carries_one_click_headers_and_both_parts() {
+        let raw = String::from_utf8(
+            build(&mail(Some("https://r.example/unsubscribe?token=a.b")))
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
+        assert!(
+            raw.contains("List-Unsubscribe: <https://r.example/unsubscribe?token=a.b>"),
+            "{raw}"
+        );
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(raw.contains("text/plain") && raw.contains("text/html"));
+        let plain = String::from_utf8(build(&mail(None)).unwrap().formatted()).unwrap();
+        assert!(!plain.contains("List-Unsubscribe"));
+    }
+}
