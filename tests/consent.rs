@@ -8,6 +8,7 @@ both_backends!(
     consent_is_an_append_only_history,
     suppression_blocks_marketing_and_survives_erasure,
     unsubscribe_and_confirmation_links,
+    bounce_webhook_suppresses,
 );
 
 async fn contact(app: &TestApp, key: &str, email: &str) -> Value {
@@ -398,4 +399,111 @@ mod confirmation_email {
     async fn postgres() {
         sent_over_smtp(Backend::Postgres).await;
     }
+}
+
+async fn bounce_webhook_suppresses(app: TestApp) {
+    let key = app.workspace("Bounces").await;
+    let ada = contact(&app, &key, "ada@example.com").await;
+    app.ok(
+        &key,
+        RECORD,
+        json!({"c": ada, "i": {"purpose": "MARKETING", "status": "GRANTED"}}),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/webhooks/bounce", app.base);
+    let post = |body: Value, key: Option<String>| {
+        let mut req = http.post(&url).json(&body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let k = || Some(key.clone());
+    assert_eq!(
+        post(json!({"email": "ada@example.com", "type": "soft"}), None)
+            .await
+            .0,
+        401
+    );
+    // Soft bounces count up; the third suppresses.
+    for n in 1..=3 {
+        let (status, body) = post(
+            json!({"email": "ADA@example.com", "type": "soft", "status": "4.2.2"}),
+            k(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"][0]["softBounces"], n);
+        assert_eq!(body["results"][0]["suppressed"], n == 3, "{body}");
+    }
+    let p = app.ok(&key, PERMISSION, json!({"c": ada})).await["contact"].clone();
+    assert_eq!(
+        p["marketing"]["reason"],
+        "the address is suppressed (hard_bounce)"
+    );
+    // A complaint suppresses at once.
+    let (_, body) = post(
+        json!({"email": "grace@example.com", "type": "complaint"}),
+        k(),
+    )
+    .await;
+    assert_eq!(body["results"][0]["suppressed"], true);
+    let s = app
+        .ok(
+            &key,
+            "{ suppression(email: \"grace@example.com\") { reason } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s["suppression"]["reason"], "COMPLAINT");
+    // A delivery status notification: the failed recipient is suppressed, the delayed
+    // one counted, the delivered one ignored.
+    let dsn = "Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; linus@example.com\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 no such user\n\nFinal-Recipient: rfc822; ken@example.com\nAction: delayed\nStatus: 4.4.1\n\nFinal-Recipient: rfc822; dennis@example.com\nAction: delivered\nStatus: 2.0.0\n";
+    let (status, body) = post(json!({"dsn": dsn}), k()).await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["suppressed"], true);
+    assert_eq!(results[1]["suppressed"], false);
+    assert_eq!(results[1]["softBounces"], 1);
+    // Bad input: a clear 400, nothing recorded.
+    for bad in [
+        json!({"email": "not an address", "type": "hard"}),
+        json!({"email": "a@example.com", "type": "bouncy"}),
+        json!({"unexpected": 1}),
+        json!({"dsn": "nothing useful"}),
+    ] {
+        let (status, body) = post(bad.clone(), k()).await;
+        assert_eq!(status, 400, "{bad} -> {body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "VALIDATION");
+    }
+    let reader = app
+        .ok(
+            &key,
+            "mutation { createApiKey(name: \"r\", scopes: [READ]) { key } }",
+            json!({}),
+        )
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = post(
+        json!({"email": "z@example.com", "type": "hard"}),
+        Some(reader),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let none = app
+        .ok(
+            &key,
+            "{ suppression(email: \"z@example.com\") { reason } }",
+            json!({}),
+        )
+        .await;
+    assert!(none["suppression"].is_null());
 }

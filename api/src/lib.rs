@@ -6,3 +6,4 @@ pub mod graphql;
 pub mod keys;
 pub mod links;
 pub mod server;
+pub mod webhooks;

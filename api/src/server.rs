@@ -82,6 +82,10 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
             get(crate::links::unsubscribe_page).post(crate::links::unsubscribe),
         )
         .route("/consent/confirm", get(crate::links::confirm))
+        .route(
+            "/webhooks/bounce",
+            axum::routing::post(crate::webhooks::bounce),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(ctx)
 }
@@ -104,12 +108,43 @@ async fn healthz(State(ctx): State<ApiContext>) -> Response {
     }
 }
 
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+/// A JSON error in the GraphQL errors shape, for requests that never reach GraphQL.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(json!({"data": null, "errors": [{"message": message, "extensions": {"code": code}}]})),
     )
         .into_response()
+}
+
+/// The caller of a request with an API key, or the response refusing it.
+pub async fn authenticate(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+) -> Result<rapport_engine::auth::Principal, Response> {
+    let Some(key) = bearer(headers) else {
+        return Err(error_response(
+            StatusCode::UNAUTHORIZED,
+            code::UNAUTHENTICATED,
+            "missing 'Authorization: Bearer <api key>' header",
+        ));
+    };
+    match ctx.keys.principal(&ctx.db, key).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(error_response(
+            StatusCode::UNAUTHORIZED,
+            code::UNAUTHENTICATED,
+            "the API key is unknown or revoked",
+        )),
+        Err(e) => {
+            tracing::error!(error = ?e, "authentication failed");
+            Err(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL,
+                "internal error",
+            ))
+        }
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -124,30 +159,9 @@ async fn graphql_handler(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
-    let Some(key) = bearer(&headers) else {
-        return error_response(
-            StatusCode::UNAUTHORIZED,
-            code::UNAUTHENTICATED,
-            "missing 'Authorization: Bearer <api key>' header",
-        );
-    };
-    let principal = match ctx.keys.principal(&ctx.db, key).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return error_response(
-                StatusCode::UNAUTHORIZED,
-                code::UNAUTHENTICATED,
-                "the API key is unknown or revoked",
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = ?e, "authentication failed");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                code::INTERNAL,
-                "internal error",
-            );
-        }
+    let principal = match authenticate(&ctx, &headers).await {
+        Ok(p) => p,
+        Err(response) => return response,
     };
     tracing::Span::current().record("workspace", principal.workspace_id);
     let ws = principal.workspace_id;

@@ -8,6 +8,7 @@ pub mod activities;
 pub mod analytics;
 pub mod audiences;
 pub mod auth;
+pub mod bounces;
 pub mod clock;
 pub mod commerce;
 pub mod companies;

@@ -14,6 +14,7 @@ mod m0003_consent;
 mod m0004_link_secrets;
 mod m0005_segments;
 mod m0006_email_templates;
+mod m0007_bounces;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_link_secrets::Migration),
             Box::new(m0005_segments::Migration),
             Box::new(m0006_email_templates::Migration),
+            Box::new(m0007_bounces::Migration),
         ]
     }
 }

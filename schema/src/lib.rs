@@ -8,6 +8,7 @@
 pub mod entities {
     pub mod activity;
     pub mod api_key;
+    pub mod bounce_event;
     pub mod company;
     pub mod consent_event;
     pub mod contact;
