@@ -13,7 +13,7 @@ use sea_orm::DatabaseConnection;
 
 use super::behaviour::{Behaviour, Instant, Person, Touch, days};
 use super::lead_score::HALF_LIFE_DAYS;
-use super::registry::{self, GradeRule, NewScore, StoredModel, Trained, TrainingRun};
+use super::registry::{self, GradeRule, StoredModel, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
 use crate::models::classifier::{Classifier, Split};
@@ -159,7 +159,7 @@ pub async fn train(
     )
     .await?;
     if version.status == ModelStatus::Active.as_str() {
-        rescore(db, workspace_id).await?;
+        rescore_with(db, workspace_id, &b).await?;
     }
     Ok(version)
 }
@@ -196,21 +196,8 @@ pub async fn rescore_with(
         model
             .classifier
             .predict(&features(b, &customers, clock::now().timestamp()))?;
-    let new: Vec<NewScore> = customers
-        .iter()
-        .zip(predictions)
-        .map(|(p, prediction)| {
-            let score = prediction.probability * 100.0;
-            NewScore {
-                subject_id: p.id,
-                score,
-                grade: Some(GradeRule::grade(score, &[70.0, 30.0, 0.0]).to_string()),
-                reasons: registry::top_reasons(prediction.contributions),
-            }
-        })
-        .collect();
-    let started = clock::now();
-    registry::store_scores(db, workspace_id, ModelKind::Churn, version.id, &new).await?;
-    registry::forget_older(db, workspace_id, ModelKind::Churn, started).await?;
+    let ids: Vec<i64> = customers.iter().map(|p| p.id).collect();
+    let new = registry::graded(&ids, predictions, &model.grades, &[]);
+    registry::replace_scores(db, workspace_id, ModelKind::Churn, version.id, &new).await?;
     Ok(new.len())
 }

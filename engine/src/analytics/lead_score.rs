@@ -11,7 +11,7 @@ use chrono::Duration;
 use sea_orm::DatabaseConnection;
 
 use super::behaviour::{Behaviour, Instant, Person, Touch, days};
-use super::registry::{self, GradeRule, NewScore, StoredModel, Trained, TrainingRun};
+use super::registry::{self, GradeRule, StoredModel, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
 use crate::models::classifier::{Classifier, DEFAULT_MIN_POSITIVES, Split};
@@ -112,7 +112,7 @@ pub async fn train(
         "lead score model trained"
     );
     if version.status == crate::values::ModelStatus::Active.as_str() {
-        rescore(db, workspace_id).await?;
+        rescore_with(db, workspace_id, &behaviour, None).await?;
     }
     Ok(version)
 }
@@ -166,41 +166,28 @@ pub async fn rescore_with(
         .collect();
     let table = features(behaviour, &leads, now);
     let predictions = model.classifier.predict(&table)?;
-    let scores: Vec<f64> = predictions.iter().map(|p| p.probability * 100.0).collect();
+    let ids: Vec<i64> = leads.iter().map(|p| p.id).collect();
     // A partial run grades against everyone's current scores, not just its own few.
-    let mut population = match contacts {
+    let others = match contacts {
         Some(ids) => registry::population(db, workspace_id, ModelKind::LeadScore, ids).await?,
         None => Vec::new(),
     };
-    population.extend_from_slice(&scores);
-    let cutoffs = model.grades.cutoffs(&population);
-    let grades: Vec<&str> = scores
-        .iter()
-        .map(|&s| GradeRule::grade(s, &cutoffs))
-        .collect();
-    if let Some(ids) = contacts {
-        let converted: Vec<i64> = ids
-            .iter()
-            .copied()
-            .filter(|id| !leads.iter().any(|p| p.id == *id))
-            .collect();
-        registry::forget_scores(db, ModelKind::LeadScore, &converted).await?;
-    }
-    let new: Vec<NewScore> = leads
-        .iter()
-        .zip(predictions)
-        .zip(scores.iter().zip(grades))
-        .map(|((p, prediction), (&score, grade))| NewScore {
-            subject_id: p.id,
-            score,
-            grade: Some(grade.to_string()),
-            reasons: registry::top_reasons(prediction.contributions),
-        })
-        .collect();
-    let started = clock::now();
-    registry::store_scores(db, workspace_id, ModelKind::LeadScore, version.id, &new).await?;
-    if contacts.is_none() {
-        registry::forget_older(db, workspace_id, ModelKind::LeadScore, started).await?;
+    let new = registry::graded(&ids, predictions, &model.grades, &others);
+    match contacts {
+        None => {
+            registry::replace_scores(db, workspace_id, ModelKind::LeadScore, version.id, &new)
+                .await?
+        }
+        Some(asked) => {
+            let converted: Vec<i64> = asked
+                .iter()
+                .copied()
+                .filter(|id| !ids.contains(id))
+                .collect();
+            registry::forget_scores(db, ModelKind::LeadScore, &converted).await?;
+            registry::store_scores(db, workspace_id, ModelKind::LeadScore, version.id, &new)
+                .await?;
+        }
     }
     tracing::info!(workspace_id, scored = new.len(), "leads rescored");
     Ok(new.len())

@@ -406,6 +406,45 @@ pub async fn count_scores(
         .await?)
 }
 
+/// Replaces a kind's current scores with a full run's: stores them, then drops the scores
+/// of subjects the run no longer covers (a lead who became a customer, a closed deal).
+pub async fn replace_scores(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    kind: ModelKind,
+    model_version_id: i64,
+    scores: &[NewScore],
+) -> Result<()> {
+    let started = clock::now();
+    store_scores(db, workspace_id, kind, model_version_id, scores).await?;
+    forget_older(db, workspace_id, kind, started).await
+}
+
+/// Turns a classifier's predictions for `subjects` into 0–100 scores with their grades
+/// and strongest reasons. Quartile grades are taken over these scores together with
+/// `others` (the current scores of subjects a partial run leaves alone).
+pub fn graded(
+    subjects: &[i64],
+    predictions: Vec<crate::models::classifier::Prediction>,
+    rule: &GradeRule,
+    others: &[f64],
+) -> Vec<NewScore> {
+    let scores: Vec<f64> = predictions.iter().map(|p| p.probability * 100.0).collect();
+    let population: Vec<f64> = others.iter().chain(&scores).copied().collect();
+    let cutoffs = rule.cutoffs(&population);
+    subjects
+        .iter()
+        .zip(predictions)
+        .zip(scores)
+        .map(|((&subject_id, prediction), score)| NewScore {
+            subject_id,
+            score,
+            grade: Some(GradeRule::grade(score, &cutoffs).to_string()),
+            reasons: top_reasons(prediction.contributions),
+        })
+        .collect()
+}
+
 /// Current scores of one kind for a batch of subjects.
 pub async fn scores_for(
     db: &impl ConnectionTrait,

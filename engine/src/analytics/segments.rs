@@ -252,8 +252,7 @@ pub async fn train(
             reasons: Vec::new(),
         })
         .collect();
-    let started = clock::now();
-    registry::store_scores(
+    registry::replace_scores(
         db,
         workspace_id,
         ModelKind::BehaviourSegments,
@@ -261,7 +260,6 @@ pub async fn train(
         &scores,
     )
     .await?;
-    registry::forget_older(db, workspace_id, ModelKind::BehaviourSegments, started).await?;
     Ok(version)
 }
 

@@ -12,7 +12,7 @@ use rapport_schema as s;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
 use super::behaviour::{Behaviour, Instant, days};
-use super::registry::{self, GradeRule, NewScore, StoredModel, Trained, TrainingRun};
+use super::registry::{self, GradeRule, StoredModel, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
 use crate::models::classifier::{Classifier, DEFAULT_MIN_POSITIVES, Split};
@@ -274,7 +274,7 @@ pub async fn train(
     )
     .await?;
     if version.status == ModelStatus::Active.as_str() {
-        rescore(db, workspace_id).await?;
+        rescore_with(db, workspace_id, &behaviour).await?;
     }
     Ok(version)
 }
@@ -310,21 +310,9 @@ pub async fn rescore_with(
         .collect();
     let table = features(&deals, behaviour, &open, clock::now().timestamp());
     let predictions = model.classifier.predict(&table)?;
-    let scores: Vec<f64> = predictions.iter().map(|p| p.probability * 100.0).collect();
-    let grades = model.grades.grade_all(&scores);
-    let new: Vec<NewScore> = open
-        .iter()
-        .zip(predictions)
-        .zip(scores.iter().zip(grades))
-        .map(|((d, p), (&score, grade))| NewScore {
-            subject_id: d.id,
-            score,
-            grade: Some(grade.to_string()),
-            reasons: registry::top_reasons(p.contributions),
-        })
-        .collect();
-    let started = clock::now();
-    registry::store_scores(
+    let ids: Vec<i64> = open.iter().map(|d| d.id).collect();
+    let new = registry::graded(&ids, predictions, &model.grades, &[]);
+    registry::replace_scores(
         db,
         workspace_id,
         ModelKind::WinProbability,
@@ -332,6 +320,5 @@ pub async fn rescore_with(
         &new,
     )
     .await?;
-    registry::forget_older(db, workspace_id, ModelKind::WinProbability, started).await?;
     Ok(new.len())
 }
