@@ -29,18 +29,15 @@ async fn seeded(app: &TestApp, contacts: u64) -> String {
 
 const TRAIN: &str = "mutation($k: ModelKind!) { trainModel(kind: $k) { id kind version status message auc logLoss rows positives features metrics } }";
 
-/// Every contact with its source and lead score, page by page.
-async fn scored_contacts(app: &TestApp, key: &str) -> Vec<Value> {
+/// Every contact with the given fields, page by page.
+async fn all_contacts(app: &TestApp, key: &str, fields: &str) -> Vec<Value> {
+    let query = format!(
+        "query($after: String) {{ contacts(first: 500, after: $after) {{ pageInfo {{ hasNextPage endCursor }} edges {{ node {{ {fields} }} }} }} }}"
+    );
     let mut out = Vec::new();
     let mut after = Value::Null;
     loop {
-        let data = app
-            .ok(
-                key,
-                "query($after: String) { contacts(first: 500, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id source lifecycleStage leadScore { score grade reasons { feature contribution } model { version kind } } } } } }",
-                json!({"after": after}),
-            )
-            .await;
+        let data = app.ok(key, &query, json!({"after": after})).await;
         let conn = &data["contacts"];
         out.extend(
             conn["edges"]
@@ -54,6 +51,16 @@ async fn scored_contacts(app: &TestApp, key: &str) -> Vec<Value> {
         }
         after = conn["pageInfo"]["endCursor"].clone();
     }
+}
+
+/// Every contact with its source and lead score.
+async fn scored_contacts(app: &TestApp, key: &str) -> Vec<Value> {
+    all_contacts(
+        app,
+        key,
+        "id source lifecycleStage leadScore { score grade reasons { feature contribution } model { version kind } }",
+    )
+    .await
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -511,29 +518,12 @@ async fn customer_value_on_the_graph(app: TestApp) {
     assert!(m["holdout_error"].as_f64().unwrap() < 0.5, "{m}");
     assert!(m["spend_fitted"].as_bool().unwrap(), "{m}");
 
-    let mut nodes = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let page = app
-            .ok(
-                &key,
-                "query($a: String) { contacts(first: 500, after: $a) { pageInfo { hasNextPage endCursor } edges { node { id clv(weeks: 26) { probabilityAlive expectedPurchases expectedValue orders repeatPurchases weeks } churnRisk { risk level method } rfm { recency frequency monetary segment } segments } } } }",
-                json!({"a": after}),
-            )
-            .await;
-        let conn = &page["contacts"];
-        nodes.extend(
-            conn["edges"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["node"].clone()),
-        );
-        if conn["pageInfo"]["hasNextPage"] != json!(true) {
-            break;
-        }
-        after = conn["pageInfo"]["endCursor"].clone();
-    }
+    let nodes = all_contacts(
+        &app,
+        &key,
+        "id clv(weeks: 26) { probabilityAlive expectedPurchases expectedValue orders repeatPurchases weeks } churnRisk { risk level method } rfm { recency frequency monetary segment } segments",
+    )
+    .await;
     let customers: Vec<&Value> = nodes.iter().filter(|n| !n["clv"].is_null()).collect();
     assert!(customers.len() > 100, "{} customers", customers.len());
     let n = customers.len();
