@@ -8,6 +8,38 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 
+/// Defines `Migration` named `$name` that runs the file's `UP` script forward and its
+/// `DOWN` script back.
+macro_rules! script_migration {
+    ($name:literal) => {
+        pub struct Migration;
+
+        impl sea_orm_migration::MigrationName for Migration {
+            fn name(&self) -> &str {
+                $name
+            }
+        }
+
+        #[sea_orm_migration::prelude::async_trait::async_trait]
+        impl sea_orm_migration::MigrationTrait for Migration {
+            async fn up(
+                &self,
+                manager: &sea_orm_migration::SchemaManager,
+            ) -> Result<(), sea_orm_migration::DbErr> {
+                crate::run_script(manager, UP).await
+            }
+
+            async fn down(
+                &self,
+                manager: &sea_orm_migration::SchemaManager,
+            ) -> Result<(), sea_orm_migration::DbErr> {
+                crate::run_script(manager, DOWN).await
+            }
+        }
+    };
+}
+pub(crate) use script_migration;
+
 mod m0001_crm_graph;
 mod m0002_intelligence;
 mod m0003_consent;

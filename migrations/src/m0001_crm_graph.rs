@@ -1,25 +1,6 @@
 //! The CRM graph: workspaces, people, companies, pipelines, deals, engagement and commerce.
 
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m0001_crm_graph"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_script(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_script(manager, DOWN).await
-    }
-}
+crate::script_migration!("m0001_crm_graph");
 
 // Every list the API offers is filtered by workspace first and then sorted or keyed by
 // one column, so the indexes lead with workspace_id and end with the sort column and id

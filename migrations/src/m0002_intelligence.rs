@@ -1,24 +1,5 @@
 //! Trained model versions and the scores they produce.
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m0002_intelligence"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_script(manager, UP).await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        crate::run_script(manager, DOWN).await
-    }
-}
+crate::script_migration!("m0002_intelligence");
 
 // `scores` holds the current score per (kind, subject) — one row, replaced on rescoring —
 // so a page of contacts loads its scores with one indexed lookup; `score_history` keeps
