@@ -7,3 +7,4 @@ pub mod keys;
 pub mod links;
 pub mod server;
 pub mod webhooks;
+pub mod workers;

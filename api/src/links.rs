@@ -2,7 +2,7 @@
 //! (RFC 8058: a `POST` withdraws at once; a `GET` shows a page with one button) and double
 //! opt-in confirmation. The signed token is the only credential.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use rapport_engine::EngineError;
@@ -94,11 +94,17 @@ pub async fn unsubscribe(
     headers: HeaderMap,
 ) -> Response {
     match consent::follow(ctx.db(), &q.token, proof(&headers)).await {
-        Ok(_) => page(
+        Ok((claim, _)) => {
+            if let Err(e) = rapport_engine::campaigns::note_unsubscribe(ctx.db(), &claim).await {
+                // The withdrawal is recorded; only the campaign's statistic is missing.
+                tracing::error!(error = ?e, "noting an unsubscribe on its campaign message");
+            }
+            page(
             StatusCode::OK,
             "You are unsubscribed",
             "<p>You will not receive these emails any more.</p>",
-        ),
+            )
+        }
         Err(e) => refused(e),
     }
 }
@@ -126,5 +132,48 @@ pub async fn confirm(
             "<p>Your subscription is confirmed.</p>",
         ),
         Err(e) => refused(e),
+    }
+}
+
+/// The 1×1 transparent GIF of the open pixel.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+async fn tracked(ctx: &ApiContext, token: &str, action: links::Action) -> Result<Option<String>, Response> {
+    let claim = links::verify(ctx.db(), token).await.map_err(refused)?;
+    if claim.action != action {
+        return Err(refused(EngineError::invalid("token", "this is not a tracking link")));
+    }
+    rapport_engine::campaigns::track(ctx.db(), &claim)
+        .await
+        .map_err(refused)
+}
+
+/// `GET /t/o/{token}`: the open pixel of a campaign email.
+pub async fn open_pixel(State(ctx): State<ApiContext>, Path(token): Path<String>) -> Response {
+    match tracked(&ctx, &token, links::Action::Open).await {
+        Ok(_) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "image/gif"),
+                (header::CACHE_CONTROL, "no-store, max-age=0"),
+            ],
+            PIXEL,
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /t/c/{token}`: a click in a campaign email, redirected to the signed
+/// destination. An unsigned or altered link is refused: this is no open redirect.
+pub async fn click(State(ctx): State<ApiContext>, Path(token): Path<String>) -> Response {
+    match tracked(&ctx, &token, links::Action::Click).await {
+        Ok(Some(url)) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
+        Ok(None) => refused(EngineError::invalid("token", "the link has no destination")),
+        Err(response) => response,
     }
 }

@@ -43,24 +43,13 @@ enum Command {
         /// Seconds a verified API key is trusted before it is looked up again (0: always).
         #[arg(long, env = "RAPPORT_KEY_CACHE_SECONDS", default_value_t = 5)]
         key_cache_seconds: u64,
-        /// The address people reach this server at, for unsubscribe and confirmation
-        /// links (default: http:// + --addr).
-        #[arg(long, env = "RAPPORT_PUBLIC_URL")]
-        public_url: Option<String>,
-        /// SMTP server for outgoing mail (`smtp://user:pass@host:587`, `smtps://…`);
-        /// without it, mail is written as .eml files to --outbox.
-        #[arg(long, env = "RAPPORT_SMTP_URL")]
-        smtp_url: Option<String>,
-        /// Where mail goes when no SMTP server is configured.
-        #[arg(long, env = "RAPPORT_OUTBOX", default_value = "outbox")]
-        outbox: std::path::PathBuf,
-        /// The sender address of Rapport's own emails.
-        #[arg(
-            long,
-            env = "RAPPORT_MAIL_FROM",
-            default_value = "no-reply@rapport.localhost"
-        )]
-        mail_from: String,
+        #[command(flatten)]
+        mail: MailArgs,
+        /// Run the API only: no job workers in this process (run `rapport worker` instead).
+        #[arg(long, env = "RAPPORT_NO_WORKERS")]
+        no_workers: bool,
+        #[command(flatten)]
+        workers: WorkerArgs,
         /// Do not keep scores fresh in this process (when another process does).
         #[arg(long, env = "RAPPORT_NO_SCHEDULER")]
         no_scheduler: bool,
@@ -73,6 +62,14 @@ enum Command {
         /// Hours between retraining every model.
         #[arg(long, env = "RAPPORT_RETRAIN_HOURS", default_value_t = 24)]
         retrain_hours: u64,
+    },
+    /// Runs job workers only (campaign sends), sharing the database's queue with every
+    /// other process; stops on SIGTERM after jobs in flight finish.
+    Worker {
+        #[command(flatten)]
+        mail: MailArgs,
+        #[command(flatten)]
+        workers: WorkerArgs,
     },
     /// Applies pending migrations (safe to run again).
     Migrate,
@@ -96,6 +93,64 @@ enum Command {
     /// Works with the built-in models.
     #[command(subcommand)]
     Model(ModelCommand),
+}
+
+/// Where mail goes and where its links point.
+#[derive(clap::Args)]
+struct MailArgs {
+    /// The address people reach the API at, for unsubscribe, confirmation and tracking
+    /// links (default: http:// + the serve address).
+    #[arg(long, env = "RAPPORT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// SMTP server for outgoing mail (`smtp://user:pass@host:587`, `smtps://…`);
+    /// without it, mail is written as .eml files to --outbox.
+    #[arg(long, env = "RAPPORT_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// Where mail goes when no SMTP server is configured.
+    #[arg(long, env = "RAPPORT_OUTBOX", default_value = "outbox")]
+    outbox: std::path::PathBuf,
+    /// The sender address of Rapport's own emails.
+    #[arg(
+        long,
+        env = "RAPPORT_MAIL_FROM",
+        default_value = "no-reply@rapport.localhost"
+    )]
+    mail_from: String,
+}
+
+/// How job workers run.
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// Jobs this process runs at once.
+    #[arg(long, env = "RAPPORT_WORKER_CONCURRENCY", default_value_t = 4)]
+    worker_concurrency: usize,
+    /// Seconds between worker heartbeats; a worker silent for three is presumed dead and
+    /// its jobs are taken over.
+    #[arg(long, env = "RAPPORT_WORKER_HEARTBEAT_SECONDS", default_value_t = 10)]
+    worker_heartbeat_seconds: u64,
+    /// Seconds before a message claimed by a worker that never answered counts as
+    /// interrupted (it is then marked failed, never sent twice).
+    #[arg(long, env = "RAPPORT_CLAIM_TIMEOUT_SECONDS", default_value_t = 900)]
+    claim_timeout_seconds: u64,
+    /// Consecutive failed sends after which a campaign pauses itself.
+    #[arg(long, env = "RAPPORT_SEND_FAILURE_LIMIT", default_value_t = 10)]
+    send_failure_limit: i32,
+    /// Seconds before the first retry of a failed job (doubling each time).
+    #[arg(long, env = "RAPPORT_RETRY_DELAY_SECONDS", default_value_t = 2)]
+    retry_delay_seconds: u64,
+}
+
+impl WorkerArgs {
+    fn config(&self, mail: &MailArgs, public_url: String) -> anyhow::Result<rapport_api::workers::WorkerConfig> {
+        let mailer = rapport_engine::email::Mailer::configure(mail.smtp_url.as_deref(), mail.outbox.clone())?;
+        let mut config = rapport_api::workers::WorkerConfig::new(mailer, public_url);
+        config.failure_limit = self.send_failure_limit.max(1);
+        config.claim_timeout = std::time::Duration::from_secs(self.claim_timeout_seconds.max(1));
+        config.options.concurrency = self.worker_concurrency.max(1);
+        config.options.heartbeat = std::time::Duration::from_secs(self.worker_heartbeat_seconds.max(1));
+        config.options.retry_delay = std::time::Duration::from_secs(self.retry_delay_seconds);
+        Ok(config)
+    }
 }
 
 #[derive(Subcommand)]
@@ -252,10 +307,9 @@ async fn main() -> anyhow::Result<()> {
             demo,
             demo_contacts,
             key_cache_seconds,
-            public_url,
-            smtp_url,
-            outbox,
-            mail_from,
+            mail,
+            no_workers,
+            workers,
             no_scheduler,
             score_changes_seconds,
             rescore_hours,
@@ -274,20 +328,35 @@ async fn main() -> anyhow::Result<()> {
                 rescore_every: hours(rescore_hours),
                 retrain_every: hours(retrain_hours),
             });
-            let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
-            let mail = rapport_api::graphql::Mail {
-                mailer: rapport_engine::email::Mailer::configure(smtp_url.as_deref(), outbox)?,
-                from: rapport_engine::values::EmailAddress::parse("--mail-from", &mail_from)?,
+            let public_url = mail.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+            let api_mail = rapport_api::graphql::Mail {
+                mailer: rapport_engine::email::Mailer::configure(mail.smtp_url.as_deref(), mail.outbox.clone())?,
+                from: rapport_engine::values::EmailAddress::parse("--mail-from", &mail.mail_from)?,
             };
+            let workers = (!no_workers)
+                .then(|| workers.config(&mail, public_url.clone()))
+                .transpose()?;
             serve(
                 conn,
                 addr,
                 std::time::Duration::from_secs(key_cache_seconds),
                 &public_url,
-                mail,
+                api_mail,
                 schedule,
+                workers,
             )
             .await?;
+        }
+        Command::Worker { mail, workers } => {
+            let public_url = mail
+                .public_url
+                .clone()
+                .unwrap_or_else(|| rapport_api::server::DEFAULT_PUBLIC_URL.to_string());
+            let config = workers.config(&mail, public_url)?;
+            tracing::info!(concurrency = config.options.concurrency, "running job workers");
+            rapport_api::workers::run(conn.clone(), config, shutdown_signal()).await?;
+            conn.close().await?;
+            tracing::info!("stopped");
         }
         Command::Demo {
             contacts,
@@ -442,6 +511,7 @@ async fn serve(
     public_url: &str,
     mail: rapport_api::graphql::Mail,
     schedule: Option<analytics::schedule::Schedule>,
+    workers: Option<rapport_api::workers::WorkerConfig>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -451,6 +521,12 @@ async fn serve(
     let scheduler = schedule.map(|schedule| {
         tokio::spawn(analytics::schedule::run(conn.clone(), schedule, async {
             let _ = stopped.await;
+        }))
+    });
+    let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = workers.map(|config| {
+        tokio::spawn(rapport_api::workers::run(conn.clone(), config, async {
+            let _ = workers_stopped.await;
         }))
     });
     axum::serve(
@@ -467,6 +543,14 @@ async fn serve(
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     let _ = stop.send(());
+    let _ = stop_workers.send(());
+    if let Some(task) = workers {
+        match task.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "job workers stopped with an error"),
+            Err(e) => tracing::error!(error = %e, "job workers panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     if let Some(task) = scheduler {
         let _ = task.await;
     }

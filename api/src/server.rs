@@ -82,6 +82,8 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
             get(crate::links::unsubscribe_page).post(crate::links::unsubscribe),
         )
         .route("/consent/confirm", get(crate::links::confirm))
+        .route("/t/o/{token}", get(crate::links::open_pixel))
+        .route("/t/c/{token}", get(crate::links::click))
         .route(
             "/webhooks/bounce",
             axum::routing::post(crate::webhooks::bounce),

@@ -2,9 +2,10 @@
 //! notifications (RFC 3464). Hard bounces and complaints suppress the address at once;
 //! soft bounces after [`SOFT_BOUNCE_LIMIT`] of them.
 
-use rapport_schema::bounce_event;
+use rapport_schema::{bounce_event, contact};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set,
 };
 
 use crate::auth::Principal;
@@ -108,6 +109,19 @@ pub async fn record(db: &impl ConnectionTrait, who: &Principal, report: Report) 
     };
     if let Some((reason, note)) = reason {
         suppression::add(db, who.workspace_id, &hash, reason, note).await?;
+    }
+    if report.kind != Kind::Complaint {
+        let bounced: Vec<i64> = contact::Entity::find()
+            .select_only()
+            .column(contact::Column::Id)
+            .filter(contact::Column::WorkspaceId.eq(who.workspace_id))
+            .filter(contact::Column::Email.eq(report.email.as_str()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for contact_id in bounced {
+            crate::campaigns::note_bounce(db, who.workspace_id, contact_id).await?;
+        }
     }
     let suppressed = suppression::lookup(db, who.workspace_id, &report.email)
         .await?

@@ -219,6 +219,8 @@ pub async fn request(
             action: links::Action::Confirm,
             purpose: purpose.as_str().into(),
             exp: Some(clock::now().timestamp() + links::CONFIRM_VALID_DAYS * 86_400),
+            msg: None,
+            url: None,
         },
     )
     .await?;
@@ -241,6 +243,8 @@ pub async fn unsubscribe_token(
             action: links::Action::Unsubscribe,
             purpose: purpose.as_str().into(),
             exp: None,
+            msg: None,
+            url: None,
         },
     )
     .await
@@ -266,6 +270,9 @@ pub async fn follow(
     let (status, source) = match claim.action {
         links::Action::Unsubscribe => (ConsentStatus::Withdrawn, "unsubscribe link"),
         links::Action::Confirm => (ConsentStatus::Granted, "double opt-in confirmation"),
+        links::Action::Open | links::Action::Click => {
+            return Err(EngineError::invalid("token", "this is not a consent link"));
+        }
     };
     let events = history(db, claim.ws, &[claim.contact]).await?;
     let latest = events

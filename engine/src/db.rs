@@ -32,6 +32,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 /// Applies every migration not yet applied; running it twice changes nothing.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     Migrator::up(db, None).await?;
+    crate::jobs::setup(db).await?;
     // SQLite gathers planner statistics only when asked; this refreshes those that are
     // stale and is cheap when they are not. (PostgreSQL's autovacuum does this itself.)
     if db.get_database_backend() == DatabaseBackend::Sqlite {

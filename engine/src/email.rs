@@ -58,6 +58,24 @@ impl Mailer {
         }
     }
 
+    /// Sends one message and says how it went, telling a refusal that may pass later
+    /// (4xx, no connection) from a final one (5xx), and both from an unknown outcome (a
+    /// timeout after the message may have been accepted), which must not be retried.
+    pub async fn deliver(&self, message: Message) -> Delivery {
+        match self {
+            Mailer::Smtp(t) => match t.send(message).await {
+                Ok(_) => Delivery::Sent,
+                Err(e) if e.is_permanent() => Delivery::Rejected(smtp_reason(&e)),
+                Err(e) if e.is_timeout() => Delivery::Unknown(smtp_reason(&e)),
+                Err(e) => Delivery::Deferred(smtp_reason(&e)),
+            },
+            Mailer::Outbox(t, _) => match t.send(message).await {
+                Ok(_) => Delivery::Sent,
+                Err(e) => Delivery::Deferred(format!("outbox: {e}")),
+            },
+        }
+    }
+
     /// Sends one message.
     pub async fn send(&self, message: Message) -> Result<()> {
         let outcome = match self {
@@ -70,6 +88,39 @@ impl Mailer {
             EngineError::Conflict("the email could not be sent; the mail server refused it".into())
         })
     }
+}
+
+/// What became of one message handed to the mail server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted.
+    Sent,
+    /// Refused for now (4xx, connection trouble): safe to try again later.
+    Deferred(String),
+    /// Refused for good (5xx).
+    Rejected(String),
+    /// No answer in time: it may have been accepted, so it is not sent again.
+    Unknown(String),
+}
+
+/// The server's status code and first words, for the message row: short, and without
+/// the transport's own details (hosts, paths).
+fn smtp_reason(e: &lettre::transport::smtp::Error) -> String {
+    let code = e
+        .status()
+        .map(|c| format!("{c} "))
+        .unwrap_or_default();
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_permanent() {
+        "permanent SMTP error"
+    } else if e.is_transient() {
+        "transient SMTP error"
+    } else {
+        "SMTP connection error"
+    };
+    tracing::warn!(error = %e, "SMTP delivery");
+    format!("{code}{kind}")
 }
 
 /// One email to one person.

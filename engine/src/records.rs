@@ -69,6 +69,9 @@ record!(contact_merge, "ContactMerge");
 record!(api_key, "ApiKey");
 record!(segment, "Segment", soft);
 record!(email_template, "EmailTemplate", soft);
+record!(campaign, "Campaign", soft);
+record!(campaign_variant, "CampaignVariant");
+record!(campaign_message, "CampaignMessage");
 
 /// Which rows a query sees with respect to soft deletion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -612,6 +612,18 @@ text_enum!(
     ModelStatus { Active => "active", Candidate => "candidate", Retired => "retired", InsufficientData => "insufficient_data" }
 );
 text_enum!(
+    /// Where a campaign stands.
+    CampaignStatus { Draft => "draft", Scheduled => "scheduled", Sending => "sending", Paused => "paused", Sent => "sent", Cancelled => "cancelled" }
+);
+text_enum!(
+    /// What became of one campaign email.
+    MessageState { Queued => "queued", Held => "held", Sending => "sending", Sent => "sent", Skipped => "skipped", Failed => "failed", Bounced => "bounced", Cancelled => "cancelled" }
+);
+text_enum!(
+    /// How the winner of an A/B test is chosen.
+    WinnerMetric { Open => "open", Click => "click" }
+);
+text_enum!(
     /// What an API key may do.
     Scope { Read => "read", Write => "write", Admin => "admin" }
 );

@@ -47,6 +47,7 @@ mod m0004_link_secrets;
 mod m0005_segments;
 mod m0006_email_templates;
 mod m0007_bounces;
+mod m0008_campaigns;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_segments::Migration),
             Box::new(m0006_email_templates::Migration),
             Box::new(m0007_bounces::Migration),
+            Box::new(m0008_campaigns::Migration),
         ]
     }
 }

@@ -9,6 +9,9 @@ pub mod entities {
     pub mod activity;
     pub mod api_key;
     pub mod bounce_event;
+    pub mod campaign;
+    pub mod campaign_message;
+    pub mod campaign_variant;
     pub mod company;
     pub mod consent_event;
     pub mod contact;

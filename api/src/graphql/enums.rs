@@ -104,3 +104,15 @@ mirror!(
     /// What an API key may do.
     Scope { Read, Write, Admin }
 );
+mirror!(
+    /// Where a campaign stands.
+    CampaignStatus { Draft, Scheduled, Sending, Paused, Sent, Cancelled }
+);
+mirror!(
+    /// What became of one campaign email.
+    MessageState { Queued, Held, Sending, Sent, Skipped, Failed, Bounced, Cancelled }
+);
+mirror!(
+    /// How the winner of an A/B test is chosen.
+    WinnerMetric { Open, Click }
+);

@@ -2,6 +2,7 @@
 
 pub mod audiences;
 pub mod batching;
+pub mod campaigns;
 pub mod connection;
 pub mod consent;
 pub mod enums;
@@ -43,6 +44,7 @@ pub struct Queries(
     consent::ConsentQuery,
     audiences::SegmentQuery,
     templates::TemplateQuery,
+    campaigns::CampaignQuery,
 );
 
 /// Every write.
@@ -53,6 +55,7 @@ pub struct Mutations(
     consent::ConsentMutation,
     audiences::SegmentMutation,
     templates::TemplateMutation,
+    campaigns::CampaignMutation,
 );
 
 /// Rapport's schema type.

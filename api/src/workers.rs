@@ -1,0 +1,60 @@
+//! The job queue's workers, with what only the API can give them: the segment filter
+//! language ([`ContactAudience`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rapport_engine::campaigns::Outbound;
+use rapport_engine::email::Mailer;
+use rapport_engine::jobs::{self, Queue, WorkerOptions};
+use sea_orm::DatabaseConnection;
+
+use crate::graphql::campaigns::ContactAudience;
+
+/// How campaign email leaves and how workers behave.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The mail transport.
+    pub mailer: Mailer,
+    /// Base URL for unsubscribe and tracking links.
+    pub public_url: String,
+    /// Consecutive failed sends after which a campaign pauses itself.
+    pub failure_limit: i32,
+    /// How long a claimed message may go unanswered before it counts as interrupted.
+    pub claim_timeout: Duration,
+    /// The queue's worker settings.
+    pub options: WorkerOptions,
+}
+
+impl WorkerConfig {
+    /// Defaults around a mailer and a public URL.
+    pub fn new(mailer: Mailer, public_url: impl Into<String>) -> Self {
+        WorkerConfig {
+            mailer,
+            public_url: public_url.into(),
+            failure_limit: 10,
+            claim_timeout: Duration::from_secs(15 * 60),
+            options: WorkerOptions::default(),
+        }
+    }
+}
+
+/// Runs workers on `db`'s queue until `shutdown` resolves.
+pub async fn run(
+    db: DatabaseConnection,
+    config: WorkerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> rapport_engine::Result<()> {
+    let context = jobs::Context {
+        queue: Queue::new(&db)?,
+        outbound: Outbound {
+            mailer: config.mailer,
+            public_url: config.public_url.trim_end_matches('/').to_string(),
+            audience: Arc::new(ContactAudience),
+            failure_limit: config.failure_limit,
+            claim_timeout: config.claim_timeout,
+        },
+        db,
+    };
+    jobs::work(context, config.options, shutdown).await
+}

@@ -1,0 +1,386 @@
+//! The job queue: apalis over the database Rapport already uses — its SQLite storage for
+//! the embedded default, its PostgreSQL storage when the database is PostgreSQL — so the
+//! queue needs nothing installed and every API and worker process that shares the
+//! database shares the queue.
+//!
+//! Jobs are small: they name what to work on, and the work itself re-reads the database
+//! and claims rows before acting, so a job that runs twice (a worker killed mid-job has
+//! its job re-queued) repeats nothing that matters. Failed jobs are retried in the worker
+//! with exponential backoff; one that exhausts its attempts stays in the queue's table as
+//! `Failed` — the dead letters that [`failed`] lists and [`retry`] re-queues.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use apalis::layers::WorkerBuilderExt;
+use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
+use apalis::layers::retry::{HasherRng, RetryPolicy};
+use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, Statement};
+use serde::{Deserialize, Serialize};
+
+use crate::campaigns::{self, Outbound};
+use crate::error::{EngineError, Result};
+
+/// Name of the one queue all of Rapport's jobs share.
+const QUEUE: &str = "rapport";
+/// Attempts a job gets before it becomes a dead letter.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// A unit of background work.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// Start sending a scheduled campaign: expand its segment into message rows.
+    LaunchCampaign {
+        /// Workspace.
+        workspace_id: i64,
+        /// Campaign.
+        campaign_id: i64,
+    },
+    /// Send a batch of a campaign's queued messages.
+    SendBatch {
+        /// Workspace.
+        workspace_id: i64,
+        /// Campaign.
+        campaign_id: i64,
+        /// Message rows to send.
+        message_ids: Vec<i64>,
+    },
+    /// End a campaign's A/B test: pick the winning variant and send it to the rest.
+    PickWinner {
+        /// Workspace.
+        workspace_id: i64,
+        /// Campaign.
+        campaign_id: i64,
+    },
+}
+
+impl Job {
+    /// The workspace the job works in.
+    pub fn workspace_id(&self) -> i64 {
+        match self {
+            Job::LaunchCampaign { workspace_id, .. }
+            | Job::SendBatch { workspace_id, .. }
+            | Job::PickWinner { workspace_id, .. } => *workspace_id,
+        }
+    }
+}
+
+/// The queue, on the database's own backend.
+#[derive(Clone)]
+pub enum Queue {
+    /// apalis-sqlite, in the same SQLite file.
+    Sqlite(SqliteStorage<Job>),
+    /// apalis-postgres, in the same PostgreSQL database (schema `apalis`).
+    Postgres(PostgresStorage<Job>),
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Queue::Sqlite(_) => "Queue::Sqlite",
+            Queue::Postgres(_) => "Queue::Postgres",
+        })
+    }
+}
+
+/// Creates the queue's tables (apalis's own migrations; idempotent).
+pub async fn setup(db: &DatabaseConnection) -> Result<()> {
+    match db.get_database_backend() {
+        // Only the migrations: `SqliteStorage::setup` would also change pragmas.
+        DbBackend::Sqlite => SqliteStorage::<()>::migrations()
+            .run(db.get_sqlite_connection_pool())
+            .await
+            .map_err(queue_error),
+        _ => PostgresStorage::<()>::setup(db.get_postgres_connection_pool())
+            .await
+            .map_err(queue_error),
+    }
+}
+
+fn queue_error(e: impl std::fmt::Display) -> EngineError {
+    tracing::error!(error = %e, "job queue");
+    EngineError::Conflict("the job queue is unavailable".into())
+}
+
+impl Queue {
+    /// The queue in `db` (its tables come with [`setup`], which `db::migrate` runs).
+    pub fn new(db: &DatabaseConnection) -> Result<Queue> {
+        match db.get_database_backend() {
+            DbBackend::Sqlite => Ok(Queue::Sqlite(
+                SqliteStorage::new(db.get_sqlite_connection_pool())
+                    .with_config(apalis_sqlite::Config::default().queue(QUEUE)),
+            )),
+            DbBackend::Postgres => Ok(Queue::Postgres(
+                PostgresStorage::new(db.get_postgres_connection_pool())
+                    .with_config(apalis_postgres::Config::default().queue(QUEUE)),
+            )),
+            other => Err(EngineError::invalid(
+                "database",
+                format!("{other:?} is not supported"),
+            )),
+        }
+    }
+
+    /// The same queue with workers that report every `heartbeat` and take over the jobs
+    /// of a worker silent for three of them.
+    pub fn with_heartbeat(self, heartbeat: Duration) -> Queue {
+        match self {
+            Queue::Sqlite(s) => Queue::Sqlite(
+                s.with_config(
+                    apalis_sqlite::Config::default()
+                        .queue(QUEUE)
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(3),
+                ),
+            ),
+            Queue::Postgres(s) => Queue::Postgres(
+                s.with_config(
+                    apalis_postgres::Config::default()
+                        .queue(QUEUE)
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(3),
+                ),
+            ),
+        }
+    }
+
+    /// Enqueues a job to run at `at` (now when `None`).
+    pub async fn push(&self, job: Job, at: Option<DateTime<Utc>>) -> Result<()> {
+        let mut task = TaskBuilder::new(job).max_attempts(MAX_ATTEMPTS);
+        if let Some(at) = at {
+            task = task.run_at_time(SystemTime::from(at));
+        }
+        let task = task.build();
+        match self {
+            Queue::Sqlite(s) => s.clone().push_task(task).await.map_err(queue_error),
+            Queue::Postgres(s) => s.clone().push_task(task).await.map_err(queue_error),
+        }
+    }
+}
+
+/// How workers run.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Jobs one process runs at the same time.
+    pub concurrency: usize,
+    /// How long shutdown waits for jobs in flight before leaving them to be re-queued.
+    pub shutdown_timeout: Duration,
+    /// First retry delay; each retry doubles it.
+    pub retry_delay: Duration,
+    /// How often workers report that they are alive; a worker silent for three of these
+    /// is presumed dead and its jobs go back to the queue.
+    pub heartbeat: Duration,
+    /// A name for this process's workers, unique among processes sharing the queue.
+    pub name: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            concurrency: 4,
+            shutdown_timeout: Duration::from_secs(30),
+            retry_delay: Duration::from_secs(2),
+            heartbeat: Duration::from_secs(10),
+            name: format!("rapport-{}-{}", hostname(), std::process::id()),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into())
+}
+
+/// Everything a job needs.
+#[derive(Clone)]
+pub struct Context {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The queue, for jobs that enqueue more.
+    pub queue: Queue,
+    /// How email leaves.
+    pub outbound: Outbound,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct JobFailed(String);
+
+async fn run(job: Job, context: Data<Arc<Context>>) -> std::result::Result<(), BoxDynError> {
+    let span = tracing::info_span!("job", kind = ?std::mem::discriminant(&job), workspace = job.workspace_id());
+    let _enter = span.enter();
+    let outcome = match &job {
+        Job::LaunchCampaign {
+            workspace_id,
+            campaign_id,
+        } => campaigns::launch(&context, *workspace_id, *campaign_id).await,
+        Job::SendBatch {
+            workspace_id,
+            campaign_id,
+            message_ids,
+        } => campaigns::send_batch(&context, *workspace_id, *campaign_id, message_ids).await,
+        Job::PickWinner {
+            workspace_id,
+            campaign_id,
+        } => campaigns::pick_winner(&context, *workspace_id, *campaign_id).await,
+    };
+    outcome.map_err(|e| {
+        tracing::warn!(error = %e, ?job, "job failed");
+        Box::new(JobFailed(e.to_string())) as BoxDynError
+    })
+}
+
+/// Runs workers until `shutdown` resolves, then lets jobs in flight finish (up to the
+/// timeout); what is still running is re-queued by the next worker's orphan check.
+pub async fn work(
+    context: Context,
+    options: WorkerOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let context = Arc::new(context);
+    let backoff = || {
+        ExponentialBackoffMaker::new(
+            options.retry_delay,
+            options.retry_delay * 64,
+            0.2,
+            HasherRng::default(),
+        )
+        .expect("valid backoff bounds")
+        .make_backoff()
+    };
+    let policy = RetryPolicy::retries(MAX_ATTEMPTS - 1).with_backoff(backoff());
+    let monitor = match context.queue.clone().with_heartbeat(options.heartbeat) {
+        Queue::Sqlite(storage) => {
+            let (ctx, policy, opts) = (context.clone(), policy.clone(), options.clone());
+            Monitor::new().register(move |_| {
+                WorkerBuilder::new(opts.name.as_str())
+                    .backend(storage.clone())
+                    .enable_tracing()
+                    .catch_panic()
+                    .concurrency(opts.concurrency)
+                    .retry(policy.clone())
+                    .data(ctx.clone())
+                    .parallelize(tokio::spawn)
+                    .build(run)
+            })
+        }
+        Queue::Postgres(storage) => {
+            let (ctx, policy, opts) = (context.clone(), policy.clone(), options.clone());
+            Monitor::new().register(move |_| {
+                WorkerBuilder::new(opts.name.as_str())
+                    .backend(storage.clone().with_pubsub())
+                    .enable_tracing()
+                    .catch_panic()
+                    .concurrency(opts.concurrency)
+                    .retry(policy.clone())
+                    .data(ctx.clone())
+                    .parallelize(tokio::spawn)
+                    .build(run)
+            })
+        }
+    };
+    monitor
+        .shutdown_timeout(options.shutdown_timeout)
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .map_err(queue_error)
+}
+
+/// A job that exhausted its attempts.
+#[derive(Clone, Debug)]
+pub struct FailedJob {
+    /// The queue's id for it.
+    pub id: String,
+    /// What it was.
+    pub job: Job,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last error.
+    pub error: Option<String>,
+    /// When it last ended.
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromQueryResult)]
+struct JobRow {
+    id: String,
+    job: Vec<u8>,
+    attempts: i32,
+    last_result: Option<String>,
+    done_at: Option<i64>,
+}
+
+/// Dead letters of one workspace, newest first.
+pub async fn failed(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    limit: u64,
+) -> Result<Vec<FailedJob>> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT id, job, attempts, last_result, \
+             CAST(EXTRACT(EPOCH FROM done_at) AS BIGINT) AS done_at FROM apalis.jobs \
+             WHERE job_type = $1 AND ((status = 'Failed' AND attempts >= max_attempts) OR status = 'Killed') \
+             ORDER BY done_at DESC NULLS LAST LIMIT 10000"
+        }
+        _ => {
+            "SELECT id, job, attempts, last_result, done_at FROM Jobs \
+             WHERE job_type = ? AND ((status = 'Failed' AND attempts >= max_attempts) OR status = 'Killed') \
+             ORDER BY done_at DESC LIMIT 10000"
+        }
+    };
+    let rows = JobRow::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [QUEUE.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let job: Job = serde_json::from_slice(&r.job).ok()?;
+            (job.workspace_id() == workspace_id).then(|| FailedJob {
+                id: r.id,
+                job,
+                attempts: r.attempts,
+                error: r.last_result.map(|e| e.trim_matches('"').to_string()),
+                failed_at: r.done_at.and_then(|t| DateTime::from_timestamp(t, 0)),
+            })
+        })
+        .take(limit as usize)
+        .collect())
+}
+
+/// Puts a dead letter of the workspace back in the queue with fresh attempts.
+pub async fn retry(db: &DatabaseConnection, workspace_id: i64, id: &str) -> Result<()> {
+    let known = failed(db, workspace_id, u64::MAX)
+        .await?
+        .into_iter()
+        .any(|j| j.id == id);
+    if !known {
+        return Err(EngineError::not_found("FailedJob", id));
+    }
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, lock_by = NULL, lock_at = NULL, \
+             done_at = NULL, run_at = now() WHERE id = $1"
+        }
+        _ => {
+            "UPDATE Jobs SET status = 'Pending', attempts = 0, lock_by = NULL, lock_at = NULL, \
+             done_at = NULL, run_at = strftime('%s', 'now') WHERE id = ?"
+        }
+    };
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+        .await?;
+    Ok(())
+}
