@@ -100,9 +100,9 @@ pub async fn unsubscribe(
                 tracing::error!(error = ?e, "noting an unsubscribe on its campaign message");
             }
             page(
-            StatusCode::OK,
-            "You are unsubscribed",
-            "<p>You will not receive these emails any more.</p>",
+                StatusCode::OK,
+                "You are unsubscribed",
+                "<p>You will not receive these emails any more.</p>",
             )
         }
         Err(e) => refused(e),
@@ -137,15 +137,22 @@ pub async fn confirm(
 
 /// The 1×1 transparent GIF of the open pixel.
 const PIXEL: &[u8] = &[
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
-    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
-async fn tracked(ctx: &ApiContext, token: &str, action: links::Action) -> Result<Option<String>, Response> {
+async fn tracked(
+    ctx: &ApiContext,
+    token: &str,
+    action: links::Action,
+) -> Result<Option<String>, Response> {
     let claim = links::verify(ctx.db(), token).await.map_err(refused)?;
     if claim.action != action {
-        return Err(refused(EngineError::invalid("token", "this is not a tracking link")));
+        return Err(refused(EngineError::invalid(
+            "token",
+            "this is not a tracking link",
+        )));
     }
     rapport_engine::campaigns::track(ctx.db(), &claim)
         .await

@@ -141,13 +141,21 @@ struct WorkerArgs {
 }
 
 impl WorkerArgs {
-    fn config(&self, mail: &MailArgs, public_url: String) -> anyhow::Result<rapport_api::workers::WorkerConfig> {
-        let mailer = rapport_engine::email::Mailer::configure(mail.smtp_url.as_deref(), mail.outbox.clone())?;
+    fn config(
+        &self,
+        mail: &MailArgs,
+        public_url: String,
+    ) -> anyhow::Result<rapport_api::workers::WorkerConfig> {
+        let mailer = rapport_engine::email::Mailer::configure(
+            mail.smtp_url.as_deref(),
+            mail.outbox.clone(),
+        )?;
         let mut config = rapport_api::workers::WorkerConfig::new(mailer, public_url);
         config.failure_limit = self.send_failure_limit.max(1);
         config.claim_timeout = std::time::Duration::from_secs(self.claim_timeout_seconds.max(1));
         config.options.concurrency = self.worker_concurrency.max(1);
-        config.options.heartbeat = std::time::Duration::from_secs(self.worker_heartbeat_seconds.max(1));
+        config.options.heartbeat =
+            std::time::Duration::from_secs(self.worker_heartbeat_seconds.max(1));
         config.options.retry_delay = std::time::Duration::from_secs(self.retry_delay_seconds);
         Ok(config)
     }
@@ -328,9 +336,15 @@ async fn main() -> anyhow::Result<()> {
                 rescore_every: hours(rescore_hours),
                 retrain_every: hours(retrain_hours),
             });
-            let public_url = mail.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+            let public_url = mail
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}"));
             let api_mail = rapport_api::graphql::Mail {
-                mailer: rapport_engine::email::Mailer::configure(mail.smtp_url.as_deref(), mail.outbox.clone())?,
+                mailer: rapport_engine::email::Mailer::configure(
+                    mail.smtp_url.as_deref(),
+                    mail.outbox.clone(),
+                )?,
                 from: rapport_engine::values::EmailAddress::parse("--mail-from", &mail.mail_from)?,
             };
             let workers = (!no_workers)
@@ -353,7 +367,10 @@ async fn main() -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| rapport_api::server::DEFAULT_PUBLIC_URL.to_string());
             let config = workers.config(&mail, public_url)?;
-            tracing::info!(concurrency = config.options.concurrency, "running job workers");
+            tracing::info!(
+                concurrency = config.options.concurrency,
+                "running job workers"
+            );
             rapport_api::workers::run(conn.clone(), config, shutdown_signal()).await?;
             conn.close().await?;
             tracing::info!("stopped");

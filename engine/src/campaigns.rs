@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rapport_schema::{activity, campaign, campaign_message, campaign_variant, company, contact, event, segment};
+use rapport_schema::{
+    activity, campaign, campaign_message, campaign_variant, company, contact, event, segment,
+};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -145,27 +147,22 @@ async fn variant_parts(
             }
         }
         None => TemplateParts {
-            subject: v
-                .subject
-                .clone()
-                .ok_or_else(|| EngineError::invalid(field("subject"), "is required without a templateId"))?,
-            html: v
-                .html
-                .clone()
-                .ok_or_else(|| EngineError::invalid(field("html"), "is required without a templateId"))?,
-            text: v
-                .text
-                .clone()
-                .ok_or_else(|| EngineError::invalid(field("text"), "is required without a templateId"))?,
+            subject: v.subject.clone().ok_or_else(|| {
+                EngineError::invalid(field("subject"), "is required without a templateId")
+            })?,
+            html: v.html.clone().ok_or_else(|| {
+                EngineError::invalid(field("html"), "is required without a templateId")
+            })?,
+            text: v.text.clone().ok_or_else(|| {
+                EngineError::invalid(field("text"), "is required without a templateId")
+            })?,
         },
     };
     if parts.subject.trim().is_empty() {
         return Err(EngineError::invalid(field("subject"), "must not be empty"));
     }
     templates::check(&parts).map_err(|e| match e {
-        EngineError::Validation { field: f, message } => {
-            EngineError::invalid(field(&f), message)
-        }
+        EngineError::Validation { field: f, message } => EngineError::invalid(field(&f), message),
         other => other,
     })?;
     Ok(parts)
@@ -178,7 +175,10 @@ async fn replace_variants(
     variants: &[VariantInput],
 ) -> Result<()> {
     if variants.is_empty() {
-        return Err(EngineError::invalid("variants", "a campaign needs at least one variant"));
+        return Err(EngineError::invalid(
+            "variants",
+            "a campaign needs at least one variant",
+        ));
     }
     if variants.len() > 26 {
         return Err(EngineError::invalid("variants", "at most 26 variants"));
@@ -235,7 +235,10 @@ fn apply(row: &mut campaign::ActiveModel, input: &CampaignInput) -> Result<()> {
         Patch::Clear => row.rate_per_second = Set(None),
         Patch::Set(r) if (1..=100_000).contains(&r) => row.rate_per_second = Set(Some(r)),
         Patch::Set(_) => {
-            return Err(EngineError::invalid("ratePerSecond", "must be between 1 and 100000"));
+            return Err(EngineError::invalid(
+                "ratePerSecond",
+                "must be between 1 and 100000",
+            ));
         }
     }
     match input.ab_test {
@@ -247,10 +250,16 @@ fn apply(row: &mut campaign::ActiveModel, input: &CampaignInput) -> Result<()> {
         }
         Patch::Set(t) => {
             if !(t.test_share > 0.0 && t.test_share < 1.0) {
-                return Err(EngineError::invalid("abTest.testShare", "must be between 0 and 1, exclusive"));
+                return Err(EngineError::invalid(
+                    "abTest.testShare",
+                    "must be between 0 and 1, exclusive",
+                ));
             }
             if !(1..=10_080).contains(&t.wait_minutes) {
-                return Err(EngineError::invalid("abTest.waitMinutes", "must be between 1 and 10080 (a week)"));
+                return Err(EngineError::invalid(
+                    "abTest.waitMinutes",
+                    "must be between 1 and 10080 (a week)",
+                ));
             }
             row.test_share = Set(Some(t.test_share));
             row.test_wait_minutes = Set(Some(t.wait_minutes));
@@ -385,11 +394,16 @@ pub async fn schedule(
 ) -> Result<campaign::Model> {
     who.require(Scope::Write)?;
     let ws = who.workspace_id;
-    let Campaign { campaign: c, variants } = get(db, ws, id).await?;
+    let Campaign {
+        campaign: c,
+        variants,
+    } = get(db, ws, id).await?;
     match status(&c) {
         CampaignStatus::Draft => {}
         CampaignStatus::Sent => {
-            return Err(EngineError::Conflict("the campaign was already sent".into()));
+            return Err(EngineError::Conflict(
+                "the campaign was already sent".into(),
+            ));
         }
         s => {
             return Err(EngineError::Conflict(format!(
@@ -398,7 +412,10 @@ pub async fn schedule(
         }
     }
     if variants.is_empty() {
-        return Err(EngineError::invalid("variants", "a campaign needs at least one variant"));
+        return Err(EngineError::invalid(
+            "variants",
+            "a campaign needs at least one variant",
+        ));
     }
     for v in &variants {
         templates::check(&TemplateParts {
@@ -408,7 +425,10 @@ pub async fn schedule(
         })?;
     }
     if c.test_share.is_some() && variants.len() < 2 {
-        return Err(EngineError::invalid("abTest", "an A/B test needs at least two variants"));
+        return Err(EngineError::invalid(
+            "abTest",
+            "an A/B test needs at least two variants",
+        ));
     }
     let condition = audience_condition(db, audience, ws, c.segment_id).await?;
     let members = crate::pagination::count(
@@ -417,12 +437,18 @@ pub async fn schedule(
     )
     .await?;
     if members == 0 {
-        return Err(EngineError::invalid("segmentId", "the segment has no contacts"));
+        return Err(EngineError::invalid(
+            "segmentId",
+            "the segment has no contacts",
+        ));
     }
     let now = clock::now();
     let at = at.filter(|t| *t > now).unwrap_or(now);
     let moved = campaign::Entity::update_many()
-        .col_expr(campaign::Column::Status, Expr::value(CampaignStatus::Scheduled.as_str()))
+        .col_expr(
+            campaign::Column::Status,
+            Expr::value(CampaignStatus::Scheduled.as_str()),
+        )
         .col_expr(campaign::Column::ScheduledAt, Expr::value(at))
         .col_expr(campaign::Column::UpdatedAt, Expr::value(now))
         .filter(campaign::Column::Id.eq(id))
@@ -430,7 +456,9 @@ pub async fn schedule(
         .exec(db)
         .await?;
     if moved.rows_affected == 0 {
-        return Err(EngineError::Conflict("the campaign is already being sent".into()));
+        return Err(EngineError::Conflict(
+            "the campaign is already being sent".into(),
+        ));
     }
     queue
         .push(
@@ -512,7 +540,9 @@ pub async fn resume(
         CampaignStatus::Scheduled
     };
     if !set_status(db, id, &[CampaignStatus::Paused], to, None).await? {
-        return Err(EngineError::Conflict("the campaign changed meanwhile".into()));
+        return Err(EngineError::Conflict(
+            "the campaign changed meanwhile".into(),
+        ));
     }
     if started {
         enqueue_queued(db, queue, &c).await?;
@@ -568,7 +598,10 @@ pub async fn cancel(db: &DatabaseConnection, who: &Principal, id: i64) -> Result
         )));
     }
     campaign_message::Entity::update_many()
-        .col_expr(campaign_message::Column::State, Expr::value(MessageState::Cancelled.as_str()))
+        .col_expr(
+            campaign_message::Column::State,
+            Expr::value(MessageState::Cancelled.as_str()),
+        )
         .filter(campaign_message::Column::CampaignId.eq(id))
         .filter(
             campaign_message::Column::State
@@ -579,7 +612,11 @@ pub async fn cancel(db: &DatabaseConnection, who: &Principal, id: i64) -> Result
     records::get::<campaign::Entity>(db, who.workspace_id, id).await
 }
 
-async fn has_state(db: &impl ConnectionTrait, campaign_id: i64, state: MessageState) -> Result<bool> {
+async fn has_state(
+    db: &impl ConnectionTrait,
+    campaign_id: i64,
+    state: MessageState,
+) -> Result<bool> {
     Ok(campaign_message::Entity::find()
         .select_only()
         .column(campaign_message::Column::Id)
@@ -621,12 +658,18 @@ fn pick_variant(variants: &[campaign_variant::Model], u: f64) -> i64 {
 /// and only re-queues what is left.
 pub async fn launch(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
     let db = &ctx.db;
-    let Campaign { campaign: c, variants } = get(db, workspace_id, id).await?;
+    let Campaign {
+        campaign: c,
+        variants,
+    } = get(db, workspace_id, id).await?;
     match status(&c) {
         CampaignStatus::Scheduled => {
             let now = clock::now();
             let started = campaign::Entity::update_many()
-                .col_expr(campaign::Column::Status, Expr::value(CampaignStatus::Sending.as_str()))
+                .col_expr(
+                    campaign::Column::Status,
+                    Expr::value(CampaignStatus::Sending.as_str()),
+                )
                 .col_expr(campaign::Column::StartedAt, Expr::value(now))
                 .col_expr(campaign::Column::UpdatedAt, Expr::value(now))
                 .filter(campaign::Column::Id.eq(id))
@@ -648,7 +691,13 @@ pub async fn launch(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
         .await?
         .is_some();
     if !expanded {
-        let condition = audience_condition(db, ctx.outbound.audience.as_ref(), workspace_id, c.segment_id).await?;
+        let condition = audience_condition(
+            db,
+            ctx.outbound.audience.as_ref(),
+            workspace_id,
+            c.segment_id,
+        )
+        .await?;
         let members: Vec<i64> = records::scoped::<contact::Entity>(workspace_id, Deleted::Exclude)
             .filter(condition)
             .select_only()
@@ -665,7 +714,10 @@ pub async fn launch(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
                 let (state, variant) = match c.test_share {
                     Some(share) if u >= share => (MessageState::Held, None),
                     // Within the test group the draw is rescaled so variants split it by weight.
-                    Some(share) => (MessageState::Queued, Some(pick_variant(&variants, u / share))),
+                    Some(share) => (
+                        MessageState::Queued,
+                        Some(pick_variant(&variants, u / share)),
+                    ),
                     None => (MessageState::Queued, Some(pick_variant(&variants, u))),
                 };
                 campaign_message::ActiveModel {
@@ -694,7 +746,11 @@ pub async fn launch(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
                 .await?;
         }
         tx.commit().await?;
-        tracing::info!(campaign = id, recipients = members.len(), "campaign started");
+        tracing::info!(
+            campaign = id,
+            recipients = members.len(),
+            "campaign started"
+        );
         if let (Some(_), Some(wait)) = (c.test_share, c.test_wait_minutes) {
             ctx.queue
                 .push(
@@ -716,7 +772,11 @@ pub async fn launch(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
 
 /// Queues send jobs for every queued message, spread out in time so that all workers
 /// together keep to the campaign's rate. Returns how many messages it queued.
-async fn enqueue_queued(db: &impl ConnectionTrait, queue: &Queue, c: &campaign::Model) -> Result<usize> {
+async fn enqueue_queued(
+    db: &impl ConnectionTrait,
+    queue: &Queue,
+    c: &campaign::Model,
+) -> Result<usize> {
     let ids: Vec<i64> = campaign_message::Entity::find()
         .select_only()
         .column(campaign_message::Column::Id)
@@ -791,7 +851,11 @@ async fn recipients(
         .filter_map(|message| {
             let person = people.get(&message.contact_id)?.clone();
             let firm = person.company_id.and_then(|id| firms.get(&id).cloned());
-            Some(Recipient { message, person, firm })
+            Some(Recipient {
+                message,
+                person,
+                firm,
+            })
         })
         .collect())
 }
@@ -819,10 +883,14 @@ async fn transition(
         MessageState::Sent => update.col_expr(campaign_message::Column::SentAt, Expr::value(now)),
         MessageState::Failed | MessageState::Skipped => update
             .col_expr(campaign_message::Column::FailedAt, Expr::value(now))
-            .col_expr(campaign_message::Column::Reason, Expr::value(reason.map(String::from))),
-        MessageState::Queued => {
-            update.col_expr(campaign_message::Column::Reason, Expr::value(reason.map(String::from)))
-        }
+            .col_expr(
+                campaign_message::Column::Reason,
+                Expr::value(reason.map(String::from)),
+            ),
+        MessageState::Queued => update.col_expr(
+            campaign_message::Column::Reason,
+            Expr::value(reason.map(String::from)),
+        ),
         _ => update,
     };
     Ok(update.exec(db).await?.rows_affected > 0)
@@ -847,7 +915,8 @@ fn track_html(html: &str, click: impl Fn(&str) -> String, pixel: &str, keep: &st
         rest = &tail[end..];
     }
     out.push_str(rest);
-    let img = format!("<img src=\"{pixel}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\">");
+    let img =
+        format!("<img src=\"{pixel}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\">");
     match out.rfind("</body>") {
         Some(at) => out.insert_str(at, &img),
         None => out.push_str(&img),
@@ -874,13 +943,25 @@ impl Links<'_> {
         })
     }
     fn unsubscribe(&self, contact: i64, msg: i64) -> String {
-        format!("{}/unsubscribe?token={}", self.base, self.claim(contact, msg, Action::Unsubscribe, None))
+        format!(
+            "{}/unsubscribe?token={}",
+            self.base,
+            self.claim(contact, msg, Action::Unsubscribe, None)
+        )
     }
     fn open(&self, contact: i64, msg: i64) -> String {
-        format!("{}/t/o/{}", self.base, self.claim(contact, msg, Action::Open, None))
+        format!(
+            "{}/t/o/{}",
+            self.base,
+            self.claim(contact, msg, Action::Open, None)
+        )
     }
     fn click(&self, contact: i64, msg: i64, url: &str) -> String {
-        format!("{}/t/c/{}", self.base, self.claim(contact, msg, Action::Click, Some(url.into())))
+        format!(
+            "{}/t/c/{}",
+            self.base,
+            self.claim(contact, msg, Action::Click, Some(url.into()))
+        )
     }
 }
 
@@ -905,7 +986,14 @@ async fn send_one(
         return Ok(Attempt::Done);
     }
     let skip = |why: String| async move {
-        transition(db, m.id, MessageState::Sending, MessageState::Skipped, Some(&why)).await?;
+        transition(
+            db,
+            m.id,
+            MessageState::Sending,
+            MessageState::Skipped,
+            Some(&why),
+        )
+        .await?;
         Ok::<_, EngineError>(Attempt::Done)
     };
     if r.person.deleted_at.is_some() {
@@ -931,7 +1019,14 @@ async fn send_one(
     let parts = match rendered {
         Ok(p) => p,
         Err(e) => {
-            transition(db, m.id, MessageState::Sending, MessageState::Failed, Some(&e.to_string())).await?;
+            transition(
+                db,
+                m.id,
+                MessageState::Sending,
+                MessageState::Failed,
+                Some(&e.to_string()),
+            )
+            .await?;
             return Ok(Attempt::Failed);
         }
     };
@@ -960,16 +1055,37 @@ async fn send_one(
         }
         Delivery::Deferred(why) => {
             // The server did not take it, so putting it back cannot cause a duplicate.
-            transition(db, m.id, MessageState::Sending, MessageState::Queued, Some(&why)).await?;
+            transition(
+                db,
+                m.id,
+                MessageState::Sending,
+                MessageState::Queued,
+                Some(&why),
+            )
+            .await?;
             Ok(Attempt::Deferred(why))
         }
         Delivery::Rejected(why) => {
-            transition(db, m.id, MessageState::Sending, MessageState::Failed, Some(&why)).await?;
+            transition(
+                db,
+                m.id,
+                MessageState::Sending,
+                MessageState::Failed,
+                Some(&why),
+            )
+            .await?;
             Ok(Attempt::Failed)
         }
         Delivery::Unknown(why) => {
             let why = format!("{why}; the outcome is unknown, so it is not sent again");
-            transition(db, m.id, MessageState::Sending, MessageState::Failed, Some(&why)).await?;
+            transition(
+                db,
+                m.id,
+                MessageState::Sending,
+                MessageState::Failed,
+                Some(&why),
+            )
+            .await?;
             Ok(Attempt::Failed)
         }
     }
@@ -977,7 +1093,12 @@ async fn send_one(
 
 /// Records the campaign's failure streak; pauses it when the streak reaches the limit.
 /// Returns true when the campaign was paused.
-async fn note_outcome(ctx: &Context, c: &campaign::Model, failed: bool, streak: &mut i32) -> Result<bool> {
+async fn note_outcome(
+    ctx: &Context,
+    c: &campaign::Model,
+    failed: bool,
+    streak: &mut i32,
+) -> Result<bool> {
     if !failed {
         if *streak > 0 {
             *streak = 0;
@@ -1010,7 +1131,14 @@ async fn note_outcome(ctx: &Context, c: &campaign::Model, failed: bool, streak: 
             ctx.outbound.failure_limit
         );
         tracing::warn!(campaign = c.id, "{reason}");
-        set_status(&ctx.db, c.id, &[CampaignStatus::Sending], CampaignStatus::Paused, Some(reason)).await?;
+        set_status(
+            &ctx.db,
+            c.id,
+            &[CampaignStatus::Sending],
+            CampaignStatus::Paused,
+            Some(reason),
+        )
+        .await?;
         return Ok(true);
     }
     Ok(false)
@@ -1023,17 +1151,27 @@ async fn current_status(db: &impl ConnectionTrait, id: i64) -> Result<CampaignSt
         .into_tuple()
         .one(db)
         .await?;
-    Ok(s.map(|s| CampaignStatus::from_db(&s)).unwrap_or(CampaignStatus::Cancelled))
+    Ok(s.map(|s| CampaignStatus::from_db(&s))
+        .unwrap_or(CampaignStatus::Cancelled))
 }
 
 /// Job: sends a batch of a campaign's messages, keeping to its rate.
-pub async fn send_batch(ctx: &Context, workspace_id: i64, id: i64, message_ids: &[i64]) -> Result<()> {
+pub async fn send_batch(
+    ctx: &Context,
+    workspace_id: i64,
+    id: i64,
+    message_ids: &[i64],
+) -> Result<()> {
     let db = &ctx.db;
-    let Campaign { campaign: c, variants } = get(db, workspace_id, id).await?;
+    let Campaign {
+        campaign: c,
+        variants,
+    } = get(db, workspace_id, id).await?;
     if status(&c) != CampaignStatus::Sending {
         return Ok(());
     }
-    let variants: HashMap<i64, campaign_variant::Model> = variants.into_iter().map(|v| (v.id, v)).collect();
+    let variants: HashMap<i64, campaign_variant::Model> =
+        variants.into_iter().map(|v| (v.id, v)).collect();
     let signer = links::signer(db, workspace_id).await?;
     let links = Links {
         signer: &signer,
@@ -1045,7 +1183,8 @@ pub async fn send_batch(ctx: &Context, workspace_id: i64, id: i64, message_ids: 
     let mut streak = 0;
     for (k, r) in batch.iter().enumerate() {
         if let Some(rate) = c.rate_per_second {
-            tokio::time::sleep_until(started + Duration::from_secs_f64(k as f64 / rate as f64)).await;
+            tokio::time::sleep_until(started + Duration::from_secs_f64(k as f64 / rate as f64))
+                .await;
         }
         // A pause or cancel takes effect within a few messages, not at the end of a batch.
         if k % 20 == 19 && current_status(db, id).await? != CampaignStatus::Sending {
@@ -1065,7 +1204,9 @@ pub async fn send_batch(ctx: &Context, workspace_id: i64, id: i64, message_ids: 
                     return Ok(());
                 }
                 // The rest of the batch stays queued; the queue retries it with backoff.
-                return Err(EngineError::Conflict(format!("the mail server deferred a message: {why}")));
+                return Err(EngineError::Conflict(format!(
+                    "the mail server deferred a message: {why}"
+                )));
             }
         }
     }
@@ -1077,10 +1218,17 @@ pub async fn send_batch(ctx: &Context, workspace_id: i64, id: i64, message_ids: 
 async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
     let db = &ctx.db;
     let cutoff = clock::now()
-        - chrono::Duration::from_std(ctx.outbound.claim_timeout).unwrap_or(chrono::Duration::minutes(15));
+        - chrono::Duration::from_std(ctx.outbound.claim_timeout)
+            .unwrap_or(chrono::Duration::minutes(15));
     campaign_message::Entity::update_many()
-        .col_expr(campaign_message::Column::State, Expr::value(MessageState::Failed.as_str()))
-        .col_expr(campaign_message::Column::FailedAt, Expr::value(clock::now()))
+        .col_expr(
+            campaign_message::Column::State,
+            Expr::value(MessageState::Failed.as_str()),
+        )
+        .col_expr(
+            campaign_message::Column::FailedAt,
+            Expr::value(clock::now()),
+        )
         .col_expr(
             campaign_message::Column::Reason,
             Expr::value("interrupted while sending; not sent again so that nobody gets it twice"),
@@ -1104,7 +1252,15 @@ async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
         .all(db)
         .await?;
     if open.is_empty() {
-        if set_status(db, c.id, &[CampaignStatus::Sending], CampaignStatus::Sent, None).await? {
+        if set_status(
+            db,
+            c.id,
+            &[CampaignStatus::Sending],
+            CampaignStatus::Sent,
+            None,
+        )
+        .await?
+        {
             tracing::info!(campaign = c.id, "campaign sent");
         }
     } else if open == [MessageState::Sending.as_str()] {
@@ -1114,7 +1270,11 @@ async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
                     workspace_id: c.workspace_id,
                     campaign_id: c.id,
                 },
-                Some(clock::now() + chrono::Duration::from_std(ctx.outbound.claim_timeout).unwrap_or_default()),
+                Some(
+                    clock::now()
+                        + chrono::Duration::from_std(ctx.outbound.claim_timeout)
+                            .unwrap_or_default(),
+                ),
             )
             .await?;
     }
@@ -1125,8 +1285,18 @@ async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
 /// messages sent wins, ties to the first — and queues the held messages with it.
 pub async fn pick_winner(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
     let db = &ctx.db;
-    let Campaign { campaign: c, variants } = get(db, workspace_id, id).await?;
+    let Campaign {
+        campaign: c,
+        variants,
+    } = get(db, workspace_id, id).await?;
     if status(&c) != CampaignStatus::Sending {
+        return Ok(());
+    }
+    if c.winner_variant_id.is_some() {
+        // Decided already (this is a second run): only make sure the rest is on its way.
+        if enqueue_queued(db, &ctx.queue, &c).await? == 0 {
+            finish(ctx, &c).await?;
+        }
         return Ok(());
     }
     let metric = WinnerMetric::from_db(c.winner_metric.as_deref().unwrap_or("open"));
@@ -1137,19 +1307,28 @@ pub async fn pick_winner(ctx: &Context, workspace_id: i64, id: i64) -> Result<()
     };
     let mut best: Option<(i64, f64)> = None;
     for v in &variants {
-        let r = stats.iter().find(|s| s.variant_id == Some(v.id)).map(rate).unwrap_or(0.0);
+        let r = stats
+            .iter()
+            .find(|s| s.variant_id == Some(v.id))
+            .map(rate)
+            .unwrap_or(0.0);
         if best.is_none_or(|(_, b)| r > b) {
             best = Some((v.id, r));
         }
     }
-    let Some((winner, _)) = best else { return Ok(()) };
+    let Some((winner, _)) = best else {
+        return Ok(());
+    };
     campaign::Entity::update_many()
         .col_expr(campaign::Column::WinnerVariantId, Expr::value(winner))
         .filter(campaign::Column::Id.eq(id))
         .exec(db)
         .await?;
     campaign_message::Entity::update_many()
-        .col_expr(campaign_message::Column::State, Expr::value(MessageState::Queued.as_str()))
+        .col_expr(
+            campaign_message::Column::State,
+            Expr::value(MessageState::Queued.as_str()),
+        )
         .col_expr(campaign_message::Column::VariantId, Expr::value(winner))
         .filter(campaign_message::Column::CampaignId.eq(id))
         .filter(campaign_message::Column::State.eq(MessageState::Held.as_str()))
@@ -1227,16 +1406,29 @@ impl VariantStats {
 
 /// Per-variant counts of a campaign (held-back messages under `None`), in one grouped
 /// query.
-pub async fn stats(db: &impl ConnectionTrait, workspace_id: i64, id: i64) -> Result<Vec<VariantStats>> {
+pub async fn stats(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    id: i64,
+) -> Result<Vec<VariantStats>> {
     type Row = (Option<i64>, String, i64, i64, i64, i64);
     let rows: Vec<Row> = campaign_message::Entity::find()
         .select_only()
         .column(campaign_message::Column::VariantId)
         .column(campaign_message::Column::State)
         .column_as(Expr::col(campaign_message::Column::Id).count(), "n")
-        .column_as(Expr::col(campaign_message::Column::OpenedAt).count(), "opened")
-        .column_as(Expr::col(campaign_message::Column::ClickedAt).count(), "clicked")
-        .column_as(Expr::col(campaign_message::Column::UnsubscribedAt).count(), "unsubscribed")
+        .column_as(
+            Expr::col(campaign_message::Column::OpenedAt).count(),
+            "opened",
+        )
+        .column_as(
+            Expr::col(campaign_message::Column::ClickedAt).count(),
+            "clicked",
+        )
+        .column_as(
+            Expr::col(campaign_message::Column::UnsubscribedAt).count(),
+            "unsubscribed",
+        )
         .filter(campaign_message::Column::WorkspaceId.eq(workspace_id))
         .filter(campaign_message::Column::CampaignId.eq(id))
         .group_by(campaign_message::Column::VariantId)
@@ -1296,7 +1488,10 @@ pub async fn messages(
     if let Some(after) = after {
         q = q.filter(campaign_message::Column::Id.gt(after));
     }
-    Ok(q.order_by_asc(campaign_message::Column::Id).limit(limit).all(db).await?)
+    Ok(q.order_by_asc(campaign_message::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
 }
 
 /// Records an open or click from a verified tracking link: counts on the message, an
@@ -1314,10 +1509,9 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<Stri
     let (event_type, first, url) = match claim.action {
         Action::Open => ("email_opened", m.opened_at.is_none(), None),
         Action::Click => {
-            let url = claim
-                .url
-                .clone()
-                .ok_or_else(|| EngineError::invalid("token", "a click link without a destination"))?;
+            let url = claim.url.clone().ok_or_else(|| {
+                EngineError::invalid("token", "a click link without a destination")
+            })?;
             ("email_clicked", m.clicked_at.is_none(), Some(url))
         }
         _ => return Err(EngineError::invalid("token", "not a tracking link")),
@@ -1371,7 +1565,10 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<Stri
         let name = name.unwrap_or_default();
         let (subject, body) = match &url {
             None => (format!("Opened campaign email: {name}"), None),
-            Some(u) => (format!("Clicked in campaign email: {name}"), Some(u.clone())),
+            Some(u) => (
+                format!("Clicked in campaign email: {name}"),
+                Some(u.clone()),
+            ),
         };
         activity::ActiveModel {
             workspace_id: Set(m.workspace_id),
@@ -1409,7 +1606,11 @@ pub async fn note_unsubscribe(db: &impl ConnectionTrait, claim: &Claim) -> Resul
 }
 
 /// Marks the latest sent campaign message to a contact as bounced.
-pub async fn note_bounce(db: &impl ConnectionTrait, workspace_id: i64, contact_id: i64) -> Result<()> {
+pub async fn note_bounce(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    contact_id: i64,
+) -> Result<()> {
     let latest: Option<i64> = campaign_message::Entity::find()
         .select_only()
         .column(campaign_message::Column::Id)
@@ -1423,8 +1624,14 @@ pub async fn note_bounce(db: &impl ConnectionTrait, workspace_id: i64, contact_i
         .await?;
     if let Some(id) = latest {
         campaign_message::Entity::update_many()
-            .col_expr(campaign_message::Column::State, Expr::value(MessageState::Bounced.as_str()))
-            .col_expr(campaign_message::Column::BouncedAt, Expr::value(clock::now()))
+            .col_expr(
+                campaign_message::Column::State,
+                Expr::value(MessageState::Bounced.as_str()),
+            )
+            .col_expr(
+                campaign_message::Column::BouncedAt,
+                Expr::value(clock::now()),
+            )
             .filter(campaign_message::Column::Id.eq(id))
             .exec(db)
             .await?;
@@ -1462,7 +1669,9 @@ mod tests {
     fn variants_split_by_weight() {
         let vs = [variant(1, 1), variant(2, 3)];
         let n = 20_000;
-        let second = (0..n).filter(|&c| pick_variant(&vs, draw(5, c)) == 2).count();
+        let second = (0..n)
+            .filter(|&c| pick_variant(&vs, draw(5, c)) == 2)
+            .count();
         assert!((second as f64 / n as f64 - 0.75).abs() < 0.015, "{second}");
         assert_eq!(pick_variant(&vs, 0.0), 1);
         assert_eq!(pick_variant(&vs, 0.999_999), 2);
@@ -1471,8 +1680,16 @@ mod tests {
     #[test]
     fn tracking_rewrites_web_links_but_not_unsubscribe_or_mailto() {
         let html = r#"<html><body><a href="https://shop.example/a?x=1&amp;y=2">A</a> <a href="mailto:x@y.z">M</a> <a href="https://r.example/unsubscribe?token=t">U</a></body></html>"#;
-        let out = track_html(html, |u| format!("https://r.example/t/c/[{u}]"), "https://r.example/t/o/p", "https://r.example/unsubscribe?token=t");
-        assert!(out.contains(r#"href="https://r.example/t/c/[https://shop.example/a?x=1&amp;y=2]""#), "{out}");
+        let out = track_html(
+            html,
+            |u| format!("https://r.example/t/c/[{u}]"),
+            "https://r.example/t/o/p",
+            "https://r.example/unsubscribe?token=t",
+        );
+        assert!(
+            out.contains(r#"href="https://r.example/t/c/[https://shop.example/a?x=1&amp;y=2]""#),
+            "{out}"
+        );
         assert!(out.contains(r#"href="mailto:x@y.z""#));
         assert!(out.contains(r#"href="https://r.example/unsubscribe?token=t""#));
         assert!(out.contains(r#"<img src="https://r.example/t/o/p""#));

@@ -106,10 +106,7 @@ pub enum Delivery {
 /// The server's status code and first words, for the message row: short, and without
 /// the transport's own details (hosts, paths).
 fn smtp_reason(e: &lettre::transport::smtp::Error) -> String {
-    let code = e
-        .status()
-        .map(|c| format!("{c} "))
-        .unwrap_or_default();
+    let code = e.status().map(|c| format!("{c} ")).unwrap_or_default();
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_permanent() {

@@ -326,7 +326,7 @@ pub async fn failed(
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
-            "SELECT id, job, attempts, last_result, \
+            "SELECT id, job, attempts, last_result::text AS last_result, \
              CAST(EXTRACT(EPOCH FROM done_at) AS BIGINT) AS done_at FROM apalis.jobs \
              WHERE job_type = $1 AND ((status = 'Failed' AND attempts >= max_attempts) OR status = 'Killed') \
              ORDER BY done_at DESC NULLS LAST LIMIT 10000"
@@ -337,13 +337,10 @@ pub async fn failed(
              ORDER BY done_at DESC LIMIT 10000"
         }
     };
-    let rows = JobRow::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [QUEUE.into()],
-    ))
-    .all(db)
-    .await?;
+    let rows =
+        JobRow::find_by_statement(Statement::from_sql_and_values(backend, sql, [QUEUE.into()]))
+            .all(db)
+            .await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| {
@@ -352,12 +349,29 @@ pub async fn failed(
                 id: r.id,
                 job,
                 attempts: r.attempts,
-                error: r.last_result.map(|e| e.trim_matches('"').to_string()),
+                error: r.last_result.as_deref().map(error_text),
                 failed_at: r.done_at.and_then(|t| DateTime::from_timestamp(t, 0)),
             })
         })
         .take(limit as usize)
         .collect())
+}
+
+/// The message in a stored job result, which apalis keeps as JSON (a string, or an
+/// object around one).
+fn error_text(raw: &str) -> String {
+    fn first_string(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Object(m) => m.values().find_map(first_string),
+            serde_json::Value::Array(a) => a.iter().find_map(first_string),
+            _ => None,
+        }
+    }
+    serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| first_string(&v))
+        .unwrap_or_else(|| raw.to_string())
 }
 
 /// Puts a dead letter of the workspace back in the queue with fresh attempts.

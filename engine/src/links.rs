@@ -151,8 +151,7 @@ impl Signer {
     /// Signs a claim of this signer's workspace.
     pub fn sign(&self, claim: &Claim) -> String {
         debug_assert_eq!(claim.ws, self.ws);
-        let body =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claim).expect("a claim serialises"));
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claim).expect("a claim serialises"));
         let mac = URL_SAFE_NO_PAD.encode(hmac_sha256(&self.key, body.as_bytes()));
         format!("{body}.{mac}")
     }

@@ -62,4 +62,5 @@ CREATE INDEX campaign_messages_state ON campaign_messages (campaign_id, state, i
 CREATE INDEX campaign_messages_contact ON campaign_messages (workspace_id, contact_id, id)
 "#;
 
-const DOWN: &str = "DROP TABLE campaign_messages; DROP TABLE campaign_variants; DROP TABLE campaigns";
+const DOWN: &str =
+    "DROP TABLE campaign_messages; DROP TABLE campaign_variants; DROP TABLE campaigns";

@@ -134,6 +134,88 @@ impl SmtpServer {
     }
 }
 
+/// Undoes quoted-printable encoding (soft line breaks, `=XX`), so links in a received
+/// message can be read back whole.
+pub fn unquote(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of a header of a raw message (unfolded), if present.
+pub fn header(raw: &str, name: &str) -> Option<String> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
+    let head = head.split("\n\n").next().unwrap_or(head);
+    let unfolded = head
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ")
+        .replace("\n ", " ");
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    unfolded
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_string())
+}
+
+/// Every link in a message (after [`unquote`]) that starts with `prefix`, up to the
+/// closing quote or whitespace.
+pub fn links(raw: &str, prefix: &str) -> Vec<String> {
+    let text = unquote(raw);
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(prefix) {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| c == '"' || c == '>' || c == '<' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        out.push(tail[..end].replace("&amp;", "&"));
+        rest = &tail[end..];
+    }
+    out
+}
+
+/// Job workers running in the test process on an app's database; stopped when dropped.
+pub struct Workers {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<rapport_engine::Result<()>>>,
+}
+
+impl Workers {
+    /// Asks them to stop and waits until they have.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(30), task).await;
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -174,6 +256,76 @@ impl TestApp {
             log,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// Worker settings for tests: fast heartbeats, retries and claim timeouts, links to
+    /// this server, mail to `smtp_url`.
+    pub fn worker_config(&self, smtp_url: &str) -> rapport_api::workers::WorkerConfig {
+        let mailer = rapport_engine::email::Mailer::configure(Some(smtp_url), std::env::temp_dir())
+            .expect("mailer");
+        let mut config = rapport_api::workers::WorkerConfig::new(mailer, self.base.clone());
+        config.claim_timeout = std::time::Duration::from_secs(3);
+        config.options.heartbeat = std::time::Duration::from_secs(1);
+        config.options.retry_delay = std::time::Duration::from_millis(100);
+        config.options.shutdown_timeout = std::time::Duration::from_secs(5);
+        config.options.name = format!("test-worker-{}", unique_name());
+        config
+    }
+
+    /// Starts job workers in this process that send to `smtp_url`.
+    pub fn workers(&self, smtp_url: &str) -> Workers {
+        self.workers_with(self.worker_config(smtp_url))
+    }
+
+    /// Starts job workers configured.
+    pub fn workers_with(&self, config: rapport_api::workers::WorkerConfig) -> Workers {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(rapport_api::workers::run(self.db.clone(), config, async {
+            let _ = stopped.await;
+        }));
+        Workers {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Polls `query` until `done` holds for its data (at most `seconds`); returns the data.
+    pub async fn until(
+        &self,
+        key: &str,
+        query: &str,
+        variables: Value,
+        seconds: u64,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            let data = self.ok(key, query, variables.clone()).await;
+            if done(&data) {
+                return data;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still waiting after {seconds} s: {data}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A GET without following redirects: status, `Location`, body.
+    pub async fn get(&self, url: &str) -> (u16, Option<String>, Vec<u8>) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = client.get(url).send().await.expect("request");
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        (status, location, resp.bytes().await.unwrap().to_vec())
     }
 
     /// A new workspace and its admin key.

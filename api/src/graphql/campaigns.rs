@@ -30,7 +30,8 @@ impl Audience for ContactAudience {
                 format!("the saved filter no longer parses: {why}"),
             )
         };
-        let value = async_graphql::Value::from_json(filter.clone()).map_err(|e| bad(e.to_string()))?;
+        let value =
+            async_graphql::Value::from_json(filter.clone()).map_err(|e| bad(e.to_string()))?;
         let parsed = ContactFilter::parse(Some(value))
             .map_err(|e| bad(e.into_server_error(Default::default()).message))?;
         parsed.condition()
@@ -107,7 +108,10 @@ impl CampaignInput {
         };
         Ok(campaigns::CampaignInput {
             name: self.name,
-            segment_id: self.segment_id.map(|id| parse_id("segmentId", &id)).transpose()?,
+            segment_id: self
+                .segment_id
+                .map(|id| parse_id("segmentId", &id))
+                .transpose()?,
             from_email: self.from_email,
             from_name: patch(self.from_name, |n| n),
             rate_per_second: patch(self.rate_per_second, |r| r),
@@ -220,12 +224,15 @@ impl CampaignMessage {
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        Ok(
-            records::get_with::<s::contact::Entity>(db, who.workspace_id, self.0.contact_id, Deleted::Include)
-                .await
-                .ok()
-                .map(Contact),
+        Ok(records::get_with::<s::contact::Entity>(
+            db,
+            who.workspace_id,
+            self.0.contact_id,
+            Deleted::Include,
         )
+        .await
+        .ok()
+        .map(Contact))
     }
     async fn contact_id(&self) -> ID {
         to_id(self.0.contact_id)
@@ -286,12 +293,15 @@ impl Campaign {
     async fn segment(&self, ctx: &Context<'_>) -> Result<Option<Segment>> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        Ok(
-            records::get_with::<s::segment::Entity>(db, who.workspace_id, self.0.campaign.segment_id, Deleted::Include)
-                .await
-                .ok()
-                .map(Segment),
+        Ok(records::get_with::<s::segment::Entity>(
+            db,
+            who.workspace_id,
+            self.0.campaign.segment_id,
+            Deleted::Include,
         )
+        .await
+        .ok()
+        .map(Segment))
     }
     async fn from_email(&self) -> &str {
         &self.0.campaign.from_email
@@ -332,13 +342,20 @@ impl Campaign {
         self.0.campaign.winner_variant_id.map(to_id)
     }
     async fn variants(&self) -> Vec<CampaignVariant> {
-        self.0.variants.iter().cloned().map(CampaignVariant).collect()
+        self.0
+            .variants
+            .iter()
+            .cloned()
+            .map(CampaignVariant)
+            .collect()
     }
     /// Totals over all messages.
     async fn stats(&self, ctx: &Context<'_>) -> Result<CampaignStats> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        let per = campaigns::stats(db, who.workspace_id, self.0.campaign.id).await.gql()?;
+        let per = campaigns::stats(db, who.workspace_id, self.0.campaign.id)
+            .await
+            .gql()?;
         Ok(CampaignStats(campaigns::total(&per)))
     }
     /// Counts per variant; messages held for an A/B winner appear without a variant.
@@ -415,7 +432,9 @@ impl FailedJob {
 async fn load(ctx: &Context<'_>, id: i64) -> Result<Campaign> {
     let who = principal(ctx)?;
     let db = ctx.data_unchecked::<DatabaseConnection>();
-    Ok(Campaign(campaigns::get(db, who.workspace_id, id).await.gql()?))
+    Ok(Campaign(
+        campaigns::get(db, who.workspace_id, id).await.gql()?,
+    ))
 }
 
 /// Reading campaigns and the queue's dead letters.
@@ -428,7 +447,11 @@ impl CampaignQuery {
         load(ctx, parse_id("id", &id)?).await
     }
     /// Campaigns, newest first, optionally in one status.
-    async fn campaigns(&self, ctx: &Context<'_>, status: Option<CampaignStatus>) -> Result<Vec<Campaign>> {
+    async fn campaigns(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<CampaignStatus>,
+    ) -> Result<Vec<Campaign>> {
         use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
@@ -448,20 +471,29 @@ impl CampaignQuery {
             .into_iter()
             .map(|c| {
                 let v = variants.remove(&c.id).unwrap_or_default();
-                Campaign(campaigns::Campaign { campaign: c, variants: v })
+                Campaign(campaigns::Campaign {
+                    campaign: c,
+                    variants: v,
+                })
             })
             .collect())
     }
     /// Background jobs of this workspace that used up their attempts, newest first.
-    async fn failed_jobs(&self, ctx: &Context<'_>, #[graphql(default = 100)] first: i32) -> Result<Vec<FailedJob>> {
+    async fn failed_jobs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+    ) -> Result<Vec<FailedJob>> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        Ok(jobs::failed(db, who.workspace_id, first.clamp(1, 1000) as u64)
-            .await
-            .gql()?
-            .into_iter()
-            .map(FailedJob)
-            .collect())
+        Ok(
+            jobs::failed(db, who.workspace_id, first.clamp(1, 1000) as u64)
+                .await
+                .gql()?
+                .into_iter()
+                .map(FailedJob)
+                .collect(),
+        )
     }
 }
 
@@ -480,10 +512,19 @@ impl CampaignMutation {
     async fn create_campaign(&self, ctx: &Context<'_>, input: CampaignInput) -> Result<Campaign> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        Ok(Campaign(campaigns::create(db, who, input.into_engine()?).await.gql()?))
+        Ok(Campaign(
+            campaigns::create(db, who, input.into_engine()?)
+                .await
+                .gql()?,
+        ))
     }
     /// Changes a draft.
-    async fn update_campaign(&self, ctx: &Context<'_>, id: ID, input: CampaignInput) -> Result<Campaign> {
+    async fn update_campaign(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: CampaignInput,
+    ) -> Result<Campaign> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         Ok(Campaign(
@@ -494,11 +535,18 @@ impl CampaignMutation {
     }
     /// Schedules a draft for `at` (now when omitted). Refused when the segment is empty
     /// or the campaign is already scheduled, sending or sent.
-    async fn schedule_campaign(&self, ctx: &Context<'_>, id: ID, at: Option<DateTime<Utc>>) -> Result<Campaign> {
+    async fn schedule_campaign(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Campaign> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let id = parse_id("id", &id)?;
-        campaigns::schedule(db, &queue(ctx)?, &ContactAudience, who, id, at).await.gql()?;
+        campaigns::schedule(db, &queue(ctx)?, &ContactAudience, who, id, at)
+            .await
+            .gql()?;
         load(ctx, id).await
     }
     /// Starts sending a draft now.
@@ -506,7 +554,9 @@ impl CampaignMutation {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let id = parse_id("id", &id)?;
-        campaigns::schedule(db, &queue(ctx)?, &ContactAudience, who, id, None).await.gql()?;
+        campaigns::schedule(db, &queue(ctx)?, &ContactAudience, who, id, None)
+            .await
+            .gql()?;
         load(ctx, id).await
     }
     async fn pause_campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Campaign> {
@@ -536,16 +586,24 @@ impl CampaignMutation {
         let who = principal(ctx)?;
         who.require(Scope::Write).gql()?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        let c = records::get::<s::campaign::Entity>(db, who.workspace_id, parse_id("id", &id)?).await.gql()?;
+        let c = records::get::<s::campaign::Entity>(db, who.workspace_id, parse_id("id", &id)?)
+            .await
+            .gql()?;
         if matches!(
             values::CampaignStatus::from_db(&c.status),
-            values::CampaignStatus::Scheduled | values::CampaignStatus::Sending | values::CampaignStatus::Paused
+            values::CampaignStatus::Scheduled
+                | values::CampaignStatus::Sending
+                | values::CampaignStatus::Paused
         ) {
-            return Err(crate::error::to_graphql(rapport_engine::EngineError::Conflict(
-                "cancel the campaign before deleting it".into(),
-            )));
+            return Err(crate::error::to_graphql(
+                rapport_engine::EngineError::Conflict(
+                    "cancel the campaign before deleting it".into(),
+                ),
+            ));
         }
-        records::soft_delete::<s::campaign::Entity>(db, who.workspace_id, c.id).await.gql()?;
+        records::soft_delete::<s::campaign::Entity>(db, who.workspace_id, c.id)
+            .await
+            .gql()?;
         Ok(id)
     }
     /// Puts a failed job back in the queue with fresh attempts (admin).
