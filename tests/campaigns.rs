@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rapport_tests::{SmtpServer, TestApp, both_backends, header, links};
+use rapport_tests::{Backend, SmtpServer, TestApp, both_backends, header, links};
 use serde_json::{Value, json};
 
 both_backends!(
@@ -749,4 +749,156 @@ async fn ab_test_sends_the_winner_to_the_rest(app: TestApp) {
         "everyone held back got the winner"
     );
     workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_never_sends_twice_sqlite() {
+    killed_worker_never_sends_twice(TestApp::spawn(Backend::Sqlite).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_never_sends_twice_postgres() {
+    killed_worker_never_sends_twice(TestApp::spawn(Backend::Postgres).await).await;
+}
+
+/// A `rapport worker` process is SIGKILLed in the middle of a campaign; two fresh worker
+/// processes sharing the queue take over. Nobody receives the email twice, and every
+/// message ends sent or (the ones the dead worker had claimed) failed as interrupted.
+async fn killed_worker_never_sends_twice(app: TestApp) {
+    let smtp = SmtpServer::start();
+    let key = app.workspace("Crash").await;
+    let n = 120;
+    audience(&app, &key, "crash", n, |_| true).await;
+    let seg = segment(&app, &key, "crash").await;
+    // 30 a second: four seconds of sending, so the kill lands mid-batch.
+    let c = campaign(&app, &key, &seg, json!({"ratePerSecond": 30})).await;
+    let mut first = app.worker_process(&smtp.url);
+    app.ok(
+        &key,
+        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
+        json!({"id": c["id"]}),
+    )
+    .await;
+    app.until(&key, STATUS, json!({"id": c["id"]}), 60, |d| {
+        d["campaign"]["stats"]["sent"].as_u64() >= Some(20)
+    })
+    .await;
+    first.kill().expect("SIGKILL the worker");
+    first.wait().unwrap();
+    let at_kill = smtp.received().len();
+    assert!(at_kill < n, "the kill came before the end ({at_kill} sent)");
+
+    let mut second = app.worker_process(&smtp.url);
+    let mut third = app.worker_process(&smtp.url);
+    let done = wait_status(&app, &key, &c["id"], "SENT", 120).await;
+    for w in [&mut second, &mut third] {
+        // SIGTERM: a graceful stop.
+        let _ = std::process::Command::new("kill")
+            .arg(w.id().to_string())
+            .status();
+        let _ = w.wait();
+    }
+
+    let stats = &done["stats"];
+    let sent = stats["sent"].as_u64().unwrap() as usize;
+    let failed = stats["failed"].as_u64().unwrap() as usize;
+    assert_eq!(sent + failed, n, "{done}");
+    assert!(
+        failed <= 2,
+        "at most the dead worker's claims are lost: {done}"
+    );
+    let to = recipients(&smtp);
+    eprintln!(
+        "killed after {at_kill} received; {sent} sent, {failed} interrupted, {} received",
+        to.len()
+    );
+    let unique: HashSet<&String> = to.iter().collect();
+    assert_eq!(unique.len(), to.len(), "somebody got the email twice");
+    assert!(
+        to.len() >= sent && to.len() <= sent + failed,
+        "{} received, {sent} sent, {failed} failed",
+        to.len()
+    );
+    if failed > 0 {
+        let lost = app
+            .ok(
+                &key,
+                "query($id: ID!) { campaign(id: $id) { messages(state: FAILED) { reason } } }",
+                json!({"id": c["id"]}),
+            )
+            .await;
+        for m in lost["campaign"]["messages"].as_array().unwrap() {
+            assert!(
+                m["reason"].as_str().unwrap().starts_with("interrupted"),
+                "{m}"
+            );
+        }
+    }
+}
+
+/// Campaign mail signed with a configured DKIM key verifies (dkimpy, against the test
+/// key's public half) as it arrives at the SMTP server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_signed_campaign_mail_verifies() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let smtp = SmtpServer::start();
+    let key = app.workspace("DKIM").await;
+    audience(&app, &key, "signed", 2, |_| true).await;
+    let seg = segment(&app, &key, "signed").await;
+    let c = campaign(&app, &key, &seg, json!({})).await;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let private_key = std::fs::read_to_string(fixtures.join("dkim-test-rsa.pem")).unwrap();
+    let mut config = app.worker_config(&smtp.url);
+    config.mailer = config
+        .mailer
+        .with_dkim(&rapport_engine::email::DkimKey {
+            selector: "rapport".into(),
+            domain: "shop.example".into(),
+            private_key,
+        })
+        .unwrap();
+    let workers = app.workers_with(config);
+    app.ok(
+        &key,
+        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
+        json!({"id": c["id"]}),
+    )
+    .await;
+    wait_status(&app, &key, &c["id"], "SENT", 60).await;
+    workers.stop().await;
+    let public = std::fs::read_to_string(fixtures.join("dkim-test-rsa.pub.b64")).unwrap();
+    let mail = smtp.received();
+    assert_eq!(mail.len(), 2);
+    for m in mail {
+        assert!(
+            header(&m, "DKIM-Signature")
+                .unwrap()
+                .contains("d=shop.example")
+        );
+        let verify = |message: &str| {
+            use std::io::Write;
+            let mut child = std::process::Command::new("python3")
+                .arg(fixtures.join("dkim_verify.py"))
+                .arg(&public)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("python3 with dkimpy (scripts/test installs it)");
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(message.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        // aiosmtpd's Maildir adds its own headers on top, which DKIM ignores.
+        assert_eq!(verify(&m), "valid", "{m}");
+        // Any change to a signed part breaks it.
+        assert_eq!(
+            verify(&m.replace("Subject: Spring is here", "Subject: Spring is near")),
+            "invalid"
+        );
+    }
 }

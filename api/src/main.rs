@@ -116,6 +116,40 @@ struct MailArgs {
         default_value = "no-reply@rapport.localhost"
     )]
     mail_from: String,
+    /// A DKIM private key to sign outgoing mail with: RSA in PKCS#1 PEM, or an Ed25519
+    /// seed in base64.
+    #[arg(long, env = "RAPPORT_DKIM_KEY_FILE", requires = "dkim_selector")]
+    dkim_key_file: Option<std::path::PathBuf>,
+    /// The DKIM selector published in DNS (`<selector>._domainkey.<domain>`).
+    #[arg(long, env = "RAPPORT_DKIM_SELECTOR")]
+    dkim_selector: Option<String>,
+    /// The DKIM signing domain (default: the domain of --mail-from).
+    #[arg(long, env = "RAPPORT_DKIM_DOMAIN")]
+    dkim_domain: Option<String>,
+}
+
+impl MailArgs {
+    fn mailer(&self) -> anyhow::Result<rapport_engine::email::Mailer> {
+        let mailer = rapport_engine::email::Mailer::configure(
+            self.smtp_url.as_deref(),
+            self.outbox.clone(),
+        )?;
+        let Some(file) = &self.dkim_key_file else {
+            return Ok(mailer);
+        };
+        let private_key = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the DKIM key {}", file.display()))?;
+        let from = rapport_engine::values::EmailAddress::parse("--mail-from", &self.mail_from)?;
+        let key = rapport_engine::email::DkimKey {
+            selector: self.dkim_selector.clone().unwrap_or_default(),
+            domain: self
+                .dkim_domain
+                .clone()
+                .unwrap_or_else(|| from.domain().to_string()),
+            private_key,
+        };
+        Ok(mailer.with_dkim(&key)?)
+    }
 }
 
 /// How job workers run.
@@ -146,10 +180,7 @@ impl WorkerArgs {
         mail: &MailArgs,
         public_url: String,
     ) -> anyhow::Result<rapport_api::workers::WorkerConfig> {
-        let mailer = rapport_engine::email::Mailer::configure(
-            mail.smtp_url.as_deref(),
-            mail.outbox.clone(),
-        )?;
+        let mailer = mail.mailer()?;
         let mut config = rapport_api::workers::WorkerConfig::new(mailer, public_url);
         config.failure_limit = self.send_failure_limit.max(1);
         config.claim_timeout = std::time::Duration::from_secs(self.claim_timeout_seconds.max(1));
@@ -341,10 +372,7 @@ async fn main() -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| format!("http://{addr}"));
             let api_mail = rapport_api::graphql::Mail {
-                mailer: rapport_engine::email::Mailer::configure(
-                    mail.smtp_url.as_deref(),
-                    mail.outbox.clone(),
-                )?,
+                mailer: mail.mailer()?,
                 from: rapport_engine::values::EmailAddress::parse("--mail-from", &mail.mail_from)?,
             };
             let workers = (!no_workers)

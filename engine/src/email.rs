@@ -8,18 +8,29 @@
 //! (RFC 8058).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey,
+};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, Result};
-use crate::values::EmailAddress;
+use crate::values::{EmailAddress, Text};
 
-/// Where mail goes.
+/// Where mail goes, and the DKIM key it is signed with, if any.
 #[derive(Clone)]
-pub enum Mailer {
+pub struct Mailer {
+    transport: Transport,
+    dkim: Option<Arc<DkimConfig>>,
+}
+
+#[derive(Clone)]
+enum Transport {
     /// A real SMTP server.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     /// `.eml` files in a directory.
@@ -28,24 +39,39 @@ pub enum Mailer {
 
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Mailer::Smtp(_) => f.write_str("Mailer::Smtp"),
-            Mailer::Outbox(_, dir) => write!(f, "Mailer::Outbox({})", dir.display()),
+        match &self.transport {
+            Transport::Smtp(_) => f.write_str("Mailer::Smtp")?,
+            Transport::Outbox(_, dir) => write!(f, "Mailer::Outbox({})", dir.display())?,
         }
+        if self.dkim.is_some() {
+            f.write_str(" (DKIM)")?;
+        }
+        Ok(())
     }
+}
+
+/// A DKIM signing key as configured: the selector and domain published in DNS and the
+/// private key (RSA in PKCS#1 PEM, or Ed25519 as base64 of the 32-byte seed).
+#[derive(Clone, Debug)]
+pub struct DkimKey {
+    /// The DNS selector (`<selector>._domainkey.<domain>`).
+    pub selector: String,
+    /// The signing domain (`d=`).
+    pub domain: String,
+    /// The private key.
+    pub private_key: String,
 }
 
 impl Mailer {
     /// SMTP when `url` is given (`smtp://user:pass@host:587?tls=required`, `smtps://…`),
     /// else an outbox directory.
     pub fn configure(url: Option<&str>, outbox: PathBuf) -> Result<Mailer> {
-        match url {
-            Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        let transport = match url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| EngineError::invalid("RAPPORT_SMTP_URL", e.to_string()))?
-                    .build();
-                Ok(Mailer::Smtp(transport))
-            }
+                    .build(),
+            ),
             None => {
                 std::fs::create_dir_all(&outbox).map_err(|e| {
                     EngineError::invalid(
@@ -53,23 +79,74 @@ impl Mailer {
                         format!("cannot create {}: {e}", outbox.display()),
                     )
                 })?;
-                Ok(Mailer::Outbox(AsyncFileTransport::new(&outbox), outbox))
+                Transport::Outbox(AsyncFileTransport::new(&outbox), outbox)
             }
+        };
+        Ok(Mailer {
+            transport,
+            dkim: None,
+        })
+    }
+
+    /// Signs every message with `key` from now on. An RSA key is recognised by its PEM
+    /// armour; anything else is read as an Ed25519 seed.
+    pub fn with_dkim(mut self, key: &DkimKey) -> Result<Mailer> {
+        let algorithm = if key.private_key.contains("-----BEGIN") {
+            DkimSigningAlgorithm::Rsa
+        } else {
+            DkimSigningAlgorithm::Ed25519
+        };
+        let signing = DkimSigningKey::new(key.private_key.trim(), algorithm).map_err(|_| {
+            EngineError::invalid(
+                "RAPPORT_DKIM_KEY_FILE",
+                "not an RSA private key in PKCS#1 PEM (BEGIN RSA PRIVATE KEY) or a base64 Ed25519 seed",
+            )
+        })?;
+        let mut headers: Vec<HeaderName> = [
+            "From",
+            "Subject",
+            "To",
+            "Date",
+            "Message-ID",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+        ]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect();
+        headers.dedup();
+        self.dkim = Some(Arc::new(DkimConfig::new(
+            Text::parse("RAPPORT_DKIM_SELECTOR", &key.selector, 63)?.into_string(),
+            Text::parse("RAPPORT_DKIM_DOMAIN", &key.domain, 253)?.into_string(),
+            signing,
+            headers,
+            DkimCanonicalization {
+                header: DkimCanonicalizationType::Relaxed,
+                body: DkimCanonicalizationType::Relaxed,
+            },
+        )));
+        Ok(self)
+    }
+
+    fn prepare(&self, mut message: Message) -> Message {
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
         }
+        message
     }
 
     /// Sends one message and says how it went, telling a refusal that may pass later
     /// (4xx, no connection) from a final one (5xx), and both from an unknown outcome (a
     /// timeout after the message may have been accepted), which must not be retried.
     pub async fn deliver(&self, message: Message) -> Delivery {
-        match self {
-            Mailer::Smtp(t) => match t.send(message).await {
+        match &self.transport {
+            Transport::Smtp(t) => match t.send(self.prepare(message)).await {
                 Ok(_) => Delivery::Sent,
                 Err(e) if e.is_permanent() => Delivery::Rejected(smtp_reason(&e)),
                 Err(e) if e.is_timeout() => Delivery::Unknown(smtp_reason(&e)),
                 Err(e) => Delivery::Deferred(smtp_reason(&e)),
             },
-            Mailer::Outbox(t, _) => match t.send(message).await {
+            Transport::Outbox(t, _) => match t.send(self.prepare(message)).await {
                 Ok(_) => Delivery::Sent,
                 Err(e) => Delivery::Deferred(format!("outbox: {e}")),
             },
@@ -78,9 +155,10 @@ impl Mailer {
 
     /// Sends one message.
     pub async fn send(&self, message: Message) -> Result<()> {
-        let outcome = match self {
-            Mailer::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
-            Mailer::Outbox(t, _) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+        let message = self.prepare(message);
+        let outcome = match &self.transport {
+            Transport::Smtp(t) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+            Transport::Outbox(t, _) => t.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
         };
         // The server's words go to the log, not to the client: they can name hosts and paths.
         outcome.map_err(|why| {
@@ -204,6 +282,35 @@ mod tests {
             key: "campaign/1/7".into(),
             unsubscribe_url: unsubscribe.map(String::from),
         }
+    }
+
+    #[test]
+    fn dkim_signs_with_an_ed25519_seed_and_refuses_garbage() {
+        let key = DkimKey {
+            selector: "rapport".into(),
+            domain: "rapport.example".into(),
+            // base64 of 32 bytes.
+            private_key: "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=".into(),
+        };
+        let mailer = Mailer::configure(None, std::env::temp_dir().join("rapport-dkim-test"))
+            .unwrap()
+            .with_dkim(&key)
+            .unwrap();
+        let signed = mailer.prepare(build(&mail(Some("https://r.example/u?token=a.b"))).unwrap());
+        let raw = String::from_utf8(signed.formatted()).unwrap();
+        assert!(raw.contains("\nDKIM-Signature: v=1;"), "{raw}");
+        assert!(raw.contains("d=rapport.example") && raw.contains("s=rapport"));
+        assert!(raw.contains("a=ed25519-sha256"));
+        let bad = DkimKey {
+            private_key: "not a key".into(),
+            ..key
+        };
+        assert!(
+            Mailer::configure(None, std::env::temp_dir())
+                .unwrap()
+                .with_dkim(&bad)
+                .is_err()
+        );
     }
 
     #[test]

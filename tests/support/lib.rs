@@ -18,6 +18,8 @@ pub enum Backend {
 pub struct TestApp {
     pub base: String,
     pub db: DatabaseConnection,
+    /// The database's URL, for processes started by the test.
+    pub database_url: String,
     statements: Arc<AtomicUsize>,
     log: Arc<std::sync::Mutex<Vec<String>>>,
     client: reqwest::Client,
@@ -190,6 +192,23 @@ pub fn links(raw: &str, prefix: &str) -> Vec<String> {
     out
 }
 
+/// The `rapport` binary cargo built beside this test executable.
+pub fn rapport_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> → target/<profile>/rapport
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("rapport"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` so the binary is built",
+        bin.display()
+    );
+    bin
+}
+
 /// Job workers running in the test process on an app's database; stopped when dropped.
 pub struct Workers {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -251,6 +270,7 @@ impl TestApp {
         tokio::spawn(async move { axum::serve(listener, router).await.expect("server") });
         Self {
             base,
+            database_url: url,
             db: conn,
             statements,
             log,
@@ -326,6 +346,24 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .map(String::from);
         (status, location, resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Starts a `rapport worker` process on this app's database, sending to `smtp_url`
+    /// and linking to this server; `RAPPORT_*` settings for tests (fast heartbeats and
+    /// claim timeouts).
+    pub fn worker_process(&self, smtp_url: &str) -> std::process::Child {
+        std::process::Command::new(rapport_binary())
+            .arg("worker")
+            .env("RAPPORT_DATABASE_URL", &self.database_url)
+            .env("RAPPORT_SMTP_URL", smtp_url)
+            .env("RAPPORT_PUBLIC_URL", &self.base)
+            .env("RAPPORT_WORKER_HEARTBEAT_SECONDS", "1")
+            .env("RAPPORT_CLAIM_TIMEOUT_SECONDS", "3")
+            .env("RAPPORT_WORKER_CONCURRENCY", "2")
+            .env("RAPPORT_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start rapport worker")
     }
 
     /// A new workspace and its admin key.
