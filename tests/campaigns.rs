@@ -241,7 +241,19 @@ async fn campaign_sends_once_to_consenting_contacts_and_tracks(app: TestApp) {
         .unwrap();
     assert_eq!(resp.status(), 200);
 
+    // p1's mailbox turns out not to exist: the bounce report marks the message.
+    let resp = reqwest::Client::new()
+        .post(format!("{}/webhooks/bounce", app.base))
+        .bearer_auth(&key)
+        .json(&json!({"email": "p1@spring.example", "type": "hard", "status": "5.1.1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
     let after = app.ok(&key, STATUS, json!({"id": c["id"]})).await["campaign"]["stats"].clone();
+    assert_eq!(after["bounced"], 1);
+    assert_eq!(after["sent"], 2);
     assert_eq!(after["uniqueOpens"], 1);
     assert_eq!(after["uniqueClicks"], 1);
     assert_eq!(after["unsubscribes"], 1);
@@ -803,9 +815,10 @@ async fn killed_worker_never_sends_twice(app: TestApp) {
     let sent = stats["sent"].as_u64().unwrap() as usize;
     let failed = stats["failed"].as_u64().unwrap() as usize;
     assert_eq!(sent + failed, n, "{done}");
+    // At most what the dead worker had in flight: 2 jobs × 16 parallel sends.
     assert!(
-        failed <= 2,
-        "at most the dead worker's claims are lost: {done}"
+        failed <= 32,
+        "only the dead worker's claims are lost: {done}"
     );
     let to = recipients(&smtp);
     eprintln!(

@@ -16,11 +16,15 @@ use lettre::message::dkim::{
 };
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, Result};
 use crate::values::{EmailAddress, Text};
+
+/// SMTP connections kept open per process.
+pub const SMTP_CONNECTIONS: u32 = 32;
 
 /// Where mail goes, and the DKIM key it is signed with, if any.
 #[derive(Clone)]
@@ -70,6 +74,8 @@ impl Mailer {
             Some(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| EngineError::invalid("RAPPORT_SMTP_URL", e.to_string()))?
+                    // Campaign batches send many messages at once; each needs a connection.
+                    .pool_config(PoolConfig::new().max_size(SMTP_CONNECTIONS))
                     .build(),
             ),
             None => {
