@@ -804,11 +804,15 @@ async fn killed_worker_never_sends_twice(app: TestApp) {
     let mut third = app.worker_process(&smtp.url);
     let done = wait_status(&app, &key, &c["id"], "SENT", 120).await;
     for w in [&mut second, &mut third] {
-        // SIGTERM: a graceful stop.
+        // SIGTERM: a graceful stop, with nothing in flight left behind.
         let _ = std::process::Command::new("kill")
             .arg(w.id().to_string())
             .status();
-        let _ = w.wait();
+        let status = w.wait().unwrap();
+        assert!(
+            status.success(),
+            "a worker stops cleanly on SIGTERM: {status}"
+        );
     }
 
     let stats = &done["stats"];

@@ -996,11 +996,22 @@ async fn send_one(
         .await?;
         Ok::<_, EngineError>(Attempt::Done)
     };
-    if r.person.deleted_at.is_some() {
-        return skip("the contact was deleted".into()).await;
-    }
-    if let Decision::Blocked(why) =
-        consent::may_email(db, c.workspace_id, r.person.id, ConsentPurpose::Marketing).await?
+    let Some(to) = r
+        .person
+        .email
+        .as_deref()
+        .and_then(|e| EmailAddress::parse("email", e).ok())
+    else {
+        return skip("the contact has no email address".into()).await;
+    };
+    if let Decision::Blocked(why) = consent::may_email_to(
+        db,
+        c.workspace_id,
+        r.person.id,
+        &to,
+        ConsentPurpose::Marketing,
+    )
+    .await?
     {
         return skip(why).await;
     }
@@ -1036,7 +1047,6 @@ async fn send_one(
         &links.open(r.person.id, m.id),
         &unsubscribe,
     );
-    let to = EmailAddress::parse("email", r.person.email.as_deref().unwrap_or_default())?;
     let from = EmailAddress::parse("fromEmail", &c.from_email)?;
     let message = email::build(&email::Outgoing {
         from,
