@@ -819,9 +819,10 @@ async fn killed_worker_never_sends_twice(app: TestApp) {
     let sent = stats["sent"].as_u64().unwrap() as usize;
     let failed = stats["failed"].as_u64().unwrap() as usize;
     assert_eq!(sent + failed, n, "{done}");
-    // At most what the dead worker had in flight: 2 jobs × 16 parallel sends.
+    // At most the dead worker's claims: 2 batches of 30, sent or in flight but not yet
+    // recorded as sent.
     assert!(
-        failed <= 32,
+        failed <= 60,
         "only the dead worker's claims are lost: {done}"
     );
     let to = recipients(&smtp);
