@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rapport_tests::{Backend, SmtpServer, TestApp, both_backends, header, links};
+use rapport_tests::{Backend, SmtpServer, TestApp, both_backends, free_port, header, links};
 use serde_json::{Value, json};
 
 both_backends!(
@@ -13,6 +13,8 @@ both_backends!(
     pause_resume_and_cancel,
     failing_mail_server_pauses_and_dead_letters_retry,
     ab_test_sends_the_winner_to_the_rest,
+    smtp_refusals_bounce_or_retry,
+    mail_server_down_campaign_waits_and_resumes,
 );
 
 /// Creates `n` contacts tagged `tag` (`p{i}@{tag}.example`); every contact whose index is
@@ -919,4 +921,121 @@ async fn dkim_signed_campaign_mail_verifies() {
             "invalid"
         );
     }
+}
+
+/// 5xx for a recipient: that message bounces and the address is suppressed; 4xx: the
+/// message waits and goes out on the retry. Everyone else gets exactly one copy.
+async fn smtp_refusals_bounce_or_retry(app: TestApp) {
+    let smtp = SmtpServer::start_on(free_port(), true);
+    let key = app.workspace("Refusals").await;
+    let mut ids = Vec::new();
+    for local in ["ok0", "ok1", "gone2", "greylist3"] {
+        let id = app
+            .ok(
+                &key,
+                "mutation($i: ContactInput!) { createContact(input: $i) { id } }",
+                json!({"i": {"firstName": local, "lastName": "X", "email": format!("{local}@faults.example"), "tags": ["faults"]}}),
+            )
+            .await["createContact"]["id"]
+            .clone();
+        app.ok(
+            &key,
+            "mutation($c: ID!) { recordConsent(contactId: $c, input: {purpose: MARKETING, status: GRANTED}) { id } }",
+            json!({"c": id}),
+        )
+        .await;
+        ids.push(id);
+    }
+    let seg = segment(&app, &key, "faults").await;
+    let c = campaign(&app, &key, &seg, json!({})).await;
+    let workers = app.workers(&smtp.url);
+    app.ok(
+        &key,
+        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
+        json!({"id": c["id"]}),
+    )
+    .await;
+    let done = wait_status(&app, &key, &c["id"], "SENT", 60).await;
+    assert_eq!(done["stats"]["sent"], 3, "{done}");
+    assert_eq!(done["stats"]["bounced"], 1);
+    assert_eq!(done["stats"]["failed"], 0);
+    let mut to = recipients(&smtp);
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "greylist3@faults.example",
+            "ok0@faults.example",
+            "ok1@faults.example"
+        ]
+    );
+    let bounced = app
+        .ok(&key, "query($id: ID!) { campaign(id: $id) { messages(state: BOUNCED) { contactId reason bouncedAt } } }", json!({"id": c["id"]}))
+        .await["campaign"]["messages"]
+        .clone();
+    assert_eq!(bounced[0]["contactId"], ids[2]);
+    assert!(
+        bounced[0]["reason"].as_str().unwrap().starts_with("550"),
+        "{bounced}"
+    );
+    let permission = app
+        .ok(&key, "query($c: ID!) { contact(id: $c) { emailPermission(purpose: MARKETING) { allowed reason } } }", json!({"c": ids[2]}))
+        .await;
+    assert_eq!(
+        permission["contact"]["emailPermission"]["reason"],
+        "the address is suppressed (hard_bounce)"
+    );
+    let greylisted = app
+        .ok(&key, "query($id: ID!) { campaign(id: $id) { messages(state: SENT) { contactId attempts } } }", json!({"id": c["id"]}))
+        .await["campaign"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["contactId"] == ids[3])
+        .unwrap()
+        .clone();
+    assert_eq!(greylisted["attempts"], 2, "sent on the second try");
+    workers.stop().await;
+}
+
+/// The mail server is down when the campaign starts: the campaign pauses itself, and when
+/// the server comes back on the same address it resumes by itself. Nothing is lost.
+async fn mail_server_down_campaign_waits_and_resumes(app: TestApp) {
+    let key = app.workspace("Down").await;
+    audience(&app, &key, "down", 5, |_| true).await;
+    let seg = segment(&app, &key, "down").await;
+    let port = free_port();
+    let mut config = app.worker_config(&format!("smtp://127.0.0.1:{port}"));
+    config.failure_limit = 2;
+    config.probe_delay = std::time::Duration::from_millis(500);
+    let workers = app.workers_with(config);
+    let c = campaign(&app, &key, &seg, json!({})).await;
+    app.ok(
+        &key,
+        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
+        json!({"id": c["id"]}),
+    )
+    .await;
+    let paused = wait_status(&app, &key, &c["id"], "PAUSED", 60).await;
+    assert!(
+        paused["statusReason"]
+            .as_str()
+            .unwrap()
+            .contains("resumes by itself"),
+        "{paused}"
+    );
+    assert_eq!(paused["stats"]["pending"], 5);
+    // Still down a while later: still paused, nothing lost.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        app.ok(&key, STATUS, json!({"id": c["id"]})).await["campaign"]["status"],
+        "PAUSED"
+    );
+    let smtp = SmtpServer::start_on(port, false);
+    let done = wait_status(&app, &key, &c["id"], "SENT", 90).await;
+    assert_eq!(done["stats"]["sent"], 5, "{done}");
+    let to: HashSet<String> = recipients(&smtp).into_iter().collect();
+    assert_eq!(to.len(), 5);
+    assert_eq!(smtp.received().len(), 5);
+    workers.stop().await;
 }

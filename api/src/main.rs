@@ -169,6 +169,10 @@ struct WorkerArgs {
     /// Consecutive failed sends after which a campaign pauses itself.
     #[arg(long, env = "RAPPORT_SEND_FAILURE_LIMIT", default_value_t = 10)]
     send_failure_limit: i32,
+    /// Seconds before a campaign that paused itself (the mail server kept failing) first
+    /// checks whether the server is back; the wait doubles up to ten minutes.
+    #[arg(long, env = "RAPPORT_MAIL_PROBE_SECONDS", default_value_t = 30)]
+    mail_probe_seconds: u64,
     /// Seconds before the first retry of a failed job (doubling each time).
     #[arg(long, env = "RAPPORT_RETRY_DELAY_SECONDS", default_value_t = 2)]
     retry_delay_seconds: u64,
@@ -183,6 +187,7 @@ impl WorkerArgs {
         let mailer = mail.mailer()?;
         let mut config = rapport_api::workers::WorkerConfig::new(mailer, public_url);
         config.failure_limit = self.send_failure_limit.max(1);
+        config.probe_delay = std::time::Duration::from_secs(self.mail_probe_seconds.max(1));
         config.claim_timeout = std::time::Duration::from_secs(self.claim_timeout_seconds.max(1));
         config.options.concurrency = self.worker_concurrency.max(1);
         config.options.heartbeat =

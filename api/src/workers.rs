@@ -22,6 +22,9 @@ pub struct WorkerConfig {
     pub failure_limit: i32,
     /// How long a claimed message may go unanswered before it counts as interrupted.
     pub claim_timeout: Duration,
+    /// First wait before checking whether the mail server is back after a campaign paused
+    /// itself (doubling, up to ten minutes).
+    pub probe_delay: Duration,
     /// The queue's worker settings.
     pub options: WorkerOptions,
 }
@@ -34,6 +37,7 @@ impl WorkerConfig {
             public_url: public_url.into(),
             failure_limit: 10,
             claim_timeout: Duration::from_secs(15 * 60),
+            probe_delay: Duration::from_secs(30),
             options: WorkerOptions::default(),
         }
     }
@@ -53,6 +57,7 @@ pub async fn run(
             audience: Arc::new(ContactAudience),
             failure_limit: config.failure_limit,
             claim_timeout: config.claim_timeout,
+            probe_delay: config.probe_delay,
         },
         db,
     };

@@ -36,10 +36,11 @@ use crate::error::{EngineError, Result};
 use crate::jobs::{Context, Job, Queue};
 use crate::links::{self, Action, Claim, Signer};
 use crate::records::{self, Deleted};
+use crate::suppression;
 use crate::templates::{self, TemplateParts};
 use crate::values::{
     ActivityKind, CampaignStatus, ConsentPurpose, Direction, EmailAddress, MessageState, Patch,
-    Scope, Text, WinnerMetric,
+    Scope, SuppressionReason, Text, WinnerMetric,
 };
 
 /// Turns a saved segment filter into a condition on contacts. The filter language belongs
@@ -62,7 +63,14 @@ pub struct Outbound {
     pub failure_limit: i32,
     /// How long a claimed message may stay unanswered before it counts as interrupted.
     pub claim_timeout: Duration,
+    /// First wait before checking whether the mail server is back, after a campaign paused
+    /// itself; doubled on each failed check, up to ten minutes.
+    pub probe_delay: Duration,
 }
+
+/// How the reason of a pause Rapport made itself begins; only such pauses end by
+/// themselves when the mail server is back.
+const AUTO_PAUSE: &str = "paused after";
 
 /// Messages per send job when nothing else is said: big enough to amortise the job,
 /// small enough that a pause takes effect quickly.
@@ -533,6 +541,18 @@ pub async fn resume(
             c.status
         )));
     }
+    continue_sending(db, queue, &c).await?;
+    records::get::<campaign::Entity>(db, ws, id).await
+}
+
+/// Takes a paused campaign up where it stopped: queued messages get send jobs again, a
+/// pending A/B decision is scheduled again, a campaign that never started is launched.
+async fn continue_sending(
+    db: &DatabaseConnection,
+    queue: &Queue,
+    c: &campaign::Model,
+) -> Result<()> {
+    let (ws, id) = (c.workspace_id, c.id);
     let started = c.started_at.is_some();
     let to = if started {
         CampaignStatus::Sending
@@ -545,7 +565,7 @@ pub async fn resume(
         ));
     }
     if started {
-        enqueue_queued(db, queue, &c).await?;
+        enqueue_queued(db, queue, c).await?;
         if c.winner_variant_id.is_none() && has_state(db, id, MessageState::Held).await? {
             let due = c.started_at.unwrap_or_else(clock::now)
                 + chrono::Duration::minutes(c.test_wait_minutes.unwrap_or(0) as i64);
@@ -571,7 +591,42 @@ pub async fn resume(
             )
             .await?;
     }
-    records::get::<campaign::Entity>(db, ws, id).await
+    Ok(())
+}
+
+/// Job: after a campaign paused itself because sends kept failing, checks whether the
+/// mail server answers again; if so the campaign continues, if not it looks again later.
+/// A pause made by a person is left alone.
+pub async fn resume_when_reachable(
+    ctx: &Context,
+    workspace_id: i64,
+    id: i64,
+    attempt: u32,
+) -> Result<()> {
+    let c = records::get::<campaign::Entity>(&ctx.db, workspace_id, id).await?;
+    let auto = c
+        .status_reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with(AUTO_PAUSE));
+    if status(&c) != CampaignStatus::Paused || !auto {
+        return Ok(());
+    }
+    if ctx.outbound.mailer.reachable().await {
+        tracing::info!(campaign = id, "the mail server is back; resuming");
+        return continue_sending(&ctx.db, &ctx.queue, &c).await;
+    }
+    let wait = (ctx.outbound.probe_delay * 2u32.saturating_pow(Ord::min(attempt, 10)))
+        .min(Duration::from_secs(600));
+    ctx.queue
+        .push(
+            Job::ResumeWhenReachable {
+                workspace_id,
+                campaign_id: id,
+                attempt: attempt + 1,
+            },
+            Some(clock::now() + chrono::Duration::from_std(wait).unwrap_or_default()),
+        )
+        .await
 }
 
 /// Cancels a campaign that has not finished; messages not yet sent never will be.
@@ -881,6 +936,12 @@ async fn transition(
                 Expr::col(campaign_message::Column::Attempts).add(1),
             ),
         MessageState::Sent => update.col_expr(campaign_message::Column::SentAt, Expr::value(now)),
+        MessageState::Bounced => update
+            .col_expr(campaign_message::Column::BouncedAt, Expr::value(now))
+            .col_expr(
+                campaign_message::Column::Reason,
+                Expr::value(reason.map(String::from)),
+            ),
         MessageState::Failed | MessageState::Skipped => update
             .col_expr(campaign_message::Column::FailedAt, Expr::value(now))
             .col_expr(
@@ -964,6 +1025,10 @@ impl Links<'_> {
         )
     }
 }
+
+/// SMTP replies that mean the recipient's mailbox does not exist or is not accepted:
+/// mailbox unavailable, user not local, mailbox name not allowed.
+const MAILBOX_GONE: [u16; 3] = [550, 551, 553];
 
 /// What happened to one send attempt, for the campaign's failure streak.
 enum Attempt {
@@ -1053,7 +1118,7 @@ async fn send_one(
     let message = email::build(&email::Outgoing {
         from,
         from_name: c.from_name.clone(),
-        to,
+        to: to.clone(),
         subject: parts.subject,
         html,
         text: parts.text,
@@ -1074,7 +1139,28 @@ async fn send_one(
             .await?;
             Ok(Attempt::Deferred(why))
         }
-        Delivery::Rejected(why) => {
+        Delivery::Rejected(why, Some(code)) if MAILBOX_GONE.contains(&code) => {
+            // The server refused this recipient for good: a hard bounce. The address is
+            // suppressed, and the failure says nothing about the relay, so no streak.
+            transition(
+                db,
+                m.id,
+                MessageState::Sending,
+                MessageState::Bounced,
+                Some(&why),
+            )
+            .await?;
+            suppression::add(
+                db,
+                c.workspace_id,
+                &suppression::email_hash(&to),
+                SuppressionReason::HardBounce,
+                Some(format!("SMTP {code} when sending campaign {}", c.id)),
+            )
+            .await?;
+            Ok(Attempt::Done)
+        }
+        Delivery::Rejected(why, _) => {
             transition(
                 db,
                 m.id,
@@ -1136,18 +1222,34 @@ async fn note_outcome(
         .await?;
     if total.unwrap_or(0) >= ctx.outbound.failure_limit {
         let reason = format!(
-            "paused after {} consecutive failed sends; check the mail server, then resume",
+            "{AUTO_PAUSE} {} consecutive failed sends; it resumes by itself when the mail server answers again",
             ctx.outbound.failure_limit
         );
         tracing::warn!(campaign = c.id, "{reason}");
-        set_status(
+        if set_status(
             &ctx.db,
             c.id,
             &[CampaignStatus::Sending],
             CampaignStatus::Paused,
             Some(reason),
         )
-        .await?;
+        .await?
+        {
+            ctx.queue
+                .push(
+                    Job::ResumeWhenReachable {
+                        workspace_id: c.workspace_id,
+                        campaign_id: c.id,
+                        attempt: 0,
+                    },
+                    Some(
+                        clock::now()
+                            + chrono::Duration::from_std(ctx.outbound.probe_delay)
+                                .unwrap_or_default(),
+                    ),
+                )
+                .await?;
+        }
         return Ok(true);
     }
     Ok(false)

@@ -148,7 +148,9 @@ impl Mailer {
         match &self.transport {
             Transport::Smtp(t) => match t.send(self.prepare(message)).await {
                 Ok(_) => Delivery::Sent,
-                Err(e) if e.is_permanent() => Delivery::Rejected(smtp_reason(&e)),
+                Err(e) if e.is_permanent() => {
+                    Delivery::Rejected(smtp_reason(&e), e.status().map(|c| u16::from(c)))
+                }
                 Err(e) if e.is_timeout() => Delivery::Unknown(smtp_reason(&e)),
                 Err(e) => Delivery::Deferred(smtp_reason(&e)),
             },
@@ -156,6 +158,14 @@ impl Mailer {
                 Ok(_) => Delivery::Sent,
                 Err(e) => Delivery::Deferred(format!("outbox: {e}")),
             },
+        }
+    }
+
+    /// Whether the mail server answers now (an outbox always does).
+    pub async fn reachable(&self) -> bool {
+        match &self.transport {
+            Transport::Smtp(t) => t.test_connection().await.unwrap_or(false),
+            Transport::Outbox(..) => true,
         }
     }
 
@@ -181,8 +191,8 @@ pub enum Delivery {
     Sent,
     /// Refused for now (4xx, connection trouble): safe to try again later.
     Deferred(String),
-    /// Refused for good (5xx).
-    Rejected(String),
+    /// Refused for good (5xx), with the reply code when there was one.
+    Rejected(String, Option<u16>),
     /// No answer in time: it may have been accepted, so it is not sent again.
     Unknown(String),
 }

@@ -57,6 +57,15 @@ pub enum Job {
         /// Campaign.
         campaign_id: i64,
     },
+    /// See whether the mail server is back for a campaign that paused itself.
+    ResumeWhenReachable {
+        /// Workspace.
+        workspace_id: i64,
+        /// Campaign.
+        campaign_id: i64,
+        /// Checks made so far (the wait doubles with each).
+        attempt: u32,
+    },
 }
 
 impl Job {
@@ -65,7 +74,8 @@ impl Job {
         match self {
             Job::LaunchCampaign { workspace_id, .. }
             | Job::SendBatch { workspace_id, .. }
-            | Job::PickWinner { workspace_id, .. } => *workspace_id,
+            | Job::PickWinner { workspace_id, .. }
+            | Job::ResumeWhenReachable { workspace_id, .. } => *workspace_id,
         }
     }
 }
@@ -227,6 +237,13 @@ async fn run(job: Job, context: Data<Arc<Context>>) -> std::result::Result<(), B
             workspace_id,
             campaign_id,
         } => campaigns::pick_winner(&context, *workspace_id, *campaign_id).await,
+        Job::ResumeWhenReachable {
+            workspace_id,
+            campaign_id,
+            attempt,
+        } => {
+            campaigns::resume_when_reachable(&context, *workspace_id, *campaign_id, *attempt).await
+        }
     };
     outcome.map_err(|e| {
         tracing::warn!(error = %e, ?job, "job failed");

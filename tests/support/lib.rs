@@ -85,15 +85,25 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// Starts one and waits until it accepts connections.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_on(free_port(), false)
+    }
+
+    /// Starts one on `port`; with `faults`, one that refuses recipients as
+    /// `tests/fixtures/smtp_faults.py` describes (`gone…@` 550 always, `greylist…@` 451
+    /// the first time).
+    pub fn start_on(port: u16, faults: bool) -> Self {
         // aiosmtpd creates the Maildir (and its tmp/new/cur) only if it does not exist.
         let dir = std::env::temp_dir().join(format!("rapport_t_smtp_{}", unique_name()));
-        let child = std::process::Command::new("python3")
-            .args([
+        let mut command = std::process::Command::new("python3");
+        if faults {
+            command
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/fixtures/smtp_faults.py"
+                ))
+                .arg(port.to_string());
+        } else {
+            command.args([
                 "-m",
                 "aiosmtpd",
                 "-n",
@@ -101,7 +111,9 @@ impl SmtpServer {
                 &format!("127.0.0.1:{port}"),
                 "-c",
                 "aiosmtpd.handlers.Mailbox",
-            ])
+            ]);
+        }
+        let child = command
             .arg(&dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -134,6 +146,15 @@ impl SmtpServer {
         }
         out
     }
+}
+
+/// A loopback port nothing listens on (at the moment of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Undoes quoted-printable encoding (soft line breaks, `=XX`), so links in a received
