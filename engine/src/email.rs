@@ -149,7 +149,7 @@ impl Mailer {
             Transport::Smtp(t) => match t.send(self.prepare(message)).await {
                 Ok(_) => Delivery::Sent,
                 Err(e) if e.is_permanent() => {
-                    Delivery::Rejected(smtp_reason(&e), e.status().map(|c| u16::from(c)))
+                    Delivery::Rejected(smtp_reason(&e), e.status().map(u16::from))
                 }
                 Err(e) if e.is_timeout() => Delivery::Unknown(smtp_reason(&e)),
                 Err(e) => Delivery::Deferred(smtp_reason(&e)),
