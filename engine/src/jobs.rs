@@ -185,6 +185,8 @@ pub struct WorkerOptions {
     /// How often workers report that they are alive; a worker silent for three of these
     /// is presumed dead and its jobs go back to the queue.
     pub heartbeat: Duration,
+    /// How often an idle worker looks for jobs that became due.
+    pub poll_interval: Duration,
     /// A name for this process's workers, unique among processes sharing the queue.
     pub name: String,
 }
@@ -196,6 +198,7 @@ impl Default for WorkerOptions {
             shutdown_timeout: Duration::from_secs(30),
             retry_delay: Duration::from_secs(2),
             heartbeat: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(250),
             name: format!("rapport-{}-{}", hostname(), std::process::id()),
         }
     }
@@ -275,7 +278,8 @@ pub async fn work(
             let (ctx, policy, opts) = (context.clone(), policy.clone(), options.clone());
             Monitor::new().register(move |_| {
                 WorkerBuilder::new(opts.name.as_str())
-                    .backend(storage.clone())
+                    // Without a strategy an idle worker looks for work only at heartbeats.
+                    .backend(storage.clone().poll_with_interval(opts.poll_interval))
                     .concurrency(opts.concurrency)
                     .retry(policy.clone())
                     .enable_tracing()
@@ -289,7 +293,18 @@ pub async fn work(
             let (ctx, policy, opts) = (context.clone(), policy.clone(), options.clone());
             Monitor::new().register(move |_| {
                 WorkerBuilder::new(opts.name.as_str())
-                    .backend(storage.clone().with_pubsub())
+                    // New jobs are announced (LISTEN/NOTIFY); jobs that become due later
+                    // and work released by dead workers are found by polling.
+                    .backend(
+                        storage.clone().poll_with_strategy(
+                            Strategy::new()
+                                .stream(apalis_postgres::Pubsub::new(
+                                    storage.pool().clone(),
+                                    QUEUE.into(),
+                                ))
+                                .interval(opts.poll_interval),
+                        ),
+                    )
                     .concurrency(opts.concurrency)
                     .retry(policy.clone())
                     .enable_tracing()
