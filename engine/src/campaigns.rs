@@ -1192,11 +1192,11 @@ async fn note_outcome(
     ctx: &Context,
     c: &campaign::Model,
     failed: bool,
-    streak: &mut i32,
+    streak: &std::sync::atomic::AtomicI32,
 ) -> Result<bool> {
+    use std::sync::atomic::Ordering;
     if !failed {
-        if *streak > 0 {
-            *streak = 0;
+        if streak.swap(0, Ordering::SeqCst) > 0 {
             campaign::Entity::update_many()
                 .col_expr(campaign::Column::ConsecutiveFailures, Expr::value(0))
                 .filter(campaign::Column::Id.eq(c.id))
@@ -1205,7 +1205,7 @@ async fn note_outcome(
         }
         return Ok(false);
     }
-    *streak += 1;
+    streak.fetch_add(1, Ordering::SeqCst);
     campaign::Entity::update_many()
         .col_expr(
             campaign::Column::ConsecutiveFailures,
@@ -1300,8 +1300,42 @@ async fn mark_sent(db: &DatabaseConnection, ids: &mut Vec<i64>) -> Result<()> {
 /// or two, so sending one at a time would leave the connection idle most of the time.
 const PARALLEL_SENDS: usize = 16;
 
+/// What the sends of one batch share.
+#[derive(Default)]
+struct BatchProgress {
+    /// No new message is to be started.
+    stop: std::sync::atomic::AtomicBool,
+    /// Consecutive failures seen by this batch.
+    streak: std::sync::atomic::AtomicI32,
+    /// Accepted by the server, not yet recorded as sent.
+    accepted: std::sync::Mutex<Vec<i64>>,
+    /// Why the server deferred a message, if it did.
+    deferred: std::sync::Mutex<Option<String>>,
+}
+
+impl BatchProgress {
+    fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn stopped(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// Takes what is waiting to be recorded as sent, when there is enough of it (or
+    /// everything, with `all`).
+    fn take_accepted(&self, all: bool) -> Vec<i64> {
+        let mut accepted = self.accepted.lock().expect("not poisoned");
+        if all || accepted.len() >= MARK_SENT_EVERY {
+            std::mem::take(&mut *accepted)
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 /// Sends the `k`-th message of a batch no earlier than the campaign's rate allows, unless
-/// the batch was told to stop (`None`).
+/// the batch was told to stop, and does its own bookkeeping. Everything a send writes
+/// happens inside this future: the batch only polls the sends, so no send holding a
+/// database connection ever waits for the batch to get round to it.
 #[allow(clippy::too_many_arguments)]
 async fn paced_send(
     ctx: &Context,
@@ -1311,9 +1345,8 @@ async fn paced_send(
     r: &Recipient,
     started: tokio::time::Instant,
     k: usize,
-    stop: &std::sync::atomic::AtomicBool,
-) -> Result<Option<Attempt>> {
-    use std::sync::atomic::Ordering;
+    progress: &BatchProgress,
+) -> Result<()> {
     if let Some(rate) = c.rate_per_second {
         tokio::time::sleep_until(started + Duration::from_secs_f64(k as f64 / rate as f64)).await;
     }
@@ -1321,12 +1354,34 @@ async fn paced_send(
     // a paced campaign has the time to look before every message.
     let look = k % 20 == 19 || c.rate_per_second.is_some();
     if look && current_status(&ctx.db, c.id).await? != CampaignStatus::Sending {
-        stop.store(true, Ordering::SeqCst);
+        progress.stop();
     }
-    if stop.load(Ordering::SeqCst) {
-        return Ok(None);
+    if progress.stopped() {
+        return Ok(());
     }
-    send_one(ctx, c, variants, links, r).await.map(Some)
+    let failed = match send_one(ctx, c, variants, links, r).await? {
+        Attempt::Sent(message) => {
+            progress
+                .accepted
+                .lock()
+                .expect("not poisoned")
+                .push(message);
+            mark_sent(&ctx.db, &mut progress.take_accepted(false)).await?;
+            false
+        }
+        Attempt::Done => false,
+        Attempt::Failed => true,
+        Attempt::Deferred(why) => {
+            // The rest of the batch stays queued; the queue retries it with backoff.
+            progress.stop();
+            *progress.deferred.lock().expect("not poisoned") = Some(why);
+            true
+        }
+    };
+    if note_outcome(ctx, c, failed, &progress.streak).await? {
+        progress.stop();
+    }
+    Ok(())
 }
 
 /// Job: sends a batch of a campaign's messages, several at a time, keeping to its rate.
@@ -1339,7 +1394,6 @@ pub async fn send_batch(
     message_ids: &[i64],
 ) -> Result<()> {
     use futures_util::StreamExt;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     let db = &ctx.db;
     let Campaign {
@@ -1359,57 +1413,35 @@ pub async fn send_batch(
     };
     let batch = recipients(db, workspace_id, id, message_ids).await?;
     let started = tokio::time::Instant::now();
-    let stop = AtomicBool::new(false);
-    let (c, variants, links, stop) = (&c, &variants, &links, &stop);
+    let progress = BatchProgress::default();
+    let (c, variants, links, progress) = (&c, &variants, &links, &progress);
     let mut waiting = batch.iter().enumerate();
     let mut in_flight = futures_util::stream::FuturesUnordered::new();
-    let mut streak = 0;
-    let mut deferred = None;
-    let mut accepted = Vec::new();
+    let mut error = None;
     loop {
-        while in_flight.len() < PARALLEL_SENDS {
+        while in_flight.len() < PARALLEL_SENDS && !progress.stopped() {
             let Some((k, r)) = waiting.next() else { break };
-            in_flight.push(paced_send(ctx, c, variants, links, r, started, k, stop));
+            in_flight.push(paced_send(ctx, c, variants, links, r, started, k, progress));
         }
         let Some(outcome) = in_flight.next().await else {
             break;
         };
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => {
-                mark_sent(db, &mut accepted).await?;
-                return Err(e);
-            }
-        };
-        let failed = match outcome {
-            None => continue,
-            Some(Attempt::Sent(message)) => {
-                accepted.push(message);
-                if accepted.len() >= MARK_SENT_EVERY {
-                    mark_sent(db, &mut accepted).await?;
-                }
-                false
-            }
-            Some(Attempt::Done) => false,
-            Some(Attempt::Failed) => true,
-            Some(Attempt::Deferred(why)) => {
-                // The rest of the batch stays queued; the queue retries it with backoff.
-                stop.store(true, Ordering::SeqCst);
-                deferred = Some(why);
-                true
-            }
-        };
-        if note_outcome(ctx, c, failed, &mut streak).await? {
-            stop.store(true, Ordering::SeqCst);
+        if let Err(e) = outcome {
+            // Let the sends in flight finish before giving up, so none is cut off mid-way.
+            progress.stop();
+            error.get_or_insert(e);
         }
     }
-    mark_sent(db, &mut accepted).await?;
-    if let Some(why) = deferred {
+    mark_sent(db, &mut progress.take_accepted(true)).await?;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if let Some(why) = progress.deferred.lock().expect("not poisoned").take() {
         return Err(EngineError::Conflict(format!(
             "the mail server deferred a message: {why}"
         )));
     }
-    if stop.load(Ordering::SeqCst) {
+    if progress.stopped() {
         return Ok(());
     }
     finish(ctx, c).await
