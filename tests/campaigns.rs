@@ -639,13 +639,18 @@ async fn failing_mail_server_pauses_and_dead_letters_retry(app: TestApp) {
     // The mail server is back: retrying the dead letter sends everything, once.
     let smtp = SmtpServer::start();
     let workers = app.workers(&smtp.url);
+    // Every dead letter goes back (a batch left over from the first workers can be one
+    // too); sending is idempotent, so a retried job with nothing left to send just ends.
     let id = job["id"].clone();
-    app.ok(
-        &key,
-        "mutation($id: ID!) { retryJob(id: $id) }",
-        json!({"id": id}),
-    )
-    .await;
+    let dead = app.ok(&key, "{ failedJobs { id } }", json!({})).await["failedJobs"].clone();
+    for j in dead.as_array().unwrap() {
+        app.ok(
+            &key,
+            "mutation($id: ID!) { retryJob(id: $id) }",
+            json!({"id": j["id"]}),
+        )
+        .await;
+    }
     let done = wait_status(&app, &key, &c["id"], "SENT", 60).await;
     assert_eq!(done["stats"]["sent"], 4, "{done}");
     assert_eq!(smtp.received().len(), 4);
