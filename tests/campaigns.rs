@@ -86,6 +86,15 @@ async fn campaign(app: &TestApp, key: &str, segment: &Value, extra: Value) -> Va
     app.ok(key, CREATE, json!({"i": input})).await["createCampaign"].clone()
 }
 
+async fn send(app: &TestApp, key: &str, id: &Value) {
+    app.ok(
+        key,
+        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
+        json!({"id": id}),
+    )
+    .await;
+}
+
 async fn wait_status(app: &TestApp, key: &str, id: &Value, status: &str, seconds: u64) -> Value {
     app.until(key, STATUS, json!({"id": id}), seconds, |d| {
         d["campaign"]["status"] == status
@@ -316,12 +325,7 @@ async fn withdrawal_while_sending_stops_that_email(app: TestApp) {
     // Two a second: the last contact's turn comes about four and a half seconds in.
     let c = campaign(&app, &key, &seg, json!({"ratePerSecond": 2})).await;
     let workers = app.workers(&smtp.url);
-    app.ok(
-        &key,
-        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
-        json!({"id": c["id"]}),
-    )
-    .await;
+    send(&app, &key, &c["id"]).await;
     // Sending is under way once the first email has arrived.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while smtp.received().is_empty() {
@@ -490,12 +494,7 @@ async fn pause_resume_and_cancel(app: TestApp) {
     let seg = segment(&app, &key, "paced").await;
     let c = campaign(&app, &key, &seg, json!({"ratePerSecond": 2})).await;
     let workers = app.workers(&smtp.url);
-    app.ok(
-        &key,
-        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
-        json!({"id": c["id"]}),
-    )
-    .await;
+    send(&app, &key, &c["id"]).await;
     app.until(&key, STATUS, json!({"id": c["id"]}), 30, |d| {
         d["campaign"]["stats"]["sent"].as_u64() >= Some(1)
     })
@@ -586,12 +585,7 @@ async fn failing_mail_server_pauses_and_dead_letters_retry(app: TestApp) {
     config.failure_limit = 3;
     let workers = app.workers_with(config);
     let c = campaign(&app, &key, &seg, json!({})).await;
-    app.ok(
-        &key,
-        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
-        json!({"id": c["id"]}),
-    )
-    .await;
+    send(&app, &key, &c["id"]).await;
     let paused = wait_status(&app, &key, &c["id"], "PAUSED", 60).await;
     assert!(
         paused["statusReason"]
@@ -688,12 +682,7 @@ async fn ab_test_sends_the_winner_to_the_rest(app: TestApp) {
     .await;
     let b = c["variants"][1]["id"].clone();
     let workers = app.workers(&smtp.url);
-    app.ok(
-        &key,
-        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
-        json!({"id": c["id"]}),
-    )
-    .await;
+    send(&app, &key, &c["id"]).await;
     // The test group gets its mail; the rest is held back for the winner.
     let test = app
         .until(&key, STATUS, json!({"id": c["id"]}), 60, |d| {
@@ -794,12 +783,7 @@ async fn killed_worker_never_sends_twice(app: TestApp) {
     // 30 a second: four seconds of sending, so the kill lands mid-batch.
     let c = campaign(&app, &key, &seg, json!({"ratePerSecond": 30})).await;
     let mut first = app.worker_process(&smtp.url);
-    app.ok(
-        &key,
-        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
-        json!({"id": c["id"]}),
-    )
-    .await;
+    send(&app, &key, &c["id"]).await;
     app.until(&key, STATUS, json!({"id": c["id"]}), 60, |d| {
         d["campaign"]["stats"]["sent"].as_u64() >= Some(20)
     })
@@ -885,12 +869,7 @@ async fn dkim_signed_campaign_mail_verifies() {
         })
         .unwrap();
     let workers = app.workers_with(config);
-    app.ok(
-        &key,
-        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
-        json!({"id": c["id"]}),
-    )
-    .await;
+    send(&app, &key, &c["id"]).await;
     wait_status(&app, &key, &c["id"], "SENT", 60).await;
     workers.stop().await;
     let public = std::fs::read_to_string(fixtures.join("dkim-test-rsa.pub.b64")).unwrap();
@@ -956,12 +935,7 @@ async fn smtp_refusals_bounce_or_retry(app: TestApp) {
     let seg = segment(&app, &key, "faults").await;
     let c = campaign(&app, &key, &seg, json!({})).await;
     let workers = app.workers(&smtp.url);
-    app.ok(
-        &key,
-        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
-        json!({"id": c["id"]}),
-    )
-    .await;
+    send(&app, &key, &c["id"]).await;
     let done = wait_status(&app, &key, &c["id"], "SENT", 60).await;
     assert_eq!(done["stats"]["sent"], 3, "{done}");
     assert_eq!(done["stats"]["bounced"], 1);
@@ -1017,12 +991,7 @@ async fn mail_server_down_campaign_waits_and_resumes(app: TestApp) {
     config.probe_delay = std::time::Duration::from_millis(500);
     let workers = app.workers_with(config);
     let c = campaign(&app, &key, &seg, json!({})).await;
-    app.ok(
-        &key,
-        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
-        json!({"id": c["id"]}),
-    )
-    .await;
+    send(&app, &key, &c["id"]).await;
     let paused = wait_status(&app, &key, &c["id"], "PAUSED", 60).await;
     assert!(
         paused["statusReason"]

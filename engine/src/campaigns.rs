@@ -495,7 +495,13 @@ async fn set_status(
         .filter(campaign::Column::Id.eq(id))
         .filter(campaign::Column::Status.is_in(from.iter().map(|s| s.as_str())));
     if to == CampaignStatus::Sending {
-        update = update.col_expr(campaign::Column::ConsecutiveFailures, Expr::value(0));
+        // The first move to sending is the start; a resume keeps it.
+        update = update
+            .col_expr(campaign::Column::ConsecutiveFailures, Expr::value(0))
+            .col_expr(
+                campaign::Column::StartedAt,
+                Expr::col(campaign::Column::StartedAt).if_null(now),
+            );
     }
     if matches!(to, CampaignStatus::Sent | CampaignStatus::Cancelled) {
         update = update.col_expr(campaign::Column::FinishedAt, Expr::value(now));
@@ -719,19 +725,15 @@ pub async fn launch(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
     } = get(db, workspace_id, id).await?;
     match status(&c) {
         CampaignStatus::Scheduled => {
-            let now = clock::now();
-            let started = campaign::Entity::update_many()
-                .col_expr(
-                    campaign::Column::Status,
-                    Expr::value(CampaignStatus::Sending.as_str()),
-                )
-                .col_expr(campaign::Column::StartedAt, Expr::value(now))
-                .col_expr(campaign::Column::UpdatedAt, Expr::value(now))
-                .filter(campaign::Column::Id.eq(id))
-                .filter(campaign::Column::Status.eq(CampaignStatus::Scheduled.as_str()))
-                .exec(db)
-                .await?;
-            if started.rows_affected == 0 {
+            if !set_status(
+                db,
+                id,
+                &[CampaignStatus::Scheduled],
+                CampaignStatus::Sending,
+                None,
+            )
+            .await?
+            {
                 return Ok(());
             }
         }
