@@ -1,0 +1,78 @@
+//! A test fixture, not an example: the plugin misbehaves as its configuration's `mode`
+//! says, so Rapport's tests can show the host contains each failure.
+//!
+//! `loop` spins forever, `grow` allocates without end, `trap` panics, `huge` returns an
+//! enormous result, `flood` logs without end then answers, `out-of-range` scores 250,
+//! anything else scores 42.
+
+use rapport_plugin_sdk::*;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Config {
+    mode: String,
+}
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn describe() -> Description {
+        describe(
+            "hostile",
+            env!("CARGO_PKG_VERSION"),
+            Capabilities::SCORE | Capabilities::NEXT_BEST_ACTIONS,
+        )
+    }
+
+    fn score(input: Input) -> Result<ScoreResult, PluginError> {
+        let config: Config = input.config()?;
+        match config.mode.as_str() {
+            "loop" => {
+                let mut x: u64 = input.data.len() as u64;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "trap" => panic!("this plugin traps on purpose"),
+            "huge" => {
+                let note = "x".repeat(1 << 10);
+                let mut r = ScoreResult::new(1.0);
+                for i in 0..10_000 {
+                    r = r.reason(&format!("f{i}"), 0.0, &note);
+                }
+                Ok(r)
+            }
+            "flood" => {
+                for i in 0..100_000 {
+                    log(Level::Info, &format!("line {i} of a flood of log lines"));
+                }
+                Ok(ScoreResult::new(7.0))
+            }
+            "out-of-range" => Ok(ScoreResult {
+                score: 250.0,
+                reasons: Vec::new(),
+            }),
+            _ => Ok(ScoreResult::new(42.0).reason("constant", 42.0, "always 42")),
+        }
+    }
+
+    fn next_best_actions(input: Input) -> Result<Vec<Action>, PluginError> {
+        let config: Config = input.config()?;
+        match config.mode.as_str() {
+            "loop" => loop {
+                std::hint::black_box(&input);
+            },
+            _ => Ok(vec![Action::new(ActionKind::Custom, 10, "the fixture always suggests this")]),
+        }
+    }
+}
+
+plugin!(Hostile);

@@ -1,0 +1,236 @@
+//! The shared engine, compiled-code caching, and loaded plugins.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::error::{Error, Limit};
+use crate::limits::Limits;
+use crate::sandbox::{self, Action, Call, Description, Input, PluginPre, Score, State};
+
+/// How often the engine's epoch advances: the granularity of wall-time limits.
+const TICK: Duration = Duration::from_millis(1);
+
+/// Epoch ticks a call of `time` may run for.
+pub(crate) fn deadline_ticks(time: Duration) -> u64 {
+    (time.as_micros() / TICK.as_micros()).max(1) as u64 + 1
+}
+
+/// The plugin host: one wasmtime engine shared by every plugin and call.
+///
+/// Cheap to clone. Compiled components are kept in memory by content hash and, with a
+/// cache directory, on disk, so a restarted process loads them without compiling.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<State>,
+    cache_dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Loaded>>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled plugin, ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct Loaded {
+    pre: Arc<PluginPre<State>>,
+    engine: Engine,
+    /// SHA-256 of the component's bytes, in hex.
+    pub sha256: String,
+}
+
+impl Runtime {
+    /// A host whose compiled components are cached in `cache_dir` (created when missing),
+    /// or only in memory without one.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, Error> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config).map_err(|e| Error::Cache(format!("engine: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        sandbox::link(&mut linker).map_err(|e| Error::Cache(format!("linker: {e}")))?;
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Cache(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = stop_ticker.clone();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| Error::Cache(format!("epoch thread: {e}")))?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache_dir,
+                loaded: Mutex::new(HashMap::new()),
+                stop_ticker,
+            }),
+        })
+    }
+
+    /// Compiles (or finds already compiled) the component in `wasm` and checks that it
+    /// targets the plugin world with imports the host provides.
+    pub fn load(&self, wasm: &[u8]) -> Result<Loaded, Error> {
+        let sha256 = hex(&Sha256::digest(wasm));
+        if let Some(found) = self.memo().get(&sha256) {
+            return Ok(found.clone());
+        }
+        let component = self.compile(wasm, &sha256)?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| Error::MissingImport(format!("{e:#}")))?;
+        let pre = PluginPre::new(pre).map_err(|e| Error::WrongWorld(format!("{e:#}")))?;
+        let loaded = Loaded {
+            pre: Arc::new(pre),
+            engine: self.inner.engine.clone(),
+            sha256: sha256.clone(),
+        };
+        self.memo().insert(sha256, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Loaded>> {
+        self.inner.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The component from the disk cache, or compiled and written there.
+    fn compile(&self, wasm: &[u8], sha256: &str) -> Result<Component, Error> {
+        let engine = &self.inner.engine;
+        let cached = self.inner.cache_dir.as_ref().map(|dir| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+        });
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            // SAFETY: the file was written by `Component::serialize` of an engine with
+            // the same compatibility hash (it is in the name), into Rapport's own cache.
+            match unsafe { Component::deserialize_file(engine, path) } {
+                Ok(component) => {
+                    tracing::debug!(path = %path.display(), "plugin loaded from the compile cache");
+                    return Ok(component);
+                }
+                Err(e) => tracing::warn!(error = %e, "unusable cache entry; compiling again"),
+            }
+        }
+        if wasmparser_says_core_module(wasm) {
+            return Err(Error::NotAComponent(
+                "this is a core WebAssembly module; build a component (target wasm32-wasip2, \
+                 or `wasm-tools component new`)"
+                    .into(),
+            ));
+        }
+        let component =
+            Component::new(engine, wasm).map_err(|e| Error::NotAComponent(format!("{e:#}")))?;
+        if let Some(path) = &cached {
+            let bytes = component
+                .serialize()
+                .map_err(|e| Error::Cache(format!("serialize: {e}")))?;
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, bytes)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| Error::Cache(format!("cannot write {}: {e}", path.display())))?;
+        }
+        Ok(component)
+    }
+}
+
+/// A core module starts with version 1; a component with a different layer/version word.
+fn wasmparser_says_core_module(wasm: &[u8]) -> bool {
+    wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == [1, 0, 0, 0]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Loaded {
+    /// `describe()` under `limits`.
+    pub fn describe(&self, limits: &Limits) -> Result<Call<Description>, Error> {
+        let store = sandbox::store(&self.engine, limits, 0);
+        sandbox::call(
+            &self.pre,
+            store,
+            limits,
+            |p, s| p.call_describe(s),
+            sandbox::describe_result,
+        )
+    }
+
+    /// `score(input)` under `limits`.
+    pub fn score(&self, input: &Input, limits: &Limits) -> Result<Call<Score>, Error> {
+        let store = self.prepare(input, limits)?;
+        let wit = sandbox::to_wit(input);
+        sandbox::call(
+            &self.pre,
+            store,
+            limits,
+            |p, s| p.call_score(s, &wit),
+            sandbox::score_result,
+        )
+    }
+
+    /// `next-best-actions(input)` under `limits`.
+    pub fn next_best_actions(
+        &self,
+        input: &Input,
+        limits: &Limits,
+    ) -> Result<Call<Vec<Action>>, Error> {
+        let store = self.prepare(input, limits)?;
+        let wit = sandbox::to_wit(input);
+        sandbox::call(
+            &self.pre,
+            store,
+            limits,
+            |p, s| p.call_next_best_actions(s, &wit),
+            sandbox::actions_result,
+        )
+    }
+
+    fn prepare(&self, input: &Input, limits: &Limits) -> Result<wasmtime::Store<State>, Error> {
+        let size = input.data.len() + input.config.len() + input.contact_id.len();
+        if size as u64 > limits.input_bytes {
+            return Err(Error::Limit {
+                limit: Limit::Input,
+                detail: format!("{size} bytes, {} allowed", limits.input_bytes),
+            });
+        }
+        let as_of = chrono::DateTime::parse_from_rfc3339(&input.as_of)
+            .map(|t| t.timestamp().max(0) as u64)
+            .unwrap_or(0);
+        Ok(sandbox::store(&self.engine, limits, as_of))
+    }
+}
