@@ -23,6 +23,14 @@ struct Cli {
         default_value_t = 16
     )]
     max_connections: u32,
+    /// Where compiled plugins are cached, so a restart does not compile them again.
+    #[arg(
+        long,
+        global = true,
+        env = "RAPPORT_PLUGIN_CACHE",
+        default_value = "rapport-plugin-cache"
+    )]
+    plugin_cache: std::path::PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +101,67 @@ enum Command {
     /// Works with the built-in models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Works with WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Registers a component as a new version of a plugin in a workspace (the same checks
+    /// as `registerPlugin`); prints the version as JSON.
+    Install {
+        /// The component (.wasm).
+        file: std::path::PathBuf,
+        /// The plugin's name in the workspace.
+        #[arg(long)]
+        name: String,
+        /// A file holding the input query (GraphQL with a `$contactId` variable).
+        #[arg(long)]
+        query: std::path::PathBuf,
+        /// The plugin's configuration, as a JSON object.
+        #[arg(long)]
+        config: Option<String>,
+        /// Limits per call, as JSON (`{"fuel": 50000000, "timeMs": 200}`).
+        #[arg(long)]
+        limits: Option<String>,
+        #[arg(long)]
+        workspace: i64,
+    },
+    /// Runs a component on an input without a database: prints its answer, the fuel it
+    /// used and the time it took, as JSON.
+    Test {
+        /// The component (.wasm).
+        file: std::path::PathBuf,
+        /// The input query's result for one contact, as JSON (`{"contact": {...}}`).
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// The plugin's configuration, as a JSON object.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Limits per call, as JSON.
+        #[arg(long)]
+        limits: Option<String>,
+        /// The moment the input describes (RFC 3339; default: now).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Creates a new plugin project that builds as it is.
+    New {
+        /// The project's (and plugin's) name.
+        name: String,
+        /// The language (only Rust for now).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: PluginLang,
+        /// Where the SDK crate is (default: this Rapport's own plugins/sdk).
+        #[arg(long)]
+        sdk: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PluginLang {
+    Rust,
 }
 
 /// Where mail goes and where its links point.
@@ -336,6 +405,27 @@ async fn main() -> anyhow::Result<()> {
             };
             return evaluate_classifier(&csv, &spec, json);
         }
+        Command::Plugin(PluginCommand::Test {
+            file,
+            input,
+            config,
+            limits,
+            as_of,
+        }) => {
+            return plugin_test(
+                &file,
+                &input,
+                &config,
+                limits.as_deref(),
+                as_of,
+                &cli.plugin_cache,
+            );
+        }
+        Command::Plugin(PluginCommand::New {
+            name,
+            lang: PluginLang::Rust,
+            sdk,
+        }) => return plugin_new(&name, sdk),
         _ => {}
     }
     let conn = db::connect(&cli.database_url, cli.max_connections)
@@ -343,6 +433,56 @@ async fn main() -> anyhow::Result<()> {
         .context("connecting to the database")?;
     db::migrate(&conn).await.context("migrating the database")?;
     match cli.command {
+        Command::Plugin(PluginCommand::Install {
+            file,
+            name,
+            query,
+            config,
+            limits,
+            workspace,
+        }) => {
+            let parse = |what: &str,
+                         s: Option<String>|
+             -> anyhow::Result<Option<serde_json::Value>> {
+                s.map(|s| serde_json::from_str(&s).with_context(|| format!("--{what} is not JSON")))
+                    .transpose()
+            };
+            let registration = rapport_engine::plugins::registry::Registration {
+                name,
+                wasm: std::fs::read(&file)
+                    .with_context(|| format!("reading {}", file.display()))?,
+                input_query: std::fs::read_to_string(&query)
+                    .with_context(|| format!("reading {}", query.display()))?,
+                config: parse("config", config)?,
+                limits: parse("limits", limits)?,
+                failure_threshold: None,
+            };
+            let host = rapport_api::graphql::plugin_host(
+                &conn,
+                std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
+                    std::time::Duration::ZERO,
+                )),
+                rapport_api::graphql::PublicUrl(rapport_api::server::DEFAULT_PUBLIC_URL.into()),
+                Some(cli.plugin_cache.clone()),
+            )?;
+            let who = auth::Principal::owner(workspace);
+            let r = rapport_engine::plugins::registry::register(&conn, &host, &who, registration)
+                .await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "plugin": r.plugin.name,
+                    "version": r.version.version,
+                    "declaredName": r.version.declared_name,
+                    "declaredVersion": r.version.declared_version,
+                    "score": r.version.scores,
+                    "nextBestActions": r.version.recommends,
+                    "inputCost": r.version.input_cost,
+                    "sha256": r.version.wasm_sha256,
+                })
+            );
+        }
+        Command::Plugin(_) => unreachable!("handled before connecting"),
         Command::Schema | Command::Model(ModelCommand::Evaluate { .. }) | Command::Migrate => {
             tracing::info!("database is up to date")
         }
@@ -391,6 +531,7 @@ async fn main() -> anyhow::Result<()> {
                 api_mail,
                 schedule,
                 workers,
+                cli.plugin_cache.clone(),
             )
             .await?;
         }
@@ -562,6 +703,7 @@ async fn serve(
     mail: rapport_api::graphql::Mail,
     schedule: Option<analytics::schedule::Schedule>,
     workers: Option<rapport_api::workers::WorkerConfig>,
+    plugin_cache: std::path::PathBuf,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -587,6 +729,7 @@ async fn serve(
                 key_ttl,
                 public_url: public_url.to_string(),
                 mail: Some(mail),
+                plugin_cache: Some(plugin_cache),
             },
         ),
     )
@@ -606,6 +749,112 @@ async fn serve(
     }
     conn.close().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn plugin_test(
+    file: &std::path::Path,
+    input: &std::path::Path,
+    config: &str,
+    limits: Option<&str>,
+    as_of: Option<String>,
+    cache: &std::path::Path,
+) -> anyhow::Result<()> {
+    use rapport_plugins::{Input, Limits, Runtime};
+    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let data: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(input).with_context(|| format!("reading {}", input.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", input.display()))?;
+    let config: serde_json::Value = serde_json::from_str(config).context("--config is not JSON")?;
+    let limits = match limits {
+        Some(l) => Limits::parse(&serde_json::from_str(l).context("--limits is not JSON")?)
+            .map_err(|(field, message)| anyhow::anyhow!("{field}: {message}"))?,
+        None => Limits::default(),
+    };
+    let runtime = Runtime::new(Some(cache.to_path_buf()))?;
+    let started = std::time::Instant::now();
+    let plugin = runtime.load(&wasm)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let description = plugin.describe(&limits)?.value;
+    let input = Input {
+        contact_id: data
+            .pointer("/contact/id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("0")
+            .to_string(),
+        data: data.to_string(),
+        config: config.to_string(),
+        as_of: as_of.unwrap_or_else(|| {
+            rapport_engine::clock::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }),
+    };
+    let call = |r: Result<serde_json::Value, rapport_plugins::Error>| match r {
+        Ok(v) => v,
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    };
+    let score = description.implements.score.then(|| {
+        call(plugin.score(&input, &limits).map(|c| {
+            serde_json::json!({"score": c.value.score, "reasons": c.value.reasons, "fuelUsed": c.fuel_used,
+                "microseconds": c.elapsed.as_micros() as u64, "log": c.log, "logDropped": c.log_dropped})
+        }))
+    });
+    let actions = description.implements.next_best_actions.then(|| {
+        call(plugin.next_best_actions(&input, &limits).map(|c| {
+            serde_json::json!({"actions": c.value, "fuelUsed": c.fuel_used,
+                "microseconds": c.elapsed.as_micros() as u64, "log": c.log, "logDropped": c.log_dropped})
+        }))
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "plugin": description.name,
+            "version": description.version,
+            "loadMilliseconds": load_ms,
+            "score": score,
+            "nextBestActions": actions,
+        }))?
+    );
+    Ok(())
+}
+
+fn plugin_new(name: &str, sdk: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let name = rapport_engine::plugins::PluginName::parse(name)?;
+    let sdk = match sdk {
+        Some(path) => path,
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk"),
+    };
+    let sdk = sdk.canonicalize().with_context(|| {
+        format!(
+            "the plugin SDK is not at {}; pass --sdk PATH",
+            sdk.display()
+        )
+    })?;
+    let dir = std::path::Path::new(name.as_str());
+    anyhow::ensure!(!dir.exists(), "{} already exists", dir.display());
+    std::fs::create_dir_all(dir.join("src"))?;
+    let fill = |template: &str| {
+        template
+            .replace("{name}", name.as_str())
+            .replace("{lib}", &name.as_str().replace('-', "_"))
+            .replace("{sdk}", &sdk.display().to_string())
+    };
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        fill(include_str!("scaffold/Cargo.toml.txt")),
+    )?;
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        fill(include_str!("scaffold/lib.rs.txt")),
+    )?;
+    std::fs::write(
+        dir.join("query.graphql"),
+        fill(include_str!("scaffold/query.graphql.txt")),
+    )?;
+    eprintln!(
+        "Created {0}/. Build it with:\n  cd {0} && cargo build --release --target wasm32-wasip2",
+        name.as_str()
+    );
     Ok(())
 }
 

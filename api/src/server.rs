@@ -1,8 +1,7 @@
 //! The HTTP server: GraphQL (with GraphiQL), health, authentication.
 
 use crate::error::code;
-use crate::graphql::batching::Dispatcher;
-use crate::graphql::{self, RapportSchema, loaders};
+use crate::graphql::{self, RapportSchema};
 use crate::keys::VerifiedKeys;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -48,6 +47,8 @@ pub struct Config {
     /// Where email goes; without it, confirmation emails are not sent (the link is still
     /// returned to the caller).
     pub mail: Option<graphql::Mail>,
+    /// Where compiled plugins are cached on disk (in memory only when `None`).
+    pub plugin_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -56,6 +57,7 @@ impl Default for Config {
             key_ttl: DEFAULT_KEY_TTL,
             public_url: DEFAULT_PUBLIC_URL.into(),
             mail: None,
+            plugin_cache: None,
         }
     }
 }
@@ -69,8 +71,16 @@ pub fn router(db: DatabaseConnection) -> Router {
 pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
     let keys = Arc::new(VerifiedKeys::new(config.key_ttl));
     let public = graphql::PublicUrl(config.public_url.trim_end_matches('/').to_string());
+    let plugins = match graphql::plugin_host(&db, keys.clone(), public.clone(), config.plugin_cache)
+    {
+        Ok(host) => Some(host),
+        Err(e) => {
+            tracing::error!(error = %e, "serving without plugins");
+            None
+        }
+    };
     let ctx = ApiContext {
-        schema: graphql::build(db.clone(), keys.clone(), public, config.mail),
+        schema: graphql::build(db.clone(), keys.clone(), public, config.mail, plugins),
         db,
         keys,
     };
@@ -166,16 +176,7 @@ async fn graphql_handler(
         Err(response) => return response,
     };
     tracing::Span::current().record("workspace", principal.workspace_id);
-    let ws = principal.workspace_id;
-    let dispatcher = Dispatcher::default();
-    let request = loaders::attach(
-        request.into_inner().data(principal),
-        &dispatcher,
-        &ctx.db,
-        ws,
-    );
-    let request = crate::graphql::intelligence::attach(request, &dispatcher, &ctx.db, ws);
-    let request = crate::graphql::consent::attach(request, &dispatcher, &ctx.db, ws);
+    let (request, dispatcher) = graphql::with_loaders(request.into_inner(), &ctx.db, principal);
     let mut response = dispatcher.drive(ctx.schema.execute(request)).await;
     // Errors from parsing and validating the query itself carry no code yet.
     for e in &mut response.errors {

@@ -27,6 +27,7 @@ pub mod jobs;
 pub mod links;
 pub mod models;
 pub mod pagination;
+pub mod plugins;
 pub mod records;
 pub mod suppression;
 pub mod tasks;

@@ -72,6 +72,9 @@ record!(email_template, "EmailTemplate", soft);
 record!(campaign, "Campaign", soft);
 record!(campaign_variant, "CampaignVariant");
 record!(campaign_message, "CampaignMessage");
+record!(plugin, "Plugin");
+record!(plugin_version, "PluginVersion");
+record!(plugin_action, "PluginAction");
 
 /// Which rows a query sees with respect to soft deletion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Schema migrations for SQLite and PostgreSQL.
 //!
 //! Each migration is one DDL script written once with placeholders for the few types the
-//! two databases spell differently (`{pk}`, `{ts}`, `{json}`, `{text}`), so the two
+//! two databases spell differently (`{pk}`, `{ts}`, `{json}`, `{text}`, `{blob}`), so the two
 //! schemas cannot drift apart.
 
 pub use sea_orm_migration::MigratorTrait;
@@ -48,6 +48,7 @@ mod m0005_segments;
 mod m0006_email_templates;
 mod m0007_bounces;
 mod m0008_campaigns;
+mod m0009_plugins;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_email_templates::Migration),
             Box::new(m0007_bounces::Migration),
             Box::new(m0008_campaigns::Migration),
+            Box::new(m0009_plugins::Migration),
         ]
     }
 }
@@ -81,20 +83,28 @@ async fn run_script(manager: &SchemaManager<'_>, script: &str) -> Result<(), DbE
 fn fill_placeholders(script: &str, backend: DatabaseBackend) -> String {
     // Text compares bytewise ("C" collation) on PostgreSQL as it does on SQLite, so a
     // sort, a range filter or a keyset cursor gives the same answer on both.
-    let (pk, ts, json, text) = match backend {
+    let (pk, ts, json, text, blob) = match backend {
         DatabaseBackend::Postgres => (
             "BIGSERIAL PRIMARY KEY",
             "TIMESTAMPTZ",
             "JSONB",
             "TEXT COLLATE \"C\"",
+            "BYTEA",
         ),
         // INTEGER PRIMARY KEY is SQLite's rowid alias; AUTOINCREMENT keeps ids of
         // deleted rows from being reused, so a stale id can never name a new row.
-        _ => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT", "TEXT"),
+        _ => (
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "TEXT",
+            "TEXT",
+            "TEXT",
+            "BLOB",
+        ),
     };
     script
         .replace("{pk}", pk)
         .replace("{ts}", ts)
         .replace("{json}", json)
         .replace("{text}", text)
+        .replace("{blob}", blob)
 }

@@ -20,7 +20,7 @@ mod sandbox;
 
 pub use error::{Error, Limit};
 pub use limits::Limits;
-pub use runtime::{Loaded, Runtime};
+pub use runtime::{Loaded, Runtime, sha256_hex};
 pub use sandbox::{
     Action, ActionKind, Call, Capabilities, Description, Input, LogLine, Reason, Score,
 };

@@ -101,7 +101,7 @@ impl Runtime {
     /// Compiles (or finds already compiled) the component in `wasm` and checks that it
     /// targets the plugin world with imports the host provides.
     pub fn load(&self, wasm: &[u8]) -> Result<Loaded, Error> {
-        let sha256 = hex(&Sha256::digest(wasm));
+        let sha256 = sha256_hex(wasm);
         if let Some(found) = self.memo().get(&sha256) {
             return Ok(found.clone());
         }
@@ -119,6 +119,11 @@ impl Runtime {
         };
         self.memo().insert(sha256, loaded.clone());
         Ok(loaded)
+    }
+
+    /// The plugin with content hash `sha256`, if this process has loaded it already.
+    pub fn cached(&self, sha256: &str) -> Option<Loaded> {
+        self.memo().get(sha256).cloned()
     }
 
     fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Loaded>> {
@@ -159,7 +164,11 @@ impl Runtime {
             let bytes = component
                 .serialize()
                 .map_err(|e| Error::Cache(format!("serialize: {e}")))?;
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            // Unique per writer: tests in one process may compile the same component at once.
+            let unique = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let tmp = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
             std::fs::write(&tmp, bytes)
                 .and_then(|()| std::fs::rename(&tmp, path))
                 .map_err(|e| Error::Cache(format!("cannot write {}: {e}", path.display())))?;
@@ -173,8 +182,12 @@ fn wasmparser_says_core_module(wasm: &[u8]) -> bool {
     wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == [1, 0, 0, 0]
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// SHA-256 of `bytes` in hex: the key components are known by.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Loaded {

@@ -340,3 +340,42 @@ fn compiled_components_are_cached_on_disk() {
     assert!(call.value.score > 0.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_python_plugin_scores_through_the_same_host() {
+    let runtime = Runtime::new(None).unwrap();
+    let plugin = runtime.load(&component("customer_health")).unwrap();
+    let limits = Limits {
+        fuel: 2_000_000_000,
+        time_ms: 10_000,
+        memory_bytes: 256 << 20,
+        ..Limits::default()
+    };
+    let d = plugin.describe(&limits).unwrap().value;
+    assert_eq!(d.name, "customer-health");
+    let order = |at: &str, status: &str| serde_json::json!({"node": {"placedAt": at, "status": status, "total": 20.0}});
+    let data = serde_json::json!({"contact": {"lifecycleStage": "CUSTOMER",
+        "orders": {"totalCount": 3, "edges": [
+            order("2026-11-20T10:00:00Z", "PAID"),
+            order("2026-09-01T10:00:00Z", "FULFILLED"),
+            order("2026-08-01T10:00:00Z", "REFUNDED")]},
+        "inquiries": {"totalCount": 1}}});
+    let call = plugin
+        .score(&input(data, serde_json::json!({})), &limits)
+        .unwrap();
+    // 2 orders (16) + recency 40·(1 − 10/360) + recent (20) − one inquiry (15).
+    let expected = 16.0 + 40.0 * (1.0 - 10.0 / 360.0) + 20.0 - 15.0;
+    assert!(
+        (call.value.score - expected).abs() < 1e-9,
+        "{:?}",
+        call.value
+    );
+    assert_eq!(call.value.reasons[0].feature, "recency");
+    let err = plugin
+        .next_best_actions(
+            &input(serde_json::json!({}), serde_json::json!({})),
+            &limits,
+        )
+        .unwrap_err();
+    assert!(err.is_unsupported(), "{err}");
+}

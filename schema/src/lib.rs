@@ -26,6 +26,13 @@ pub mod entities {
     pub mod order;
     pub mod order_line;
     pub mod pipeline;
+    pub mod plugin;
+    pub mod plugin_action;
+    pub mod plugin_component;
+    pub mod plugin_event;
+    pub mod plugin_score;
+    pub mod plugin_score_history;
+    pub mod plugin_version;
     pub mod product;
     pub mod score;
     pub mod score_history;

@@ -121,6 +121,15 @@ pub async fn current(
         .map(Score))
 }
 
+/// The number of a model version (0 when it is gone).
+pub async fn version_number(ctx: &Context<'_>, id: i64) -> Result<i32> {
+    Ok(ctx
+        .data_unchecked::<DataLoader<Versions>>()
+        .load_one(id)
+        .await?
+        .map_or(0, |v| v.version))
+}
+
 /// One feature's push on a score.
 #[derive(SimpleObject)]
 pub struct ScoreReason {
@@ -131,7 +140,8 @@ pub struct ScoreReason {
     pub contribution: f64,
 }
 
-fn reasons(json: &serde_json::Value) -> Vec<ScoreReason> {
+/// The reasons stored with a built-in score.
+pub fn reason_list(json: &serde_json::Value) -> Vec<ScoreReason> {
     serde_json::from_value::<Vec<rapport_engine::models::classifier::Contribution>>(json.clone())
         .unwrap_or_default()
         .into_iter()
@@ -157,7 +167,7 @@ impl Score {
     }
     /// The strongest contributions, largest first.
     async fn reasons(&self) -> Vec<ScoreReason> {
-        reasons(&self.0.reasons)
+        reason_list(&self.0.reasons)
     }
     async fn computed_at(&self) -> DateTime<Utc> {
         self.0.computed_at

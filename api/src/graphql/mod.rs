@@ -12,6 +12,8 @@ pub mod inputs;
 pub mod intelligence;
 pub mod loaders;
 pub mod mutations;
+pub mod plugin_inputs;
+pub mod plugins;
 pub mod queries;
 pub mod reports;
 pub mod templates;
@@ -45,6 +47,7 @@ pub struct Queries(
     audiences::SegmentQuery,
     templates::TemplateQuery,
     campaigns::CampaignQuery,
+    plugins::PluginQuery,
 );
 
 /// Every write.
@@ -56,27 +59,88 @@ pub struct Mutations(
     audiences::SegmentMutation,
     templates::TemplateMutation,
     campaigns::CampaignMutation,
+    plugins::PluginMutation,
 );
 
 /// Rapport's schema type.
 pub type RapportSchema = Schema<Queries, Mutations, EmptySubscription>;
 
 /// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
-/// ask for an unbounded amount of work.
+/// ask for an unbounded amount of work. With `plugins`, plugins can be registered and run.
 pub fn build(
     db: DatabaseConnection,
     keys: Arc<VerifiedKeys>,
     public: PublicUrl,
     mail: Option<Mail>,
+    plugins: Option<rapport_engine::plugins::Host>,
 ) -> RapportSchema {
+    builder(db, keys, public, mail)
+        .data(plugins)
+        .limit_complexity(20_000)
+        .finish()
+}
+
+/// The schema plugins' input queries run on: the same graph, reporting each document's
+/// complexity (a batch of many contacts may cost up to 200,000).
+pub fn build_for_plugins(
+    db: DatabaseConnection,
+    keys: Arc<VerifiedKeys>,
+    public: PublicUrl,
+) -> RapportSchema {
+    builder(db, keys, public, None)
+        .data(None::<rapport_engine::plugins::Host>)
+        .extension(async_graphql::extensions::Analyzer)
+        .limit_complexity(250_000)
+        .finish()
+}
+
+fn builder(
+    db: DatabaseConnection,
+    keys: Arc<VerifiedKeys>,
+    public: PublicUrl,
+    mail: Option<Mail>,
+) -> async_graphql::SchemaBuilder<Queries, Mutations, EmptySubscription> {
     Schema::build(Queries::default(), Mutations::default(), EmptySubscription)
         .data(db)
         .data(keys)
         .data(public)
         .data(mail)
         .limit_depth(16)
-        .limit_complexity(20_000)
-        .finish()
+}
+
+/// A plugin host for `db`: compiled components cached in `cache_dir`, input queries run
+/// on their own schema instance.
+pub fn plugin_host(
+    db: &DatabaseConnection,
+    keys: Arc<VerifiedKeys>,
+    public: PublicUrl,
+    cache_dir: Option<std::path::PathBuf>,
+) -> rapport_engine::Result<rapport_engine::plugins::Host> {
+    let runtime = rapport_engine::plugins::Runtime::new(cache_dir).map_err(|e| {
+        tracing::error!(error = %e, "the plugin host could not start");
+        rapport_engine::EngineError::Conflict(format!("the plugin host could not start: {e}"))
+    })?;
+    let schema = build_for_plugins(db.clone(), keys, public);
+    Ok(rapport_engine::plugins::Host {
+        runtime,
+        inputs: Arc::new(plugin_inputs::GraphqlInputs::new(schema, db.clone())),
+    })
+}
+
+/// Gives a request its caller and its batch loaders; drive its execution with the
+/// returned dispatcher so the loaders' batches go out when the resolvers are blocked.
+pub fn with_loaders(
+    request: async_graphql::Request,
+    db: &DatabaseConnection,
+    principal: rapport_engine::auth::Principal,
+) -> (async_graphql::Request, batching::Dispatcher) {
+    let ws = principal.workspace_id;
+    let dispatcher = batching::Dispatcher::default();
+    let request = loaders::attach(request.data(principal), &dispatcher, db, ws);
+    let request = intelligence::attach(request, &dispatcher, db, ws);
+    let request = consent::attach(request, &dispatcher, db, ws);
+    let request = plugins::attach(request, &dispatcher, db, ws);
+    (request, dispatcher)
 }
 
 /// The SDL of the schema, as exported to `schema/rapport.graphql`.

@@ -210,6 +210,29 @@ impl Contact {
     ) -> Result<crate::graphql::consent::EmailPermission> {
         crate::graphql::consent::permission(ctx, self.0.id, purpose).await
     }
+    /// Every current score: the built-in models' (lead score, churn) and each plugin's,
+    /// with their reasons.
+    async fn scores(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::plugins::ContactScore>> {
+        crate::graphql::plugins::contact_scores(ctx, self.0.id).await
+    }
+    /// Open actions recommended by enabled plugins, highest priority first.
+    async fn next_best_actions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::plugins::RecommendedAction>> {
+        crate::graphql::plugins::next_best_actions(ctx, self.0.id).await
+    }
+    /// Every score the plugin gave this contact, oldest first.
+    async fn plugin_score_history(
+        &self,
+        ctx: &Context<'_>,
+        plugin: String,
+    ) -> Result<Vec<crate::graphql::plugins::ScorePoint>> {
+        crate::graphql::plugins::score_history(ctx, self.0.id, &plugin).await
+    }
     /// Likelihood (0–100) of converting within the lead model's window, with its grade
     /// and reasons; null for customers and until a lead-score model is active.
     async fn lead_score(&self, ctx: &Context<'_>) -> Result<Option<Score>> {

@@ -1,0 +1,344 @@
+//! Plugins' input queries: GraphQL documents against Rapport's own schema, checked when a
+//! plugin is registered and run for many contacts at once when it scores.
+//!
+//! A batch is one document: the query's top-level fields repeated once per contact under
+//! aliases (`c0_contact`, `c1_contact`, ...) with `$contactId` replaced by each id, so the
+//! request's batch loaders fetch every contact's relations together. That is why
+//! `$contactId` may appear only in arguments of top-level fields.
+
+use std::collections::HashMap;
+
+use async_graphql::Name;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::parser::{Positioned, parse_query};
+use async_graphql_value::Value;
+use futures_util::future::BoxFuture;
+use rapport_engine::auth::Principal;
+use rapport_engine::plugins::Inputs;
+use rapport_engine::values::Scope;
+use rapport_engine::{EngineError, Result};
+use sea_orm::DatabaseConnection;
+
+use crate::graphql::{RapportSchema, with_loaders};
+
+const VARIABLE: &str = "contactId";
+
+/// Runs input queries on a schema built for them (with the complexity analyser).
+pub struct GraphqlInputs {
+    schema: RapportSchema,
+    db: DatabaseConnection,
+}
+
+impl GraphqlInputs {
+    /// Input queries over `schema`, which must report complexity (see
+    /// [`crate::graphql::build_for_plugins`]).
+    pub fn new(schema: RapportSchema, db: DatabaseConnection) -> Self {
+        GraphqlInputs { schema, db }
+    }
+
+    async fn execute(&self, workspace_id: i64, doc: ExecutableDocument) -> async_graphql::Response {
+        let principal = Principal {
+            workspace_id,
+            key_id: None,
+            scopes: vec![Scope::Read],
+        };
+        let mut request = async_graphql::Request::new("");
+        request.set_parsed_query(doc);
+        let (request, dispatcher) = with_loaders(request, &self.db, principal);
+        dispatcher.drive(self.schema.execute(request)).await
+    }
+}
+
+fn invalid(message: impl Into<String>) -> EngineError {
+    EngineError::invalid("inputQuery", message)
+}
+
+/// Parses an input query and checks its shape: one query operation whose only variable
+/// is `$contactId`, used only in arguments of top-level fields.
+pub fn parse(query: &str) -> Result<ExecutableDocument> {
+    let doc = parse_query(query).map_err(|e| invalid(format!("does not parse: {e}")))?;
+    let op = match &doc.operations {
+        DocumentOperations::Single(op) => op,
+        DocumentOperations::Multiple(ops) if ops.len() == 1 => ops.values().next().expect("one"),
+        DocumentOperations::Multiple(_) => {
+            return Err(invalid("must contain exactly one operation"));
+        }
+    };
+    if op.node.ty != OperationType::Query {
+        return Err(invalid("must be a query: plugins read, they never write"));
+    }
+    let vars: Vec<&str> = op
+        .node
+        .variable_definitions
+        .iter()
+        .map(|v| v.node.name.node.as_str())
+        .collect();
+    if vars != [VARIABLE] {
+        return Err(invalid(format!(
+            "must declare exactly one variable, ${VARIABLE} (found: {})",
+            if vars.is_empty() {
+                "none".to_string()
+            } else {
+                vars.iter()
+                    .map(|v| format!("${v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )));
+    }
+    for item in &op.node.selection_set.node.items {
+        let Selection::Field(field) = &item.node else {
+            return Err(invalid(
+                "top-level selections must be fields, not fragments",
+            ));
+        };
+        if !field.node.directives.is_empty() {
+            return Err(invalid("top-level fields cannot carry directives"));
+        }
+        nested_without_variable(&field.node.selection_set.node)?;
+    }
+    for fragment in doc.fragments.values() {
+        nested_without_variable(&fragment.node.selection_set.node)?;
+    }
+    Ok(doc)
+}
+
+fn nested_without_variable(set: &SelectionSet) -> Result<()> {
+    let refuse = || {
+        invalid(format!(
+            "use ${VARIABLE} only in arguments of top-level fields"
+        ))
+    };
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => {
+                if f.node
+                    .arguments
+                    .iter()
+                    .any(|(_, v)| mentions_variable(&v.node))
+                    || f.node.directives.iter().any(|d| {
+                        d.node
+                            .arguments
+                            .iter()
+                            .any(|(_, v)| mentions_variable(&v.node))
+                    })
+                {
+                    return Err(refuse());
+                }
+                nested_without_variable(&f.node.selection_set.node)?;
+            }
+            Selection::InlineFragment(i) => nested_without_variable(&i.node.selection_set.node)?,
+            Selection::FragmentSpread(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn mentions_variable(v: &Value) -> bool {
+    match v {
+        Value::Variable(_) => true,
+        Value::List(items) => items.iter().any(mentions_variable),
+        Value::Object(fields) => fields.values().any(mentions_variable),
+        _ => false,
+    }
+}
+
+fn substitute(v: &Value, id: &str) -> Value {
+    match v {
+        Value::Variable(n) if n.as_str() == VARIABLE => Value::String(id.to_string()),
+        Value::List(items) => Value::List(items.iter().map(|x| substitute(x, id)).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, x)| (k.clone(), substitute(x, id)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// One document asking the query's top-level fields once per contact.
+pub fn batch(doc: &ExecutableDocument, contacts: &[i64]) -> ExecutableDocument {
+    let mut out = doc.clone();
+    let op = match &mut out.operations {
+        DocumentOperations::Single(op) => op,
+        DocumentOperations::Multiple(ops) => ops.values_mut().next().expect("checked by parse"),
+    };
+    op.node.variable_definitions.clear();
+    let template = std::mem::take(&mut op.node.selection_set.node.items);
+    for (i, id) in contacts.iter().enumerate() {
+        let id = id.to_string();
+        for item in &template {
+            let Selection::Field(field) = &item.node else {
+                continue;
+            };
+            let mut f = field.clone();
+            let key = f.node.response_key().node.clone();
+            f.node.alias = Some(Positioned::new(Name::new(format!("c{i}_{key}")), f.pos));
+            for (_, value) in &mut f.node.arguments {
+                value.node = substitute(&value.node, &id);
+            }
+            op.node
+                .selection_set
+                .node
+                .items
+                .push(Positioned::new(Selection::Field(f), item.pos));
+        }
+    }
+    out
+}
+
+/// Splits a batched response into each contact's `data` (JSON text) or its errors.
+pub fn split(
+    response: async_graphql::Response,
+    contacts: usize,
+) -> Vec<std::result::Result<String, String>> {
+    let mut data: Vec<serde_json::Map<String, serde_json::Value>> =
+        vec![Default::default(); contacts];
+    let mut errors: HashMap<usize, Vec<String>> = HashMap::new();
+    let index_of = |key: &str| -> Option<(usize, String)> {
+        let (i, rest) = key.strip_prefix('c')?.split_once('_')?;
+        Some((i.parse().ok()?, rest.to_string()))
+    };
+    for e in &response.errors {
+        let first = e.path.first().and_then(|p| match p {
+            async_graphql::PathSegment::Field(k) => index_of(k),
+            _ => None,
+        });
+        match first {
+            Some((i, _)) if i < contacts => errors.entry(i).or_default().push(e.message.clone()),
+            // An error of the whole document (validation) fails every contact.
+            _ => (0..contacts).for_each(|i| errors.entry(i).or_default().push(e.message.clone())),
+        }
+    }
+    if let Ok(serde_json::Value::Object(fields)) = response.data.into_json() {
+        for (key, value) in fields {
+            if let Some((i, field)) = index_of(&key)
+                && i < contacts
+            {
+                data[i].insert(field, value);
+            }
+        }
+    }
+    data.into_iter()
+        .enumerate()
+        .map(|(i, d)| match errors.remove(&i) {
+            Some(messages) => Err(messages.join("; ")),
+            None => Ok(serde_json::Value::Object(d).to_string()),
+        })
+        .collect()
+}
+
+impl Inputs for GraphqlInputs {
+    fn check<'a>(&'a self, workspace_id: i64, query: &'a str) -> BoxFuture<'a, Result<i32>> {
+        Box::pin(async move {
+            let doc = parse(query)?;
+            // Run once for a contact that cannot exist: the schema validates the query
+            // and reports its cost; the only error left is that contact's "not found".
+            let response = self.execute(workspace_id, batch(&doc, &[i64::MAX])).await;
+            if let Some(e) = response.errors.iter().find(|e| e.path.is_empty()) {
+                return Err(invalid(e.message.replace("c0_", "")));
+            }
+            let complexity = response
+                .extensions
+                .get("analyzer")
+                .and_then(|a| match a {
+                    async_graphql::Value::Object(o) => o.get("complexity").cloned(),
+                    _ => None,
+                })
+                .and_then(|c| match c {
+                    async_graphql::Value::Number(n) => n.as_i64(),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    EngineError::Conflict("the query's cost could not be measured".into())
+                })?;
+            Ok(complexity.clamp(1, i32::MAX as i64) as i32)
+        })
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        workspace_id: i64,
+        query: &'a str,
+        _cost: i32,
+        contacts: &'a [i64],
+    ) -> BoxFuture<'a, Result<Vec<std::result::Result<String, String>>>> {
+        Box::pin(async move {
+            let doc = parse(query)?;
+            let response = self.execute(workspace_id, batch(&doc, contacts)).await;
+            Ok(split(response, contacts.len()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_that_cannot_be_batched_are_refused_with_the_reason() {
+        let cases = [
+            ("query { contacts { totalCount } }", "exactly one variable"),
+            (
+                "query($contactId: ID!, $n: Int) { contact(id: $contactId) { id } }",
+                "$n",
+            ),
+            (
+                "mutation($contactId: ID!) { deleteContact(id: $contactId) }",
+                "must be a query",
+            ),
+            (
+                "query($contactId: ID!) { ...F } fragment F on Query { contacts { totalCount } }",
+                "fragments",
+            ),
+            (
+                "query($contactId: ID!) { contacts { edges { node { deals(filter: {contactId: {eq: $contactId}}) { totalCount } } } } }",
+                "only in arguments of top-level",
+            ),
+            (
+                "query($contactId: ID!) { contact(id: $contactId) {",
+                "does not parse",
+            ),
+        ];
+        for (query, wanted) in cases {
+            let e = parse(query).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{query}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_batch_repeats_top_level_fields_per_contact() {
+        let doc = parse("query Q($contactId: ID!) { contact(id: $contactId) { name } me: contact(id: $contactId) { id } }").unwrap();
+        let b = batch(&doc, &[7, 9]);
+        let DocumentOperations::Single(op) = &b.operations else {
+            panic!()
+        };
+        let keys: Vec<String> = op
+            .node
+            .selection_set
+            .node
+            .items
+            .iter()
+            .map(|i| match &i.node {
+                Selection::Field(f) => {
+                    let arg = &f.node.arguments[0].1.node;
+                    format!("{}={arg}", f.node.response_key().node)
+                }
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "c0_contact=\"7\"",
+                "c0_me=\"7\"",
+                "c1_contact=\"9\"",
+                "c1_me=\"9\""
+            ]
+        );
+        assert!(op.node.variable_definitions.is_empty());
+    }
+}

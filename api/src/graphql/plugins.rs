@@ -1,0 +1,830 @@
+//! WebAssembly plugins on the graph: registering, enabling and rolling back plugins,
+//! running them, their scores beside the built-in ones, and the actions they recommend.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject, Upload};
+use chrono::{DateTime, Utc};
+use rapport_engine::plugins::{Host, actions, registry, runs};
+use rapport_engine::values::Scope;
+use rapport_schema as s;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::error::{OrGraphql, invalid, to_graphql};
+use crate::graphql::batching::Dispatcher;
+use crate::graphql::ids::{parse_id, parse_ids, to_id};
+use crate::graphql::intelligence;
+use crate::graphql::types::principal;
+
+/// The most contacts one `runPlugins` call takes.
+const MAX_RUN: usize = 1000;
+/// The largest component an upload may carry.
+const MAX_UPLOAD: u64 = 64 << 20;
+
+fn db<'a>(ctx: &Context<'a>) -> &'a DatabaseConnection {
+    ctx.data_unchecked::<DatabaseConnection>()
+}
+
+fn host<'a>(ctx: &Context<'a>) -> Result<&'a Host> {
+    ctx.data_unchecked::<Option<Host>>()
+        .as_ref()
+        .ok_or_else(|| {
+            to_graphql(rapport_engine::EngineError::Conflict(
+                "plugins are not available on this server".into(),
+            ))
+        })
+}
+
+/// Plugin scores and open actions by contact, and plugins and versions by id.
+pub struct PluginRows {
+    db: DatabaseConnection,
+    workspace_id: i64,
+}
+
+/// Key of [`PluginRows`]: what to load for one id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PluginKey {
+    /// A contact's current plugin scores.
+    Scores(i64),
+    /// A contact's open recommended actions.
+    Actions(i64),
+    /// A plugin.
+    Plugin(i64),
+    /// A plugin version.
+    Version(i64),
+}
+
+/// What [`PluginRows`] loads.
+#[derive(Clone, Debug)]
+pub enum PluginRow {
+    Scores(Vec<s::plugin_score::Model>),
+    Actions(Vec<s::plugin_action::Model>),
+    Plugin(s::plugin::Model),
+    Version(s::plugin_version::Model),
+}
+
+impl Loader<PluginKey> for PluginRows {
+    type Value = PluginRow;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[PluginKey]) -> Result<HashMap<PluginKey, PluginRow>> {
+        let pick =
+            |f: fn(&PluginKey) -> Option<i64>| keys.iter().filter_map(f).collect::<Vec<i64>>();
+        let score_ids = pick(|k| {
+            if let PluginKey::Scores(id) = k {
+                Some(*id)
+            } else {
+                None
+            }
+        });
+        let action_ids = pick(|k| {
+            if let PluginKey::Actions(id) = k {
+                Some(*id)
+            } else {
+                None
+            }
+        });
+        let plugin_ids = pick(|k| {
+            if let PluginKey::Plugin(id) = k {
+                Some(*id)
+            } else {
+                None
+            }
+        });
+        let version_ids = pick(|k| {
+            if let PluginKey::Version(id) = k {
+                Some(*id)
+            } else {
+                None
+            }
+        });
+        let mut out = HashMap::new();
+        if !score_ids.is_empty() {
+            let mut found = runs::scores_for(&self.db, self.workspace_id, &score_ids)
+                .await
+                .gql()?;
+            for id in score_ids {
+                out.insert(
+                    PluginKey::Scores(id),
+                    PluginRow::Scores(found.remove(&id).unwrap_or_default()),
+                );
+            }
+        }
+        if !action_ids.is_empty() {
+            let mut found = actions::open_for(&self.db, self.workspace_id, &action_ids)
+                .await
+                .gql()?;
+            for id in action_ids {
+                out.insert(
+                    PluginKey::Actions(id),
+                    PluginRow::Actions(found.remove(&id).unwrap_or_default()),
+                );
+            }
+        }
+        if !plugin_ids.is_empty() {
+            for p in s::plugin::Entity::find()
+                .filter(s::plugin::Column::WorkspaceId.eq(self.workspace_id))
+                .filter(s::plugin::Column::Id.is_in(plugin_ids))
+                .all(&self.db)
+                .await
+                .map_err(|e| to_graphql(e.into()))?
+            {
+                out.insert(PluginKey::Plugin(p.id), PluginRow::Plugin(p));
+            }
+        }
+        if !version_ids.is_empty() {
+            for v in s::plugin_version::Entity::find()
+                .filter(s::plugin_version::Column::WorkspaceId.eq(self.workspace_id))
+                .filter(s::plugin_version::Column::Id.is_in(version_ids))
+                .all(&self.db)
+                .await
+                .map_err(|e| to_graphql(e.into()))?
+            {
+                out.insert(PluginKey::Version(v.id), PluginRow::Version(v));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Adds the plugin loader to one request.
+pub fn attach(
+    request: async_graphql::Request,
+    d: &Dispatcher,
+    db: &DatabaseConnection,
+    workspace_id: i64,
+) -> async_graphql::Request {
+    let rows = PluginRows {
+        db: db.clone(),
+        workspace_id,
+    };
+    request.data(DataLoader::new(rows, d.spawner()).delay(std::time::Duration::ZERO))
+}
+
+async fn row(ctx: &Context<'_>, key: PluginKey) -> Result<Option<PluginRow>> {
+    ctx.data_unchecked::<DataLoader<PluginRows>>()
+        .load_one(key)
+        .await
+}
+
+async fn plugin_of(ctx: &Context<'_>, id: i64) -> Result<Option<s::plugin::Model>> {
+    Ok(match row(ctx, PluginKey::Plugin(id)).await? {
+        Some(PluginRow::Plugin(p)) => Some(p),
+        _ => None,
+    })
+}
+
+async fn version_of(ctx: &Context<'_>, id: i64) -> Result<Option<s::plugin_version::Model>> {
+    Ok(match row(ctx, PluginKey::Version(id)).await? {
+        Some(PluginRow::Version(v)) => Some(v),
+        _ => None,
+    })
+}
+
+/// Where a score came from.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ScoreSource {
+    /// One of Rapport's own models.
+    BuiltIn,
+    /// A WebAssembly plugin.
+    Plugin,
+}
+
+/// One factor of a score.
+#[derive(SimpleObject, Clone)]
+pub struct Factor {
+    pub feature: String,
+    /// Built-in models: log-odds relative to an average row; plugins: points.
+    pub contribution: f64,
+    pub note: Option<String>,
+}
+
+/// A score of a contact, from a built-in model or a plugin.
+#[derive(SimpleObject)]
+pub struct ContactScore {
+    pub source: ScoreSource,
+    /// The model kind (`lead_score`, `churn`) or the plugin's name.
+    pub name: String,
+    /// The model version or plugin version that gave it.
+    pub version: i32,
+    /// 0–100.
+    pub score: f64,
+    pub grade: Option<String>,
+    pub reasons: Vec<Factor>,
+    pub computed_at: DateTime<Utc>,
+}
+
+/// Every current score of a contact: built-in models first, then plugins by name.
+pub async fn contact_scores(ctx: &Context<'_>, contact_id: i64) -> Result<Vec<ContactScore>> {
+    let mut out = Vec::new();
+    for kind in [
+        rapport_engine::values::ModelKind::LeadScore,
+        rapport_engine::values::ModelKind::Churn,
+    ] {
+        if let Some(score) = intelligence::current(ctx, kind, contact_id).await? {
+            let version = intelligence::version_number(ctx, score.0.model_version_id).await?;
+            out.push(ContactScore {
+                source: ScoreSource::BuiltIn,
+                name: kind.as_str().to_string(),
+                version,
+                score: score.0.score,
+                grade: score.0.grade.clone(),
+                reasons: intelligence::reason_list(&score.0.reasons)
+                    .into_iter()
+                    .map(|r| Factor {
+                        feature: r.feature,
+                        contribution: r.contribution,
+                        note: None,
+                    })
+                    .collect(),
+                computed_at: score.0.computed_at,
+            });
+        }
+    }
+    let Some(PluginRow::Scores(scores)) = row(ctx, PluginKey::Scores(contact_id)).await? else {
+        return Ok(out);
+    };
+    let mut from_plugins = Vec::new();
+    for sc in scores {
+        let name = plugin_of(ctx, sc.plugin_id)
+            .await?
+            .map(|p| p.name)
+            .unwrap_or_default();
+        let version = version_of(ctx, sc.version_id)
+            .await?
+            .map_or(0, |v| v.version);
+        let reasons: Vec<rapport_engine::plugins::Reason> =
+            serde_json::from_value(sc.reasons.clone()).unwrap_or_default();
+        from_plugins.push(ContactScore {
+            source: ScoreSource::Plugin,
+            name,
+            version,
+            score: sc.score,
+            grade: None,
+            reasons: reasons
+                .into_iter()
+                .map(|r| Factor {
+                    feature: r.feature,
+                    contribution: r.contribution,
+                    note: Some(r.note),
+                })
+                .collect(),
+            computed_at: sc.computed_at,
+        });
+    }
+    from_plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    out.extend(from_plugins);
+    Ok(out)
+}
+
+/// What a recommended action asks for.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    SendEmail,
+    CreateTask,
+    Call,
+    Offer,
+    EnrollSequence,
+    Custom,
+}
+
+impl ActionKind {
+    fn from_text(s: &str) -> ActionKind {
+        match s {
+            "send-email" => ActionKind::SendEmail,
+            "create-task" => ActionKind::CreateTask,
+            "call" => ActionKind::Call,
+            "offer" => ActionKind::Offer,
+            "enroll-sequence" => ActionKind::EnrollSequence,
+            _ => ActionKind::Custom,
+        }
+    }
+}
+
+/// The state of a recommended action.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ActionStatus {
+    Open,
+    Accepted,
+    Rejected,
+    /// A newer run of the plugin replaced it.
+    Superseded,
+}
+
+/// A parameter of an action.
+#[derive(SimpleObject)]
+pub struct ActionParam {
+    pub key: String,
+    pub value: String,
+}
+
+/// An action a plugin recommends for a contact.
+pub struct RecommendedAction(pub s::plugin_action::Model);
+
+#[Object]
+impl RecommendedAction {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn kind(&self) -> ActionKind {
+        ActionKind::from_text(&self.0.kind)
+    }
+    async fn params(&self) -> Vec<ActionParam> {
+        serde_json::from_value::<Vec<(String, String)>>(self.0.params.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, value)| ActionParam { key, value })
+            .collect()
+    }
+    /// 0–100; higher first.
+    async fn priority(&self) -> i32 {
+        self.0.priority
+    }
+    async fn rationale(&self) -> &str {
+        &self.0.rationale
+    }
+    async fn status(&self) -> ActionStatus {
+        match self.0.status.as_str() {
+            "accepted" => ActionStatus::Accepted,
+            "rejected" => ActionStatus::Rejected,
+            "superseded" => ActionStatus::Superseded,
+            _ => ActionStatus::Open,
+        }
+    }
+    /// Where it came from: `plugin-name@version`.
+    async fn source(&self, ctx: &Context<'_>) -> Result<String> {
+        let name = plugin_of(ctx, self.0.plugin_id)
+            .await?
+            .map(|p| p.name)
+            .unwrap_or_default();
+        let version = version_of(ctx, self.0.version_id)
+            .await?
+            .map_or(0, |v| v.version);
+        Ok(format!("{name}@{version}"))
+    }
+    async fn contact_id(&self) -> ID {
+        to_id(self.0.contact_id)
+    }
+    async fn computed_at(&self) -> DateTime<Utc> {
+        self.0.computed_at
+    }
+    async fn responded_at(&self) -> Option<DateTime<Utc>> {
+        self.0.responded_at
+    }
+    /// The API key that answered.
+    async fn responded_by(&self) -> Option<ID> {
+        self.0.responded_by.map(to_id)
+    }
+    async fn note(&self) -> Option<&str> {
+        self.0.note.as_deref()
+    }
+    /// The task accepting created, for `createTask` and `call` actions.
+    async fn task_id(&self) -> Option<ID> {
+        self.0
+            .outcome
+            .as_ref()
+            .and_then(|o| o.get("taskId"))
+            .and_then(|v| v.as_i64())
+            .map(to_id)
+    }
+}
+
+/// A contact's open actions, from every enabled plugin, highest priority first.
+pub async fn next_best_actions(
+    ctx: &Context<'_>,
+    contact_id: i64,
+) -> Result<Vec<RecommendedAction>> {
+    let Some(PluginRow::Actions(list)) = row(ctx, PluginKey::Actions(contact_id)).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for a in list {
+        // Only actions of plugins still enabled are offered.
+        if plugin_of(ctx, a.plugin_id)
+            .await?
+            .is_some_and(|p| p.enabled)
+        {
+            out.push(RecommendedAction(a));
+        }
+    }
+    Ok(out)
+}
+
+/// A point of a plugin's score history.
+#[derive(SimpleObject)]
+pub struct ScorePoint {
+    pub score: f64,
+    pub version: i32,
+    pub computed_at: DateTime<Utc>,
+}
+
+/// A plugin's scores of one contact over time, oldest first.
+pub async fn score_history(
+    ctx: &Context<'_>,
+    contact_id: i64,
+    plugin: &str,
+) -> Result<Vec<ScorePoint>> {
+    let ws = principal(ctx)?.workspace_id;
+    let p = registry::by_name(db(ctx), ws, plugin).await.gql()?;
+    let rows = s::plugin_score_history::Entity::find()
+        .filter(s::plugin_score_history::Column::WorkspaceId.eq(ws))
+        .filter(s::plugin_score_history::Column::PluginId.eq(p.id))
+        .filter(s::plugin_score_history::Column::ContactId.eq(contact_id))
+        .order_by_asc(s::plugin_score_history::Column::ComputedAt)
+        .order_by_asc(s::plugin_score_history::Column::Id)
+        .all(db(ctx))
+        .await
+        .map_err(|e| to_graphql(e.into()))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let version = version_of(ctx, r.version_id)
+            .await?
+            .map_or(0, |v| v.version);
+        out.push(ScorePoint {
+            score: r.score,
+            version,
+            computed_at: r.computed_at,
+        });
+    }
+    Ok(out)
+}
+
+/// A plugin of this workspace.
+pub struct Plugin(pub s::plugin::Model);
+
+#[Object]
+impl Plugin {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// Why the circuit breaker disabled it.
+    async fn disabled_reason(&self) -> Option<&str> {
+        self.0.disabled_reason.as_deref()
+    }
+    /// Failed calls since the last success.
+    async fn consecutive_failures(&self) -> i32 {
+        self.0.consecutive_failures
+    }
+    /// Failed calls in a row that disable it.
+    async fn failure_threshold(&self) -> i32 {
+        self.0.failure_threshold
+    }
+    /// The version that runs.
+    async fn active_version(&self, ctx: &Context<'_>) -> Result<Option<PluginVersion>> {
+        Ok(match self.0.active_version_id {
+            Some(id) => version_of(ctx, id).await?.map(PluginVersion),
+            None => None,
+        })
+    }
+    /// Every version, newest first.
+    async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<PluginVersion>> {
+        Ok(registry::versions(db(ctx), &self.0)
+            .await
+            .gql()?
+            .into_iter()
+            .map(PluginVersion)
+            .collect())
+    }
+    /// Registrations, enables, disables and rollbacks, newest first.
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<PluginEvent>> {
+        Ok(registry::events(db(ctx), &self.0)
+            .await
+            .gql()?
+            .into_iter()
+            .map(|e| PluginEvent {
+                kind: e.kind,
+                message: e.message,
+                version_id: e.version_id.map(to_id),
+                actor_key_id: e.actor_key_id.map(to_id),
+                at: e.at,
+            })
+            .collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// Something that happened to a plugin.
+#[derive(SimpleObject)]
+pub struct PluginEvent {
+    /// `registered`, `enabled`, `disabled`, `auto_disabled`, `rolled_back`.
+    pub kind: String,
+    pub message: Option<String>,
+    pub version_id: Option<ID>,
+    pub actor_key_id: Option<ID>,
+    pub at: DateTime<Utc>,
+}
+
+/// One uploaded version of a plugin.
+pub struct PluginVersion(pub s::plugin_version::Model);
+
+#[Object]
+impl PluginVersion {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    /// 1, 2, ... in upload order.
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    /// The name and version the component's `describe()` gave.
+    async fn declared_name(&self) -> &str {
+        &self.0.declared_name
+    }
+    async fn declared_version(&self) -> &str {
+        &self.0.declared_version
+    }
+    async fn implements_score(&self) -> bool {
+        self.0.scores
+    }
+    async fn implements_next_best_actions(&self) -> bool {
+        self.0.recommends
+    }
+    /// SHA-256 of the component.
+    async fn sha256(&self) -> &str {
+        &self.0.wasm_sha256
+    }
+    async fn input_query(&self) -> &str {
+        &self.0.input_query
+    }
+    /// The input query's complexity per contact.
+    async fn input_cost(&self) -> i32 {
+        self.0.input_cost
+    }
+    async fn config(&self) -> Json<serde_json::Value> {
+        Json(self.0.config.clone())
+    }
+    /// Limits per call: fuel, memoryBytes, timeMs, inputBytes, outputBytes, logBytes.
+    async fn limits(&self) -> Json<serde_json::Value> {
+        Json(self.0.limits.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// How people answered one plugin's actions of one kind.
+#[derive(SimpleObject)]
+pub struct ActionAcceptance {
+    pub plugin: String,
+    pub kind: ActionKind,
+    pub offered: i32,
+    pub accepted: i32,
+    pub rejected: i32,
+    /// accepted / (accepted + rejected), when anything was answered.
+    pub acceptance_rate: Option<f64>,
+}
+
+/// A call or input that failed during a run.
+#[derive(SimpleObject)]
+pub struct PluginFailure {
+    pub plugin: String,
+    pub contact_id: ID,
+    pub message: String,
+}
+
+/// What `runPlugins` did.
+#[derive(SimpleObject)]
+pub struct PluginRun {
+    pub plugins: i32,
+    pub contacts: i32,
+    pub scored: i32,
+    pub actions: i32,
+    pub failures: Vec<PluginFailure>,
+    /// Plugins the circuit breaker disabled during the run.
+    pub disabled: Vec<String>,
+}
+
+/// Reads: plugins and acceptance of their actions.
+#[derive(Default)]
+pub struct PluginQuery;
+
+#[Object]
+impl PluginQuery {
+    /// This workspace's plugins, by name.
+    async fn plugins(&self, ctx: &Context<'_>) -> Result<Vec<Plugin>> {
+        let ws = principal(ctx)?.workspace_id;
+        Ok(registry::list(db(ctx), ws)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Plugin)
+            .collect())
+    }
+    async fn plugin(&self, ctx: &Context<'_>, name: String) -> Result<Plugin> {
+        let ws = principal(ctx)?.workspace_id;
+        Ok(Plugin(registry::by_name(db(ctx), ws, &name).await.gql()?))
+    }
+    /// Acceptance of recommended actions per plugin and kind.
+    async fn action_acceptance(&self, ctx: &Context<'_>) -> Result<Vec<ActionAcceptance>> {
+        let ws = principal(ctx)?.workspace_id;
+        Ok(actions::acceptance(db(ctx), ws)
+            .await
+            .gql()?
+            .into_iter()
+            .map(|a| {
+                let answered = a.accepted + a.rejected;
+                ActionAcceptance {
+                    kind: ActionKind::from_text(&a.kind),
+                    plugin: a.plugin,
+                    offered: a.offered as i32,
+                    accepted: a.accepted as i32,
+                    rejected: a.rejected as i32,
+                    acceptance_rate: (answered > 0).then(|| a.accepted as f64 / answered as f64),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Writes: plugins and answers to their actions.
+#[derive(Default)]
+pub struct PluginMutation;
+
+#[Object]
+impl PluginMutation {
+    /// Uploads a component (multipart upload, field `wasm`) as a new version of the plugin
+    /// `name` and makes it active. Refused, with the reason, unless the component compiles,
+    /// implements the rapport:plugin@0.1.0 world with imports Rapport provides, and runs
+    /// on a sample contact within its limits; and unless `inputQuery` is a query of this
+    /// schema with one `$contactId` variable. Admin keys only.
+    async fn register_plugin(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        wasm: Upload,
+        input_query: String,
+        config: Option<Json<serde_json::Value>>,
+        limits: Option<Json<serde_json::Value>>,
+        failure_threshold: Option<i32>,
+    ) -> Result<Plugin> {
+        let who = principal(ctx)?;
+        who.require(Scope::Admin).gql()?;
+        let upload = wasm
+            .value(ctx)
+            .map_err(|_| invalid("wasm", "the upload could not be read"))?;
+        let mut bytes = Vec::new();
+        upload
+            .into_read()
+            .take(MAX_UPLOAD + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|_| invalid("wasm", "the upload could not be read"))?;
+        if bytes.len() as u64 > MAX_UPLOAD {
+            return Err(invalid(
+                "wasm",
+                format!("larger than {} MiB", MAX_UPLOAD >> 20),
+            ));
+        }
+        let registered = registry::register(
+            db(ctx),
+            host(ctx)?,
+            who,
+            registry::Registration {
+                name,
+                wasm: bytes,
+                input_query,
+                config: config.map(|c| c.0),
+                limits: limits.map(|l| l.0),
+                failure_threshold,
+            },
+        )
+        .await
+        .gql()?;
+        Ok(Plugin(registered.plugin))
+    }
+
+    /// Turns a plugin on (resetting its circuit breaker). Admin keys only.
+    async fn enable_plugin(&self, ctx: &Context<'_>, name: String) -> Result<Plugin> {
+        Ok(Plugin(
+            registry::set_enabled(db(ctx), principal(ctx)?, &name, true)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Turns a plugin off: it stops running and its actions are no longer offered.
+    async fn disable_plugin(&self, ctx: &Context<'_>, name: String) -> Result<Plugin> {
+        Ok(Plugin(
+            registry::set_enabled(db(ctx), principal(ctx)?, &name, false)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Makes another uploaded version of a plugin the active one.
+    async fn rollback_plugin(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        version: i32,
+    ) -> Result<Plugin> {
+        Ok(Plugin(
+            registry::roll_back(db(ctx), principal(ctx)?, &name, version)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Runs every enabled plugin (or only `plugin`) over the contacts now and stores the
+    /// scores and actions. At most 1000 contacts per call; the scheduler covers everyone.
+    async fn run_plugins(
+        &self,
+        ctx: &Context<'_>,
+        contact_ids: Vec<ID>,
+        plugin: Option<String>,
+    ) -> Result<PluginRun> {
+        let who = principal(ctx)?;
+        who.require(Scope::Write).gql()?;
+        if contact_ids.len() > MAX_RUN {
+            return Err(invalid("contactIds", format!("at most {MAX_RUN} per call")));
+        }
+        let ids = parse_ids("contactIds", &contact_ids)?;
+        let live: Vec<i64> = rapport_engine::records::scoped::<s::contact::Entity>(
+            who.workspace_id,
+            rapport_engine::records::Deleted::Exclude,
+        )
+        .filter(s::contact::Column::Id.is_in(ids.iter().copied()))
+        .select_only()
+        .column(s::contact::Column::Id)
+        .into_tuple::<i64>()
+        .all(db(ctx))
+        .await
+        .map_err(|e| to_graphql(e.into()))?;
+        if let Some(missing) = ids.iter().find(|id| !live.contains(id)) {
+            return Err(to_graphql(rapport_engine::EngineError::not_found(
+                "Contact", missing,
+            )));
+        }
+        if let Some(name) = &plugin {
+            registry::by_name(db(ctx), who.workspace_id, name)
+                .await
+                .gql()?;
+        }
+        let summary = runs::run(
+            db(ctx),
+            host(ctx)?,
+            who.workspace_id,
+            &ids,
+            plugin.as_deref(),
+        )
+        .await
+        .gql()?;
+        Ok(PluginRun {
+            plugins: summary.plugins as i32,
+            contacts: summary.contacts as i32,
+            scored: summary.scored as i32,
+            actions: summary.actions as i32,
+            failures: summary
+                .failures
+                .into_iter()
+                .map(|f| PluginFailure {
+                    plugin: f.plugin,
+                    contact_id: to_id(f.contact_id),
+                    message: f.message,
+                })
+                .collect(),
+            disabled: summary.disabled,
+        })
+    }
+
+    /// Accepts a recommended action and carries it out: `CREATE_TASK` and `CALL` create a
+    /// task for the contact's owner; `SEND_EMAIL`, `OFFER` and `CUSTOM` are recorded for
+    /// the app to carry out; `ENROLL_SEQUENCE` is refused (no sequences yet).
+    async fn accept_action(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: Option<String>,
+    ) -> Result<RecommendedAction> {
+        let id = parse_id("id", &id)?;
+        Ok(RecommendedAction(
+            actions::accept(db(ctx), principal(ctx)?, id, note)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Rejects a recommended action.
+    async fn reject_action(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: Option<String>,
+    ) -> Result<RecommendedAction> {
+        let id = parse_id("id", &id)?;
+        Ok(RecommendedAction(
+            actions::reject(db(ctx), principal(ctx)?, id, note)
+                .await
+                .gql()?,
+        ))
+    }
+}

@@ -1,0 +1,349 @@
+//! Running every enabled plugin over contacts: input queries in batches, one sandboxed
+//! call per contact and export, results stored with history, failures counted by the
+//! circuit breaker.
+
+use std::collections::HashMap;
+
+use rapport_plugins::{Input, Limits};
+use rapport_schema::{plugin, plugin_action, plugin_score, plugin_score_history, plugin_version};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+
+use tracing::Instrument;
+
+use super::registry::{self, record_event};
+use super::{Host, blocking};
+use crate::clock;
+use crate::error::Result;
+
+/// Complexity one batched input query may reach; with a query's own cost this gives the
+/// batch size.
+const BATCH_COST: i32 = 200_000;
+/// The most contacts one input query fetches.
+const MAX_BATCH: usize = 100;
+
+/// What one run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Plugins that ran.
+    pub plugins: usize,
+    /// Contacts looked at (per plugin).
+    pub contacts: usize,
+    /// Scores stored.
+    pub scored: usize,
+    /// Actions stored.
+    pub actions: usize,
+    /// Calls or inputs that failed.
+    pub failures: Vec<Failure>,
+    /// Plugins the circuit breaker disabled during the run.
+    pub disabled: Vec<String>,
+}
+
+/// One failed call or input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// The plugin.
+    pub plugin: String,
+    /// The contact.
+    pub contact_id: i64,
+    /// What went wrong, naming the plugin and the limit or fault.
+    pub message: String,
+}
+
+/// What one call produced for one contact.
+struct Outcome {
+    contact_id: i64,
+    score: Option<
+        std::result::Result<rapport_plugins::Call<rapport_plugins::Score>, rapport_plugins::Error>,
+    >,
+    actions: Option<
+        std::result::Result<
+            rapport_plugins::Call<Vec<rapport_plugins::Action>>,
+            rapport_plugins::Error,
+        >,
+    >,
+}
+
+/// Runs every enabled plugin of the workspace (or only `only`) over `contacts`.
+pub async fn run(
+    db: &DatabaseConnection,
+    host: &Host,
+    workspace_id: i64,
+    contacts: &[i64],
+    only: Option<&str>,
+) -> Result<Summary> {
+    let mut summary = Summary::default();
+    for p in registry::list(db, workspace_id).await? {
+        if !p.enabled || only.is_some_and(|n| n != p.name) {
+            continue;
+        }
+        let Some(version_id) = p.active_version_id else {
+            continue;
+        };
+        let Some(v) = plugin_version::Entity::find_by_id(version_id)
+            .one(db)
+            .await?
+        else {
+            continue;
+        };
+        summary.plugins += 1;
+        summary.contacts += contacts.len();
+        let span = tracing::info_span!("plugin", name = %p.name, version = v.version);
+        run_plugin(db, host, p, &v, contacts, &mut summary)
+            .instrument(span)
+            .await?;
+    }
+    Ok(summary)
+}
+
+async fn run_plugin(
+    db: &DatabaseConnection,
+    host: &Host,
+    mut p: plugin::Model,
+    v: &plugin_version::Model,
+    contacts: &[i64],
+    summary: &mut Summary,
+) -> Result<()> {
+    let loaded = registry::loaded(db, host, v).await?;
+    let limits: Limits = serde_json::from_value(v.limits.clone()).unwrap_or_default();
+    let config = v.config.to_string();
+    let batch = (BATCH_COST / v.input_cost.max(1)).clamp(1, MAX_BATCH as i32) as usize;
+    let mut failures = p.consecutive_failures;
+    for chunk in contacts.chunks(batch) {
+        let inputs = host
+            .inputs
+            .fetch(p.workspace_id, &v.input_query, v.input_cost, chunk)
+            .await?;
+        let as_of = clock::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut calls = Vec::with_capacity(chunk.len());
+        for (&contact_id, data) in chunk.iter().zip(inputs) {
+            match data {
+                Ok(data) => calls.push(Input {
+                    contact_id: contact_id.to_string(),
+                    data,
+                    config: config.clone(),
+                    as_of: as_of.clone(),
+                }),
+                // The input query failing is not the plugin's fault: reported, not counted.
+                Err(message) => summary.failures.push(Failure {
+                    plugin: p.name.clone(),
+                    contact_id,
+                    message: format!("input query: {message}"),
+                }),
+            }
+        }
+        let (l, lim, scores, recommends) = (loaded.clone(), limits.clone(), v.scores, v.recommends);
+        let outcomes = blocking(move || {
+            calls
+                .iter()
+                .map(|input| Outcome {
+                    contact_id: input.contact_id.parse().unwrap_or_default(),
+                    score: scores.then(|| l.score(input, &lim)),
+                    actions: recommends.then(|| l.next_best_actions(input, &lim)),
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+
+        let mut tripped = None;
+        for o in &outcomes {
+            for err in [
+                o.score.as_ref().and_then(|r| r.as_ref().err()),
+                o.actions.as_ref().and_then(|r| r.as_ref().err()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                // Saying "unsupported" or "not for this input" is an answer, not a fault.
+                if matches!(err, rapport_plugins::Error::Refused { .. }) {
+                    continue;
+                }
+                failures += 1;
+                let message = format!("plugin {} {err}", p.name);
+                tracing::warn!(contact_id = o.contact_id, error = %message, "plugin call failed");
+                summary.failures.push(Failure {
+                    plugin: p.name.clone(),
+                    contact_id: o.contact_id,
+                    message: message.clone(),
+                });
+                if failures >= p.failure_threshold && tripped.is_none() {
+                    tripped = Some(message);
+                }
+            }
+            let succeeded = [
+                o.score.as_ref().map(|r| r.is_ok()),
+                o.actions.as_ref().map(|r| r.is_ok()),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|ok| ok);
+            if succeeded && tripped.is_none() {
+                failures = 0;
+            }
+        }
+        let (scored, actions) = store(db, &p, v, &outcomes).await?;
+        summary.scored += scored;
+        summary.actions += actions;
+
+        let mut am: plugin::ActiveModel = p.clone().into();
+        am.consecutive_failures = Set(failures);
+        if let Some(reason) = &tripped {
+            am.enabled = Set(false);
+            am.disabled_reason = Set(Some(format!(
+                "disabled after {} failed calls in a row; last: {reason}",
+                p.failure_threshold
+            )));
+        }
+        am.updated_at = Set(clock::now());
+        let txn = db.begin().await?;
+        p = am.update(&txn).await?;
+        if tripped.is_some() {
+            record_event(
+                &txn,
+                &p,
+                Some(v.id),
+                "auto_disabled",
+                p.disabled_reason.clone(),
+                None,
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        if tripped.is_some() {
+            tracing::warn!(reason = ?p.disabled_reason, "plugin disabled by its circuit breaker");
+            summary.disabled.push(p.name.clone());
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Stores one batch's scores (current and history) and replaces the contacts' open
+/// actions from this plugin with the new ones, in one transaction.
+async fn store(
+    db: &DatabaseConnection,
+    p: &plugin::Model,
+    v: &plugin_version::Model,
+    outcomes: &[Outcome],
+) -> Result<(usize, usize)> {
+    let now = clock::now();
+    let txn = db.begin().await?;
+    let mut scored = 0;
+    let mut current = Vec::new();
+    let mut history = Vec::new();
+    for o in outcomes {
+        if let Some(Ok(call)) = &o.score {
+            current.push(plugin_score::ActiveModel {
+                workspace_id: Set(p.workspace_id),
+                plugin_id: Set(p.id),
+                version_id: Set(v.id),
+                contact_id: Set(o.contact_id),
+                score: Set(call.value.score),
+                reasons: Set(serde_json::to_value(&call.value.reasons).expect("reasons serialise")),
+                fuel_used: Set(call.fuel_used.min(i64::MAX as u64) as i64),
+                computed_at: Set(now),
+                ..Default::default()
+            });
+            history.push(plugin_score_history::ActiveModel {
+                workspace_id: Set(p.workspace_id),
+                plugin_id: Set(p.id),
+                version_id: Set(v.id),
+                contact_id: Set(o.contact_id),
+                score: Set(call.value.score),
+                computed_at: Set(now),
+                ..Default::default()
+            });
+            scored += 1;
+        }
+    }
+    if !current.is_empty() {
+        plugin_score::Entity::insert_many(current)
+            .on_conflict(
+                OnConflict::columns([
+                    plugin_score::Column::PluginId,
+                    plugin_score::Column::ContactId,
+                ])
+                .update_columns([
+                    plugin_score::Column::VersionId,
+                    plugin_score::Column::Score,
+                    plugin_score::Column::Reasons,
+                    plugin_score::Column::FuelUsed,
+                    plugin_score::Column::ComputedAt,
+                ])
+                .to_owned(),
+            )
+            .exec(&txn)
+            .await?;
+        plugin_score_history::Entity::insert_many(history)
+            .exec(&txn)
+            .await?;
+    }
+
+    let answered: Vec<i64> = outcomes
+        .iter()
+        .filter(|o| matches!(o.actions, Some(Ok(_))))
+        .map(|o| o.contact_id)
+        .collect();
+    let mut stored_actions = 0;
+    if !answered.is_empty() {
+        plugin_action::Entity::update_many()
+            .col_expr(plugin_action::Column::Status, Expr::value("superseded"))
+            .filter(plugin_action::Column::PluginId.eq(p.id))
+            .filter(plugin_action::Column::Status.eq("open"))
+            .filter(plugin_action::Column::ContactId.is_in(answered))
+            .exec(&txn)
+            .await?;
+        let mut rows = Vec::new();
+        for o in outcomes {
+            let Some(Ok(call)) = &o.actions else { continue };
+            for a in &call.value {
+                rows.push(plugin_action::ActiveModel {
+                    workspace_id: Set(p.workspace_id),
+                    plugin_id: Set(p.id),
+                    version_id: Set(v.id),
+                    contact_id: Set(o.contact_id),
+                    kind: Set(a.kind.as_str().to_string()),
+                    params: Set(serde_json::to_value(&a.params).expect("params serialise")),
+                    priority: Set(a.priority as i32),
+                    rationale: Set(a.rationale.clone()),
+                    status: Set("open".into()),
+                    computed_at: Set(now),
+                    responded_at: Set(None),
+                    responded_by: Set(None),
+                    note: Set(None),
+                    outcome: Set(None),
+                    ..Default::default()
+                });
+            }
+        }
+        stored_actions = rows.len();
+        for chunk in rows.chunks(500) {
+            plugin_action::Entity::insert_many(chunk.to_vec())
+                .exec(&txn)
+                .await?;
+        }
+    }
+    txn.commit().await?;
+    Ok((scored, stored_actions))
+}
+
+/// Current plugin scores of contacts, by contact.
+pub async fn scores_for(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    contacts: &[i64],
+) -> Result<HashMap<i64, Vec<plugin_score::Model>>> {
+    let mut by_contact: HashMap<i64, Vec<plugin_score::Model>> = HashMap::new();
+    for s in plugin_score::Entity::find()
+        .filter(plugin_score::Column::WorkspaceId.eq(workspace_id))
+        .filter(plugin_score::Column::ContactId.is_in(contacts.iter().copied()))
+        .all(db)
+        .await?
+    {
+        by_contact.entry(s.contact_id).or_default().push(s);
+    }
+    Ok(by_contact)
+}
