@@ -51,7 +51,10 @@ fn hostile(runtime: &Runtime, mode: &str, limits: &Limits) -> Result<f64, Error>
     let plugin = runtime.load(&component("hostile")).unwrap();
     plugin
         .score(
-            &input(serde_json::json!({}), serde_json::json!({"mode": mode})),
+            &input(
+                serde_json::json!({}),
+                serde_json::json!({"mode": mode, "always": true}),
+            ),
             limits,
         )
         .map(|c| c.value.score)
@@ -264,7 +267,10 @@ fn memory_growth_output_traps_and_bad_results_fail_cleanly() {
     let plugin = runtime.load(&component("hostile")).unwrap();
     let call = plugin
         .score(
-            &input(serde_json::json!({}), serde_json::json!({"mode": "flood"})),
+            &input(
+                serde_json::json!({}),
+                serde_json::json!({"mode": "flood", "always": true}),
+            ),
             &limits,
         )
         .unwrap();

@@ -267,7 +267,50 @@ impl Drop for SmtpServer {
 impl TestApp {
     /// Starts a server on a fresh, migrated database.
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(backend, rapport_api::server::Config::default()).await
+        let config = rapport_api::server::Config {
+            plugin_cache: Some(plugin_cache()),
+            ..Default::default()
+        };
+        Self::spawn_with(backend, config).await
+    }
+
+    /// Posts a GraphQL request with one file upload (the multipart request spec), the file
+    /// going to variable `file_variable`; returns the HTTP status and body.
+    pub async fn upload(
+        &self,
+        key: &str,
+        query: &str,
+        mut variables: Value,
+        file_variable: &str,
+        bytes: Vec<u8>,
+    ) -> (u16, Value) {
+        variables[file_variable] = Value::Null;
+        let form = reqwest::multipart::Form::new()
+            .text(
+                "operations",
+                json!({"query": query, "variables": variables}).to_string(),
+            )
+            .text(
+                "map",
+                json!({"0": [format!("variables.{file_variable}")]}).to_string(),
+            )
+            .part(
+                "0",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name("plugin.wasm")
+                    .mime_str("application/wasm")
+                    .unwrap(),
+            );
+        let resp = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json body"))
     }
 
     /// Starts a server on a fresh, migrated database, configured.
@@ -450,6 +493,33 @@ impl TestApp {
             e["message"].as_str().unwrap_or_default().to_string(),
         )
     }
+}
+
+/// Compiled plugins shared by every test server, so each component compiles once.
+pub fn plugin_cache() -> std::path::PathBuf {
+    std::env::temp_dir().join("rapport-test-plugin-cache")
+}
+
+/// A guest component built by `scripts/test` (`engagement_score`, `hostile`, ...).
+pub fn component(name: &str) -> Vec<u8> {
+    let dir = std::env::var("RAPPORT_TEST_PLUGINS").unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+        format!("{target}/wasm32-wasip2/release")
+    });
+    let path = std::path::Path::new(&dir).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the guest components first (scripts/test does)",
+            path.display()
+        )
+    })
+}
+
+/// The text of a file in the repository (an example plugin's input query, say).
+pub fn repo_file(path: &str) -> String {
+    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
 
 /// Runs one async scenario against both databases, as two tests.

@@ -67,6 +67,30 @@ struct Outcome {
     >,
 }
 
+impl Outcome {
+    /// The call's fault, if any; saying "unsupported" or "not for this input" is an
+    /// answer, not a fault.
+    fn fault(&self) -> Option<&rapport_plugins::Error> {
+        let score = self.score.as_ref().and_then(|r| r.as_ref().err());
+        let actions = self.actions.as_ref().and_then(|r| r.as_ref().err());
+        [score, actions]
+            .into_iter()
+            .flatten()
+            .find(|e| !matches!(e, rapport_plugins::Error::Refused { .. }))
+    }
+
+    /// Whether any export answered.
+    fn answered(&self) -> bool {
+        [
+            self.score.as_ref().map(|r| r.is_ok()),
+            self.actions.as_ref().map(|r| r.is_ok()),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|ok| ok)
+    }
+}
+
 /// Runs every enabled plugin of the workspace (or only `only`) over `contacts`.
 pub async fn run(
     db: &DatabaseConnection,
@@ -136,54 +160,50 @@ async fn run_plugin(
             }
         }
         let (l, lim, scores, recommends) = (loaded.clone(), limits.clone(), v.scores, v.recommends);
-        let outcomes = blocking(move || {
-            calls
-                .iter()
-                .map(|input| Outcome {
+        let (start, threshold) = (failures, p.failure_threshold);
+        // The breaker is checked between calls: once it opens, the rest of the batch is
+        // not run at all.
+        let (outcomes, after) = blocking(move || {
+            let mut failures = start;
+            let mut outcomes = Vec::with_capacity(calls.len());
+            for input in &calls {
+                let o = Outcome {
                     contact_id: input.contact_id.parse().unwrap_or_default(),
                     score: scores.then(|| l.score(input, &lim)),
                     actions: recommends.then(|| l.next_best_actions(input, &lim)),
-                })
-                .collect::<Vec<_>>()
+                };
+                if o.fault().is_some() {
+                    failures += 1;
+                } else if o.answered() {
+                    failures = 0;
+                }
+                outcomes.push(o);
+                if failures >= threshold {
+                    break;
+                }
+            }
+            (outcomes, failures)
         })
         .await?;
-
-        let mut tripped = None;
+        failures = after;
         for o in &outcomes {
-            for err in [
-                o.score.as_ref().and_then(|r| r.as_ref().err()),
-                o.actions.as_ref().and_then(|r| r.as_ref().err()),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                // Saying "unsupported" or "not for this input" is an answer, not a fault.
-                if matches!(err, rapport_plugins::Error::Refused { .. }) {
-                    continue;
-                }
-                failures += 1;
+            if let Some(err) = o.fault() {
                 let message = format!("plugin {} {err}", p.name);
                 tracing::warn!(contact_id = o.contact_id, error = %message, "plugin call failed");
                 summary.failures.push(Failure {
                     plugin: p.name.clone(),
                     contact_id: o.contact_id,
-                    message: message.clone(),
+                    message,
                 });
-                if failures >= p.failure_threshold && tripped.is_none() {
-                    tripped = Some(message);
-                }
-            }
-            let succeeded = [
-                o.score.as_ref().map(|r| r.is_ok()),
-                o.actions.as_ref().map(|r| r.is_ok()),
-            ]
-            .into_iter()
-            .flatten()
-            .any(|ok| ok);
-            if succeeded && tripped.is_none() {
-                failures = 0;
             }
         }
+        let tripped = (failures >= p.failure_threshold).then(|| {
+            summary
+                .failures
+                .last()
+                .map(|f| f.message.clone())
+                .unwrap_or_default()
+        });
         let (scored, actions) = store(db, &p, v, &outcomes).await?;
         summary.scored += scored;
         summary.actions += actions;

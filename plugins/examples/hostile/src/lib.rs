@@ -1,5 +1,7 @@
 //! A test fixture, not an example: the plugin misbehaves as its configuration's `mode`
-//! says, so Rapport's tests can show the host contains each failure.
+//! says, so Rapport's tests can show the host contains each failure. It misbehaves only
+//! for inputs that mention `misbehave` (a contact's tag, say) unless `always` is set, so it
+//! passes the sample run at registration and fails later, as a real broken plugin would.
 //!
 //! `loop` spins forever, `grow` allocates without end, `trap` panics, `huge` returns an
 //! enormous result, `flood` logs without end then answers, `out-of-range` scores 250,
@@ -12,6 +14,16 @@ use serde::Deserialize;
 #[serde(default)]
 struct Config {
     mode: String,
+    always: bool,
+}
+
+fn mode(input: &Input) -> Result<String, PluginError> {
+    let config: Config = input.config()?;
+    Ok(if config.always || input.data.contains("misbehave") {
+        config.mode
+    } else {
+        String::new()
+    })
 }
 
 struct Hostile;
@@ -26,8 +38,7 @@ impl Guest for Hostile {
     }
 
     fn score(input: Input) -> Result<ScoreResult, PluginError> {
-        let config: Config = input.config()?;
-        match config.mode.as_str() {
+        match mode(&input)?.as_str() {
             "loop" => {
                 let mut x: u64 = input.data.len() as u64;
                 loop {
@@ -65,8 +76,7 @@ impl Guest for Hostile {
     }
 
     fn next_best_actions(input: Input) -> Result<Vec<Action>, PluginError> {
-        let config: Config = input.config()?;
-        match config.mode.as_str() {
+        match mode(&input)?.as_str() {
             "loop" => loop {
                 std::hint::black_box(&input);
             },

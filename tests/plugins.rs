@@ -1,0 +1,630 @@
+//! WebAssembly plugins end to end: register over GraphQL (multipart upload), run, read
+//! `contact.scores` and `contact.nextBestActions`, answer actions; hostile components fail
+//! cleanly while the server keeps serving; workspaces never see each other's plugins.
+
+use rapport_tests::{TestApp, both_backends, component, repo_file};
+use serde_json::{Value, json};
+
+both_backends!(
+    example_plugins_score_and_recommend_through_graphql,
+    hostile_plugins_fail_cleanly_and_trip_the_breaker,
+    plugins_stay_in_their_workspace,
+    input_queries_are_batched
+);
+
+const REGISTER: &str = "mutation($name: String!, $wasm: Upload!, $q: String!, $config: JSON, $limits: JSON, $threshold: Int) {
+  registerPlugin(name: $name, wasm: $wasm, inputQuery: $q, config: $config, limits: $limits, failureThreshold: $threshold) {
+    name enabled activeVersion { version declaredName implementsScore implementsNextBestActions inputCost sha256 }
+  } }";
+
+const RUN: &str =
+    "mutation($ids: [ID!]!, $plugin: String) { runPlugins(contactIds: $ids, plugin: $plugin) {
+  plugins contacts scored actions disabled failures { plugin contactId message } } }";
+
+async fn register(
+    app: &TestApp,
+    key: &str,
+    name: &str,
+    wasm: &str,
+    query: &str,
+    extra: Value,
+) -> Value {
+    let mut vars = json!({"name": name, "q": query});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        vars[k] = v;
+    }
+    let (_, body) = app
+        .upload(key, REGISTER, vars, "wasm", component(wasm))
+        .await;
+    body
+}
+
+async fn registered(
+    app: &TestApp,
+    key: &str,
+    name: &str,
+    wasm: &str,
+    query: &str,
+    extra: Value,
+) -> Value {
+    let body = register(app, key, name, wasm, query, extra).await;
+    assert!(body["errors"].is_null(), "register {name}: {body}");
+    body["data"]["registerPlugin"].clone()
+}
+
+async fn contact(app: &TestApp, key: &str, email: &str, stage: &str, tags: Value) -> String {
+    let data = app
+        .ok(
+            key,
+            "mutation($e: String!, $s: LifecycleStage!, $t: [String!]) { createContact(input: {email: $e, firstName: \"Test\", lastName: $e, lifecycleStage: $s, tags: $t}) { id } }",
+            json!({"e": email, "s": stage, "t": tags}),
+        )
+        .await;
+    data["createContact"]["id"].as_str().unwrap().to_string()
+}
+
+async fn activity(
+    app: &TestApp,
+    key: &str,
+    contact: &str,
+    kind: &str,
+    direction: &str,
+    days_ago: i64,
+) {
+    let at = (chrono::Utc::now() - chrono::Duration::days(days_ago)).to_rfc3339();
+    app.ok(
+        key,
+        "mutation($c: ID!, $k: ActivityKind!, $d: Direction!, $at: DateTime!) { createActivity(input: {contactId: $c, kind: $k, direction: $d, occurredAt: $at, subject: \"touch\"}) { id } }",
+        json!({"c": contact, "k": kind, "d": direction, "at": at}),
+    )
+    .await;
+}
+
+async fn scores(app: &TestApp, key: &str, contact: &str) -> Vec<Value> {
+    let data = app
+        .ok(
+            key,
+            "query($id: ID!) { contact(id: $id) { scores { source name version score reasons { feature contribution note } computedAt } } }",
+            json!({"id": contact}),
+        )
+        .await;
+    data["contact"]["scores"].as_array().unwrap().clone()
+}
+
+fn plugin_score(scores: &[Value], name: &str) -> f64 {
+    scores
+        .iter()
+        .find(|s| s["source"] == "PLUGIN" && s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} score in {scores:?}"))["score"]
+        .as_f64()
+        .unwrap()
+}
+
+async fn example_plugins_score_and_recommend_through_graphql(app: TestApp) {
+    let key = app.workspace("Plugins").await;
+    let warm = contact(&app, &key, "warm@example.com", "LEAD", json!([])).await;
+    let cold = contact(&app, &key, "cold@example.com", "LEAD", json!([])).await;
+    activity(&app, &key, &warm, "MEETING", "OUTBOUND", 2).await;
+    activity(&app, &key, &warm, "EMAIL", "INBOUND", 3).await;
+    activity(&app, &key, &warm, "CALL", "OUTBOUND", 10).await;
+    activity(&app, &key, &cold, "EMAIL", "OUTBOUND", 200).await;
+
+    let p = registered(
+        &app,
+        &key,
+        "engagement",
+        "engagement_score",
+        &repo_file("plugins/examples/engagement-score/query.graphql"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(p["enabled"], true);
+    assert_eq!(p["activeVersion"]["version"], 1);
+    assert_eq!(p["activeVersion"]["declaredName"], "engagement-score");
+    assert_eq!(p["activeVersion"]["implementsScore"], true);
+    assert_eq!(p["activeVersion"]["implementsNextBestActions"], false);
+    assert!(p["activeVersion"]["inputCost"].as_i64().unwrap() > 1);
+
+    let run = app.ok(&key, RUN, json!({"ids": [warm, cold]})).await;
+    assert_eq!(run["runPlugins"]["scored"], 2, "{run}");
+    assert_eq!(run["runPlugins"]["failures"], json!([]));
+    let warm_scores = scores(&app, &key, &warm).await;
+    let cold_scores = scores(&app, &key, &cold).await;
+    let (w, c) = (
+        plugin_score(&warm_scores, "engagement"),
+        plugin_score(&cold_scores, "engagement"),
+    );
+    assert!(w > 40.0 && c < 1.0, "warm {w}, cold {c}");
+    let warm_entry = warm_scores
+        .iter()
+        .find(|s| s["name"] == "engagement")
+        .unwrap();
+    assert_eq!(warm_entry["version"], 1);
+    assert_eq!(
+        warm_entry["reasons"][0]["feature"], "meetings",
+        "{warm_entry}"
+    );
+    let total: f64 = warm_entry["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["contribution"].as_f64().unwrap())
+        .sum();
+    assert!((total - w).abs() < 1e-6, "the reasons add up to the score");
+
+    // A new version with other weights; its scores replace the old ones, the history keeps both.
+    let v2 = registered(
+        &app,
+        &key,
+        "engagement",
+        "engagement_score",
+        &repo_file("plugins/examples/engagement-score/query.graphql"),
+        json!({"config": {"meeting": 40, "inboundEmail": 20}}),
+    )
+    .await;
+    assert_eq!(v2["activeVersion"]["version"], 2);
+    app.ok(&key, RUN, json!({"ids": [warm]})).await;
+    let w2 = plugin_score(&scores(&app, &key, &warm).await, "engagement");
+    assert!(w2 > w, "heavier weights score higher: {w2} vs {w}");
+    let history = app
+        .ok(&key, "query($id: ID!) { contact(id: $id) { pluginScoreHistory(plugin: \"engagement\") { score version } } }", json!({"id": warm}))
+        .await;
+    let versions: Vec<i64> = history["contact"]["pluginScoreHistory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    // Rolling back makes version 1 score again.
+    app.ok(&key, "mutation { rollbackPlugin(name: \"engagement\", version: 1) { activeVersion { version } } }", json!({})).await;
+    app.ok(&key, RUN, json!({"ids": [warm]})).await;
+    let w1 = plugin_score(&scores(&app, &key, &warm).await, "engagement");
+    assert!(
+        (w1 - w).abs() < 0.5,
+        "back to version 1's weights: {w1} vs {w}"
+    );
+
+    // Next-best actions: an open deal nobody touched for a month → call about it.
+    let pipeline = app
+        .ok(&key, "mutation { createPipeline(input: {name: \"Sales\", stages: [{name: \"Open\"}, {name: \"Won\", isWon: true}]}) { id stages { id } } }", json!({}))
+        .await;
+    let stage = pipeline["createPipeline"]["stages"][0]["id"].clone();
+    let quiet = contact(&app, &key, "quiet@example.com", "OPPORTUNITY", json!([])).await;
+    activity(&app, &key, &quiet, "EMAIL", "OUTBOUND", 40).await;
+    app.ok(
+        &key,
+        "mutation($c: ID!, $p: ID!, $s: ID!) { createDeal(input: {name: \"Big one\", contactId: $c, pipelineId: $p, stageId: $s, amount: 5000, currency: \"EUR\"}) { id } }",
+        json!({"c": quiet, "p": pipeline["createPipeline"]["id"], "s": stage}),
+    )
+    .await;
+    registered(
+        &app,
+        &key,
+        "nba",
+        "next_best_action",
+        &repo_file("plugins/examples/next-best-action/query.graphql"),
+        json!({}),
+    )
+    .await;
+    let run = app
+        .ok(&key, RUN, json!({"ids": [quiet, cold], "plugin": "nba"}))
+        .await;
+    assert_eq!(run["runPlugins"]["plugins"], 1);
+    assert_eq!(run["runPlugins"]["failures"], json!([]), "{run}");
+    let nba = "query($id: ID!) { contact(id: $id) { nextBestActions { id kind priority rationale source status params { key value } } tasks { totalCount edges { node { title } } } } }";
+    let data = app.ok(&key, nba, json!({"id": quiet})).await;
+    let actions = data["contact"]["nextBestActions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0]["kind"], "CALL");
+    assert_eq!(actions[0]["priority"], 90);
+    assert_eq!(actions[0]["source"], "nba@1");
+    assert!(
+        actions[0]["rationale"]
+            .as_str()
+            .unwrap()
+            .contains("Big one")
+    );
+
+    // Accepting carries it out: a task for the contact, recorded with who answered.
+    let accepted = app
+        .ok(&key, "mutation($id: ID!) { acceptAction(id: $id, note: \"on it\") { status taskId respondedBy respondedAt note } }", json!({"id": actions[0]["id"]}))
+        .await;
+    assert_eq!(accepted["acceptAction"]["status"], "ACCEPTED");
+    assert_eq!(accepted["acceptAction"]["note"], "on it");
+    assert!(!accepted["acceptAction"]["respondedBy"].is_null());
+    let after = app.ok(&key, nba, json!({"id": quiet})).await;
+    assert_eq!(
+        after["contact"]["nextBestActions"],
+        json!([]),
+        "answered actions are no longer open"
+    );
+    assert_eq!(after["contact"]["tasks"]["totalCount"], 1);
+    assert!(
+        after["contact"]["tasks"]["edges"][0]["node"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Call ")
+    );
+    let (code, _) = app
+        .err(
+            &key,
+            "mutation($id: ID!) { rejectAction(id: $id) { status } }",
+            json!({"id": actions[0]["id"]}),
+        )
+        .await;
+    assert_eq!(
+        code, "CONFLICT",
+        "an answered action cannot be answered again"
+    );
+
+    // A second run recommends again; this time it is rejected.
+    app.ok(&key, RUN, json!({"ids": [quiet], "plugin": "nba"}))
+        .await;
+    let again = app.ok(&key, nba, json!({"id": quiet})).await;
+    let id = again["contact"]["nextBestActions"][0]["id"].clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { rejectAction(id: $id, note: \"not now\") { status } }",
+        json!({"id": id}),
+    )
+    .await;
+    let stats = app
+        .ok(
+            &key,
+            "{ actionAcceptance { plugin kind offered accepted rejected acceptanceRate } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        stats["actionAcceptance"],
+        json!([{"plugin": "nba", "kind": "CALL", "offered": 2, "accepted": 1, "rejected": 1, "acceptanceRate": 0.5}])
+    );
+
+    // The Python example (componentize-py) through the same path.
+    let customer = contact(&app, &key, "buyer@example.com", "CUSTOMER", json!([])).await;
+    let product = app
+        .ok(
+            &key,
+            "mutation { createProduct(input: {sku: \"CD-1\", name: \"Album\", price: 20}) { id } }",
+            json!({}),
+        )
+        .await;
+    let placed = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
+    app.ok(
+        &key,
+        "mutation($c: ID!, $p: ID!, $at: DateTime!) { createOrder(input: {contactId: $c, placedAt: $at, status: PAID, currency: \"EUR\", lines: [{productId: $p, quantity: 1, unitPrice: 20}]}) { id } }",
+        json!({"c": customer, "p": product["createProduct"]["id"], "at": placed}),
+    )
+    .await;
+    registered(
+        &app,
+        &key,
+        "health",
+        "customer_health",
+        &repo_file("plugins/examples/customer-health-py/query.graphql"),
+        json!({"limits": {"fuel": 5_000_000_000u64, "memoryBytes": 268_435_456, "timeMs": 20_000}}),
+    )
+    .await;
+    let run = app
+        .ok(&key, RUN, json!({"ids": [customer], "plugin": "health"}))
+        .await;
+    assert_eq!(run["runPlugins"]["failures"], json!([]), "{run}");
+    // One order (8) + recency 40·(1 − 10/360) + a recent order (20).
+    let health = plugin_score(&scores(&app, &key, &customer).await, "health");
+    assert!(
+        (health - (8.0 + 40.0 * (1.0 - 10.0 / 360.0) + 20.0)).abs() < 1e-6,
+        "{health}"
+    );
+}
+
+async fn hostile_plugins_fail_cleanly_and_trip_the_breaker(app: TestApp) {
+    let key = app.workspace("Hostile").await;
+    let calm = contact(&app, &key, "calm@example.com", "LEAD", json!([])).await;
+    let mut victims = Vec::new();
+    for i in 0..4 {
+        victims.push(
+            contact(
+                &app,
+                &key,
+                &format!("v{i}@example.com"),
+                "LEAD",
+                json!(["misbehave"]),
+            )
+            .await,
+        );
+    }
+    let query = "query($contactId: ID!) { contact(id: $contactId) { tags } }";
+
+    // A plugin that loops forever on some contacts passes the sample (the first contact)
+    // and then fails on those, until its circuit breaker opens.
+    registered(
+        &app,
+        &key,
+        "hostile",
+        "hostile",
+        query,
+        json!({"config": {"mode": "loop"}, "threshold": 3}),
+    )
+    .await;
+    let mut all = vec![calm.clone()];
+    all.extend(victims.clone());
+    let (run, reads) = tokio::join!(app.ok(&key, RUN, json!({"ids": all})), async {
+        // The server keeps answering while the plugin burns its fuel.
+        let mut answered = 0;
+        for _ in 0..10 {
+            let data = app.ok(&key, "{ contacts { totalCount } }", json!({})).await;
+            assert_eq!(data["contacts"]["totalCount"], 5);
+            answered += 1;
+        }
+        answered
+    });
+    assert_eq!(reads, 10);
+    let run = &run["runPlugins"];
+    assert_eq!(run["scored"], 1, "the calm contact is scored: {run}");
+    assert_eq!(run["disabled"], json!(["hostile"]));
+    let failures = run["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 3, "stopped at the threshold: {failures:?}");
+    assert!(
+        failures.iter().all(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugin hostile exceeded its fuel limit")),
+        "{failures:?}"
+    );
+    let state = app
+        .ok(&key, "{ plugin(name: \"hostile\") { enabled disabledReason consecutiveFailures events { kind message } } }", json!({}))
+        .await;
+    let p = &state["plugin"];
+    assert_eq!(p["enabled"], false);
+    assert!(
+        p["disabledReason"]
+            .as_str()
+            .unwrap()
+            .contains("3 failed calls"),
+        "{p}"
+    );
+    assert_eq!(p["events"][0]["kind"], "auto_disabled");
+    // Disabled plugins do not run.
+    let idle = app.ok(&key, RUN, json!({"ids": [victims[0]]})).await;
+    assert_eq!(idle["runPlugins"]["plugins"], 0);
+
+    // Each way of misbehaving, as a new version, fails with the limit or fault named.
+    let cases = [
+        (
+            json!({"mode": "loop"}),
+            json!({"fuel": 20_000_000_000u64, "timeMs": 50}),
+            "exceeded its time limit",
+        ),
+        (
+            json!({"mode": "grow"}),
+            json!({"fuel": 5_000_000_000u64, "timeMs": 5000}),
+            "exceeded its memory limit",
+        ),
+        (json!({"mode": "trap"}), json!({}), "trapped"),
+        (
+            json!({"mode": "huge"}),
+            json!({"fuel": 5_000_000_000u64, "timeMs": 5000}),
+            "exceeded its output size limit",
+        ),
+        (
+            json!({"mode": "out-of-range"}),
+            json!({}),
+            "malformed result: score 250",
+        ),
+    ];
+    for (config, limits, wanted) in cases {
+        registered(
+            &app,
+            &key,
+            "hostile",
+            "hostile",
+            query,
+            json!({"config": config, "limits": limits, "threshold": 100}),
+        )
+        .await;
+        app.ok(
+            &key,
+            "mutation { enablePlugin(name: \"hostile\") { enabled } }",
+            json!({}),
+        )
+        .await;
+        let run = app.ok(&key, RUN, json!({"ids": [victims[1]]})).await;
+        let message = run["runPlugins"]["failures"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains(wanted), "{config}: {run}");
+        let still = app.ok(&key, "{ contacts { totalCount } }", json!({})).await;
+        assert_eq!(still["contacts"]["totalCount"], 5);
+    }
+
+    // Refused at registration, with the reason, and nothing stored.
+    let refusals = [
+        (
+            "wrong-world",
+            b"(component)".to_vec(),
+            query,
+            "does not implement the rapport:plugin@0.1.0 world",
+        ),
+        (
+            "net",
+            br#"(component (import "evil:net/socket" (instance (export "connect" (func)))))"#
+                .to_vec(),
+            query,
+            "imports something Rapport does not provide",
+        ),
+        (
+            "core",
+            b"\0asm\x01\0\0\0".to_vec(),
+            query,
+            "core WebAssembly module",
+        ),
+        (
+            "junk",
+            b"hello".to_vec(),
+            query,
+            "not a valid WebAssembly component",
+        ),
+        (
+            "badquery",
+            component("hostile"),
+            "query($contactId: ID!) { contact(id: $contactId) { nope } }",
+            "nope",
+        ),
+        (
+            "mutating",
+            component("hostile"),
+            "mutation($contactId: ID!) { deleteContact(id: $contactId) }",
+            "must be a query",
+        ),
+    ];
+    for (name, wasm, q, wanted) in refusals {
+        let (_, body) = app
+            .upload(&key, REGISTER, json!({"name": name, "q": q}), "wasm", wasm)
+            .await;
+        let e = &body["errors"][0];
+        assert_eq!(e["extensions"]["code"], "VALIDATION", "{name}: {body}");
+        assert!(
+            e["message"].as_str().unwrap().contains(wanted),
+            "{name}: {body}"
+        );
+    }
+    let body = register(
+        &app,
+        &key,
+        "always-loops",
+        "hostile",
+        query,
+        json!({"config": {"mode": "loop", "always": true}}),
+    )
+    .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its fuel limit"),
+        "the sample run catches it: {body}"
+    );
+    let names = app.ok(&key, "{ plugins { name } }", json!({})).await;
+    assert_eq!(names["plugins"], json!([{"name": "hostile"}]));
+
+    // Only admin keys register; bad limits name the field.
+    let writer = app
+        .ok(
+            &key,
+            "mutation { createApiKey(name: \"w\", scopes: [WRITE]) { key } }",
+            json!({}),
+        )
+        .await;
+    let writer = writer["createApiKey"]["key"].as_str().unwrap().to_string();
+    let (_, body) = app
+        .upload(
+            &writer,
+            REGISTER,
+            json!({"name": "x", "q": query}),
+            "wasm",
+            component("hostile"),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    let body = register(
+        &app,
+        &key,
+        "x",
+        "hostile",
+        query,
+        json!({"limits": {"timeMs": 0}}),
+    )
+    .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "limits.timeMs",
+        "{body}"
+    );
+}
+
+async fn plugins_stay_in_their_workspace(app: TestApp) {
+    let a = app.workspace("A").await;
+    let b = app.workspace("B").await;
+    let in_a = contact(&app, &a, "a@example.com", "LEAD", json!([])).await;
+    let in_b = contact(&app, &b, "b@example.com", "LEAD", json!([])).await;
+    let query = "query($contactId: ID!) { contact(id: $contactId) { tags } }";
+    registered(&app, &a, "secret", "hostile", query, json!({})).await;
+    app.ok(&a, RUN, json!({"ids": [in_a]})).await;
+    assert_eq!(plugin_score(&scores(&app, &a, &in_a).await, "secret"), 42.0);
+    let a_actions = app
+        .ok(
+            &a,
+            "query($id: ID!) { contact(id: $id) { nextBestActions { id } } }",
+            json!({"id": in_a}),
+        )
+        .await;
+    let action = a_actions["contact"]["nextBestActions"][0]["id"].clone();
+    assert!(!action.is_null());
+
+    assert_eq!(
+        app.ok(&b, "{ plugins { name } }", json!({})).await["plugins"],
+        json!([])
+    );
+    let (code, _) = app
+        .err(&b, "{ plugin(name: \"secret\") { name } }", json!({}))
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+    let run = app.ok(&b, RUN, json!({"ids": [in_b]})).await;
+    assert_eq!(run["runPlugins"]["plugins"], 0);
+    assert!(scores(&app, &b, &in_b).await.is_empty());
+    let (code, _) = app.err(&b, RUN, json!({"ids": [in_a]})).await;
+    assert_eq!(code, "NOT_FOUND", "A's contact is not B's to score");
+    let (code, _) = app
+        .err(
+            &b,
+            "mutation($id: ID!) { acceptAction(id: $id) { status } }",
+            json!({"id": action}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+    let (code, _) = app
+        .err(
+            &b,
+            "mutation { disablePlugin(name: \"secret\") { enabled } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND");
+}
+
+async fn input_queries_are_batched(app: TestApp) {
+    let key = app.workspace("Batches").await;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let id = contact(&app, &key, &format!("c{i}@example.com"), "LEAD", json!([])).await;
+        activity(&app, &key, &id, "CALL", "OUTBOUND", i % 30).await;
+        ids.push(id);
+    }
+    registered(
+        &app,
+        &key,
+        "engagement",
+        "engagement_score",
+        &repo_file("plugins/examples/engagement-score/query.graphql"),
+        json!({}),
+    )
+    .await;
+    let mut costs = Vec::new();
+    for n in [6, 60] {
+        let before = app.statements();
+        let run = app.ok(&key, RUN, json!({"ids": &ids[..n]})).await;
+        assert_eq!(run["runPlugins"]["scored"], n);
+        costs.push(app.statements() - before);
+    }
+    assert_eq!(
+        costs[0], costs[1],
+        "statements do not grow with the number of contacts: {costs:?}"
+    );
+}
