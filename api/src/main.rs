@@ -523,17 +523,13 @@ async fn main() -> anyhow::Result<()> {
             let workers = (!no_workers)
                 .then(|| workers.config(&mail, public_url.clone()))
                 .transpose()?;
-            serve(
-                conn,
-                addr,
-                std::time::Duration::from_secs(key_cache_seconds),
-                &public_url,
-                api_mail,
-                schedule,
-                workers,
-                cli.plugin_cache.clone(),
-            )
-            .await?;
+            let config = rapport_api::server::Config {
+                key_ttl: std::time::Duration::from_secs(key_cache_seconds),
+                public_url: public_url.clone(),
+                mail: Some(api_mail),
+                plugin_cache: Some(cli.plugin_cache.clone()),
+            };
+            serve(conn, addr, config, schedule, workers).await?;
         }
         Command::Worker { mail, workers } => {
             let public_url = mail
@@ -698,12 +694,9 @@ async fn api_key(conn: &sea_orm::DatabaseConnection, cmd: ApiKeyCommand) -> anyh
 async fn serve(
     conn: sea_orm::DatabaseConnection,
     addr: SocketAddr,
-    key_ttl: std::time::Duration,
-    public_url: &str,
-    mail: rapport_api::graphql::Mail,
+    config: rapport_api::server::Config,
     schedule: Option<analytics::schedule::Schedule>,
     workers: Option<rapport_api::workers::WorkerConfig>,
-    plugin_cache: std::path::PathBuf,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -723,15 +716,7 @@ async fn serve(
     });
     axum::serve(
         listener,
-        rapport_api::server::router_with(
-            conn.clone(),
-            rapport_api::server::Config {
-                key_ttl,
-                public_url: public_url.to_string(),
-                mail: Some(mail),
-                plugin_cache: Some(plugin_cache),
-            },
-        ),
+        rapport_api::server::router_with(conn.clone(), config),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;

@@ -657,6 +657,7 @@ impl PluginMutation {
     /// implements the rapport:plugin@0.1.0 world with imports Rapport provides, and runs
     /// on a sample contact within its limits; and unless `inputQuery` is a query of this
     /// schema with one `$contactId` variable. Admin keys only.
+    #[allow(clippy::too_many_arguments)]
     async fn register_plugin(
         &self,
         ctx: &Context<'_>,

@@ -103,7 +103,8 @@ mod tests {
     proptest! {
         #[test]
         fn parsed_names_keep_their_text(s in "[a-z][a-z0-9_-]{0,63}") {
-            prop_assert_eq!(PluginName::parse(&s).unwrap().as_str(), s.as_str());
+            let parsed = PluginName::parse(&s).unwrap();
+            prop_assert_eq!(parsed.as_str(), s.as_str());
         }
 
         #[test]
