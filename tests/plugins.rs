@@ -9,7 +9,8 @@ both_backends!(
     example_plugins_score_and_recommend_through_graphql,
     hostile_plugins_fail_cleanly_and_trip_the_breaker,
     plugins_stay_in_their_workspace,
-    input_queries_are_batched
+    input_queries_are_batched,
+    plugins_run_as_jobs_when_data_changes
 );
 
 const REGISTER: &str = "mutation($name: String!, $wasm: Upload!, $q: String!, $config: JSON, $limits: JSON, $threshold: Int) {
@@ -627,4 +628,47 @@ async fn input_queries_are_batched(app: TestApp) {
         costs[0], costs[1],
         "statements do not grow with the number of contacts: {costs:?}"
     );
+}
+
+async fn plugins_run_as_jobs_when_data_changes(app: TestApp) {
+    let key = app.workspace("Jobs").await;
+    let ws: i64 =
+        app.ok(&key, "{ viewer { workspaceId } }", json!({})).await["viewer"]["workspaceId"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let lead = contact(&app, &key, "lead@example.com", "LEAD", json!([])).await;
+    activity(&app, &key, &lead, "CALL", "OUTBOUND", 5).await;
+    // No mail is sent here; the workers only need somewhere to point.
+    let workers = app.workers("smtp://127.0.0.1:9");
+    // Registering queues every contact for the new plugin.
+    registered(
+        &app,
+        &key,
+        "engagement",
+        "engagement_score",
+        &repo_file("plugins/examples/engagement-score/query.graphql"),
+        json!({}),
+    )
+    .await;
+    let q = "query($id: ID!) { contact(id: $id) { scores { name score } } }";
+    let first = app
+        .until(&key, q, json!({"id": lead}), 30, |d| {
+            !d["contact"]["scores"].as_array().unwrap().is_empty()
+        })
+        .await;
+    let before = first["contact"]["scores"][0]["score"].as_f64().unwrap();
+
+    // A meeting is logged; the schedule's change scan queues the contact again.
+    let since = chrono::Utc::now();
+    activity(&app, &key, &lead, "MEETING", "OUTBOUND", 0).await;
+    rapport_engine::analytics::schedule::refresh_changed(&app.db, ws, since)
+        .await
+        .unwrap();
+    app.until(&key, q, json!({"id": lead}), 30, |d| {
+        d["contact"]["scores"][0]["score"].as_f64().unwrap() > before + 1.0
+    })
+    .await;
+    workers.stop().await;
 }

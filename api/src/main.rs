@@ -522,7 +522,11 @@ async fn main() -> anyhow::Result<()> {
             };
             let workers = (!no_workers)
                 .then(|| workers.config(&mail, public_url.clone()))
-                .transpose()?;
+                .transpose()?
+                .map(|mut w| {
+                    w.plugin_cache = Some(cli.plugin_cache.clone());
+                    w
+                });
             let config = rapport_api::server::Config {
                 key_ttl: std::time::Duration::from_secs(key_cache_seconds),
                 public_url: public_url.clone(),
@@ -536,7 +540,8 @@ async fn main() -> anyhow::Result<()> {
                 .public_url
                 .clone()
                 .unwrap_or_else(|| rapport_api::server::DEFAULT_PUBLIC_URL.to_string());
-            let config = workers.config(&mail, public_url)?;
+            let mut config = workers.config(&mail, public_url)?;
+            config.plugin_cache = Some(cli.plugin_cache.clone());
             tracing::info!(
                 concurrency = config.options.concurrency,
                 "running job workers"

@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub probe_delay: Duration,
     /// The queue's worker settings.
     pub options: WorkerOptions,
+    /// Where compiled plugins are cached on disk (in memory only when `None`).
+    pub plugin_cache: Option<std::path::PathBuf>,
 }
 
 impl WorkerConfig {
@@ -39,6 +41,7 @@ impl WorkerConfig {
             claim_timeout: Duration::from_secs(15 * 60),
             probe_delay: Duration::from_secs(30),
             options: WorkerOptions::default(),
+            plugin_cache: None,
         }
     }
 }
@@ -49,7 +52,13 @@ pub async fn run(
     config: WorkerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> rapport_engine::Result<()> {
+    let keys = Arc::new(crate::keys::VerifiedKeys::new(Duration::ZERO));
+    let public = crate::graphql::PublicUrl(config.public_url.trim_end_matches('/').to_string());
+    let plugins = crate::graphql::plugin_host(&db, keys, public, config.plugin_cache.clone())
+        .inspect_err(|e| tracing::error!(error = %e, "workers run without plugins"))
+        .ok();
     let context = jobs::Context {
+        plugins,
         queue: Queue::new(&db)?,
         outbound: Outbound {
             mailer: config.mailer,

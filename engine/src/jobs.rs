@@ -66,6 +66,13 @@ pub enum Job {
         /// Checks made so far (the wait doubles with each).
         attempt: u32,
     },
+    /// Run every enabled plugin over some contacts and store what they say.
+    RunPlugins {
+        /// Workspace.
+        workspace_id: i64,
+        /// Contacts (a batch of at most a few hundred).
+        contact_ids: Vec<i64>,
+    },
 }
 
 impl Job {
@@ -75,7 +82,8 @@ impl Job {
             Job::LaunchCampaign { workspace_id, .. }
             | Job::SendBatch { workspace_id, .. }
             | Job::PickWinner { workspace_id, .. }
-            | Job::ResumeWhenReachable { workspace_id, .. } => *workspace_id,
+            | Job::ResumeWhenReachable { workspace_id, .. }
+            | Job::RunPlugins { workspace_id, .. } => *workspace_id,
         }
     }
 }
@@ -217,6 +225,8 @@ pub struct Context {
     pub queue: Queue,
     /// How email leaves.
     pub outbound: Outbound,
+    /// The plugin host, for `RunPlugins` (none: such jobs fail and are retried elsewhere).
+    pub plugins: Option<crate::plugins::Host>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +257,26 @@ async fn run(job: Job, context: Data<Arc<Context>>) -> std::result::Result<(), B
         } => {
             campaigns::resume_when_reachable(&context, *workspace_id, *campaign_id, *attempt).await
         }
+        Job::RunPlugins {
+            workspace_id,
+            contact_ids,
+        } => match &context.plugins {
+            Some(host) => {
+                crate::plugins::runs::run(&context.db, host, *workspace_id, contact_ids, None)
+                    .await
+                    .map(|summary| {
+                        tracing::info!(
+                            scored = summary.scored,
+                            actions = summary.actions,
+                            failures = summary.failures.len(),
+                            "plugins ran"
+                        );
+                    })
+            }
+            None => Err(EngineError::Conflict(
+                "this worker has no plugin host".into(),
+            )),
+        },
     };
     outcome.map_err(|e| {
         tracing::warn!(error = %e, ?job, "job failed");

@@ -353,6 +353,7 @@ impl TestApp {
         config.options.retry_delay = std::time::Duration::from_millis(100);
         config.options.shutdown_timeout = std::time::Duration::from_secs(5);
         config.options.name = format!("test-worker-{}", unique_name());
+        config.plugin_cache = Some(plugin_cache());
         config
     }
 

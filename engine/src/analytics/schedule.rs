@@ -1,7 +1,9 @@
 //! Keeping models and scores fresh inside `rapport serve`: contacts whose data changed
 //! are rescored within a minute, every score is recomputed at least every six hours, and
 //! every model is retrained daily (a retrained version that measures worse stays a
-//! candidate, so the schedule never makes scores worse on its own).
+//! candidate, so the schedule never makes scores worse on its own). Plugins follow the same
+//! rhythm: changed contacts, and everyone at each full rescore, are queued as `RunPlugins`
+//! jobs for the workers.
 //!
 //! The schedule lives in one process. Several API processes sharing a database each run
 //! it unless started with `--no-scheduler`; the work is idempotent, only repeated.
@@ -120,6 +122,7 @@ pub async fn refresh_changed(
     if changed.is_empty() {
         return Ok(0);
     }
+    crate::plugins::runs::enqueue(db, workspace_id, Some(&changed)).await?;
     if changed.len() > PARTIAL_LIMIT {
         lead_score::rescore(db, workspace_id).await?;
     } else {
@@ -152,6 +155,12 @@ async fn workspaces(db: &DatabaseConnection) -> Result<Vec<i64>> {
         .await?)
 }
 
+/// Every built-in score now, every plugin score through the job queue.
+async fn rescore_everyone(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
+    crate::plugins::runs::enqueue(db, workspace_id, None).await?;
+    super::rescore_all(db, workspace_id).await
+}
+
 /// What one tick does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Work {
@@ -172,9 +181,9 @@ async fn tick(db: &DatabaseConnection, work: Work) {
         let done = match work {
             Work::Retrain => {
                 retrain_all(db, ws).await;
-                super::rescore_all(db, ws).await
+                rescore_everyone(db, ws).await
             }
-            Work::Rescore => super::rescore_all(db, ws).await,
+            Work::Rescore => rescore_everyone(db, ws).await,
             Work::Changes(since) => refresh_changed(db, ws, since).await,
         };
         if let Err(e) = done {

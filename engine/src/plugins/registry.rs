@@ -212,6 +212,7 @@ pub async fn register(
     .await?;
     txn.commit().await?;
     tracing::info!(plugin = %p.name, version = version.version, "plugin registered");
+    rescore_soon(db, who.workspace_id).await;
     Ok(Registered { plugin: p, version })
 }
 
@@ -276,6 +277,14 @@ async fn sample_run(
         }
     }
     Ok(())
+}
+
+/// Queues every contact of the workspace for the plugins, after a change of what runs.
+/// The change itself stands when queueing fails; the next full rescore catches up.
+async fn rescore_soon(db: &DatabaseConnection, workspace_id: i64) {
+    if let Err(e) = super::runs::enqueue(db, workspace_id, None).await {
+        tracing::warn!(error = %e, "queueing plugin runs failed");
+    }
 }
 
 /// Appends to a plugin's event log.
@@ -372,6 +381,9 @@ pub async fn set_enabled(
     let kind = if enabled { "enabled" } else { "disabled" };
     record_event(&txn, &p, p.active_version_id, kind, None, who.key_id).await?;
     txn.commit().await?;
+    if enabled {
+        rescore_soon(db, who.workspace_id).await;
+    }
     Ok(p)
 }
 

@@ -8,8 +8,8 @@ use rapport_plugins::{Input, Limits};
 use rapport_schema::{plugin, plugin_action, plugin_score, plugin_score_history, plugin_version};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use tracing::Instrument;
@@ -348,6 +348,57 @@ async fn store(
     }
     txn.commit().await?;
     Ok((scored, stored_actions))
+}
+
+/// Contacts one `RunPlugins` job takes.
+pub const JOB_BATCH: usize = 500;
+
+/// Queues `RunPlugins` jobs over `contacts` (every live contact of the workspace when
+/// `None`), in batches, if the workspace has an enabled plugin. Returns the jobs queued.
+pub async fn enqueue(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    contacts: Option<&[i64]>,
+) -> Result<usize> {
+    let any_enabled = registry::list(db, workspace_id)
+        .await?
+        .iter()
+        .any(|p| p.enabled && p.active_version_id.is_some());
+    if !any_enabled {
+        return Ok(0);
+    }
+    let all;
+    let contacts = match contacts {
+        Some(c) => c,
+        None => {
+            all = crate::records::scoped::<rapport_schema::contact::Entity>(
+                workspace_id,
+                crate::records::Deleted::Exclude,
+            )
+            .select_only()
+            .column(rapport_schema::contact::Column::Id)
+            .order_by_asc(rapport_schema::contact::Column::Id)
+            .into_tuple::<i64>()
+            .all(db)
+            .await?;
+            &all
+        }
+    };
+    let queue = crate::jobs::Queue::new(db)?;
+    let mut queued = 0;
+    for chunk in contacts.chunks(JOB_BATCH) {
+        queue
+            .push(
+                crate::jobs::Job::RunPlugins {
+                    workspace_id,
+                    contact_ids: chunk.to_vec(),
+                },
+                None,
+            )
+            .await?;
+        queued += 1;
+    }
+    Ok(queued)
 }
 
 /// Current plugin scores of contacts, by contact.
