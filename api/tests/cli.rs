@@ -249,3 +249,196 @@ fn evaluate_classifier_reports_quality_and_names_bad_input() {
     );
     assert!(String::from_utf8_lossy(&one_class.stderr).contains("one class only"));
 }
+
+/// The directory `scripts/test` builds the guest components into.
+fn components() -> std::path::PathBuf {
+    match std::env::var("RAPPORT_TEST_PLUGINS") {
+        Ok(dir) => dir.into(),
+        Err(_) => std::path::Path::new(&target_dir()).join("wasm32-wasip2/release"),
+    }
+}
+
+fn target_dir() -> String {
+    std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string())
+}
+
+fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("rapport_t_cli_{name}_{}", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const ENGAGED: &str = r#"{"contact": {"id": "7", "email": "a@b.co", "phone": null, "lifecycleStage": "LEAD", "tags": [],
+  "activities": {"edges": [{"node": {"kind": "MEETING", "direction": "OUTBOUND", "occurredAt": "2026-11-28T10:00:00Z"}}]}}}"#;
+
+#[test]
+fn plugin_test_prints_the_answer_fuel_and_time() {
+    let input = write_temp("input.json", ENGAGED);
+    let wasm = components().join("engagement_score.wasm");
+    let cache = std::env::temp_dir().join("rapport-test-plugin-cache");
+    let run = |file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "plugin",
+            "test",
+            file.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--as-of",
+            "2026-11-30T12:00:00Z",
+            "--plugin-cache",
+            cache.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out: serde_json::Value =
+            serde_json::from_str(&stdout(&rapport("unused", &args))).unwrap();
+        out
+    };
+    let out = run(&wasm, &[]);
+    assert_eq!(out["plugin"], "engagement-score");
+    let score = out["score"]["score"].as_f64().unwrap();
+    // 12 points, two days and two hours old at a 21-day half-life, on a scale of 30.
+    let expected = 100.0 * (1.0 - (-12.0 * 0.5f64.powf((2.0 + 2.0 / 24.0) / 21.0) / 30.0).exp());
+    assert!((score - expected).abs() < 1e-9, "{out}");
+    assert!(out["score"]["fuelUsed"].as_u64().unwrap() > 1000);
+    assert!(out["score"]["microseconds"].as_u64().is_some());
+    assert!(
+        out["nextBestActions"].is_null(),
+        "not implemented, so not called"
+    );
+
+    let hostile = run(
+        &components().join("hostile.wasm"),
+        &[
+            "--config",
+            r#"{"mode": "loop", "always": true}"#,
+            "--limits",
+            r#"{"fuel": 1000000}"#,
+        ],
+    );
+    assert!(
+        hostile["score"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its fuel limit (1000000 units)"),
+        "{hostile}"
+    );
+    let bad = rapport(
+        "unused",
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--input",
+            "/nonexistent.json",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.json"));
+}
+
+fn plugin_install(db: &str) {
+    let key = stdout(&rapport(db, &["demo", "--contacts", "30"]));
+    assert!(key.trim().starts_with("rk_"));
+    let wasm = components().join("engagement_score.wasm");
+    let query = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/examples/engagement-score/query.graphql"
+    );
+    let cache = std::env::temp_dir().join("rapport-test-plugin-cache");
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "plugin",
+            "install",
+            wasm.to_str().unwrap(),
+            "--name",
+            "engagement",
+            "--query",
+            query,
+            "--workspace",
+            "1",
+            "--plugin-cache",
+            cache.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        rapport(db, &args)
+    };
+    let first: serde_json::Value = serde_json::from_str(&stdout(&install(&[]))).unwrap();
+    assert_eq!(first["plugin"], "engagement");
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["score"], true);
+    let second: serde_json::Value =
+        serde_json::from_str(&stdout(&install(&["--config", r#"{"meeting": 20}"#]))).unwrap();
+    assert_eq!(second["version"], 2);
+    assert_eq!(second["sha256"], first["sha256"]);
+    let refused = install(&["--config", "[1, 2]"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("config: must be a JSON object"));
+}
+
+#[test]
+fn plugin_install_on_sqlite() {
+    plugin_install(&temp_db("plugins"));
+}
+
+#[tokio::test]
+async fn plugin_install_on_postgres() {
+    let db = postgres_db("plugins").await;
+    tokio::task::spawn_blocking(move || plugin_install(&db))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn plugin_new_scaffolds_a_plugin_that_builds_and_scores() {
+    let dir = std::env::temp_dir().join(format!("rapport_t_cli_scaffold_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&dir)
+        .args(["plugin", "new", "my-score"])
+        .output()
+        .unwrap();
+    stdout(&made);
+    let again = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&dir)
+        .args(["plugin", "new", "my-score"])
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "an existing directory is not overwritten"
+    );
+    let project = dir.join("my-score");
+    let build = Command::new(env!("CARGO"))
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = std::path::Path::new(&target_dir()).join("wasm32-wasip2/release/my_score.wasm");
+    let input = write_temp(
+        "scaffold-input.json",
+        r#"{"contact": {"activities": {"totalCount": 3}}}"#,
+    );
+    let out: serde_json::Value = serde_json::from_str(&stdout(&rapport(
+        "unused",
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ],
+    )))
+    .unwrap();
+    assert_eq!(out["plugin"], "my-score");
+    assert_eq!(out["score"]["score"], 30.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
