@@ -313,8 +313,9 @@ mod tests {
     fn a_batch_repeats_top_level_fields_per_contact() {
         let doc = parse("query Q($contactId: ID!) { contact(id: $contactId) { name } me: contact(id: $contactId) { id } }").unwrap();
         let b = batch(&doc, &[7, 9]);
-        let DocumentOperations::Single(op) = &b.operations else {
-            panic!()
+        let op = match &b.operations {
+            DocumentOperations::Single(op) => op,
+            DocumentOperations::Multiple(ops) => ops.values().next().unwrap(),
         };
         let keys: Vec<String> = op
             .node

@@ -35,9 +35,16 @@ impl Default for Config {
 }
 
 /// A score in 0–100 and its reasons as (feature, contribution, note), strongest first.
-pub fn score(data: &Value, config: &Config, as_of: &str) -> Result<(f64, Vec<(String, f64, String)>), String> {
+pub fn score(
+    data: &Value,
+    config: &Config,
+    as_of: &str,
+) -> Result<(f64, Vec<(String, f64, String)>), String> {
     let now = epoch_days(as_of).ok_or_else(|| format!("as-of is not a timestamp: {as_of}"))?;
-    let contact = data.get("contact").filter(|c| !c.is_null()).ok_or("the input has no contact")?;
+    let contact = data
+        .get("contact")
+        .filter(|c| !c.is_null())
+        .ok_or("the input has no contact")?;
     let mut by_kind: Vec<(&'static str, f64, u32)> = Vec::new();
     let edges = contact
         .pointer("/activities/edges")
@@ -73,12 +80,24 @@ pub fn score(data: &Value, config: &Config, as_of: &str) -> Result<(f64, Vec<(St
     let mut reasons: Vec<(String, f64, String)> = by_kind
         .into_iter()
         .map(|(feature, weight, count)| {
-            let share = if engagement > 0.0 { score * weight / engagement } else { 0.0 };
-            (feature.to_string(), share, format!("{count} {feature}, recent ones count most"))
+            let share = if engagement > 0.0 {
+                score * weight / engagement
+            } else {
+                0.0
+            };
+            (
+                feature.to_string(),
+                share,
+                format!("{count} {feature}, recent ones count most"),
+            )
         })
         .collect();
     if contact["email"].is_null() && contact["phone"].is_null() {
-        reasons.push(("reachability".into(), 0.0, "no email address or phone number".into()));
+        reasons.push((
+            "reachability".into(),
+            0.0,
+            "no email address or phone number".into(),
+        ));
     }
     reasons.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     Ok((score, reasons))
