@@ -385,3 +385,44 @@ fn a_python_plugin_scores_through_the_same_host() {
         .unwrap_err();
     assert!(err.is_unsupported(), "{err}");
 }
+
+#[test]
+fn a_plugin_reaches_no_files_environment_network_or_real_clock() {
+    let runtime = Runtime::new(None).unwrap();
+    let plugin = runtime.load(&component("hostile")).unwrap();
+    let call = plugin
+        .score(
+            &input(
+                serde_json::json!({}),
+                serde_json::json!({"mode": "probe", "always": true}),
+            ),
+            &Limits::default(),
+        )
+        .unwrap();
+    let reason = |f: &str| {
+        call.value
+            .reasons
+            .iter()
+            .find(|r| r.feature == f)
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        reason("file").note.starts_with("refused"),
+        "{:?}",
+        reason("file")
+    );
+    assert!(
+        reason("dir").note.starts_with("refused"),
+        "{:?}",
+        reason("dir")
+    );
+    assert!(
+        reason("net").note.starts_with("refused"),
+        "{:?}",
+        reason("net")
+    );
+    assert_eq!(reason("env").contribution, 0.0, "no environment variables");
+    // 2026-11-30T12:00:00Z: the clock shows the input's as-of, not the real time.
+    assert_eq!(reason("clock").contribution, 1_796_040_000.0);
+}

@@ -34,12 +34,11 @@ impl Default for Config {
     }
 }
 
-/// A score in 0–100 and its reasons as (feature, contribution, note), strongest first.
-pub fn score(
-    data: &Value,
-    config: &Config,
-    as_of: &str,
-) -> Result<(f64, Vec<(String, f64, String)>), String> {
+/// One reason: feature, contribution in points, note.
+pub type Reason = (String, f64, String);
+
+/// A score in 0–100 and its reasons, strongest first.
+pub fn score(data: &Value, config: &Config, as_of: &str) -> Result<(f64, Vec<Reason>), String> {
     let now = epoch_days(as_of).ok_or_else(|| format!("as-of is not a timestamp: {as_of}"))?;
     let contact = data
         .get("contact")
@@ -77,7 +76,7 @@ pub fn score(
     let engagement: f64 = by_kind.iter().map(|(_, w, _)| w).sum();
     let score = 100.0 * (1.0 - (-engagement / config.scale.max(0.1)).exp());
     // Each kind's share of the score, in points, so the reasons add up to the score.
-    let mut reasons: Vec<(String, f64, String)> = by_kind
+    let mut reasons: Vec<Reason> = by_kind
         .into_iter()
         .map(|(feature, weight, count)| {
             let share = if engagement > 0.0 {

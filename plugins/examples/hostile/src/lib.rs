@@ -5,7 +5,8 @@
 //!
 //! `loop` spins forever, `grow` allocates without end, `trap` panics, `huge` returns an
 //! enormous result, `flood` logs without end then answers, `out-of-range` scores 250,
-//! anything else scores 42.
+//! `probe` reports what it could reach of the world (files, environment, clock) in its
+//! reasons, anything else scores 42.
 
 use rapport_plugin_sdk::*;
 use serde::Deserialize;
@@ -66,6 +67,30 @@ impl Guest for Hostile {
                     log(Level::Info, &format!("line {i} of a flood of log lines"));
                 }
                 Ok(ScoreResult::new(7.0))
+            }
+            "probe" => {
+                let file = match std::fs::read_to_string("/etc/passwd") {
+                    Ok(text) => format!("read {} bytes", text.len()),
+                    Err(e) => format!("refused: {e}"),
+                };
+                let dir = match std::fs::read_dir(".") {
+                    Ok(entries) => format!("listed {} entries", entries.count()),
+                    Err(e) => format!("refused: {e}"),
+                };
+                let env = std::env::vars().count();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let net = match std::net::TcpStream::connect("127.0.0.1:5432") {
+                    Ok(_) => "connected".to_string(),
+                    Err(e) => format!("refused: {e}"),
+                };
+                Ok(ScoreResult::new(0.0)
+                    .reason("file", 0.0, &file)
+                    .reason("dir", 0.0, &dir)
+                    .reason("env", env as f64, "variables")
+                    .reason("clock", now as f64, "seconds since 1970")
+                    .reason("net", 0.0, &net))
             }
             "out-of-range" => Ok(ScoreResult {
                 score: 250.0,
