@@ -285,6 +285,38 @@ async fn example_plugins_score_and_recommend_through_graphql(app: TestApp) {
         json!([{"plugin": "nba", "kind": "CALL", "offered": 2, "accepted": 1, "rejected": 1, "acceptanceRate": 0.5}])
     );
 
+    // Erasing a contact erases what plugins said about it.
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let quiet_id: i64 = quiet.parse().unwrap();
+    let rows = |db: sea_orm::DatabaseConnection| async move {
+        let s = rapport_schema::plugin_score::Entity::find()
+            .filter(rapport_schema::plugin_score::Column::ContactId.eq(quiet_id))
+            .count(&db)
+            .await
+            .unwrap();
+        let h = rapport_schema::plugin_score_history::Entity::find()
+            .filter(rapport_schema::plugin_score_history::Column::ContactId.eq(quiet_id))
+            .count(&db)
+            .await
+            .unwrap();
+        let a = rapport_schema::plugin_action::Entity::find()
+            .filter(rapport_schema::plugin_action::Column::ContactId.eq(quiet_id))
+            .count(&db)
+            .await
+            .unwrap();
+        (s, h, a)
+    };
+    app.ok(&key, RUN, json!({"ids": [quiet]})).await;
+    let (s, h, a) = rows(app.db.clone()).await;
+    assert!(s > 0 && h > 0 && a > 0, "{s} {h} {a}");
+    app.ok(
+        &key,
+        "mutation($id: ID!) { deleteContact(id: $id, hard: true) }",
+        json!({"id": quiet}),
+    )
+    .await;
+    assert_eq!(rows(app.db.clone()).await, (0, 0, 0));
+
     // The Python example (componentize-py) through the same path.
     let customer = contact(&app, &key, "buyer@example.com", "CUSTOMER", json!([])).await;
     let product = app

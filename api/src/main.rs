@@ -128,6 +128,15 @@ enum PluginCommand {
         #[arg(long)]
         workspace: i64,
     },
+    /// Runs every enabled plugin (or one) over every contact of a workspace now, in
+    /// batches as the jobs do; prints what was stored and the rate, as JSON.
+    Run {
+        #[arg(long)]
+        workspace: i64,
+        /// Only this plugin.
+        #[arg(long)]
+        plugin: Option<String>,
+    },
     /// Runs a component on an input without a database: prints its answer, the fuel it
     /// used and the time it took, as JSON.
     Test {
@@ -482,6 +491,9 @@ async fn main() -> anyhow::Result<()> {
                 })
             );
         }
+        Command::Plugin(PluginCommand::Run { workspace, plugin }) => {
+            plugin_run(&conn, &cli.plugin_cache, workspace, plugin.as_deref()).await?
+        }
         Command::Plugin(_) => unreachable!("handled before connecting"),
         Command::Schema | Command::Model(ModelCommand::Evaluate { .. }) | Command::Migrate => {
             tracing::info!("database is up to date")
@@ -739,6 +751,56 @@ async fn serve(
     }
     conn.close().await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn plugin_run(
+    conn: &sea_orm::DatabaseConnection,
+    cache: &std::path::Path,
+    workspace: i64,
+    plugin: Option<&str>,
+) -> anyhow::Result<()> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let host = rapport_api::graphql::plugin_host(
+        conn,
+        std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
+            std::time::Duration::ZERO,
+        )),
+        rapport_api::graphql::PublicUrl(rapport_api::server::DEFAULT_PUBLIC_URL.into()),
+        Some(cache.to_path_buf()),
+    )?;
+    if let Some(name) = plugin {
+        rapport_engine::plugins::registry::by_name(conn, workspace, name).await?;
+    }
+    let ids: Vec<i64> = rapport_schema::contact::Entity::find()
+        .filter(rapport_schema::contact::Column::WorkspaceId.eq(workspace))
+        .filter(rapport_schema::contact::Column::DeletedAt.is_null())
+        .select_only()
+        .column(rapport_schema::contact::Column::Id)
+        .order_by_asc(rapport_schema::contact::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let started = std::time::Instant::now();
+    let (mut scored, mut actions, mut failures) = (0, 0, 0);
+    for chunk in ids.chunks(rapport_engine::plugins::runs::JOB_BATCH) {
+        let s = rapport_engine::plugins::runs::run(conn, &host, workspace, chunk, plugin).await?;
+        scored += s.scored;
+        actions += s.actions;
+        failures += s.failures.len();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "contacts": ids.len(),
+            "scored": scored,
+            "actions": actions,
+            "failures": failures,
+            "seconds": seconds,
+            "contacts_per_second": ids.len() as f64 / seconds,
+        })
+    );
     Ok(())
 }
 

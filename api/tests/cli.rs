@@ -371,6 +371,21 @@ fn plugin_install(db: &str) {
         serde_json::from_str(&stdout(&install(&["--config", r#"{"meeting": 20}"#]))).unwrap();
     assert_eq!(second["version"], 2);
     assert_eq!(second["sha256"], first["sha256"]);
+    let ran: serde_json::Value = serde_json::from_str(&stdout(&rapport(
+        db,
+        &[
+            "plugin",
+            "run",
+            "--workspace",
+            "1",
+            "--plugin-cache",
+            cache.to_str().unwrap(),
+        ],
+    )))
+    .unwrap();
+    assert_eq!(ran["contacts"], 30, "{ran}");
+    assert_eq!(ran["scored"], 30, "{ran}");
+    assert_eq!(ran["failures"], 0, "{ran}");
     let refused = install(&["--config", "[1, 2]"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("config: must be a JSON object"));

@@ -429,6 +429,7 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
         .exec(&tx)
         .await?;
     crate::analytics::registry::erase_contact_scores(&tx, &people).await?;
+    crate::plugins::runs::erase_contacts(&tx, &people).await?;
     // The person asked to be forgotten, not to be mailed again after a re-import: their
     // addresses stay suppressed, as hashes only.
     let addresses: Vec<(Option<String>, serde_json::Value)> = contact::Entity::find()

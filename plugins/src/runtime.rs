@@ -23,6 +23,48 @@ pub(crate) fn deadline_ticks(time: Duration) -> u64 {
     (time.as_micros() / TICK.as_micros()).max(1) as u64 + 1
 }
 
+/// Instances the pool holds at once (calls running at the same time, across plugins).
+const POOLED_INSTANCES: u32 = 256;
+
+/// The engine's configuration: fuel and epochs for the limits, and (with `pooled`) a pool
+/// of pre-reserved instance slots, so a call's fresh instance costs a few microseconds
+/// instead of mapping new memory.
+fn config(pooled: bool) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(1 << 20);
+    if pooled {
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(POOLED_INSTANCES)
+            .total_core_instances(POOLED_INSTANCES * 8)
+            .total_memories(POOLED_INSTANCES * 2)
+            .total_tables(POOLED_INSTANCES * 4)
+            .total_stacks(POOLED_INSTANCES)
+            // Interpreters compiled to components (CPython) bring many core modules,
+            // large tables and big instances.
+            .max_core_instances_per_component(64)
+            .max_memories_per_component(8)
+            .max_tables_per_component(32)
+            .table_elements(100_000)
+            .max_core_instance_size(8 << 20)
+            .max_component_instance_size(8 << 20)
+            .max_memory_size(crate::limits::CEILING.memory_bytes as usize)
+            // A freed slot is reset in place, only the pages the call dirtied (found with
+            // Linux's PAGEMAP_SCAN where the kernel has it), instead of unmapping memory
+            // and taking page faults and TLB shootdowns on the next call.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            // Warm slots keep their dirtied pages; bound how many, and so the memory held.
+            .max_unused_warm_slots(16)
+            .linear_memory_keep_resident(8 << 20)
+            .table_keep_resident(1 << 20);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
 /// The plugin host: one wasmtime engine shared by every plugin and call.
 ///
 /// Cheap to clone. Compiled components are kept in memory by content hash and, with a
@@ -59,13 +101,14 @@ impl Runtime {
     /// A host whose compiled components are cached in `cache_dir` (created when missing),
     /// or only in memory without one.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Runtime, Error> {
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(1 << 20);
-        let engine = Engine::new(&config).map_err(|e| Error::Cache(format!("engine: {e}")))?;
+        let engine = Engine::new(&config(true))
+            .or_else(|e| {
+                // Reserving the pool's address space can fail where virtual memory is
+                // limited; plugins still run, each instance allocated on demand.
+                tracing::warn!(error = %e, "no instance pool; allocating plugin instances on demand");
+                Engine::new(&config(false))
+            })
+            .map_err(|e| Error::Cache(format!("engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         sandbox::link(&mut linker).map_err(|e| Error::Cache(format!("linker: {e}")))?;
         if let Some(dir) = &cache_dir {

@@ -401,6 +401,24 @@ pub async fn enqueue(
     Ok(queued)
 }
 
+/// Erases everything plugins said about contacts (their right to erasure).
+pub async fn erase_contacts(db: &impl sea_orm::ConnectionTrait, contacts: &[i64]) -> Result<()> {
+    let ids = || contacts.iter().copied();
+    plugin_score::Entity::delete_many()
+        .filter(plugin_score::Column::ContactId.is_in(ids()))
+        .exec(db)
+        .await?;
+    plugin_score_history::Entity::delete_many()
+        .filter(plugin_score_history::Column::ContactId.is_in(ids()))
+        .exec(db)
+        .await?;
+    plugin_action::Entity::delete_many()
+        .filter(plugin_action::Column::ContactId.is_in(ids()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Current plugin scores of contacts, by contact.
 pub async fn scores_for(
     db: &DatabaseConnection,
