@@ -24,7 +24,7 @@ pub(crate) fn deadline_ticks(time: Duration) -> u64 {
 }
 
 /// Instances the pool holds at once (calls running at the same time, across plugins).
-const POOLED_INSTANCES: u32 = 256;
+const POOLED_INSTANCES: u32 = 128;
 
 /// The engine's configuration: fuel and epochs for the limits, and (with `pooled`) a pool
 /// of pre-reserved instance slots, so a call's fresh instance costs a few microseconds
@@ -61,6 +61,10 @@ fn config(pooled: bool) -> Config {
             .linear_memory_keep_resident(8 << 20)
             .table_keep_resident(1 << 20);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        // Each memory slot reserves address space for the largest memory allowed, not the
+        // default 4 GiB: the whole pool then reserves about 260 GiB of address space
+        // (mapped inaccessible; nothing is committed until used).
+        config.memory_reservation(crate::limits::CEILING.memory_bytes);
     }
     config
 }
