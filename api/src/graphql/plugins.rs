@@ -70,36 +70,16 @@ impl Loader<PluginKey> for PluginRows {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[PluginKey]) -> Result<HashMap<PluginKey, PluginRow>> {
-        let pick =
-            |f: fn(&PluginKey) -> Option<i64>| keys.iter().filter_map(f).collect::<Vec<i64>>();
-        let score_ids = pick(|k| {
-            if let PluginKey::Scores(id) = k {
-                Some(*id)
-            } else {
-                None
+        let (mut score_ids, mut action_ids, mut plugin_ids, mut version_ids) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for key in keys {
+            match *key {
+                PluginKey::Scores(id) => score_ids.push(id),
+                PluginKey::Actions(id) => action_ids.push(id),
+                PluginKey::Plugin(id) => plugin_ids.push(id),
+                PluginKey::Version(id) => version_ids.push(id),
             }
-        });
-        let action_ids = pick(|k| {
-            if let PluginKey::Actions(id) = k {
-                Some(*id)
-            } else {
-                None
-            }
-        });
-        let plugin_ids = pick(|k| {
-            if let PluginKey::Plugin(id) = k {
-                Some(*id)
-            } else {
-                None
-            }
-        });
-        let version_ids = pick(|k| {
-            if let PluginKey::Version(id) = k {
-                Some(*id)
-            } else {
-                None
-            }
-        });
+        }
         let mut out = HashMap::new();
         if !score_ids.is_empty() {
             let mut found = runs::scores_for(&self.db, self.workspace_id, &score_ids)
