@@ -285,6 +285,33 @@ async fn example_plugins_score_and_recommend_through_graphql(app: TestApp) {
         json!([{"plugin": "nba", "kind": "CALL", "offered": 2, "accepted": 1, "rejected": 1, "acceptanceRate": 0.5}])
     );
 
+    // Merging: the merged contact's history and answered actions go to the survivor.
+    let twin = contact(&app, &key, "twin@example.com", "LEAD", json!([])).await;
+    activity(&app, &key, &twin, "MEETING", "OUTBOUND", 1).await;
+    app.ok(&key, RUN, json!({"ids": [twin], "plugin": "engagement"}))
+        .await;
+    app.ok(
+        &key,
+        "mutation($s: ID!, $m: [ID!]!) { mergeContacts(survivorId: $s, mergedIds: $m) { id } }",
+        json!({"s": warm, "m": [twin]}),
+    )
+    .await;
+    let merged = app
+        .ok(&key, "query($id: ID!) { contact(id: $id) { pluginScoreHistory(plugin: \"engagement\") { score } } }", json!({"id": warm}))
+        .await;
+    assert_eq!(
+        merged["contact"]["pluginScoreHistory"]
+            .as_array()
+            .unwrap()
+            .len(),
+        history["contact"]["pluginScoreHistory"]
+            .as_array()
+            .unwrap()
+            .len()
+            + 2,
+        "the survivor's own rollback run and the twin's score: {merged}"
+    );
+
     // Erasing a contact erases what plugins said about it.
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let quiet_id: i64 = quiet.parse().unwrap();

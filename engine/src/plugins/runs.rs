@@ -401,6 +401,35 @@ pub async fn enqueue(
     Ok(queued)
 }
 
+/// What plugins said about `from`, on merging it into `to`: answered actions and score
+/// history move to the survivor (they are its record now); open actions are superseded
+/// and current scores dropped, since they judged data that has changed — the survivor is
+/// scored again by the next run.
+pub async fn merge_contacts(db: &impl sea_orm::ConnectionTrait, from: i64, to: i64) -> Result<()> {
+    plugin_action::Entity::update_many()
+        .col_expr(plugin_action::Column::Status, Expr::value("superseded"))
+        .filter(plugin_action::Column::ContactId.eq(from))
+        .filter(plugin_action::Column::Status.eq("open"))
+        .exec(db)
+        .await?;
+    plugin_action::Entity::update_many()
+        .col_expr(plugin_action::Column::ContactId, Expr::value(to))
+        .filter(plugin_action::Column::ContactId.eq(from))
+        .filter(plugin_action::Column::Status.is_in(["accepted", "rejected"]))
+        .exec(db)
+        .await?;
+    plugin_score_history::Entity::update_many()
+        .col_expr(plugin_score_history::Column::ContactId, Expr::value(to))
+        .filter(plugin_score_history::Column::ContactId.eq(from))
+        .exec(db)
+        .await?;
+    plugin_score::Entity::delete_many()
+        .filter(plugin_score::Column::ContactId.eq(from))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Erases everything plugins said about contacts (their right to erasure).
 pub async fn erase_contacts(db: &impl sea_orm::ConnectionTrait, contacts: &[i64]) -> Result<()> {
     let ids = || contacts.iter().copied();
