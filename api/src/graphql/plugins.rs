@@ -261,6 +261,7 @@ pub async fn contact_scores(ctx: &Context<'_>, contact_id: i64) -> Result<Vec<Co
 
 /// What a recommended action asks for.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "rapport_plugins::ActionKind")]
 pub enum ActionKind {
     SendEmail,
     CreateTask,
@@ -271,15 +272,11 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
+    /// The kind as stored (the WIT's spelling); unknown text reads as `Custom`.
     fn from_text(s: &str) -> ActionKind {
-        match s {
-            "send-email" => ActionKind::SendEmail,
-            "create-task" => ActionKind::CreateTask,
-            "call" => ActionKind::Call,
-            "offer" => ActionKind::Offer,
-            "enroll-sequence" => ActionKind::EnrollSequence,
-            _ => ActionKind::Custom,
-        }
+        rapport_plugins::ActionKind::parse(s)
+            .unwrap_or(rapport_plugins::ActionKind::Custom)
+            .into()
     }
 }
 
