@@ -1,7 +1,9 @@
 //! The CRM graph over GraphQL, end to end, on SQLite and PostgreSQL.
 
+use rapport_engine::values::Scope;
 use rapport_tests::TestApp;
 use rapport_tests::both_backends;
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
 
@@ -503,6 +505,29 @@ async fn read_only_and_revoked_keys(app: TestApp) {
         .await;
     assert_eq!(status, 401);
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+
+    // Prefixes are hex, so some are all digits; revoking by such a prefix must not read it as an id.
+    let ws = rapport_schema::workspace::Entity::find()
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let issued = rapport_engine::auth::create_key(&app.db, ws, "digits", &[Scope::Read])
+        .await
+        .unwrap();
+    let mut digits: rapport_schema::api_key::ActiveModel = issued.record.into();
+    digits.prefix = Set("123456789012".into());
+    let digits = digits.update(&app.db).await.unwrap();
+    let revoked = rapport_engine::auth::revoke_key(&app.db, Some(ws), "123456789012")
+        .await
+        .unwrap();
+    assert_eq!(revoked.id, digits.id);
+    assert!(revoked.revoked_at.is_some());
+    let by_id = rapport_engine::auth::revoke_key(&app.db, Some(ws), reader_id.as_str().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(by_id.id, digits.id, "a plain id still finds its key");
 }
 
 async fn validation_errors_are_clear(app: TestApp) {

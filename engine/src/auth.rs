@@ -11,7 +11,8 @@ use crate::values::{Scope, Text};
 use rand::RngCore;
 use rapport_schema::api_key;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, Set,
 };
 use sha2::{Digest, Sha256};
 
@@ -201,17 +202,22 @@ pub async fn revoke_key(
     workspace_id: Option<i64>,
     id_or_prefix: &str,
 ) -> Result<api_key::Model> {
-    let mut query = api_key::Entity::find();
-    query = match id_or_prefix.parse::<i64>() {
-        Ok(id) => query.filter(api_key::Column::Id.eq(id)),
-        Err(_) => query.filter(api_key::Column::Prefix.eq(id_or_prefix.trim_start_matches("rk_"))),
-    };
+    // A hex prefix can be all digits, so a number is tried as a prefix first and only then as an id.
+    let prefix = id_or_prefix.trim_start_matches("rk_");
+    let mut by = api_key::Column::Prefix.eq(prefix);
+    if let Ok(id) = id_or_prefix.parse::<i64>() {
+        by = by.or(api_key::Column::Id.eq(id));
+    }
+    let mut query = api_key::Entity::find().filter(by);
     if let Some(ws) = workspace_id {
         query = query.filter(api_key::Column::WorkspaceId.eq(ws));
     }
-    let row = query
-        .one(db)
-        .await?
+    let rows = query.all(db).await?;
+    let row = rows
+        .iter()
+        .find(|k| k.prefix == prefix)
+        .or(rows.first())
+        .cloned()
         .ok_or_else(|| EngineError::not_found("ApiKey", id_or_prefix))?;
     if row.revoked_at.is_some() {
         return Ok(row);
