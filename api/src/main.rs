@@ -254,6 +254,12 @@ struct WorkerArgs {
     /// Seconds before the first retry of a failed job (doubling each time).
     #[arg(long, env = "RAPPORT_RETRY_DELAY_SECONDS", default_value_t = 2)]
     retry_delay_seconds: u64,
+    /// Milliseconds between looks for due drip-sequence steps and new trigger rows.
+    #[arg(long, env = "RAPPORT_SEQUENCE_TICK_MS", default_value_t = 2000)]
+    sequence_tick_ms: u64,
+    /// Seconds between evaluations of segment and date-attribute triggers.
+    #[arg(long, env = "RAPPORT_SEQUENCE_SLOW_TICK_SECONDS", default_value_t = 60)]
+    sequence_slow_tick_seconds: u64,
 }
 
 impl WorkerArgs {
@@ -271,6 +277,10 @@ impl WorkerArgs {
         config.options.heartbeat =
             std::time::Duration::from_secs(self.worker_heartbeat_seconds.max(1));
         config.options.retry_delay = std::time::Duration::from_secs(self.retry_delay_seconds);
+        config.ticking = rapport_engine::sequences::runner::Ticking {
+            every: std::time::Duration::from_millis(self.sequence_tick_ms.max(10)),
+            slow_every: std::time::Duration::from_secs(self.sequence_slow_tick_seconds.max(1)),
+        };
         Ok(config)
     }
 }
@@ -544,6 +554,7 @@ async fn main() -> anyhow::Result<()> {
                 public_url: public_url.clone(),
                 mail: Some(api_mail),
                 plugin_cache: Some(cli.plugin_cache.clone()),
+                clock: rapport_engine::clock::system(),
             };
             serve(conn, addr, config, schedule, workers).await?;
         }

@@ -49,6 +49,8 @@ pub struct Config {
     pub mail: Option<graphql::Mail>,
     /// Where compiled plugins are cached on disk (in memory only when `None`).
     pub plugin_cache: Option<std::path::PathBuf>,
+    /// The time drip sequences run on (enrollments made over the API start then).
+    pub clock: Arc<dyn rapport_engine::clock::Clock>,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             public_url: DEFAULT_PUBLIC_URL.into(),
             mail: None,
             plugin_cache: None,
+            clock: rapport_engine::clock::system(),
         }
     }
 }
@@ -80,7 +83,14 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         }
     };
     let ctx = ApiContext {
-        schema: graphql::build(db.clone(), keys.clone(), public, config.mail, plugins),
+        schema: graphql::build(
+            db.clone(),
+            keys.clone(),
+            public,
+            config.mail,
+            plugins,
+            config.clock,
+        ),
         db,
         keys,
     };

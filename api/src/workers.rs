@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use rapport_engine::campaigns::Outbound;
 use rapport_engine::email::Mailer;
+use rapport_engine::clock::{self, Clock};
 use rapport_engine::jobs::{self, Queue, WorkerOptions};
+use rapport_engine::sequences::runner::{self, Ticking};
 use sea_orm::DatabaseConnection;
 
 use crate::graphql::campaigns::ContactAudience;
@@ -29,6 +31,10 @@ pub struct WorkerConfig {
     pub options: WorkerOptions,
     /// Where compiled plugins are cached on disk (in memory only when `None`).
     pub plugin_cache: Option<std::path::PathBuf>,
+    /// The time drip sequences run on.
+    pub clock: Arc<dyn Clock>,
+    /// How often due sequence steps and triggers are looked for.
+    pub ticking: Ticking,
 }
 
 impl WorkerConfig {
@@ -42,11 +48,14 @@ impl WorkerConfig {
             probe_delay: Duration::from_secs(30),
             options: WorkerOptions::default(),
             plugin_cache: None,
+            clock: clock::system(),
+            ticking: Ticking::default(),
         }
     }
 }
 
-/// Runs workers on `db`'s queue until `shutdown` resolves.
+/// Runs workers on `db`'s queue, and the sequence ticker beside them, until `shutdown`
+/// resolves.
 pub async fn run(
     db: DatabaseConnection,
     config: WorkerConfig,
@@ -68,7 +77,19 @@ pub async fn run(
             claim_timeout: config.claim_timeout,
             probe_delay: config.probe_delay,
         },
+        clock: config.clock,
         db,
     };
-    jobs::work(context, config.options, shutdown).await
+    let (stop_ticker, ticker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ticker = tokio::spawn(runner::run_ticker(
+        Arc::new(context.clone()),
+        config.ticking,
+        async {
+            let _ = ticker_stopped.await;
+        },
+    ));
+    let outcome = jobs::work(context, config.options, shutdown).await;
+    let _ = stop_ticker.send(());
+    let _ = ticker.await;
+    outcome
 }

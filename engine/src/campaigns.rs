@@ -961,7 +961,7 @@ async fn transition(
 
 /// Adds tracking to an HTML body: `http(s)` links become signed click redirects (the
 /// unsubscribe link stays as it is) and an open pixel goes before `</body>`.
-fn track_html(html: &str, click: impl Fn(&str) -> String, pixel: &str, keep: &str) -> String {
+pub(crate) fn track_html(html: &str, click: impl Fn(&str) -> String, pixel: &str, keep: &str) -> String {
     let mut out = String::with_capacity(html.len() + 256);
     let mut rest = html;
     while let Some(at) = rest.find("href=\"") {
@@ -987,39 +987,48 @@ fn track_html(html: &str, click: impl Fn(&str) -> String, pixel: &str, keep: &st
     out
 }
 
-struct Links<'a> {
-    signer: &'a Signer,
-    base: &'a str,
-    workspace_id: i64,
+/// The signed links of marketing email: unsubscribe, open pixel, click redirects.
+pub(crate) struct Links<'a> {
+    pub(crate) signer: &'a Signer,
+    pub(crate) base: &'a str,
+    pub(crate) workspace_id: i64,
+    /// Whether message ids are sequence messages (else campaign messages).
+    pub(crate) sequence: bool,
 }
 
 impl Links<'_> {
     fn claim(&self, contact: i64, msg: i64, action: Action, url: Option<String>) -> String {
+        let (msg, seq) = if self.sequence {
+            (None, Some(msg))
+        } else {
+            (Some(msg), None)
+        };
         self.signer.sign(&Claim {
             ws: self.workspace_id,
             contact,
             action,
             purpose: ConsentPurpose::Marketing.as_str().into(),
             exp: None,
-            msg: Some(msg),
+            msg,
+            seq,
             url,
         })
     }
-    fn unsubscribe(&self, contact: i64, msg: i64) -> String {
+    pub(crate) fn unsubscribe(&self, contact: i64, msg: i64) -> String {
         format!(
             "{}/unsubscribe?token={}",
             self.base,
             self.claim(contact, msg, Action::Unsubscribe, None)
         )
     }
-    fn open(&self, contact: i64, msg: i64) -> String {
+    pub(crate) fn open(&self, contact: i64, msg: i64) -> String {
         format!(
             "{}/t/o/{}",
             self.base,
             self.claim(contact, msg, Action::Open, None)
         )
     }
-    fn click(&self, contact: i64, msg: i64, url: &str) -> String {
+    pub(crate) fn click(&self, contact: i64, msg: i64, url: &str) -> String {
         format!(
             "{}/t/c/{}",
             self.base,
@@ -1030,7 +1039,7 @@ impl Links<'_> {
 
 /// SMTP replies that mean the recipient's mailbox does not exist or is not accepted:
 /// mailbox unavailable, user not local, mailbox name not allowed.
-const MAILBOX_GONE: [u16; 3] = [550, 551, 553];
+pub(crate) const MAILBOX_GONE: [u16; 3] = [550, 551, 553];
 
 /// What happened to one send attempt, for the campaign's failure streak.
 enum Attempt {
@@ -1412,6 +1421,7 @@ pub async fn send_batch(
         signer: &signer,
         base: ctx.outbound.public_url.trim_end_matches('/'),
         workspace_id,
+        sequence: false,
     };
     let batch = recipients(db, workspace_id, id, message_ids).await?;
     let started = tokio::time::Instant::now();
@@ -1730,9 +1740,18 @@ pub async fn messages(
         .await?)
 }
 
+/// How the activity recording a campaign email's first open begins; such inbound email
+/// activities are not replies.
+pub const OPENED_SUBJECT: &str = "Opened campaign email: ";
+/// How the activity recording a campaign email's first click begins.
+pub const CLICKED_SUBJECT: &str = "Clicked in campaign email: ";
+
 /// Records an open or click from a verified tracking link: counts on the message, an
 /// event every time, an activity the first time. Returns where a click goes on to.
 pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<String>> {
+    if let Some(seq) = claim.seq {
+        return crate::sequences::track(db, claim, seq).await;
+    }
     let Some(msg) = claim.msg else {
         return Err(EngineError::invalid("token", "not a tracking link"));
     };
@@ -1800,9 +1819,9 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<Stri
             .await?;
         let name = name.unwrap_or_default();
         let (subject, body) = match &url {
-            None => (format!("Opened campaign email: {name}"), None),
+            None => (format!("{OPENED_SUBJECT}{name}"), None),
             Some(u) => (
-                format!("Clicked in campaign email: {name}"),
+                format!("{CLICKED_SUBJECT}{name}"),
                 Some(u.clone()),
             ),
         };

@@ -282,6 +282,7 @@ pub async fn request(
     let token = links::sign(
         db,
         &links::Claim {
+            seq: None,
             ws: who.workspace_id,
             contact: contact_id,
             action: links::Action::Confirm,
@@ -306,6 +307,7 @@ pub async fn unsubscribe_token(
     links::sign(
         db,
         &links::Claim {
+            seq: None,
             ws: workspace_id,
             contact: contact_id,
             action: links::Action::Unsubscribe,

@@ -201,6 +201,11 @@ async fn write(
         am.tags = Set(json!(t.iter().map(Tag::as_str).collect::<Vec<_>>()));
     }
     am.updated_at = Set(clock::now());
+    let before = match (&am.id, &am.lifecycle_stage) {
+        (sea_orm::ActiveValue::NotSet, _) => None,
+        (_, sea_orm::ActiveValue::Unchanged(v) | sea_orm::ActiveValue::Set(v)) => Some(v.clone()),
+        _ => None,
+    };
     let saved = if matches!(am.id, sea_orm::ActiveValue::NotSet) {
         am.insert(db).await?
     } else {
@@ -209,7 +214,32 @@ async fn write(
     if let Some(t) = tags {
         replace_tags(db, ws, saved.id, &t).await?;
     }
+    if before.as_deref() != Some(saved.lifecycle_stage.as_str()) {
+        note_lifecycle(db, ws, saved.id, before.as_deref(), &saved.lifecycle_stage).await?;
+    }
     Ok(saved)
+}
+
+/// Records a change of lifecycle stage (`from` is `None` for a new contact), which
+/// funnels and sequence triggers read.
+pub(crate) async fn note_lifecycle(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    contact_id: i64,
+    from: Option<&str>,
+    to: &str,
+) -> Result<()> {
+    rapport_schema::lifecycle_change::ActiveModel {
+        workspace_id: Set(ws),
+        contact_id: Set(contact_id),
+        from_stage: Set(from.map(String::from)),
+        to_stage: Set(to.into()),
+        changed_at: Set(clock::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
 }
 
 /// Replaces the tag rows of a contact (the JSON column holds the same list).
@@ -430,6 +460,7 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
         .await?;
     crate::analytics::registry::erase_contact_scores(&tx, &people).await?;
     crate::plugins::runs::erase_contacts(&tx, &people).await?;
+    crate::sequences::erase_contacts(&tx, &people).await?;
     // The person asked to be forgotten, not to be mailed again after a re-import: their
     // addresses stay suppressed, as hashes only.
     let addresses: Vec<(Option<String>, serde_json::Value)> = contact::Entity::find()
@@ -552,6 +583,14 @@ pub async fn convert_lead(
     am.company_id = Set(company_id);
     am.updated_at = Set(clock::now());
     let contact = am.update(&tx).await?;
+    note_lifecycle(
+        &tx,
+        ws,
+        id,
+        Some(stage.as_str()),
+        LifecycleStage::Opportunity.as_str(),
+    )
+    .await?;
     let company = match company_id {
         Some(c) => Some(records::get::<company::Entity>(&tx, ws, c).await?),
         None => None,

@@ -269,6 +269,7 @@ async fn move_related(db: &impl ConnectionTrait, from: i64, to: i64) -> Result<s
         .exec(db)
         .await?;
     crate::plugins::runs::merge_contacts(db, from, to).await?;
+    crate::sequences::merge_contacts(db, from, to).await?;
     Ok(json!({
         "deals": deals, "activities": activities, "tasks": tasks,
         "inquiries": inquiries, "orders": orders, "events": events,

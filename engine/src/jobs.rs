@@ -73,6 +73,13 @@ pub enum Job {
         /// Contacts (a batch of at most a few hundred).
         contact_ids: Vec<i64>,
     },
+    /// Run the due steps of sequence enrollments the ticker claimed.
+    AdvanceEnrollments {
+        /// Workspace.
+        workspace_id: i64,
+        /// Enrollments (at most a few hundred).
+        enrollment_ids: Vec<i64>,
+    },
 }
 
 impl Job {
@@ -83,7 +90,8 @@ impl Job {
             | Job::SendBatch { workspace_id, .. }
             | Job::PickWinner { workspace_id, .. }
             | Job::ResumeWhenReachable { workspace_id, .. }
-            | Job::RunPlugins { workspace_id, .. } => *workspace_id,
+            | Job::RunPlugins { workspace_id, .. }
+            | Job::AdvanceEnrollments { workspace_id, .. } => *workspace_id,
         }
     }
 }
@@ -227,6 +235,8 @@ pub struct Context {
     pub outbound: Outbound,
     /// The plugin host, for `RunPlugins` (none: such jobs fail and are retried elsewhere).
     pub plugins: Option<crate::plugins::Host>,
+    /// The time sequences run on.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +287,19 @@ async fn run(job: Job, context: Data<Arc<Context>>) -> std::result::Result<(), B
                 "this worker has no plugin host".into(),
             )),
         },
+        Job::AdvanceEnrollments {
+            workspace_id,
+            enrollment_ids,
+        } => crate::sequences::runner::advance(&context, *workspace_id, enrollment_ids)
+            .await
+            .map(|done| {
+                tracing::info!(
+                    steps = done.steps,
+                    emails = done.emails,
+                    finished = done.finished,
+                    "sequence steps ran"
+                );
+            }),
     };
     outcome.map_err(|e| {
         tracing::warn!(error = %e, ?job, "job failed");

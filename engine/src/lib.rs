@@ -29,6 +29,7 @@ pub mod models;
 pub mod pagination;
 pub mod plugins;
 pub mod records;
+pub mod sequences;
 pub mod suppression;
 pub mod tasks;
 pub mod team;

@@ -27,9 +27,9 @@ pub enum Action {
     Unsubscribe,
     /// Grant consent for the purpose (double opt-in).
     Confirm,
-    /// Record that a campaign message was opened (the tracking pixel).
+    /// Record that a campaign or sequence message was opened (the tracking pixel).
     Open,
-    /// Record a click in a campaign message and go on to `url`.
+    /// Record a click in a campaign or sequence message and go on to `url`.
     Click,
 }
 
@@ -50,6 +50,9 @@ pub struct Claim {
     /// The campaign message the link was sent in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg: Option<i64>,
+    /// The sequence message the link was sent in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
     /// Where a click link leads; signed, so the link cannot be turned into an open
     /// redirect.
     #[serde(default, skip_serializing_if = "Option::is_none")]

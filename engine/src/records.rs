@@ -75,6 +75,8 @@ record!(campaign_message, "CampaignMessage");
 record!(plugin, "Plugin");
 record!(plugin_version, "PluginVersion");
 record!(plugin_action, "PluginAction");
+record!(sequence, "Sequence");
+record!(sequence_enrollment, "SequenceEnrollment");
 
 /// Which rows a query sees with respect to soft deletion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

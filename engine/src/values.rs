@@ -624,6 +624,14 @@ text_enum!(
     WinnerMetric { Open => "open", Click => "click" }
 );
 text_enum!(
+    /// Where a drip sequence stands: only active sequences enroll and advance contacts.
+    SequenceStatus { Draft => "draft", Active => "active", Paused => "paused", Archived => "archived" }
+);
+text_enum!(
+    /// Where one contact's run through a sequence stands.
+    EnrollmentStatus { Active => "active", Completed => "completed", Exited => "exited" }
+);
+text_enum!(
     /// What an API key may do.
     Scope { Read => "read", Write => "write", Admin => "admin" }
 );

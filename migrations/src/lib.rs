@@ -49,6 +49,7 @@ mod m0006_email_templates;
 mod m0007_bounces;
 mod m0008_campaigns;
 mod m0009_plugins;
+mod m0010_sequences;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_bounces::Migration),
             Box::new(m0008_campaigns::Migration),
             Box::new(m0009_plugins::Migration),
+            Box::new(m0010_sequences::Migration),
         ]
     }
 }

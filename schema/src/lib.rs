@@ -22,6 +22,7 @@ pub mod entities {
     pub mod email_template;
     pub mod event;
     pub mod inquiry;
+    pub mod lifecycle_change;
     pub mod model_version;
     pub mod order;
     pub mod order_line;
@@ -37,6 +38,12 @@ pub mod entities {
     pub mod score;
     pub mod score_history;
     pub mod segment;
+    pub mod sequence;
+    pub mod sequence_cursor;
+    pub mod sequence_enrollment;
+    pub mod sequence_message;
+    pub mod sequence_step_event;
+    pub mod sequence_version;
     pub mod stage;
     pub mod suppression;
     pub mod task;

@@ -113,6 +113,14 @@ mirror!(
     MessageState { Queued, Held, Sending, Sent, Skipped, Failed, Bounced, Cancelled }
 );
 mirror!(
+    /// Where a drip sequence stands: only active sequences enroll and advance contacts.
+    SequenceStatus { Draft, Active, Paused, Archived }
+);
+mirror!(
+    /// Where one contact's run through a sequence stands.
+    EnrollmentStatus { Active, Completed, Exited }
+);
+mirror!(
     /// How the winner of an A/B test is chosen.
     WinnerMetric { Open, Click }
 );

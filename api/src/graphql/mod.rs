@@ -16,6 +16,7 @@ pub mod plugin_inputs;
 pub mod plugins;
 pub mod queries;
 pub mod reports;
+pub mod sequences;
 pub mod templates;
 pub mod types;
 
@@ -48,6 +49,7 @@ pub struct Queries(
     templates::TemplateQuery,
     campaigns::CampaignQuery,
     plugins::PluginQuery,
+    sequences::SequenceQuery,
 );
 
 /// Every write.
@@ -60,6 +62,7 @@ pub struct Mutations(
     templates::TemplateMutation,
     campaigns::CampaignMutation,
     plugins::PluginMutation,
+    sequences::SequenceMutation,
 );
 
 /// Rapport's schema type.
@@ -73,9 +76,11 @@ pub fn build(
     public: PublicUrl,
     mail: Option<Mail>,
     plugins: Option<rapport_engine::plugins::Host>,
+    clock: Arc<dyn rapport_engine::clock::Clock>,
 ) -> RapportSchema {
     builder(db, keys, public, mail)
         .data(plugins)
+        .data(clock)
         .limit_complexity(20_000)
         .finish()
 }
@@ -89,6 +94,7 @@ pub fn build_for_plugins(
 ) -> RapportSchema {
     builder(db, keys, public, None)
         .data(None::<rapport_engine::plugins::Host>)
+        .data(rapport_engine::clock::system())
         .extension(async_graphql::extensions::Analyzer)
         .limit_complexity(250_000)
         .finish()

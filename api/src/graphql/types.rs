@@ -210,6 +210,20 @@ impl Contact {
     ) -> Result<crate::graphql::consent::EmailPermission> {
         crate::graphql::consent::permission(ctx, self.0.id, purpose).await
     }
+    /// The contact's drip sequence enrollments, newest first.
+    async fn sequence_enrollments(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<crate::graphql::enums::EnrollmentStatus>,
+    ) -> Result<Vec<crate::graphql::sequences::SequenceEnrollment>> {
+        let who = principal(ctx)?;
+        let filter = rapport_engine::sequences::EnrollmentFilter {
+            sequence_id: None,
+            contact_id: Some(self.0.id),
+            status: status.map(Into::into),
+        };
+        crate::graphql::sequences::list_enrollments(ctx, who.workspace_id, &filter, 100).await
+    }
     /// Every current score: the built-in models' (lead score, churn) and each plugin's,
     /// with their reasons.
     async fn scores(

@@ -1,0 +1,20 @@
+//! `sequence_cursors` table: per workspace and trigger source, the last row the trigger
+//! scan looked at.
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "sequence_cursors")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub workspace_id: i64,
+    /// `events`, `deal_stage_changes` or `lifecycle_changes`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub source: String,
+    pub last_id: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
