@@ -260,6 +260,10 @@ struct WorkerArgs {
     /// Seconds between evaluations of segment and date-attribute triggers.
     #[arg(long, env = "RAPPORT_SEQUENCE_SLOW_TICK_SECONDS", default_value_t = 60)]
     sequence_slow_tick_seconds: u64,
+    /// Seconds a worker may hold a sequence enrollment before another takes it over (a
+    /// worker that died holding it).
+    #[arg(long, env = "RAPPORT_SEQUENCE_LEASE_SECONDS", default_value_t = 600)]
+    sequence_lease_seconds: u64,
 }
 
 impl WorkerArgs {
@@ -280,6 +284,7 @@ impl WorkerArgs {
         config.ticking = rapport_engine::sequences::runner::Ticking {
             every: std::time::Duration::from_millis(self.sequence_tick_ms.max(10)),
             slow_every: std::time::Duration::from_secs(self.sequence_slow_tick_seconds.max(1)),
+            lease: std::time::Duration::from_secs(self.sequence_lease_seconds.max(1)),
         };
         Ok(config)
     }

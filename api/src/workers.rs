@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rapport_engine::campaigns::Outbound;
-use rapport_engine::email::Mailer;
 use rapport_engine::clock::{self, Clock};
+use rapport_engine::email::Mailer;
 use rapport_engine::jobs::{self, Queue, WorkerOptions};
 use rapport_engine::sequences::runner::{self, Ticking};
 use sea_orm::DatabaseConnection;

@@ -24,7 +24,7 @@ use rapport_schema::{
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -310,7 +310,7 @@ pub async fn create(
         ..Default::default()
     };
     apply(&mut row, &input)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let saved = row.insert(&tx).await?;
     replace_variants(&tx, ws, saved.id, &variants).await?;
     tx.commit().await?;
@@ -342,7 +342,7 @@ pub async fn update(
     }
     apply(&mut row, &input)?;
     row.updated_at = Set(clock::now());
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     row.update(&tx).await?;
     if let Some(variants) = &input.variants {
         replace_variants(&tx, ws, id, variants).await?;
@@ -764,7 +764,7 @@ pub async fn launch(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
             .all(db)
             .await?;
         let now = clock::now();
-        let tx = db.begin().await?;
+        let tx = crate::db::write(db).await?;
         for chunk in members.chunks(1000) {
             let rows = chunk.iter().map(|&contact_id| {
                 let u = draw(id, contact_id);
@@ -961,7 +961,12 @@ async fn transition(
 
 /// Adds tracking to an HTML body: `http(s)` links become signed click redirects (the
 /// unsubscribe link stays as it is) and an open pixel goes before `</body>`.
-pub(crate) fn track_html(html: &str, click: impl Fn(&str) -> String, pixel: &str, keep: &str) -> String {
+pub(crate) fn track_html(
+    html: &str,
+    click: impl Fn(&str) -> String,
+    pixel: &str,
+    keep: &str,
+) -> String {
     let mut out = String::with_capacity(html.len() + 256);
     let mut rest = html;
     while let Some(at) = rest.find("href=\"") {
@@ -1288,7 +1293,7 @@ async fn mark_sent(db: &DatabaseConnection, ids: &mut Vec<i64>) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
         tx.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
             .await?;
@@ -1793,7 +1798,7 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<Stri
                 Expr::col(campaign_message::Column::ClickedAt).if_null(now),
             ),
     };
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     update.exec(&tx).await?;
     event::ActiveModel {
         workspace_id: Set(m.workspace_id),
@@ -1820,10 +1825,7 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<Stri
         let name = name.unwrap_or_default();
         let (subject, body) = match &url {
             None => (format!("{OPENED_SUBJECT}{name}"), None),
-            Some(u) => (
-                format!("{CLICKED_SUBJECT}{name}"),
-                Some(u.clone()),
-            ),
+            Some(u) => (format!("{CLICKED_SUBJECT}{name}"), Some(u.clone())),
         };
         activity::ActiveModel {
             workspace_id: Set(m.workspace_id),

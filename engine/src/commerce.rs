@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rapport_schema::{contact, order, order_line, product};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    Set,
 };
 
 /// Fields of a product as a client sends them; on update, absent fields are kept.
@@ -172,7 +172,7 @@ pub async fn create_order(
             "at most 1000 lines per order",
         ));
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     records::ensure_exists::<contact::Entity>(&tx, ws, input.contact_id).await?;
     let mut lines = Vec::with_capacity(input.lines.len());
     let mut total: i64 = 0;

@@ -8,7 +8,7 @@ use crate::values::{CountryCode, Domain, Patch, Text};
 use rapport_schema::{company, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    Set,
 };
 use std::collections::HashMap;
 
@@ -151,7 +151,7 @@ pub async fn create(
     if p.name.is_none() {
         return Err(EngineError::invalid("name", "is required"));
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     if let Patch::Set(d) = &p.domain {
         ensure_domain_free(&tx, ws, d, None).await?;
     }
@@ -169,7 +169,7 @@ pub async fn update(
 ) -> Result<company::Model> {
     let ws = who.workspace_id;
     let p = parse(input, "")?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let current = records::get::<company::Entity>(&tx, ws, id).await?;
     if let Patch::Set(d) = &p.domain {
         ensure_domain_free(&tx, ws, d, Some(id)).await?;
@@ -214,7 +214,7 @@ pub async fn bulk_upsert(
         }
         parsed.push(p);
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let existing: HashMap<String, company::Model> = company::Entity::find()
         .filter(company::Column::WorkspaceId.eq(ws))
         .filter(company::Column::Domain.is_in(seen.into_keys()))

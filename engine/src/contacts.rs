@@ -12,7 +12,7 @@ use rapport_schema::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -163,6 +163,12 @@ async fn write(
     mut am: contact::ActiveModel,
     p: ParsedContact,
 ) -> Result<contact::Model> {
+    // The stage before this write, for the lifecycle history (none for a new contact).
+    let before = match (&am.id, &am.lifecycle_stage) {
+        (sea_orm::ActiveValue::NotSet, _) => None,
+        (_, sea_orm::ActiveValue::Unchanged(v) | sea_orm::ActiveValue::Set(v)) => Some(v.clone()),
+        _ => None,
+    };
     if let Some(v) = p.first_name {
         am.first_name = Set(v);
     }
@@ -201,11 +207,6 @@ async fn write(
         am.tags = Set(json!(t.iter().map(Tag::as_str).collect::<Vec<_>>()));
     }
     am.updated_at = Set(clock::now());
-    let before = match (&am.id, &am.lifecycle_stage) {
-        (sea_orm::ActiveValue::NotSet, _) => None,
-        (_, sea_orm::ActiveValue::Unchanged(v) | sea_orm::ActiveValue::Set(v)) => Some(v.clone()),
-        _ => None,
-    };
     let saved = if matches!(am.id, sea_orm::ActiveValue::NotSet) {
         am.insert(db).await?
     } else {
@@ -303,7 +304,7 @@ pub async fn create(
     let ws = who.workspace_id;
     let p = parse(input, "")?;
     require_identity(&p, "")?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     check_references(&tx, ws, &p).await?;
     if let Patch::Set(e) = &p.email {
         ensure_email_free(&tx, ws, e, None).await?;
@@ -322,7 +323,7 @@ pub async fn update(
 ) -> Result<contact::Model> {
     let ws = who.workspace_id;
     let p = parse(input, "")?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let current = records::get::<contact::Entity>(&tx, ws, id).await?;
     check_references(&tx, ws, &p).await?;
     if let Patch::Set(e) = &p.email {
@@ -379,7 +380,7 @@ pub async fn bulk_upsert(
         }
         parsed.push(p);
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let emails: Vec<String> = seen.into_keys().collect();
     let existing: HashMap<String, contact::Model> = contact::Entity::find()
         .filter(contact::Column::WorkspaceId.eq(ws))
@@ -426,7 +427,7 @@ pub async fn bulk_upsert(
 /// and so do contacts earlier merged into it, which were the same person.
 pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<()> {
     let ws = who.workspace_id;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     records::get_with::<contact::Entity>(&tx, ws, id, Deleted::Include).await?;
     let mut people = vec![id];
     let merged: Vec<i64> = contact::Entity::find()
@@ -536,7 +537,7 @@ pub async fn convert_lead(
     input: ConvertLeadInput,
 ) -> Result<Converted> {
     let ws = who.workspace_id;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let current = records::get::<contact::Entity>(&tx, ws, id).await?;
     let stage = LifecycleStage::from_db(&current.lifecycle_stage);
     if !matches!(stage, LifecycleStage::Lead | LifecycleStage::Qualified) {

@@ -3,7 +3,10 @@
 use crate::error::Result;
 use rapport_migrations::Migrator;
 use rapport_migrations::MigratorTrait;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use std::time::Duration;
 
 /// The default database: an SQLite file in the working directory, created if missing.
@@ -39,4 +42,16 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
         db.execute_unprepared("PRAGMA optimize").await?;
     }
     Ok(())
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at once
+/// with "database is locked" when another writer committed in between, where this one
+/// waits its turn (the busy timeout) instead. PostgreSQL ignores the mode.
+pub async fn write<C: TransactionTrait>(db: &C) -> std::result::Result<C::Transaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }

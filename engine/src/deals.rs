@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use rapport_schema::{company, contact, deal, deal_stage_change, pipeline, stage, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 
 /// A stage as a client describes it.
@@ -176,7 +176,7 @@ pub async fn add_stage(
     input: StageInput,
 ) -> Result<stage::Model> {
     let ws = who.workspace_id;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     records::get::<pipeline::Entity>(&tx, ws, pipeline_id).await?;
     let existing = stages_of(&tx, ws, pipeline_id).await?;
     let position = input
@@ -399,7 +399,7 @@ pub async fn create(
     who: &Principal,
     input: DealInput,
 ) -> Result<deal::Model> {
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let saved = create_in(&tx, who, input).await?;
     tx.commit().await?;
     Ok(saved)
@@ -413,7 +413,7 @@ pub async fn update(
     input: DealInput,
 ) -> Result<deal::Model> {
     let ws = who.workspace_id;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let current = records::get::<deal::Entity>(&tx, ws, id).await?;
     check_links(&tx, ws, &input).await?;
     let pipeline_id = input.pipeline_id.unwrap_or(current.pipeline_id);
@@ -475,7 +475,7 @@ pub async fn move_to_stage(
     stage_id: i64,
 ) -> Result<deal::Model> {
     let ws = who.workspace_id;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let current = records::get::<deal::Entity>(&tx, ws, id).await?;
     let target = stage_in(&tx, ws, stage_id, current.pipeline_id).await?;
     if target.id == current.stage_id {
@@ -520,7 +520,7 @@ pub async fn close(
             "only a lost deal has a competitor that won it",
         ));
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let current = records::get::<deal::Entity>(&tx, ws, id).await?;
     if DealStatus::from_db(&current.status) != DealStatus::Open {
         return Err(EngineError::Conflict(format!(

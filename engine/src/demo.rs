@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rapport_schema as s;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 
@@ -222,7 +222,7 @@ pub async fn seed(
     }
 
     // Companies.
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     for chunk in (0..size.companies).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| s::company::ActiveModel {
             workspace_id: Set(ws),
@@ -439,7 +439,7 @@ pub async fn seed(
             }
         })
         .collect();
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     for chunk in (0..size.deals).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| {
             let plan = &deal_plans[i as usize];
@@ -527,7 +527,7 @@ pub async fn seed(
     let kinds = ActivityKind::ALL;
     let mut written = 0u64;
     while written < size.activities {
-        let tx = db.begin().await?;
+        let tx = crate::db::write(db).await?;
         let end = (written + 20 * BATCH as u64).min(size.activities);
         for chunk in (written..end).collect::<Vec<_>>().chunks(BATCH) {
             let rows = chunk.iter().map(|&i| {
@@ -584,7 +584,7 @@ pub async fn seed(
     }
 
     // Tasks and orders.
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let mut catalog = Vec::new();
     for (sku, name, price, category) in CATALOG {
         catalog.push(

@@ -10,7 +10,7 @@ use rapport_schema::{activity, contact, contact_merge, deal, event, inquiry, ord
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
+    Set,
 };
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -189,7 +189,7 @@ pub async fn merge(
         ));
     }
     let unique: BTreeSet<i64> = merged.iter().copied().collect();
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let mut survivor = records::get::<contact::Entity>(&tx, ws, survivor_id).await?;
     for &id in &unique {
         let other = records::get::<contact::Entity>(&tx, ws, id).await?;

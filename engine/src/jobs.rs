@@ -79,6 +79,10 @@ pub enum Job {
         workspace_id: i64,
         /// Enrollments (at most a few hundred).
         enrollment_ids: Vec<i64>,
+        /// The claim the ticker made: a job whose enrollments were claimed again since
+        /// (its worker presumed dead) leaves them to the newer job.
+        #[serde(default)]
+        claimed_at: Option<DateTime<Utc>>,
     },
 }
 
@@ -290,16 +294,19 @@ async fn run(job: Job, context: Data<Arc<Context>>) -> std::result::Result<(), B
         Job::AdvanceEnrollments {
             workspace_id,
             enrollment_ids,
-        } => crate::sequences::runner::advance(&context, *workspace_id, enrollment_ids)
-            .await
-            .map(|done| {
-                tracing::info!(
-                    steps = done.steps,
-                    emails = done.emails,
-                    finished = done.finished,
-                    "sequence steps ran"
-                );
-            }),
+            claimed_at,
+        } => {
+            crate::sequences::runner::advance(&context, *workspace_id, enrollment_ids, *claimed_at)
+                .await
+                .map(|done| {
+                    tracing::info!(
+                        steps = done.steps,
+                        emails = done.emails,
+                        finished = done.finished,
+                        "sequence steps ran"
+                    );
+                })
+        }
     };
     outcome.map_err(|e| {
         tracing::warn!(error = %e, ?job, "job failed");

@@ -6,7 +6,7 @@ use crate::deals;
 use crate::error::Result;
 use crate::values::{Scope, Text};
 use rapport_schema::workspace;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 
 /// A new workspace and the admin key that opens it.
 pub struct NewWorkspace {
@@ -19,7 +19,7 @@ pub struct NewWorkspace {
 /// Creates a workspace with a default "Sales" pipeline and an admin API key.
 pub async fn create(db: &DatabaseConnection, name: &str) -> Result<NewWorkspace> {
     let name = Text::parse("name", name, 100)?.into_string();
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let workspace = workspace::ActiveModel {
         name: Set(name),
         created_at: Set(clock::now()),

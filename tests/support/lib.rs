@@ -20,6 +20,8 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     /// The database's URL, for processes started by the test.
     pub database_url: String,
+    /// The clock the server and workers run sequences on; tests move it forward.
+    pub clock: rapport_engine::clock::ManualClock,
     statements: Arc<AtomicUsize>,
     log: Arc<std::sync::Mutex<Vec<String>>>,
     client: reqwest::Client,
@@ -314,7 +316,16 @@ impl TestApp {
     }
 
     /// Starts a server on a fresh, migrated database, configured.
-    pub async fn spawn_with(backend: Backend, config: rapport_api::server::Config) -> Self {
+    pub async fn spawn_with(backend: Backend, mut config: rapport_api::server::Config) -> Self {
+        // RAPPORT_TEST_LOG=warn (an env filter) shows the server's and workers' logs.
+        if let Ok(filter) = std::env::var("RAPPORT_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+        let clock = rapport_engine::clock::ManualClock::new();
+        config.clock = std::sync::Arc::new(clock.clone());
         let url = database_url(backend).await;
         let mut conn = db::connect(&url, 8).await.expect("connect");
         db::migrate(&conn).await.expect("migrate");
@@ -335,6 +346,7 @@ impl TestApp {
         Self {
             base,
             database_url: url,
+            clock,
             db: conn,
             statements,
             log,
@@ -354,6 +366,12 @@ impl TestApp {
         config.options.shutdown_timeout = std::time::Duration::from_secs(5);
         config.options.name = format!("test-worker-{}", unique_name());
         config.plugin_cache = Some(plugin_cache());
+        config.clock = Arc::new(self.clock.clone());
+        config.ticking = rapport_engine::sequences::runner::Ticking {
+            every: std::time::Duration::from_millis(50),
+            slow_every: std::time::Duration::ZERO,
+            lease: std::time::Duration::from_secs(3),
+        };
         config
     }
 
@@ -425,6 +443,8 @@ impl TestApp {
             .env("RAPPORT_WORKER_HEARTBEAT_SECONDS", "1")
             .env("RAPPORT_CLAIM_TIMEOUT_SECONDS", "3")
             .env("RAPPORT_WORKER_CONCURRENCY", "2")
+            .env("RAPPORT_SEQUENCE_TICK_MS", "100")
+            .env("RAPPORT_SEQUENCE_LEASE_SECONDS", "3")
             .env("RAPPORT_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -379,7 +379,9 @@ impl SequenceQuery {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(Sequence(
-                sequences::get(db(ctx), who.workspace_id, r.id).await.gql()?,
+                sequences::get(db(ctx), who.workspace_id, r.id)
+                    .await
+                    .gql()?,
             ));
         }
         Ok(out)
@@ -465,8 +467,8 @@ impl SequenceMutation {
     /// Imports exported JSON: a new sequence, or a new version of the one of that name.
     async fn import_sequence(&self, ctx: &Context<'_>, json: String) -> Result<Sequence> {
         let who = principal(ctx)?;
-        let value: serde_json::Value = serde_json::from_str(&json)
-            .map_err(|e| invalid("json", format!("not JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&json).map_err(|e| invalid("json", format!("not JSON: {e}")))?;
         Ok(Sequence(
             sequences::import(db(ctx), who, clock(ctx).as_ref(), &value)
                 .await
@@ -552,6 +554,7 @@ impl SequenceMutation {
         sequences::migrate(
             db(ctx),
             who,
+            clock(ctx).as_ref(),
             parse_id("sequenceId", &sequence_id)?,
             from_version,
             &step_map.map(|m| m.0).unwrap_or_default(),

@@ -13,7 +13,7 @@ use rapport_schema::{model_version, score, score_history};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 
@@ -153,7 +153,7 @@ pub async fn record(
     workspace_id: i64,
     run: TrainingRun,
 ) -> Result<model_version::Model> {
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let kind = run.kind.as_str();
     let latest: Option<i32> = model_version::Entity::find()
         .select_only()
@@ -268,7 +268,7 @@ pub async fn activate(
     id: i64,
 ) -> Result<model_version::Model> {
     who.require(crate::values::Scope::Admin)?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let version = model_version::Entity::find_by_id(id)
         .filter(model_version::Column::WorkspaceId.eq(who.workspace_id))
         .one(&tx)
@@ -346,7 +346,7 @@ pub async fn store_scores(
 ) -> Result<()> {
     let now = clock::now();
     for chunk in scores.chunks(BATCH) {
-        let tx = db.begin().await?;
+        let tx = crate::db::write(db).await?;
         let rows = chunk.iter().map(|s| score::ActiveModel {
             workspace_id: Set(workspace_id),
             kind: Set(kind.as_str().to_string()),

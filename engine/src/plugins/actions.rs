@@ -8,7 +8,7 @@ use rapport_plugins::ActionKind;
 use rapport_schema::{contact, plugin, plugin_action};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 
 use crate::auth::Principal;
@@ -60,7 +60,7 @@ pub async fn accept(
     let a = open_action(db, who, action_id).await?;
     let kind = ActionKind::parse(&a.kind)
         .ok_or_else(|| EngineError::Conflict(format!("unknown action kind {}", a.kind)))?;
-    let txn = db.begin().await?;
+    let txn = crate::db::write(db).await?;
     let outcome = match kind {
         ActionKind::CreateTask | ActionKind::Call => {
             let c = records::get::<contact::Entity>(&txn, who.workspace_id, a.contact_id).await?;

@@ -5,7 +5,7 @@ use rapport_plugins::{Capabilities, Input, Limits, Loaded};
 use rapport_schema::{contact, plugin, plugin_component, plugin_event, plugin_version};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::{Host, PluginName, blocking, plugin_error};
@@ -125,7 +125,7 @@ pub async fn register(
 
     let now = clock::now();
     let sha256 = loaded.sha256.clone();
-    let txn = db.begin().await?;
+    let txn = crate::db::write(db).await?;
     let existing = plugin::Entity::find()
         .filter(plugin::Column::WorkspaceId.eq(who.workspace_id))
         .filter(plugin::Column::Name.eq(name.as_str()))
@@ -371,7 +371,7 @@ pub async fn set_enabled(
 ) -> Result<plugin::Model> {
     who.require(Scope::Admin)?;
     let p = by_name(db, who.workspace_id, name).await?;
-    let txn = db.begin().await?;
+    let txn = crate::db::write(db).await?;
     let mut am: plugin::ActiveModel = p.into();
     am.enabled = Set(enabled);
     am.consecutive_failures = Set(0);
@@ -402,7 +402,7 @@ pub async fn roll_back(
         .one(db)
         .await?
         .ok_or_else(|| EngineError::not_found("PluginVersion", format!("{name}@{version}")))?;
-    let txn = db.begin().await?;
+    let txn = crate::db::write(db).await?;
     let mut am: plugin::ActiveModel = p.into();
     am.active_version_id = Set(Some(v.id));
     am.updated_at = Set(clock::now());

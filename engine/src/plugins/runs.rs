@@ -9,7 +9,7 @@ use rapport_schema::{plugin, plugin_action, plugin_score, plugin_score_history, 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use tracing::Instrument;
@@ -218,7 +218,7 @@ async fn run_plugin(
             )));
         }
         am.updated_at = Set(clock::now());
-        let txn = db.begin().await?;
+        let txn = crate::db::write(db).await?;
         p = am.update(&txn).await?;
         if tripped.is_some() {
             record_event(
@@ -250,7 +250,7 @@ async fn store(
     outcomes: &[Outcome],
 ) -> Result<(usize, usize)> {
     let now = clock::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::write(db).await?;
     let mut scored = 0;
     let mut current = Vec::new();
     let mut history = Vec::new();

@@ -466,7 +466,11 @@ pub fn wake_time(
     if let Some(w) = until
         && let (Ok(start), Ok(end)) = (parse_time(&w.start), parse_time(&w.end))
     {
-        let days: Vec<Weekday> = w.days.iter().filter_map(|d| parse_weekday(d).ok()).collect();
+        let days: Vec<Weekday> = w
+            .days
+            .iter()
+            .filter_map(|d| parse_weekday(d).ok())
+            .collect();
         return next_open(entered, tz, start, end, &days);
     }
     entered
@@ -603,7 +607,9 @@ impl Definition {
         let id = &s.id;
         for next in s.action.successors() {
             if self.step(next).is_none() {
-                out.push(format!("step '{id}' leads to '{next}', which does not exist"));
+                out.push(format!(
+                    "step '{id}' leads to '{next}', which does not exist"
+                ));
             }
         }
         match &s.action {
@@ -667,9 +673,9 @@ impl Definition {
             Action::CreateTask { title, .. } if title.trim().is_empty() => {
                 out.push(format!("step '{id}': a task needs a title"))
             }
-            Action::Enroll { sequence, .. } if *sequence == self.name => out.push(format!(
-                "step '{id}': a sequence cannot enroll into itself"
-            )),
+            Action::Enroll { sequence, .. } if *sequence == self.name => {
+                out.push(format!("step '{id}': a sequence cannot enroll into itself"))
+            }
             _ => {}
         }
     }
@@ -816,20 +822,21 @@ mod tests {
     #[test]
     fn bad_graphs_are_named_by_step() {
         let e = problems_of(nurture(), |v| {
-            v["steps"][2]
-                .as_object_mut()
-                .unwrap()
-                .remove("else");
+            v["steps"][2].as_object_mut().unwrap().remove("else");
         });
         assert!(e.contains("step 'opened?': a branch needs an else"), "{e}");
         let e = problems_of(nurture(), |v| {
-            v["steps"].as_array_mut().unwrap().push(
-                json!({"id": "orphan", "kind": "exit"}),
-            );
+            v["steps"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"id": "orphan", "kind": "exit"}));
         });
         assert!(e.contains("step 'orphan' is unreachable"), "{e}");
         let e = problems_of(nurture(), |v| v["steps"][3]["next"] = json!("welcome"));
-        assert!(e.contains("cycle with no wait") && e.contains("'welcome'"), "{e}");
+        assert!(
+            e.contains("cycle with no wait") && e.contains("'welcome'"),
+            "{e}"
+        );
         let e = problems_of(nurture(), |v| v["steps"][1]["duration"] = json!("3 days"));
         assert!(e.contains("step 'wait'"), "{e}");
         let e = problems_of(nurture(), |v| v["steps"][0]["next"] = json!("nowhere"));
@@ -850,10 +857,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("3d").unwrap(), Duration::days(3));
-        assert_eq!(
-            parse_duration("1d12h").unwrap(),
-            Duration::hours(36)
-        );
+        assert_eq!(parse_duration("1d12h").unwrap(), Duration::hours(36));
         assert_eq!(parse_duration("90s").unwrap(), Duration::seconds(90));
         for bad in ["", "3", "d", "3x", "0s", "-1d", "3 d"] {
             assert!(parse_duration(bad).is_err(), "{bad} accepted");

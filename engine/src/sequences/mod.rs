@@ -30,7 +30,6 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
-    TransactionTrait,
 };
 use serde_json::{Value, json};
 
@@ -39,7 +38,7 @@ use crate::clock::Clock;
 use crate::error::{EngineError, Result};
 use crate::links::{Action as LinkAction, Claim};
 use crate::records::{self, Deleted};
-use crate::values::{EnrollmentStatus, MessageState, Scope, SequenceStatus};
+use crate::values::{EnrollmentStatus, Scope, SequenceStatus};
 pub use definition::Definition;
 
 /// Contacts one `enroll` call takes.
@@ -162,7 +161,7 @@ pub async fn create(
     who.require(Scope::Write)?;
     let d = Definition::parse(json)?;
     let ws = who.workspace_id;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     if name_taken(&tx, ws, &d.name, None).await? {
         return Err(EngineError::Conflict(format!(
             "a sequence named '{}' exists already",
@@ -205,7 +204,7 @@ pub async fn update(
     who.require(Scope::Write)?;
     let d = Definition::parse(json)?;
     let ws = who.workspace_id;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let row = records::get::<sequence::Entity>(&tx, ws, id).await?;
     if status(&row) == SequenceStatus::Archived {
         return Err(EngineError::Conflict(format!(
@@ -278,7 +277,10 @@ pub async fn get(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Sequence
 pub fn stored_definition(v: &sequence_version::Model) -> Result<Definition> {
     serde_json::from_value(v.definition.clone()).map_err(|e| {
         tracing::error!(version = v.id, error = %e, "unreadable sequence definition");
-        EngineError::Conflict(format!("version {} of the sequence is unreadable", v.version))
+        EngineError::Conflict(format!(
+            "version {} of the sequence is unreadable",
+            v.version
+        ))
     })
 }
 
@@ -448,7 +450,7 @@ pub async fn enroll(
             status(&s.sequence)
         )));
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let out = enroll_in(&tx, &s, &unique, "manual", clock.now()).await?;
     tx.commit().await?;
     Ok(out)
@@ -539,13 +541,11 @@ pub(crate) async fn enroll_in(
         .await?;
     }
     for chunk in over_limit.chunks(1000) {
-        sequence_enrollment::Entity::insert_many(chunk.iter().map(|&c| {
-            row(
-                c,
-                EnrollmentStatus::Exited,
-                Some("enrolled too many times"),
-            )
-        }))
+        sequence_enrollment::Entity::insert_many(
+            chunk
+                .iter()
+                .map(|&c| row(c, EnrollmentStatus::Exited, Some("enrolled too many times"))),
+        )
         .exec_without_returning(db)
         .await?;
     }
@@ -562,9 +562,11 @@ pub(crate) async fn enroll_in(
         );
     }
     for chunk in created.chunks(1000) {
-        sequence_step_event::Entity::insert_many(chunk.iter().map(|e| {
-            step_event(e, &e.step_key, "entered", Some(trigger.to_string()), now)
-        }))
+        sequence_step_event::Entity::insert_many(
+            chunk
+                .iter()
+                .map(|e| step_event(e, &e.step_key, "entered", Some(trigger.to_string()), now)),
+        )
         .exec_without_returning(db)
         .await?;
     }
@@ -598,6 +600,7 @@ fn step_event(
 pub async fn migrate(
     db: &DatabaseConnection,
     who: &Principal,
+    clock: &dyn Clock,
     sequence_id: i64,
     from_version: Option<i32>,
     step_map: &HashMap<String, String>,
@@ -628,7 +631,7 @@ pub async fn migrate(
             ));
         }
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let steps: Vec<String> = sequence_enrollment::Entity::find()
         .select_only()
         .column(sequence_enrollment::Column::StepKey)
@@ -660,6 +663,11 @@ pub async fn migrate(
                 Expr::value(target.version.id),
             )
             .col_expr(sequence_enrollment::Column::StepKey, Expr::value(to))
+            // Due now, so the next run works out the step's timing on the new version.
+            .col_expr(
+                sequence_enrollment::Column::NextRunAt,
+                Expr::value(clock.now()),
+            )
             .filter(sequence_enrollment::Column::SequenceId.eq(sequence_id))
             .filter(sequence_enrollment::Column::Status.eq(EnrollmentStatus::Active.as_str()))
             .filter(sequence_enrollment::Column::VersionId.is_in(sources.clone()))
@@ -690,8 +698,8 @@ pub async fn enrollments(
     filter: &EnrollmentFilter,
     limit: u64,
 ) -> Result<Vec<sequence_enrollment::Model>> {
-    let mut q = sequence_enrollment::Entity::find()
-        .filter(sequence_enrollment::Column::WorkspaceId.eq(ws));
+    let mut q =
+        sequence_enrollment::Entity::find().filter(sequence_enrollment::Column::WorkspaceId.eq(ws));
     if let Some(s) = filter.sequence_id {
         q = q.filter(sequence_enrollment::Column::SequenceId.eq(s));
     }
@@ -788,7 +796,7 @@ pub async fn stats(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Vec<St
         sequence_enrollment::Entity::find()
             .select_only()
             .column(sequence_enrollment::Column::StepKey)
-            .column_as(Expr::val(Option::<String>::None), "label")
+            .column_as(Expr::cust("NULL"), "label")
             .column_as(sequence_enrollment::Column::Id.count(), "n")
             .filter(sequence_enrollment::Column::SequenceId.eq(id))
             .filter(sequence_enrollment::Column::Status.eq(EnrollmentStatus::Active.as_str()))
@@ -803,16 +811,12 @@ pub async fn stats(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Vec<St
         opened: i64,
         clicked: i64,
     }
-    let sent = MessageState::Sent.as_str();
     let mail = Mail::find_by_statement(
         sequence_message::Entity::find()
             .select_only()
             .column(sequence_message::Column::StepKey)
             .column_as(
-                Expr::cust_with_values(
-                    "SUM(CASE WHEN state = ? THEN 1 ELSE 0 END)",
-                    [sent],
-                ),
+                Expr::cust("SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END)"),
                 "sent",
             )
             .column_as(
@@ -898,7 +902,10 @@ pub async fn messages_of(
 /// the survivor; its enrollments end (the survivor has its own).
 pub(crate) async fn merge_contacts(db: &impl ConnectionTrait, from: i64, to: i64) -> Result<()> {
     rapport_schema::lifecycle_change::Entity::update_many()
-        .col_expr(rapport_schema::lifecycle_change::Column::ContactId, Expr::value(to))
+        .col_expr(
+            rapport_schema::lifecycle_change::Column::ContactId,
+            Expr::value(to),
+        )
         .filter(rapport_schema::lifecycle_change::Column::ContactId.eq(from))
         .exec(db)
         .await?;
@@ -1001,7 +1008,7 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim, id: i64) -> Result<Op
             Expr::col(sequence_message::Column::Opens).add(1),
         )
     };
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     update.exec(&tx).await?;
     rapport_schema::event::ActiveModel {
         workspace_id: Set(m.workspace_id),

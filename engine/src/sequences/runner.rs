@@ -3,14 +3,15 @@
 //!
 //! Invariants:
 //! - An enrollment is worked by one job at a time: the ticker *claims* it (sets
-//!   `claimed_at`) in one conditional update, and only a claim older than [`LEASE`] — a
+//!   `claimed_at`) in one conditional update, and only a claim older than the lease — a
 //!   worker that died — can be taken again.
 //! - Each step's effect commits in the transaction that moves the enrollment past it, and
 //!   that move is conditional on the `position` the step ran at: a re-run after a crash
 //!   finds the step done, or does it, never both.
 //! - Email follows the campaigns' rule: a message row unique per (enrollment, position) is
 //!   claimed (`queued → sending`) before the mail server is asked; a row found `sending`
-//!   after a crash is marked interrupted and not sent again.
+//!   longer than the claim timeout (its worker died) is marked interrupted and not sent
+//!   again.
 //! - Exits are checked before every step: consent withdrawn (or the address
 //!   suppressed), a reply since enrolling, the goal reached, the contact deleted.
 
@@ -19,7 +20,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
-use tracing::Instrument;
 use futures_util::future::BoxFuture;
 use rapport_schema::{
     activity, campaign_message, company, consent_event, contact, email_template, event, plugin,
@@ -30,9 +30,9 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
-    TransactionTrait,
 };
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::definition::{self, Action, Condition, Definition};
 use super::{step_event, triggers};
@@ -50,9 +50,6 @@ use crate::values::{
     LifecycleStage, MessageState, SequenceStatus, SuppressionReason, Tag, TaskStatus,
 };
 
-/// How long a claimed enrollment belongs to its job; after that the ticker presumes the
-/// worker dead and claims it again.
-pub const LEASE: Duration = Duration::minutes(10);
 /// Enrollments per job.
 pub const JOB_SIZE: usize = 500;
 /// Enrollments of one job worked at the same time.
@@ -70,8 +67,10 @@ struct Claimed {
 pub async fn claim_due(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
+    lease: std::time::Duration,
     limit: usize,
 ) -> Result<Vec<(i64, i64)>> {
+    let lease = Duration::from_std(lease).unwrap_or(Duration::minutes(10));
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
@@ -92,7 +91,7 @@ pub async fn claim_due(
     let rows = Claimed::find_by_statement(Statement::from_sql_and_values(
         backend,
         sql,
-        [now.into(), (now - LEASE).into(), (limit as i64).into()],
+        [now.into(), (now - lease).into(), (limit as i64).into()],
     ))
     .all(db)
     .await?;
@@ -102,12 +101,12 @@ pub async fn claim_due(
 /// One pass of the ticker: triggers enroll (segments and dates too when `slow`), then
 /// every due enrollment is claimed and queued in jobs of [`JOB_SIZE`]. Returns how many
 /// enrollments it queued.
-pub async fn tick(ctx: &Context, slow: bool) -> Result<usize> {
+pub async fn tick(ctx: &Context, lease: std::time::Duration, slow: bool) -> Result<usize> {
     let now = ctx.clock.now();
     triggers::scan(ctx, now, slow).await?;
     let mut queued = 0;
     loop {
-        let claimed = claim_due(&ctx.db, now, JOB_SIZE * 8).await?;
+        let claimed = claim_due(&ctx.db, now, lease, JOB_SIZE * 8).await?;
         if claimed.is_empty() {
             break;
         }
@@ -122,6 +121,7 @@ pub async fn tick(ctx: &Context, slow: bool) -> Result<usize> {
                         Job::AdvanceEnrollments {
                             workspace_id: ws,
                             enrollment_ids: chunk.to_vec(),
+                            claimed_at: Some(now),
                         },
                         None,
                     )
@@ -143,6 +143,9 @@ pub struct Ticking {
     pub every: std::time::Duration,
     /// Segment membership and date attributes, which cost a query per sequence.
     pub slow_every: std::time::Duration,
+    /// How long a claimed enrollment belongs to its job; after that the ticker presumes
+    /// the worker dead and claims it again.
+    pub lease: std::time::Duration,
 }
 
 impl Default for Ticking {
@@ -150,6 +153,7 @@ impl Default for Ticking {
         Ticking {
             every: std::time::Duration::from_secs(2),
             slow_every: std::time::Duration::from_secs(60),
+            lease: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -172,7 +176,7 @@ pub async fn run_ticker(
                 if slow {
                     last_slow = Some(std::time::Instant::now());
                 }
-                let outcome = tick(&ctx, slow)
+                let outcome = tick(&ctx, ticking.lease, slow)
                     .instrument(tracing::info_span!("sequence_tick", slow))
                     .await;
                 match outcome {
@@ -253,14 +257,35 @@ struct Batch<'a> {
     signer: Signer,
 }
 
-/// Job: runs the claimed enrollments' due steps.
-pub async fn advance(ctx: &Context, ws: i64, ids: &[i64]) -> Result<Advanced> {
+/// Job: runs the due steps of enrollments claimed at `claimed_at` (any claim when
+/// `None`); those claimed again since belong to a newer job.
+pub async fn advance(
+    ctx: &Context,
+    ws: i64,
+    ids: &[i64],
+    claimed_at: Option<DateTime<Utc>>,
+) -> Result<Advanced> {
     let db = &ctx.db;
+    let claim = match claimed_at {
+        Some(at) => sequence_enrollment::Column::ClaimedAt.eq(at),
+        None => sequence_enrollment::Column::ClaimedAt.is_not_null(),
+    };
+    // The lease starts again now, so a slow queue does not let the ticker hand these
+    // enrollments to a second job while this one works them.
+    let fresh = ctx.clock.now();
+    sequence_enrollment::Entity::update_many()
+        .col_expr(sequence_enrollment::Column::ClaimedAt, Expr::value(fresh))
+        .filter(sequence_enrollment::Column::WorkspaceId.eq(ws))
+        .filter(sequence_enrollment::Column::Id.is_in(ids.iter().copied()))
+        .filter(sequence_enrollment::Column::Status.eq(EnrollmentStatus::Active.as_str()))
+        .filter(claim)
+        .exec(db)
+        .await?;
     let rows = sequence_enrollment::Entity::find()
         .filter(sequence_enrollment::Column::WorkspaceId.eq(ws))
         .filter(sequence_enrollment::Column::Id.is_in(ids.iter().copied()))
         .filter(sequence_enrollment::Column::Status.eq(EnrollmentStatus::Active.as_str()))
-        .filter(sequence_enrollment::Column::ClaimedAt.is_not_null())
+        .filter(sequence_enrollment::Column::ClaimedAt.eq(fresh))
         .all(db)
         .await?;
     if rows.is_empty() {
@@ -424,14 +449,14 @@ async fn standing(
                 .add(activity::Column::Subject.is_null())
                 .add(
                     sea_orm::Condition::all()
-                        .add(activity::Column::Subject.not_like(format!(
-                            "{}%",
-                            crate::campaigns::OPENED_SUBJECT
-                        )))
-                        .add(activity::Column::Subject.not_like(format!(
-                            "{}%",
-                            crate::campaigns::CLICKED_SUBJECT
-                        ))),
+                        .add(
+                            activity::Column::Subject
+                                .not_like(format!("{}%", crate::campaigns::OPENED_SUBJECT)),
+                        )
+                        .add(
+                            activity::Column::Subject
+                                .not_like(format!("{}%", crate::campaigns::CLICKED_SUBJECT)),
+                        ),
                 ),
         )
         .group_by(activity::Column::ContactId)
@@ -450,6 +475,16 @@ async fn standing(
 #[derive(Clone, Debug)]
 struct Cursor {
     row: sequence_enrollment::Model,
+}
+
+/// What a step writes in the transaction that moves past it.
+enum Effect {
+    None,
+    /// The email it sent, to record as sent.
+    MarkSent(i64),
+    UpdateContact,
+    CreateTask,
+    Enroll,
 }
 
 /// What a step asks for next.
@@ -490,11 +525,7 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
             return Ok(done);
         }
     };
-    let standing = b
-        .standing
-        .get(&contact.id)
-        .cloned()
-        .unwrap_or_default();
+    let standing = b.standing.get(&contact.id).cloned().unwrap_or_default();
     for _ in 0..definition::MAX_STEPS_PER_RUN {
         if let Some(reason) = exit_reason(b, &def, &cur, &contact, &standing).await? {
             finish(b, &mut cur, EnrollmentStatus::Exited, &reason).await?;
@@ -508,15 +539,21 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
         };
         done.steps += 1;
         let tz = definition::zone(contact.timezone.as_deref());
-        let tx = b.ctx.db.begin().await?;
+        // The step's own work first; what it writes with the move comes after, in one
+        // transaction (taken only then: on SQLite it holds the write lock).
+        let mut effect = Effect::None;
         let next = match &step.action {
             Action::Wait {
                 duration,
                 until,
                 next,
             } => {
-                let wake =
-                    definition::wake_time(duration.as_deref(), until.as_ref(), cur.row.step_entered_at, tz);
+                let wake = definition::wake_time(
+                    duration.as_deref(),
+                    until.as_ref(),
+                    cur.row.step_entered_at,
+                    tz,
+                );
                 if wake > b.now {
                     Next::Later(wake, None)
                 } else {
@@ -526,8 +563,7 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
             Action::SendEmail { template, next } => {
                 match send_email(b, &def, &cur, &contact, template).await? {
                     Mail::Sent(id) => {
-                        mark_sent(&tx, id, b.now).await?;
-                        done.emails += 1;
+                        effect = Effect::MarkSent(id);
                         Next::Go(next.clone())
                     }
                     Mail::NotSent => Next::Go(next.clone()),
@@ -547,28 +583,23 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
                 }
             }
             Action::UpdateContact { next, .. } => {
-                contact = update_contact(&tx, b, contact, &step.action).await?;
+                effect = Effect::UpdateContact;
                 Next::Go(next.clone())
             }
-            Action::CreateTask {
-                title,
-                due_in_days,
-                next,
-            } => {
-                create_task(&tx, b, &contact, title, *due_in_days).await?;
+            Action::CreateTask { next, .. } => {
+                effect = Effect::CreateTask;
                 Next::Go(next.clone())
             }
-            Action::Enroll { sequence, next } => {
-                enroll_elsewhere(&tx, b, &cur, sequence).await?;
+            Action::Enroll { next, .. } => {
+                effect = Effect::Enroll;
                 Next::Go(next.clone())
             }
             Action::Exit { reason } => {
                 Next::Complete(reason.clone().unwrap_or_else(|| "exit step".into()))
             }
         };
-        match next {
+        let to = match next {
             Next::Later(at, why) => {
-                drop(tx);
                 if let Some(why) = why {
                     note(b, &cur, "deferred", Some(why)).await?;
                 }
@@ -576,32 +607,62 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
                 return Ok(done);
             }
             Next::Exit(why) => {
-                drop(tx);
                 finish(b, &mut cur, EnrollmentStatus::Exited, &why).await?;
                 done.finished += 1;
                 return Ok(done);
             }
             Next::Complete(why) => {
-                drop(tx);
                 finish(b, &mut cur, EnrollmentStatus::Completed, &why).await?;
                 done.finished += 1;
                 return Ok(done);
             }
-            Next::Go(None) => {
-                let ok = finish_in(&tx, b, &mut cur, EnrollmentStatus::Completed, "end of sequence")
-                    .await?;
+            Next::Go(to) => to,
+        };
+        let tx = crate::db::write(&b.ctx.db).await?;
+        match (&effect, &step.action) {
+            (Effect::MarkSent(id), _) => mark_sent(&tx, *id, b.now).await?,
+            (Effect::UpdateContact, action) => {
+                contact = update_contact(&tx, b, contact, action).await?;
+            }
+            (
+                Effect::CreateTask,
+                Action::CreateTask {
+                    title, due_in_days, ..
+                },
+            ) => create_task(&tx, b, &contact, title, *due_in_days).await?,
+            (Effect::Enroll, Action::Enroll { sequence, .. }) => {
+                enroll_elsewhere(&tx, b, &cur, sequence).await?
+            }
+            _ => {}
+        }
+        match to {
+            None => {
+                let ok = finish_in(
+                    &tx,
+                    b,
+                    &mut cur,
+                    EnrollmentStatus::Completed,
+                    "end of sequence",
+                )
+                .await?;
                 if ok {
                     tx.commit().await?;
                     done.finished += 1;
+                    if matches!(effect, Effect::MarkSent(_)) {
+                        done.emails += 1;
+                    }
                 }
                 return Ok(done);
             }
-            Next::Go(Some(to)) => {
+            Some(to) => {
                 let Some(wake) = move_to(&tx, b, &def, &mut cur, &to, tz).await? else {
                     // Another run moved it first: its effects stand, ours roll back.
                     return Ok(done);
                 };
                 tx.commit().await?;
+                if matches!(effect, Effect::MarkSent(_)) {
+                    done.emails += 1;
+                }
                 if wake > b.now {
                     return Ok(done);
                 }
@@ -662,7 +723,10 @@ async fn move_to(
             sequence_enrollment::Column::Position,
             Expr::value(cur.row.position + 1),
         )
-        .col_expr(sequence_enrollment::Column::StepEnteredAt, Expr::value(b.now))
+        .col_expr(
+            sequence_enrollment::Column::StepEnteredAt,
+            Expr::value(b.now),
+        )
         .col_expr(sequence_enrollment::Column::NextRunAt, Expr::value(wake))
         .col_expr(
             sequence_enrollment::Column::ClaimedAt,
@@ -705,7 +769,10 @@ async fn finish_in(
     reason: &str,
 ) -> Result<bool> {
     let ended = sequence_enrollment::Entity::update_many()
-        .col_expr(sequence_enrollment::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            sequence_enrollment::Column::Status,
+            Expr::value(status.as_str()),
+        )
         .col_expr(sequence_enrollment::Column::ExitReason, Expr::value(reason))
         .col_expr(sequence_enrollment::Column::FinishedAt, Expr::value(b.now))
         .col_expr(
@@ -749,7 +816,7 @@ async fn finish(
     status: EnrollmentStatus,
     reason: &str,
 ) -> Result<()> {
-    let tx = b.ctx.db.begin().await?;
+    let tx = crate::db::write(&b.ctx.db).await?;
     if finish_in(&tx, b, cur, status, reason).await? {
         tx.commit().await?;
     }
@@ -811,8 +878,7 @@ fn eval<'a>(
                 replied == *wanted
             }
             Condition::Lifecycle(stage) => {
-                LifecycleStage::from_db(&contact.lifecycle_stage)
-                    == LifecycleStage::from_db(stage)
+                LifecycleStage::from_db(&contact.lifecycle_stage) == LifecycleStage::from_db(stage)
             }
             Condition::Tag(tag) => contact
                 .tags
@@ -821,7 +887,8 @@ fn eval<'a>(
             Condition::Attribute(test) => {
                 let v = contact.attributes.get(&test.name);
                 let number = v.and_then(Value::as_f64);
-                test.exists.is_none_or(|e| e == v.is_some_and(|v| !v.is_null()))
+                test.exists
+                    .is_none_or(|e| e == v.is_some_and(|v| !v.is_null()))
                     && test.equals.as_ref().is_none_or(|want| v == Some(want))
                     && test.gte.is_none_or(|g| number.is_some_and(|n| n >= g))
                     && test.lte.is_none_or(|l| number.is_some_and(|n| n <= l))
@@ -1038,6 +1105,19 @@ async fn send_email(
         .ok_or_else(|| EngineError::not_found("SequenceMessage", cur.row.id))?;
     match MessageState::from_db(&m.state) {
         MessageState::Queued => {}
+        MessageState::Sending
+            if m.claimed_at.is_some_and(|at| {
+                at > b.now - Duration::from_std(b.ctx.outbound.claim_timeout).unwrap_or_default()
+            }) =>
+        {
+            // Perhaps still in flight in another worker: look again once it cannot be.
+            let settled = m.claimed_at.unwrap_or(b.now)
+                + Duration::from_std(b.ctx.outbound.claim_timeout).unwrap_or_default();
+            return Ok(Mail::Later(
+                settled,
+                "another worker may be sending this email".into(),
+            ));
+        }
         MessageState::Sending => {
             message_state(
                 db,
@@ -1066,7 +1146,11 @@ async fn send_email(
     )
     .await?
     {
-        return Ok(Mail::NotSent);
+        // Another worker claimed it a moment ago: its outcome decides.
+        return Ok(Mail::Later(
+            b.now + Duration::from_std(b.ctx.outbound.claim_timeout).unwrap_or_default(),
+            "another worker may be sending this email".into(),
+        ));
     }
     let skip = |why: String| async move {
         message_state(
@@ -1171,7 +1255,10 @@ async fn send_email(
                 b.ws,
                 &suppression::email_hash(&to),
                 SuppressionReason::HardBounce,
-                Some(format!("SMTP {code} when sending sequence {}", cur.row.sequence_id)),
+                Some(format!(
+                    "SMTP {code} when sending sequence {}",
+                    cur.row.sequence_id
+                )),
             )
             .await?;
             Ok(Mail::Exit("bounced".into()))
@@ -1194,7 +1281,9 @@ async fn send_email(
                 m.id,
                 MessageState::Sending,
                 MessageState::Failed,
-                Some(format!("{why}; the outcome is unknown, so it is not sent again")),
+                Some(format!(
+                    "{why}; the outcome is unknown, so it is not sent again"
+                )),
                 b.now,
             )
             .await?;
@@ -1224,7 +1313,11 @@ async fn update_contact(
     let mut tags: Vec<String> = contact
         .tags
         .as_array()
-        .map(|ts| ts.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let before = tags.clone();
     for t in add_tags {
@@ -1252,7 +1345,9 @@ async fn update_contact(
     am.tags = Set(Value::from(tags.clone()));
     am.attributes = Set(attrs);
     if let Some(stage) = lifecycle_stage {
-        am.lifecycle_stage = Set(LifecycleStage::parse("lifecycleStage", stage)?.as_str().into());
+        am.lifecycle_stage = Set(LifecycleStage::parse("lifecycleStage", stage)?
+            .as_str()
+            .into());
     }
     if let Some(owner) = owner_id {
         am.owner_id = Set(Some(*owner));
@@ -1267,8 +1362,14 @@ async fn update_contact(
         crate::contacts::replace_tags(tx, b.ws, saved.id, &parsed).await?;
     }
     if saved.lifecycle_stage != old_stage {
-        crate::contacts::note_lifecycle(tx, b.ws, saved.id, Some(&old_stage), &saved.lifecycle_stage)
-            .await?;
+        crate::contacts::note_lifecycle(
+            tx,
+            b.ws,
+            saved.id,
+            Some(&old_stage),
+            &saved.lifecycle_stage,
+        )
+        .await?;
     }
     Ok(saved)
 }
@@ -1281,7 +1382,11 @@ async fn create_task(
     title: &str,
     due_in_days: Option<u32>,
 ) -> Result<()> {
-    let vars = templates::context(contact, contact.company_id.and_then(|c| b.firms.get(&c)), "");
+    let vars = templates::context(
+        contact,
+        contact.company_id.and_then(|c| b.firms.get(&c)),
+        "",
+    );
     let title = templates::render(
         &TemplateParts {
             subject: title.into(),

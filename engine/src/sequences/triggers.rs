@@ -10,13 +10,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use rapport_schema::{
-    contact, deal, deal_stage_change, event, lifecycle_change, segment, sequence,
-    sequence_cursor, sequence_enrollment, sequence_version,
+    contact, deal, deal_stage_change, event, lifecycle_change, segment, sequence, sequence_cursor,
+    sequence_enrollment, sequence_version,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::definition::Trigger;
@@ -96,7 +96,9 @@ async fn triggered(db: &DatabaseConnection) -> Result<HashMap<i64, Vec<Sequence>
         .all(db)
         .await?;
     let versions: HashMap<i64, sequence_version::Model> = sequence_version::Entity::find()
-        .filter(sequence_version::Column::Id.is_in(rows.iter().filter_map(|s| s.current_version_id)))
+        .filter(
+            sequence_version::Column::Id.is_in(rows.iter().filter_map(|s| s.current_version_id)),
+        )
         .all(db)
         .await?
         .into_iter()
@@ -249,7 +251,7 @@ async fn scan_source(
         return Ok(());
     };
     let live = live_contacts(db, ws, rows.iter().map(|r| r.1)).await?;
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     let moved = sequence_cursor::Entity::update_many()
         .col_expr(sequence_cursor::Column::LastId, Expr::value(last))
         .filter(sequence_cursor::Column::WorkspaceId.eq(ws))
@@ -338,7 +340,10 @@ async fn segment_members(
         .one(db)
         .await?
     else {
-        tracing::warn!(segment = segment_id, "a sequence trigger names a missing segment");
+        tracing::warn!(
+            segment = segment_id,
+            "a sequence trigger names a missing segment"
+        );
         return Ok(());
     };
     let condition = ctx.outbound.audience.condition(&seg.filter)?;
@@ -355,7 +360,7 @@ async fn segment_members(
     if fresh.is_empty() {
         return Ok(());
     }
-    let tx = db.begin().await?;
+    let tx = crate::db::write(db).await?;
     for chunk in fresh.chunks(super::ENROLL_LIMIT) {
         enroll_in(&tx, s, chunk, &label, now).await?;
     }
@@ -421,7 +426,7 @@ async fn dates_near(
         if fresh.is_empty() {
             continue;
         }
-        let tx = db.begin().await?;
+        let tx = crate::db::write(db).await?;
         enroll_in(&tx, s, &fresh, &label, now).await?;
         tx.commit().await?;
     }
