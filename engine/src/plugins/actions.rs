@@ -49,7 +49,8 @@ pub fn param(a: &plugin_action::Model, key: &str) -> Option<String> {
 /// Accepts an open action and carries it out: `create-task` and `call` create a task for
 /// the contact's owner (title and due date from the parameters). `send-email`, `offer`
 /// and `custom` are recorded as accepted for the calling app to carry out.
-/// `enroll-sequence` is refused: this Rapport has no sequences to enroll in.
+/// `enroll-sequence` enrolls the contact in the active sequence named by `sequence`
+/// (unless re-entry rules keep them out, which the outcome says).
 pub async fn accept(
     db: &DatabaseConnection,
     who: &Principal,
@@ -88,9 +89,39 @@ pub async fn accept(
             Some(serde_json::json!({"taskId": task.id}))
         }
         ActionKind::EnrollSequence => {
-            return Err(EngineError::Conflict(
-                "enroll-sequence actions cannot be carried out: this Rapport has no sequences yet; reject the action or carry it out elsewhere".into(),
-            ));
+            let name = param(&a, "sequence").ok_or_else(|| {
+                EngineError::invalid("action", "an enroll-sequence action needs a `sequence`")
+            })?;
+            let found = rapport_schema::sequence::Entity::find()
+                .filter(rapport_schema::sequence::Column::WorkspaceId.eq(who.workspace_id))
+                .filter(rapport_schema::sequence::Column::Name.eq(name.as_str()))
+                .one(&txn)
+                .await?
+                .ok_or_else(|| EngineError::not_found("Sequence", &name))?;
+            let s = crate::sequences::get(&txn, who.workspace_id, found.id).await?;
+            if crate::sequences::status(&s.sequence) != crate::values::SequenceStatus::Active {
+                return Err(EngineError::Conflict(format!(
+                    "sequence '{name}' is {}; activate it to enroll contacts",
+                    crate::sequences::status(&s.sequence)
+                )));
+            }
+            let done = crate::sequences::enroll_in(
+                &txn,
+                &s,
+                &[a.contact_id],
+                &format!("plugin:{}", a.plugin_id),
+                clock::now(),
+            )
+            .await?;
+            Some(match (done.enrollments.first(), done.skipped.first()) {
+                (Some(e), _) => {
+                    serde_json::json!({"sequenceId": s.sequence.id, "enrollmentId": e.id})
+                }
+                (None, Some((_, why))) => {
+                    serde_json::json!({"sequenceId": s.sequence.id, "skipped": why})
+                }
+                _ => serde_json::json!({"sequenceId": s.sequence.id}),
+            })
         }
         ActionKind::SendEmail | ActionKind::Offer | ActionKind::Custom => None,
     };

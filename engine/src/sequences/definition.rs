@@ -832,9 +832,12 @@ mod tests {
                 .push(json!({"id": "orphan", "kind": "exit"}));
         });
         assert!(e.contains("step 'orphan' is unreachable"), "{e}");
-        let e = problems_of(nurture(), |v| v["steps"][3]["next"] = json!("welcome"));
+        let e = problems_of(nurture(), |v| {
+            v["steps"][3]["next"] = json!("nudge");
+            v["steps"][4]["next"] = json!("tips");
+        });
         assert!(
-            e.contains("cycle with no wait") && e.contains("'welcome'"),
+            e.contains("cycle with no wait") && e.contains("'tips' → 'nudge' → 'tips'"),
             "{e}"
         );
         let e = problems_of(nurture(), |v| v["steps"][1]["duration"] = json!("3 days"));
