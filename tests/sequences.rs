@@ -17,6 +17,7 @@ both_backends!(
     frequency_cap_and_quiet_hours_in_two_timezones,
     versions_and_migration_mid_sequence,
     saving_checks_the_graph,
+    enroll_step_reentry_pause_and_archive,
 );
 
 /// Contacts with marketing consent (`{prefix}{i}@seq.example`), in `timezone`.
@@ -935,6 +936,145 @@ async fn saving_checks_the_graph(app: TestApp) {
         )
         .await;
     assert_eq!(code, "FORBIDDEN");
+}
+
+/// One sequence hands contacts to another; re-entry and the enrollment limit decide who may
+/// enter again; a paused sequence holds its contacts, an archived one lets them go.
+async fn enroll_step_reentry_pause_and_archive(app: TestApp) {
+    let smtp = SmtpServer::start();
+    let key = app.workspace("Hand-off").await;
+    let second = create(
+        &app,
+        &key,
+        json!({
+            "name": "Second",
+            "fromEmail": "hello@shop.example",
+            "allowReentry": true,
+            "maxEnrollments": 2,
+            "start": "hello",
+            "steps": [{"id": "hello", "kind": "updateContact", "addTags": ["second"]}]
+        }),
+    )
+    .await;
+    let first = create(
+        &app,
+        &key,
+        json!({
+            "name": "First",
+            "fromEmail": "hello@shop.example",
+            "start": "hand-off",
+            "steps": [
+                {"id": "hand-off", "kind": "enroll", "sequence": "Second", "next": "wait"},
+                {"id": "wait", "kind": "wait", "duration": "1d"}
+            ]
+        }),
+    )
+    .await;
+    let ids = people(&app, &key, "h", 2, "UTC").await;
+    let _workers = app.workers(&smtp.url);
+    enroll(&app, &key, &first, &ids[..1]).await;
+    wait_enrollments(&app, &key, &first, "the hand-off", |e| {
+        e["currentStep"] == "wait"
+    })
+    .await;
+    let handed = wait_enrollments(&app, &key, &second, "the second sequence", |e| {
+        e["status"] == "COMPLETED"
+    })
+    .await;
+    assert_eq!(handed[&ids[0]]["trigger"], format!("sequence:{first}"));
+    let tags = app
+        .ok(
+            &key,
+            "query($c: ID!) { contact(id: $c) { tags } }",
+            json!({"c": ids[0]}),
+        )
+        .await;
+    assert_eq!(tags["contact"]["tags"], json!(["second"]));
+
+    // Re-entry is on in Second, up to two enrollments; off in First.
+    let again = enroll(&app, &key, &second, &ids[..1]).await;
+    assert_eq!(again["enrollments"].as_array().unwrap().len(), 1);
+    wait_for(&app, &key, &second, "the second run", 2, |e| {
+        e["status"] == "COMPLETED"
+    })
+    .await;
+    let third = enroll(&app, &key, &second, &ids[..1]).await;
+    assert_eq!(third["skipped"][0]["reason"], "enrolled too many times");
+    let busy = enroll(&app, &key, &first, &ids[..1]).await;
+    assert_eq!(busy["skipped"][0]["reason"], "already enrolled");
+
+    // Paused, nothing moves and nobody enters; resumed, it goes on.
+    let paused = app
+        .ok(
+            &key,
+            "mutation($id: ID!) { pauseSequence(id: $id) { status } }",
+            json!({"id": first}),
+        )
+        .await;
+    assert_eq!(paused["pauseSequence"]["status"], "PAUSED");
+    app.clock.advance(Duration::days(2));
+    tokio::time::sleep(StdDuration::from_millis(600)).await;
+    let held = app.ok(&key, ENROLLMENTS, json!({"s": first})).await;
+    assert_eq!(held["sequence"]["enrollments"][0]["status"], "ACTIVE");
+    let (code, _) = app
+        .err(
+            &key,
+            "mutation($s: ID!, $c: [ID!]!) { enrollInSequence(sequenceId: $s, contactIds: $c) { skipped { reason } } }",
+            json!({"s": first, "c": [ids[1]]}),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    app.ok(
+        &key,
+        "mutation($id: ID!) { activateSequence(id: $id) { status } }",
+        json!({"id": first}),
+    )
+    .await;
+    wait_enrollments(&app, &key, &first, "the resumed run", |e| {
+        e["status"] == "COMPLETED"
+    })
+    .await;
+    let done = enroll(&app, &key, &first, &ids[..1]).await;
+    assert_eq!(
+        done["skipped"][0]["reason"],
+        "was enrolled before and re-entry is off"
+    );
+
+    // Archived, the contacts still in it leave, and it no longer changes.
+    enroll(&app, &key, &first, &ids[1..]).await;
+    wait_for(&app, &key, &first, "the new contact waiting", 2, |e| {
+        e["status"] == "COMPLETED" || e["currentStep"] == "wait"
+    })
+    .await;
+    app.ok(
+        &key,
+        "mutation($id: ID!) { archiveSequence(id: $id) { status } }",
+        json!({"id": first}),
+    )
+    .await;
+    let gone = app
+        .ok(
+            &key,
+            "query($c: ID!) { contact(id: $c) { sequenceEnrollments { status exitReason } } }",
+            json!({"c": ids[1]}),
+        )
+        .await;
+    let first_run = gone["contact"]["sequenceEnrollments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == "EXITED")
+        .cloned()
+        .unwrap_or_else(|| panic!("{gone}"));
+    assert_eq!(first_run["exitReason"], "sequence archived");
+    let (code, _) = app
+        .err(
+            &key,
+            "mutation($id: ID!, $d: JSON!) { updateSequence(id: $id, definition: $d) { id } }",
+            json!({"id": first, "d": {"name": "First", "fromEmail": "a@b.example", "start": "x", "steps": [{"id": "x", "kind": "exit"}]}}),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

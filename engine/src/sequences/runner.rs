@@ -733,7 +733,7 @@ async fn move_to(
             if parked {
                 Expr::value(Option::<DateTime<Utc>>::None)
             } else {
-                Expr::col(sequence_enrollment::Column::ClaimedAt).into()
+                Expr::col(sequence_enrollment::Column::ClaimedAt)
             },
         )
         .col_expr(sequence_enrollment::Column::UpdatedAt, Expr::value(b.now))
