@@ -56,6 +56,8 @@ pub const JOB_SIZE: usize = 500;
 const PARALLEL: usize = 8;
 /// How long a step waits when the mail server defers a message.
 const DEFER: Duration = Duration::minutes(10);
+/// How long a step that failed (a database error) waits before it runs again.
+const RETRY: Duration = Duration::minutes(1);
 
 #[derive(FromQueryResult)]
 struct Claimed {
@@ -294,20 +296,38 @@ pub async fn advance(
     let batch = load_batch(ctx, ws, &rows).await?;
     let batch = &batch;
     let mut total = Advanced::default();
-    let mut runs = futures_util::stream::iter(rows.into_iter().map(|e| run_one(batch, e)))
-        .buffer_unordered(PARALLEL);
-    let mut first_error = None;
-    while let Some(outcome) = runs.next().await {
+    let mut runs = futures_util::stream::iter(
+        rows.into_iter()
+            .map(|e| async move { (e.id, run_one(batch, e).await) }),
+    )
+    .buffer_unordered(PARALLEL);
+    let mut failed = Vec::new();
+    while let Some((id, outcome)) = runs.next().await {
         match outcome {
             Ok(a) => total += a,
-            // The others still finish; the failed one keeps its claim and is retried.
-            Err(e) => first_error = first_error.or(Some(e)),
+            Err(e) => {
+                tracing::warn!(enrollment = id, error = %e, "sequence step failed");
+                failed.push(id);
+            }
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(total),
+    if !failed.is_empty() {
+        // What a failed step wrote rolled back; the step runs again a little later.
+        sequence_enrollment::Entity::update_many()
+            .col_expr(
+                sequence_enrollment::Column::ClaimedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                sequence_enrollment::Column::NextRunAt,
+                Expr::value(fresh + RETRY),
+            )
+            .filter(sequence_enrollment::Column::Id.is_in(failed.clone()))
+            .filter(sequence_enrollment::Column::ClaimedAt.eq(fresh))
+            .exec(db)
+            .await?;
     }
+    Ok(total)
 }
 
 async fn load_batch<'a>(

@@ -240,12 +240,14 @@ async fn scan_source(
     sequences: &[Sequence],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    start_cursors(db, ws).await?;
-    let cursor = sequence_cursor::Entity::find_by_id((ws, source.to_string()))
+    let found = sequence_cursor::Entity::find_by_id((ws, source.to_string()))
         .one(db)
-        .await?
-        .map(|c| c.last_id)
-        .unwrap_or(0);
+        .await?;
+    let Some(cursor) = found.map(|c| c.last_id) else {
+        // Activation creates the cursors; a sequence activated before they existed gets
+        // them now, at the sources' ends.
+        return start_cursors(db, ws).await;
+    };
     let rows = rows_after(db, ws, source, cursor).await?;
     let Some(last) = rows.last().map(|r| r.0) else {
         return Ok(());
