@@ -375,16 +375,12 @@ impl SequenceQuery {
     /// Every sequence, by name.
     async fn sequences(&self, ctx: &Context<'_>) -> Result<Vec<Sequence>> {
         let who = principal(ctx)?;
-        let rows = sequences::list(db(ctx), who.workspace_id).await.gql()?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(Sequence(
-                sequences::get(db(ctx), who.workspace_id, r.id)
-                    .await
-                    .gql()?,
-            ));
-        }
-        Ok(out)
+        Ok(sequences::list(db(ctx), who.workspace_id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Sequence)
+            .collect())
     }
     /// Enrollments of a sequence, of a contact, or both, newest first.
     async fn sequence_enrollments(

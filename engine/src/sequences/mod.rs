@@ -317,13 +317,32 @@ pub async fn export(
     Ok(chosen.definition)
 }
 
-/// Every sequence of the workspace, by name.
-pub async fn list(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<sequence::Model>> {
-    Ok(sequence::Entity::find()
+/// Every sequence of the workspace with its current version, by name, in two statements.
+pub async fn list(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<Sequence>> {
+    let rows = sequence::Entity::find()
         .filter(sequence::Column::WorkspaceId.eq(ws))
         .order_by_asc(sequence::Column::Name)
         .all(db)
-        .await?)
+        .await?;
+    let mut versions: HashMap<i64, sequence_version::Model> = sequence_version::Entity::find()
+        .filter(
+            sequence_version::Column::Id.is_in(rows.iter().filter_map(|s| s.current_version_id)),
+        )
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|v| (v.id, v))
+        .collect();
+    rows.into_iter()
+        .filter_map(|s| {
+            let version = versions.remove(&s.current_version_id?)?;
+            Some(stored_definition(&version).map(|definition| Sequence {
+                sequence: s,
+                version,
+                definition,
+            }))
+        })
+        .collect()
 }
 
 async fn set_status(
@@ -574,6 +593,32 @@ pub(crate) async fn enroll_in(
     Ok(out)
 }
 
+/// An update that ends the active enrollments the caller's filters pick, with a status
+/// and reason, releasing their claims.
+pub(crate) fn ending(
+    status: EnrollmentStatus,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<sequence_enrollment::Entity> {
+    sequence_enrollment::Entity::update_many()
+        .col_expr(
+            sequence_enrollment::Column::Status,
+            Expr::value(status.as_str()),
+        )
+        .col_expr(sequence_enrollment::Column::ExitReason, Expr::value(reason))
+        .col_expr(sequence_enrollment::Column::FinishedAt, Expr::value(now))
+        .col_expr(
+            sequence_enrollment::Column::NextRunAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            sequence_enrollment::Column::ClaimedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(sequence_enrollment::Column::UpdatedAt, Expr::value(now))
+        .filter(sequence_enrollment::Column::Status.eq(EnrollmentStatus::Active.as_str()))
+}
+
 fn step_event(
     e: &sequence_enrollment::Model,
     step: &str,
@@ -691,7 +736,7 @@ pub struct EnrollmentFilter {
     pub status: Option<EnrollmentStatus>,
 }
 
-/// Enrollments of the workspace, newest first, at most `limit` after id `before`.
+/// Enrollments of the workspace, newest first, at most `limit`.
 pub async fn enrollments(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -884,7 +929,7 @@ pub async fn stats(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Vec<St
     Ok(by_step)
 }
 
-/// Emails sequences sent to contacts, newest first.
+/// The email of enrollments, oldest first.
 pub async fn messages_of(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -915,24 +960,14 @@ pub(crate) async fn merge_contacts(db: &impl ConnectionTrait, from: i64, to: i64
         .exec(db)
         .await?;
     let now = crate::clock::now();
-    sequence_enrollment::Entity::update_many()
-        .col_expr(
-            sequence_enrollment::Column::Status,
-            Expr::value(EnrollmentStatus::Exited.as_str()),
-        )
-        .col_expr(
-            sequence_enrollment::Column::ExitReason,
-            Expr::value(format!("merged into contact {to}")),
-        )
-        .col_expr(sequence_enrollment::Column::FinishedAt, Expr::value(now))
-        .col_expr(
-            sequence_enrollment::Column::NextRunAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(sequence_enrollment::Column::ContactId.eq(from))
-        .filter(sequence_enrollment::Column::Status.eq(EnrollmentStatus::Active.as_str()))
-        .exec(db)
-        .await?;
+    ending(
+        EnrollmentStatus::Exited,
+        &format!("merged into contact {to}"),
+        now,
+    )
+    .filter(sequence_enrollment::Column::ContactId.eq(from))
+    .exec(db)
+    .await?;
     Ok(())
 }
 

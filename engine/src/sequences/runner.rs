@@ -198,20 +198,8 @@ pub(crate) async fn exit_all(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<u64> {
-    Ok(sequence_enrollment::Entity::update_many()
-        .col_expr(
-            sequence_enrollment::Column::Status,
-            Expr::value(EnrollmentStatus::Exited.as_str()),
-        )
-        .col_expr(sequence_enrollment::Column::ExitReason, Expr::value(reason))
-        .col_expr(sequence_enrollment::Column::FinishedAt, Expr::value(now))
-        .col_expr(
-            sequence_enrollment::Column::NextRunAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(sequence_enrollment::Column::UpdatedAt, Expr::value(now))
+    Ok(super::ending(EnrollmentStatus::Exited, reason, now)
         .filter(sequence_enrollment::Column::SequenceId.eq(sequence_id))
-        .filter(sequence_enrollment::Column::Status.eq(EnrollmentStatus::Active.as_str()))
         .exec(db)
         .await?
         .rows_affected)
@@ -497,16 +485,6 @@ struct Cursor {
     row: sequence_enrollment::Model,
 }
 
-/// What a step writes in the transaction that moves past it.
-enum Effect {
-    None,
-    /// The email it sent, to record as sent.
-    MarkSent(i64),
-    UpdateContact,
-    CreateTask,
-    Enroll,
-}
-
 /// What a step asks for next.
 enum Next {
     /// Go to this step (or finish when `None`).
@@ -561,7 +539,7 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
         let tz = definition::zone(contact.timezone.as_deref());
         // The step's own work first; what it writes with the move comes after, in one
         // transaction (taken only then: on SQLite it holds the write lock).
-        let mut effect = Effect::None;
+        let mut sent = None;
         let next = match &step.action {
             Action::Wait {
                 duration,
@@ -583,7 +561,7 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
             Action::SendEmail { template, next } => {
                 match send_email(b, &def, &cur, &contact, template).await? {
                     Mail::Sent(id) => {
-                        effect = Effect::MarkSent(id);
+                        sent = Some(id);
                         Next::Go(next.clone())
                     }
                     Mail::NotSent => Next::Go(next.clone()),
@@ -602,18 +580,9 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
                     Next::Go(otherwise.clone())
                 }
             }
-            Action::UpdateContact { next, .. } => {
-                effect = Effect::UpdateContact;
-                Next::Go(next.clone())
-            }
-            Action::CreateTask { next, .. } => {
-                effect = Effect::CreateTask;
-                Next::Go(next.clone())
-            }
-            Action::Enroll { next, .. } => {
-                effect = Effect::Enroll;
-                Next::Go(next.clone())
-            }
+            Action::UpdateContact { next, .. } => Next::Go(next.clone()),
+            Action::CreateTask { next, .. } => Next::Go(next.clone()),
+            Action::Enroll { next, .. } => Next::Go(next.clone()),
             Action::Exit { reason } => {
                 Next::Complete(reason.clone().unwrap_or_else(|| "exit step".into()))
             }
@@ -639,20 +608,17 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
             Next::Go(to) => to,
         };
         let tx = crate::db::write(&b.ctx.db).await?;
-        match (&effect, &step.action) {
-            (Effect::MarkSent(id), _) => mark_sent(&tx, *id, b.now).await?,
-            (Effect::UpdateContact, action) => {
-                contact = update_contact(&tx, b, contact, action).await?;
+        if let Some(id) = sent {
+            mark_sent(&tx, id, b.now).await?;
+        }
+        match &step.action {
+            Action::UpdateContact { .. } => {
+                contact = update_contact(&tx, b, contact, &step.action).await?;
             }
-            (
-                Effect::CreateTask,
-                Action::CreateTask {
-                    title, due_in_days, ..
-                },
-            ) => create_task(&tx, b, &contact, title, *due_in_days).await?,
-            (Effect::Enroll, Action::Enroll { sequence, .. }) => {
-                enroll_elsewhere(&tx, b, &cur, sequence).await?
-            }
+            Action::CreateTask {
+                title, due_in_days, ..
+            } => create_task(&tx, b, &contact, title, *due_in_days).await?,
+            Action::Enroll { sequence, .. } => enroll_elsewhere(&tx, b, &cur, sequence).await?,
             _ => {}
         }
         match to {
@@ -668,9 +634,7 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
                 if ok {
                     tx.commit().await?;
                     done.finished += 1;
-                    if matches!(effect, Effect::MarkSent(_)) {
-                        done.emails += 1;
-                    }
+                    done.emails += sent.is_some() as u64;
                 }
                 return Ok(done);
             }
@@ -680,9 +644,7 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
                     return Ok(done);
                 };
                 tx.commit().await?;
-                if matches!(effect, Effect::MarkSent(_)) {
-                    done.emails += 1;
-                }
+                done.emails += sent.is_some() as u64;
                 if wake > b.now {
                     return Ok(done);
                 }
@@ -788,25 +750,9 @@ async fn finish_in(
     status: EnrollmentStatus,
     reason: &str,
 ) -> Result<bool> {
-    let ended = sequence_enrollment::Entity::update_many()
-        .col_expr(
-            sequence_enrollment::Column::Status,
-            Expr::value(status.as_str()),
-        )
-        .col_expr(sequence_enrollment::Column::ExitReason, Expr::value(reason))
-        .col_expr(sequence_enrollment::Column::FinishedAt, Expr::value(b.now))
-        .col_expr(
-            sequence_enrollment::Column::NextRunAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            sequence_enrollment::Column::ClaimedAt,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(sequence_enrollment::Column::UpdatedAt, Expr::value(b.now))
+    let ended = super::ending(status, reason, b.now)
         .filter(sequence_enrollment::Column::Id.eq(cur.row.id))
         .filter(sequence_enrollment::Column::Position.eq(cur.row.position))
-        .filter(sequence_enrollment::Column::Status.eq(EnrollmentStatus::Active.as_str()))
         .exec(tx)
         .await?
         .rows_affected
@@ -1084,6 +1030,7 @@ async fn send_email(
     template: &str,
 ) -> Result<Mail> {
     let db = &b.ctx.db;
+    let claim_timeout = Duration::from_std(b.ctx.outbound.claim_timeout).unwrap_or_default();
     let tz = definition::zone(contact.timezone.as_deref());
     if let Some(q) = &def.quiet_hours
         && let Some(until) = definition::quiet_until(q, b.now, tz)
@@ -1125,14 +1072,9 @@ async fn send_email(
         .ok_or_else(|| EngineError::not_found("SequenceMessage", cur.row.id))?;
     match MessageState::from_db(&m.state) {
         MessageState::Queued => {}
-        MessageState::Sending
-            if m.claimed_at.is_some_and(|at| {
-                at > b.now - Duration::from_std(b.ctx.outbound.claim_timeout).unwrap_or_default()
-            }) =>
-        {
+        MessageState::Sending if m.claimed_at.is_some_and(|at| at > b.now - claim_timeout) => {
             // Perhaps still in flight in another worker: look again once it cannot be.
-            let settled = m.claimed_at.unwrap_or(b.now)
-                + Duration::from_std(b.ctx.outbound.claim_timeout).unwrap_or_default();
+            let settled = m.claimed_at.unwrap_or(b.now) + claim_timeout;
             return Ok(Mail::Later(
                 settled,
                 "another worker may be sending this email".into(),
@@ -1168,7 +1110,7 @@ async fn send_email(
     {
         // Another worker claimed it a moment ago: its outcome decides.
         return Ok(Mail::Later(
-            b.now + Duration::from_std(b.ctx.outbound.claim_timeout).unwrap_or_default(),
+            b.now + claim_timeout,
             "another worker may be sending this email".into(),
         ));
     }
