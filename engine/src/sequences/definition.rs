@@ -851,6 +851,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_a_valid_sequence() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## Drip sequences").expect("the section")..];
+        let start = section.find("```json").expect("a JSON example") + "```json".len();
+        let end = start + section[start..].find("```").expect("its end");
+        let example: Value = serde_json::from_str(&section[start..end]).expect("JSON");
+        let d = Definition::parse(&example).unwrap();
+        assert_eq!(d.steps.len(), 8);
+        assert_eq!(d.triggers.len(), 1);
+    }
+
+    #[test]
     fn a_cycle_through_a_wait_is_fine() {
         let mut v = nurture();
         v["steps"][3]["next"] = json!("wait");
