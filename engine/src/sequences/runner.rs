@@ -589,10 +589,7 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
         };
         let to = match next {
             Next::Later(at, why) => {
-                if let Some(why) = why {
-                    note(b, &cur, "deferred", Some(why)).await?;
-                }
-                release(b, &cur, at).await?;
+                defer(b, &cur, at, why).await?;
                 return Ok(done);
             }
             Next::Exit(why) => {
@@ -791,7 +788,15 @@ async fn finish(
 
 /// Lets go of the claim; the step runs again at `at`.
 async fn release(b: &Batch<'_>, cur: &Cursor, at: DateTime<Utc>) -> Result<()> {
-    sequence_enrollment::Entity::update_many()
+    defer(b, cur, at, None).await
+}
+
+/// Lets go of the claim until `at`, recording why the step waits (quiet hours, the
+/// frequency cap, ...) in the same transaction, so the history never shows a deferral
+/// the enrollment does not have.
+async fn defer(b: &Batch<'_>, cur: &Cursor, at: DateTime<Utc>, why: Option<String>) -> Result<()> {
+    let tx = crate::db::write(&b.ctx.db).await?;
+    let released = sequence_enrollment::Entity::update_many()
         .col_expr(sequence_enrollment::Column::NextRunAt, Expr::value(at))
         .col_expr(
             sequence_enrollment::Column::ClaimedAt,
@@ -799,15 +804,16 @@ async fn release(b: &Batch<'_>, cur: &Cursor, at: DateTime<Utc>) -> Result<()> {
         )
         .filter(sequence_enrollment::Column::Id.eq(cur.row.id))
         .filter(sequence_enrollment::Column::Position.eq(cur.row.position))
-        .exec(&b.ctx.db)
-        .await?;
-    Ok(())
-}
-
-async fn note(b: &Batch<'_>, cur: &Cursor, outcome: &str, detail: Option<String>) -> Result<()> {
-    step_event(&cur.row, &cur.row.step_key, outcome, detail, b.now)
-        .insert(&b.ctx.db)
-        .await?;
+        .exec(&tx)
+        .await?
+        .rows_affected
+        > 0;
+    if released && why.is_some() {
+        step_event(&cur.row, &cur.row.step_key, "deferred", why, b.now)
+            .insert(&tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
