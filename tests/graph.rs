@@ -93,7 +93,8 @@ async fn pagination_walks_every_row_once(app: TestApp) {
             )
         })
         .collect();
-    reference.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    // Ties fall to the id, in the direction of the last key (here descending).
+    reference.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
     let reference: Vec<String> = reference.into_iter().map(|r| r.2.to_string()).collect();
     assert_eq!(reference.len(), 57);
 

@@ -9,14 +9,16 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{
-    Alias, ArrayType, Asterisk, Expr, ExprTrait, Order, Query, WindowStatement,
+    Alias, ArrayType, Asterisk, Expr, ExprTrait, Order, PostgresQueryBuilder, Query,
+    WindowStatement,
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, ModelTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Value,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement, Value,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Rows per page when the client does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -63,16 +65,36 @@ pub struct PageRequest {
 
 /// One page of rows with their cursors.
 #[derive(Clone, Debug)]
-pub struct Page<M> {
+pub struct Page<M, C = Cursor> {
     /// The rows, in the requested order, each with its cursor.
-    pub edges: Vec<(String, M)>,
+    pub edges: Vec<(C, M)>,
     /// Whether rows follow this page.
     pub has_next_page: bool,
     /// Whether rows precede this page.
     pub has_previous_page: bool,
 }
 
-impl<M> Page<M> {
+/// Where a row sits in a list: its sort-key values, turned into the opaque cursor text
+/// only when a client asks for it (most responses never show most of their cursors).
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    signature: Arc<str>,
+    values: Vec<Key>,
+}
+
+impl Cursor {
+    /// The cursor as clients see it.
+    pub fn encode(&self) -> String {
+        let body = serde_json::to_vec(&CursorBody {
+            k: &self.signature,
+            v: &self.values,
+        })
+        .expect("cursor serialises");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body)
+    }
+}
+
+impl<M, C> Page<M, C> {
     /// A page with no rows.
     pub fn empty() -> Self {
         Self {
@@ -125,9 +147,15 @@ impl Key {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct CursorBody {
+#[derive(Serialize)]
+struct CursorBody<'a> {
     /// Names of the sort keys the cursor was made for.
+    k: &'a str,
+    v: &'a [Key],
+}
+
+#[derive(Deserialize)]
+struct DecodedCursor {
     k: String,
     v: Vec<Key>,
 }
@@ -135,48 +163,40 @@ struct CursorBody {
 /// The sort keys of a list: the client's order followed by the id as tiebreaker.
 pub struct SortKeys<E: EntityTrait> {
     keys: Vec<(E::Column, SortDirection)>,
+    /// The keys' names and directions, which a cursor carries so that a cursor of one
+    /// order is refused by another.
+    signature: Arc<str>,
 }
 
 impl<E: EntityTrait> SortKeys<E> {
-    /// `order` as given, with `id` appended (ascending) unless it is already a key.
+    /// `order` as given, with `id` appended unless it is already a key. The id runs in
+    /// the direction of the last key, so `occurredAt DESC` is `occurred_at DESC, id DESC`:
+    /// one index on `(…, occurred_at, id)` serves both directions, read forwards or
+    /// backwards, and a cursor compares as one row value.
     pub fn new(order: &[(E::Column, SortDirection)], id: E::Column) -> Self {
         let mut keys = order.to_vec();
         if !keys.iter().any(|(c, _)| c.as_str() == id.as_str()) {
-            keys.push((id, SortDirection::Asc));
+            let direction = keys.last().map_or(SortDirection::Asc, |(_, d)| *d);
+            keys.push((id, direction));
         }
-        Self { keys }
+        let signature = signature(&keys).into();
+        Self { keys, signature }
     }
 
-    fn signature(&self) -> String {
-        self.keys
-            .iter()
-            .map(|(c, d)| {
-                format!(
-                    "{}{}",
-                    c.as_str(),
-                    if *d == SortDirection::Asc { "+" } else { "-" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// The opaque cursor of `row`.
-    pub fn cursor(&self, row: &E::Model) -> Result<String>
+    /// The cursor of `row`.
+    pub fn cursor(&self, row: &E::Model) -> Result<Cursor>
     where
         E::Model: ModelTrait<Entity = E>,
     {
-        let v = self
+        let values = self
             .keys
             .iter()
             .map(|(c, _)| Key::from_value(row.get(*c)))
             .collect::<Result<Vec<_>>>()?;
-        let body = serde_json::to_vec(&CursorBody {
-            k: self.signature(),
-            v,
+        Ok(Cursor {
+            signature: self.signature.clone(),
+            values,
         })
-        .expect("cursor serialises");
-        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body))
     }
 
     fn decode(&self, field: &str, cursor: &str) -> Result<Vec<Value>> {
@@ -189,8 +209,8 @@ impl<E: EntityTrait> SortKeys<E> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(cursor)
             .map_err(|_| bad())?;
-        let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        if body.k != self.signature() || body.v.len() != self.keys.len() {
+        let body: DecodedCursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if *body.k != *self.signature || body.v.len() != self.keys.len() {
             return Err(bad());
         }
         Ok(body.v.into_iter().map(Key::into_value).collect())
@@ -235,6 +255,16 @@ impl<E: EntityTrait> SortKeys<E> {
         }
         select
     }
+}
+
+fn signature<C: IdenStatic>(keys: &[(C, SortDirection)]) -> String {
+    keys.iter()
+        .map(|(c, d)| {
+            let direction = if *d == SortDirection::Asc { "+" } else { "-" };
+            format!("{}{direction}", c.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn page_size(field: &str, n: Option<usize>) -> Result<usize> {
@@ -329,9 +359,10 @@ where
 /// The first `first` rows of `select` for each parent in `parents`, grouped by the
 /// foreign key `fk`, in one statement however many parents there are.
 ///
-/// `ROW_NUMBER() OVER (PARTITION BY fk ...)` numbers each parent's rows in the list order;
-/// the outer query keeps the first `first + 1` of each (the extra row tells whether a next
-/// page exists).
+/// Each parent's rows are cut at `first + 1` (the extra row tells whether a next page
+/// exists): on PostgreSQL by a `LATERAL` subquery per parent, which reads just those rows
+/// off an index on `(fk, sort keys)`; on SQLite, which has no `LATERAL`, by numbering each
+/// parent's rows with `ROW_NUMBER() OVER (PARTITION BY fk ...)`.
 pub async fn first_per_parent<E>(
     db: &impl ConnectionTrait,
     select: Select<E>,
@@ -345,23 +376,10 @@ where
     E::Model: ModelTrait<Entity = E> + Sync,
 {
     let first = page_size("first", Some(first))?;
-    let mut window = WindowStatement::partition_by(fk.as_column_ref());
-    for (c, d) in &keys.keys {
-        window.order_by(c.as_column_ref(), d.order());
-    }
-    let mut inner = select
-        .filter(fk.is_in(parents.iter().copied()))
-        .into_query();
-    inner
-        .column(Asterisk)
-        .expr_window_as(Expr::cust("ROW_NUMBER()"), window, Alias::new("rn"));
-    let mut outer = Query::select();
-    outer
-        .column(Asterisk)
-        .from_subquery(inner, Alias::new("ranked"))
-        .and_where(Expr::col(Alias::new("rn")).lte((first + 1) as i64))
-        .order_by(Alias::new("rn"), Order::Asc);
-    let stmt = db.get_database_backend().build(&outer);
+    let stmt = match db.get_database_backend() {
+        DbBackend::Postgres => per_parent_lateral(select, fk, parents, keys, first),
+        backend => per_parent_numbered(backend, select, fk, parents, keys, first),
+    };
     let rows = E::find().from_raw_sql(stmt).all(db).await?;
 
     let mut pages: HashMap<i64, Page<E::Model>> = HashMap::new();
@@ -377,6 +395,62 @@ where
         }
     }
     Ok(pages)
+}
+
+/// `SELECT ranked.* FROM unnest($parents) AS parent(id) CROSS JOIN LATERAL (select for
+/// that parent, in order, LIMIT first + 1) AS ranked`; rows come out parent by parent,
+/// each parent's in list order.
+fn per_parent_lateral<E: EntityTrait>(
+    select: Select<E>,
+    fk: E::Column,
+    parents: &[i64],
+    keys: &SortKeys<E>,
+    first: usize,
+) -> Statement {
+    let inner = keys
+        .apply_order(select, false)
+        .filter(Expr::col(fk.as_column_ref()).equals((Alias::new("parent"), Alias::new("id"))))
+        .limit((first + 1) as u64)
+        .into_query();
+    let (inner_sql, mut values) = inner.build(PostgresQueryBuilder);
+    values.0.push(Value::Array(
+        ArrayType::BigInt,
+        Some(Box::new(
+            parents.iter().map(|i| Value::BigInt(Some(*i))).collect(),
+        )),
+    ));
+    let sql = format!(
+        "SELECT \"ranked\".* FROM unnest(${}) AS \"parent\"(\"id\") \
+         CROSS JOIN LATERAL ({inner_sql}) AS \"ranked\"",
+        values.0.len()
+    );
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// The window-function form of [`first_per_parent`], for databases without `LATERAL`.
+fn per_parent_numbered<E: EntityTrait>(
+    backend: DbBackend,
+    select: Select<E>,
+    fk: E::Column,
+    parents: &[i64],
+    keys: &SortKeys<E>,
+    first: usize,
+) -> Statement {
+    let mut window = WindowStatement::partition_by(fk.as_column_ref());
+    for (c, d) in &keys.keys {
+        window.order_by(c.as_column_ref(), d.order());
+    }
+    let mut inner = select
+        .filter(fk.is_in(parents.iter().copied()))
+        .into_query();
+    inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, Alias::new("rn"));
+    let mut outer = Query::select();
+    outer
+        .column(Asterisk)
+        .from_subquery(inner, Alias::new("ranked"))
+        .and_where(Expr::col(Alias::new("rn")).lte((first + 1) as i64))
+        .order_by(Alias::new("rn"), Order::Asc);
+    backend.build(&outer)
 }
 
 /// Row counts of `select` per value of the foreign key `fk`, for `parents`.

@@ -124,7 +124,7 @@ pub async fn page(
     contact_id: i64,
     first: Option<usize>,
     after: Option<&str>,
-) -> Result<Page<TimelineItem>> {
+) -> Result<Page<TimelineItem, String>> {
     let ws = who.workspace_id;
     records::get::<contact::Entity>(db, ws, contact_id).await?;
     let n = first.unwrap_or(DEFAULT_PAGE_SIZE);

@@ -2,11 +2,11 @@
 
 use crate::error::{OrGraphql, invalid};
 use crate::graphql::loaders::{ChildCounts, ChildSpec, Children, spec_id};
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object, OutputType, Result};
 use rapport_engine::pagination::{
-    self, DEFAULT_PAGE_SIZE, Page, PageRequest, SortDirection, SortKeys,
+    self, Cursor, DEFAULT_PAGE_SIZE, Page, PageRequest, SortDirection, SortKeys,
 };
 use rapport_engine::records::Record;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, ModelTrait, QueryFilter, Select};
@@ -37,7 +37,30 @@ impl Counted {
 }
 
 /// A Relay connection of `N` with `totalCount`.
-pub type Conn<N> = Connection<String, N, Counted, EmptyFields>;
+pub type Conn<N> = Connection<EdgeCursor, N, Counted, EmptyFields>;
+
+/// An edge's cursor, encoded only when the client selects it.
+pub enum EdgeCursor {
+    /// The row's sort-key values.
+    Row(Cursor),
+    /// Cursor text as received.
+    Text(String),
+}
+
+impl CursorType for EdgeCursor {
+    type Error = std::convert::Infallible;
+
+    fn decode_cursor(s: &str) -> std::result::Result<Self, Self::Error> {
+        Ok(Self::Text(s.to_string()))
+    }
+
+    fn encode_cursor(&self) -> String {
+        match self {
+            Self::Row(c) => c.encode(),
+            Self::Text(s) => s.clone(),
+        }
+    }
+}
 
 /// Relay's paging arguments, as received.
 #[derive(Clone, Debug, Default, Hash)]
@@ -94,7 +117,7 @@ fn into_connection<M, N: OutputType>(page: Page<M>, wrap: fn(M) -> N, counted: C
     conn.edges.extend(
         page.edges
             .into_iter()
-            .map(|(cursor, row)| Edge::new(cursor, wrap(row))),
+            .map(|(cursor, row)| Edge::new(EdgeCursor::Row(cursor), wrap(row))),
     );
     conn
 }
@@ -137,13 +160,14 @@ where
 ///
 /// The first page of each parent is batched across all parents of the response through
 /// the request's loaders; paging further inside one parent's list (with `after`, `last`
-/// or `before`) is a direct query for that parent.
+/// or `before`) is a direct query for that parent. `select` builds the rows to list; of
+/// the siblings that share a `description`, only the first builds it.
 #[allow(clippy::too_many_arguments)]
 pub async fn nested<E, N>(
     ctx: &Context<'_>,
     parent: i64,
     fk: E::Column,
-    select: Select<E>,
+    select: impl FnOnce() -> Result<Select<E>>,
     order: Vec<(E::Column, SortDirection)>,
     args: &ConnArgs,
     description: String,
@@ -157,7 +181,7 @@ where
     let keys = SortKeys::new(&order, E::id_col());
     let db = ctx.data_unchecked::<DatabaseConnection>();
     if args.pages_within_one_parent() {
-        let own = select.filter(fk.eq(parent));
+        let own = select()?.filter(fk.eq(parent));
         let page = pagination::fetch_page(db, own.clone(), &keys, &args.request()?)
             .await
             .gql()?;
@@ -166,22 +190,28 @@ where
     let first = args.request()?.first.unwrap_or(DEFAULT_PAGE_SIZE);
     let id = spec_id((&description, fk.as_str_name(), first));
     let children = ctx.data_unchecked::<DataLoader<Children<E>>>();
-    let spec_select = select.clone();
-    children.loader().register(id, move || ChildSpec {
-        fk,
-        select: spec_select,
-        keys,
-        first,
-    });
-    let page = children
-        .load_one((parent, id))
-        .await?
-        .map(|p| (*p).clone())
-        .unwrap_or_else(Page::empty);
     let counts = ctx
         .data_unchecked::<Arc<DataLoader<ChildCounts<E>>>>()
         .clone();
-    counts.loader().register(id, fk, move || select);
+    if !children.loader().knows(id) {
+        let select = select()?;
+        counts.loader().register(id, fk, select.clone());
+        children.loader().register(
+            id,
+            ChildSpec {
+                fk,
+                select,
+                keys,
+                first,
+            },
+        );
+    }
+    // The loader has handed its copy out by now, so the page is moved, not copied.
+    let page = children
+        .load_one((parent, id))
+        .await?
+        .map(|p| Arc::try_unwrap(p).unwrap_or_else(|p| (*p).clone()))
+        .unwrap_or_else(Page::empty);
     let counted = Counted {
         count: Box::new(move || {
             let counts = counts.clone();
@@ -207,12 +237,15 @@ where
     let first = pagination::MAX_PAGE_SIZE;
     let id = spec_id((fk.as_str_name(), first));
     let children = ctx.data_unchecked::<DataLoader<Children<E>>>();
-    children.loader().register(id, move || ChildSpec {
-        fk,
-        select,
-        keys,
-        first,
-    });
+    children.loader().register(
+        id,
+        ChildSpec {
+            fk,
+            select,
+            keys,
+            first,
+        },
+    );
     let page = children.load_one((parent, id)).await?;
     Ok(page
         .map(|p| p.edges.iter().map(|(_, m)| m.clone()).collect())

@@ -76,13 +76,19 @@ pub struct Children<E: EntityTrait> {
 }
 
 impl<E: EntityTrait> Children<E> {
-    /// Makes `spec` known under `id` before a load names it.
-    pub fn register(&self, id: u64, spec: impl FnOnce() -> ChildSpec<E>) {
+    /// Makes `spec` known under `id` before a load names it; the first one registered
+    /// under an id stays.
+    pub fn register(&self, id: u64, spec: ChildSpec<E>) {
         self.specs
             .lock()
             .expect("spec lock")
             .entry(id)
-            .or_insert_with(|| Arc::new(spec()));
+            .or_insert_with(|| Arc::new(spec));
+    }
+
+    /// Whether a spec is known under `id`.
+    pub fn knows(&self, id: u64) -> bool {
+        self.specs.lock().expect("spec lock").contains_key(&id)
     }
 
     fn spec(&self, id: u64) -> Option<Arc<ChildSpec<E>>> {
@@ -143,13 +149,14 @@ pub struct ChildCounts<E: EntityTrait> {
 }
 
 impl<E: EntityTrait> ChildCounts<E> {
-    /// Makes the rows to count known under `id` before a load names it.
-    pub fn register(&self, id: u64, fk: E::Column, select: impl FnOnce() -> Select<E>) {
+    /// Makes the rows to count known under `id` before a load names it; the first one
+    /// registered under an id stays.
+    pub fn register(&self, id: u64, fk: E::Column, select: Select<E>) {
         self.specs
             .lock()
             .expect("spec lock")
             .entry(id)
-            .or_insert_with(|| (fk, select()));
+            .or_insert((fk, select));
     }
 }
 

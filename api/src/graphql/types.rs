@@ -66,9 +66,11 @@ macro_rules! lists {
             order_by: Option<Vec<$order>>,
         ) -> Result<Conn<$node>> {
             let ws = principal(ctx)?.workspace_id;
-            let condition = filter.as_ref().map(|f| f.condition()).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
-            let select = scoped::<s::$module::Entity>(ws, Deleted::Exclude).filter(condition);
             let description = format!("{filter:?}{order_by:?}");
+            let select = move || -> Result<_> {
+                let condition = filter.as_ref().map(|f| f.condition()).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
+                Ok(scoped::<s::$module::Entity>(ws, Deleted::Exclude).filter(condition))
+            };
             nested(ctx, parent, fk, select, order_of(&order_by), &args, description, $node).await
         }
 
