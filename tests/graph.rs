@@ -18,6 +18,7 @@ both_backends!(
     deals_move_close_and_convert,
     timeline_merges_by_time,
     soft_delete_restore_and_erase,
+    nested_lists_page_on_from_the_batched_first_page,
 );
 
 const UPSERT: &str = "mutation($c: [ContactInput!]!) { bulkUpsertContacts(contacts: $c) { created contact { id email } } }";
@@ -1019,5 +1020,99 @@ async fn migrate_is_idempotent_on_both_databases() {
         let key = app.workspace("A").await;
         app.ok(&key, "{ viewer { workspaceName } }", json!({}))
             .await;
+    }
+}
+
+/// The first page of a nested list comes from the batched loader (one statement for all
+/// parents); the next pages from its `endCursor` are direct queries. Both must agree on
+/// the order, ties included: newest first, equal times by id descending.
+async fn nested_lists_page_on_from_the_batched_first_page(app: TestApp) {
+    let key = app.workspace("A").await;
+    let mut contacts = Vec::new();
+    for n in 0..3 {
+        let c = app
+            .ok(
+                &key,
+                "mutation($e: String!) { createContact(input: {firstName: \"P\", email: $e}) { id } }",
+                json!({"e": format!("p{n}@example.com")}),
+            )
+            .await["createContact"]["id"]
+            .clone();
+        contacts.push(c);
+    }
+    // Seven activities for the first two contacts, four of them at the same moment.
+    let times = [
+        "2024-03-01T10:00:00Z",
+        "2024-03-02T10:00:00Z",
+        "2024-03-02T10:00:00Z",
+        "2024-03-02T10:00:00Z",
+        "2024-03-02T10:00:00Z",
+        "2024-02-01T10:00:00Z",
+        "2024-03-05T10:00:00Z",
+    ];
+    let mut made: Vec<(String, String, i64)> = Vec::new();
+    for contact in &contacts[..2] {
+        for (i, at) in times.iter().enumerate() {
+            let id = app
+                .ok(
+                    &key,
+                    "mutation($c: ID!, $at: DateTime!, $s: String!) { createActivity(input: {kind: NOTE, contactId: $c, occurredAt: $at, subject: $s}) { id } }",
+                    json!({"c": contact, "at": at, "s": format!("n{i}")}),
+                )
+                .await["createActivity"]["id"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap();
+            made.push((contact.as_str().unwrap().to_string(), at.to_string(), id));
+        }
+    }
+    let first_pages = app
+        .ok(
+            &key,
+            "{ contacts(first: 10) { edges { node { id activities(first: 3) { pageInfo { hasNextPage endCursor } edges { cursor node { id } } } } } } }",
+            json!({}),
+        )
+        .await;
+    let next = "query($c: ID!, $after: String) { contact(id: $c) { activities(first: 3, after: $after) { pageInfo { hasNextPage endCursor } edges { cursor node { id } } } } }";
+    for edge in first_pages["contacts"]["edges"].as_array().unwrap() {
+        let contact = edge["node"]["id"].as_str().unwrap();
+        let mut want: Vec<&(String, String, i64)> =
+            made.iter().filter(|(c, _, _)| c == contact).collect();
+        want.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
+        let want: Vec<String> = want.iter().map(|(_, _, id)| id.to_string()).collect();
+
+        let mut conn = edge["node"]["activities"].clone();
+        let mut seen = Vec::new();
+        loop {
+            let page = ids(&conn);
+            let cursors: Vec<&Value> = conn["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| &e["cursor"])
+                .collect();
+            assert!(
+                cursors
+                    .iter()
+                    .all(|c| c.as_str().is_some_and(|c| !c.is_empty()))
+            );
+            if let Some(last) = cursors.last() {
+                assert_eq!(*last, &conn["pageInfo"]["endCursor"]);
+            }
+            seen.extend(page);
+            if !conn["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+                break;
+            }
+            let after = conn["pageInfo"]["endCursor"].clone();
+            conn = app
+                .ok(&key, next, json!({"c": contact, "after": after}))
+                .await["contact"]["activities"]
+                .clone();
+        }
+        assert_eq!(
+            seen, want,
+            "contact {contact}: every activity once, newest first, ties by id descending"
+        );
     }
 }
