@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{
     Alias, ArrayType, Asterisk, Expr, ExprTrait, Order, PostgresQueryBuilder, Query,
-    WindowStatement,
+    SqliteQueryBuilder, Values, WindowStatement,
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, ModelTrait,
@@ -135,6 +135,21 @@ impl Key {
         })
     }
 
+    /// The order the databases give these values (text bytewise, as both are set up).
+    fn compare(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering::Equal;
+        match (self, other) {
+            (Self::I(a), Self::I(b)) => a.cmp(b),
+            (Self::S(a), Self::S(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Self::T(a), Self::T(b)) => a.cmp(b),
+            (Self::D(a), Self::D(b)) => a.cmp(b),
+            (Self::F(a), Self::F(b)) => a.partial_cmp(b).unwrap_or(Equal),
+            (Self::B(a), Self::B(b)) => a.cmp(b),
+            // One column holds one type.
+            _ => Equal,
+        }
+    }
+
     fn into_value(self) -> Value {
         match self {
             Self::I(i) => Value::BigInt(Some(i)),
@@ -181,6 +196,21 @@ impl<E: EntityTrait> SortKeys<E> {
         }
         let signature = signature(&keys).into();
         Self { keys, signature }
+    }
+
+    /// How the rows at cursors `a` and `b` compare in this order.
+    fn compare(&self, a: &Cursor, b: &Cursor) -> std::cmp::Ordering {
+        for ((x, y), (_, direction)) in a.values.iter().zip(&b.values).zip(&self.keys) {
+            let o = x.compare(y);
+            if o.is_ne() {
+                return if *direction == SortDirection::Asc {
+                    o
+                } else {
+                    o.reverse()
+                };
+            }
+        }
+        std::cmp::Ordering::Equal
     }
 
     /// The cursor of `row`.
@@ -360,9 +390,10 @@ where
 /// foreign key `fk`, in one statement however many parents there are.
 ///
 /// Each parent's rows are cut at `first + 1` (the extra row tells whether a next page
-/// exists): on PostgreSQL by a `LATERAL` subquery per parent, which reads just those rows
-/// off an index on `(fk, sort keys)`; on SQLite, which has no `LATERAL`, by numbering each
-/// parent's rows with `ROW_NUMBER() OVER (PARTITION BY fk ...)`.
+/// exists) by a subquery per parent that reads just those rows off an index on
+/// `(fk, sort keys)`: `LATERAL` on PostgreSQL, a `UNION ALL` of one branch per parent on
+/// SQLite (which has no `LATERAL`). Past [`MAX_UNION_BRANCHES`] parents SQLite numbers
+/// each parent's rows with `ROW_NUMBER() OVER (PARTITION BY fk ...)` instead.
 pub async fn first_per_parent<E>(
     db: &impl ConnectionTrait,
     select: Select<E>,
@@ -376,25 +407,76 @@ where
     E::Model: ModelTrait<Entity = E> + Sync,
 {
     let first = page_size("first", Some(first))?;
+    if parents.is_empty() {
+        return Ok(HashMap::new());
+    }
     let stmt = match db.get_database_backend() {
         DbBackend::Postgres => per_parent_lateral(select, fk, parents, keys, first),
+        DbBackend::Sqlite if parents.len() <= MAX_UNION_BRANCHES => {
+            per_parent_union(select, fk, parents, keys, first)
+        }
         backend => per_parent_numbered(backend, select, fk, parents, keys, first),
     };
     let rows = E::find().from_raw_sql(stmt).all(db).await?;
 
-    let mut pages: HashMap<i64, Page<E::Model>> = HashMap::new();
+    let mut grouped: HashMap<i64, Vec<(Cursor, E::Model)>> = HashMap::new();
     for row in rows {
         let Value::BigInt(Some(parent)) = row.get(fk) else {
             continue;
         };
-        let page = pages.entry(parent).or_insert_with(Page::empty);
-        if page.edges.len() == first {
-            page.has_next_page = true;
-        } else {
-            page.edges.push((keys.cursor(&row)?, row));
-        }
+        grouped
+            .entry(parent)
+            .or_default()
+            .push((keys.cursor(&row)?, row));
     }
-    Ok(pages)
+    Ok(grouped
+        .into_iter()
+        .map(|(parent, mut edges)| {
+            // The statement picks the right rows of each parent, but SQL promises no
+            // order for rows of a join or a compound select: it is restored here.
+            edges.sort_by(|(a, _), (b, _)| keys.compare(a, b));
+            let has_next_page = edges.len() > first;
+            edges.truncate(first);
+            let page = Page {
+                edges,
+                has_next_page,
+                has_previous_page: false,
+            };
+            (parent, page)
+        })
+        .collect())
+}
+
+/// Parents up to which SQLite reads each parent's rows in a branch of its own (SQLite
+/// allows 500 terms in a compound select).
+pub const MAX_UNION_BRANCHES: usize = 200;
+
+/// `SELECT * FROM (select for parent 1, in order, LIMIT first + 1) UNION ALL …`.
+fn per_parent_union<E: EntityTrait>(
+    select: Select<E>,
+    fk: E::Column,
+    parents: &[i64],
+    keys: &SortKeys<E>,
+    first: usize,
+) -> Statement {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for parent in parents {
+        let branch = keys
+            .apply_order(select.clone(), false)
+            .filter(fk.eq(*parent))
+            .limit((first + 1) as u64)
+            .into_query();
+        let (branch_sql, branch_values) = branch.build(SqliteQueryBuilder);
+        if !sql.is_empty() {
+            sql.push_str(" UNION ALL ");
+        }
+        sql.push_str("SELECT * FROM (");
+        sql.push_str(&branch_sql);
+        sql.push(')');
+        values.extend(branch_values.0);
+    }
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, Values(values))
 }
 
 /// `SELECT ranked.* FROM unnest($parents) AS parent(id) CROSS JOIN LATERAL (select for
@@ -476,4 +558,51 @@ where
         .into_iter()
         .filter_map(|(p, n)| p.map(|p| (p, n as u64)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rapport_schema::activity;
+    use std::cmp::Ordering;
+
+    fn cursor(at: i64, id: i64) -> Cursor {
+        Cursor {
+            signature: "".into(),
+            values: vec![
+                Key::T(DateTime::from_timestamp(at, 0).expect("in range")),
+                Key::I(id),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_id_follows_the_last_keys_direction() {
+        let newest = SortKeys::<activity::Entity>::new(
+            &[(activity::Column::OccurredAt, SortDirection::Desc)],
+            activity::Column::Id,
+        );
+        assert_eq!(&*newest.signature, "occurred_at-,id-");
+        let by_id = SortKeys::<activity::Entity>::new(&[], activity::Column::Id);
+        assert_eq!(&*by_id.signature, "id+");
+    }
+
+    proptest! {
+        /// Sorting by `compare` gives the order the SQL `ORDER BY occurred_at DESC, id DESC`
+        /// gives: a total order, newest first, equal times by id descending.
+        #[test]
+        fn compare_orders_like_the_sql(rows in proptest::collection::vec((0i64..5, 0i64..1000), 0..40)) {
+            let keys = SortKeys::<activity::Entity>::new(
+                &[(activity::Column::OccurredAt, SortDirection::Desc)],
+                activity::Column::Id,
+            );
+            let mut got: Vec<(i64, i64)> = rows.clone();
+            got.sort_by(|a, b| keys.compare(&cursor(a.0, a.1), &cursor(b.0, b.1)));
+            let mut want = rows;
+            want.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(keys.compare(&cursor(1, 2), &cursor(1, 2)), Ordering::Equal);
+        }
+    }
 }
