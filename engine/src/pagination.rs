@@ -364,17 +364,20 @@ where
 /// (and its plan) is reused instead of planned again for every batch size.
 pub fn among<C: ColumnTrait>(backend: DbBackend, col: C, ids: &[i64]) -> Condition {
     match backend {
-        DbBackend::Postgres => {
-            let array = Value::Array(
-                ArrayType::BigInt,
-                Some(Box::new(
-                    ids.iter().map(|i| Value::BigInt(Some(*i))).collect(),
-                )),
-            );
-            Condition::all().add(Expr::col(col.as_column_ref()).eq(PgFunc::any(Expr::val(array))))
-        }
+        DbBackend::Postgres => Condition::all()
+            .add(Expr::col(col.as_column_ref()).eq(PgFunc::any(Expr::val(bigint_array(ids))))),
         _ => Condition::all().add(col.is_in(ids.iter().copied())),
     }
+}
+
+/// `ids` as one PostgreSQL `bigint[]` parameter.
+fn bigint_array(ids: &[i64]) -> Value {
+    Value::Array(
+        ArrayType::BigInt,
+        Some(Box::new(
+            ids.iter().map(|i| Value::BigInt(Some(*i))).collect(),
+        )),
+    )
 }
 
 /// Counts the rows of `select`.
@@ -446,8 +449,7 @@ where
 }
 
 /// `SELECT ranked.* FROM unnest($parents) AS parent(id) CROSS JOIN LATERAL (select for
-/// that parent, in order, LIMIT first + 1) AS ranked`; rows come out parent by parent,
-/// each parent's in list order.
+/// that parent, in order, LIMIT first + 1) AS ranked`.
 fn per_parent_lateral<E: EntityTrait>(
     select: Select<E>,
     fk: E::Column,
@@ -461,12 +463,7 @@ fn per_parent_lateral<E: EntityTrait>(
         .limit((first + 1) as u64)
         .into_query();
     let (inner_sql, mut values) = inner.build(PostgresQueryBuilder);
-    values.0.push(Value::Array(
-        ArrayType::BigInt,
-        Some(Box::new(
-            parents.iter().map(|i| Value::BigInt(Some(*i))).collect(),
-        )),
-    ));
+    values.0.push(bigint_array(parents));
     let sql = format!(
         "SELECT \"ranked\".* FROM unnest(${}) AS \"parent\"(\"id\") \
          CROSS JOIN LATERAL ({inner_sql}) AS \"ranked\"",
@@ -496,8 +493,7 @@ fn per_parent_numbered<E: EntityTrait>(
     outer
         .column(Asterisk)
         .from_subquery(inner, Alias::new("ranked"))
-        .and_where(Expr::col(Alias::new("rn")).lte((first + 1) as i64))
-        .order_by(Alias::new("rn"), Order::Asc);
+        .and_where(Expr::col(Alias::new("rn")).lte((first + 1) as i64));
     backend.build(&outer)
 }
 
