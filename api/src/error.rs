@@ -17,6 +17,8 @@ pub mod code {
     pub const CONFLICT: &str = "CONFLICT";
     /// Something broke on the server; details are only in the log.
     pub const INTERNAL: &str = "INTERNAL";
+    /// The request ran past the server's deadline.
+    pub const TIMEOUT: &str = "TIMEOUT";
 }
 
 /// The GraphQL error for an engine error. Database errors are logged in full and shown
@@ -29,6 +31,10 @@ pub fn to_graphql(e: EngineError) -> Error {
         EngineError::Forbidden(_) => code::FORBIDDEN,
         EngineError::Database(err) => {
             tracing::error!(error = %err, "database error");
+            code::INTERNAL
+        }
+        EngineError::Internal(what) => {
+            tracing::error!(error = %what, "internal error");
             code::INTERNAL
         }
     };

@@ -41,7 +41,23 @@ impl VerifiedKeys {
         {
             return Ok(Some(p.clone()));
         }
-        let found = auth::authenticate(db, presented).await?;
+        let found = match auth::authenticate(db, presented).await? {
+            Some(a) => {
+                if a.stale_use
+                    && let Some(key_id) = a.principal.key_id
+                {
+                    // Off the request path: a write lock held elsewhere delays only this.
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = auth::touch(&db, key_id).await {
+                            tracing::warn!(error = %e, key_id, "recording a key's last use failed");
+                        }
+                    });
+                }
+                Some(a.principal)
+            }
+            None => None,
+        };
         let mut entries = self.entries.lock().expect("key cache");
         match &found {
             Some(p) if !self.ttl.is_zero() => {

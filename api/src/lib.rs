@@ -5,6 +5,7 @@ pub mod error;
 pub mod graphql;
 pub mod keys;
 pub mod links;
+pub mod request_limits;
 pub mod server;
 pub mod webhooks;
 pub mod workers;

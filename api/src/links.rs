@@ -1,6 +1,8 @@
 //! The pages a contact reaches from an email, without logging in: one-click unsubscribe
 //! (RFC 8058: a `POST` withdraws at once; a `GET` shows a page with one button) and double
-//! opt-in confirmation. The signed token is the only credential.
+//! opt-in confirmation (the same: mail scanners fetch every link in a message, so a `GET`
+//! only shows the button and the `POST` it sends confirms). The signed token is the only
+//! credential, and each route accepts only its own kind of token.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,13 +20,35 @@ pub struct TokenQuery {
     token: String,
 }
 
+/// The pages hold inline styles and a form posting back here; nothing else may load.
+const PAGE_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
          content=\"width=device-width\"><title>{title}</title></head><body style=\"font-family:\
          sans-serif;max-width:32rem;margin:4rem auto\"><h1>{title}</h1>{body}</body></html>"
     );
-    (status, Html(html)).into_response()
+    (
+        status,
+        [(header::CONTENT_SECURITY_POLICY, PAGE_CSP)],
+        Html(html),
+    )
+        .into_response()
+}
+
+/// A page with one button that posts the token back to `path`.
+fn button_page(path: &str, title: &str, question: &str, button: &str, token: &str) -> Response {
+    // verify() accepted the token, so it holds only base64url characters and a dot.
+    page(
+        StatusCode::OK,
+        title,
+        &format!(
+            "<p>{question}</p><form method=\"post\" action=\"{path}?token={token}\">\
+             <button type=\"submit\">{button}</button></form>"
+        ),
+    )
 }
 
 fn refused(e: EngineError) -> Response {
@@ -72,18 +96,15 @@ pub async fn unsubscribe_page(
     State(ctx): State<ApiContext>,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    if let Err(e) = links::verify(ctx.db(), &q.token).await {
+    if let Err(e) = links::verify(ctx.db(), &q.token, links::Action::Unsubscribe).await {
         return refused(e);
     }
-    // verify() accepted it, so it holds only base64url characters and a dot.
-    page(
-        StatusCode::OK,
+    button_page(
+        "/unsubscribe",
         "Unsubscribe",
-        &format!(
-            "<p>Stop receiving these emails?</p><form method=\"post\" \
-             action=\"/unsubscribe?token={}\"><button type=\"submit\">Unsubscribe</button></form>",
-            q.token
-        ),
+        "Stop receiving these emails?",
+        "Unsubscribe",
+        q.token.trim(),
     )
 }
 
@@ -93,7 +114,14 @@ pub async fn unsubscribe(
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match consent::follow(ctx.db(), &q.token, proof(&headers)).await {
+    match consent::follow(
+        ctx.db(),
+        &q.token,
+        links::Action::Unsubscribe,
+        proof(&headers),
+    )
+    .await
+    {
         Ok((claim, _)) => {
             if let Err(e) = rapport_engine::campaigns::note_unsubscribe(ctx.db(), &claim).await {
                 // The withdrawal is recorded; only the campaign's statistic is missing.
@@ -109,23 +137,28 @@ pub async fn unsubscribe(
     }
 }
 
-/// `GET /consent/confirm?token=`: grants the consent a double opt-in asked for.
+/// `GET /consent/confirm?token=`: a page with one button that confirms.
+pub async fn confirm_page(State(ctx): State<ApiContext>, Query(q): Query<TokenQuery>) -> Response {
+    if let Err(e) = links::verify(ctx.db(), &q.token, links::Action::Confirm).await {
+        return refused(e);
+    }
+    button_page(
+        "/consent/confirm",
+        "Confirm your subscription",
+        "Do you want to receive these emails?",
+        "Yes, subscribe me",
+        q.token.trim(),
+    )
+}
+
+/// `POST /consent/confirm?token=`: grants the consent a double opt-in asked for, once,
+/// if nothing was decided since the request.
 pub async fn confirm(
     State(ctx): State<ApiContext>,
     Query(q): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match links::verify(ctx.db(), &q.token).await {
-        Ok(claim) if claim.action == links::Action::Confirm => {}
-        Ok(_) => {
-            return refused(EngineError::invalid(
-                "token",
-                "this is not a confirmation link",
-            ));
-        }
-        Err(e) => return refused(e),
-    }
-    match consent::follow(ctx.db(), &q.token, proof(&headers)).await {
+    match consent::follow(ctx.db(), &q.token, links::Action::Confirm, proof(&headers)).await {
         Ok(_) => page(
             StatusCode::OK,
             "Thank you",
@@ -147,13 +180,9 @@ async fn tracked(
     token: &str,
     action: links::Action,
 ) -> Result<Option<String>, Response> {
-    let claim = links::verify(ctx.db(), token).await.map_err(refused)?;
-    if claim.action != action {
-        return Err(refused(EngineError::invalid(
-            "token",
-            "this is not a tracking link",
-        )));
-    }
+    let claim = links::verify(ctx.db(), token, action)
+        .await
+        .map_err(refused)?;
     rapport_engine::campaigns::track(ctx.db(), &claim)
         .await
         .map_err(refused)

@@ -41,6 +41,33 @@ struct Cli {
     command: Command,
 }
 
+/// What one request may ask of `serve`.
+#[derive(clap::Args, Clone, Copy, Debug)]
+struct LimitArgs {
+    /// Bytes of a JSON request body (GraphQL, webhooks); larger ones get 413 unread.
+    #[arg(long, env = "RAPPORT_MAX_BODY_BYTES", default_value_t = rapport_api::server::DEFAULT_LIMITS.json_body_bytes)]
+    max_body_bytes: usize,
+    /// Bytes of a multipart GraphQL request (a plugin upload).
+    #[arg(long, env = "RAPPORT_MAX_UPLOAD_BYTES", default_value_t = rapport_api::server::DEFAULT_LIMITS.upload_bytes)]
+    max_upload_bytes: usize,
+    /// Seconds a request may run before it is answered with a timeout.
+    #[arg(long, env = "RAPPORT_REQUEST_TIMEOUT_SECONDS", default_value_t = rapport_api::server::DEFAULT_LIMITS.request_timeout.as_secs())]
+    request_timeout_seconds: u64,
+    /// Do not serve GraphiQL to browsers at `GET /graphql`.
+    #[arg(long, env = "RAPPORT_NO_GRAPHIQL")]
+    no_graphiql: bool,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> rapport_api::server::Limits {
+        rapport_api::server::Limits {
+            json_body_bytes: self.max_body_bytes,
+            upload_bytes: self.max_upload_bytes,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds.max(1)),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serves the GraphQL API (migrating the database first).
@@ -76,6 +103,8 @@ enum Command {
         /// Hours between retraining every model.
         #[arg(long, env = "RAPPORT_RETRAIN_HOURS", default_value_t = 24)]
         retrain_hours: u64,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Runs job workers only (campaign sends), sharing the database's queue with every
     /// other process; stops on SIGTERM after jobs in flight finish.
@@ -393,8 +422,21 @@ enum ApiKeyCommand {
     Revoke { key: String },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Stack of each runtime thread. Inputs that recurse are bounded before they are parsed
+/// (see `rapport_api::request_limits`); this is the margin behind those bounds, wider
+/// than tokio's 2 MiB default because debug builds spend far more stack per frame.
+const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RAPPORT_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -531,6 +573,7 @@ async fn main() -> anyhow::Result<()> {
             score_changes_seconds,
             rescore_hours,
             retrain_hours,
+            limits,
         } => {
             if demo {
                 let key = seed(&conn, "Demo", demo::DemoSize::for_contacts(demo_contacts)).await?;
@@ -553,11 +596,14 @@ async fn main() -> anyhow::Result<()> {
                 mailer: mail.mailer()?,
                 from: rapport_engine::values::EmailAddress::parse("--mail-from", &mail.mail_from)?,
             };
+            // One report of this process's loops, which `/readyz` reads.
+            let health = std::sync::Arc::new(rapport_engine::health::Health::default());
             let workers = (!no_workers)
                 .then(|| workers.config(&mail, public_url.clone()))
                 .transpose()?
                 .map(|mut w| {
                     w.plugin_cache = Some(cli.plugin_cache.clone());
+                    w.health = health.clone();
                     w
                 });
             let config = rapport_api::server::Config {
@@ -566,6 +612,9 @@ async fn main() -> anyhow::Result<()> {
                 mail: Some(api_mail),
                 plugin_cache: Some(cli.plugin_cache.clone()),
                 clock: rapport_engine::clock::system(),
+                limits: limits.limits(),
+                graphiql: !limits.no_graphiql,
+                health,
             };
             serve(conn, addr, config, schedule, workers).await?;
         }
@@ -743,9 +792,14 @@ async fn serve(
     tracing::info!(%addr, "serving GraphQL at /graphql");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let scheduler = schedule.map(|schedule| {
-        tokio::spawn(analytics::schedule::run(conn.clone(), schedule, async {
-            let _ = stopped.await;
-        }))
+        tokio::spawn(analytics::schedule::run(
+            conn.clone(),
+            schedule,
+            config.health.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ))
     });
     let (stop_workers, workers_stopped) = tokio::sync::oneshot::channel::<()>();
     let workers = workers.map(|config| {

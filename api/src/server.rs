@@ -1,15 +1,23 @@
 //! The HTTP server: GraphQL (with GraphiQL), health, authentication.
+//!
+//! Limits hold before work is done: the caller's key is checked from the headers before
+//! a byte of the body is read, the body is read only up to the route's limit (a
+//! `Content-Length` over it is refused without reading), the query document and its
+//! variables are measured before they are parsed into typed inputs, and every request
+//! has a deadline.
 
 use crate::error::code;
 use crate::graphql::{self, RapportSchema};
 use crate::keys::VerifiedKeys;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use rapport_engine::health::{Health, LoopState};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use std::sync::Arc;
@@ -22,6 +30,32 @@ pub struct ApiContext {
     db: DatabaseConnection,
     schema: RapportSchema,
     keys: Arc<VerifiedKeys>,
+    limits: Limits,
+    health: Arc<Health>,
+}
+
+/// How much one request may ask of the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Bytes of a JSON body (GraphQL, webhooks).
+    pub json_body_bytes: usize,
+    /// Bytes of a multipart body (a plugin upload with its GraphQL operation).
+    pub upload_bytes: usize,
+    /// How long a request may run before it is answered with a timeout.
+    pub request_timeout: Duration,
+}
+
+/// The defaults of [`Limits`], which the command line's flags also start from.
+pub const DEFAULT_LIMITS: Limits = Limits {
+    json_body_bytes: 1024 * 1024,
+    upload_bytes: 64 * 1024 * 1024,
+    request_timeout: Duration::from_secs(30),
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        DEFAULT_LIMITS
+    }
 }
 
 /// How long a verified API key is trusted before it is checked again, by default.
@@ -34,6 +68,11 @@ impl ApiContext {
     /// The database.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// What one request may ask.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 }
 
@@ -51,6 +90,12 @@ pub struct Config {
     pub plugin_cache: Option<std::path::PathBuf>,
     /// The time drip sequences run on (enrollments made over the API start then).
     pub clock: Arc<dyn rapport_engine::clock::Clock>,
+    /// Body sizes and the request deadline.
+    pub limits: Limits,
+    /// Serve GraphiQL to browsers at `GET /graphql`.
+    pub graphiql: bool,
+    /// Where this process's background loops report; `/readyz` reads it.
+    pub health: Arc<Health>,
 }
 
 impl Default for Config {
@@ -61,6 +106,9 @@ impl Default for Config {
             mail: None,
             plugin_cache: None,
             clock: rapport_engine::clock::system(),
+            limits: Limits::default(),
+            graphiql: true,
+            health: Arc::default(),
         }
     }
 }
@@ -93,27 +141,118 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         ),
         db,
         keys,
+        limits: config.limits,
+        health: config.health,
+    };
+    let graphql_route = if config.graphiql {
+        get(graphiql).post(graphql_handler)
+    } else {
+        axum::routing::post(graphql_handler)
     };
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql_handler))
+        .route("/graphql", graphql_route)
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route(
             "/unsubscribe",
             get(crate::links::unsubscribe_page).post(crate::links::unsubscribe),
         )
-        .route("/consent/confirm", get(crate::links::confirm))
+        .route(
+            "/consent/confirm",
+            get(crate::links::confirm_page).post(crate::links::confirm),
+        )
         .route("/t/o/{token}", get(crate::links::open_pixel))
         .route("/t/c/{token}", get(crate::links::click))
         .route(
             "/webhooks/bounce",
             axum::routing::post(crate::webhooks::bounce),
         )
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.limits.request_timeout + Duration::from_secs(5),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(ctx)
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+/// Headers every response carries: no framing (clickjacking), no referrer leaving with a
+/// signed link in it, no content sniffing; HTML pages also get a content security policy
+/// of their own (see [`crate::links`] and [`graphiql`]).
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    response
+}
+
+/// GraphiQL's page loads its scripts and styles from unpkg; the policy allows exactly
+/// that and requests to this server.
+const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https://unpkg.com; \
+     style-src 'unsafe-inline' https://unpkg.com; img-src 'self' data: https://graphql.org; \
+     font-src https://unpkg.com data:; connect-src 'self'; frame-ancestors 'none'";
+
+async fn graphiql() -> Response {
+    (
+        [(header::CONTENT_SECURITY_POLICY, GRAPHIQL_CSP)],
+        Html(GraphiQLSource::build().endpoint("/graphql").finish()),
+    )
+        .into_response()
+}
+
+/// `/readyz`: the database answers and every background loop of this process runs.
+async fn readyz(State(ctx): State<ApiContext>) -> Response {
+    let database = ctx.db.ping().await;
+    let loops: serde_json::Map<String, serde_json::Value> = ctx
+        .health
+        .snapshot()
+        .into_iter()
+        .map(|(name, state)| {
+            let v = match state {
+                LoopState::Running => json!({"status": "running"}),
+                LoopState::Stopped => json!({"status": "stopped"}),
+                LoopState::Restarting {
+                    error,
+                    since,
+                    retry_in,
+                } => json!({
+                    "status": "restarting",
+                    "error": error,
+                    "since": since,
+                    "retryInSeconds": retry_in.as_secs_f64(),
+                }),
+            };
+            (name.to_string(), v)
+        })
+        .collect();
+    let ready = database.is_ok() && ctx.health.all_running();
+    if let Err(e) = &database {
+        tracing::error!(error = %e, "readiness check: the database does not answer");
+    }
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": if database.is_ok() { "ok" } else { "unavailable" },
+        "loops": loops,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn healthz(State(ctx): State<ApiContext>) -> Response {
@@ -175,19 +314,90 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Reads a request's body after its caller was authenticated, up to `limit` bytes: a
+/// declared length over the limit is refused before reading, an undeclared one as soon
+/// as it passes the limit.
+pub async fn bounded_body(request: Request, limit: usize) -> Result<Request, Response> {
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::VALIDATION,
+            &format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("multipart/"))
+}
+
 #[tracing::instrument(name = "graphql", skip_all, fields(workspace = tracing::field::Empty))]
-async fn graphql_handler(
-    State(ctx): State<ApiContext>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> Response {
-    let principal = match authenticate(&ctx, &headers).await {
+async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Response {
+    // The key first, from the headers alone: an unauthenticated caller's body is never read.
+    let principal = match authenticate(&ctx, request.headers()).await {
         Ok(p) => p,
         Err(response) => return response,
     };
     tracing::Span::current().record("workspace", principal.workspace_id);
-    let (request, dispatcher) = graphql::with_loaders(request.into_inner(), &ctx.db, principal);
-    let mut response = dispatcher.drive(ctx.schema.execute(request)).await;
+    let limit = if is_multipart(request.headers()) {
+        ctx.limits.upload_bytes
+    } else {
+        ctx.limits.json_body_bytes
+    };
+    let request = match bounded_body(request, limit).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let request =
+        match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
+            request,
+            &(),
+        )
+        .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    code::VALIDATION,
+                    &format!(
+                        "the request is not a GraphQL request: {}",
+                        rapport_engine::values::excerpt_long(&e.0.to_string())
+                    ),
+                );
+            }
+        };
+    if let Err(e) = crate::request_limits::check(&request) {
+        return error_response(StatusCode::BAD_REQUEST, code::VALIDATION, &e.to_string());
+    }
+    let (request, dispatcher) = graphql::with_loaders(request, &ctx.db, principal);
+    let execution = dispatcher.drive(ctx.schema.execute(request));
+    let Ok(mut response) = tokio::time::timeout(ctx.limits.request_timeout, execution).await else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::TIMEOUT,
+            &format!(
+                "the request ran longer than {} s; ask for less at once",
+                ctx.limits.request_timeout.as_secs()
+            ),
+        );
+    };
     // Errors from parsing and validating the query itself carry no code yet.
     for e in &mut response.errors {
         let ext = e.extensions.get_or_insert_with(Default::default);

@@ -4,8 +4,8 @@
 //! (RFC 3464) — `{"dsn": "<the message/delivery-status part>"}`.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rapport_engine::bounces::{self, Kind, Report};
 use rapport_engine::values::EmailAddress;
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::code;
-use crate::server::{ApiContext, authenticate, error_response};
+use crate::server::{ApiContext, authenticate, bounded_body, error_response};
 
 /// The accepted body.
 #[derive(Deserialize)]
@@ -44,16 +44,17 @@ fn reports(body: BounceBody) -> Result<Vec<Report>, EngineError> {
 }
 
 /// Records each report; answers with what happened to each address.
-pub async fn bounce(
-    State(ctx): State<ApiContext>,
-    headers: HeaderMap,
-    body: Result<Json<BounceBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let who = match authenticate(&ctx, &headers).await {
+pub async fn bounce(State(ctx): State<ApiContext>, request: Request) -> Response {
+    // The key first, from the headers: an unauthenticated caller's body is never read.
+    let who = match authenticate(&ctx, request.headers()).await {
         Ok(p) => p,
         Err(response) => return response,
     };
-    let Ok(Json(body)) = body else {
+    let request = match bounded_body(request, ctx.limits().json_body_bytes).await {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let Ok(Json(body)) = Json::<BounceBody>::from_request(request, &()).await else {
         return error_response(
             StatusCode::BAD_REQUEST,
             code::VALIDATION,

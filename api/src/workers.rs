@@ -7,6 +7,7 @@ use std::time::Duration;
 use rapport_engine::campaigns::Outbound;
 use rapport_engine::clock::{self, Clock};
 use rapport_engine::email::Mailer;
+use rapport_engine::health::Health;
 use rapport_engine::jobs::{self, Queue, WorkerOptions};
 use rapport_engine::sequences::runner::{self, Ticking};
 use sea_orm::DatabaseConnection;
@@ -35,6 +36,8 @@ pub struct WorkerConfig {
     pub clock: Arc<dyn Clock>,
     /// How often due sequence steps and triggers are looked for.
     pub ticking: Ticking,
+    /// Where the workers and the ticker report whether they run.
+    pub health: Arc<Health>,
 }
 
 impl WorkerConfig {
@@ -50,6 +53,7 @@ impl WorkerConfig {
             plugin_cache: None,
             clock: clock::system(),
             ticking: Ticking::default(),
+            health: Arc::default(),
         }
     }
 }
@@ -84,11 +88,12 @@ pub async fn run(
     let ticker = tokio::spawn(runner::run_ticker(
         Arc::new(context.clone()),
         config.ticking,
+        config.health.clone(),
         async {
             let _ = ticker_stopped.await;
         },
     ));
-    let outcome = jobs::work(context, config.options, shutdown).await;
+    let outcome = jobs::work(context, config.options, config.health, shutdown).await;
     let _ = stop_ticker.send(());
     let _ = ticker.await;
     outcome

@@ -34,7 +34,7 @@ pub async fn create(
     who.require(Scope::Write)?;
     let name = Text::parse("name", input.name.as_deref().unwrap_or_default(), 200)?;
     let description = match input.description {
-        Patch::Set(d) => Some(Text::parse("description", &d, 2000)?.into_string()),
+        Patch::Set(d) => Some(Text::parse_multiline("description", &d, 2000)?.into_string()),
         Patch::Keep | Patch::Clear => None,
     };
     let now = clock::now();
@@ -69,7 +69,9 @@ pub async fn update(
         Patch::Keep => {}
         Patch::Clear => row.description = Set(None),
         Patch::Set(d) => {
-            row.description = Set(Some(Text::parse("description", &d, 2000)?.into_string()))
+            row.description = Set(Some(
+                Text::parse_multiline("description", &d, 2000)?.into_string(),
+            ))
         }
     }
     if let Some(filter) = input.filter {

@@ -132,9 +132,13 @@ pub async fn create_key(
 
 /// Checks a presented key; `None` when it is unknown, malformed or revoked.
 ///
-/// `last_used_at` is written at most once a minute per key, so reads do not turn into
-/// writes under load.
-pub async fn authenticate(db: &impl ConnectionTrait, presented: &str) -> Result<Option<Principal>> {
+/// Only reads: a request that only reads must not wait for (or fail on) a write lock.
+/// Whether `last_used_at` is due for an update is in [`Authenticated::stale_use`]; the
+/// caller records it off the request path with [`touch`].
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    presented: &str,
+) -> Result<Option<Authenticated>> {
     let Some(prefix) = presented
         .strip_prefix("rk_")
         .and_then(|rest| rest.split_once('_'))
@@ -142,6 +146,10 @@ pub async fn authenticate(db: &impl ConnectionTrait, presented: &str) -> Result<
     else {
         return Ok(None);
     };
+    // A real key is short; anything longer is not worth hashing.
+    if presented.len() > 256 {
+        return Ok(None);
+    }
     let Some(row) = api_key::Entity::find()
         .filter(api_key::Column::Prefix.eq(prefix))
         .one(db)
@@ -154,30 +162,45 @@ pub async fn authenticate(db: &impl ConnectionTrait, presented: &str) -> Result<
     {
         return Ok(None);
     }
-    let now = clock::now();
-    if row
+    let stale_use = row
         .last_used_at
-        .is_none_or(|t| now - t > chrono::Duration::seconds(60))
-    {
-        api_key::Entity::update_many()
-            .col_expr(
-                api_key::Column::LastUsedAt,
-                sea_orm::sea_query::Expr::value(now),
-            )
-            .filter(api_key::Column::Id.eq(row.id))
-            .exec(db)
-            .await?;
-    }
+        .is_none_or(|t| clock::now() - t > chrono::Duration::seconds(60));
     let scopes = row
         .scopes
         .split(',')
         .filter_map(|s| Scope::parse("scopes", s).ok())
         .collect();
-    Ok(Some(Principal {
-        workspace_id: row.workspace_id,
-        key_id: Some(row.id),
-        scopes,
+    Ok(Some(Authenticated {
+        principal: Principal {
+            workspace_id: row.workspace_id,
+            key_id: Some(row.id),
+            scopes,
+        },
+        stale_use,
     }))
+}
+
+/// A key that checked out.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// Who presented it.
+    pub principal: Principal,
+    /// `last_used_at` is more than a minute old (written at most once a minute per key,
+    /// so reads do not turn into writes under load).
+    pub stale_use: bool,
+}
+
+/// Records that a key was just used.
+pub async fn touch(db: &impl ConnectionTrait, key_id: i64) -> Result<()> {
+    api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::LastUsedAt,
+            sea_orm::sea_query::Expr::value(clock::now()),
+        )
+        .filter(api_key::Column::Id.eq(key_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -82,11 +82,13 @@ pub async fn record(db: &impl ConnectionTrait, who: &Principal, report: Report) 
         email_hash: Set(hash.clone()),
         kind: Set(report.kind.as_str().into()),
         status: Set(report.status.clone()),
-        diagnostic: Set(
-            Text::parse_opt("diagnostic", report.diagnostic.as_deref(), 1000)
-                .unwrap_or(None)
-                .map(Text::into_string),
-        ),
+        diagnostic: Set(Text::parse_multiline_opt(
+            "diagnostic",
+            report.diagnostic.as_deref(),
+            1000,
+        )
+        .unwrap_or(None)
+        .map(Text::into_string)),
         received_at: Set(clock::now()),
         ..Default::default()
     }

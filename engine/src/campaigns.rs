@@ -46,8 +46,9 @@ use crate::values::{
 /// Turns a saved segment filter into a condition on contacts. The filter language belongs
 /// to the API, so the API provides this.
 pub trait Audience: Send + Sync {
-    /// The condition the filter stands for.
-    fn condition(&self, filter: &serde_json::Value) -> Result<Condition>;
+    /// The condition the filter stands for, over the contacts of `workspace_id` (a filter
+    /// that looks at other records, such as the company, sees only that workspace's).
+    fn condition(&self, workspace_id: i64, filter: &serde_json::Value) -> Result<Condition>;
 }
 
 /// How campaign email leaves, and the limits around it.
@@ -387,7 +388,7 @@ async fn audience_condition(
     segment_id: i64,
 ) -> Result<Condition> {
     let seg = records::get::<segment::Entity>(db, workspace_id, segment_id).await?;
-    audience.condition(&seg.filter)
+    audience.condition(workspace_id, &seg.filter)
 }
 
 /// Schedules a draft to start at `at` (now when `None` or past): checks that it can be
@@ -1017,6 +1018,7 @@ impl Links<'_> {
             msg,
             seq,
             url,
+            req: None,
         })
     }
     pub(crate) fn unsubscribe(&self, contact: i64, msg: i64) -> String {
@@ -1102,14 +1104,15 @@ async fn send_one(
         return skip("the message has no variant".into()).await;
     };
     let unsubscribe = links.unsubscribe(r.person.id, m.id);
-    let rendered = templates::render(
-        &TemplateParts {
+    let rendered = templates::render_blocking(
+        TemplateParts {
             subject: variant.subject.clone(),
             html: variant.html.clone(),
             text: variant.text.clone(),
         },
-        &templates::context(&r.person, r.firm.as_ref(), &unsubscribe),
-    );
+        templates::context(&r.person, r.firm.as_ref(), &unsubscribe),
+    )
+    .await;
     let parts = match rendered {
         Ok(p) => p,
         Err(e) => {
@@ -1776,6 +1779,11 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<Stri
         }
         _ => return Err(EngineError::invalid("token", "not a tracking link")),
     };
+    if claim.action == Action::Open && !first {
+        // A message is opened once: mail clients and proxies fetch the pixel again and
+        // again, and a replayed pixel must not write a row each time.
+        return Ok(None);
+    }
     let mut update = campaign_message::Entity::update_many()
         .filter(campaign_message::Column::Id.eq(msg))
         // A click proves an open even when images were blocked.

@@ -290,19 +290,23 @@ pub async fn request(
             exp: Some(clock::now().timestamp() + links::CONFIRM_VALID_DAYS * 86_400),
             msg: None,
             url: None,
+            req: Some(pending.id),
         },
     )
     .await?;
     Ok((pending, token))
 }
 
-/// The token of a contact's unsubscribe link for `purpose` (it does not expire).
+/// The token of a contact's unsubscribe link for `purpose` (it does not expire). Write
+/// scope: whoever holds the token can withdraw the person's consent.
 pub async fn unsubscribe_token(
     db: &impl ConnectionTrait,
-    workspace_id: i64,
+    who: &Principal,
     contact_id: i64,
     purpose: ConsentPurpose,
 ) -> Result<String> {
+    who.require(Scope::Write)?;
+    let workspace_id = who.workspace_id;
     records::get_with::<contact::Entity>(db, workspace_id, contact_id, Deleted::Exclude).await?;
     links::sign(
         db,
@@ -315,6 +319,7 @@ pub async fn unsubscribe_token(
             exp: None,
             msg: None,
             url: None,
+            req: None,
         },
     )
     .await
@@ -329,14 +334,19 @@ pub struct Proof {
     pub user_agent: Option<String>,
 }
 
-/// Carries out a followed link: withdraws (unsubscribe) or grants (confirm) consent for
-/// the claim's purpose. Following it twice records nothing new the second time.
+/// Carries out a followed link of kind `action`: withdraws (unsubscribe) or grants
+/// (confirm) consent for the claim's purpose.
+///
+/// Unsubscribing twice records nothing new the second time. A confirmation grants only
+/// while the request it answers is still the latest word on that purpose: it is used
+/// up once it granted, and void once consent was withdrawn (or asked for again) after it.
 pub async fn follow(
     db: &impl ConnectionTrait,
     token: &str,
+    action: links::Action,
     proof: Proof,
 ) -> Result<(links::Claim, consent_event::Model)> {
-    let claim = links::verify(db, token).await?;
+    let claim = links::verify(db, token, action).await?;
     let (status, source) = match claim.action {
         links::Action::Unsubscribe => (ConsentStatus::Withdrawn, "unsubscribe link"),
         links::Action::Confirm => (ConsentStatus::Granted, "double opt-in confirmation"),
@@ -352,7 +362,18 @@ pub async fn follow(
         .into_iter()
         .find(|e| e.channel == ConsentChannel::Email.as_str() && e.purpose == claim.purpose)
         .cloned();
-    if let Some(e) = latest
+    if status == ConsentStatus::Granted {
+        let answers_latest = matches!(
+            (&latest, claim.req),
+            (Some(e), Some(req)) if e.id == req && e.status == ConsentStatus::Pending.as_str()
+        );
+        if !answers_latest {
+            return Err(EngineError::invalid(
+                "token",
+                "this confirmation link was already used or is no longer valid",
+            ));
+        }
+    } else if let Some(e) = latest
         && e.status == status.as_str()
     {
         return Ok((claim, e));

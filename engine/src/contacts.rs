@@ -65,6 +65,9 @@ struct ParsedContact {
     timezone: Patch<TimeZoneName>,
 }
 
+/// Addresses besides the main one that a contact may have.
+pub const MAX_OTHER_EMAILS: usize = 20;
+
 fn parse(input: ContactInput, field: &str) -> Result<ParsedContact> {
     let f = |name: &str| {
         if field.is_empty() {
@@ -74,15 +77,8 @@ fn parse(input: ContactInput, field: &str) -> Result<ParsedContact> {
         }
     };
     let name = |raw: Option<String>, n: &str| -> Result<Option<String>> {
-        raw.map(|r| {
-            let t = r.trim().to_string();
-            if t.chars().count() > 100 {
-                Err(EngineError::invalid(f(n), "must be at most 100 characters"))
-            } else {
-                Ok(t)
-            }
-        })
-        .transpose()
+        raw.map(|r| Text::parse_blank_ok(&f(n), &r, 100))
+            .transpose()
     };
     Ok(ParsedContact {
         first_name: name(input.first_name, "firstName")?,
@@ -93,6 +89,12 @@ fn parse(input: ContactInput, field: &str) -> Result<ParsedContact> {
         other_emails: input
             .other_emails
             .map(|l| {
+                if l.len() > MAX_OTHER_EMAILS {
+                    return Err(EngineError::invalid(
+                        f("otherEmails"),
+                        format!("at most {MAX_OTHER_EMAILS} addresses (got {})", l.len()),
+                    ));
+                }
                 l.iter()
                     .map(|e| EmailAddress::parse(&f("otherEmails"), e))
                     .collect::<Result<Vec<_>>>()

@@ -511,7 +511,8 @@ pub async fn close(
     competitor: Option<String>,
 ) -> Result<deal::Model> {
     let ws = who.workspace_id;
-    let reason = Text::parse_opt("reason", reason.as_deref(), 500)?.map(Text::into_string);
+    let reason =
+        Text::parse_multiline_opt("reason", reason.as_deref(), 500)?.map(Text::into_string);
     let competitor =
         Text::parse_opt("competitor", competitor.as_deref(), 200)?.map(Text::into_string);
     if outcome == Outcome::Won && competitor.is_some() {

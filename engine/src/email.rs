@@ -247,8 +247,14 @@ pub fn message_id(key: &str, from: &EmailAddress) -> String {
 
 /// Builds the MIME message.
 pub fn build(mail: &Outgoing) -> Result<Message> {
+    // Names are refused with control characters on save; one stored before that rule
+    // must still not reach lettre, which panics on a line break in a header.
+    let from_name = mail
+        .from_name
+        .as_deref()
+        .map(|n| n.chars().filter(|c| !c.is_control()).collect::<String>());
     let from = Mailbox::new(
-        mail.from_name.clone(),
+        from_name,
         mail.from
             .as_str()
             .parse()

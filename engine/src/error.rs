@@ -32,7 +32,11 @@ pub enum EngineError {
     Forbidden(String),
     /// The database failed; the details go to the log, never to the client.
     #[error("internal error")]
-    Database(DbErr),
+    Database(#[source] DbErr),
+    /// Something on our side broke (a damaged secret, a host that could not start); the
+    /// details go to the log, never to the client.
+    #[error("internal error")]
+    Internal(String),
 }
 
 impl From<DbErr> for EngineError {
@@ -59,6 +63,11 @@ impl EngineError {
             field: field.into(),
             message: message.into(),
         }
+    }
+
+    /// Our side failing, with what broke (for the log only).
+    pub fn internal(what: impl Into<String>) -> Self {
+        Self::Internal(what.into())
     }
 
     /// A not-found error for a record of kind `entity`.

@@ -134,7 +134,7 @@ pub async fn setup(db: &DatabaseConnection) -> Result<()> {
 
 fn queue_error(e: impl std::fmt::Display) -> EngineError {
     tracing::error!(error = %e, "job queue");
-    EngineError::Conflict("the job queue is unavailable".into())
+    EngineError::internal("the job queue is unavailable")
 }
 
 impl Queue {
@@ -316,12 +316,65 @@ async fn run(job: Job, context: Data<Arc<Context>>) -> std::result::Result<(), B
 
 /// Runs workers until `shutdown` resolves, then lets jobs in flight finish (up to the
 /// timeout); what is still running is re-queued by the next worker's orphan check.
+///
+/// The workers are supervised: when they stop on their own — apalis ends a worker for
+/// good when fetching jobs fails, say while the database is locked or down — they are
+/// started again after a back-off, and `health` reports them as restarting meanwhile.
 pub async fn work(
     context: Context,
     options: WorkerOptions,
+    health: Arc<crate::health::Health>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    use futures_util::FutureExt as _;
+    const NAME: &str = "job workers";
     let context = Arc::new(context);
+    let shutdown = shutdown.boxed().shared();
+    let mut backoff = crate::health::Backoff::default();
+    loop {
+        health.running(NAME);
+        let started = std::time::Instant::now();
+        let last_error = Arc::new(std::sync::Mutex::new(None::<String>));
+        let outcome = run_workers(
+            context.clone(),
+            &options,
+            last_error.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        if shutdown.peek().is_some() {
+            health.stopped(NAME);
+            return outcome;
+        }
+        let error = match outcome {
+            Err(e) => e.to_string(),
+            Ok(()) => last_error
+                .lock()
+                .expect("last error")
+                .take()
+                .unwrap_or_else(|| "the workers stopped".into()),
+        };
+        let wait = backoff.after(started.elapsed());
+        tracing::error!(error = %error, retry_in = ?wait, "the job workers stopped; starting them again");
+        health.failed(NAME, error, wait);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.clone() => {
+                health.stopped(NAME);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One run of the workers, until they stop or `shutdown` resolves; the last error a
+/// worker reported is left in `last_error`.
+async fn run_workers(
+    context: Arc<Context>,
+    options: &WorkerOptions,
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let backoff = || {
         ExponentialBackoffMaker::new(
             options.retry_delay,
@@ -376,6 +429,11 @@ pub async fn work(
         }
     };
     monitor
+        .on_event(move |_, event| {
+            if let Event::Error(e) = event {
+                *last_error.lock().expect("last error") = Some(e.to_string());
+            }
+        })
         .shutdown_timeout(options.shutdown_timeout)
         .run_with_signal(async move {
             shutdown.await;
@@ -416,23 +474,37 @@ pub async fn failed(
     limit: u64,
 ) -> Result<Vec<FailedJob>> {
     let backend = db.get_database_backend();
+    // Jobs are stored as compact JSON, so the workspace is picked out in SQL (the member is
+    // followed by a comma or the closing brace) rather than by reading every workspace's
+    // dead letters; the decoded job is checked again below.
     let sql = match backend {
         DbBackend::Postgres => {
             "SELECT id, job, attempts, last_result::text AS last_result, \
              CAST(EXTRACT(EPOCH FROM done_at) AS BIGINT) AS done_at FROM apalis.jobs \
              WHERE job_type = $1 AND ((status = 'Failed' AND attempts >= max_attempts) OR status = 'Killed') \
-             ORDER BY done_at DESC NULLS LAST LIMIT 10000"
+             AND (convert_from(job, 'UTF8') LIKE $2 OR convert_from(job, 'UTF8') LIKE $3) \
+             ORDER BY done_at DESC NULLS LAST LIMIT $4"
         }
         _ => {
             "SELECT id, job, attempts, last_result, done_at FROM Jobs \
              WHERE job_type = ? AND ((status = 'Failed' AND attempts >= max_attempts) OR status = 'Killed') \
-             ORDER BY done_at DESC LIMIT 10000"
+             AND (CAST(job AS TEXT) LIKE ? OR CAST(job AS TEXT) LIKE ?) \
+             ORDER BY done_at DESC LIMIT ?"
         }
     };
-    let rows =
-        JobRow::find_by_statement(Statement::from_sql_and_values(backend, sql, [QUEUE.into()]))
-            .all(db)
-            .await?;
+    let member = format!("%\"workspace_id\":{workspace_id}");
+    let rows = JobRow::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            QUEUE.into(),
+            format!("{member},%").into(),
+            format!("{member}}}%").into(),
+            (limit.min(10_000) as i64).into(),
+        ],
+    ))
+    .all(db)
+    .await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| {

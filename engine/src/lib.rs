@@ -22,6 +22,8 @@ pub mod duplicates;
 pub mod email;
 pub mod error;
 pub mod events;
+pub mod health;
+pub mod input_limits;
 pub mod inquiries;
 pub mod jobs;
 pub mod links;

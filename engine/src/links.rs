@@ -57,6 +57,10 @@ pub struct Claim {
     /// redirect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The `pending` consent event a confirmation link answers: the link confirms that
+    /// request and nothing else, once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<i64>,
 }
 
 impl Claim {
@@ -120,7 +124,7 @@ async fn secret(db: &impl ConnectionTrait, workspace_id: i64) -> Result<Vec<u8>>
         .ok_or_else(|| EngineError::not_found("Workspace", workspace_id))?;
     URL_SAFE_NO_PAD
         .decode(row.secret)
-        .map_err(|_| EngineError::Conflict("the workspace's link secret is damaged".into()))
+        .map_err(|_| EngineError::internal("the workspace's link secret is damaged"))
 }
 
 /// Signs a claim.
@@ -160,24 +164,76 @@ impl Signer {
     }
 }
 
-/// Checks a token's signature and expiry and returns its claim.
-pub async fn verify(db: &impl ConnectionTrait, token: &str) -> Result<Claim> {
+/// Tokens longer than this are refused before any work: a real one is a few hundred bytes
+/// (a click link's destination is its longest part).
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Checks a token's signature and expiry and that it is a link of kind `action` (each
+/// route accepts only its own kind), and returns its claim.
+///
+/// Nothing is written: the workspace's secret is only read, and a token naming a
+/// workspace without one (or none at all) is simply not valid.
+pub async fn verify(db: &impl ConnectionTrait, token: &str, action: Action) -> Result<Claim> {
     let bad = || EngineError::invalid("token", "the link is not valid (altered or incomplete)");
-    let (body, mac) = token.trim().split_once('.').ok_or_else(bad)?;
+    let token = token.trim();
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(bad());
+    }
+    let (body, mac) = token.split_once('.').ok_or_else(bad)?;
     let claim: Claim = URL_SAFE_NO_PAD
         .decode(body)
         .ok()
         .and_then(|json| serde_json::from_slice(&json).ok())
         .ok_or_else(bad)?;
     let given = URL_SAFE_NO_PAD.decode(mac).map_err(|_| bad())?;
-    let key = secret(db, claim.ws).await?;
+    if given.len() != 32 {
+        return Err(bad());
+    }
+    let key = existing_secret(db, claim.ws).await?.ok_or_else(bad)?;
     if !same(&hmac_sha256(&key, body.as_bytes()), &given) {
         return Err(bad());
+    }
+    if claim.action != action {
+        return Err(EngineError::invalid(
+            "token",
+            match action {
+                Action::Unsubscribe => "this is not an unsubscribe link",
+                Action::Confirm => "this is not a confirmation link",
+                Action::Open | Action::Click => "this is not a tracking link",
+            },
+        ));
     }
     if claim.exp.is_some_and(|exp| clock::now().timestamp() > exp) {
         return Err(EngineError::invalid("token", "the link has expired"));
     }
     Ok(claim)
+}
+
+/// The workspace's secret if it has one, without creating it. Secrets never change once
+/// made, so they are kept in memory after the first read.
+async fn existing_secret(db: &impl ConnectionTrait, workspace_id: i64) -> Result<Option<Vec<u8>>> {
+    static KNOWN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<i64, Vec<u8>>>> =
+        std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(k) = known.lock().expect("secret cache").get(&workspace_id) {
+        return Ok(Some(k.clone()));
+    }
+    let Some(row) = workspace_secret::Entity::find()
+        .filter(workspace_secret::Column::WorkspaceId.eq(workspace_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let key = URL_SAFE_NO_PAD
+        .decode(row.secret)
+        .map_err(|_| EngineError::internal("the workspace's link secret is damaged"))?;
+    let mut known = known.lock().expect("secret cache");
+    // Bounded: one entry per workspace that has signed links, and a process serves few.
+    if known.len() < 100_000 {
+        known.insert(workspace_id, key.clone());
+    }
+    Ok(Some(key))
 }
 
 #[cfg(test)]

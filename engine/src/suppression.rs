@@ -34,7 +34,7 @@ pub async fn suppress(
     note: Option<&str>,
 ) -> Result<suppression::Model> {
     who.require(Scope::Write)?;
-    let note = Text::parse_opt("note", note, 500)?.map(Text::into_string);
+    let note = Text::parse_multiline_opt("note", note, 500)?.map(Text::into_string);
     add(db, who.workspace_id, &email_hash(email), reason, note).await
 }
 

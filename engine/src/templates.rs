@@ -40,6 +40,36 @@ pub const GLOBALS: &[&str] = &["unsubscribe_url"];
 /// Instructions one render may spend: ample for an email, fatal for a runaway loop.
 const FUEL: u64 = 100_000;
 
+/// The most a rendered subject may hold, in bytes.
+pub const MAX_SUBJECT_BYTES: usize = 2_000;
+/// The most a rendered HTML or text body may hold, in bytes: fuel counts steps, not
+/// bytes, and one step can repeat a string a million times. (Gmail clips a message
+/// after 102 kB; this leaves room.)
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// A render's output, refusing bytes past its limit: the render stops at the first write
+/// that would pass it instead of building the whole text first.
+struct Capped {
+    out: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.limit {
+            self.over = true;
+            return Err(std::io::Error::other("the rendered text is too large"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The three parts of an email.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TemplateParts {
@@ -177,10 +207,28 @@ pub fn render(parts: &TemplateParts, variables: &Value) -> Result<TemplateParts>
     ] {
         env.add_template_owned(name.to_string(), source.clone())
             .map_err(|e| EngineError::invalid(name, format!("does not parse: {e}")))?;
-        *slot = env
+        let limit = if name == "subject" {
+            MAX_SUBJECT_BYTES
+        } else {
+            MAX_BODY_BYTES
+        };
+        let mut sink = Capped {
+            out: Vec::new(),
+            limit,
+            over: false,
+        };
+        let rendered = env
             .get_template(name)
-            .and_then(|t| t.render(variables))
-            .map_err(|e| EngineError::invalid(name, format!("cannot be rendered: {e}")))?;
+            .and_then(|t| t.render_captured_to(variables, &mut sink).map(|_| ()));
+        if sink.over {
+            return Err(EngineError::invalid(
+                name,
+                format!("renders to more than {limit} bytes"),
+            ));
+        }
+        rendered.map_err(|e| EngineError::invalid(name, format!("cannot be rendered: {e}")))?;
+        *slot = String::from_utf8(sink.out)
+            .map_err(|_| EngineError::invalid(name, "renders to text that is not UTF-8"))?;
     }
     // A subject is one line, whatever the template produced.
     out.subject = out.subject.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -285,7 +333,16 @@ pub async fn render_for(
         html: template.html.clone(),
         text: template.text.clone(),
     };
-    render(&parts, &context(&person, firm.as_ref(), unsubscribe_url))
+    let variables = context(&person, firm.as_ref(), unsubscribe_url);
+    render_blocking(parts, variables).await
+}
+
+/// [`render`] on the blocking pool: a render may spend its whole fuel, which is CPU time
+/// an async worker thread owes to other requests.
+pub async fn render_blocking(parts: TemplateParts, variables: Value) -> Result<TemplateParts> {
+    tokio::task::spawn_blocking(move || render(&parts, &variables))
+        .await
+        .map_err(|e| EngineError::internal(format!("rendering a template panicked: {e}")))?
 }
 
 #[cfg(test)]
@@ -337,6 +394,22 @@ mod tests {
         assert_eq!(out.subject, "Hi there");
         assert_eq!(out.html, "<p>&lt;pro&gt;</p>");
         assert_eq!(out.text, "Plan: <pro> https://x/u?token=a.b");
+    }
+
+    #[test]
+    fn output_is_capped_in_bytes() {
+        let vars = Value::from_serialize(json!({}));
+        // Sixty characters that would render to 100 MB.
+        let huge = parts("Hi", "{{ 'x' * 100000000 }}", "x");
+        let e = render(&huge, &vars).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("html: renders to more than {MAX_BODY_BYTES} bytes")
+        );
+        let e = render(&parts("{{ 'y' * 5000 }}", "", ""), &vars).unwrap_err();
+        assert!(e.to_string().starts_with("subject: renders to more"), "{e}");
+        let ok = render(&parts("Hi", "{{ 'x' * 1000 }}", "t"), &vars).unwrap();
+        assert_eq!(ok.html.len(), 1000);
     }
 
     #[test]

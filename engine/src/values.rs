@@ -21,7 +21,7 @@ impl EmailAddress {
         let bad = |why: &str| {
             EngineError::invalid(
                 field,
-                format!("'{raw}' is not a valid email address: {why}"),
+                format!("'{}' is not a valid email address: {why}", excerpt(raw)),
             )
         };
         if address.len() > 254 {
@@ -90,7 +90,10 @@ impl PhoneNumber {
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
         let trimmed = raw.trim();
         let bad = |why: &str| {
-            EngineError::invalid(field, format!("'{raw}' is not a valid phone number: {why}"))
+            EngineError::invalid(
+                field,
+                format!("'{}' is not a valid phone number: {why}", excerpt(raw)),
+            )
         };
         let mut normalized = String::new();
         for (i, c) in trimmed.chars().enumerate() {
@@ -167,7 +170,7 @@ impl Currency {
         } else {
             return Err(EngineError::invalid(
                 field,
-                format!("'{raw}' is not an ISO 4217 currency code"),
+                format!("'{}' is not an ISO 4217 currency code", excerpt(raw)),
             ));
         };
         Ok(Self { code, exponent })
@@ -248,7 +251,10 @@ impl CountryCode {
         } else {
             Err(EngineError::invalid(
                 field,
-                format!("'{raw}' is not an ISO 3166-1 alpha-2 country code"),
+                format!(
+                    "'{}' is not an ISO 3166-1 alpha-2 country code",
+                    excerpt(raw)
+                ),
             ))
         }
     }
@@ -288,7 +294,7 @@ impl Domain {
         } else {
             Err(EngineError::invalid(
                 field,
-                format!("'{raw}' is not a valid domain"),
+                format!("'{}' is not a valid domain", excerpt(raw)),
             ))
         }
     }
@@ -299,6 +305,9 @@ impl Domain {
     }
 }
 
+/// Tags one contact may carry.
+pub const MAX_TAGS: usize = 100;
+
 /// A tag: trimmed, 1 to 64 characters, no commas or control characters.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tag(String);
@@ -307,21 +316,37 @@ impl Tag {
     /// Parses one tag.
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
         let t = raw.trim();
-        if t.is_empty() || t.chars().count() > 64 || t.chars().any(|c| c.is_control() || c == ',') {
+        if t.is_empty()
+            || t.len() > 256
+            || t.chars().count() > 64
+            || t.chars()
+                .any(|c| c.is_control() || c == ',' || is_bidi_control(c))
+        {
             return Err(EngineError::invalid(
                 field,
-                format!("'{raw}' is not a valid tag (1-64 characters, no commas)"),
+                format!(
+                    "'{}' is not a valid tag (1-64 characters, no commas)",
+                    excerpt(raw)
+                ),
             ));
         }
         Ok(Self(t.to_string()))
     }
 
-    /// Parses a list, dropping duplicates and keeping the first spelling's order.
+    /// Parses a list of at most [`MAX_TAGS`], dropping duplicates and keeping the first
+    /// spelling's order.
     pub fn parse_list(field: &str, raw: &[String]) -> Result<Vec<Self>> {
+        if raw.len() > MAX_TAGS {
+            return Err(EngineError::invalid(
+                field,
+                format!("at most {MAX_TAGS} tags (got {})", raw.len()),
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(raw.len());
         let mut out: Vec<Self> = Vec::with_capacity(raw.len());
         for r in raw {
             let t = Self::parse(field, r)?;
-            if !out.contains(&t) {
+            if seen.insert(t.0.clone()) {
                 out.push(t);
             }
         }
@@ -334,22 +359,90 @@ impl Tag {
     }
 }
 
-/// A required, trimmed, non-empty piece of text of bounded length (names, subjects, titles).
+/// At most this much of a client's input is quoted back in an error, so a refused
+/// megabyte is not echoed to the client and into the logs.
+const EXCERPT_CHARS: usize = 40;
+
+/// The start of `raw`, for quoting in an error message.
+pub fn excerpt(raw: &str) -> String {
+    let mut chars = raw.chars();
+    let head: String = chars.by_ref().take(EXCERPT_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// The start of a longer message (a parser's complaint that may quote the input).
+pub fn excerpt_long(raw: &str) -> String {
+    if raw.len() <= 300 {
+        return raw.to_string();
+    }
+    let cut = (0..=300)
+        .rev()
+        .find(|&i| raw.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &raw[..cut])
+}
+
+/// Characters that reorder how text is displayed (bidirectional embeddings, overrides
+/// and isolates): in a name or subject they can make `gpj.exe` read as `exe.jpg`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Why `t` is refused as text, if it is: control characters (NUL, which PostgreSQL
+/// cannot store; CR and LF, which split an email header) and bidi controls. Line breaks
+/// and tabs pass in multi-line text.
+fn forbidden_char(t: &str, multiline: bool) -> Option<&'static str> {
+    t.chars().find_map(|c| {
+        if multiline && matches!(c, '\n' | '\r' | '\t') {
+            None
+        } else if c == '\0' {
+            Some("must not contain NUL characters")
+        } else if c == '\r' || c == '\n' {
+            Some("must be a single line")
+        } else if c.is_control() {
+            Some("must not contain control characters")
+        } else if is_bidi_control(c) {
+            Some("must not contain bidirectional override characters")
+        } else {
+            None
+        }
+    })
+}
+
+/// A required, trimmed, non-empty piece of text of bounded length (names, subjects,
+/// titles): one line, without control or bidi-override characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Text(String);
 
 impl Text {
-    /// Parses text of 1 to `max` characters.
+    /// Parses one line of text of 1 to `max` characters.
     pub fn parse(field: &str, raw: &str, max: usize) -> Result<Self> {
+        Self::parse_as(field, raw, max, false)
+    }
+
+    /// Parses text of 1 to `max` characters that may span lines (descriptions, notes).
+    pub fn parse_multiline(field: &str, raw: &str, max: usize) -> Result<Self> {
+        Self::parse_as(field, raw, max, true)
+    }
+
+    fn parse_as(field: &str, raw: &str, max: usize, multiline: bool) -> Result<Self> {
         let t = raw.trim();
         if t.is_empty() {
             return Err(EngineError::invalid(field, "must not be empty"));
         }
-        if t.chars().count() > max {
+        // Bytes first: counting the characters of a huge input is work in itself.
+        if t.len() > max * 4 || t.chars().count() > max {
             return Err(EngineError::invalid(
                 field,
                 format!("must be at most {max} characters"),
             ));
+        }
+        if let Some(why) = forbidden_char(t, multiline) {
+            return Err(EngineError::invalid(field, why));
         }
         Ok(Self(t.to_string()))
     }
@@ -360,6 +453,23 @@ impl Text {
             None | Some("") => Ok(None),
             Some(t) => Self::parse(field, t, max).map(Some),
         }
+    }
+
+    /// Parses optional multi-line text: `None`, or blank, is no value.
+    pub fn parse_multiline_opt(field: &str, raw: Option<&str>, max: usize) -> Result<Option<Self>> {
+        match raw.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(t) => Self::parse_multiline(field, t, max).map(Some),
+        }
+    }
+
+    /// Parses optional one-line text where blank is kept as blank (a contact's first or
+    /// last name may be empty).
+    pub fn parse_blank_ok(field: &str, raw: &str, max: usize) -> Result<String> {
+        if raw.trim().is_empty() {
+            return Ok(String::new());
+        }
+        Self::parse(field, raw, max).map(Self::into_string)
     }
 
     /// The text.
@@ -373,8 +483,19 @@ impl Text {
 pub struct Attributes(serde_json::Map<String, serde_json::Value>);
 
 impl Attributes {
-    /// Accepts a JSON object with at most 200 keys of at most 64 characters.
+    /// Accepts a JSON object with at most 200 keys of at most 64 characters, nested at
+    /// most 8 deep, with texts of at most 10,000 bytes and 64 kB in all.
     pub fn parse(field: &str, raw: serde_json::Value) -> Result<Self> {
+        const BOUNDS: crate::input_limits::Bounds = crate::input_limits::Bounds {
+            depth: 8,
+            nodes: 5_000,
+            width: 1_000,
+            string_bytes: 10_000,
+        };
+        BOUNDS.check(field, &raw)?;
+        if serde_json::to_vec(&raw).map_or(0, |b| b.len()) > 64 * 1024 {
+            return Err(EngineError::invalid(field, "must be at most 64 kB as JSON"));
+        }
         match raw {
             serde_json::Value::Object(map) => {
                 if map.len() > 200 {
@@ -383,7 +504,7 @@ impl Attributes {
                 if let Some(k) = map.keys().find(|k| k.is_empty() || k.chars().count() > 64) {
                     return Err(EngineError::invalid(
                         field,
-                        format!("attribute name '{k}' must have 1-64 characters"),
+                        format!("attribute name '{}' must have 1-64 characters", excerpt(k)),
                     ));
                 }
                 Ok(Self(map))
@@ -391,7 +512,7 @@ impl Attributes {
             serde_json::Value::Null => Ok(Self(Default::default())),
             other => Err(EngineError::invalid(
                 field,
-                format!("must be a JSON object, got {other}"),
+                format!("must be a JSON object, got {}", excerpt(&other.to_string())),
             )),
         }
     }
@@ -428,7 +549,10 @@ impl TimeZoneName {
         } else {
             Err(EngineError::invalid(
                 field,
-                format!("'{raw}' is not an IANA time zone name such as Europe/Berlin"),
+                format!(
+                    "'{}' is not an IANA time zone name such as Europe/Berlin",
+                    excerpt(raw)
+                ),
             ))
         }
     }
@@ -523,7 +647,7 @@ macro_rules! text_enum {
                     $($text => Ok(Self::$variant),)+
                     _ => Err(EngineError::invalid(
                         field,
-                        format!("'{raw}' is not one of {}", [$($text),+].join(", ")),
+                        format!("'{}' is not one of {}", excerpt(raw), [$($text),+].join(", ")),
                     )),
                 }
             }

@@ -13,7 +13,7 @@ use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
 use crate::error::{OrGraphql, invalid};
-use crate::graphql::connection::{Conn, ConnArgs};
+use crate::graphql::connection::{Conn, ConnArgs, page_cost};
 use crate::graphql::filters::{ContactFilter, ContactOrder};
 use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::types::{Contact, contact_lists, principal};
@@ -28,12 +28,13 @@ pub struct SegmentInput {
 }
 
 impl SegmentInput {
-    fn into_engine(self) -> Result<audiences::SegmentInput> {
+    fn into_engine(self, workspace_id: i64) -> Result<audiences::SegmentInput> {
         let filter = match self.filter {
             None => None,
             Some(f) => {
-                // Built once now, so a filter that cannot run is refused on save.
-                f.condition().gql()?;
+                // Measured and built once now (the same check a query's filter passes),
+                // so a filter that cannot run is refused on save.
+                f.condition(workspace_id).gql()?;
                 Some(f.to_value().into_json()?)
             }
         };
@@ -50,6 +51,7 @@ impl SegmentInput {
 }
 
 fn stored_filter(segment: &s::segment::Model) -> Result<ContactFilter> {
+    crate::graphql::filters::check_json(&segment.filter).gql()?;
     let value = async_graphql::Value::from_json(segment.filter.clone())?;
     ContactFilter::parse(Some(value)).map_err(|e| {
         invalid(
@@ -96,6 +98,7 @@ impl Segment {
         self.0.updated_at
     }
     /// The members now: the filter is evaluated on every read.
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -114,6 +117,7 @@ impl Segment {
         .await
     }
     /// How many contacts are in it now, and a sample.
+    #[graphql(complexity = "100 + sample.clamp(0, 100) as usize * child_complexity")]
     async fn preview(
         &self,
         ctx: &Context<'_>,
@@ -184,7 +188,7 @@ impl SegmentMutation {
             return Err(invalid("filter", "a segment needs a filter"));
         }
         Ok(Segment(
-            audiences::create(db, who, input.into_engine()?)
+            audiences::create(db, who, input.into_engine(who.workspace_id)?)
                 .await
                 .gql()?,
         ))
@@ -198,9 +202,14 @@ impl SegmentMutation {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         Ok(Segment(
-            audiences::update(db, who, parse_id("id", &id)?, input.into_engine()?)
-                .await
-                .gql()?,
+            audiences::update(
+                db,
+                who,
+                parse_id("id", &id)?,
+                input.into_engine(who.workspace_id)?,
+            )
+            .await
+            .gql()?,
         ))
     }
     /// Moves a segment to the trash.

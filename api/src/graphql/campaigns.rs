@@ -23,18 +23,25 @@ use crate::graphql::types::{Contact, principal};
 pub struct ContactAudience;
 
 impl Audience for ContactAudience {
-    fn condition(&self, filter: &serde_json::Value) -> rapport_engine::Result<Condition> {
+    fn condition(
+        &self,
+        workspace_id: i64,
+        filter: &serde_json::Value,
+    ) -> rapport_engine::Result<Condition> {
         let bad = |why: String| {
             rapport_engine::EngineError::invalid(
                 "segment.filter",
                 format!("the saved filter no longer parses: {why}"),
             )
         };
+        // Measured before it is converted and parsed, both of which recurse: a filter
+        // saved before the bounds existed must fail here, not abort the worker.
+        crate::graphql::filters::check_json(filter)?;
         let value =
             async_graphql::Value::from_json(filter.clone()).map_err(|e| bad(e.to_string()))?;
         let parsed = ContactFilter::parse(Some(value))
             .map_err(|e| bad(e.into_server_error(Default::default()).message))?;
-        parsed.condition()
+        parsed.condition(workspace_id)
     }
 }
 

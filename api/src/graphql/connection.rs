@@ -62,6 +62,20 @@ impl CursorType for EdgeCursor {
     }
 }
 
+/// What a list field costs in the query's complexity, per unit of what each row
+/// selects: the rows it may return. A list under a list multiplies, and every alias is
+/// a field of its own, so `limit_complexity` bounds the rows a request can make the
+/// server build, not just the fields it names.
+pub fn page_cost(first: Option<i32>, last: Option<i32>) -> usize {
+    let asked = first.into_iter().chain(last).max();
+    match asked {
+        None => DEFAULT_PAGE_SIZE,
+        // Out-of-range sizes are refused by the resolver; cost them as the most a page
+        // can hold so they cannot slip past the limit first.
+        Some(n) => (n.max(1) as usize).min(pagination::MAX_PAGE_SIZE),
+    }
+}
+
 /// Relay's paging arguments, as received.
 #[derive(Clone, Debug, Default, Hash)]
 pub struct ConnArgs {

@@ -7,15 +7,34 @@
 //! ignore ASCII case; text compares bytewise.
 
 use crate::graphql::ids::parse_id;
-use async_graphql::{Enum, ID, InputObject};
+use async_graphql::{Enum, ID, InputObject, InputType};
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_engine::EngineError;
+use rapport_engine::input_limits::Bounds;
 use rapport_engine::pagination::SortDirection;
 use rapport_schema as s;
 use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{ColumnTrait, Condition, Value};
 
 type Result<T> = std::result::Result<T, EngineError>;
+
+/// Measures a filter tree against [`Bounds::FILTER`] — depth, width, size, the length of
+/// every text — before anything recurses over it. The one check every filter passes,
+/// whether it comes with a query or is saved as a segment (and again when a saved one
+/// is read back).
+pub fn check_bounds<F: InputType>(filter: &F) -> Result<()> {
+    check_json(
+        &filter
+            .to_value()
+            .into_json()
+            .map_err(|_| EngineError::invalid("filter", "is not a valid filter"))?,
+    )
+}
+
+/// [`check_bounds`] for a filter still in its JSON form (a saved segment).
+pub fn check_json(filter: &serde_json::Value) -> Result<()> {
+    Bounds::FILTER.check("filter", filter)
+}
 
 /// A filter on one column.
 pub trait ColumnFilter {
@@ -378,8 +397,16 @@ macro_rules! entity_filter {
         }
 
         impl $name {
-            /// The SQL condition of the whole filter tree.
-            pub fn condition(&self) -> Result<Condition> {
+            /// The SQL condition of the whole filter tree, over the rows of
+            /// `workspace_id`. The tree is measured first ([`check_bounds`]), so the
+            /// recursion below is as deep as the bounds allow and no deeper.
+            pub fn condition(&self, workspace_id: i64) -> Result<Condition> {
+                check_bounds(self)?;
+                self.condition_within(workspace_id)
+            }
+
+            fn condition_within(&self, ws: i64) -> Result<Condition> {
+                let _ = ws;
                 let mut all = Condition::all();
                 $(
                     if let Some(f) = &self.$field {
@@ -387,19 +414,19 @@ macro_rules! entity_filter {
                         all = all.add(f.condition(stringify!($field), target)?);
                     }
                 )*
-                $( all = all.add($cfn(self)?); )?
+                $( all = all.add($cfn(self, ws)?); )?
                 for f in self.and.iter().flatten() {
-                    all = all.add(f.condition()?);
+                    all = all.add(f.condition_within(ws)?);
                 }
                 if let Some(list) = &self.or {
                     let mut any = Condition::any();
                     for f in list {
-                        any = any.add(f.condition()?);
+                        any = any.add(f.condition_within(ws)?);
                     }
                     all = all.add(any);
                 }
                 if let Some(f) = &self.not {
-                    all = all.add(f.condition()?.not());
+                    all = all.add(f.condition_within(ws)?.not());
                 }
                 Ok(all)
             }
@@ -453,7 +480,7 @@ impl AttributeFilter {
     }
 }
 
-fn contact_extras(f: &ContactFilter) -> Result<Condition> {
+fn contact_extras(f: &ContactFilter, ws: i64) -> Result<Condition> {
     let mut c = Condition::all();
     for a in f.attributes.iter().flatten() {
         c = c.add(a.condition()?);
@@ -462,10 +489,13 @@ fn contact_extras(f: &ContactFilter) -> Result<Condition> {
         c = c.add(t.condition());
     }
     if let Some(company) = &f.company {
+        // The companies of this workspace only: company ids are not secret, and a
+        // contact's company id must not let a filter read another workspace's companies.
         let ids = Query::select()
             .column(s::company::Column::Id)
             .from(s::company::Entity)
-            .cond_where(company.condition()?)
+            .and_where(s::company::Column::WorkspaceId.eq(ws))
+            .cond_where(company.condition_within(ws)?)
             .to_owned();
         c = c.add(s::contact::Column::CompanyId.in_subquery(ids));
     }

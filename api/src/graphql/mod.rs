@@ -68,6 +68,11 @@ pub struct Mutations(
 /// Rapport's schema type.
 pub type RapportSchema = Schema<Queries, Mutations, EmptySubscription>;
 
+/// The most one request may cost: each field costs 1, a list field its page size times
+/// what each row selects (see [`connection::page_cost`]), aliases count separately. About
+/// as many values as a response of a few tens of megabytes holds.
+pub const MAX_COMPLEXITY: usize = 100_000;
+
 /// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
 /// ask for an unbounded amount of work. With `plugins`, plugins can be registered and run.
 pub fn build(
@@ -81,7 +86,7 @@ pub fn build(
     builder(db, keys, public, mail)
         .data(plugins)
         .data(clock)
-        .limit_complexity(20_000)
+        .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
 
@@ -124,7 +129,7 @@ pub fn plugin_host(
 ) -> rapport_engine::Result<rapport_engine::plugins::Host> {
     let runtime = rapport_engine::plugins::Runtime::new(cache_dir).map_err(|e| {
         tracing::error!(error = %e, "the plugin host could not start");
-        rapport_engine::EngineError::Conflict(format!("the plugin host could not start: {e}"))
+        rapport_engine::EngineError::internal(format!("the plugin host could not start: {e}"))
     })?;
     let schema = build_for_plugins(db.clone(), keys, public);
     Ok(rapport_engine::plugins::Host {

@@ -252,9 +252,7 @@ impl Inputs for GraphqlInputs {
                     async_graphql::Value::Number(n) => n.as_i64(),
                     _ => None,
                 })
-                .ok_or_else(|| {
-                    EngineError::Conflict("the query's cost could not be measured".into())
-                })?;
+                .ok_or_else(|| EngineError::internal("the query's cost could not be measured"))?;
             Ok(complexity.clamp(1, i32::MAX as i64) as i32)
         })
     }

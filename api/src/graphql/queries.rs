@@ -4,7 +4,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use crate::error::OrGraphql;
-use crate::graphql::connection::{Conn, ConnArgs};
+use crate::graphql::connection::{Conn, ConnArgs, page_cost};
 use crate::graphql::enums::Scope;
 use crate::graphql::filters::*;
 use crate::graphql::ids::{parse_id, to_id};
@@ -89,6 +89,7 @@ impl Query {
             )),
         }
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -110,6 +111,7 @@ impl Query {
     async fn company(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Company>> {
         Ok(Some(Company(by_id::<s::company::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn companies(
         &self,
         ctx: &Context<'_>,
@@ -131,6 +133,7 @@ impl Query {
     async fn deal(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Deal>> {
         Ok(Some(Deal(by_id::<s::deal::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn deals(
         &self,
         ctx: &Context<'_>,
@@ -154,6 +157,7 @@ impl Query {
             by_id::<s::pipeline::Entity>(ctx, &id).await?,
         )))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn pipelines(
         &self,
         ctx: &Context<'_>,
@@ -180,6 +184,7 @@ impl Query {
             by_id::<s::activity::Entity>(ctx, &id).await?,
         )))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn activities(
         &self,
         ctx: &Context<'_>,
@@ -201,6 +206,7 @@ impl Query {
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
         Ok(Some(Task(by_id::<s::task::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,
@@ -222,6 +228,7 @@ impl Query {
     async fn inquiry(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Inquiry>> {
         Ok(Some(Inquiry(by_id::<s::inquiry::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn inquiries(
         &self,
         ctx: &Context<'_>,
@@ -243,6 +250,7 @@ impl Query {
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
         Ok(Some(Product(by_id::<s::product::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn products(
         &self,
         ctx: &Context<'_>,
@@ -264,6 +272,7 @@ impl Query {
     async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Order>> {
         Ok(Some(Order(by_id::<s::order::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -285,6 +294,7 @@ impl Query {
     async fn event(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Event>> {
         Ok(Some(Event(by_id::<s::event::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -306,6 +316,7 @@ impl Query {
     async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         Ok(Some(User(by_id::<s::user::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -327,6 +338,7 @@ impl Query {
     async fn team(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Team>> {
         Ok(Some(Team(by_id::<s::team::Entity>(ctx, &id).await?)))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn teams(
         &self,
         ctx: &Context<'_>,
@@ -363,6 +375,9 @@ impl Query {
     /// Groups of contacts that are probably the same person: one's email is another's,
     /// the same normalised phone, or nearly the same name at the same company. With
     /// `contactId`, only the groups that contain that contact.
+    // Comparing every contact with every other is the costliest read there is: priced so
+    // a request holds a handful of them, however many aliases it writes.
+    #[graphql(complexity = "10_000 + limit.clamp(1, 500) as usize * child_complexity")]
     async fn find_duplicates(
         &self,
         ctx: &Context<'_>,

@@ -68,15 +68,19 @@ impl EmailTemplate {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-    /// The email rendered for one contact, with their real unsubscribe link.
+    /// The email rendered for one contact, with their real unsubscribe link when the key
+    /// may write (a read key sees a placeholder: the link withdraws consent).
     async fn preview(&self, ctx: &Context<'_>, contact_id: ID) -> Result<RenderedEmail> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let contact = parse_id("contactId", &contact_id)?;
-        let token =
-            consent::unsubscribe_token(db, who.workspace_id, contact, ConsentPurpose::Marketing)
+        let token = if who.can(Scope::Write) {
+            consent::unsubscribe_token(db, &who, contact, ConsentPurpose::Marketing)
                 .await
-                .gql()?;
+                .gql()?
+        } else {
+            "preview-without-write-scope".to_string()
+        };
         let url = format!(
             "{}/unsubscribe?token={token}",
             ctx.data_unchecked::<PublicUrl>().0

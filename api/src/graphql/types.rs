@@ -4,7 +4,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use crate::error::OrGraphql;
-use crate::graphql::connection::{Conn, ConnArgs, all_children, list, nested};
+use crate::graphql::connection::{Conn, ConnArgs, all_children, list, nested, page_cost};
 use crate::graphql::enums::*;
 use crate::graphql::filters::*;
 use crate::graphql::ids::to_id;
@@ -68,7 +68,7 @@ macro_rules! lists {
             let ws = principal(ctx)?.workspace_id;
             let description = format!("{filter:?}{order_by:?}");
             let select = move || -> Result<_> {
-                let condition = filter.as_ref().map(|f| f.condition()).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
+                let condition = filter.as_ref().map(|f| f.condition(ws)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
                 Ok(scoped::<s::$module::Entity>(ws, Deleted::Exclude).filter(condition))
             };
             nested(ctx, parent, fk, select, order_of(&order_by), &args, description, $node).await
@@ -82,7 +82,7 @@ macro_rules! lists {
             order_by: Option<Vec<$order>>,
         ) -> Result<Conn<$node>> {
             let ws = principal(ctx)?.workspace_id;
-            let condition = filter.as_ref().map(|f| f.condition()).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
+            let condition = filter.as_ref().map(|f| f.condition(ws)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
             let select = scoped::<s::$module::Entity>(ws, Deleted::Exclude).filter(condition);
             list(ctx.data_unchecked(), select, order_of(&order_by), &args, $node).await
         }
@@ -187,8 +187,14 @@ impl Contact {
     ) -> Result<Vec<crate::graphql::consent::ConsentRecord>> {
         crate::graphql::consent::current(ctx, self.0.id).await
     }
+    /// Whether this contact has an address an unsubscribe link would be sent to; the
+    /// link itself (`unsubscribeUrl`) needs write scope.
+    async fn has_unsubscribe_url(&self) -> bool {
+        self.0.email.is_some()
+    }
     /// The signed one-click unsubscribe link to put in an email to this contact (it does
-    /// not expire; `POST` to it unsubscribes, `GET` shows a confirmation button).
+    /// not expire; `POST` to it unsubscribes, `GET` shows a confirmation button). Write
+    /// scope: the link withdraws the person's consent.
     async fn unsubscribe_url(
         &self,
         ctx: &Context<'_>,
@@ -293,6 +299,7 @@ impl Contact {
             .await?
             .map(User))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn deals(
         &self,
         ctx: &Context<'_>,
@@ -314,6 +321,7 @@ impl Contact {
         .await
     }
     /// Newest first unless ordered otherwise.
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn activities(
         &self,
         ctx: &Context<'_>,
@@ -334,6 +342,7 @@ impl Contact {
         )
         .await
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,
@@ -354,6 +363,7 @@ impl Contact {
         )
         .await
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn inquiries(
         &self,
         ctx: &Context<'_>,
@@ -374,6 +384,7 @@ impl Contact {
         )
         .await
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -394,6 +405,7 @@ impl Contact {
         )
         .await
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -415,6 +427,7 @@ impl Contact {
         .await
     }
     /// Activities, orders, inquiries and tasks merged by time, newest first.
+    #[graphql(complexity = "page_cost(first, None) * child_complexity")]
     async fn timeline(
         &self,
         ctx: &Context<'_>,
@@ -508,6 +521,7 @@ impl Company {
             .await?
             .map(User))
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -528,6 +542,7 @@ impl Company {
         )
         .await
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn deals(
         &self,
         ctx: &Context<'_>,
@@ -577,6 +592,7 @@ impl Pipeline {
                 .collect(),
         )
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn deals(
         &self,
         ctx: &Context<'_>,
@@ -749,6 +765,7 @@ impl Deal {
         .map(DealStageChange)
         .collect())
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn activities(
         &self,
         ctx: &Context<'_>,
@@ -769,6 +786,7 @@ impl Deal {
         )
         .await
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,
@@ -1145,6 +1163,7 @@ impl Team {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn members(
         &self,
         ctx: &Context<'_>,

@@ -169,14 +169,8 @@ enum Work {
     Retrain,
 }
 
-async fn tick(db: &DatabaseConnection, work: Work) {
-    let ids = match workspaces(db).await {
-        Ok(ids) => ids,
-        Err(e) => {
-            tracing::warn!(error = %e, "listing workspaces failed");
-            return;
-        }
-    };
+async fn tick(db: &DatabaseConnection, work: Work) -> crate::Result<()> {
+    let ids = workspaces(db).await?;
     for ws in ids {
         let done = match work {
             Work::Retrain => {
@@ -190,18 +184,31 @@ async fn tick(db: &DatabaseConnection, work: Work) {
             tracing::warn!(workspace_id = ws, error = %e, "rescoring failed");
         }
     }
+    Ok(())
 }
 
-/// Runs the schedule until `stop` resolves.
-pub async fn run(db: DatabaseConnection, schedule: Schedule, stop: impl Future<Output = ()>) {
+/// Runs the schedule until `stop` resolves. A tick that fails (the database is away) or
+/// panics is reported to `health`; the next tick runs as usual.
+pub async fn run(
+    db: DatabaseConnection,
+    schedule: Schedule,
+    health: std::sync::Arc<crate::health::Health>,
+    stop: impl Future<Output = ()>,
+) {
+    use futures_util::FutureExt as _;
     use tracing::Instrument;
+    const NAME: &str = "model schedule";
+    health.running(NAME);
     tokio::pin!(stop);
     let started = tokio::time::Instant::now();
     let (mut last_full, mut last_train) = (started, started);
     let mut since = clock::now();
     loop {
         tokio::select! {
-            _ = &mut stop => return,
+            _ = &mut stop => {
+                health.stopped(NAME);
+                return;
+            }
             _ = tokio::time::sleep(schedule.changes_every) => {}
         }
         let checked_at = clock::now();
@@ -216,9 +223,25 @@ pub async fn run(db: DatabaseConnection, schedule: Schedule, stop: impl Future<O
         } else {
             Work::Changes(since)
         };
-        tick(&db, work)
-            .instrument(tracing::info_span!("schedule", work = ?work))
-            .await;
-        since = checked_at;
+        let outcome = std::panic::AssertUnwindSafe(
+            tick(&db, work).instrument(tracing::info_span!("schedule", work = ?work)),
+        )
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::EngineError::internal(
+                "a scheduled rescoring panicked",
+            ))
+        });
+        match outcome {
+            Ok(()) => {
+                health.running(NAME);
+                since = checked_at;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the model schedule's tick failed");
+                health.failed(NAME, e.to_string(), schedule.changes_every);
+            }
+        }
     }
 }

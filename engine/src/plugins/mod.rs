@@ -82,7 +82,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         tracing::error!(error = %e, "plugin call panicked");
-        EngineError::Conflict("the plugin host failed".into())
+        EngineError::internal("the plugin host failed")
     })
 }
 

@@ -492,8 +492,12 @@ impl Definition {
     /// Reads and checks a definition; every problem found is in the error, each naming
     /// its step.
     pub fn parse(json: &Value) -> Result<Definition> {
-        let definition: Definition = serde_json::from_value(json.clone())
-            .map_err(|e| EngineError::invalid("definition", e.to_string()))?;
+        // Conditions nest (`all`, `any`, `not`) and are read and evaluated recursively:
+        // the tree is measured first, without recursion.
+        crate::input_limits::Bounds::SEQUENCE.check("definition", json)?;
+        let definition: Definition = serde_json::from_value(json.clone()).map_err(|e| {
+            EngineError::invalid("definition", crate::values::excerpt_long(&e.to_string()))
+        })?;
         let problems = definition.problems();
         if problems.is_empty() {
             Ok(definition)

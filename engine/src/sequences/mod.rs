@@ -1020,6 +1020,10 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim, id: i64) -> Result<Op
         ),
         _ => return Err(EngineError::invalid("token", "not a tracking link")),
     };
+    if url.is_none() && m.opened_at.is_some() {
+        // Opened once is opened: a replayed pixel writes nothing.
+        return Ok(None);
+    }
     let mut update = sequence_message::Entity::update_many()
         .filter(sequence_message::Column::Id.eq(id))
         // A click proves an open even when images were blocked.

@@ -161,30 +161,51 @@ impl Default for Ticking {
 }
 
 /// Runs [`tick`] on the [`Ticking`] rhythm until `shutdown` resolves.
+///
+/// A failed or panicking tick is logged and reported to `health` as restarting; the
+/// next tick runs as usual, and a good tick reports the ticker running again.
 pub async fn run_ticker(
     ctx: Arc<Context>,
     ticking: Ticking,
+    health: Arc<crate::health::Health>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    use futures_util::FutureExt as _;
+    const NAME: &str = "sequence ticker";
+    health.running(NAME);
     tokio::pin!(shutdown);
     let mut interval = tokio::time::interval(ticking.every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_slow: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => {
+                health.stopped(NAME);
+                return;
+            }
             _ = interval.tick() => {
                 let slow = last_slow.is_none_or(|t| t.elapsed() >= ticking.slow_every);
                 if slow {
                     last_slow = Some(std::time::Instant::now());
                 }
-                let outcome = tick(&ctx, ticking.lease, slow)
-                    .instrument(tracing::info_span!("sequence_tick", slow))
-                    .await;
+                let outcome = std::panic::AssertUnwindSafe(
+                    tick(&ctx, ticking.lease, slow)
+                        .instrument(tracing::info_span!("sequence_tick", slow)),
+                )
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(crate::EngineError::internal("a sequence tick panicked")));
                 match outcome {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(queued = n, "sequence steps queued"),
-                    Err(e) => tracing::warn!(error = %e, "sequence tick failed"),
+                    Ok(n) => {
+                        health.running(NAME);
+                        if n > 0 {
+                            tracing::info!(queued = n, "sequence steps queued");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sequence tick failed");
+                        health.failed(NAME, e.to_string(), ticking.every);
+                    }
                 }
             }
         }
