@@ -243,7 +243,9 @@ async fn unsubscribe_and_confirmation_links(app: TestApp) {
         .post(&link)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .header("User-Agent", "MailClient/1.0")
-        .header("X-Forwarded-For", "198.51.100.4, 10.0.0.1")
+        // What the client wrote itself (6.6.6.6) is ignored; our proxy (the test, on
+        // loopback) saw 198.51.100.4.
+        .header("X-Forwarded-For", "6.6.6.6, 198.51.100.4")
         .body("List-Unsubscribe=One-Click")
         .send()
         .await
@@ -315,8 +317,16 @@ async fn unsubscribe_and_confirmation_links(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 400);
-    let ok = http
+    // Following the link (GET, as a mail scanner would) shows a button; its POST confirms.
+    let page = http
         .get(format!("{}/consent/confirm?token={confirm}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<form method=\"post\""));
+    let ok = http
+        .post(format!("{}/consent/confirm?token={confirm}", app.base))
         .header("X-Forwarded-For", "203.0.113.9")
         .send()
         .await

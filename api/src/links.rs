@@ -4,13 +4,14 @@
 //! only shows the button and the `POST` it sends confirms). The signed token is the only
 //! credential, and each route accepts only its own kind of token.
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use rapport_engine::EngineError;
 use rapport_engine::consent::{self, Proof};
 use rapport_engine::links;
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::server::ApiContext;
 
@@ -74,19 +75,44 @@ fn refused(e: EngineError) -> Response {
     }
 }
 
-fn proof(headers: &HeaderMap) -> Proof {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+/// Where a request came from: the peer's address, or — when the peer is one of the
+/// configured proxies — the nearest address in `X-Forwarded-For` that is not a proxy.
+/// Anyone can write that header, so it is believed only from a trusted proxy.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted_proxies.contains(ip))
+            .unwrap_or(peer),
+    )
+}
+
+fn proof(ctx: &ApiContext, extensions: &Extensions, headers: &HeaderMap) -> Proof {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     Proof {
-        // Behind a proxy the client is the first X-Forwarded-For entry.
-        ip: header("x-forwarded-for")
-            .and_then(|v| v.split(',').next().map(|s| s.trim().to_string()))
-            .or_else(|| header("x-real-ip")),
-        user_agent: header(header::USER_AGENT.as_str()),
+        ip: client_ip(peer, headers, ctx.trusted_proxies()).map(|ip| ip.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     }
 }
 
@@ -112,13 +138,14 @@ pub async fn unsubscribe_page(
 pub async fn unsubscribe(
     State(ctx): State<ApiContext>,
     Query(q): Query<TokenQuery>,
+    extensions: Extensions,
     headers: HeaderMap,
 ) -> Response {
     match consent::follow(
         ctx.db(),
         &q.token,
         links::Action::Unsubscribe,
-        proof(&headers),
+        proof(&ctx, &extensions, &headers),
     )
     .await
     {
@@ -156,9 +183,11 @@ pub async fn confirm_page(State(ctx): State<ApiContext>, Query(q): Query<TokenQu
 pub async fn confirm(
     State(ctx): State<ApiContext>,
     Query(q): Query<TokenQuery>,
+    extensions: Extensions,
     headers: HeaderMap,
 ) -> Response {
-    match consent::follow(ctx.db(), &q.token, links::Action::Confirm, proof(&headers)).await {
+    let proof = proof(&ctx, &extensions, &headers);
+    match consent::follow(ctx.db(), &q.token, links::Action::Confirm, proof).await {
         Ok(_) => page(
             StatusCode::OK,
             "Thank you",
@@ -211,5 +240,38 @@ pub async fn click(State(ctx): State<ApiContext>, Path(token): Path<String>) -> 
         Ok(Some(url)) => (StatusCode::FOUND, [(header::LOCATION, url)]).into_response(),
         Ok(None) => refused(EngineError::invalid("token", "the link has no destination")),
         Err(response) => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
+        // A client writing the header itself is not believed.
+        assert_eq!(
+            client_ip(Some(ip("198.51.100.7")), &headers, &[]),
+            Some(ip("198.51.100.7"))
+        );
+        // Through our proxy, the address the proxy saw is the client; what the client
+        // wrote before it is not.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), &headers, &[ip("10.0.0.2")]),
+            Some(ip("203.0.113.9"))
+        );
+        headers.insert("x-forwarded-for", "203.0.113.9, 10.0.0.3".parse().unwrap());
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.2")),
+                &headers,
+                &[ip("10.0.0.2"), ip("10.0.0.3")]
+            ),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(client_ip(None, &headers, &[]), None);
     }
 }

@@ -42,7 +42,7 @@ struct Cli {
 }
 
 /// What one request may ask of `serve`.
-#[derive(clap::Args, Clone, Copy, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 struct LimitArgs {
     /// Bytes of a JSON request body (GraphQL, webhooks); larger ones get 413 unread.
     #[arg(long, env = "RAPPORT_MAX_BODY_BYTES", default_value_t = rapport_api::server::DEFAULT_LIMITS.json_body_bytes)]
@@ -56,6 +56,10 @@ struct LimitArgs {
     /// Do not serve GraphiQL to browsers at `GET /graphql`.
     #[arg(long, env = "RAPPORT_NO_GRAPHIQL")]
     no_graphiql: bool,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (comma
+    /// separated); from anyone else the header is ignored.
+    #[arg(long, env = "RAPPORT_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl LimitArgs {
@@ -615,6 +619,7 @@ async fn run() -> anyhow::Result<()> {
                 limits: limits.limits(),
                 graphiql: !limits.no_graphiql,
                 health,
+                trusted_proxies: limits.trusted_proxies.clone(),
             };
             serve(conn, addr, config, schedule, workers).await?;
         }
@@ -809,7 +814,8 @@ async fn serve(
     });
     axum::serve(
         listener,
-        rapport_api::server::router_with(conn.clone(), config),
+        rapport_api::server::router_with(conn.clone(), config)
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;

@@ -12,9 +12,13 @@ use async_graphql::Request;
 use rapport_engine::EngineError;
 use rapport_engine::input_limits::Bounds;
 
-/// How deeply brackets (`{`, `[`, `(`) may nest in a query document. Selections are
-/// limited to 16 levels by the schema; this leaves room for arguments and input values.
-pub const MAX_DOCUMENT_NESTING: usize = 48;
+/// How deeply input values (`{`, `[` inside an argument list) may nest in a query
+/// document: a filter within its own bounds ([`Bounds::FILTER`]) fits.
+pub const MAX_VALUE_NESTING: usize = 20;
+
+/// How deeply brackets may nest in a document overall (selections are held to 16 levels
+/// by the schema; this leaves room for arguments).
+pub const MAX_DOCUMENT_NESTING: usize = 64;
 
 /// Bytes of a query document.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -38,7 +42,15 @@ pub fn document(query: &str) -> Result<(), EngineError> {
         ));
     }
     let bytes = query.as_bytes();
-    let (mut depth, mut i) = (0usize, 0usize);
+    // Argument lists do not nest in GraphQL, so the depth at which the current one opened
+    // is all that is needed to know how deep its values go.
+    let (mut depth, mut args_at, mut i) = (0usize, None::<usize>, 0usize);
+    let too_deep = |what: &str, max: usize| {
+        Err(EngineError::invalid(
+            "query",
+            format!("the document's {what} nest deeper than {max} levels"),
+        ))
+    };
     while i < bytes.len() {
         match bytes[i] {
             b'#' => {
@@ -65,15 +77,23 @@ pub fn document(query: &str) -> Result<(), EngineError> {
                 }
             }
             b'{' | b'[' | b'(' => {
+                if bytes[i] == b'(' {
+                    args_at = Some(depth);
+                }
                 depth += 1;
                 if depth > MAX_DOCUMENT_NESTING {
-                    return Err(EngineError::invalid(
-                        "query",
-                        format!("the document nests deeper than {MAX_DOCUMENT_NESTING} levels"),
-                    ));
+                    return too_deep("brackets", MAX_DOCUMENT_NESTING);
+                }
+                if args_at.is_some_and(|at| depth - at > MAX_VALUE_NESTING + 1) {
+                    return too_deep("input values", MAX_VALUE_NESTING);
                 }
             }
-            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            b'}' | b']' | b')' => {
+                if bytes[i] == b')' {
+                    args_at = None;
+                }
+                depth = depth.saturating_sub(1);
+            }
             _ => {}
         }
         i += 1;
@@ -94,7 +114,23 @@ mod tests {
             "}".repeat(60)
         );
         let e = document(&deep).unwrap_err();
-        assert!(e.to_string().contains("deeper than 48"), "{e}");
+        assert!(
+            e.to_string().contains("input values nest deeper than 20"),
+            "{e}"
+        );
+        let fine = format!(
+            "{{ contacts(filter: {}{}) {{ totalCount }} }}",
+            "{not: ".repeat(8),
+            "}".repeat(8)
+        );
+        assert!(document(&fine).is_ok());
+        let selections = format!("{}{}", "{ a ".repeat(70), "}".repeat(70));
+        assert!(
+            document(&selections)
+                .unwrap_err()
+                .to_string()
+                .contains("brackets")
+        );
         let quoted = format!(
             "{{ contacts(filter: {{email: {{eq: \"{}\"}}}}) {{ totalCount }} }} # {}\n",
             "{".repeat(100),

@@ -32,6 +32,7 @@ pub struct ApiContext {
     keys: Arc<VerifiedKeys>,
     limits: Limits,
     health: Arc<Health>,
+    trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// How much one request may ask of the server.
@@ -74,6 +75,11 @@ impl ApiContext {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub fn trusted_proxies(&self) -> &[std::net::IpAddr] {
+        &self.trusted_proxies
+    }
 }
 
 /// How the server runs.
@@ -96,6 +102,9 @@ pub struct Config {
     pub graphiql: bool,
     /// Where this process's background loops report; `/readyz` reads it.
     pub health: Arc<Health>,
+    /// Reverse proxies in front of the server, whose `X-Forwarded-For` names the client
+    /// (needs the router served with connect info, as `rapport serve` does).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Config {
@@ -109,6 +118,7 @@ impl Default for Config {
             limits: Limits::default(),
             graphiql: true,
             health: Arc::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -143,6 +153,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         keys,
         limits: config.limits,
         health: config.health,
+        trusted_proxies: config.trusted_proxies.into(),
     };
     let graphql_route = if config.graphiql {
         get(graphiql).post(graphql_handler)

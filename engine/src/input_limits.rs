@@ -39,7 +39,7 @@ impl Bounds {
     /// A whole sequence definition (steps, triggers, and the conditions of branches and
     /// goals, which nest).
     pub const SEQUENCE: Bounds = Bounds {
-        depth: 24,
+        depth: 20,
         nodes: 20_000,
         width: 1_000,
         string_bytes: 64 * 1024,
@@ -47,7 +47,7 @@ impl Bounds {
 
     /// The variables of one GraphQL request.
     pub const VARIABLES: Bounds = Bounds {
-        depth: 32,
+        depth: 20,
         nodes: 100_000,
         width: 10_000,
         string_bytes: 1024 * 1024,

@@ -209,15 +209,8 @@ pub async fn verify(db: &impl ConnectionTrait, token: &str, action: Action) -> R
     Ok(claim)
 }
 
-/// The workspace's secret if it has one, without creating it. Secrets never change once
-/// made, so they are kept in memory after the first read.
+/// The workspace's secret if it has one, without creating it.
 async fn existing_secret(db: &impl ConnectionTrait, workspace_id: i64) -> Result<Option<Vec<u8>>> {
-    static KNOWN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<i64, Vec<u8>>>> =
-        std::sync::OnceLock::new();
-    let known = KNOWN.get_or_init(Default::default);
-    if let Some(k) = known.lock().expect("secret cache").get(&workspace_id) {
-        return Ok(Some(k.clone()));
-    }
     let Some(row) = workspace_secret::Entity::find()
         .filter(workspace_secret::Column::WorkspaceId.eq(workspace_id))
         .one(db)
@@ -225,15 +218,10 @@ async fn existing_secret(db: &impl ConnectionTrait, workspace_id: i64) -> Result
     else {
         return Ok(None);
     };
-    let key = URL_SAFE_NO_PAD
+    URL_SAFE_NO_PAD
         .decode(row.secret)
-        .map_err(|_| EngineError::internal("the workspace's link secret is damaged"))?;
-    let mut known = known.lock().expect("secret cache");
-    // Bounded: one entry per workspace that has signed links, and a process serves few.
-    if known.len() < 100_000 {
-        known.insert(workspace_id, key.clone());
-    }
-    Ok(Some(key))
+        .map(Some)
+        .map_err(|_| EngineError::internal("the workspace's link secret is damaged"))
 }
 
 #[cfg(test)]

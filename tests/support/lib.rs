@@ -271,6 +271,8 @@ impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
         let config = rapport_api::server::Config {
             plugin_cache: Some(plugin_cache()),
+            // The tests stand in for the reverse proxy, setting X-Forwarded-For.
+            trusted_proxies: vec![std::net::Ipv4Addr::LOCALHOST.into()],
             ..Default::default()
         };
         Self::spawn_with(backend, config).await
@@ -341,7 +343,8 @@ impl TestApp {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = rapport_api::server::router_with(conn.clone(), config);
+        let router = rapport_api::server::router_with(conn.clone(), config)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, router).await.expect("server") });
         Self {
             base,

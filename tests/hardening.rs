@@ -1,0 +1,616 @@
+//! Attacks and outages, each reproduced through the real server: hostile input answered
+//! with VALIDATION while the server lives on, bodies refused before they are read, link
+//! tokens that work only where they belong, and workers that survive a locked database.
+
+use rapport_tests::{Backend, SmtpServer, TestApp, both_backends};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+both_backends!(
+    hostile_filters_are_refused_and_the_server_lives,
+    query_cost_counts_pages_and_aliases,
+    oversized_input_is_a_validation_error_with_a_short_message,
+    control_characters_are_refused_in_names,
+    templates_render_at_most_their_byte_limit,
+    consent_links_work_only_where_they_belong,
+    tracking_tokens_are_checked_before_any_write,
+);
+
+/// A key of the workspace with only the given scope.
+async fn scoped_key(app: &TestApp, admin: &str, scope: &str) -> String {
+    app.ok(
+        admin,
+        &format!("mutation {{ createApiKey(name: \"{scope}\", scopes: [{scope}]) {{ key }} }}"),
+        json!({}),
+    )
+    .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn nested(depth: usize, key: &str, leaf: Value) -> Value {
+    let mut v = leaf;
+    for _ in 0..depth {
+        v = if key == "not" {
+            json!({ "not": v })
+        } else {
+            json!({ key: [v] })
+        };
+    }
+    v
+}
+
+async fn alive(app: &TestApp, key: &str) {
+    let data = app
+        .ok(key, "{ contacts(first: 1) { totalCount } }", json!({}))
+        .await;
+    assert!(data["contacts"]["totalCount"].is_number(), "{data}");
+}
+
+async fn hostile_filters_are_refused_and_the_server_lives(app: TestApp) {
+    let admin = app.workspace("Hostile filters").await;
+    let read = scoped_key(&app, &admin, "READ").await;
+    let q = "query($f: ContactFilter) { contacts(first: 5, filter: $f) { totalCount } }";
+    let leaf = json!({"email": {"eq": "a@example.com"}});
+
+    // `not` 110 deep, `and` 50 deep, in variables: each used to overflow a thread's stack.
+    for (depth, key) in [(110, "not"), (50, "and"), (12, "or")] {
+        let (code, message) = app
+            .err(&read, q, json!({"f": nested(depth, key, leaf.clone())}))
+            .await;
+        assert_eq!(code, "VALIDATION", "{key} {depth}: {message}");
+        assert!(message.contains("nested too deeply"), "{message}");
+        alive(&app, &read).await;
+    }
+    // The same in the document itself.
+    let doc = format!(
+        "{{ contacts(filter: {}{{email: {{eq: \"a@example.com\"}}}}{}) {{ totalCount }} }}",
+        "{not: ".repeat(110),
+        "}".repeat(110)
+    );
+    let (code, message) = app.err(&read, &doc, json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("nest deeper"), "{message}");
+    // A wide `or`: tens of thousands of conditions.
+    let wide = json!({"or": vec![leaf.clone(); 30_000]});
+    let (code, message) = app.err(&read, q, json!({"f": wide})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    alive(&app, &read).await;
+    // Within bounds, a nested filter still works.
+    let fine = app
+        .ok(
+            &read,
+            q,
+            json!({"f": nested(4, "not", nested(3, "and", leaf.clone()))}),
+        )
+        .await;
+    assert!(fine["contacts"]["totalCount"].is_number());
+
+    // Saving it as a segment is refused by the same check.
+    let (code, message) = app
+        .err(
+            &admin,
+            "mutation($f: ContactFilter) { createSegment(input: {name: \"bomb\", filter: $f}) { id } }",
+            json!({"f": nested(17, "not", leaf.clone())}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("nested too deeply"), "{message}");
+
+    // A segment stored before the rule existed is refused when read, not a crash.
+    let seg = app
+        .ok(
+            &admin,
+            "mutation { createSegment(input: {name: \"old\", filter: {lifecycleStage: {eq: LEAD}}}) { id } }",
+            json!({}),
+        )
+        .await["createSegment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = app.db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => "UPDATE segments SET filter = $1 WHERE id = $2",
+        _ => "UPDATE segments SET filter = ? WHERE id = ?",
+    };
+    app.db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                nested(120, "not", leaf.clone()).into(),
+                seg.parse::<i64>().unwrap().into(),
+            ],
+        ))
+        .await
+        .expect("store a hostile filter directly");
+    let (code, message) = app
+        .err(
+            &read,
+            "query($id: ID!) { segment(id: $id) { preview { count } } }",
+            json!({"id": seg}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    alive(&app, &read).await;
+}
+
+async fn query_cost_counts_pages_and_aliases(app: TestApp) {
+    let admin = app.workspace("Cost").await;
+    let read = scoped_key(&app, &admin, "READ").await;
+    // Three levels of big pages: 100 × 500 × 500 rows asked for.
+    let deep = "{ companies(first: 100) { edges { node { contacts(first: 500) { edges { node { company { contacts(first: 500) { edges { node { id } } } } } } } } } } }";
+    let (code, message) = app.err(&read, deep, json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("complex"), "{message}");
+    // Each alias costs on its own: 300 cheap-looking aliases of one big page are not cheap.
+    let aliases: String = (0..300)
+        .map(|i| format!("a{i}: contacts(first: 500) {{ edges {{ node {{ id email }} }} }} "))
+        .collect();
+    let (code, message) = app.err(&read, &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    // The costliest read is priced so a request holds only a few of them.
+    let dups: String = (0..20)
+        .map(|i| format!("d{i}: findDuplicates {{ reason }} "))
+        .collect();
+    let (code, message) = app.err(&read, &format!("{{ {dups} }}"), json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    // What a real screen asks still passes.
+    app.ok(
+        &read,
+        "{ contacts(first: 50) { edges { node { name company { name } deals { edges { node { name stage { name } } } } activities(first: 5) { edges { node { kind } } } } } } findDuplicates { reason } }",
+        json!({}),
+    )
+    .await;
+}
+
+async fn oversized_input_is_a_validation_error_with_a_short_message(app: TestApp) {
+    let admin = app.workspace("Oversized").await;
+    let q = "query($f: ContactFilter) { contacts(filter: $f) { totalCount } }";
+    let checks = [
+        json!({"email": {"contains": "x".repeat(200_000)}}),
+        json!({"id": {"in": vec!["1"; 100_000]}}),
+        json!({"tags": {"hasAny": vec!["vip"; 20_000]}}),
+    ];
+    for f in checks {
+        let (code, message) = app.err(&admin, q, json!({"f": f})).await;
+        assert_eq!(code, "VALIDATION", "{message}");
+        assert!(message.len() < 300, "the error echoes the input: {message}");
+    }
+    let create = "mutation($i: ContactInput!) { createContact(input: $i) { id } }";
+    let tags: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
+    let (code, message) = app
+        .err(
+            &admin,
+            create,
+            json!({"i": {"email": "t@example.com", "tags": tags}}),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("VALIDATION", "tags: at most 100 tags (got 101)")
+    );
+    let long_tag = format!("{}{}", "x".repeat(5000), ",");
+    let (code, message) = app
+        .err(
+            &admin,
+            create,
+            json!({"i": {"email": "t@example.com", "tags": [long_tag]}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.len() < 200, "{message}");
+    let emails: Vec<String> = (0..21).map(|i| format!("o{i}@example.com")).collect();
+    let (code, _) = app
+        .err(
+            &admin,
+            create,
+            json!({"i": {"email": "t@example.com", "otherEmails": emails}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    let (code, _) = app
+        .err(
+            &admin,
+            create,
+            json!({"i": {"email": "t@example.com", "attributes": {"blob": "x".repeat(20_000)}}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    alive(&app, &admin).await;
+}
+
+async fn control_characters_are_refused_in_names(app: TestApp) {
+    let admin = app.workspace("Control characters").await;
+    let (code, message) = app
+        .err(
+            &admin,
+            "mutation { createContact(input: {email: \"n@example.com\", firstName: \"Eve\\u0000\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("VALIDATION", "firstName: must not contain NUL characters")
+    );
+    let seg = app
+        .ok(
+            &admin,
+            "mutation { createSegment(input: {name: \"all\", filter: {}}) { id } }",
+            json!({}),
+        )
+        .await["createSegment"]["id"]
+        .clone();
+    let input = json!({
+        "name": "Injected",
+        "segmentId": seg,
+        "fromEmail": "news@shop.example",
+        "fromName": "Shop\r\nBcc: victim@example.com",
+        "variants": [{"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}],
+    });
+    let (code, message) = app
+        .err(
+            &admin,
+            "mutation($i: CampaignInput!) { createCampaign(input: $i) { id } }",
+            json!({"i": input}),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("VALIDATION", "fromName: must be a single line")
+    );
+    let (code, message) = app
+        .err(
+            &admin,
+            "mutation { createSegment(input: {name: \"evil\u{202e}gpj.exe\", filter: {}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+}
+
+async fn templates_render_at_most_their_byte_limit(app: TestApp) {
+    let admin = app.workspace("Template bomb").await;
+    let read = scoped_key(&app, &admin, "READ").await;
+    let contact = app
+        .ok(
+            &admin,
+            "mutation { createContact(input: {email: \"b@example.com\", firstName: \"B\"}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    let bomb = app
+        .ok(
+            &admin,
+            "mutation { createEmailTemplate(input: {name: \"bomb\", subject: \"Hi\", html: \"{{ 'x' * 100000000 }}\", text: \"t\"}) { id } }",
+            json!({}),
+        )
+        .await["createEmailTemplate"]["id"]
+        .clone();
+    let started = Instant::now();
+    let (code, message) = app
+        .err(
+            &read,
+            "query($t: ID!, $c: ID!) { emailTemplate(id: $t) { preview(contactId: $c) { html } } }",
+            json!({"t": bomb, "c": contact}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("renders to more than"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A read key's preview carries no working unsubscribe link.
+    let fine = app
+        .ok(
+            &admin,
+            "mutation { createEmailTemplate(input: {name: \"fine\", subject: \"Hi\", html: \"<a href='{{ unsubscribe_url }}'>x</a>\", text: \"{{ unsubscribe_url }}\"}) { id } }",
+            json!({}),
+        )
+        .await["createEmailTemplate"]["id"]
+        .clone();
+    let preview = app
+        .ok(
+            &read,
+            "query($t: ID!, $c: ID!) { emailTemplate(id: $t) { preview(contactId: $c) { text } } }",
+            json!({"t": fine, "c": contact}),
+        )
+        .await;
+    let text = preview["emailTemplate"]["preview"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        text.ends_with("/unsubscribe?token=preview-without-write-scope"),
+        "{text}"
+    );
+}
+
+fn token_of(url: &str) -> String {
+    url.split("token=").nth(1).unwrap().to_string()
+}
+
+async fn post_form(url: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+const CONSENT: &str =
+    "query($c: ID!) { contact(id: $c) { consent { purpose status } hasUnsubscribeUrl } }";
+
+async fn marketing(app: &TestApp, key: &str, contact: &Value) -> String {
+    let data = app.ok(key, CONSENT, json!({"c": contact})).await;
+    data["contact"]["consent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purpose"] == "MARKETING")
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+async fn consent_links_work_only_where_they_belong(app: TestApp) {
+    let admin = app.workspace("Links").await;
+    let read = scoped_key(&app, &admin, "READ").await;
+    let contact = app
+        .ok(
+            &admin,
+            "mutation { createContact(input: {email: \"l@example.com\", firstName: \"L\"}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    // A read key may not hold a link that withdraws consent; it learns one exists.
+    let (code, _) = app
+        .err(
+            &read,
+            "query($c: ID!) { contact(id: $c) { unsubscribeUrl } }",
+            json!({"c": contact}),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    let data = app.ok(&read, CONSENT, json!({"c": contact})).await;
+    assert_eq!(data["contact"]["hasUnsubscribeUrl"], true);
+
+    let requested = app
+        .ok(
+            &admin,
+            "mutation($c: ID!) { requestConsent(contactId: $c) { confirmUrl } }",
+            json!({"c": contact}),
+        )
+        .await;
+    // Links carry the configured public address; the test server listens elsewhere.
+    let here = |url: &str| format!("{}/{}", app.base, url.splitn(4, '/').nth(3).unwrap());
+    let confirm_url = here(requested["requestConsent"]["confirmUrl"].as_str().unwrap());
+    let confirm_token = token_of(&confirm_url);
+    // A confirmation token at the unsubscribe route does nothing.
+    let (status, page) =
+        post_form(&format!("{}/unsubscribe?token={confirm_token}", app.base)).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("not an unsubscribe link"), "{page}");
+    assert_eq!(marketing(&app, &admin, &contact).await, "PENDING");
+    // GET (a mail scanner prefetching) shows a button and grants nothing.
+    let (status, _, body) = app.get(&confirm_url).await;
+    let page = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("<form method=\"post\""), "{page}");
+    assert_eq!(marketing(&app, &admin, &contact).await, "PENDING");
+    // The page's own POST confirms, once.
+    let (status, page) = post_form(&confirm_url).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(marketing(&app, &admin, &contact).await, "GRANTED");
+    let (status, page) = post_form(&confirm_url).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("already used"), "{page}");
+    // Withdrawn afterwards: the old confirmation cannot grant again.
+    let unsubscribe_url = here(
+        app.ok(
+            &admin,
+            "query($c: ID!) { contact(id: $c) { unsubscribeUrl } }",
+            json!({"c": contact}),
+        )
+        .await["contact"]["unsubscribeUrl"]
+            .as_str()
+            .unwrap(),
+    );
+    let (status, page) = post_form(&unsubscribe_url).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(marketing(&app, &admin, &contact).await, "WITHDRAWN");
+    let (status, _) = post_form(&confirm_url).await;
+    assert_eq!(status, 400);
+    assert_eq!(marketing(&app, &admin, &contact).await, "WITHDRAWN");
+    // An unsubscribe token does not confirm either.
+    let (status, _) = post_form(&format!(
+        "{}/consent/confirm?token={}",
+        app.base,
+        token_of(&unsubscribe_url)
+    ))
+    .await;
+    assert_eq!(status, 400);
+    // The pages cannot be framed and load nothing from elsewhere.
+    let resp = reqwest::get(&unsubscribe_url).await.unwrap();
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    assert!(
+        resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+}
+
+async fn tracking_tokens_are_checked_before_any_write(app: TestApp) {
+    use base64::Engine as _;
+    use sea_orm::{ConnectionTrait, Statement};
+    let count_secrets = || async {
+        let backend = app.db.get_database_backend();
+        app.db
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT COUNT(*) AS n FROM workspace_secrets",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap()
+    };
+    let before = count_secrets().await;
+    // A forged claim naming a workspace that does not exist, with a made-up MAC.
+    let claim = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        br#"{"ws":987654,"contact":1,"action":"open","purpose":"marketing","exp":null,"msg":1}"#,
+    );
+    let mac = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+    for path in ["t/o", "t/c"] {
+        let (status, _, _) = app.get(&format!("{}/{path}/{claim}.{mac}", app.base)).await;
+        assert_eq!(status, 400);
+    }
+    assert_eq!(count_secrets().await, before, "verifying wrote a secret");
+}
+
+// -- Outside both_backends: HTTP-level limits and the SQLite outage. --
+
+/// Sends raw HTTP and returns the status line and how long the answer took.
+async fn raw(app: &TestApp, head: &str, body: &[u8]) -> (String, Duration) {
+    let addr = app.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("an answer without the rest of the body")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    (
+        text.lines().next().unwrap_or_default().to_string(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_is_refused_before_it_is_read() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let key = app.workspace("Bodies").await;
+    // 60 MB announced, one kilobyte sent: the answer must not wait for the rest.
+    let head = |auth: &str| {
+        format!(
+            "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 62914560\r\n{auth}\r\n"
+        )
+    };
+    let (status, took) = raw(&app, &head(""), &[b' '; 1024]).await;
+    assert!(status.contains(" 401 "), "{status}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let (status, took) = raw(
+        &app,
+        &head(&format!("Authorization: Bearer {key}\r\n")),
+        &[b' '; 1024],
+    )
+    .await;
+    assert!(status.contains(" 413 "), "{status}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The bounce webhook too.
+    let (status, _) = raw(
+        &app,
+        "POST /webhooks/bounce HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 62914560\r\n\r\n",
+        &[b' '; 1024],
+    )
+    .await;
+    assert!(status.contains(" 401 "), "{status}");
+    alive(&app, &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let smtp = SmtpServer::start();
+    let key = app.workspace("Outage").await;
+    let workers = app.workers(&smtp.url);
+    let contact = app
+        .ok(
+            &key,
+            "mutation { createContact(input: {email: \"o@outage.example\", firstName: \"O\", tags: [\"outage\"]}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    app.ok(
+        &key,
+        "mutation($c: ID!) { recordConsent(contactId: $c, input: {purpose: MARKETING, status: GRANTED}) { id } }",
+        json!({"c": contact}),
+    )
+    .await;
+    // A key made now and not used yet: its first use is due to be recorded.
+    let read = scoped_key(&app, &key, "READ").await;
+    // Another process takes the write lock and holds it for 14 s (longer than the
+    // 10 s busy timeout, so the workers' polling fails).
+    let url = app.database_url.clone();
+    let locker = tokio::spawn(async move {
+        let other = sea_orm::Database::connect(&url).await.unwrap();
+        other.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(14)).await;
+        other.execute_unprepared("COMMIT").await.unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A read with a key never used before (its last use is due) does not wait for the
+    // lock: the read is a read.
+    let started = Instant::now();
+    let (status, body) = app
+        .post(
+            Some(&read),
+            "{ contacts(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    locker.await.unwrap();
+    // Without a restart, a campaign sends.
+    let seg = app
+        .ok(
+            &key,
+            "mutation { createSegment(input: {name: \"o\", filter: {tags: {has: \"outage\"}}}) { id } }",
+            json!({}),
+        )
+        .await["createSegment"]["id"]
+        .clone();
+    let id = app
+        .ok(
+            &key,
+            "mutation($i: CampaignInput!) { createCampaign(input: $i) { id } }",
+            json!({"i": {"name": "After", "segmentId": seg, "fromEmail": "news@shop.example", "variants": [{"subject": "Hi", "html": "<p>Hi {{ unsubscribe_url }}</p>", "text": "Hi {{ unsubscribe_url }}"}]}}),
+        )
+        .await["createCampaign"]["id"]
+        .clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { sendCampaign(id: $id) { id } }",
+        json!({"id": id}),
+    )
+    .await;
+    app.until(
+        &key,
+        "query($id: ID!) { campaign(id: $id) { status stats { sent } } }",
+        json!({"id": id}),
+        60,
+        |d| d["campaign"]["stats"]["sent"] == 1,
+    )
+    .await;
+    assert_eq!(smtp.received().len(), 1);
+    workers.stop().await;
+}
