@@ -532,10 +532,37 @@ async fn a_large_body_is_refused_before_it_is_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
     use sea_orm::ConnectionTrait;
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // The server's readiness and the workers share one health report, as in `serve`.
+    let health = std::sync::Arc::new(rapport_engine::health::Health::default());
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        rapport_api::server::Config {
+            health: health.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
     let smtp = SmtpServer::start();
     let key = app.workspace("Outage").await;
-    let workers = app.workers(&smtp.url);
+    let mut config = app.worker_config(&smtp.url);
+    config.health = health;
+    let workers = app.workers_with(config);
+    let ready = || async {
+        let (status, _, body) = app.get(&format!("{}/readyz", app.base)).await;
+        (status, serde_json::from_slice::<Value>(&body).unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = ready().await;
+        if status == 200 && body["loops"]["job workers"]["status"] == "running" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workers never reported: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let contact = app
         .ok(
             &key,
@@ -579,6 +606,28 @@ async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
         "{:?}",
         started.elapsed()
     );
+    // The workers' polling fails once the busy timeout passes; readiness says so while
+    // they wait to start again.
+    let mut seen = None;
+    while !locker.is_finished() {
+        let (status, body) = ready().await;
+        if status == 503 && body["loops"]["job workers"]["status"] == "restarting" {
+            seen = Some(body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = seen.expect("readiness never reported the stopped workers");
+    assert_eq!(
+        seen["loops"]["job workers"]["status"], "restarting",
+        "{seen}"
+    );
+    assert!(
+        seen["loops"]["job workers"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("locked"),
+        "{seen}"
+    );
     locker.await.unwrap();
     // Without a restart, a campaign sends.
     let seg = app
@@ -612,5 +661,7 @@ async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
     )
     .await;
     assert_eq!(smtp.received().len(), 1);
+    let (status, body) = ready().await;
+    assert_eq!(status, 200, "{body}");
     workers.stop().await;
 }

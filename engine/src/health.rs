@@ -106,6 +106,19 @@ impl Health {
     }
 }
 
+/// An error with its causes, for the operator: a client sees "internal error", the health
+/// report says which database error it was.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

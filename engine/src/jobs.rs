@@ -352,7 +352,7 @@ pub async fn work(
                 .lock()
                 .expect("last error")
                 .take()
-                .unwrap_or_else(|| "the workers stopped".into()),
+                .unwrap_or_else(|| "the workers stopped without an error".into()),
         };
         let wait = backoff.after(started.elapsed());
         tracing::error!(error = %error, retry_in = ?wait, "the job workers stopped; starting them again");
@@ -429,10 +429,11 @@ async fn run_workers(
         }
     };
     monitor
-        .on_event(move |_, event| {
-            if let Event::Error(e) = event {
-                *last_error.lock().expect("last error") = Some(e.to_string());
-            }
+        // A worker that ends on an error is not restarted here, at once and without a
+        // pause, but by `work`, after a back-off; its error is kept for the health report.
+        .should_restart(move |_, error| {
+            *last_error.lock().expect("last error") = Some(error.to_string());
+            false
         })
         .shutdown_timeout(options.shutdown_timeout)
         .run_with_signal(async move {

@@ -239,8 +239,8 @@ pub async fn run(
                 since = checked_at;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the model schedule's tick failed");
-                health.failed(NAME, e.to_string(), schedule.changes_every);
+                tracing::warn!(error = ?e, "the model schedule's tick failed");
+                health.failed(NAME, crate::health::describe(&e), schedule.changes_every);
             }
         }
     }

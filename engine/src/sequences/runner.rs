@@ -203,8 +203,8 @@ pub async fn run_ticker(
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "sequence tick failed");
-                        health.failed(NAME, e.to_string(), ticking.every);
+                        tracing::warn!(error = ?e, "sequence tick failed");
+                        health.failed(NAME, crate::health::describe(&e), ticking.every);
                     }
                 }
             }
