@@ -144,7 +144,6 @@ mod tests {
         let e = Bounds::VARIABLES.check("variables", &v).unwrap_err();
         assert!(e.to_string().contains("nested too deeply"), "{e}");
         // Dropping such a tree recursively would overflow too; take it apart by hand.
-        let mut v = v;
         while let Value::Array(mut items) = v {
             v = items.pop().unwrap_or(Value::Null);
         }

@@ -237,7 +237,7 @@ pub async fn unsubscribe_url(
 ) -> Result<String> {
     let who = principal(ctx)?;
     let db = ctx.data_unchecked::<DatabaseConnection>();
-    let token = consent::unsubscribe_token(db, &who, contact, purpose.into())
+    let token = consent::unsubscribe_token(db, who, contact, purpose.into())
         .await
         .gql()?;
     let base = &ctx.data_unchecked::<PublicUrl>().0;

@@ -75,7 +75,7 @@ impl EmailTemplate {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let contact = parse_id("contactId", &contact_id)?;
         let token = if who.can(Scope::Write) {
-            consent::unsubscribe_token(db, &who, contact, ConsentPurpose::Marketing)
+            consent::unsubscribe_token(db, who, contact, ConsentPurpose::Marketing)
                 .await
                 .gql()?
         } else {
