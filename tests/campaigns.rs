@@ -61,7 +61,7 @@ async fn segment(app: &TestApp, key: &str, tag: &str) -> Value {
 
 const CREATE: &str =
     "mutation($i: CampaignInput!) { createCampaign(input: $i) { id status variants { id name } } }";
-const STATUS: &str = "query($id: ID!) { campaign(id: $id) { status statusReason winnerVariantId stats { recipients pending sent skipped failed bounced uniqueOpens uniqueClicks unsubscribes openRate clickRate } variantStats { variantId recipients sent } } }";
+const STATUS: &str = "query($id: ID!) { campaign(id: $id) { status statusReason winnerVariantId stats { recipients pending sent skipped failed unknown bounced uniqueOpens uniqueClicks unsubscribes openRate clickRate } variantStats { variantId recipients sent } } }";
 
 fn variant(name: &str, subject: &str) -> Value {
     json!({
@@ -773,7 +773,7 @@ async fn killed_worker_never_sends_twice_postgres() {
 
 /// A `rapport worker` process is SIGKILLed in the middle of a campaign; two fresh worker
 /// processes sharing the queue take over. Nobody receives the email twice, and every
-/// message ends sent or (the ones the dead worker had claimed) failed as interrupted.
+/// message ends sent or (the few the dead worker had in flight) unknown.
 async fn killed_worker_never_sends_twice(app: TestApp) {
     let smtp = SmtpServer::start();
     let key = app.workspace("Crash").await;
@@ -810,31 +810,33 @@ async fn killed_worker_never_sends_twice(app: TestApp) {
 
     let stats = &done["stats"];
     let sent = stats["sent"].as_u64().unwrap() as usize;
-    let failed = stats["failed"].as_u64().unwrap() as usize;
-    assert_eq!(sent + failed, n, "{done}");
-    // At most the dead worker's claims: 2 batches of 30, sent or in flight but not yet
-    // recorded as sent.
+    let unknown = stats["unknown"].as_u64().unwrap() as usize;
+    assert_eq!(stats["failed"], 0, "nothing was refused: {done}");
+    assert_eq!(sent + unknown, n, "{done}");
+    // Only what the dead worker had in flight, or accepted within the last tenth of a
+    // second before it died (accepted messages are recorded at most 100 ms late), is
+    // unknown: at 30 a second, a handful.
     assert!(
-        failed <= 60,
-        "only the dead worker's claims are lost: {done}"
+        unknown <= 20,
+        "only the dead worker's last sends are unknown: {done}"
     );
     let to = recipients(&smtp);
     eprintln!(
-        "killed after {at_kill} received; {sent} sent, {failed} interrupted, {} received",
+        "killed after {at_kill} received; {sent} sent, {unknown} unknown, {} received",
         to.len()
     );
     let unique: HashSet<&String> = to.iter().collect();
     assert_eq!(unique.len(), to.len(), "somebody got the email twice");
     assert!(
-        to.len() >= sent && to.len() <= sent + failed,
-        "{} received, {sent} sent, {failed} failed",
+        to.len() >= sent && to.len() <= sent + unknown,
+        "{} received, {sent} sent, {unknown} unknown",
         to.len()
     );
-    if failed > 0 {
+    if unknown > 0 {
         let lost = app
             .ok(
                 &key,
-                "query($id: ID!) { campaign(id: $id) { messages(state: FAILED) { reason } } }",
+                "query($id: ID!) { campaign(id: $id) { messages(state: UNKNOWN) { reason } } }",
                 json!({"id": c["id"]}),
             )
             .await;

@@ -945,7 +945,7 @@ async fn transition(
                 campaign_message::Column::Reason,
                 Expr::value(reason.map(String::from)),
             ),
-        MessageState::Failed | MessageState::Skipped => update
+        MessageState::Failed | MessageState::Skipped | MessageState::Unknown => update
             .col_expr(campaign_message::Column::FailedAt, Expr::value(now))
             .col_expr(
                 campaign_message::Column::Reason,
@@ -1067,14 +1067,13 @@ async fn send_one(
 ) -> Result<Attempt> {
     let db = &ctx.db;
     let m = &r.message;
-    if !transition(db, m.id, MessageState::Queued, MessageState::Sending, None).await? {
-        return Ok(Attempt::Done);
-    }
+    // Whether it may go at all is decided before the claim: a message that is skipped is
+    // never `sending`, so a worker dying here cannot leave it looking interrupted.
     let skip = |why: String| async move {
         transition(
             db,
             m.id,
-            MessageState::Sending,
+            MessageState::Queued,
             MessageState::Skipped,
             Some(&why),
         )
@@ -1103,6 +1102,9 @@ async fn send_one(
     let Some(variant) = m.variant_id.and_then(|v| variants.get(&v)) else {
         return skip("the message has no variant".into()).await;
     };
+    if !transition(db, m.id, MessageState::Queued, MessageState::Sending, None).await? {
+        return Ok(Attempt::Done);
+    }
     let unsubscribe = links.unsubscribe(r.person.id, m.id);
     let rendered = templates::render_blocking(
         TemplateParts {
@@ -1196,7 +1198,7 @@ async fn send_one(
                 db,
                 m.id,
                 MessageState::Sending,
-                MessageState::Failed,
+                MessageState::Unknown,
                 Some(&why),
             )
             .await?;
@@ -1285,12 +1287,17 @@ async fn current_status(db: &impl ConnectionTrait, id: i64) -> Result<CampaignSt
         .unwrap_or(CampaignStatus::Cancelled))
 }
 
-/// Accepted messages recorded as sent in one statement.
+/// Accepted messages recorded as sent in one statement, at most.
 const MARK_SENT_EVERY: usize = 32;
+
+/// How long an accepted message may wait to be recorded: at a fast rate a group fills in
+/// milliseconds; at a slow one this keeps what a crash can leave unrecorded to the
+/// messages of the last fraction of a second.
+const MARK_SENT_WITHIN: Duration = Duration::from_millis(100);
 
 /// Records messages the mail server accepted. They were claimed (durably) before sending,
 /// so this write need not wait for the disk: if it is lost in a crash the rows stay
-/// `sending` and end as interrupted, never sent twice. On PostgreSQL it therefore commits
+/// `sending` and end as `unknown`, never sent twice. On PostgreSQL it therefore commits
 /// asynchronously, which halves the fsyncs per message.
 async fn mark_sent(db: &DatabaseConnection, ids: &mut Vec<i64>) -> Result<()> {
     if ids.is_empty() {
@@ -1326,8 +1333,9 @@ struct BatchProgress {
     stop: std::sync::atomic::AtomicBool,
     /// Consecutive failures seen by this batch.
     streak: std::sync::atomic::AtomicI32,
-    /// Accepted by the server, not yet recorded as sent.
-    accepted: std::sync::Mutex<Vec<i64>>,
+    /// Accepted by the server, not yet recorded as sent, and since when the oldest of
+    /// them has waited.
+    accepted: std::sync::Mutex<(Vec<i64>, Option<std::time::Instant>)>,
     /// Why the server deferred a message, if it did.
     deferred: std::sync::Mutex<Option<String>>,
 }
@@ -1339,16 +1347,59 @@ impl BatchProgress {
     fn stopped(&self) -> bool {
         self.stop.load(std::sync::atomic::Ordering::SeqCst)
     }
-    /// Takes what is waiting to be recorded as sent, when there is enough of it (or
-    /// everything, with `all`).
+    /// Notes a message the server accepted.
+    fn accepted(&self, message: i64) {
+        let mut accepted = self.accepted.lock().expect("not poisoned");
+        accepted.0.push(message);
+        accepted.1.get_or_insert_with(std::time::Instant::now);
+    }
+    /// Takes what is waiting to be recorded as sent, when there is enough of it or the
+    /// oldest has waited long enough (or everything, with `all`).
     fn take_accepted(&self, all: bool) -> Vec<i64> {
         let mut accepted = self.accepted.lock().expect("not poisoned");
-        if all || accepted.len() >= MARK_SENT_EVERY {
-            std::mem::take(&mut *accepted)
+        let due = accepted.1.is_some_and(|t| t.elapsed() >= MARK_SENT_WITHIN);
+        if all || due || accepted.0.len() >= MARK_SENT_EVERY {
+            accepted.1 = None;
+            std::mem::take(&mut accepted.0)
         } else {
             Vec::new()
         }
     }
+}
+
+/// Reserves the campaign's next send slot and returns how long to wait for it. Slots are
+/// `1 / rate` apart and kept in the campaign's row, so every batch and every worker —
+/// including one that took over from a dead worker — draws from the same sequence, and
+/// the campaign keeps its rate however many send at once.
+async fn next_send_slot(db: &DatabaseConnection, campaign_id: i64, rate: i32) -> Result<Duration> {
+    let step = 1_000_000 / i64::from(std::cmp::Ord::max(rate, 1));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "UPDATE campaigns SET next_send_us = GREATEST(COALESCE(next_send_us, 0), $1) + $2 \
+             WHERE id = $3 RETURNING next_send_us"
+        }
+        _ => {
+            "UPDATE campaigns SET next_send_us = MAX(COALESCE(next_send_us, 0), ?) + ? \
+             WHERE id = ? RETURNING next_send_us"
+        }
+    };
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [now.into(), step.into(), campaign_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| EngineError::not_found("Campaign", campaign_id))?;
+    let next: i64 = row.try_get("", "next_send_us")?;
+    // The slot reserved is the one before `next`.
+    Ok(Duration::from_micros(
+        std::cmp::Ord::max(next - step - now, 0) as u64,
+    ))
 }
 
 /// Sends the `k`-th message of a batch no earlier than the campaign's rate allows, unless
@@ -1362,12 +1413,12 @@ async fn paced_send(
     variants: &HashMap<i64, campaign_variant::Model>,
     links: &Links<'_>,
     r: &Recipient,
-    started: tokio::time::Instant,
     k: usize,
     progress: &BatchProgress,
 ) -> Result<()> {
-    if let Some(rate) = c.rate_per_second {
-        tokio::time::sleep_until(started + Duration::from_secs_f64(k as f64 / rate as f64)).await;
+    if let Some(rate) = c.rate_per_second.filter(|r| *r > 0) {
+        let wait = next_send_slot(&ctx.db, c.id, rate).await?;
+        tokio::time::sleep(wait).await;
     }
     // A pause or cancel takes effect within a few messages, not at the end of a batch;
     // a paced campaign has the time to look before every message.
@@ -1380,11 +1431,7 @@ async fn paced_send(
     }
     let failed = match send_one(ctx, c, variants, links, r).await? {
         Attempt::Sent(message) => {
-            progress
-                .accepted
-                .lock()
-                .expect("not poisoned")
-                .push(message);
+            progress.accepted(message);
             mark_sent(&ctx.db, &mut progress.take_accepted(false)).await?;
             false
         }
@@ -1432,7 +1479,6 @@ pub async fn send_batch(
         sequence: false,
     };
     let batch = recipients(db, workspace_id, id, message_ids).await?;
-    let started = tokio::time::Instant::now();
     let progress = BatchProgress::default();
     let (c, variants, links, progress) = (&c, &variants, &links, &progress);
     let mut waiting = batch.iter().enumerate();
@@ -1441,7 +1487,7 @@ pub async fn send_batch(
     loop {
         while in_flight.len() < PARALLEL_SENDS && !progress.stopped() {
             let Some((k, r)) = waiting.next() else { break };
-            in_flight.push(paced_send(ctx, c, variants, links, r, started, k, progress));
+            in_flight.push(paced_send(ctx, c, variants, links, r, k, progress));
         }
         let Some(outcome) = in_flight.next().await else {
             break;
@@ -1477,7 +1523,7 @@ async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
     campaign_message::Entity::update_many()
         .col_expr(
             campaign_message::Column::State,
-            Expr::value(MessageState::Failed.as_str()),
+            Expr::value(MessageState::Unknown.as_str()),
         )
         .col_expr(
             campaign_message::Column::FailedAt,
@@ -1485,7 +1531,10 @@ async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
         )
         .col_expr(
             campaign_message::Column::Reason,
-            Expr::value("interrupted while sending; not sent again so that nobody gets it twice"),
+            Expr::value(
+                "interrupted while sending, so whether the mail server took it is unknown; \
+                 not sent again so that nobody gets it twice",
+            ),
         )
         .filter(campaign_message::Column::CampaignId.eq(c.id))
         .filter(campaign_message::Column::State.eq(MessageState::Sending.as_str()))
@@ -1608,8 +1657,11 @@ pub struct VariantStats {
     pub sent: u64,
     /// Not sent: consent, suppression, a deleted contact.
     pub skipped: u64,
-    /// Refused or interrupted.
+    /// Refused by the mail server.
     pub failed: u64,
+    /// Handed to the mail server, but whether it took them is not known (the connection
+    /// broke mid-way, or the worker died before recording the answer); never sent again.
+    pub unknown: u64,
     /// Bounced after sending.
     pub bounced: u64,
     /// Recipients who opened (or clicked) at least once.
@@ -1651,6 +1703,7 @@ impl VariantStats {
         self.sent += o.sent;
         self.skipped += o.skipped;
         self.failed += o.failed;
+        self.unknown += o.unknown;
         self.bounced += o.bounced;
         self.unique_opens += o.unique_opens;
         self.unique_clicks += o.unique_clicks;
@@ -1703,6 +1756,7 @@ pub async fn stats(
             MessageState::Sent => s.sent += n,
             MessageState::Skipped => s.skipped += n,
             MessageState::Failed => s.failed += n,
+            MessageState::Unknown => s.unknown += n,
             MessageState::Bounced => s.bounced += n,
             MessageState::Cancelled => {}
         }

@@ -741,7 +741,7 @@ text_enum!(
 );
 text_enum!(
     /// What became of one campaign email.
-    MessageState { Queued => "queued", Held => "held", Sending => "sending", Sent => "sent", Skipped => "skipped", Failed => "failed", Bounced => "bounced", Cancelled => "cancelled" }
+    MessageState { Queued => "queued", Held => "held", Sending => "sending", Sent => "sent", Skipped => "skipped", Failed => "failed", Bounced => "bounced", Cancelled => "cancelled", Unknown => "unknown" }
 );
 text_enum!(
     /// How the winner of an A/B test is chosen.

@@ -50,6 +50,7 @@ mod m0007_bounces;
 mod m0008_campaigns;
 mod m0009_plugins;
 mod m0010_sequences;
+mod m0011_send_pacing;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_campaigns::Migration),
             Box::new(m0009_plugins::Migration),
             Box::new(m0010_sequences::Migration),
+            Box::new(m0011_send_pacing::Migration),
         ]
     }
 }

@@ -190,8 +190,14 @@ impl CampaignStats {
     async fn skipped(&self) -> u64 {
         self.0.skipped
     }
+    /// Refused by the mail server.
     async fn failed(&self) -> u64 {
         self.0.failed
+    }
+    /// Handed to the mail server without learning whether it took them (the connection
+    /// broke, or the worker died before recording the answer); never sent again.
+    async fn unknown(&self) -> u64 {
+        self.0.unknown
     }
     async fn bounced(&self) -> u64 {
         self.0.bounced

@@ -110,7 +110,7 @@ mirror!(
 );
 mirror!(
     /// What became of one campaign email.
-    MessageState { Queued, Held, Sending, Sent, Skipped, Failed, Bounced, Cancelled }
+    MessageState { Queued, Held, Sending, Sent, Skipped, Failed, Bounced, Cancelled, Unknown }
 );
 mirror!(
     /// Where a drip sequence stands: only active sequences enroll and advance contacts.
