@@ -84,7 +84,7 @@ pub fn document(query: &str) -> Result<(), EngineError> {
                 if depth > MAX_DOCUMENT_NESTING {
                     return too_deep("brackets", MAX_DOCUMENT_NESTING);
                 }
-                if args_at.is_some_and(|at| depth - at > MAX_VALUE_NESTING + 1) {
+                if args_at.is_some_and(|at| depth.saturating_sub(at) > MAX_VALUE_NESTING + 1) {
                     return too_deep("input values", MAX_VALUE_NESTING);
                 }
             }
@@ -93,6 +93,11 @@ pub fn document(query: &str) -> Result<(), EngineError> {
                     args_at = None;
                 }
                 depth = depth.saturating_sub(1);
+                // Unbalanced closers (the parser will refuse the document) must not leave
+                // the argument list's start above the current depth.
+                if args_at.is_some_and(|at| at > depth) {
+                    args_at = None;
+                }
             }
             _ => {}
         }

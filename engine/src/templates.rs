@@ -396,6 +396,21 @@ mod tests {
         assert_eq!(out.text, "Plan: <pro> https://x/u?token=a.b");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+        // Any template text renders or is refused with a message; none panics, none runs
+        // past its fuel or its byte cap.
+        #[test]
+        fn any_template_renders_or_is_refused(
+            html in "(\\{\\{ ?|\\{% ?|%\\}|\\}\\}|for x in range\\(9+\\)|endfor|'x' ?\\* ?9+|contact\\.[a-z_]{1,10}|\\||[a-z ]{0,4}|~){0,24}"
+        ) {
+            let vars = Value::from_serialize(json!({"contact": {"first_name": "Ada"}}));
+            if let Ok(out) = render(&parts("Hi", &html, "t"), &vars) {
+                proptest::prop_assert!(out.html.len() <= MAX_BODY_BYTES);
+            }
+        }
+    }
+
     #[test]
     fn output_is_capped_in_bytes() {
         let vars = Value::from_serialize(json!({}));

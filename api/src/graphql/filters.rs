@@ -751,3 +751,80 @@ entity_order!(
     /// Sort pipelines by.
     PipelineOrder, PipelineOrderField, pipeline { Id => Id, Name => Name, CreatedAt => CreatedAt }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// JSON shaped like contact filters, with hostile corners: deep logic, odd types,
+    /// long and strange text, unknown fields.
+    fn filter_json() -> impl Strategy<Value = Value> {
+        let text = prop_oneof![
+            ".{0,12}".prop_map(Value::String),
+            Just(Value::String("%_\\'\u{0}".into())),
+            any::<i64>().prop_map(|n| json!(n)),
+            Just(Value::Null),
+        ];
+        let column = (
+            prop::sample::select(vec![
+                "email",
+                "firstName",
+                "id",
+                "companyId",
+                "createdAt",
+                "lifecycleStage",
+            ]),
+            prop::sample::select(vec![
+                "eq",
+                "ne",
+                "in",
+                "notIn",
+                "contains",
+                "startsWith",
+                "gt",
+                "isNull",
+            ]),
+            text.clone(),
+        )
+            .prop_map(|(field, op, v)| {
+                let v = if op == "in" || op == "notIn" {
+                    json!([v])
+                } else {
+                    v
+                };
+                json!({ field: { op: v } })
+            });
+        let extras = prop_oneof![
+            text.clone().prop_map(|t| json!({"tags": {"has": t}})),
+            text.clone()
+                .prop_map(|t| json!({"attributes": [{"key": "plan", "value": {"eq": t}}]})),
+            text.prop_map(|t| json!({"company": {"name": {"contains": t}}})),
+        ];
+        prop_oneof![column, extras].prop_recursive(24, 256, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| json!({"and": v})),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| json!({"or": v})),
+                inner.prop_map(|v| json!({"not": v})),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        // Whatever a client sends as a filter, it becomes SQL or a VALIDATION error —
+        // never a panic — and anything deeper than the bounds is refused.
+        #[test]
+        fn any_filter_becomes_sql_or_a_validation_error(v in filter_json()) {
+            let within = Bounds::FILTER.check("filter", &v).is_ok();
+            let Ok(value) = async_graphql::Value::from_json(v) else { return Ok(()) };
+            let Ok(filter) = ContactFilter::parse(Some(value)) else { return Ok(()) };
+            match filter.condition(1) {
+                Ok(_) => prop_assert!(within),
+                Err(EngineError::Validation { .. }) => {}
+                Err(e) => prop_assert!(false, "not a validation error: {e:?}"),
+            }
+        }
+    }
+}
