@@ -793,9 +793,13 @@ async fn killed_worker_never_sends_twice(app: TestApp) {
     let at_kill = smtp.received().len();
     assert!(at_kill < n, "the kill came before the end ({at_kill} sent)");
 
-    let mut second = app.worker_process(&smtp.url);
-    let mut third = app.worker_process(&smtp.url);
-    let done = wait_status(&app, &key, &c["id"], "SENT", 120).await;
+    // The dead worker's claims are settled when its batches are taken over (three missed
+    // one-second heartbeats), not after the claim timeout, which these workers keep at
+    // the production default of 15 minutes.
+    let patient = [("RAPPORT_CLAIM_TIMEOUT_SECONDS", "900")];
+    let mut second = app.worker_process_with(&smtp.url, &patient);
+    let mut third = app.worker_process_with(&smtp.url, &patient);
+    let done = wait_status(&app, &key, &c["id"], "SENT", 60).await;
     for w in [&mut second, &mut third] {
         // SIGTERM: a graceful stop, with nothing in flight left behind.
         let _ = std::process::Command::new("kill")

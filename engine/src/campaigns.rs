@@ -1478,6 +1478,7 @@ pub async fn send_batch(
         workspace_id,
         sequence: false,
     };
+    settle_interrupted(db, id, Some(message_ids), None).await?;
     let batch = recipients(db, workspace_id, id, message_ids).await?;
     let progress = BatchProgress::default();
     let (c, variants, links, progress) = (&c, &variants, &links, &progress);
@@ -1513,14 +1514,17 @@ pub async fn send_batch(
     finish(ctx, c).await
 }
 
-/// Marks messages claimed longer ago than the timeout as interrupted, and the campaign
-/// sent once nothing is left to send. While claims are still young it looks again later.
-async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
-    let db = &ctx.db;
-    let cutoff = clock::now()
-        - chrono::Duration::from_std(ctx.outbound.claim_timeout)
-            .unwrap_or(chrono::Duration::minutes(15));
-    campaign_message::Entity::update_many()
+/// Settles messages left `sending` by a run that is over as `unknown` (never sent again):
+/// those of `batch` — a batch runs again only after its previous run ended, retried or
+/// taken over from a worker that stopped heartbeating, so its claims will never be
+/// answered — or those claimed before `claimed_before`.
+async fn settle_interrupted(
+    db: &DatabaseConnection,
+    campaign_id: i64,
+    batch: Option<&[i64]>,
+    claimed_before: Option<DateTime<Utc>>,
+) -> Result<()> {
+    let mut update = campaign_message::Entity::update_many()
         .col_expr(
             campaign_message::Column::State,
             Expr::value(MessageState::Unknown.as_str()),
@@ -1536,11 +1540,26 @@ async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
                  not sent again so that nobody gets it twice",
             ),
         )
-        .filter(campaign_message::Column::CampaignId.eq(c.id))
-        .filter(campaign_message::Column::State.eq(MessageState::Sending.as_str()))
-        .filter(campaign_message::Column::ClaimedAt.lt(cutoff))
-        .exec(db)
-        .await?;
+        .filter(campaign_message::Column::CampaignId.eq(campaign_id))
+        .filter(campaign_message::Column::State.eq(MessageState::Sending.as_str()));
+    if let Some(ids) = batch {
+        update = update.filter(campaign_message::Column::Id.is_in(ids.iter().copied()));
+    }
+    if let Some(cutoff) = claimed_before {
+        update = update.filter(campaign_message::Column::ClaimedAt.lt(cutoff));
+    }
+    update.exec(db).await?;
+    Ok(())
+}
+
+/// Marks messages claimed longer ago than the timeout as interrupted, and the campaign
+/// sent once nothing is left to send. While claims are still young it looks again later.
+async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
+    let db = &ctx.db;
+    let cutoff = clock::now()
+        - chrono::Duration::from_std(ctx.outbound.claim_timeout)
+            .unwrap_or(chrono::Duration::minutes(15));
+    settle_interrupted(db, c.id, None, Some(cutoff)).await?;
     let open: Vec<String> = campaign_message::Entity::find()
         .select_only()
         .column(campaign_message::Column::State)

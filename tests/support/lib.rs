@@ -438,6 +438,11 @@ impl TestApp {
     /// and linking to this server; `RAPPORT_*` settings for tests (fast heartbeats and
     /// claim timeouts).
     pub fn worker_process(&self, smtp_url: &str) -> std::process::Child {
+        self.worker_process_with(smtp_url, &[])
+    }
+
+    /// [`Self::worker_process`] with more (or overriding) `RAPPORT_*` settings.
+    pub fn worker_process_with(&self, smtp_url: &str, env: &[(&str, &str)]) -> std::process::Child {
         std::process::Command::new(rapport_binary())
             .arg("worker")
             .env("RAPPORT_DATABASE_URL", &self.database_url)
@@ -449,6 +454,7 @@ impl TestApp {
             .env("RAPPORT_SEQUENCE_TICK_MS", "100")
             .env("RAPPORT_SEQUENCE_LEASE_SECONDS", "3")
             .env("RAPPORT_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start rapport worker")
