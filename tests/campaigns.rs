@@ -15,6 +15,7 @@ both_backends!(
     ab_test_sends_the_winner_to_the_rest,
     smtp_refusals_bounce_or_retry,
     mail_server_down_campaign_waits_and_resumes,
+    rate_limit_holds_in_every_second,
 );
 
 /// Creates `n` contacts tagged `tag` (`p{i}@{tag}.example`); every contact whose index is
@@ -1020,4 +1021,59 @@ async fn mail_server_down_campaign_waits_and_resumes(app: TestApp) {
     assert_eq!(to.len(), 5);
     assert_eq!(smtp.received().len(), 5);
     workers.stop().await;
+}
+
+/// `ratePerSecond` holds in every second of the send, with two worker processes running
+/// batches side by side (each used to pace itself from its own start): measured where
+/// Rapport decides, at the claim that immediately precedes each SMTP transaction.
+async fn rate_limit_holds_in_every_second(app: TestApp) {
+    use sea_orm::{EntityTrait, QuerySelect};
+    let smtp = SmtpServer::start();
+    let key = app.workspace("Rate").await;
+    let n = 100;
+    let rate = 20;
+    audience(&app, &key, "paced", n, |_| true).await;
+    let seg = segment(&app, &key, "paced").await;
+    let c = campaign(&app, &key, &seg, json!({"ratePerSecond": rate})).await;
+    let mut workers = [app.worker_process(&smtp.url), app.worker_process(&smtp.url)];
+    send(&app, &key, &c["id"]).await;
+    wait_status(&app, &key, &c["id"], "SENT", 60).await;
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    assert_eq!(smtp.received().len(), n);
+    let mut times: Vec<chrono::DateTime<chrono::Utc>> =
+        rapport_schema::campaign_message::Entity::find()
+            .select_only()
+            .column(rapport_schema::campaign_message::Column::ClaimedAt)
+            .into_tuple::<Option<chrono::DateTime<chrono::Utc>>>()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+    times.sort();
+    assert_eq!(times.len(), n);
+    // Every window of one second, starting at each claim, holds at most the rate and
+    // 10%: a burst anywhere would show in the window that starts where it starts.
+    let most = (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t - times[i] < chrono::Duration::seconds(1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    let offsets: Vec<i64> = times
+        .iter()
+        .map(|t| (*t - times[0]).num_milliseconds())
+        .collect();
+    eprintln!("at most {most} sends within any one second at {rate} a second");
+    assert!(
+        most as f64 <= rate as f64 * 1.1,
+        "{most} emails within one second at {rate} a second: {offsets:?}"
+    );
 }

@@ -1058,12 +1058,17 @@ enum Attempt {
     Deferred(String),
 }
 
+/// Sends one message: everything that may refuse it or takes time (consent, rendering,
+/// building the MIME message) first; then `gate`, which waits for the send's turn and says
+/// whether to go on; then the claim and the mail server, back to back, so the rate the
+/// server sees is the rate the gate lets through.
 async fn send_one(
     ctx: &Context,
     c: &campaign::Model,
     variants: &HashMap<i64, campaign_variant::Model>,
     links: &Links<'_>,
     r: &Recipient,
+    gate: impl std::future::Future<Output = Result<bool>>,
 ) -> Result<Attempt> {
     let db = &ctx.db;
     let m = &r.message;
@@ -1102,9 +1107,6 @@ async fn send_one(
     let Some(variant) = m.variant_id.and_then(|v| variants.get(&v)) else {
         return skip("the message has no variant".into()).await;
     };
-    if !transition(db, m.id, MessageState::Queued, MessageState::Sending, None).await? {
-        return Ok(Attempt::Done);
-    }
     let unsubscribe = links.unsubscribe(r.person.id, m.id);
     let rendered = templates::render_blocking(
         TemplateParts {
@@ -1121,7 +1123,7 @@ async fn send_one(
             transition(
                 db,
                 m.id,
-                MessageState::Sending,
+                MessageState::Queued,
                 MessageState::Failed,
                 Some(&e.to_string()),
             )
@@ -1146,6 +1148,13 @@ async fn send_one(
         key: format!("campaign/{}/{}", c.id, r.person.id),
         unsubscribe_url: Some(unsubscribe),
     })?;
+    // Not its turn any more (paused, cancelled): it stays queued, never claimed.
+    if !gate.await? {
+        return Ok(Attempt::Done);
+    }
+    if !transition(db, m.id, MessageState::Queued, MessageState::Sending, None).await? {
+        return Ok(Attempt::Done);
+    }
     match ctx.outbound.mailer.deliver(message).await {
         Delivery::Sent => Ok(Attempt::Sent(m.id)),
         Delivery::Deferred(why) => {
@@ -1371,31 +1380,36 @@ impl BatchProgress {
 /// `1 / rate` apart and kept in the campaign's row, so every batch and every worker —
 /// including one that took over from a dead worker — draws from the same sequence, and
 /// the campaign keeps its rate however many send at once.
+///
+/// "Now" is the database's clock, read inside the update: a reservation that waited for a
+/// lock gets a slot from when it ran, not from when it was asked, so late sends are spread
+/// out again instead of going in a burst to catch up; and workers on machines whose clocks
+/// differ still draw from one clock.
 async fn next_send_slot(db: &DatabaseConnection, campaign_id: i64, rate: i32) -> Result<Duration> {
     let step = 1_000_000 / i64::from(std::cmp::Ord::max(rate, 1));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
     let backend = db.get_database_backend();
     let sql = match backend {
         sea_orm::DbBackend::Postgres => {
-            "UPDATE campaigns SET next_send_us = GREATEST(COALESCE(next_send_us, 0), $1) + $2 \
-             WHERE id = $3 RETURNING next_send_us"
+            "WITH now AS (SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS us) \
+             UPDATE campaigns SET next_send_us = GREATEST(COALESCE(next_send_us, 0), now.us) + $1 \
+             FROM now WHERE id = $2 RETURNING next_send_us, now.us AS now_us"
         }
         _ => {
-            "UPDATE campaigns SET next_send_us = MAX(COALESCE(next_send_us, 0), ?) + ? \
-             WHERE id = ? RETURNING next_send_us"
+            "UPDATE campaigns SET next_send_us = \
+             MAX(COALESCE(next_send_us, 0), CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)) + ? \
+             WHERE id = ? RETURNING next_send_us, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER) AS now_us"
         }
     };
     let row = db
         .query_one_raw(sea_orm::Statement::from_sql_and_values(
             backend,
             sql,
-            [now.into(), step.into(), campaign_id.into()],
+            [step.into(), campaign_id.into()],
         ))
         .await?
         .ok_or_else(|| EngineError::not_found("Campaign", campaign_id))?;
     let next: i64 = row.try_get("", "next_send_us")?;
+    let now: i64 = row.try_get("", "now_us")?;
     // The slot reserved is the one before `next`.
     Ok(Duration::from_micros(
         std::cmp::Ord::max(next - step - now, 0) as u64,
@@ -1416,20 +1430,26 @@ async fn paced_send(
     k: usize,
     progress: &BatchProgress,
 ) -> Result<()> {
-    if let Some(rate) = c.rate_per_second.filter(|r| *r > 0) {
-        let wait = next_send_slot(&ctx.db, c.id, rate).await?;
-        tokio::time::sleep(wait).await;
-    }
-    // A pause or cancel takes effect within a few messages, not at the end of a batch;
-    // a paced campaign has the time to look before every message.
-    let look = k % 20 == 19 || c.rate_per_second.is_some();
-    if look && current_status(&ctx.db, c.id).await? != CampaignStatus::Sending {
-        progress.stop();
-    }
     if progress.stopped() {
         return Ok(());
     }
-    let failed = match send_one(ctx, c, variants, links, r).await? {
+    let gate = async {
+        // A pause or cancel takes effect within a few messages, not at the end of a
+        // batch; a paced campaign has the time to look before every message.
+        let look = k % 20 == 19 || c.rate_per_second.is_some();
+        if look && current_status(&ctx.db, c.id).await? != CampaignStatus::Sending {
+            progress.stop();
+        }
+        // The slot last, so nothing but the claim stands between it and the server.
+        if let Some(rate) = c.rate_per_second.filter(|r| *r > 0)
+            && !progress.stopped()
+        {
+            let wait = next_send_slot(&ctx.db, c.id, rate).await?;
+            tokio::time::sleep(wait).await;
+        }
+        Ok(!progress.stopped())
+    };
+    let failed = match send_one(ctx, c, variants, links, r, gate).await? {
         Attempt::Sent(message) => {
             progress.accepted(message);
             mark_sent(&ctx.db, &mut progress.take_accepted(false)).await?;

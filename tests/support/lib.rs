@@ -148,6 +148,20 @@ impl SmtpServer {
         }
         out
     }
+
+    /// When each message arrived (its file's modification time), earliest first.
+    pub fn arrival_times(&self) -> Vec<std::time::SystemTime> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.join(sub)) {
+                for e in entries.flatten() {
+                    out.push(e.metadata().unwrap().modified().unwrap());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
 }
 
 /// A loopback port nothing listens on (at the moment of asking).
