@@ -1390,9 +1390,12 @@ async fn next_send_slot(db: &DatabaseConnection, campaign_id: i64, rate: i32) ->
     let backend = db.get_database_backend();
     let sql = match backend {
         sea_orm::DbBackend::Postgres => {
-            "WITH now AS (SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS us) \
-             UPDATE campaigns SET next_send_us = GREATEST(COALESCE(next_send_us, 0), now.us) + $1 \
-             FROM now WHERE id = $2 RETURNING next_send_us, now.us AS now_us"
+            // clock_timestamp() in SET and RETURNING is read once the row is locked, not
+            // when the statement began (as now() would be).
+            "UPDATE campaigns SET next_send_us = GREATEST(COALESCE(next_send_us, 0), \
+             CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)) + $1 \
+             WHERE id = $2 \
+             RETURNING next_send_us, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) AS now_us"
         }
         _ => {
             "UPDATE campaigns SET next_send_us = \
