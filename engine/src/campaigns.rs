@@ -1443,12 +1443,18 @@ async fn paced_send(
         if look && current_status(&ctx.db, c.id).await? != CampaignStatus::Sending {
             progress.stop();
         }
-        // The slot last, so nothing but the claim stands between it and the server.
+        // The slot last, so little stands between it and the server; a long wait for it
+        // looks at the status again, so a pause made meanwhile holds.
         if let Some(rate) = c.rate_per_second.filter(|r| *r > 0)
             && !progress.stopped()
         {
             let wait = next_send_slot(&ctx.db, c.id, rate).await?;
             tokio::time::sleep(wait).await;
+            if wait >= Duration::from_millis(100)
+                && current_status(&ctx.db, c.id).await? != CampaignStatus::Sending
+            {
+                progress.stop();
+            }
         }
         Ok(!progress.stopped())
     };
