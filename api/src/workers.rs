@@ -80,6 +80,9 @@ pub async fn run(
             failure_limit: config.failure_limit,
             claim_timeout: config.claim_timeout,
             probe_delay: config.probe_delay,
+            worker: config.options.name.clone(),
+            // The queue presumes a worker dead after three missed heartbeats.
+            dead_after: config.options.heartbeat * 3,
         },
         clock: config.clock,
         db,

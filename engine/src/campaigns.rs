@@ -64,6 +64,11 @@ pub struct Outbound {
     pub failure_limit: i32,
     /// How long a claimed message may stay unanswered before it counts as interrupted.
     pub claim_timeout: Duration,
+    /// This process's job worker, as the queue's worker table names it; claims carry it.
+    pub worker: String,
+    /// How long a worker may go without a heartbeat before it counts as dead (and its
+    /// claims as interrupted).
+    pub dead_after: Duration,
     /// First wait before checking whether the mail server is back, after a campaign paused
     /// itself; doubled on each failed check, up to ten minutes.
     pub probe_delay: Duration,
@@ -1152,7 +1157,7 @@ async fn send_one(
     if !gate.await? {
         return Ok(Attempt::Done);
     }
-    if !transition(db, m.id, MessageState::Queued, MessageState::Sending, None).await? {
+    if !claim(db, m.id, &ctx.outbound.worker).await? {
         return Ok(Attempt::Done);
     }
     match ctx.outbound.mailer.deliver(message).await {
@@ -1507,7 +1512,7 @@ pub async fn send_batch(
         workspace_id,
         sequence: false,
     };
-    settle_interrupted(db, id, Some(message_ids), None).await?;
+    settle_interrupted(db, id, Some(ctx.outbound.dead_after), None).await?;
     let batch = recipients(db, workspace_id, id, message_ids).await?;
     let progress = BatchProgress::default();
     let (c, variants, links, progress) = (&c, &variants, &links, &progress);
@@ -1543,17 +1548,65 @@ pub async fn send_batch(
     finish(ctx, c).await
 }
 
-/// Settles messages left `sending` by a run that is over as `unknown` (never sent again):
-/// those of `batch` — a batch runs again only after its previous run ended, retried or
-/// taken over from a worker that stopped heartbeating, so its claims will never be
-/// answered — or those claimed before `claimed_before`.
+/// Claims a queued message for this worker before it goes to the mail server.
+async fn claim(db: &DatabaseConnection, message_id: i64, worker: &str) -> Result<bool> {
+    let done = campaign_message::Entity::update_many()
+        .col_expr(
+            campaign_message::Column::State,
+            Expr::value(MessageState::Sending.as_str()),
+        )
+        .col_expr(
+            campaign_message::Column::ClaimedAt,
+            Expr::value(clock::now()),
+        )
+        .col_expr(campaign_message::Column::ClaimedBy, Expr::value(worker))
+        .col_expr(
+            campaign_message::Column::Attempts,
+            Expr::col(campaign_message::Column::Attempts).add(1),
+        )
+        .filter(campaign_message::Column::Id.eq(message_id))
+        .filter(campaign_message::Column::State.eq(MessageState::Queued.as_str()))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected > 0)
+}
+
+/// Settles a campaign's messages that will never hear back as `unknown` (never sent
+/// again): those claimed by a worker whose heartbeats stopped more than `dead_after` ago
+/// (or that is gone from the queue's worker table) — known at once, from the heartbeats —
+/// and, with `claimed_before`, those claimed before it whoever holds them.
 async fn settle_interrupted(
     db: &DatabaseConnection,
     campaign_id: i64,
-    batch: Option<&[i64]>,
+    dead_after: Option<Duration>,
     claimed_before: Option<DateTime<Utc>>,
 ) -> Result<()> {
-    let mut update = campaign_message::Entity::update_many()
+    let mut whose = Condition::any();
+    if let Some(dead_after) = dead_after {
+        let backend = db.get_database_backend();
+        let seconds = std::cmp::Ord::max(dead_after.as_secs(), 1);
+        // The queue's own table of workers and their last heartbeat (apalis).
+        let live = match backend {
+            sea_orm::DbBackend::Postgres => format!(
+                "SELECT id FROM apalis.workers WHERE last_seen >= now() - interval '{seconds} seconds'"
+            ),
+            _ => format!(
+                "SELECT id FROM Workers WHERE last_seen >= strftime('%s', 'now') - {seconds}"
+            ),
+        };
+        whose = whose.add(
+            Condition::all()
+                .add(campaign_message::Column::ClaimedBy.is_not_null())
+                .add(Expr::cust(format!("claimed_by NOT IN ({live})"))),
+        );
+    }
+    if let Some(cutoff) = claimed_before {
+        whose = whose.add(campaign_message::Column::ClaimedAt.lt(cutoff));
+    }
+    if whose.is_empty() {
+        return Ok(());
+    }
+    campaign_message::Entity::update_many()
         .col_expr(
             campaign_message::Column::State,
             Expr::value(MessageState::Unknown.as_str()),
@@ -1570,14 +1623,10 @@ async fn settle_interrupted(
             ),
         )
         .filter(campaign_message::Column::CampaignId.eq(campaign_id))
-        .filter(campaign_message::Column::State.eq(MessageState::Sending.as_str()));
-    if let Some(ids) = batch {
-        update = update.filter(campaign_message::Column::Id.is_in(ids.iter().copied()));
-    }
-    if let Some(cutoff) = claimed_before {
-        update = update.filter(campaign_message::Column::ClaimedAt.lt(cutoff));
-    }
-    update.exec(db).await?;
+        .filter(campaign_message::Column::State.eq(MessageState::Sending.as_str()))
+        .filter(whose)
+        .exec(db)
+        .await?;
     Ok(())
 }
 
@@ -1588,7 +1637,7 @@ async fn finish(ctx: &Context, c: &campaign::Model) -> Result<()> {
     let cutoff = clock::now()
         - chrono::Duration::from_std(ctx.outbound.claim_timeout)
             .unwrap_or(chrono::Duration::minutes(15));
-    settle_interrupted(db, c.id, None, Some(cutoff)).await?;
+    settle_interrupted(db, c.id, Some(ctx.outbound.dead_after), Some(cutoff)).await?;
     let open: Vec<String> = campaign_message::Entity::find()
         .select_only()
         .column(campaign_message::Column::State)

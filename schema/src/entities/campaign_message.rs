@@ -13,12 +13,14 @@ pub struct Model {
     pub contact_id: i64,
     /// `None` while held back for the winner of an A/B test.
     pub variant_id: Option<i64>,
-    /// held, queued, sending, sent, skipped, failed, bounced, cancelled.
+    /// held, queued, sending, sent, skipped, failed, bounced, cancelled, unknown.
     pub state: String,
     pub reason: Option<String>,
     pub attempts: i32,
     pub queued_at: DateTimeUtc,
     pub claimed_at: Option<DateTimeUtc>,
+    /// The job worker that claimed it (its name in the queue's worker table).
+    pub claimed_by: Option<String>,
     pub sent_at: Option<DateTimeUtc>,
     pub failed_at: Option<DateTimeUtc>,
     pub bounced_at: Option<DateTimeUtc>,
