@@ -665,3 +665,43 @@ async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
     assert_eq!(status, 200, "{body}");
     workers.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_spends_its_query_budget_is_rate_limited() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        rapport_api::server::Config {
+            limits: rapport_api::server::Limits {
+                key_cost_per_second: 1_000,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let key = app.workspace("Budget").await;
+    let other = app.workspace("Other budget").await;
+    // About 60,000 each: the saved-up budget (1,000,000) holds sixteen of them.
+    let aliases: String = (0..40)
+        .map(|i| format!("a{i}: contacts(first: 500) {{ edges {{ node {{ id }} }} }} "))
+        .collect();
+    let heavy = format!("{{ {aliases} }}");
+    let mut limited = None;
+    for i in 0..30 {
+        let (_, body) = app.post(Some(&key), &heavy, json!({})).await;
+        if body["errors"][0]["extensions"]["code"] == "RATE_LIMITED" {
+            limited = Some(i);
+            break;
+        }
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let limited = limited.expect("never rate limited");
+    assert!(
+        (14..=17).contains(&limited),
+        "limited after {limited} requests"
+    );
+    // Cheap requests of the same key wait too; another key is not affected.
+    alive(&app, &other).await;
+    let (_, body) = app.post(Some(&other), &heavy, json!({})).await;
+    assert!(body["errors"].is_null(), "{body}");
+}

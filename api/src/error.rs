@@ -17,6 +17,8 @@ pub mod code {
     pub const CONFLICT: &str = "CONFLICT";
     /// Something broke on the server; details are only in the log.
     pub const INTERNAL: &str = "INTERNAL";
+    /// The key spent its query budget; try again shortly.
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// The request ran past the server's deadline.
     pub const TIMEOUT: &str = "TIMEOUT";
 }

@@ -44,6 +44,9 @@ pub struct Limits {
     pub upload_bytes: usize,
     /// How long a request may run before it is answered with a timeout.
     pub request_timeout: Duration,
+    /// Query complexity one API key may spend per second (each request costs at most
+    /// [`graphql::MAX_COMPLEXITY`]; a key may save up ten requests' worth).
+    pub key_cost_per_second: u64,
 }
 
 /// The defaults of [`Limits`], which the command line's flags also start from.
@@ -51,6 +54,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     json_body_bytes: 1024 * 1024,
     upload_bytes: 64 * 1024 * 1024,
     request_timeout: Duration::from_secs(30),
+    key_cost_per_second: 5_000_000,
 };
 
 impl Default for Limits {
@@ -148,6 +152,10 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
             config.mail,
             plugins,
             config.clock,
+            graphql::cost_budget::CostBudget::new(
+                config.limits.key_cost_per_second,
+                10 * graphql::MAX_COMPLEXITY as u64,
+            ),
         ),
         db,
         keys,

@@ -95,12 +95,24 @@ pub async fn find(
     let all = records::scoped::<contact::Entity>(ws, Deleted::Exclude)
         .all(db)
         .await?;
+    // Comparing names is CPU work that grows with the square of a company's size: it runs
+    // on the blocking pool, not on a thread that serves requests.
+    tokio::task::spawn_blocking(move || groups_of(&all, contact_id, limit))
+        .await
+        .map_err(|e| crate::EngineError::internal(format!("finding duplicates panicked: {e}")))
+}
+
+/// Contacts of one company compared pairwise by name, at most: past this, the names of
+/// that company are not compared (emails and phones still are).
+const MAX_COMPANY_CONTACTS_COMPARED: usize = 2_000;
+
+fn groups_of(all: &[contact::Model], contact_id: Option<i64>, limit: usize) -> Vec<DuplicateGroup> {
     let mut groups: BTreeSet<(DuplicateReason, Vec<i64>)> = BTreeSet::new();
 
     let mut by_email: HashMap<String, BTreeSet<i64>> = HashMap::new();
     let mut by_phone: HashMap<&str, BTreeSet<i64>> = HashMap::new();
     let mut by_company: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
-    for c in &all {
+    for c in all {
         let others = c
             .other_emails
             .as_array()
@@ -127,14 +139,22 @@ pub async fn find(
         groups.insert((DuplicateReason::SamePhone, ids.into_iter().collect()));
     }
     for people in by_company.into_values() {
+        if people.len() > MAX_COMPANY_CONTACTS_COMPARED {
+            tracing::warn!(
+                contacts = people.len(),
+                "a company too large to compare its contacts' names pairwise"
+            );
+            continue;
+        }
         // Union the similar pairs into groups within one company.
         let mut group_of: Vec<usize> = (0..people.len()).collect();
-        fn root(g: &mut [usize], i: usize) -> usize {
-            if g[i] != i {
-                let r = root(g, g[i]);
-                g[i] = r;
+        // Iterative (path halving): a long chain of unions must not recurse as deep.
+        fn root(g: &mut [usize], mut i: usize) -> usize {
+            while g[i] != i {
+                g[i] = g[g[i]];
+                i = g[i];
             }
-            g[i]
+            i
         }
         for i in 0..people.len() {
             for j in i + 1..people.len() {
@@ -154,7 +174,7 @@ pub async fn find(
             groups.insert((DuplicateReason::SimilarName, ids));
         }
     }
-    Ok(groups
+    groups
         .into_iter()
         .filter(|(_, ids)| contact_id.is_none_or(|id| ids.contains(&id)))
         .take(limit)
@@ -162,7 +182,7 @@ pub async fn find(
             reason,
             contact_ids,
         })
-        .collect())
+        .collect()
 }
 
 /// Merges `merged` contacts into `survivor`: every related row moves to the survivor,

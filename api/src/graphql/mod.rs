@@ -5,6 +5,7 @@ pub mod batching;
 pub mod campaigns;
 pub mod connection;
 pub mod consent;
+pub mod cost_budget;
 pub mod enums;
 pub mod filters;
 pub mod ids;
@@ -82,10 +83,12 @@ pub fn build(
     mail: Option<Mail>,
     plugins: Option<rapport_engine::plugins::Host>,
     clock: Arc<dyn rapport_engine::clock::Clock>,
+    budget: cost_budget::CostBudget,
 ) -> RapportSchema {
     builder(db, keys, public, mail)
         .data(plugins)
         .data(clock)
+        .extension(budget)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }

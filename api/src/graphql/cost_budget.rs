@@ -1,0 +1,111 @@
+//! What each API key may spend per second, in the complexity units of
+//! [`super::MAX_COMPLEXITY`]: one request is capped at that, and a key's requests together
+//! draw from a bucket that refills at `per_second`, so no one key can keep the server
+//! busy with expensive reads while others wait. Refused requests answer `RATE_LIMITED`
+//! before anything runs.
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
+use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult};
+use rapport_engine::auth::Principal;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Beyond this many keys the buckets start over rather than grow without bound.
+const MAX_KEYS: usize = 100_000;
+
+/// Per-key buckets of complexity; the schema's extension (cheap to clone).
+#[derive(Clone)]
+pub struct CostBudget(Arc<Buckets>);
+
+struct Buckets {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<(i64, Option<i64>), (f64, Instant)>>,
+}
+
+impl CostBudget {
+    /// A budget refilling at `per_second` units, holding at most `burst`.
+    pub fn new(per_second: u64, burst: u64) -> Self {
+        Self(Arc::new(Buckets {
+            per_second: per_second as f64,
+            burst: burst as f64,
+            buckets: Mutex::default(),
+        }))
+    }
+
+    /// Takes `cost` from the bucket of `key`; false when it does not hold that much.
+    fn take(&self, key: (i64, Option<i64>), cost: usize) -> bool {
+        let b = &self.0;
+        let now = Instant::now();
+        let mut buckets = b.buckets.lock().expect("cost buckets");
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
+            buckets.clear();
+        }
+        let (tokens, at) = buckets.entry(key).or_insert((b.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * b.per_second).min(b.burst);
+        *at = now;
+        if *tokens >= cost as f64 {
+            *tokens -= cost as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl ExtensionFactory for CostBudget {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Spend(self.clone()))
+    }
+}
+
+struct Spend(CostBudget);
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for Spend {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if let Some(who) = ctx.data_opt::<Principal>()
+            && !self
+                .0
+                .take((who.workspace_id, who.key_id), result.complexity)
+        {
+            let mut e = ServerError::new(
+                format!(
+                    "this API key has spent its query budget ({} per second); wait a moment or ask for less",
+                    self.0.0.per_second as u64
+                ),
+                None,
+            );
+            let mut ext = ErrorExtensionValues::default();
+            ext.set("code", crate::error::code::RATE_LIMITED);
+            e.extensions = Some(ext);
+            return Err(vec![e]);
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_spends_its_burst_then_waits_for_the_refill() {
+        let budget = CostBudget::new(1_000, 5_000);
+        let key = (1, Some(7));
+        assert!(budget.take(key, 4_000));
+        assert!(!budget.take(key, 4_000), "the burst is spent");
+        // Another key has its own bucket.
+        assert!(budget.take((1, Some(8)), 4_000));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // 50 ms at 1,000 a second: about 50 more, not 4,000.
+        assert!(!budget.take(key, 4_000));
+        assert!(budget.take(key, 1_000));
+    }
+}
