@@ -705,3 +705,52 @@ async fn a_key_that_spends_its_query_budget_is_rate_limited() {
     let (_, body) = app.post(Some(&other), &heavy, json!({})).await;
     assert!(body["errors"].is_null(), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_loads_nothing_from_elsewhere() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let page = reqwest::Client::new()
+        .get(format!("{}/graphql", app.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("https://"), "{html}");
+    // Every script and stylesheet the page names is served here.
+    for part in html
+        .split(['"', '\''])
+        .filter(|p| p.starts_with("/graphiql/"))
+    {
+        let (status, _, body) = app.get(&format!("{}{part}", app.base)).await;
+        assert_eq!(status, 200, "{part}");
+        assert!(!body.is_empty(), "{part}");
+    }
+    assert_eq!(
+        app.get(&format!("{}/graphiql/secrets", app.base)).await.0,
+        404
+    );
+    // With GraphiQL turned off there is no page and no assets.
+    let off = TestApp::spawn_with(
+        Backend::Sqlite,
+        rapport_api::server::Config {
+            graphiql: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(off.get(&format!("{}/graphql", off.base)).await.0, 405);
+    assert_eq!(
+        off.get(&format!("{}/graphiql/graphiql.min.js", off.base))
+            .await
+            .0,
+        404
+    );
+}

@@ -195,7 +195,12 @@ impl rapport::plugin::host::Host for State {
     }
 }
 
-/// Log lines up to a byte budget; everything after is counted and dropped.
+/// What one log line costs besides its text (its level, its place in a `Vec`): so that
+/// empty lines, which cost no text, still use the budget up.
+const LOG_LINE_OVERHEAD: usize = 64;
+
+/// Log lines up to a byte budget, each line costing its text and [`LOG_LINE_OVERHEAD`];
+/// everything after is counted and dropped.
 struct Log {
     lines: Vec<LogLine>,
     budget: usize,
@@ -204,15 +209,16 @@ struct Log {
 
 impl Log {
     fn push(&mut self, level: &str, message: String) {
-        if message.len() <= self.budget {
-            self.budget -= message.len();
+        let cost = message.len().saturating_add(LOG_LINE_OVERHEAD);
+        if cost <= self.budget {
+            self.budget -= cost;
             self.lines.push(LogLine {
                 level: level.to_string(),
                 message,
             });
         } else {
             self.budget = 0;
-            self.dropped += 1;
+            self.dropped = self.dropped.saturating_add(1);
         }
     }
 }
@@ -318,6 +324,15 @@ pub(crate) fn store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);
+    // What one call from the guest may hand the host (a log line, say) is bounded by the
+    // call's own output and log limits, not wasmtime's default of 128 MiB; the margin
+    // covers the encoding around the bytes, so a legitimate call is never cut short here
+    // but reaches the limit checks that name the limit.
+    store.set_hostcall_fuel(
+        (limits.output_bytes.max(limits.log_bytes) as usize)
+            .saturating_mul(2)
+            .saturating_add(64 << 10),
+    );
     store
         .set_fuel(limits.fuel)
         .expect("fuel is enabled on the engine");
@@ -515,4 +530,23 @@ pub(crate) fn actions_result(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_log_lines_use_the_budget_up() {
+        let mut log = Log {
+            lines: Vec::new(),
+            budget: 1 << 10,
+            dropped: 0,
+        };
+        for _ in 0..1_000_000 {
+            log.push("info", String::new());
+        }
+        assert_eq!(log.lines.len(), (1 << 10) / LOG_LINE_OVERHEAD);
+        assert_eq!(log.dropped, 1_000_000 - log.lines.len());
+    }
 }

@@ -18,10 +18,14 @@ const MAX_KEYS: usize = 100_000;
 #[derive(Clone)]
 pub struct CostBudget(Arc<Buckets>);
 
+/// Whose budget: the workspace and the key (none for the command line's owner).
+type KeyId = (i64, Option<i64>);
+
 struct Buckets {
     per_second: f64,
     burst: f64,
-    buckets: Mutex<HashMap<(i64, Option<i64>), (f64, Instant)>>,
+    /// Units left, and when they were last counted.
+    buckets: Mutex<HashMap<KeyId, (f64, Instant)>>,
 }
 
 impl CostBudget {
@@ -35,7 +39,7 @@ impl CostBudget {
     }
 
     /// Takes `cost` from the bucket of `key`; false when it does not hold that much.
-    fn take(&self, key: (i64, Option<i64>), cost: usize) -> bool {
+    fn take(&self, key: KeyId, cost: usize) -> bool {
         let b = &self.0;
         let now = Instant::now();
         let mut buckets = b.buckets.lock().expect("cost buckets");
