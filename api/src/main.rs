@@ -492,14 +492,14 @@ async fn run() -> anyhow::Result<()> {
             limits,
             as_of,
         }) => {
-            return plugin_test(
-                &file,
-                &input,
-                &config,
-                limits.as_deref(),
-                as_of,
-                &cli.plugin_cache,
-            );
+            // Off the async runtime: WASI's blocking calls (stdin, sleep, sockets) wait on
+            // a runtime of their own, which cannot start inside a runtime worker thread.
+            let cache = cli.plugin_cache.clone();
+            return tokio::task::spawn_blocking(move || {
+                plugin_test(&file, &input, &config, limits.as_deref(), as_of, &cache)
+            })
+            .await
+            .context("the plugin test panicked")?;
         }
         Command::Plugin(PluginCommand::New {
             name,

@@ -323,6 +323,15 @@ fn plugin_test_prints_the_answer_fuel_and_time() {
             .contains("exceeded its fuel limit (1000000 units)"),
         "{hostile}"
     );
+    // Blocking WASI calls (a sleep, reading stdin) answer instead of panicking the CLI.
+    for mode in ["sleep", "stdin"] {
+        let config = format!(r#"{{"mode": "{mode}", "always": true}}"#);
+        let out = run(&components().join("hostile.wasm"), &["--config", &config]);
+        assert!(
+            out["score"]["score"].is_number() || out["score"]["error"].is_string(),
+            "{mode}: {out}"
+        );
+    }
     let bad = rapport(
         "unused",
         &[

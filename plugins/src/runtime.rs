@@ -186,16 +186,30 @@ impl Runtime {
             dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
         });
         if let Some(path) = &cached
-            && path.exists()
+            && let Ok(file) = std::fs::read(path)
         {
-            // SAFETY: the file was written by `Component::serialize` of an engine with
-            // the same compatibility hash (it is in the name), into Rapport's own cache.
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(component) => {
-                    tracing::debug!(path = %path.display(), "plugin loaded from the compile cache");
-                    return Ok(component);
+            // Deserializing trusts the bytes to be what `serialize` wrote: an entry whose
+            // trailing SHA-256 does not match its content (truncated, altered) is never
+            // handed to it.
+            match verified(&file) {
+                Some(artifact) => {
+                    // SAFETY: the bytes were written by `Component::serialize` of an engine
+                    // with the same compatibility hash (it is in the name) and are intact
+                    // (their digest matches).
+                    match unsafe { Component::deserialize(engine, artifact) } {
+                        Ok(component) => {
+                            tracing::debug!(path = %path.display(), "plugin loaded from the compile cache");
+                            return Ok(component);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "unusable cache entry; compiling again")
+                        }
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "unusable cache entry; compiling again"),
+                None => tracing::warn!(
+                    path = %path.display(),
+                    "a compile cache entry does not match its digest; compiling again"
+                ),
             }
         }
         if wasmparser_says_core_module(wasm) {
@@ -208,9 +222,11 @@ impl Runtime {
         let component =
             Component::new(engine, wasm).map_err(|e| Error::NotAComponent(format!("{e:#}")))?;
         if let Some(path) = &cached {
-            let bytes = component
+            let mut bytes = component
                 .serialize()
                 .map_err(|e| Error::Cache(format!("serialize: {e}")))?;
+            let digest = Sha256::digest(&bytes);
+            bytes.extend_from_slice(&digest);
             // Unique per writer: tests in one process may compile the same component at once.
             let unique = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -222,6 +238,14 @@ impl Runtime {
         }
         Ok(component)
     }
+}
+
+/// The artifact of a cache entry (the serialized component followed by its SHA-256), if
+/// the digest matches.
+fn verified(file: &[u8]) -> Option<&[u8]> {
+    let split = file.len().checked_sub(32)?;
+    let (artifact, digest) = file.split_at(split);
+    (Sha256::digest(artifact)[..] == *digest).then_some(artifact)
 }
 
 /// A core module starts with version 1; a component with a different layer/version word.

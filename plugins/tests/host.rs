@@ -344,6 +344,28 @@ fn compiled_components_are_cached_on_disk() {
         )
         .unwrap();
     assert!(call.value.score > 0.0);
+    drop(second);
+
+    // An altered entry is never deserialized: it is compiled again (and rewritten).
+    let path = files[0].as_ref().unwrap().path();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let third = Runtime::new(Some(dir.clone())).unwrap();
+    let plugin = third.load(&wasm).unwrap();
+    let call = plugin
+        .score(
+            &input(warm_data(), serde_json::json!({})),
+            &Limits::default(),
+        )
+        .unwrap();
+    assert!(call.value.score > 0.0);
+    assert_ne!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the entry was rewritten"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -406,7 +406,6 @@ macro_rules! entity_filter {
             }
 
             fn condition_within(&self, ws: i64) -> Result<Condition> {
-                let _ = ws;
                 let mut all = Condition::all();
                 $(
                     if let Some(f) = &self.$field {

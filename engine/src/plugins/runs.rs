@@ -115,12 +115,57 @@ pub async fn run(
         };
         summary.plugins += 1;
         summary.contacts += contacts.len();
+        let name = p.name.clone();
         let span = tracing::info_span!("plugin", name = %p.name, version = v.version);
-        run_plugin(db, host, p, &v, contacts, &mut summary)
+        // One plugin failing (its output refused by the database, say) must not keep the
+        // others from running: its error is reported and the next plugin runs. A database
+        // that is away fails the whole run, so that the job is retried.
+        match run_plugin(db, host, p, &v, contacts, &mut summary)
             .instrument(span)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            Err(e @ crate::EngineError::Database(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(plugin = %name, error = ?e, "a plugin's run failed");
+                summary.failures.push(Failure {
+                    plugin: name,
+                    contact_id: 0,
+                    message: e.to_string(),
+                });
+            }
+        }
     }
     Ok(summary)
+}
+
+/// Calls of one run after which the breaker also looks at the failure rate.
+const RATE_WINDOW: u32 = 20;
+
+/// The share of failed calls in a run that opens the breaker (once [`RATE_WINDOW`] calls
+/// were made): a plugin failing every other contact never fails many in a row.
+const RATE_LIMIT: f64 = 0.5;
+
+/// Text from a plugin, fit to store: NUL is the one character PostgreSQL cannot hold
+/// (in text or in JSON), and a plugin must not be able to fail its whole batch with it.
+fn clean(text: &str) -> String {
+    text.replace('\0', "")
+}
+
+/// [`clean`] for every string (and key) of a JSON value from a plugin.
+fn clean_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(clean(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(clean_json).collect()),
+        Value::Object(members) => Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (clean(&k), clean_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 async fn run_plugin(
@@ -136,6 +181,8 @@ async fn run_plugin(
     let config = v.config.to_string();
     let batch = (BATCH_COST / v.input_cost.max(1)).clamp(1, MAX_BATCH as i32) as usize;
     let mut failures = p.consecutive_failures;
+    // This run's calls and failed calls, for the failure rate.
+    let (mut run_calls, mut run_failed) = (0u32, 0u32);
     for chunk in contacts.chunks(batch) {
         let inputs = host
             .inputs
@@ -161,10 +208,11 @@ async fn run_plugin(
         }
         let (l, lim, scores, recommends) = (loaded.clone(), limits.clone(), v.scores, v.recommends);
         let (start, threshold) = (failures, p.failure_threshold);
+        let (start_calls, start_failed) = (run_calls, run_failed);
         // The breaker is checked between calls: once it opens, the rest of the batch is
-        // not run at all.
-        let (outcomes, after) = blocking(move || {
-            let mut failures = start;
+        // not run at all. It opens on failures in a row, or on a failure rate.
+        let (outcomes, after, calls_after, failed_after) = blocking(move || {
+            let (mut failures, mut made, mut failed) = (start, start_calls, start_failed);
             let mut outcomes = Vec::with_capacity(calls.len());
             for input in &calls {
                 let o = Outcome {
@@ -172,20 +220,23 @@ async fn run_plugin(
                     score: scores.then(|| l.score(input, &lim)),
                     actions: recommends.then(|| l.next_best_actions(input, &lim)),
                 };
+                made += 1;
                 if o.fault().is_some() {
                     failures += 1;
+                    failed += 1;
                 } else if o.answered() {
                     failures = 0;
                 }
                 outcomes.push(o);
-                if failures >= threshold {
+                if failures >= threshold || rate_trips(made, failed) {
                     break;
                 }
             }
-            (outcomes, failures)
+            (outcomes, failures, made, failed)
         })
         .await?;
         failures = after;
+        (run_calls, run_failed) = (calls_after, failed_after);
         for o in &outcomes {
             if let Some(err) = o.fault() {
                 let message = format!("plugin {} {err}", p.name);
@@ -197,13 +248,27 @@ async fn run_plugin(
                 });
             }
         }
-        let tripped = (failures >= p.failure_threshold).then(|| {
+        let last = || {
             summary
                 .failures
                 .last()
                 .map(|f| f.message.clone())
                 .unwrap_or_default()
-        });
+        };
+        let tripped = if failures >= p.failure_threshold {
+            Some(format!(
+                "disabled after {} failed calls in a row; last: {}",
+                p.failure_threshold,
+                last()
+            ))
+        } else if rate_trips(run_calls, run_failed) {
+            Some(format!(
+                "disabled after {run_failed} of {run_calls} calls failed; last: {}",
+                last()
+            ))
+        } else {
+            None
+        };
         let (scored, actions) = store(db, &p, v, &outcomes).await?;
         summary.scored += scored;
         summary.actions += actions;
@@ -212,10 +277,7 @@ async fn run_plugin(
         am.consecutive_failures = Set(failures);
         if let Some(reason) = &tripped {
             am.enabled = Set(false);
-            am.disabled_reason = Set(Some(format!(
-                "disabled after {} failed calls in a row; last: {reason}",
-                p.failure_threshold
-            )));
+            am.disabled_reason = Set(Some(reason.clone()));
         }
         am.updated_at = Set(clock::now());
         let txn = crate::db::write(db).await?;
@@ -241,6 +303,11 @@ async fn run_plugin(
     Ok(())
 }
 
+/// Whether `failed` of `made` calls is a failure rate that opens the breaker.
+fn rate_trips(made: u32, failed: u32) -> bool {
+    made >= RATE_WINDOW && f64::from(failed) >= RATE_LIMIT * f64::from(made)
+}
+
 /// Stores one batch's scores (current and history) and replaces the contacts' open
 /// actions from this plugin with the new ones, in one transaction.
 async fn store(
@@ -262,7 +329,9 @@ async fn store(
                 version_id: Set(v.id),
                 contact_id: Set(o.contact_id),
                 score: Set(call.value.score),
-                reasons: Set(serde_json::to_value(&call.value.reasons).expect("reasons serialise")),
+                reasons: Set(clean_json(
+                    serde_json::to_value(&call.value.reasons).expect("reasons serialise"),
+                )),
                 fuel_used: Set(call.fuel_used.min(i64::MAX as u64) as i64),
                 computed_at: Set(now),
                 ..Default::default()
@@ -326,9 +395,11 @@ async fn store(
                     version_id: Set(v.id),
                     contact_id: Set(o.contact_id),
                     kind: Set(a.kind.as_str().to_string()),
-                    params: Set(serde_json::to_value(&a.params).expect("params serialise")),
+                    params: Set(clean_json(
+                        serde_json::to_value(&a.params).expect("params serialise"),
+                    )),
                     priority: Set(a.priority as i32),
-                    rationale: Set(a.rationale.clone()),
+                    rationale: Set(clean(&a.rationale)),
                     status: Set("open".into()),
                     computed_at: Set(now),
                     responded_at: Set(None),
@@ -464,4 +535,28 @@ pub async fn scores_for(
         by_contact.entry(s.contact_id).or_default().push(s);
     }
     Ok(by_contact)
+}
+
+#[cfg(test)]
+mod safety_tests {
+    use super::*;
+
+    #[test]
+    fn nul_is_taken_out_of_everything_a_plugin_says() {
+        let dirty = serde_json::json!({"a\u{0}": ["x\u{0}y", {"k": "\u{0}"}], "n": 1});
+        assert_eq!(
+            clean_json(dirty),
+            serde_json::json!({"a": ["xy", {"k": ""}], "n": 1})
+        );
+        assert_eq!(clean("why\u{0}not"), "whynot");
+    }
+
+    #[test]
+    fn the_breaker_opens_on_a_failure_rate_once_the_window_is_full() {
+        // Every other call failing: never many in a row, but half of them.
+        assert!(!rate_trips(19, 10));
+        assert!(rate_trips(20, 10));
+        assert!(!rate_trips(100, 49));
+        assert!(rate_trips(100, 50));
+    }
 }

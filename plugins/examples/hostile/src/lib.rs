@@ -92,6 +92,16 @@ impl Guest for Hostile {
                     .reason("clock", now as f64, "seconds since 1970")
                     .reason("net", 0.0, &net))
             }
+            "sleep" => {
+                // A blocking WASI call (a monotonic-clock pollable, blocked on).
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Ok(ScoreResult::new(3.0))
+            }
+            "stdin" => {
+                let mut line = String::new();
+                let read = std::io::stdin().read_line(&mut line).unwrap_or(0);
+                Ok(ScoreResult::new(read as f64))
+            }
             "out-of-range" => Ok(ScoreResult {
                 score: 250.0,
                 reasons: Vec::new(),
