@@ -401,6 +401,16 @@ fn classify(e: wasmtime::Error, state: &State, limits: &Limits) -> Error {
                 Error::Trap(format!("{trap}: {stderr}"))
             }
         }
+        // wasmtime's hostcall fuel (set from the output and log limits in `store`) ran out:
+        // the guest tried to hand the host more than its limits allow. The error type is
+        // private to wasmtime, so it is known by its message.
+        None if format!("{e:#}").contains("fuel allocated for hostcalls") => Error::Limit {
+            limit: Limit::Output,
+            detail: format!(
+                "tried to hand the host more than {} bytes at once",
+                limits.output_bytes.max(limits.log_bytes)
+            ),
+        },
         None => Error::Trap(format!("{e:#}")),
     }
 }

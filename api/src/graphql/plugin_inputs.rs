@@ -58,6 +58,9 @@ fn invalid(message: impl Into<String>) -> EngineError {
 /// Parses an input query and checks its shape: one query operation whose only variable
 /// is `$contactId`, used only in arguments of top-level fields.
 pub fn parse(query: &str) -> Result<ExecutableDocument> {
+    // Measured before the parser recurses into it, as every request's document is.
+    crate::request_limits::document(query)
+        .map_err(|e| invalid(e.to_string().trim_start_matches("query: ")))?;
     let doc = parse_query(query).map_err(|e| invalid(format!("does not parse: {e}")))?;
     let op = match &doc.operations {
         DocumentOperations::Single(op) => op,
@@ -275,6 +278,21 @@ impl Inputs for GraphqlInputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_nested_past_the_bounds_are_refused_before_parsing() {
+        let deep = format!(
+            "query($contactId: ID!) {{ contact(id: $contactId) {{ deals(filter: {}{}) {{ totalCount }} }} }}",
+            "{not: ".repeat(200),
+            "}".repeat(200)
+        );
+        let e = parse(&deep).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("inputQuery: the document's input values nest"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn shapes_that_cannot_be_batched_are_refused_with_the_reason() {
