@@ -283,11 +283,22 @@ async fn templates_render_at_most_their_byte_limit(app: TestApp) {
         )
         .await["createContact"]["id"]
         .clone();
-    let bomb = app
-        .ok(
+    // Sixty characters that would build 100 MB inside the render: refused on save.
+    let (code, message) = app
+        .err(
             &admin,
             "mutation { createEmailTemplate(input: {name: \"bomb\", subject: \"Hi\", html: \"{{ 'x' * 100000000 }}\", text: \"t\"}) { id } }",
             json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("multiplies"), "{message}");
+    // A loop that would render 1 MB is stopped at the byte cap.
+    let bomb = app
+        .ok(
+            &admin,
+            "mutation($html: String!) { createEmailTemplate(input: {name: \"bomb\", subject: \"Hi\", html: $html, text: \"t\"}) { id } }",
+            json!({"html": format!("{}{}{}", "{% for i in [1,2,3,4,5,6,7,8,9,10] %}".repeat(3), "x".repeat(1000), "{% endfor %}".repeat(3))}),
         )
         .await["createEmailTemplate"]["id"]
         .clone();

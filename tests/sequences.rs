@@ -1167,7 +1167,7 @@ async fn killed_worker_never_repeats_a_step(app: TestApp) {
     let interrupted: usize = done
         .values()
         .flat_map(|e| e["messages"].as_array().unwrap().clone())
-        .filter(|m| m["state"] == "FAILED")
+        .filter(|m| m["state"] == "UNKNOWN")
         .count();
     let mut states: HashMap<String, usize> = HashMap::new();
     for m in done

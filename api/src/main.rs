@@ -53,6 +53,9 @@ struct LimitArgs {
     /// Seconds a request may run before it is answered with a timeout.
     #[arg(long, env = "RAPPORT_REQUEST_TIMEOUT_SECONDS", default_value_t = rapport_api::server::DEFAULT_LIMITS.request_timeout.as_secs())]
     request_timeout_seconds: u64,
+    /// Seconds a multipart request (a plugin upload, compiled before it is answered) may run.
+    #[arg(long, env = "RAPPORT_UPLOAD_TIMEOUT_SECONDS", default_value_t = rapport_api::server::DEFAULT_LIMITS.upload_timeout.as_secs())]
+    upload_timeout_seconds: u64,
     /// Query complexity one API key may spend per second (a request costs at most 100,000).
     #[arg(long, env = "RAPPORT_KEY_COST_PER_SECOND", default_value_t = rapport_api::server::DEFAULT_LIMITS.key_cost_per_second)]
     key_cost_per_second: u64,
@@ -71,6 +74,7 @@ impl LimitArgs {
             json_body_bytes: self.max_body_bytes,
             upload_bytes: self.max_upload_bytes,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds.max(1)),
+            upload_timeout: std::time::Duration::from_secs(self.upload_timeout_seconds.max(1)),
             key_cost_per_second: self.key_cost_per_second,
         }
     }

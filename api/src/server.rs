@@ -43,6 +43,9 @@ pub struct Limits {
     pub upload_bytes: usize,
     /// How long a request may run before it is answered with a timeout.
     pub request_timeout: Duration,
+    /// How long a multipart request may run: it carries a plugin, whose compilation
+    /// takes seconds to minutes on a small machine (an 18 MB Python component).
+    pub upload_timeout: Duration,
     /// Query complexity one API key may spend per second (each request costs at most
     /// [`graphql::MAX_COMPLEXITY`]; a key may save up ten requests' worth).
     pub key_cost_per_second: u64,
@@ -53,6 +56,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     json_body_bytes: 1024 * 1024,
     upload_bytes: 64 * 1024 * 1024,
     request_timeout: Duration::from_secs(30),
+    upload_timeout: Duration::from_secs(300),
     key_cost_per_second: 5_000_000,
 };
 
@@ -192,7 +196,11 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            config.limits.request_timeout + Duration::from_secs(5),
+            config
+                .limits
+                .request_timeout
+                .max(config.limits.upload_timeout)
+                + Duration::from_secs(5),
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(ctx)
@@ -426,10 +434,10 @@ async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Res
         Err(response) => return response,
     };
     tracing::Span::current().record("workspace", principal.workspace_id);
-    let limit = if is_multipart(request.headers()) {
-        ctx.limits.upload_bytes
+    let (limit, timeout) = if is_multipart(request.headers()) {
+        (ctx.limits.upload_bytes, ctx.limits.upload_timeout)
     } else {
-        ctx.limits.json_body_bytes
+        (ctx.limits.json_body_bytes, ctx.limits.request_timeout)
     };
     let request = match bounded_body(request, limit).await {
         Ok(r) => r,
@@ -459,13 +467,13 @@ async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Res
     }
     let (request, dispatcher) = graphql::with_loaders(request, &ctx.db, principal);
     let execution = dispatcher.drive(ctx.schema.execute(request));
-    let Ok(mut response) = tokio::time::timeout(ctx.limits.request_timeout, execution).await else {
+    let Ok(mut response) = tokio::time::timeout(timeout, execution).await else {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             code::TIMEOUT,
             &format!(
                 "the request ran longer than {} s; ask for less at once",
-                ctx.limits.request_timeout.as_secs()
+                timeout.as_secs()
             ),
         );
     };

@@ -39,6 +39,9 @@ pub enum Error {
     /// The bytes are not a WebAssembly component that compiles.
     #[error("not a valid WebAssembly component: {0}")]
     NotAComponent(String),
+    /// The component is over a size or shape cap, refused before compiling.
+    #[error("too large to compile: {0}")]
+    TooLarge(String),
     /// The component imports something the host does not provide.
     #[error("the component imports something Rapport does not provide: {0}")]
     MissingImport(String),
@@ -70,6 +73,14 @@ pub enum Error {
     /// The compiled-code cache could not be read or written.
     #[error("plugin cache: {0}")]
     Cache(String),
+}
+
+/// At most 200 characters of `text` (names a component chose can be long).
+pub(crate) fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
 }
 
 impl Error {

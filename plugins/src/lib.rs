@@ -13,11 +13,15 @@
 //! no environment, a clock stopped at the input's `as-of`, and fixed "randomness". The
 //! same input therefore always gives the same answer.
 
+mod admission;
 mod error;
 mod limits;
 mod runtime;
 mod sandbox;
 
+pub use admission::{
+    MAX_COMPONENT_BYTES, MAX_FUNCTION_BYTES, MAX_FUNCTIONS, MAX_LOCALS, MAX_MODULES, MAX_NESTING,
+};
 pub use error::{Error, Limit};
 pub use limits::Limits;
 pub use runtime::{Loaded, Runtime, sha256_hex};

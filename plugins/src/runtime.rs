@@ -83,6 +83,7 @@ struct Inner {
     linker: Linker<State>,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Loaded>>,
+    compiling: Mutex<()>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -140,6 +141,7 @@ impl Runtime {
                 linker,
                 cache_dir,
                 loaded: Mutex::new(HashMap::new()),
+                compiling: Mutex::new(()),
                 stop_ticker,
             }),
         })
@@ -212,15 +214,16 @@ impl Runtime {
                 ),
             }
         }
-        if wasmparser_says_core_module(wasm) {
-            return Err(Error::NotAComponent(
-                "this is a core WebAssembly module; build a component (target wasm32-wasip2, \
-                 or `wasm-tools component new`)"
-                    .into(),
-            ));
-        }
+        let binary = crate::admission::admit(wasm)?;
+        // One compilation at a time: Cranelift already uses every core for one, and
+        // concurrent uploads would multiply the memory it takes.
+        let _one_at_a_time = self
+            .inner
+            .compiling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let component =
-            Component::new(engine, wasm).map_err(|e| Error::NotAComponent(format!("{e:#}")))?;
+            Component::new(engine, &binary).map_err(|e| Error::NotAComponent(format!("{e:#}")))?;
         if let Some(path) = &cached {
             let mut bytes = component
                 .serialize()
@@ -246,11 +249,6 @@ fn verified(file: &[u8]) -> Option<&[u8]> {
     let split = file.len().checked_sub(32)?;
     let (artifact, digest) = file.split_at(split);
     (Sha256::digest(artifact)[..] == *digest).then_some(artifact)
-}
-
-/// A core module starts with version 1; a component with a different layer/version word.
-fn wasmparser_says_core_module(wasm: &[u8]) -> bool {
-    wasm.len() >= 8 && wasm[..4] == *b"\0asm" && wasm[4..8] == [1, 0, 0, 0]
 }
 
 /// SHA-256 of `bytes` in hex: the key components are known by.

@@ -4,8 +4,10 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use wasmtime::component::{HasSelf, ResourceTable};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{HasSelf, Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
@@ -169,6 +171,8 @@ pub struct State {
     log: Log,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// When the call's time is up: host calls that wait on the guest's behalf stop here.
+    deadline: Instant,
 }
 
 impl WasiView for State {
@@ -279,7 +283,56 @@ impl HostMonotonicClock for StoppedClock {
 /// Adds what a plugin may import to `linker`.
 pub(crate) fn link(linker: &mut wasmtime::component::Linker<State>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    bound_waits(linker)?;
     Plugin::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+}
+
+/// The WASI interface whose functions wait: `pollable.block` and `poll`.
+const POLL: &str = "wasi:io/poll@0.2.12";
+
+/// Replaces WASI's waiting functions (a guest's `sleep` is `pollable.block`) with ones that
+/// stop at the call's deadline. The epoch deadline interrupts guest code, but not the host
+/// while it waits for the guest: a 100 ms plugin could hold its call, and a blocking-pool
+/// thread, for as long as it asked to sleep.
+fn bound_waits(linker: &mut wasmtime::component::Linker<State>) -> wasmtime::Result<()> {
+    use wasmtime_wasi_io::bindings::wasi::io::poll as wasi_poll;
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance(POLL)?;
+    poll.func_wrap(
+        "[method]pollable.block",
+        |mut store: StoreContextMut<'_, State>, (pollable,): (Resource<DynPollable>,)| {
+            let state = store.data_mut();
+            until(
+                state.deadline,
+                wasi_poll::HostPollable::block(&mut state.table, pollable),
+            )
+        },
+    )?;
+    poll.func_wrap(
+        "poll",
+        |mut store: StoreContextMut<'_, State>, (list,): (Vec<Resource<DynPollable>>,)| {
+            let state = store.data_mut();
+            until(
+                state.deadline,
+                wasi_poll::Host::poll(&mut state.table, list),
+            )
+            .map(|r| (r,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// `wait` run to completion or until `deadline`, when the call ends as out of time.
+fn until<T>(
+    deadline: Instant,
+    wait: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    // The timer is made inside the runtime `in_tokio` enters (there may be none outside,
+    // as in `rapport plugin test`).
+    wasmtime_wasi::runtime::in_tokio(async move { tokio::time::timeout(remaining, wait).await })
+        .unwrap_or_else(|_elapsed| Err(Trap::Interrupt.into()))
 }
 
 /// A store for one call: limits set, WASI locked down, the clock at `as_of` (seconds).
@@ -321,6 +374,7 @@ pub(crate) fn store(
         },
         stdout,
         stderr,
+        deadline: Instant::now() + limits.time(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);

@@ -301,6 +301,52 @@ fn memory_growth_output_traps_and_bad_results_fail_cleanly() {
 }
 
 #[test]
+fn a_blocking_sleep_ends_at_the_calls_deadline() {
+    let runtime = Runtime::new(None).unwrap();
+    // The fixture sleeps 10 s in a WASI call; the call may take 100 ms.
+    let started = std::time::Instant::now();
+    let err = hostile(&runtime, "sleep", &Limits::default()).unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                limit: Limit::Time,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    // Stdin is empty and answers at once.
+    assert_eq!(hostile(&runtime, "stdin", &Limits::default()).unwrap(), 0.0);
+}
+
+#[test]
+fn oversized_and_deeply_nested_components_are_refused_before_compiling() {
+    let runtime = Runtime::new(None).unwrap();
+    // About 100 kB of nested blocks: compiling it took seconds and a gigabyte.
+    let depth = 12_000;
+    let wat = format!(
+        "(component (core module (func {} {})))",
+        "(block ".repeat(depth),
+        ")".repeat(depth)
+    );
+    let started = std::time::Instant::now();
+    let err = runtime.load(wat.as_bytes()).err().unwrap();
+    assert!(
+        matches!(&err, Error::TooLarge(m) if m.contains("nested")),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let err = runtime
+        .load(&vec![0; rapport_plugins::MAX_COMPONENT_BYTES + 1])
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
+}
+
+#[test]
 fn wrong_worlds_missing_imports_and_garbage_are_refused_on_load() {
     let runtime = Runtime::new(None).unwrap();
     let err = runtime.load(b"(component)").err().unwrap();

@@ -137,7 +137,8 @@ pub async fn train(
             ),
         }
     } else {
-        let (classifier, report) = Classifier::train(&table, &labels, &Split::stratified(&labels))?;
+        let (classifier, report) =
+            super::cpu_bound(|| Classifier::train(&table, &labels, &Split::stratified(&labels)))?;
         let model = StoredModel {
             classifier,
             grades: GradeRule::Thresholds([70.0, 30.0, 0.0]),

@@ -166,7 +166,7 @@ pub async fn train(
             ),
         }
     } else {
-        fit(&behaviour, &summaries, now)?
+        super::cpu_bound(|| fit(&behaviour, &summaries, now))?
     };
     registry::record(
         db,

@@ -82,7 +82,7 @@ pub async fn train(
         }
     } else {
         let split = Split::stratified(&labels);
-        let (classifier, report) = Classifier::train(&table, &labels, &split)?;
+        let (classifier, report) = super::cpu_bound(|| Classifier::train(&table, &labels, &split))?;
         let model = StoredModel {
             classifier,
             // Quartiles are taken over each scoring run's population, so grades stay

@@ -23,6 +23,19 @@ use crate::values::{ModelKind, Scope};
 use rapport_schema::model_version;
 use sea_orm::DatabaseConnection;
 
+/// Runs the CPU-heavy part of training (fitting, k-means, holdout checks: seconds on a
+/// large workspace) without stalling the async workers that answer requests: on a
+/// multi-threaded runtime this worker hands its other tasks on and blocks for the duration;
+/// on a single-threaded one (engine tests) it simply runs.
+pub(crate) fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// Trains a new version of a model from the caller's workspace (write scope).
 pub async fn train(
     db: &DatabaseConnection,

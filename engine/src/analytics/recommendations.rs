@@ -248,9 +248,12 @@ pub async fn train(
             ),
         }
     } else {
-        let (rates, customers) = hit_rates(&all);
-        let model =
-            RecommendationModel::fit(&all.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>());
+        let ((rates, customers), model) = super::cpu_bound(|| {
+            (
+                hit_rates(&all),
+                RecommendationModel::fit(&all.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>()),
+            )
+        });
         Trained::Model {
             parameters: serde_json::to_value(model).expect("a model serialises"),
             metrics: serde_json::json!({

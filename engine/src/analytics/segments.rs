@@ -191,22 +191,25 @@ pub async fn train(
     let started = std::time::Instant::now();
     let (z, means, scales) = standardise(&x);
     let dataset = DatasetBase::from(z.clone());
-    let mut best: Option<(f64, usize, Array2<f64>, Vec<usize>)> = None;
-    let mut silhouettes = Vec::new();
-    for k in K_RANGE {
-        let model = KMeans::params(k)
-            .n_runs(4)
-            .max_n_iterations(200)
-            .tolerance(1e-6)
-            .fit(&dataset)
-            .map_err(|e| EngineError::invalid("segments", format!("k-means failed: {e}")))?;
-        let labels: Vec<usize> = model.predict(&z).to_vec();
-        let score = silhouette(&z, &labels, k);
-        silhouettes.push((k, score));
-        if best.as_ref().is_none_or(|b| score > b.0) {
-            best = Some((score, k, model.centroids().clone(), labels));
+    let (best, silhouettes) = super::cpu_bound(|| {
+        let mut best: Option<(f64, usize, Array2<f64>, Vec<usize>)> = None;
+        let mut silhouettes = Vec::new();
+        for k in K_RANGE {
+            let model = KMeans::params(k)
+                .n_runs(4)
+                .max_n_iterations(200)
+                .tolerance(1e-6)
+                .fit(&dataset)
+                .map_err(|e| EngineError::invalid("segments", format!("k-means failed: {e}")))?;
+            let labels: Vec<usize> = model.predict(&z).to_vec();
+            let score = silhouette(&z, &labels, k);
+            silhouettes.push((k, score));
+            if best.as_ref().is_none_or(|b| score > b.0) {
+                best = Some((score, k, model.centroids().clone(), labels));
+            }
         }
-    }
+        Ok::<_, EngineError>((best, silhouettes))
+    })?;
     let (score, k, centroids, labels) = best.expect("at least one k");
     let clusters: Vec<Cluster> = (0..k)
         .map(|c| Cluster {

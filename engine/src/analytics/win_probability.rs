@@ -252,7 +252,7 @@ pub async fn train(
         }
     } else {
         let split = Split::stratified(&labels);
-        let (classifier, report) = Classifier::train(&table, &labels, &split)?;
+        let (classifier, report) = super::cpu_bound(|| Classifier::train(&table, &labels, &split))?;
         let model = StoredModel {
             classifier,
             grades: GradeRule::Thresholds([70.0, 40.0, 15.0]),

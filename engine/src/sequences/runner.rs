@@ -10,8 +10,8 @@
 //!   finds the step done, or does it, never both.
 //! - Email follows the campaigns' rule: a message row unique per (enrollment, position) is
 //!   claimed (`queued → sending`) before the mail server is asked; a row found `sending`
-//!   longer than the claim timeout (its worker died) is marked interrupted and not sent
-//!   again.
+//!   longer than the claim timeout (its worker died) is marked `unknown` (it may have
+//!   been delivered) and not sent again.
 //! - Exits are checked before every step: consent withdrawn (or the address
 //!   suppressed), a reply since enrolling, the goal reached, the contact deleted.
 
@@ -1112,7 +1112,7 @@ async fn send_email(
                 db,
                 m.id,
                 MessageState::Sending,
-                MessageState::Failed,
+                MessageState::Unknown,
                 Some("interrupted before the mail server answered; not sent again".into()),
                 b.now,
             )
@@ -1269,7 +1269,7 @@ async fn send_email(
                 db,
                 m.id,
                 MessageState::Sending,
-                MessageState::Failed,
+                MessageState::Unknown,
                 Some(format!(
                     "{why}; the outcome is unknown, so it is not sent again"
                 )),

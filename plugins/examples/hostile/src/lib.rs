@@ -93,8 +93,9 @@ impl Guest for Hostile {
                     .reason("net", 0.0, &net))
             }
             "sleep" => {
-                // A blocking WASI call (a monotonic-clock pollable, blocked on).
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                // A blocking WASI call (a monotonic-clock pollable, blocked on), far longer
+                // than any call may take.
+                std::thread::sleep(std::time::Duration::from_secs(10));
                 Ok(ScoreResult::new(3.0))
             }
             "stdin" => {

@@ -1,12 +1,15 @@
 //! Email templates in Jinja syntax (minijinja), sandboxed: no file or network access,
 //! a fuel limit on every render, and only the variables Rapport provides.
 //!
-//! A template is checked when it is saved — it must parse and may name only known
-//! variables — so a typo is refused then, not discovered while a campaign is sending.
+//! A template is checked when it is saved — it must parse, may name only known variables
+//! and may use only operations that cannot blow a value up ([`language`]) — so a typo is
+//! refused then, not discovered while a campaign is sending.
 //! Rendering is lenient about *missing values* (a contact without a first name or a
 //! company) so
 //! `{{ contact.first_name | default("there") }}` gives the fallback; unknown *names* never
 //! get that far.
+
+mod language;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use rapport_schema::{company, contact, email_template};
@@ -87,6 +90,7 @@ fn environment() -> Environment<'static> {
     // as the fallback instead of failing on the missing `company`.
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_fuel(Some(FUEL));
+    language::add_filters(&mut env);
     env
 }
 
@@ -110,12 +114,14 @@ pub fn check(parts: &TemplateParts) -> Result<()> {
         ("html", &parts.html),
         ("text", &parts.text),
     ] {
+        language::check_operators(field, source)?;
         let template = env.template_from_str(source).map_err(|e| {
             EngineError::invalid(
                 field,
                 format!("does not parse: {}", e.detail().unwrap_or("syntax error")),
             )
         })?;
+        language::check(field, &template)?;
         let mut unknown: Vec<String> = template
             .undeclared_variables(true)
             .into_iter()
@@ -205,6 +211,8 @@ pub fn render(parts: &TemplateParts, variables: &Value) -> Result<TemplateParts>
         ("html", &parts.html, &mut out.html),
         ("text", &parts.text, &mut out.text),
     ] {
+        // Templates saved before a rule of the language existed meet it here.
+        language::check_operators(name, source)?;
         env.add_template_owned(name.to_string(), source.clone())
             .map_err(|e| EngineError::invalid(name, format!("does not parse: {e}")))?;
         let limit = if name == "subject" {
@@ -217,9 +225,13 @@ pub fn render(parts: &TemplateParts, variables: &Value) -> Result<TemplateParts>
             limit,
             over: false,
         };
-        let rendered = env
+        let template = env
             .get_template(name)
-            .and_then(|t| t.render_captured_to(variables, &mut sink).map(|_| ()));
+            .map_err(|e| EngineError::invalid(name, format!("does not parse: {e}")))?;
+        language::check(name, &template)?;
+        let rendered = template
+            .render_captured_to(variables, &mut sink)
+            .map(|_| ());
         if sink.over {
             return Err(EngineError::invalid(
                 name,
@@ -414,16 +426,31 @@ mod tests {
     #[test]
     fn output_is_capped_in_bytes() {
         let vars = Value::from_serialize(json!({}));
-        // Sixty characters that would render to 100 MB.
-        let huge = parts("Hi", "{{ 'x' * 100000000 }}", "x");
+        // A loop that would render 1 MB.
+        let huge = parts(
+            "Hi",
+            &format!(
+                "{{% for i in range(10000) %}}{}{{% endfor %}}",
+                "x".repeat(100)
+            ),
+            "x",
+        );
         let e = render(&huge, &vars).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("html: renders to more than {MAX_BODY_BYTES} bytes")
         );
-        let e = render(&parts("{{ 'y' * 5000 }}", "", ""), &vars).unwrap_err();
+        let e = render(
+            &parts("{% for i in range(500) %}yyyyy{% endfor %}", "", ""),
+            &vars,
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("subject: renders to more"), "{e}");
-        let ok = render(&parts("Hi", "{{ 'x' * 1000 }}", "t"), &vars).unwrap();
+        let ok = render(
+            &parts("Hi", "{% for i in range(100) %}xxxxxxxxxx{% endfor %}", "t"),
+            &vars,
+        )
+        .unwrap();
         assert_eq!(ok.html.len(), 1000);
     }
 
