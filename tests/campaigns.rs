@@ -734,10 +734,10 @@ async fn ab_test_sends_the_winner_to_the_rest(app: TestApp) {
             .unwrap()
             .workspace_id
     };
-    rapport_engine::jobs::Queue::new(&app.db)
+    rapport_engine::platform::queue::Queue::new(&app.db)
         .unwrap()
         .push(
-            rapport_engine::jobs::Job::PickWinner {
+            rapport_engine::platform::queue::Job::PickWinner {
                 workspace_id,
                 campaign_id: id,
             },
@@ -869,7 +869,7 @@ async fn dkim_signed_campaign_mail_verifies() {
     let mut config = app.worker_config(&smtp.url);
     config.mailer = config
         .mailer
-        .with_dkim(&rapport_engine::email::DkimKey {
+        .with_dkim(&rapport_engine::platform::email::DkimKey {
             selector: "rapport".into(),
             domain: "shop.example".into(),
             private_key,

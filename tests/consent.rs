@@ -354,8 +354,11 @@ mod confirmation_email {
         let config = rapport_api::server::Config {
             public_url: "https://crm.example".into(),
             mail: Some(rapport_api::graphql::Mail {
-                mailer: rapport_engine::email::Mailer::configure(Some(&smtp.url), "unused".into())
-                    .unwrap(),
+                mailer: rapport_engine::platform::email::Mailer::configure(
+                    Some(&smtp.url),
+                    "unused".into(),
+                )
+                .unwrap(),
                 from: rapport_engine::values::EmailAddress::parse("from", "hello@crm.example")
                     .unwrap(),
             }),

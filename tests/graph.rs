@@ -515,20 +515,21 @@ async fn read_only_and_revoked_keys(app: TestApp) {
         .unwrap()
         .unwrap()
         .id;
-    let issued = rapport_engine::auth::create_key(&app.db, ws, "digits", &[Scope::Read])
+    let issued = rapport_engine::platform::auth::create_key(&app.db, ws, "digits", &[Scope::Read])
         .await
         .unwrap();
     let mut digits: rapport_schema::api_key::ActiveModel = issued.record.into();
     digits.prefix = Set("123456789012".into());
     let digits = digits.update(&app.db).await.unwrap();
-    let revoked = rapport_engine::auth::revoke_key(&app.db, Some(ws), "123456789012")
+    let revoked = rapport_engine::platform::auth::revoke_key(&app.db, Some(ws), "123456789012")
         .await
         .unwrap();
     assert_eq!(revoked.id, digits.id);
     assert!(revoked.revoked_at.is_some());
-    let by_id = rapport_engine::auth::revoke_key(&app.db, Some(ws), reader_id.as_str().unwrap())
-        .await
-        .unwrap();
+    let by_id =
+        rapport_engine::platform::auth::revoke_key(&app.db, Some(ws), reader_id.as_str().unwrap())
+            .await
+            .unwrap();
     assert_ne!(by_id.id, digits.id, "a plain id still finds its key");
 }
 
@@ -1011,10 +1012,10 @@ async fn migrate_is_idempotent_on_both_databases() {
         rapport_tests::Backend::Postgres,
     ] {
         let app = TestApp::spawn(backend).await;
-        rapport_engine::db::migrate(&app.db)
+        rapport_engine::platform::db::migrate(&app.db)
             .await
             .expect("second migrate");
-        rapport_engine::db::migrate(&app.db)
+        rapport_engine::platform::db::migrate(&app.db)
             .await
             .expect("third migrate");
         let key = app.workspace("A").await;

@@ -544,7 +544,7 @@ async fn a_large_body_is_refused_before_it_is_read() {
 async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
     use sea_orm::ConnectionTrait;
     // The server's readiness and the workers share one health report, as in `serve`.
-    let health = std::sync::Arc::new(rapport_engine::health::Health::default());
+    let health = std::sync::Arc::new(rapport_engine::platform::health::Health::default());
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         rapport_api::server::Config {

@@ -815,9 +815,10 @@ async fn scores_follow_changed_data(app: TestApp) {
         )
         .await;
     }
-    let changed = rapport_engine::analytics::schedule::refresh_changed(&app.db, ws, since)
-        .await
-        .unwrap();
+    let changed =
+        rapport_engine::intelligence::analytics::schedule::refresh_changed(&app.db, ws, since)
+            .await
+            .unwrap();
     assert_eq!(changed, 1, "only the contact that changed is rescored");
     let q = "query($id: ID!) { contact(id: $id) { leadScore { score grade computedAt } } }";
     let after = app.ok(&key, q, json!({"id": cold["id"]})).await;
@@ -843,7 +844,7 @@ async fn scores_follow_changed_data(app: TestApp) {
         json!({"i": {"contactId": cold["id"], "status": "PAID", "lines": [{"productId": products["products"]["edges"][0]["node"]["id"], "quantity": 1}]}}),
     )
     .await;
-    rapport_engine::analytics::schedule::refresh_changed(&app.db, ws, since)
+    rapport_engine::intelligence::analytics::schedule::refresh_changed(&app.db, ws, since)
         .await
         .unwrap();
     let bought = app.ok(&key, q, json!({"id": cold["id"]})).await;

@@ -722,7 +722,7 @@ async fn plugins_run_as_jobs_when_data_changes(app: TestApp) {
     // A meeting is logged; the schedule's change scan queues the contact again.
     let since = chrono::Utc::now();
     activity(&app, &key, &lead, "MEETING", "OUTBOUND", 0).await;
-    rapport_engine::analytics::schedule::refresh_changed(&app.db, ws, since)
+    rapport_engine::intelligence::analytics::schedule::refresh_changed(&app.db, ws, since)
         .await
         .unwrap();
     app.until(&key, q, json!({"id": lead}), 30, |d| {

@@ -23,20 +23,17 @@ pub mod code {
     pub const TIMEOUT: &str = "TIMEOUT";
 }
 
-/// The GraphQL error for an engine error. Database errors are logged in full and shown
-/// to the client as a bare "internal error".
+/// The GraphQL error for an engine error. Our side's failures (database, internal) are
+/// logged with their chain of causes and shown to the client as a bare "internal error".
 pub fn to_graphql(e: EngineError) -> Error {
     let code = match &e {
         EngineError::NotFound { .. } => code::NOT_FOUND,
         EngineError::Validation { .. } => code::VALIDATION,
         EngineError::Conflict(_) => code::CONFLICT,
         EngineError::Forbidden(_) => code::FORBIDDEN,
-        EngineError::Database(err) => {
-            tracing::error!(error = %err, "database error");
-            code::INTERNAL
-        }
-        EngineError::Internal(what) => {
-            tracing::error!(error = %what, "internal error");
+        // Our side failed: the whole chain of causes goes to the log, none to the client.
+        EngineError::Database(_) | EngineError::Internal(_) => {
+            tracing::error!(error = %rapport_engine::error::chain(&e), "internal error");
             code::INTERNAL
         }
     };

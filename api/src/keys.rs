@@ -5,7 +5,7 @@
 //! process (the CLI, another server) takes effect within the time-to-live.
 
 use rapport_engine::EngineError;
-use rapport_engine::auth::{self, Principal};
+use rapport_engine::platform::auth::{self, Principal};
 use sea_orm::DatabaseConnection;
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -8,8 +8,8 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use rapport_engine::EngineError;
-use rapport_engine::consent::{self, Proof};
-use rapport_engine::links;
+use rapport_engine::engagement::consent::{self, Proof};
+use rapport_engine::platform::links;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 
@@ -150,7 +150,9 @@ pub async fn unsubscribe(
     .await
     {
         Ok((claim, _)) => {
-            if let Err(e) = rapport_engine::campaigns::note_unsubscribe(ctx.db(), &claim).await {
+            if let Err(e) =
+                rapport_engine::engagement::campaigns::note_unsubscribe(ctx.db(), &claim).await
+            {
                 // The withdrawal is recorded; only the campaign's statistic is missing.
                 tracing::error!(error = ?e, "noting an unsubscribe on its campaign message");
             }
@@ -212,7 +214,7 @@ async fn tracked(
     let claim = links::verify(ctx.db(), token, action)
         .await
         .map_err(refused)?;
-    rapport_engine::campaigns::track(ctx.db(), &claim)
+    rapport_engine::engagement::track(ctx.db(), &claim)
         .await
         .map_err(refused)
 }

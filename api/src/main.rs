@@ -3,8 +3,8 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use rapport_engine::analytics;
-use rapport_engine::{auth, db, demo};
+use rapport_engine::intelligence::analytics;
+use rapport_engine::{demo, platform::auth, platform::db};
 use std::net::SocketAddr;
 use tracing_subscriber::EnvFilter;
 
@@ -254,8 +254,8 @@ struct MailArgs {
 }
 
 impl MailArgs {
-    fn mailer(&self) -> anyhow::Result<rapport_engine::email::Mailer> {
-        let mailer = rapport_engine::email::Mailer::configure(
+    fn mailer(&self) -> anyhow::Result<rapport_engine::platform::email::Mailer> {
+        let mailer = rapport_engine::platform::email::Mailer::configure(
             self.smtp_url.as_deref(),
             self.outbox.clone(),
         )?;
@@ -265,7 +265,7 @@ impl MailArgs {
         let private_key = std::fs::read_to_string(file)
             .with_context(|| format!("reading the DKIM key {}", file.display()))?;
         let from = rapport_engine::values::EmailAddress::parse("--mail-from", &self.mail_from)?;
-        let key = rapport_engine::email::DkimKey {
+        let key = rapport_engine::platform::email::DkimKey {
             selector: self.dkim_selector.clone().unwrap_or_default(),
             domain: self
                 .dkim_domain
@@ -328,7 +328,7 @@ impl WorkerArgs {
         config.options.heartbeat =
             std::time::Duration::from_secs(self.worker_heartbeat_seconds.max(1));
         config.options.retry_delay = std::time::Duration::from_secs(self.retry_delay_seconds);
-        config.ticking = rapport_engine::sequences::runner::Ticking {
+        config.ticking = rapport_engine::engagement::sequences::runner::Ticking {
             every: std::time::Duration::from_millis(self.sequence_tick_ms.max(10)),
             slow_every: std::time::Duration::from_secs(self.sequence_slow_tick_seconds.max(1)),
             lease: std::time::Duration::from_secs(self.sequence_lease_seconds.max(1)),
@@ -481,7 +481,7 @@ async fn run() -> anyhow::Result<()> {
             json,
             ..
         }) => {
-            let spec = rapport_engine::models::classifier::CsvSpec {
+            let spec = rapport_engine::intelligence::models::classifier::CsvSpec {
                 label: label.unwrap_or_default(),
                 positive,
                 id,
@@ -531,7 +531,7 @@ async fn run() -> anyhow::Result<()> {
                 s.map(|s| serde_json::from_str(&s).with_context(|| format!("--{what} is not JSON")))
                     .transpose()
             };
-            let registration = rapport_engine::plugins::registry::Registration {
+            let registration = rapport_engine::intelligence::plugins::registry::Registration {
                 name,
                 wasm: std::fs::read(&file)
                     .with_context(|| format!("reading {}", file.display()))?,
@@ -550,8 +550,13 @@ async fn run() -> anyhow::Result<()> {
                 Some(cli.plugin_cache.clone()),
             )?;
             let who = auth::Principal::owner(workspace);
-            let r = rapport_engine::plugins::registry::register(&conn, &host, &who, registration)
-                .await?;
+            let r = rapport_engine::intelligence::plugins::registry::register(
+                &conn,
+                &host,
+                &who,
+                registration,
+            )
+            .await?;
             println!(
                 "{}",
                 serde_json::json!({
@@ -609,12 +614,25 @@ async fn run() -> anyhow::Result<()> {
                 from: rapport_engine::values::EmailAddress::parse("--mail-from", &mail.mail_from)?,
             };
             // One report of this process's loops, which `/readyz` reads.
-            let health = std::sync::Arc::new(rapport_engine::health::Health::default());
+            let health = std::sync::Arc::new(rapport_engine::platform::health::Health::default());
+            // One plugin host for the API and the workers: one wasmtime engine, one epoch
+            // thread, one compiled-component cache.
+            let plugins = rapport_api::graphql::plugin_host(
+                &conn,
+                std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
+                    std::time::Duration::from_secs(key_cache_seconds),
+                )),
+                rapport_api::graphql::PublicUrl(public_url.trim_end_matches('/').to_string()),
+                Some(cli.plugin_cache.clone()),
+            )
+            .inspect_err(|e| tracing::error!(error = %e, "serving without plugins"))
+            .ok();
             let workers = (!no_workers)
                 .then(|| workers.config(&mail, public_url.clone()))
                 .transpose()?
                 .map(|mut w| {
                     w.plugin_cache = Some(cli.plugin_cache.clone());
+                    w.plugins = plugins.clone();
                     w.health = health.clone();
                     w
                 });
@@ -623,6 +641,7 @@ async fn run() -> anyhow::Result<()> {
                 public_url: public_url.clone(),
                 mail: Some(api_mail),
                 plugin_cache: Some(cli.plugin_cache.clone()),
+                plugins,
                 clock: rapport_engine::clock::system(),
                 limits: limits.limits(),
                 graphiql: !limits.no_graphiql,
@@ -666,7 +685,8 @@ async fn run() -> anyhow::Result<()> {
         }) => train(&conn, kind, workspace, min_positives).await?,
         Command::Model(ModelCommand::Rescore { workspace }) => {
             let started = std::time::Instant::now();
-            let scored = rapport_engine::analytics::rescore_all(&conn, workspace).await?;
+            let scored =
+                rapport_engine::intelligence::analytics::rescore_all(&conn, workspace).await?;
             let seconds = started.elapsed().as_secs_f64();
             println!(
                 "{}",
@@ -687,7 +707,7 @@ async fn train(
     workspace: i64,
     min_positives: usize,
 ) -> anyhow::Result<()> {
-    use rapport_engine::{analytics, auth::Principal, values};
+    use rapport_engine::{intelligence::analytics, platform::auth::Principal, values};
     let kind = match kind {
         TrainKind::LeadScore => values::ModelKind::LeadScore,
         TrainKind::WinProbability => values::ModelKind::WinProbability,
@@ -713,10 +733,11 @@ async fn train(
         "metrics": version.metrics,
         "seconds": started.elapsed().as_secs_f64(),
     });
-    report["scored"] =
-        rapport_engine::analytics::registry::count_scores(conn, workspace, kind, version.id)
-            .await?
-            .into();
+    report["scored"] = rapport_engine::intelligence::analytics::registry::count_scores(
+        conn, workspace, kind, version.id,
+    )
+    .await?
+    .into();
     println!("{report}");
     Ok(())
 }
@@ -754,7 +775,8 @@ async fn api_key(conn: &sea_orm::DatabaseConnection, cmd: ApiKeyCommand) -> anyh
             let ws = match workspace {
                 Some(ws) => ws,
                 None => {
-                    let created = rapport_engine::workspaces::create(conn, "Workspace").await?;
+                    let created =
+                        rapport_engine::crm::workspaces::create(conn, "Workspace").await?;
                     eprintln!("created workspace {}", created.workspace.id);
                     created.workspace.id
                 }
@@ -860,7 +882,7 @@ async fn plugin_run(
         Some(cache.to_path_buf()),
     )?;
     if let Some(name) = plugin {
-        rapport_engine::plugins::registry::by_name(conn, workspace, name).await?;
+        rapport_engine::intelligence::plugins::registry::by_name(conn, workspace, name).await?;
     }
     let ids: Vec<i64> = rapport_schema::contact::Entity::find()
         .filter(rapport_schema::contact::Column::WorkspaceId.eq(workspace))
@@ -873,8 +895,10 @@ async fn plugin_run(
         .await?;
     let started = std::time::Instant::now();
     let (mut scored, mut actions, mut failures) = (0, 0, 0);
-    for chunk in ids.chunks(rapport_engine::plugins::runs::JOB_BATCH) {
-        let s = rapport_engine::plugins::runs::run(conn, &host, workspace, chunk, plugin).await?;
+    for chunk in ids.chunks(rapport_engine::intelligence::plugins::runs::JOB_BATCH) {
+        let s =
+            rapport_engine::intelligence::plugins::runs::run(conn, &host, workspace, chunk, plugin)
+                .await?;
         scored += s.scored;
         actions += s.actions;
         failures += s.failures.len();
@@ -961,7 +985,7 @@ fn plugin_test(
 }
 
 fn plugin_new(name: &str, sdk: Option<std::path::PathBuf>) -> anyhow::Result<()> {
-    let name = rapport_engine::plugins::PluginName::parse(name)?;
+    let name = rapport_engine::intelligence::plugins::PluginName::parse(name)?;
     let sdk = match sdk {
         Some(path) => path,
         None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk"),
@@ -1018,10 +1042,10 @@ async fn shutdown_signal() {
 
 fn evaluate_classifier(
     csv: &std::path::Path,
-    spec: &rapport_engine::models::classifier::CsvSpec,
+    spec: &rapport_engine::intelligence::models::classifier::CsvSpec,
     json: bool,
 ) -> anyhow::Result<()> {
-    use rapport_engine::models::classifier::{Classifier, Split, read_labelled_csv};
+    use rapport_engine::intelligence::models::classifier::{Classifier, Split, read_labelled_csv};
     let bytes = std::fs::read(csv).with_context(|| format!("reading {}", csv.display()))?;
     let data = read_labelled_csv(&bytes, spec)?;
     let split = data
@@ -1072,7 +1096,7 @@ fn evaluate_clv(
     predict: Option<(f64, std::path::PathBuf)>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use rapport_engine::models::clv::{BgNbd, GammaGamma, Spend, read_summary_csv};
+    use rapport_engine::intelligence::models::clv::{BgNbd, GammaGamma, Spend, read_summary_csv};
     let text =
         std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
     let rows = read_summary_csv(&text)?;

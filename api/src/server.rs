@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use rapport_engine::health::{Health, LoopState};
+use rapport_engine::platform::health::{Health, LoopState};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use std::sync::Arc;
@@ -101,6 +101,9 @@ pub struct Config {
     pub mail: Option<graphql::Mail>,
     /// Where compiled plugins are cached on disk (in memory only when `None`).
     pub plugin_cache: Option<std::path::PathBuf>,
+    /// A plugin host built by the caller, shared with the job workers (one wasmtime engine
+    /// and epoch thread per process); when `None`, the router builds its own.
+    pub plugins: Option<rapport_engine::intelligence::plugins::Host>,
     /// The time drip sequences run on (enrollments made over the API start then).
     pub clock: Arc<dyn rapport_engine::clock::Clock>,
     /// Body sizes and the request deadline.
@@ -121,6 +124,7 @@ impl Default for Config {
             public_url: DEFAULT_PUBLIC_URL.into(),
             mail: None,
             plugin_cache: None,
+            plugins: None,
             clock: rapport_engine::clock::system(),
             limits: Limits::default(),
             graphiql: true,
@@ -139,12 +143,16 @@ pub fn router(db: DatabaseConnection) -> Router {
 pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
     let keys = Arc::new(VerifiedKeys::new(config.key_ttl));
     let public = graphql::PublicUrl(config.public_url.trim_end_matches('/').to_string());
-    let plugins = match graphql::plugin_host(&db, keys.clone(), public.clone(), config.plugin_cache)
-    {
-        Ok(host) => Some(host),
-        Err(e) => {
-            tracing::error!(error = %e, "serving without plugins");
-            None
+    let plugins = match config.plugins {
+        Some(host) => Some(host),
+        None => {
+            match graphql::plugin_host(&db, keys.clone(), public.clone(), config.plugin_cache) {
+                Ok(host) => Some(host),
+                Err(e) => {
+                    tracing::error!(error = %e, "serving without plugins");
+                    None
+                }
+            }
         }
     };
     let ctx = ApiContext {
@@ -361,7 +369,7 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 pub async fn authenticate(
     ctx: &ApiContext,
     headers: &HeaderMap,
-) -> Result<rapport_engine::auth::Principal, Response> {
+) -> Result<rapport_engine::platform::auth::Principal, Response> {
     let Some(key) = bearer(headers) else {
         return Err(error_response(
             StatusCode::UNAUTHORIZED,

@@ -7,9 +7,9 @@ use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rapport_engine::bounces::{self, Kind, Report};
+use rapport_engine::engagement::bounces::{self, Kind, Report};
 use rapport_engine::values::EmailAddress;
-use rapport_engine::{EngineError, suppression};
+use rapport_engine::{EngineError, engagement::suppression};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rapport_engine::campaigns::Outbound;
 use rapport_engine::clock::{self, Clock};
-use rapport_engine::email::Mailer;
-use rapport_engine::health::Health;
-use rapport_engine::jobs::{self, Queue, WorkerOptions};
-use rapport_engine::sequences::runner::{self, Ticking};
+use rapport_engine::engagement::outbound::{Context, Outbound};
+use rapport_engine::engagement::sequences::runner::{self, Ticking};
+use rapport_engine::platform::email::Mailer;
+use rapport_engine::platform::health::Health;
+use rapport_engine::platform::queue::{Queue, WorkerOptions};
+use rapport_engine::worker::{self, Worker};
 use sea_orm::DatabaseConnection;
 
 use crate::graphql::campaigns::ContactAudience;
@@ -32,6 +33,9 @@ pub struct WorkerConfig {
     pub options: WorkerOptions,
     /// Where compiled plugins are cached on disk (in memory only when `None`).
     pub plugin_cache: Option<std::path::PathBuf>,
+    /// A plugin host built by the caller and shared with the API; when `None`, the
+    /// workers build their own.
+    pub plugins: Option<rapport_engine::intelligence::plugins::Host>,
     /// The time drip sequences run on.
     pub clock: Arc<dyn Clock>,
     /// How often due sequence steps and triggers are looked for.
@@ -51,6 +55,7 @@ impl WorkerConfig {
             probe_delay: Duration::from_secs(30),
             options: WorkerOptions::default(),
             plugin_cache: None,
+            plugins: None,
             clock: clock::system(),
             ticking: Ticking::default(),
             health: Arc::default(),
@@ -65,13 +70,18 @@ pub async fn run(
     config: WorkerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> rapport_engine::Result<()> {
-    let keys = Arc::new(crate::keys::VerifiedKeys::new(Duration::ZERO));
-    let public = crate::graphql::PublicUrl(config.public_url.trim_end_matches('/').to_string());
-    let plugins = crate::graphql::plugin_host(&db, keys, public, config.plugin_cache.clone())
-        .inspect_err(|e| tracing::error!(error = %e, "workers run without plugins"))
-        .ok();
-    let context = jobs::Context {
-        plugins,
+    let plugins = match config.plugins.clone() {
+        Some(host) => Some(host),
+        None => {
+            let keys = Arc::new(crate::keys::VerifiedKeys::new(Duration::ZERO));
+            let public =
+                crate::graphql::PublicUrl(config.public_url.trim_end_matches('/').to_string());
+            crate::graphql::plugin_host(&db, keys, public, config.plugin_cache.clone())
+                .inspect_err(|e| tracing::error!(error = %e, "workers run without plugins"))
+                .ok()
+        }
+    };
+    let context = Context {
         queue: Queue::new(&db)?,
         outbound: Outbound {
             mailer: config.mailer,
@@ -96,7 +106,11 @@ pub async fn run(
             let _ = ticker_stopped.await;
         },
     ));
-    let outcome = jobs::work(context, config.options, config.health, shutdown).await;
+    let worker = Worker {
+        engagement: context,
+        plugins,
+    };
+    let outcome = worker::work(worker, config.options, config.health, shutdown).await;
     let _ = stop_ticker.send(());
     let _ = ticker.await;
     outcome

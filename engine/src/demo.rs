@@ -3,13 +3,13 @@
 //! The same sizes always produce the same rows (a seeded generator), so a benchmark run
 //! is comparable with the last one. Rows are written in batched multi-row inserts.
 
-use crate::auth::Principal;
 use crate::clock;
-use crate::deals;
+use crate::crm::deals;
+use crate::crm::workspaces::{self, NewWorkspace};
 use crate::error::Result;
-use crate::models::logistic::sigmoid;
+use crate::intelligence::models::logistic::sigmoid;
+use crate::platform::auth::Principal;
 use crate::values::{ActivityKind, DealStatus, Direction, LifecycleStage, UserRole};
-use crate::workspaces::{self, NewWorkspace};
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -167,7 +167,10 @@ fn pick<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
     list[rng.random_range(0..list.len())]
 }
 
-async fn ids<E: crate::records::Record>(db: &impl ConnectionTrait, ws: i64) -> Result<Vec<i64>> {
+async fn ids<E: crate::platform::records::Record>(
+    db: &impl ConnectionTrait,
+    ws: i64,
+) -> Result<Vec<i64>> {
     Ok(E::find()
         .select_only()
         .column(E::id_col())
@@ -194,7 +197,7 @@ pub async fn seed(
     let mut done = 0u64;
 
     // The team.
-    let team = crate::team::create_team(db, &who, "Sales").await?;
+    let team = crate::crm::team::create_team(db, &who, "Sales").await?;
     let mut users = Vec::new();
     for (i, role) in [
         UserRole::Admin,
@@ -222,7 +225,7 @@ pub async fn seed(
     }
 
     // Companies.
-    let tx = crate::db::write(db).await?;
+    let tx = crate::platform::db::write(db).await?;
     for chunk in (0..size.companies).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| s::company::ActiveModel {
             workspace_id: Set(ws),
@@ -439,7 +442,7 @@ pub async fn seed(
             }
         })
         .collect();
-    let tx = crate::db::write(db).await?;
+    let tx = crate::platform::db::write(db).await?;
     for chunk in (0..size.deals).collect::<Vec<_>>().chunks(BATCH) {
         let rows = chunk.iter().map(|&i| {
             let plan = &deal_plans[i as usize];
@@ -527,7 +530,7 @@ pub async fn seed(
     let kinds = ActivityKind::ALL;
     let mut written = 0u64;
     while written < size.activities {
-        let tx = crate::db::write(db).await?;
+        let tx = crate::platform::db::write(db).await?;
         let end = (written + 20 * BATCH as u64).min(size.activities);
         for chunk in (written..end).collect::<Vec<_>>().chunks(BATCH) {
             let rows = chunk.iter().map(|&i| {
@@ -584,14 +587,14 @@ pub async fn seed(
     }
 
     // Tasks and orders.
-    let tx = crate::db::write(db).await?;
+    let tx = crate::platform::db::write(db).await?;
     let mut catalog = Vec::new();
     for (sku, name, price, category) in CATALOG {
         catalog.push(
-            crate::commerce::create_product(
+            crate::crm::commerce::create_product(
                 &tx,
                 &who,
-                crate::commerce::ProductInput {
+                crate::crm::commerce::ProductInput {
                     sku: Some(sku.to_string()),
                     name: Some(name.to_string()),
                     price: Some(*price),

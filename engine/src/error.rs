@@ -33,10 +33,31 @@ pub enum EngineError {
     /// The database failed; the details go to the log, never to the client.
     #[error("internal error")]
     Database(#[source] DbErr),
-    /// Something on our side broke (a damaged secret, a host that could not start); the
-    /// details go to the log, never to the client.
+    /// Something on our side broke (a damaged secret, a host that could not start, a full
+    /// disk); what broke and why go to the log, never to the client.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Internal),
+}
+
+/// What broke on our side, with the error that caused it when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct Internal {
+    what: String,
+    #[source]
+    cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// An error and every cause under it, `: `-separated, for the log (never for clients).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 impl From<DbErr> for EngineError {
@@ -67,7 +88,21 @@ impl EngineError {
 
     /// Our side failing, with what broke (for the log only).
     pub fn internal(what: impl Into<String>) -> Self {
-        Self::Internal(what.into())
+        Self::Internal(Internal {
+            what: what.into(),
+            cause: None,
+        })
+    }
+
+    /// Our side failing because of `cause`, which is kept as the error's source.
+    pub fn internal_from(
+        what: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Internal(Internal {
+            what: what.into(),
+            cause: Some(Box::new(cause)),
+        })
     }
 
     /// A not-found error for a record of kind `entity`.

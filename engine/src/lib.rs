@@ -1,43 +1,40 @@
 //! Rapport's domain: the CRM graph's rules, independent of how clients reach them.
 //!
-//! Every operation takes the caller's [`auth::Principal`] and touches only that
-//! principal's workspace. Inputs arrive as plain structs and are parsed into the domain
-//! values of [`values`] before anything is written; failures are [`error::EngineError`].
+//! Every operation takes the caller's [`platform::auth::Principal`] and touches only
+//! that principal's workspace. Inputs arrive as plain structs and are parsed into the
+//! domain values of [`values`] before anything is written; failures are
+//! [`error::EngineError`].
+//!
+//! The crate is in layers, each of which may use the ones listed before it and never one
+//! after it (`engine/tests/layers.rs` checks this on every build of the tests):
+//!
+//! 1. the vocabulary at the root: [`error`], [`values`], [`clock`], and the bounds on
+//!    structured input every parser checks first ([`input_limits`]);
+//! 2. [`platform`]: storage, keys, email transport, signed links, the job queue;
+//! 3. [`crm`]: the CRM graph — contacts, companies, deals and what hangs off them;
+//! 4. [`engagement`]: reaching contacts — consent, filters and segments, templates,
+//!    campaigns, sequences, tracking;
+//! 5. [`intelligence`]: models, analytics and plugins, which read everything below and
+//!    act through engagement;
+//! 6. at the top, the modules that name every feature: [`worker`] (which job runs what),
+//!    [`contact_data`] (every store of a contact's data, for erasure and merging) and
+//!    [`demo`].
 
-pub mod activities;
-pub mod analytics;
-pub mod audiences;
-pub mod auth;
-pub mod bounces;
-pub mod campaigns;
 pub mod clock;
-pub mod commerce;
-pub mod companies;
-pub mod consent;
-pub mod contacts;
-pub mod db;
-pub mod deals;
-pub mod demo;
-pub mod duplicates;
-pub mod email;
 pub mod error;
-pub mod events;
-pub mod health;
 pub mod input_limits;
-pub mod inquiries;
-pub mod jobs;
-pub mod links;
-pub mod models;
-pub mod pagination;
-pub mod plugins;
-pub mod records;
-pub mod sequences;
-pub mod suppression;
-pub mod tasks;
-pub mod team;
-pub mod templates;
-pub mod timeline;
 pub mod values;
-pub mod workspaces;
+
+pub mod platform;
+
+pub mod crm;
+
+pub mod engagement;
+
+pub mod intelligence;
+
+pub mod contact_data;
+pub mod demo;
+pub mod worker;
 
 pub use error::{EngineError, Result};

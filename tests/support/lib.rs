@@ -1,7 +1,7 @@
 //! Shared harness for end-to-end tests: a real server on a loopback port over a fresh
 //! SQLite file or a fresh PostgreSQL database, driven with GraphQL over HTTP.
 
-use rapport_engine::db;
+use rapport_engine::platform::db;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -374,8 +374,11 @@ impl TestApp {
     /// Worker settings for tests: fast heartbeats, retries and claim timeouts, links to
     /// this server, mail to `smtp_url`.
     pub fn worker_config(&self, smtp_url: &str) -> rapport_api::workers::WorkerConfig {
-        let mailer = rapport_engine::email::Mailer::configure(Some(smtp_url), std::env::temp_dir())
-            .expect("mailer");
+        let mailer = rapport_engine::platform::email::Mailer::configure(
+            Some(smtp_url),
+            std::env::temp_dir(),
+        )
+        .expect("mailer");
         let mut config = rapport_api::workers::WorkerConfig::new(mailer, self.base.clone());
         config.claim_timeout = std::time::Duration::from_secs(3);
         config.options.heartbeat = std::time::Duration::from_secs(1);
@@ -384,7 +387,7 @@ impl TestApp {
         config.options.name = format!("test-worker-{}", unique_name());
         config.plugin_cache = Some(plugin_cache());
         config.clock = Arc::new(self.clock.clone());
-        config.ticking = rapport_engine::sequences::runner::Ticking {
+        config.ticking = rapport_engine::engagement::sequences::runner::Ticking {
             every: std::time::Duration::from_millis(50),
             slow_every: std::time::Duration::ZERO,
             lease: std::time::Duration::from_secs(3),
@@ -476,7 +479,7 @@ impl TestApp {
 
     /// A new workspace and its admin key.
     pub async fn workspace(&self, name: &str) -> String {
-        rapport_engine::workspaces::create(&self.db, name)
+        rapport_engine::crm::workspaces::create(&self.db, name)
             .await
             .expect("workspace")
             .key

@@ -6,8 +6,8 @@ use async_graphql::{
     Context, ID, InputObject, InputType, Json, MaybeUndefined, Object, Result, SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use rapport_engine::audiences;
-use rapport_engine::records::{self, Deleted};
+use rapport_engine::engagement::audiences;
+use rapport_engine::platform::records::{self, Deleted};
 use rapport_engine::values::Patch;
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;

@@ -5,9 +5,10 @@ use async_graphql::{
     Context, ID, InputObject, InputType, Json, MaybeUndefined, Object, Result, SimpleObject,
 };
 use chrono::{DateTime, Utc};
-use rapport_engine::campaigns::{self, Audience, VariantStats};
-use rapport_engine::jobs::{self, Queue};
-use rapport_engine::records::{self, Deleted};
+use rapport_engine::engagement::campaigns::{self, VariantStats};
+use rapport_engine::engagement::outbound::Audience;
+use rapport_engine::platform::queue::{self as jobs, Queue};
+use rapport_engine::platform::records::{self, Deleted};
 use rapport_engine::values::{self, Patch, Scope};
 use rapport_schema as s;
 use sea_orm::{Condition, DatabaseConnection, QueryOrder};

@@ -5,10 +5,10 @@ use crate::graphql::loaders::{ChildCounts, ChildSpec, Children, spec_id};
 use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object, OutputType, Result};
-use rapport_engine::pagination::{
+use rapport_engine::platform::pagination::{
     self, Cursor, DEFAULT_PAGE_SIZE, Page, PageRequest, SortDirection, SortKeys,
 };
-use rapport_engine::records::Record;
+use rapport_engine::platform::records::Record;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, ModelTrait, QueryFilter, Select};
 use std::future::Future;
 use std::pin::Pin;

@@ -6,7 +6,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use rapport_engine::values::{self, EmailAddress};
-use rapport_engine::{consent, suppression};
+use rapport_engine::{engagement::consent, engagement::suppression};
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 

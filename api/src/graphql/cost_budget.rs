@@ -6,7 +6,7 @@
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult};
-use rapport_engine::auth::Principal;
+use rapport_engine::platform::auth::Principal;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

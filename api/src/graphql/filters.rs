@@ -11,7 +11,7 @@ use async_graphql::{Enum, ID, InputObject, InputType};
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_engine::EngineError;
 use rapport_engine::input_limits::Bounds;
-use rapport_engine::pagination::SortDirection;
+use rapport_engine::platform::pagination::SortDirection;
 use rapport_schema as s;
 use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Func, LikeExpr, Query};
 use sea_orm::{ColumnTrait, Condition, Value};

@@ -8,7 +8,10 @@ use crate::graphql::ids::parse_id;
 use async_graphql::{ID, InputObject, Json, MaybeUndefined, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_engine::values::{self as v, Patch};
-use rapport_engine::{activities, commerce, companies, contacts, deals, inquiries, tasks, team};
+use rapport_engine::{
+    crm::activities, crm::commerce, crm::companies, crm::contacts, crm::deals, crm::inquiries,
+    crm::tasks, crm::team,
+};
 
 fn patch<T>(m: MaybeUndefined<T>) -> Patch<T> {
     match m {

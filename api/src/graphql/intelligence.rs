@@ -7,9 +7,9 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use rapport_engine::analytics::customer_value::{CustomerValue, CustomerValueModel};
-use rapport_engine::analytics::recommendations::{self, RecommendationModel};
-use rapport_engine::analytics::{self, lead_score::TrainOptions, registry};
+use rapport_engine::intelligence::analytics::customer_value::{CustomerValue, CustomerValueModel};
+use rapport_engine::intelligence::analytics::recommendations::{self, RecommendationModel};
+use rapport_engine::intelligence::analytics::{self, lead_score::TrainOptions, registry};
 use rapport_engine::values;
 use rapport_schema as s;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -142,14 +142,16 @@ pub struct ScoreReason {
 
 /// The reasons stored with a built-in score.
 pub fn reason_list(json: &serde_json::Value) -> Vec<ScoreReason> {
-    serde_json::from_value::<Vec<rapport_engine::models::classifier::Contribution>>(json.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| ScoreReason {
-            feature: c.feature,
-            contribution: c.weight,
-        })
-        .collect()
+    serde_json::from_value::<Vec<rapport_engine::intelligence::models::classifier::Contribution>>(
+        json.clone(),
+    )
+    .unwrap_or_default()
+    .into_iter()
+    .map(|c| ScoreReason {
+        feature: c.feature,
+        contribution: c.weight,
+    })
+    .collect()
 }
 
 /// A score given by a trained model.

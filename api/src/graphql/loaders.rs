@@ -4,8 +4,8 @@
 use crate::error::to_graphql;
 use crate::graphql::batching::Dispatcher;
 use async_graphql::dataloader::{DataLoader, Loader};
-use rapport_engine::pagination::{self, Page, SortKeys};
-use rapport_engine::records::{self, Deleted, Record};
+use rapport_engine::platform::pagination::{self, Page, SortKeys};
+use rapport_engine::platform::records::{self, Deleted, Record};
 use rapport_schema as s;
 use sea_orm::{DatabaseConnection, EntityTrait, ModelTrait, QueryFilter, Select};
 use std::collections::HashMap;

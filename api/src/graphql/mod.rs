@@ -34,7 +34,7 @@ pub struct PublicUrl(pub String);
 #[derive(Clone, Debug)]
 pub struct Mail {
     /// SMTP or an outbox directory.
-    pub mailer: rapport_engine::email::Mailer,
+    pub mailer: rapport_engine::platform::email::Mailer,
     /// The sender address.
     pub from: rapport_engine::values::EmailAddress,
 }
@@ -81,7 +81,7 @@ pub fn build(
     keys: Arc<VerifiedKeys>,
     public: PublicUrl,
     mail: Option<Mail>,
-    plugins: Option<rapport_engine::plugins::Host>,
+    plugins: Option<rapport_engine::intelligence::plugins::Host>,
     clock: Arc<dyn rapport_engine::clock::Clock>,
     budget: cost_budget::CostBudget,
 ) -> RapportSchema {
@@ -101,7 +101,7 @@ pub fn build_for_plugins(
     public: PublicUrl,
 ) -> RapportSchema {
     builder(db, keys, public, None)
-        .data(None::<rapport_engine::plugins::Host>)
+        .data(None::<rapport_engine::intelligence::plugins::Host>)
         .data(rapport_engine::clock::system())
         .extension(async_graphql::extensions::Analyzer)
         .limit_complexity(250_000)
@@ -129,13 +129,13 @@ pub fn plugin_host(
     keys: Arc<VerifiedKeys>,
     public: PublicUrl,
     cache_dir: Option<std::path::PathBuf>,
-) -> rapport_engine::Result<rapport_engine::plugins::Host> {
-    let runtime = rapport_engine::plugins::Runtime::new(cache_dir).map_err(|e| {
+) -> rapport_engine::Result<rapport_engine::intelligence::plugins::Host> {
+    let runtime = rapport_engine::intelligence::plugins::Runtime::new(cache_dir).map_err(|e| {
         tracing::error!(error = %e, "the plugin host could not start");
         rapport_engine::EngineError::internal(format!("the plugin host could not start: {e}"))
     })?;
     let schema = build_for_plugins(db.clone(), keys, public);
-    Ok(rapport_engine::plugins::Host {
+    Ok(rapport_engine::intelligence::plugins::Host {
         runtime,
         inputs: Arc::new(plugin_inputs::GraphqlInputs::new(schema, db.clone())),
     })
@@ -146,7 +146,7 @@ pub fn plugin_host(
 pub fn with_loaders(
     request: async_graphql::Request,
     db: &DatabaseConnection,
-    principal: rapport_engine::auth::Principal,
+    principal: rapport_engine::platform::auth::Principal,
 ) -> (async_graphql::Request, batching::Dispatcher) {
     let ws = principal.workspace_id;
     let dispatcher = batching::Dispatcher::default();

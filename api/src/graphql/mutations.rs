@@ -8,11 +8,12 @@ use crate::graphql::inputs::*;
 use crate::graphql::types::*;
 use crate::keys::VerifiedKeys;
 use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
-use rapport_engine::auth::{self, Principal};
-use rapport_engine::records::{self, Record};
+use rapport_engine::platform::auth::{self, Principal};
+use rapport_engine::platform::records::{self, Record};
 use rapport_engine::values::{self as v};
 use rapport_engine::{
-    activities, commerce, companies, contacts, deals, duplicates, events, inquiries, tasks, team,
+    crm::activities, crm::commerce, crm::companies, crm::contacts, crm::deals, crm::events,
+    crm::inquiries, crm::tasks, crm::team,
 };
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
@@ -129,7 +130,9 @@ impl Mutation {
         }
         let (who, db) = writer(ctx)?;
         who.require(v::Scope::Admin).gql()?;
-        contacts::erase(db, who, parse_id("id", &id)?).await.gql()?;
+        rapport_engine::contact_data::erase(db, who, parse_id("id", &id)?)
+            .await
+            .gql()?;
         Ok(id)
     }
     async fn restore_contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
@@ -188,7 +191,9 @@ impl Mutation {
         let survivor = parse_id("survivorId", &survivor_id)?;
         let merged = parse_ids("mergedIds", &merged_ids)?;
         Ok(Contact(
-            duplicates::merge(db, who, survivor, &merged).await.gql()?,
+            rapport_engine::contact_data::merge(db, who, survivor, &merged)
+                .await
+                .gql()?,
         ))
     }
 

@@ -15,8 +15,8 @@ use async_graphql::parser::types::{
 use async_graphql::parser::{Positioned, parse_query};
 use async_graphql_value::Value;
 use futures_util::future::BoxFuture;
-use rapport_engine::auth::Principal;
-use rapport_engine::plugins::Inputs;
+use rapport_engine::intelligence::plugins::Inputs;
+use rapport_engine::platform::auth::Principal;
 use rapport_engine::values::Scope;
 use rapport_engine::{EngineError, Result};
 use sea_orm::DatabaseConnection;

@@ -7,7 +7,7 @@ use std::io::Read;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
-use rapport_engine::plugins::{Host, actions, registry, runs};
+use rapport_engine::intelligence::plugins::{Host, actions, registry, runs};
 use rapport_engine::values::Scope;
 use rapport_schema as s;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -235,7 +235,7 @@ pub async fn contact_scores(ctx: &Context<'_>, contact_id: i64) -> Result<Vec<Co
         let version = version_of(ctx, sc.version_id)
             .await?
             .map_or(0, |v| v.version);
-        let reasons: Vec<rapport_engine::plugins::Reason> =
+        let reasons: Vec<rapport_engine::intelligence::plugins::Reason> =
             serde_json::from_value(sc.reasons.clone()).unwrap_or_default();
         from_plugins.push(ContactScore {
             source: ScoreSource::Plugin,
@@ -726,9 +726,9 @@ impl PluginMutation {
             return Err(invalid("contactIds", format!("at most {MAX_RUN} per call")));
         }
         let ids = parse_ids("contactIds", &contact_ids)?;
-        let live: Vec<i64> = rapport_engine::records::scoped::<s::contact::Entity>(
+        let live: Vec<i64> = rapport_engine::platform::records::scoped::<s::contact::Entity>(
             who.workspace_id,
-            rapport_engine::records::Deleted::Exclude,
+            rapport_engine::platform::records::Deleted::Exclude,
         )
         .filter(s::contact::Column::Id.is_in(ids.iter().copied()))
         .select_only()

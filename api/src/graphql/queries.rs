@@ -10,9 +10,9 @@ use crate::graphql::filters::*;
 use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::types::*;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
-use rapport_engine::duplicates::{self, DuplicateReason};
-use rapport_engine::records::{self, Record};
-use rapport_engine::{auth, values};
+use rapport_engine::crm::duplicates::{self, DuplicateReason};
+use rapport_engine::platform::records::{self, Record};
+use rapport_engine::{platform::auth, values};
 use rapport_schema as s;
 use sea_orm::{DatabaseConnection, EntityTrait, ModelTrait};
 

@@ -3,7 +3,7 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use rapport_engine::analytics::{cohorts, forecast, funnel};
+use rapport_engine::intelligence::analytics::{cohorts, forecast, funnel};
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
@@ -30,7 +30,7 @@ pub struct FunnelStage(funnel::StageCounts);
 
 async fn load_many<E>(ctx: &Context<'_>, ids: &[i64], first: i32) -> Result<Vec<E::Model>>
 where
-    E: rapport_engine::records::Record,
+    E: rapport_engine::platform::records::Record,
     E::Model: sea_orm::ModelTrait<Entity = E> + Clone + Send + Sync,
 {
     if !(0..=500).contains(&first) {

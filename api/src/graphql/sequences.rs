@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use rapport_engine::clock::Clock;
-use rapport_engine::records::{self, Deleted};
-use rapport_engine::sequences::{self, EnrollmentFilter, StepStats};
+use rapport_engine::engagement::sequences::{self, EnrollmentFilter, StepStats};
+use rapport_engine::platform::records::{self, Deleted};
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 

@@ -2,9 +2,9 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use rapport_engine::records::{self, Deleted};
+use rapport_engine::platform::records::{self, Deleted};
 use rapport_engine::values::{ConsentPurpose, Scope};
-use rapport_engine::{consent, templates};
+use rapport_engine::{engagement::consent, engagement::templates};
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 

@@ -11,9 +11,9 @@ use crate::graphql::ids::to_id;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject, Union};
 use chrono::{DateTime, NaiveDate, Utc};
-use rapport_engine::auth::Principal;
-use rapport_engine::pagination::SortDirection;
-use rapport_engine::records::{Deleted, Record, scoped};
+use rapport_engine::platform::auth::Principal;
+use rapport_engine::platform::pagination::SortDirection;
+use rapport_engine::platform::records::{Deleted, Record, scoped};
 use rapport_engine::values::{Currency, json_strings};
 use rapport_schema as s;
 use sea_orm::{ModelTrait, QueryFilter};
@@ -225,7 +225,7 @@ impl Contact {
         status: Option<crate::graphql::enums::EnrollmentStatus>,
     ) -> Result<Vec<crate::graphql::sequences::SequenceEnrollment>> {
         let who = principal(ctx)?;
-        let filter = rapport_engine::sequences::EnrollmentFilter {
+        let filter = rapport_engine::engagement::sequences::EnrollmentFilter {
             sequence_id: None,
             contact_id: Some(self.0.id),
             status: status.map(Into::into),
@@ -439,7 +439,7 @@ impl Contact {
             Some(n) if n < 0 => return Err(crate::error::invalid("first", "must not be negative")),
             other => other.map(|n| n as usize),
         };
-        let page = rapport_engine::timeline::page(
+        let page = rapport_engine::crm::timeline::page(
             ctx.data_unchecked::<sea_orm::DatabaseConnection>(),
             who,
             self.0.id,
@@ -1258,9 +1258,9 @@ pub enum TimelineItem {
     Task(Task),
 }
 
-impl From<rapport_engine::timeline::TimelineItem> for TimelineItem {
-    fn from(i: rapport_engine::timeline::TimelineItem) -> Self {
-        use rapport_engine::timeline::TimelineItem as T;
+impl From<rapport_engine::crm::timeline::TimelineItem> for TimelineItem {
+    fn from(i: rapport_engine::crm::timeline::TimelineItem) -> Self {
+        use rapport_engine::crm::timeline::TimelineItem as T;
         match i {
             T::Activity(a) => Self::Activity(Activity(a)),
             T::Order(o) => Self::Order(Order(o)),

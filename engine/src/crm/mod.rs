@@ -1,0 +1,19 @@
+//! The CRM graph: workspaces and their people, contacts, companies, deals, activities,
+//! tasks, inquiries, orders and events, a contact's timeline, duplicate detection.
+//!
+//! May use: the root vocabulary and [`crate::platform`]. Nothing here knows that a
+//! contact can be emailed, scored or enrolled: what reaches further (erasing every trace
+//! of a contact, merging two) lives at the top of the crate, in `contact_data`.
+
+pub mod activities;
+pub mod commerce;
+pub mod companies;
+pub mod contacts;
+pub mod deals;
+pub mod duplicates;
+pub mod events;
+pub mod inquiries;
+pub mod tasks;
+pub mod team;
+pub mod timeline;
+pub mod workspaces;

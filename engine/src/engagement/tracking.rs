@@ -1,0 +1,128 @@
+//! What campaigns and drip sequences share about the email they send: the signed links
+//! every message carries (unsubscribe, open pixel, click redirects), the rewriting of a
+//! body's links into tracked ones, and how first opens and clicks are written on a
+//! contact's timeline.
+//!
+//! Recording what a link reports is each sender's own ([`super::campaigns::track`],
+//! [`super::sequences::track`]), since each keeps its own messages; [`super::track`]
+//! sends a verified link to the right one.
+
+use crate::values::ConsentPurpose;
+
+use crate::platform::links::{Action, Claim, Signer};
+
+/// How the activity recording a campaign email's first open begins; such inbound email
+/// activities are not replies.
+pub const OPENED_SUBJECT: &str = "Opened campaign email: ";
+/// How the activity recording a campaign email's first click begins.
+pub const CLICKED_SUBJECT: &str = "Clicked in campaign email: ";
+
+/// Adds tracking to an HTML body: `http(s)` links become signed click redirects (the
+/// unsubscribe link stays as it is) and an open pixel goes before `</body>`.
+pub fn track_html(html: &str, click: impl Fn(&str) -> String, pixel: &str, keep: &str) -> String {
+    let mut out = String::with_capacity(html.len() + 256);
+    let mut rest = html;
+    while let Some(at) = rest.find("href=\"") {
+        let (head, tail) = rest.split_at(at + 6);
+        out.push_str(head);
+        let end = tail.find('"').unwrap_or(tail.len());
+        let url = &tail[..end];
+        let raw = url.replace("&amp;", "&");
+        if (raw.starts_with("http://") || raw.starts_with("https://")) && raw != keep {
+            out.push_str(&click(&raw).replace('&', "&amp;"));
+        } else {
+            out.push_str(url);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    let img =
+        format!("<img src=\"{pixel}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\">");
+    match out.rfind("</body>") {
+        Some(at) => out.insert_str(at, &img),
+        None => out.push_str(&img),
+    }
+    out
+}
+
+/// The signed links of marketing email: unsubscribe, open pixel, click redirects.
+pub struct Links<'a> {
+    /// The workspace's link signer.
+    pub signer: &'a Signer,
+    /// This Rapport's public URL, without a trailing slash.
+    pub base: &'a str,
+    /// The workspace the links belong to.
+    pub workspace_id: i64,
+    /// Whether message ids are sequence messages (else campaign messages).
+    pub sequence: bool,
+}
+
+impl Links<'_> {
+    fn claim(&self, contact: i64, msg: i64, action: Action, url: Option<String>) -> String {
+        let (msg, seq) = if self.sequence {
+            (None, Some(msg))
+        } else {
+            (Some(msg), None)
+        };
+        self.signer.sign(&Claim {
+            ws: self.workspace_id,
+            contact,
+            action,
+            purpose: ConsentPurpose::Marketing.as_str().into(),
+            exp: None,
+            msg,
+            seq,
+            url,
+            req: None,
+        })
+    }
+    pub fn unsubscribe(&self, contact: i64, msg: i64) -> String {
+        format!(
+            "{}/unsubscribe?token={}",
+            self.base,
+            self.claim(contact, msg, Action::Unsubscribe, None)
+        )
+    }
+    pub fn open(&self, contact: i64, msg: i64) -> String {
+        format!(
+            "{}/t/o/{}",
+            self.base,
+            self.claim(contact, msg, Action::Open, None)
+        )
+    }
+    pub fn click(&self, contact: i64, msg: i64, url: &str) -> String {
+        format!(
+            "{}/t/c/{}",
+            self.base,
+            self.claim(contact, msg, Action::Click, Some(url.into()))
+        )
+    }
+}
+
+/// SMTP replies that mean the recipient's mailbox does not exist or is not accepted:
+/// mailbox unavailable, user not local, mailbox name not allowed.
+pub const MAILBOX_GONE: [u16; 3] = [550, 551, 553];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracking_rewrites_web_links_but_not_unsubscribe_or_mailto() {
+        let html = r#"<html><body><a href="https://shop.example/a?x=1&amp;y=2">A</a> <a href="mailto:x@y.z">M</a> <a href="https://r.example/unsubscribe?token=t">U</a></body></html>"#;
+        let out = track_html(
+            html,
+            |u| format!("https://r.example/t/c/[{u}]"),
+            "https://r.example/t/o/p",
+            "https://r.example/unsubscribe?token=t",
+        );
+        assert!(
+            out.contains(r#"href="https://r.example/t/c/[https://shop.example/a?x=1&amp;y=2]""#),
+            "{out}"
+        );
+        assert!(out.contains(r#"href="mailto:x@y.z""#));
+        assert!(out.contains(r#"href="https://r.example/unsubscribe?token=t""#));
+        assert!(out.contains(r#"<img src="https://r.example/t/o/p""#));
+        assert!(out.ends_with("</body></html>"));
+    }
+}

@@ -1,0 +1,236 @@
+//! Recommended actions: what is open for a contact, accepting (which carries the action
+//! out where Rapport can) or rejecting, and acceptance rates.
+
+use std::collections::HashMap;
+
+use chrono::Duration;
+use rapport_plugins::ActionKind;
+use rapport_schema::{contact, plugin, plugin_action};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use crate::clock;
+use crate::crm::tasks::{self, TaskInput};
+use crate::error::{EngineError, Result};
+use crate::platform::auth::Principal;
+use crate::platform::records;
+use crate::values::{Patch, Scope};
+
+/// Open actions of contacts, highest priority first (then newest), by contact.
+pub async fn open_for(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    contacts: &[i64],
+) -> Result<HashMap<i64, Vec<plugin_action::Model>>> {
+    let mut by_contact: HashMap<i64, Vec<plugin_action::Model>> = HashMap::new();
+    for a in plugin_action::Entity::find()
+        .filter(plugin_action::Column::WorkspaceId.eq(workspace_id))
+        .filter(plugin_action::Column::ContactId.is_in(contacts.iter().copied()))
+        .filter(plugin_action::Column::Status.eq("open"))
+        .order_by_desc(plugin_action::Column::Priority)
+        .order_by_desc(plugin_action::Column::Id)
+        .all(db)
+        .await?
+    {
+        by_contact.entry(a.contact_id).or_default().push(a);
+    }
+    Ok(by_contact)
+}
+
+/// The value of parameter `key` of an action.
+pub fn param(a: &plugin_action::Model, key: &str) -> Option<String> {
+    let params: Vec<(String, String)> =
+        serde_json::from_value(a.params.clone()).unwrap_or_default();
+    params.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Accepts an open action and carries it out: `create-task` and `call` create a task for
+/// the contact's owner (title and due date from the parameters). `send-email`, `offer`
+/// and `custom` are recorded as accepted for the calling app to carry out.
+/// `enroll-sequence` enrolls the contact in the active sequence named by `sequence`
+/// (unless re-entry rules keep them out, which the outcome says).
+pub async fn accept(
+    db: &DatabaseConnection,
+    who: &Principal,
+    action_id: i64,
+    note: Option<String>,
+) -> Result<plugin_action::Model> {
+    who.require(Scope::Write)?;
+    let a = open_action(db, who, action_id).await?;
+    let kind = ActionKind::parse(&a.kind)
+        .ok_or_else(|| EngineError::Conflict(format!("unknown action kind {}", a.kind)))?;
+    let txn = crate::platform::db::write(db).await?;
+    let outcome = match kind {
+        ActionKind::CreateTask | ActionKind::Call => {
+            let c = records::get::<contact::Entity>(&txn, who.workspace_id, a.contact_id).await?;
+            let title = param(&a, "title").unwrap_or_else(|| match kind {
+                ActionKind::Call => format!("Call {} {}", c.first_name, c.last_name),
+                _ => a.rationale.clone(),
+            });
+            let due = param(&a, "due-in-days")
+                .and_then(|d| d.parse::<i64>().ok())
+                .filter(|d| (0..=365).contains(d))
+                .map(|d| clock::now() + Duration::days(d));
+            let task = tasks::create(
+                &txn,
+                who,
+                TaskInput {
+                    title: Some(title),
+                    due_at: due.map_or(Patch::Keep, Patch::Set),
+                    status: None,
+                    assignee_id: c.owner_id.map_or(Patch::Keep, Patch::Set),
+                    contact_id: Patch::Set(c.id),
+                    deal_id: Patch::Keep,
+                },
+            )
+            .await?;
+            Some(serde_json::json!({"taskId": task.id}))
+        }
+        ActionKind::EnrollSequence => {
+            let name = param(&a, "sequence").ok_or_else(|| {
+                EngineError::invalid("action", "an enroll-sequence action needs a `sequence`")
+            })?;
+            let found = rapport_schema::sequence::Entity::find()
+                .filter(rapport_schema::sequence::Column::WorkspaceId.eq(who.workspace_id))
+                .filter(rapport_schema::sequence::Column::Name.eq(name.as_str()))
+                .one(&txn)
+                .await?
+                .ok_or_else(|| EngineError::not_found("Sequence", &name))?;
+            let s = crate::engagement::sequences::get(&txn, who.workspace_id, found.id).await?;
+            if crate::engagement::sequences::status(&s.sequence)
+                != crate::values::SequenceStatus::Active
+            {
+                return Err(EngineError::Conflict(format!(
+                    "sequence '{name}' is {}; activate it to enroll contacts",
+                    crate::engagement::sequences::status(&s.sequence)
+                )));
+            }
+            let done = crate::engagement::sequences::enroll_in(
+                &txn,
+                &s,
+                &[a.contact_id],
+                &format!("plugin:{}", a.plugin_id),
+                clock::now(),
+            )
+            .await?;
+            Some(match (done.enrollments.first(), done.skipped.first()) {
+                (Some(e), _) => {
+                    serde_json::json!({"sequenceId": s.sequence.id, "enrollmentId": e.id})
+                }
+                (None, Some((_, why))) => {
+                    serde_json::json!({"sequenceId": s.sequence.id, "skipped": why})
+                }
+                _ => serde_json::json!({"sequenceId": s.sequence.id}),
+            })
+        }
+        ActionKind::SendEmail | ActionKind::Offer | ActionKind::Custom => None,
+    };
+    let done = answer(&txn, who, a, "accepted", note, outcome).await?;
+    txn.commit().await?;
+    Ok(done)
+}
+
+/// Rejects an open action.
+pub async fn reject(
+    db: &DatabaseConnection,
+    who: &Principal,
+    action_id: i64,
+    note: Option<String>,
+) -> Result<plugin_action::Model> {
+    who.require(Scope::Write)?;
+    let a = open_action(db, who, action_id).await?;
+    answer(db, who, a, "rejected", note, None).await
+}
+
+async fn open_action(
+    db: &DatabaseConnection,
+    who: &Principal,
+    id: i64,
+) -> Result<plugin_action::Model> {
+    let a = records::get::<plugin_action::Entity>(db, who.workspace_id, id).await?;
+    if a.status != "open" {
+        return Err(EngineError::Conflict(format!(
+            "the action is already {}",
+            a.status
+        )));
+    }
+    Ok(a)
+}
+
+async fn answer(
+    db: &impl sea_orm::ConnectionTrait,
+    who: &Principal,
+    a: plugin_action::Model,
+    status: &str,
+    note: Option<String>,
+    outcome: Option<serde_json::Value>,
+) -> Result<plugin_action::Model> {
+    let mut am: plugin_action::ActiveModel = a.into();
+    am.status = Set(status.to_string());
+    am.responded_at = Set(Some(clock::now()));
+    am.responded_by = Set(who.key_id);
+    am.note = Set(note);
+    am.outcome = Set(outcome);
+    Ok(am.update(db).await?)
+}
+
+/// How people answered one plugin's actions of one kind.
+#[derive(Clone, Debug, PartialEq, FromQueryResult)]
+pub struct Acceptance {
+    /// The plugin.
+    pub plugin: String,
+    /// The action kind.
+    pub kind: String,
+    /// Actions recommended (superseded ones included).
+    pub offered: i64,
+    /// Accepted.
+    pub accepted: i64,
+    /// Rejected.
+    pub rejected: i64,
+}
+
+/// Acceptance per plugin and action kind in the workspace.
+pub async fn acceptance(db: &DatabaseConnection, workspace_id: i64) -> Result<Vec<Acceptance>> {
+    let rows = plugin_action::Entity::find()
+        .filter(plugin_action::Column::WorkspaceId.eq(workspace_id))
+        .select_only()
+        .column(plugin_action::Column::PluginId)
+        .column(plugin_action::Column::Kind)
+        .column(plugin_action::Column::Status)
+        .column_as(plugin_action::Column::Id.count(), "n")
+        .group_by(plugin_action::Column::PluginId)
+        .group_by(plugin_action::Column::Kind)
+        .group_by(plugin_action::Column::Status)
+        .into_tuple::<(i64, String, String, i64)>()
+        .all(db)
+        .await?;
+    let names: HashMap<i64, String> = plugin::Entity::find()
+        .filter(plugin::Column::WorkspaceId.eq(workspace_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let mut by_key: std::collections::BTreeMap<(String, String), Acceptance> = Default::default();
+    for (plugin_id, kind, status, n) in rows {
+        let name = names.get(&plugin_id).cloned().unwrap_or_default();
+        let entry = by_key
+            .entry((name.clone(), kind.clone()))
+            .or_insert(Acceptance {
+                plugin: name,
+                kind,
+                offered: 0,
+                accepted: 0,
+                rejected: 0,
+            });
+        entry.offered += n;
+        match status.as_str() {
+            "accepted" => entry.accepted += n,
+            "rejected" => entry.rejected += n,
+            _ => {}
+        }
+    }
+    Ok(by_key.into_values().collect())
+}

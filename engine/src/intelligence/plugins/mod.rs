@@ -1,0 +1,121 @@
+//! WebAssembly plugins in a workspace: registering versions, running them over contacts,
+//! and the actions they recommend.
+//!
+//! The sandbox itself is `rapport-plugins`; this module decides what runs, feeds it, and
+//! keeps what comes out. A plugin's input is a GraphQL query against Rapport's own schema,
+//! which belongs to the API, so the API provides [`Inputs`].
+
+pub mod actions;
+pub mod registry;
+pub mod runs;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+pub use rapport_plugins::{Limits, Reason, Runtime};
+
+use crate::error::{EngineError, Result};
+
+/// Runs plugins' input queries. Implemented by the API, which owns the GraphQL schema.
+pub trait Inputs: Send + Sync {
+    /// Checks that `query` can serve as an input query (a read-only query whose only
+    /// variable is `$contactId`) and returns its cost (the schema's complexity).
+    fn check<'a>(&'a self, workspace_id: i64, query: &'a str) -> BoxFuture<'a, Result<i32>>;
+
+    /// Runs `query` for each of `contacts` in the workspace, batched, and gives each
+    /// contact's `data` as JSON text, or why it could not be fetched, in the same order.
+    fn fetch<'a>(
+        &'a self,
+        workspace_id: i64,
+        query: &'a str,
+        cost: i32,
+        contacts: &'a [i64],
+    ) -> BoxFuture<'a, Result<Vec<std::result::Result<String, String>>>>;
+}
+
+/// What running plugins needs: the sandbox and the input queries.
+#[derive(Clone)]
+pub struct Host {
+    /// The wasmtime host, shared by every plugin.
+    pub runtime: Runtime,
+    /// Input queries.
+    pub inputs: Arc<dyn Inputs>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("plugins::Host")
+    }
+}
+
+/// A plugin's name: 1–64 characters of lowercase letters, digits, `-` and `_`,
+/// starting with a letter, so it reads well in score lists and URLs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PluginName(String);
+
+impl PluginName {
+    /// Parses a plugin name.
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(PluginName(s.to_string()))
+        } else {
+            Err(EngineError::invalid(
+                "name",
+                "use 1–64 lowercase letters, digits, '-' or '_', starting with a letter",
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A plugin failure as clients see it: the plugin named, then what went wrong.
+pub(crate) fn plugin_error(field: &str, name: &str, e: &rapport_plugins::Error) -> EngineError {
+    EngineError::invalid(field, format!("plugin {name} {e}"))
+}
+
+/// Runs a plugin call on the blocking pool: calls are CPU-bound and bounded by their limits.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "plugin call panicked");
+        EngineError::internal("the plugin host failed")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names() {
+        assert!(PluginName::parse("engagement-score").is_ok());
+        assert!(PluginName::parse("nba_v2").is_ok());
+        for bad in ["", "Score", "1st", "has space", "ünï", &"x".repeat(65)] {
+            assert!(PluginName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parsed_names_keep_their_text(s in "[a-z][a-z0-9_-]{0,63}") {
+            let parsed = PluginName::parse(&s).unwrap();
+            prop_assert_eq!(parsed.as_str(), s.as_str());
+        }
+
+        #[test]
+        fn names_with_other_characters_are_refused(s in "[a-z]{0,5}[A-Z .!/]{1,3}[a-z]{0,5}") {
+            prop_assert!(PluginName::parse(&s).is_err());
+        }
+    }
+}

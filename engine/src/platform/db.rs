@@ -1,0 +1,57 @@
+//! Connecting to the database and bringing its schema up to date.
+
+use crate::error::Result;
+use rapport_migrations::Migrator;
+use rapport_migrations::MigratorTrait;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use std::time::Duration;
+
+/// The default database: an SQLite file in the working directory, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://rapport.db?mode=rwc";
+
+/// Opens a pool to `url` (`sqlite://...` or `postgres://...`).
+///
+/// SQLite runs in WAL mode with a busy timeout, so readers never block the writer and
+/// concurrent writers wait instead of failing.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    Ok(Database::connect(options).await?)
+}
+
+/// Applies every migration not yet applied; running it twice changes nothing.
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    Migrator::up(db, None).await?;
+    crate::platform::queue::setup(db).await?;
+    // SQLite gathers planner statistics only when asked; this refreshes those that are
+    // stale and is cheap when they are not. (PostgreSQL's autovacuum does this itself.)
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        db.execute_unprepared("PRAGMA optimize").await?;
+    }
+    Ok(())
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at once
+/// with "database is locked" when another writer committed in between, where this one
+/// waits its turn (the busy timeout) instead. PostgreSQL ignores the mode.
+pub async fn write<C: TransactionTrait>(db: &C) -> std::result::Result<C::Transaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

@@ -1,0 +1,164 @@
+//! The one list of a contact's data (`contact_data::STORES`) against the migrated schema,
+//! and erasure against that list, on an in-memory SQLite database.
+
+use std::collections::BTreeSet;
+
+use rapport_engine::contact_data::{self, OnErase, STORES};
+use rapport_engine::crm::{activities, contacts, workspaces};
+use rapport_engine::platform::auth::Principal;
+use rapport_engine::platform::db;
+use rapport_engine::values::{ActivityKind, Patch};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+/// Columns that name a contact, whatever their table.
+const CONTACT_COLUMNS: [&str; 4] = ["contact_id", "survivor_id", "merged_id", "merged_into_id"];
+
+async fn database() -> DatabaseConnection {
+    let db = db::connect("sqlite::memory:", 1)
+        .await
+        .expect("in-memory SQLite");
+    db::migrate(&db).await.expect("migrations");
+    db
+}
+
+async fn strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect(sql)
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(0).expect("text"))
+        .collect()
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .expect(sql)
+        .expect("a row")
+        .try_get_by_index::<i64>(0)
+        .expect("a count")
+}
+
+#[tokio::test]
+async fn every_column_that_names_a_contact_is_a_listed_store() {
+    let db = database().await;
+    let mut in_schema = BTreeSet::new();
+    for table in strings(
+        &db,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )
+    .await
+    {
+        let columns = strings(
+            &db,
+            &format!("SELECT name FROM pragma_table_info('{table}')"),
+        )
+        .await;
+        for column in columns {
+            if CONTACT_COLUMNS.contains(&column.as_str()) {
+                in_schema.insert((table.clone(), column));
+            }
+        }
+    }
+    let listed: BTreeSet<(String, String)> = STORES
+        .iter()
+        .map(|s| (s.table.to_string(), s.column.to_string()))
+        .collect();
+    let missing: Vec<_> = in_schema.difference(&listed).collect();
+    let stale: Vec<_> = listed.difference(&in_schema).collect();
+    assert!(
+        missing.is_empty(),
+        "tables that point at a contact but are not in contact_data::STORES: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "STORES lists columns the schema does not have: {stale:?}"
+    );
+}
+
+#[tokio::test]
+async fn erasure_leaves_no_row_in_any_store() {
+    let db = database().await;
+    let ws = workspaces::create(&db, "Erasure").await.expect("workspace");
+    let who = Principal::owner(ws.workspace.id);
+    let contact = contacts::create(
+        &db,
+        &who,
+        contacts::ContactInput {
+            first_name: Some("Ada".into()),
+            last_name: Some("Lovelace".into()),
+            email: Patch::Set("ada@example.com".into()),
+            tags: Some(vec!["vip".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("contact");
+    let other = contacts::create(
+        &db,
+        &who,
+        contacts::ContactInput {
+            first_name: Some("Grace".into()),
+            email: Patch::Set("grace@example.com".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("other contact");
+    for id in [contact.id, other.id] {
+        activities::create(
+            &db,
+            &who,
+            activities::ActivityInput {
+                kind: Some(ActivityKind::Call),
+                subject: Patch::Set("Intro call".into()),
+                contact_id: Patch::Set(id),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("activity");
+    }
+
+    contact_data::erase(&db, &who, contact.id)
+        .await
+        .expect("erase");
+
+    for store in STORES {
+        let left = count(
+            &db,
+            &format!(
+                "SELECT COUNT(*) FROM {} WHERE {} = {}",
+                store.table, store.column, contact.id
+            ),
+        )
+        .await;
+        assert_eq!(
+            left, 0,
+            "{}.{} still points at the erased contact",
+            store.table, store.column
+        );
+        assert!(matches!(store.on_erase, OnErase::Delete | OnErase::Unlink));
+    }
+    let kept = count(
+        &db,
+        &format!(
+            "SELECT COUNT(*) FROM activities WHERE contact_id = {}",
+            other.id
+        ),
+    )
+    .await;
+    assert_eq!(kept, 1, "another contact's activity was erased too");
+    let suppressed = count(
+        &db,
+        &format!(
+            "SELECT COUNT(*) FROM suppressions WHERE reason = '{}'",
+            rapport_engine::values::SuppressionReason::Erased.as_str()
+        ),
+    )
+    .await;
+    assert_eq!(
+        suppressed, 1,
+        "the erased address is suppressed (as a hash)"
+    );
+}
