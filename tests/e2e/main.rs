@@ -1,0 +1,12 @@
+//! Rapport end to end: GraphQL over HTTP against a real server, on SQLite and on
+//! PostgreSQL, one module per feature. One test binary, so the workspace links the API,
+//! the engine and their dependencies into one executable instead of one per feature.
+
+mod campaigns;
+mod consent;
+mod graph;
+mod hardening;
+mod intelligence;
+mod plugins;
+mod segments;
+mod sequences;
