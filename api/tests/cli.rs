@@ -466,3 +466,72 @@ fn plugin_new_scaffolds_a_plugin_that_builds_and_scores() {
     assert_eq!(out["score"]["score"], 30.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The README's table of settings says what `--help` says: every flag with its variable
+/// and default, and no setting `serve` or `worker` has is missing from it.
+#[test]
+fn readme_settings_table_matches_help() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(args)
+            .env_clear()
+            .output()
+            .expect("run rapport --help");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let help = help(&["serve", "--help"]) + &help(&["worker", "--help"]);
+    // One entry per flag: `--flag <VALUE>  doc… [env: RAPPORT_X=] [default: v]`, over
+    // several lines when the doc is long.
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("--") {
+            let flag = format!("--{}", rest.split([' ', '=']).next().unwrap_or_default());
+            entries.push((flag, String::new()));
+        } else if let Some((_, text)) = entries.last_mut() {
+            text.push(' ');
+            text.push_str(trimmed);
+        }
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let rows: Vec<Vec<String>> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `--"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().trim_matches('`').to_string())
+                .collect()
+        })
+        .collect();
+    assert!(rows.len() > 20, "the README's settings table was not found");
+    for row in &rows {
+        let (flag, env, default) = (&row[0], &row[1], &row[2]);
+        let Some((_, text)) = entries.iter().find(|(f, _)| f == flag) else {
+            // Global flags show on every command; `serve --help` lists them too.
+            panic!("README lists {flag}, which `serve --help` and `worker --help` do not have");
+        };
+        assert!(
+            text.contains(&format!("[env: {env}=")),
+            "{flag}: README says {env}; --help says {text}"
+        );
+        if let Some(at) = text.find("[default: ") {
+            let shown = &text[at + "[default: ".len()..];
+            let shown = &shown[..shown.find(']').unwrap_or(shown.len())];
+            assert_eq!(
+                default, shown,
+                "{flag}: README's default differs from --help"
+            );
+        }
+    }
+    for (flag, text) in &entries {
+        if text.contains("[env: RAPPORT_") {
+            assert!(
+                rows.iter().any(|r| &r[0] == flag),
+                "{flag} is missing from the README's settings table"
+            );
+        }
+    }
+}

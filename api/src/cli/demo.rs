@@ -1,0 +1,60 @@
+//! `rapport demo`: a workspace full of synthetic data; its API key last on stdout.
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use rapport_engine::demo;
+
+use super::Global;
+
+/// What `demo` is told.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Number of contacts (companies, deals and activities scale with it).
+    #[arg(long, default_value_t = 1000)]
+    contacts: u64,
+    /// Activities in all (default: 10 per contact).
+    #[arg(long)]
+    activities: Option<u64>,
+    /// Workspace name.
+    #[arg(long, default_value = "Demo")]
+    name: String,
+}
+
+/// Seeds the workspace and prints its key.
+pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
+    let conn = cli.connect().await?;
+    let Args {
+        contacts,
+        activities,
+        name,
+    } = args;
+    let mut size = demo::DemoSize::for_contacts(contacts);
+    if let Some(a) = activities {
+        size.activities = a;
+    }
+    let key = seed(&conn, &name, size).await?;
+    println!("{key}");
+    Ok(())
+}
+
+pub(crate) async fn seed(
+    conn: &sea_orm::DatabaseConnection,
+    name: &str,
+    size: demo::DemoSize,
+) -> anyhow::Result<String> {
+    let bar = ProgressBar::new(size.total());
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})")
+            .expect("valid template"),
+    );
+    bar.set_message("seeding");
+    let created = demo::seed(conn, name, &size, &|n| bar.set_position(n))
+        .await
+        .context("seeding demo data")?;
+    bar.finish_and_clear();
+    eprintln!(
+        "workspace {} ({}) seeded with {} contacts",
+        created.workspace.id, created.workspace.name, size.contacts
+    );
+    Ok(created.key.key)
+}

@@ -1,0 +1,315 @@
+//! `rapport plugin`: install a component in a workspace, run plugins over it, test a
+//! component on an input without a database, scaffold a new plugin.
+
+use anyhow::Context as _;
+use rapport_engine::platform::auth;
+
+use super::Global;
+
+#[derive(clap::Subcommand)]
+pub(crate) enum Command {
+    /// Registers a component as a new version of a plugin in a workspace (the same checks
+    /// as `registerPlugin`); prints the version as JSON.
+    Install {
+        /// The component (.wasm).
+        file: std::path::PathBuf,
+        /// The plugin's name in the workspace.
+        #[arg(long)]
+        name: String,
+        /// A file holding the input query (GraphQL with a `$contactId` variable).
+        #[arg(long)]
+        query: std::path::PathBuf,
+        /// The plugin's configuration, as a JSON object.
+        #[arg(long)]
+        config: Option<String>,
+        /// Limits per call, as JSON (`{"fuel": 50000000, "timeMs": 200}`).
+        #[arg(long)]
+        limits: Option<String>,
+        #[arg(long)]
+        workspace: i64,
+    },
+    /// Runs every enabled plugin (or one) over every contact of a workspace now, in
+    /// batches as the jobs do; prints what was stored and the rate, as JSON.
+    Run {
+        #[arg(long)]
+        workspace: i64,
+        /// Only this plugin.
+        #[arg(long)]
+        plugin: Option<String>,
+    },
+    /// Runs a component on an input without a database: prints its answer, the fuel it
+    /// used and the time it took, as JSON.
+    Test {
+        /// The component (.wasm).
+        file: std::path::PathBuf,
+        /// The input query's result for one contact, as JSON (`{"contact": {...}}`).
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// The plugin's configuration, as a JSON object.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// Limits per call, as JSON.
+        #[arg(long)]
+        limits: Option<String>,
+        /// The moment the input describes (RFC 3339; default: now).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Creates a new plugin project that builds as it is.
+    New {
+        /// The project's (and plugin's) name.
+        name: String,
+        /// The language (only Rust for now).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: PluginLang,
+        /// Where the SDK crate is (default: this Rapport's own plugins/sdk).
+        #[arg(long)]
+        sdk: Option<std::path::PathBuf>,
+    },
+}
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum PluginLang {
+    Rust,
+}
+/// Runs one plugin command; `test` and `new` need no database.
+pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Install {
+            file,
+            name,
+            query,
+            config,
+            limits,
+            workspace,
+        } => {
+            let conn = cli.connect().await?;
+            let parse = |what: &str,
+                         s: Option<String>|
+             -> anyhow::Result<Option<serde_json::Value>> {
+                s.map(|s| serde_json::from_str(&s).with_context(|| format!("--{what} is not JSON")))
+                    .transpose()
+            };
+            let registration = rapport_engine::intelligence::plugins::registry::Registration {
+                name,
+                wasm: std::fs::read(&file)
+                    .with_context(|| format!("reading {}", file.display()))?,
+                input_query: std::fs::read_to_string(&query)
+                    .with_context(|| format!("reading {}", query.display()))?,
+                config: parse("config", config)?,
+                limits: parse("limits", limits)?,
+                failure_threshold: None,
+            };
+            let host = rapport_api::graphql::plugin_host(
+                &conn,
+                std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
+                    std::time::Duration::ZERO,
+                )),
+                rapport_api::graphql::PublicUrl(rapport_api::server::DEFAULT_PUBLIC_URL.into()),
+                Some(cli.plugin_cache.clone()),
+            )?;
+            let who = auth::Principal::owner(workspace);
+            let r = rapport_engine::intelligence::plugins::registry::register(
+                &conn,
+                &host,
+                &who,
+                registration,
+            )
+            .await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "plugin": r.plugin.name,
+                    "version": r.version.version,
+                    "declaredName": r.version.declared_name,
+                    "declaredVersion": r.version.declared_version,
+                    "score": r.version.scores,
+                    "nextBestActions": r.version.recommends,
+                    "inputCost": r.version.input_cost,
+                    "sha256": r.version.wasm_sha256,
+                })
+            );
+            Ok(())
+        }
+        Command::Run { workspace, plugin } => {
+            let conn = cli.connect().await?;
+            plugin_run(&conn, &cli.plugin_cache, workspace, plugin.as_deref()).await
+        }
+        Command::Test {
+            file,
+            input,
+            config,
+            limits,
+            as_of,
+        } => {
+            // Off the async runtime: WASI's blocking calls (stdin, sleep, sockets) wait on
+            // a runtime of their own, which cannot start inside a runtime worker thread.
+            let cache = cli.plugin_cache.clone();
+            tokio::task::spawn_blocking(move || {
+                plugin_test(&file, &input, &config, limits.as_deref(), as_of, &cache)
+            })
+            .await
+            .context("the plugin test panicked")?
+        }
+        Command::New {
+            name,
+            lang: PluginLang::Rust,
+            sdk,
+        } => plugin_new(&name, sdk),
+    }
+}
+
+async fn plugin_run(
+    conn: &sea_orm::DatabaseConnection,
+    cache: &std::path::Path,
+    workspace: i64,
+    plugin: Option<&str>,
+) -> anyhow::Result<()> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let host = rapport_api::graphql::plugin_host(
+        conn,
+        std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
+            std::time::Duration::ZERO,
+        )),
+        rapport_api::graphql::PublicUrl(rapport_api::server::DEFAULT_PUBLIC_URL.into()),
+        Some(cache.to_path_buf()),
+    )?;
+    if let Some(name) = plugin {
+        rapport_engine::intelligence::plugins::registry::by_name(conn, workspace, name).await?;
+    }
+    let ids: Vec<i64> = rapport_schema::contact::Entity::find()
+        .filter(rapport_schema::contact::Column::WorkspaceId.eq(workspace))
+        .filter(rapport_schema::contact::Column::DeletedAt.is_null())
+        .select_only()
+        .column(rapport_schema::contact::Column::Id)
+        .order_by_asc(rapport_schema::contact::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let started = std::time::Instant::now();
+    let (mut scored, mut actions, mut failures) = (0, 0, 0);
+    for chunk in ids.chunks(rapport_engine::intelligence::plugins::runs::JOB_BATCH) {
+        let s =
+            rapport_engine::intelligence::plugins::runs::run(conn, &host, workspace, chunk, plugin)
+                .await?;
+        scored += s.scored;
+        actions += s.actions;
+        failures += s.failures.len();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({
+            "contacts": ids.len(),
+            "scored": scored,
+            "actions": actions,
+            "failures": failures,
+            "seconds": seconds,
+            "contacts_per_second": ids.len() as f64 / seconds,
+        })
+    );
+    Ok(())
+}
+fn plugin_test(
+    file: &std::path::Path,
+    input: &std::path::Path,
+    config: &str,
+    limits: Option<&str>,
+    as_of: Option<String>,
+    cache: &std::path::Path,
+) -> anyhow::Result<()> {
+    use rapport_plugins::{Input, Limits, Runtime};
+    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let data: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(input).with_context(|| format!("reading {}", input.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", input.display()))?;
+    let config: serde_json::Value = serde_json::from_str(config).context("--config is not JSON")?;
+    let limits = match limits {
+        Some(l) => Limits::parse(&serde_json::from_str(l).context("--limits is not JSON")?)
+            .map_err(|(field, message)| anyhow::anyhow!("{field}: {message}"))?,
+        None => Limits::default(),
+    };
+    let runtime = Runtime::new(Some(cache.to_path_buf()))?;
+    let started = std::time::Instant::now();
+    let plugin = runtime.load(&wasm)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let description = plugin.describe(&limits)?.value;
+    let input = Input {
+        contact_id: data
+            .pointer("/contact/id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("0")
+            .to_string(),
+        data: data.to_string(),
+        config: config.to_string(),
+        as_of: as_of.unwrap_or_else(|| {
+            rapport_engine::clock::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }),
+    };
+    let call = |r: Result<serde_json::Value, rapport_plugins::Error>| match r {
+        Ok(v) => v,
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    };
+    let score = description.implements.score.then(|| {
+        call(plugin.score(&input, &limits).map(|c| {
+            serde_json::json!({"score": c.value.score, "reasons": c.value.reasons, "fuelUsed": c.fuel_used,
+                "microseconds": c.elapsed.as_micros() as u64, "log": c.log, "logDropped": c.log_dropped})
+        }))
+    });
+    let actions = description.implements.next_best_actions.then(|| {
+        call(plugin.next_best_actions(&input, &limits).map(|c| {
+            serde_json::json!({"actions": c.value, "fuelUsed": c.fuel_used,
+                "microseconds": c.elapsed.as_micros() as u64, "log": c.log, "logDropped": c.log_dropped})
+        }))
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "plugin": description.name,
+            "version": description.version,
+            "loadMilliseconds": load_ms,
+            "score": score,
+            "nextBestActions": actions,
+        }))?
+    );
+    Ok(())
+}
+fn plugin_new(name: &str, sdk: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let name = rapport_engine::intelligence::plugins::PluginName::parse(name)?;
+    let sdk = match sdk {
+        Some(path) => path,
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk"),
+    };
+    let sdk = sdk.canonicalize().with_context(|| {
+        format!(
+            "the plugin SDK is not at {}; pass --sdk PATH",
+            sdk.display()
+        )
+    })?;
+    let dir = std::path::Path::new(name.as_str());
+    anyhow::ensure!(!dir.exists(), "{} already exists", dir.display());
+    std::fs::create_dir_all(dir.join("src"))?;
+    let fill = |template: &str| {
+        template
+            .replace("{name}", name.as_str())
+            .replace("{lib}", &name.as_str().replace('-', "_"))
+            .replace("{sdk}", &sdk.display().to_string())
+    };
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        fill(include_str!("scaffold/Cargo.toml.txt")),
+    )?;
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        fill(include_str!("scaffold/lib.rs.txt")),
+    )?;
+    std::fs::write(
+        dir.join("query.graphql"),
+        fill(include_str!("scaffold/query.graphql.txt")),
+    )?;
+    eprintln!(
+        "Created {0}/. Build it with:\n  cd {0} && cargo build --release --target wasm32-wasip2",
+        name.as_str()
+    );
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Settings `serve` and `worker` share: request limits, mail, job workers. Each flag reads
+//! a `RAPPORT_*` variable too; where the library has a default, the flag's default is it.
+
+use anyhow::Context as _;
+
+/// What one request may ask of `serve`.
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct LimitArgs {
+    /// Bytes of a JSON request body (GraphQL, webhooks); larger ones get 413 unread.
+    #[arg(long, env = "RAPPORT_MAX_BODY_BYTES", default_value_t = rapport_api::server::DEFAULT_LIMITS.json_body_bytes)]
+    pub(crate) max_body_bytes: usize,
+    /// Bytes of a multipart GraphQL request (a plugin upload).
+    #[arg(long, env = "RAPPORT_MAX_UPLOAD_BYTES", default_value_t = rapport_api::server::DEFAULT_LIMITS.upload_bytes)]
+    pub(crate) max_upload_bytes: usize,
+    /// Seconds a request may run before it is answered with a timeout.
+    #[arg(long, env = "RAPPORT_REQUEST_TIMEOUT_SECONDS", default_value_t = rapport_api::server::DEFAULT_LIMITS.request_timeout.as_secs())]
+    pub(crate) request_timeout_seconds: u64,
+    /// Seconds a multipart request (a plugin upload, compiled before it is answered) may run.
+    #[arg(long, env = "RAPPORT_UPLOAD_TIMEOUT_SECONDS", default_value_t = rapport_api::server::DEFAULT_LIMITS.upload_timeout.as_secs())]
+    pub(crate) upload_timeout_seconds: u64,
+    /// Query complexity one API key may spend per second (a request costs at most 100,000).
+    #[arg(long, env = "RAPPORT_KEY_COST_PER_SECOND", default_value_t = rapport_api::server::DEFAULT_LIMITS.key_cost_per_second)]
+    pub(crate) key_cost_per_second: u64,
+    /// Do not serve GraphiQL to browsers at `GET /graphql`.
+    #[arg(long, env = "RAPPORT_NO_GRAPHIQL")]
+    pub(crate) no_graphiql: bool,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (comma
+    /// separated); from anyone else the header is ignored.
+    #[arg(long, env = "RAPPORT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl LimitArgs {
+    pub(crate) fn limits(&self) -> rapport_api::server::Limits {
+        rapport_api::server::Limits {
+            json_body_bytes: self.max_body_bytes,
+            upload_bytes: self.max_upload_bytes,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds.max(1)),
+            upload_timeout: std::time::Duration::from_secs(self.upload_timeout_seconds.max(1)),
+            key_cost_per_second: self.key_cost_per_second,
+        }
+    }
+}
+
+/// Where mail goes and where its links point.
+#[derive(clap::Args)]
+pub(crate) struct MailArgs {
+    /// The address people reach the API at, for unsubscribe, confirmation and tracking
+    /// links (default: http:// + the serve address).
+    #[arg(long, env = "RAPPORT_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
+    /// SMTP server for outgoing mail (`smtp://user:pass@host:587`, `smtps://…`);
+    /// without it, mail is written as .eml files to --outbox.
+    #[arg(long, env = "RAPPORT_SMTP_URL")]
+    pub(crate) smtp_url: Option<String>,
+    /// Where mail goes when no SMTP server is configured.
+    #[arg(long, env = "RAPPORT_OUTBOX", default_value = "outbox")]
+    pub(crate) outbox: std::path::PathBuf,
+    /// The sender address of Rapport's own emails.
+    #[arg(
+        long,
+        env = "RAPPORT_MAIL_FROM",
+        default_value = "no-reply@rapport.localhost"
+    )]
+    pub(crate) mail_from: String,
+    /// A DKIM private key to sign outgoing mail with: RSA in PKCS#1 PEM, or an Ed25519
+    /// seed in base64.
+    #[arg(long, env = "RAPPORT_DKIM_KEY_FILE", requires = "dkim_selector")]
+    pub(crate) dkim_key_file: Option<std::path::PathBuf>,
+    /// The DKIM selector published in DNS (`<selector>._domainkey.<domain>`).
+    #[arg(long, env = "RAPPORT_DKIM_SELECTOR")]
+    pub(crate) dkim_selector: Option<String>,
+    /// The DKIM signing domain (default: the domain of --mail-from).
+    #[arg(long, env = "RAPPORT_DKIM_DOMAIN")]
+    pub(crate) dkim_domain: Option<String>,
+}
+
+impl MailArgs {
+    pub(crate) fn mailer(&self) -> anyhow::Result<rapport_engine::platform::email::Mailer> {
+        let mailer = rapport_engine::platform::email::Mailer::configure(
+            self.smtp_url.as_deref(),
+            self.outbox.clone(),
+        )?;
+        let Some(file) = &self.dkim_key_file else {
+            return Ok(mailer);
+        };
+        let private_key = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the DKIM key {}", file.display()))?;
+        let from = rapport_engine::values::EmailAddress::parse("--mail-from", &self.mail_from)?;
+        let key = rapport_engine::platform::email::DkimKey {
+            selector: self.dkim_selector.clone().unwrap_or_default(),
+            domain: self
+                .dkim_domain
+                .clone()
+                .unwrap_or_else(|| from.domain().to_string()),
+            private_key,
+        };
+        Ok(mailer.with_dkim(&key)?)
+    }
+}
+
+/// How job workers run.
+#[derive(clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// Jobs this process runs at once.
+    #[arg(long, env = "RAPPORT_WORKER_CONCURRENCY", default_value_t = 4)]
+    pub(crate) worker_concurrency: usize,
+    /// Seconds between worker heartbeats; a worker silent for three is presumed dead and
+    /// its jobs are taken over.
+    #[arg(long, env = "RAPPORT_WORKER_HEARTBEAT_SECONDS", default_value_t = 10)]
+    pub(crate) worker_heartbeat_seconds: u64,
+    /// Seconds before a message claimed by a worker that never answered counts as
+    /// interrupted (it is then marked failed, never sent twice).
+    #[arg(long, env = "RAPPORT_CLAIM_TIMEOUT_SECONDS", default_value_t = 900)]
+    pub(crate) claim_timeout_seconds: u64,
+    /// Consecutive failed sends after which a campaign pauses itself.
+    #[arg(long, env = "RAPPORT_SEND_FAILURE_LIMIT", default_value_t = 10)]
+    pub(crate) send_failure_limit: i32,
+    /// Seconds before a campaign that paused itself (the mail server kept failing) first
+    /// checks whether the server is back; the wait doubles up to ten minutes.
+    #[arg(long, env = "RAPPORT_MAIL_PROBE_SECONDS", default_value_t = 30)]
+    pub(crate) mail_probe_seconds: u64,
+    /// Seconds before the first retry of a failed job (doubling each time).
+    #[arg(long, env = "RAPPORT_RETRY_DELAY_SECONDS", default_value_t = 2)]
+    pub(crate) retry_delay_seconds: u64,
+    /// Milliseconds between looks for due drip-sequence steps and new trigger rows.
+    #[arg(long, env = "RAPPORT_SEQUENCE_TICK_MS", default_value_t = 2000)]
+    pub(crate) sequence_tick_ms: u64,
+    /// Seconds between evaluations of segment and date-attribute triggers.
+    #[arg(long, env = "RAPPORT_SEQUENCE_SLOW_TICK_SECONDS", default_value_t = 60)]
+    pub(crate) sequence_slow_tick_seconds: u64,
+    /// Seconds a worker may hold a sequence enrollment before another takes it over (a
+    /// worker that died holding it).
+    #[arg(long, env = "RAPPORT_SEQUENCE_LEASE_SECONDS", default_value_t = 600)]
+    pub(crate) sequence_lease_seconds: u64,
+}
+
+impl WorkerArgs {
+    pub(crate) fn config(
+        &self,
+        mail: &MailArgs,
+        public_url: String,
+    ) -> anyhow::Result<rapport_api::workers::WorkerConfig> {
+        let mailer = mail.mailer()?;
+        let mut config = rapport_api::workers::WorkerConfig::new(mailer, public_url);
+        config.failure_limit = self.send_failure_limit.max(1);
+        config.probe_delay = std::time::Duration::from_secs(self.mail_probe_seconds.max(1));
+        config.claim_timeout = std::time::Duration::from_secs(self.claim_timeout_seconds.max(1));
+        config.options.concurrency = self.worker_concurrency.max(1);
+        config.options.heartbeat =
+            std::time::Duration::from_secs(self.worker_heartbeat_seconds.max(1));
+        config.options.retry_delay = std::time::Duration::from_secs(self.retry_delay_seconds);
+        config.ticking = rapport_engine::engagement::sequences::runner::Ticking {
+            every: std::time::Duration::from_millis(self.sequence_tick_ms.max(10)),
+            slow_every: std::time::Duration::from_secs(self.sequence_slow_tick_seconds.max(1)),
+            lease: std::time::Duration::from_secs(self.sequence_lease_seconds.max(1)),
+        };
+        Ok(config)
+    }
+}
