@@ -13,7 +13,7 @@ use rapport_engine::platform::links;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::server::ApiContext;
+use crate::http::ApiContext;
 
 /// `?token=…`.
 #[derive(Deserialize)]
@@ -24,6 +24,16 @@ pub struct TokenQuery {
 /// The pages hold inline styles and a form posting back here; nothing else may load.
 const PAGE_CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+
+/// The routes of the pages a contact reaches from an email: each kind of token on its own.
+pub fn router() -> axum::Router<ApiContext> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe))
+        .route("/consent/confirm", get(confirm_page).post(confirm))
+        .route("/t/o/{token}", get(open_pixel))
+        .route("/t/c/{token}", get(click))
+}
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(

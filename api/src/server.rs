@@ -7,12 +7,11 @@
 //! has a deadline.
 
 use crate::error::code;
-use crate::graphql::{self, RapportSchema};
+use crate::graphql;
 use crate::keys::VerifiedKeys;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -23,71 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower_http::trace::TraceLayer;
 
-/// What every handler shares: the database, the schema and the verified keys.
-#[derive(Clone)]
-pub struct ApiContext {
-    db: DatabaseConnection,
-    schema: RapportSchema,
-    keys: Arc<VerifiedKeys>,
-    limits: Limits,
-    health: Arc<Health>,
-    trusted_proxies: Arc<[std::net::IpAddr]>,
-}
-
-/// How much one request may ask of the server.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Bytes of a JSON body (GraphQL, webhooks).
-    pub json_body_bytes: usize,
-    /// Bytes of a multipart body (a plugin upload with its GraphQL operation).
-    pub upload_bytes: usize,
-    /// How long a request may run before it is answered with a timeout.
-    pub request_timeout: Duration,
-    /// How long a multipart request may run: it carries a plugin, whose compilation
-    /// takes seconds to minutes on a small machine (an 18 MB Python component).
-    pub upload_timeout: Duration,
-    /// Query complexity one API key may spend per second (each request costs at most
-    /// [`graphql::MAX_COMPLEXITY`]; a key may save up ten requests' worth).
-    pub key_cost_per_second: u64,
-}
-
-/// The defaults of [`Limits`], which the command line's flags also start from.
-pub const DEFAULT_LIMITS: Limits = Limits {
-    json_body_bytes: 1024 * 1024,
-    upload_bytes: 64 * 1024 * 1024,
-    request_timeout: Duration::from_secs(30),
-    upload_timeout: Duration::from_secs(300),
-    key_cost_per_second: 5_000_000,
-};
-
-impl Default for Limits {
-    fn default() -> Self {
-        DEFAULT_LIMITS
-    }
-}
-
-/// How long a verified API key is trusted before it is checked again, by default.
-pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(5);
-
-/// The address links in emails start with, when none is configured.
-pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
-
-impl ApiContext {
-    /// The database.
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
-    /// What one request may ask.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    /// Proxies whose `X-Forwarded-For` is believed.
-    pub fn trusted_proxies(&self) -> &[std::net::IpAddr] {
-        &self.trusted_proxies
-    }
-}
+pub use crate::http::{ApiContext, DEFAULT_KEY_TTL, DEFAULT_LIMITS, DEFAULT_PUBLIC_URL, Limits};
+use crate::http::{authenticate, bounded_body, error_response, is_multipart};
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -187,20 +123,8 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         .route("/graphql", graphql_route)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route(
-            "/unsubscribe",
-            get(crate::links::unsubscribe_page).post(crate::links::unsubscribe),
-        )
-        .route(
-            "/consent/confirm",
-            get(crate::links::confirm_page).post(crate::links::confirm),
-        )
-        .route("/t/o/{token}", get(crate::links::open_pixel))
-        .route("/t/c/{token}", get(crate::links::click))
-        .route(
-            "/webhooks/bounce",
-            axum::routing::post(crate::webhooks::bounce),
-        )
+        .merge(crate::links::router())
+        .merge(crate::webhooks::router())
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -354,84 +278,6 @@ async fn healthz(State(ctx): State<ApiContext>) -> Response {
                 .into_response()
         }
     }
-}
-
-/// A JSON error in the GraphQL errors shape, for requests that never reach GraphQL.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"data": null, "errors": [{"message": message, "extensions": {"code": code}}]})),
-    )
-        .into_response()
-}
-
-/// The caller of a request with an API key, or the response refusing it.
-pub async fn authenticate(
-    ctx: &ApiContext,
-    headers: &HeaderMap,
-) -> Result<rapport_engine::platform::auth::Principal, Response> {
-    let Some(key) = bearer(headers) else {
-        return Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            code::UNAUTHENTICATED,
-            "missing 'Authorization: Bearer <api key>' header",
-        ));
-    };
-    match ctx.keys.principal(&ctx.db, key).await {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            code::UNAUTHENTICATED,
-            "the API key is unknown or revoked",
-        )),
-        Err(e) => {
-            tracing::error!(error = ?e, "authentication failed");
-            Err(error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                code::INTERNAL,
-                "internal error",
-            ))
-        }
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// Reads a request's body after its caller was authenticated, up to `limit` bytes: a
-/// declared length over the limit is refused before reading, an undeclared one as soon
-/// as it passes the limit.
-pub async fn bounded_body(request: Request, limit: usize) -> Result<Request, Response> {
-    let too_large = || {
-        error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            code::VALIDATION,
-            &format!("the request body is larger than {limit} bytes"),
-        )
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
-    Ok(Request::from_parts(parts, Body::from(bytes)))
-}
-
-fn is_multipart(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("multipart/"))
 }
 
 #[tracing::instrument(name = "graphql", skip_all, fields(workspace = tracing::field::Empty))]

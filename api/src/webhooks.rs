@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::code;
-use crate::server::{ApiContext, authenticate, bounded_body, error_response};
+use crate::http::{ApiContext, authenticate, bounded_body, error_response};
 
 /// The accepted body.
 #[derive(Deserialize)]
@@ -26,6 +26,11 @@ pub struct BounceBody {
     status: Option<String>,
     diagnostic: Option<String>,
     dsn: Option<String>,
+}
+
+/// The routes mail providers report to.
+pub fn router() -> axum::Router<ApiContext> {
+    axum::Router::new().route("/webhooks/bounce", axum::routing::post(bounce))
 }
 
 fn reports(body: BounceBody) -> Result<Vec<Report>, EngineError> {

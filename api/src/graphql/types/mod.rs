@@ -1,0 +1,141 @@
+//! The CRM graph's object types and their relations.
+// Resolvers take Relay's four paging arguments plus filter and order: the GraphQL
+// signature, not a design choice to fold into a struct.
+#![allow(clippy::too_many_arguments)]
+
+use crate::error::OrGraphql;
+use crate::graphql::connection::{Conn, ConnArgs, all_children, list, nested, page_cost};
+use crate::graphql::enums::*;
+use crate::graphql::filters::*;
+use crate::graphql::ids::to_id;
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, Json, Object, Result, SimpleObject, Union};
+use chrono::{DateTime, NaiveDate, Utc};
+use rapport_engine::platform::auth::Principal;
+use rapport_engine::platform::pagination::SortDirection;
+use rapport_engine::platform::records::{Deleted, Record, scoped};
+use rapport_engine::values::{Currency, json_strings};
+use rapport_schema as s;
+use sea_orm::{ModelTrait, QueryFilter};
+
+use crate::graphql::intelligence::{self, ProbabilitySource, Score, WinProbability};
+use crate::graphql::loaders::ById;
+use rapport_engine::values::ModelKind as ModelKindValue;
+
+/// The caller of this request.
+pub fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
+    ctx.data::<Principal>()
+}
+
+/// Loads a referenced row through the request's batch loader.
+pub async fn load<E>(ctx: &Context<'_>, id: Option<i64>) -> Result<Option<E::Model>>
+where
+    E: Record,
+    E::Model: ModelTrait<Entity = E> + Clone + Send + Sync,
+{
+    match id {
+        None => Ok(None),
+        Some(id) => {
+            ctx.data_unchecked::<DataLoader<ById<E>>>()
+                .load_one(id)
+                .await
+        }
+    }
+}
+
+fn major(minor: i64, currency: &str) -> f64 {
+    Currency::parse("currency", currency)
+        .map(|c| c.to_major(minor))
+        .unwrap_or(minor as f64 / 100.0)
+}
+
+macro_rules! lists {
+    ($nested_fn:ident, $list_fn:ident, $module:ident, $node:ident, $filter:ident, $order:ident, [$(($dcol:ident, $ddir:ident)),*]) => {
+        fn order_of(order_by: &Option<Vec<$order>>) -> Vec<(s::$module::Column, SortDirection)> {
+            let keys = $order::keys(order_by);
+            if keys.is_empty() { vec![$((s::$module::Column::$dcol, SortDirection::$ddir)),*] } else { keys }
+        }
+
+        /// A nested list of this type under one parent.
+        pub async fn $nested_fn(
+            ctx: &Context<'_>,
+            parent: i64,
+            fk: s::$module::Column,
+            args: ConnArgs,
+            filter: Option<$filter>,
+            order_by: Option<Vec<$order>>,
+        ) -> Result<Conn<$node>> {
+            let ws = principal(ctx)?.workspace_id;
+            let description = format!("{filter:?}{order_by:?}");
+            let select = move || -> Result<_> {
+                let condition = filter.as_ref().map(|f| f.condition(ws)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
+                Ok(scoped::<s::$module::Entity>(ws, Deleted::Exclude).filter(condition))
+            };
+            nested(ctx, parent, fk, select, order_of(&order_by), &args, description, $node).await
+        }
+
+        /// A top-level list of this type.
+        pub async fn $list_fn(
+            ctx: &Context<'_>,
+            args: ConnArgs,
+            filter: Option<$filter>,
+            order_by: Option<Vec<$order>>,
+        ) -> Result<Conn<$node>> {
+            let ws = principal(ctx)?.workspace_id;
+            let condition = filter.as_ref().map(|f| f.condition(ws)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
+            let select = scoped::<s::$module::Entity>(ws, Deleted::Exclude).filter(condition);
+            list(ctx.data_unchecked(), select, order_of(&order_by), &args, $node).await
+        }
+    };
+}
+
+macro_rules! node_lists {
+    ($mod_name:ident: $($body:tt)*) => {
+        /// List helpers of one type.
+        pub mod $mod_name {
+            use super::*;
+            lists!($($body)*);
+        }
+    };
+}
+
+node_lists!(contact_lists: of, all, contact, Contact, ContactFilter, ContactOrder, [(Id, Asc)]);
+node_lists!(company_lists: of, all, company, Company, CompanyFilter, CompanyOrder, [(Id, Asc)]);
+node_lists!(deal_lists: of, all, deal, Deal, DealFilter, DealOrder, [(Id, Asc)]);
+node_lists!(activity_lists: of, all, activity, Activity, ActivityFilter, ActivityOrder, [(OccurredAt, Desc)]);
+node_lists!(task_lists: of, all, task, Task, TaskFilter, TaskOrder, [(Id, Asc)]);
+node_lists!(inquiry_lists: of, all, inquiry, Inquiry, InquiryFilter, InquiryOrder, [(OpenedAt, Desc)]);
+node_lists!(order_lists: of, all, order, Order, OrderFilter, OrderOrder, [(PlacedAt, Desc)]);
+node_lists!(event_lists: of, all, event, Event, EventFilter, EventOrder, [(OccurredAt, Desc)]);
+node_lists!(product_lists: of, all, product, Product, ProductFilter, ProductOrder, [(Id, Asc)]);
+node_lists!(user_lists: of, all, user, User, UserFilter, UserOrder, [(Id, Asc)]);
+node_lists!(team_lists: of, all, team, Team, TeamFilter, TeamOrder, [(Id, Asc)]);
+node_lists!(pipeline_lists: of, all, pipeline, Pipeline, PipelineFilter, PipelineOrder, [(Id, Asc)]);
+
+mod activity;
+mod api_key;
+mod commerce;
+mod company;
+mod contact;
+mod contact_merge;
+mod deal;
+mod event;
+mod inquiry;
+mod pipeline;
+mod task;
+mod team;
+mod timeline;
+
+pub use activity::Activity;
+pub use api_key::ApiKey;
+pub use commerce::{Order, OrderLine, Product};
+pub use company::Company;
+pub use contact::Contact;
+pub use contact_merge::ContactMerge;
+pub use deal::{Deal, DealStageChange};
+pub use event::Event;
+pub use inquiry::Inquiry;
+pub use pipeline::{Pipeline, Stage};
+pub use task::Task;
+pub use team::{Team, User};
+pub use timeline::{PageInfoOut, TimelineConnection, TimelineEdge, TimelineItem};
