@@ -643,7 +643,7 @@ async fn customer_value(ctx: &Context<'_>, contact: i64, weeks: f64) -> Result<O
         .await?
         .unwrap_or_default();
     Ok(cv
-        .evaluate(&orders, rapport_engine::clock::now(), weeks)
+        .evaluate(&orders, crate::graphql::as_of(ctx), weeks)
         .map(|value| Clv {
             value,
             weeks,

@@ -150,11 +150,25 @@ pub fn with_loaders(
 ) -> (async_graphql::Request, batching::Dispatcher) {
     let ws = principal.workspace_id;
     let dispatcher = batching::Dispatcher::default();
+    // One "now" per request, so every value computed from the time (a customer's
+    // P(alive), churn risk, expected purchases) describes the same moment.
+    let request = request.data(AsOf(rapport_engine::clock::now()));
     let request = loaders::attach(request.data(principal), &dispatcher, db, ws);
     let request = intelligence::attach(request, &dispatcher, db, ws);
     let request = consent::attach(request, &dispatcher, db, ws);
     let request = plugins::attach(request, &dispatcher, db, ws);
     (request, dispatcher)
+}
+
+/// The moment a request describes: values computed from the time use it, not the time
+/// each resolver happens to run.
+#[derive(Clone, Copy, Debug)]
+pub struct AsOf(pub chrono::DateTime<chrono::Utc>);
+
+/// The moment the request describes (now, outside a request).
+pub fn as_of(ctx: &async_graphql::Context<'_>) -> chrono::DateTime<chrono::Utc> {
+    ctx.data_opt::<AsOf>()
+        .map_or_else(rapport_engine::clock::now, |a| a.0)
 }
 
 /// The SDL of the schema, as exported to `schema/rapport.graphql`.
