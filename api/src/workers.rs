@@ -44,15 +44,22 @@ pub struct WorkerConfig {
     pub health: Arc<Health>,
 }
 
+/// Consecutive failed sends after which a campaign pauses itself, by default.
+pub const DEFAULT_FAILURE_LIMIT: i32 = 10;
+/// How long a claimed message may go unanswered, by default.
+pub const DEFAULT_CLAIM_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// First wait before a self-paused campaign checks the mail server again, by default.
+pub const DEFAULT_PROBE_DELAY: Duration = Duration::from_secs(30);
+
 impl WorkerConfig {
     /// Defaults around a mailer and a public URL.
     pub fn new(mailer: Mailer, public_url: impl Into<String>) -> Self {
         WorkerConfig {
             mailer,
             public_url: public_url.into(),
-            failure_limit: 10,
-            claim_timeout: Duration::from_secs(15 * 60),
-            probe_delay: Duration::from_secs(30),
+            failure_limit: DEFAULT_FAILURE_LIMIT,
+            claim_timeout: DEFAULT_CLAIM_TIMEOUT,
+            probe_delay: DEFAULT_PROBE_DELAY,
             options: WorkerOptions::default(),
             plugin_cache: None,
             plugins: None,

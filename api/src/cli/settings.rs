@@ -2,6 +2,9 @@
 //! a `RAPPORT_*` variable too; where the library has a default, the flag's default is it.
 
 use anyhow::Context as _;
+use rapport_api::workers;
+use rapport_engine::engagement::sequences::runner::Ticking;
+use rapport_engine::platform::queue;
 
 /// What one request may ask of `serve`.
 #[derive(clap::Args, Clone, Debug)]
@@ -103,35 +106,35 @@ impl MailArgs {
 #[derive(clap::Args)]
 pub(crate) struct WorkerArgs {
     /// Jobs this process runs at once.
-    #[arg(long, env = "RAPPORT_WORKER_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "RAPPORT_WORKER_CONCURRENCY", default_value_t = queue::DEFAULT_CONCURRENCY)]
     pub(crate) worker_concurrency: usize,
     /// Seconds between worker heartbeats; a worker silent for three is presumed dead and
     /// its jobs are taken over.
-    #[arg(long, env = "RAPPORT_WORKER_HEARTBEAT_SECONDS", default_value_t = 10)]
+    #[arg(long, env = "RAPPORT_WORKER_HEARTBEAT_SECONDS", default_value_t = queue::DEFAULT_HEARTBEAT.as_secs())]
     pub(crate) worker_heartbeat_seconds: u64,
     /// Seconds before a message claimed by a worker that never answered counts as
     /// interrupted (it is then marked failed, never sent twice).
-    #[arg(long, env = "RAPPORT_CLAIM_TIMEOUT_SECONDS", default_value_t = 900)]
+    #[arg(long, env = "RAPPORT_CLAIM_TIMEOUT_SECONDS", default_value_t = workers::DEFAULT_CLAIM_TIMEOUT.as_secs())]
     pub(crate) claim_timeout_seconds: u64,
     /// Consecutive failed sends after which a campaign pauses itself.
-    #[arg(long, env = "RAPPORT_SEND_FAILURE_LIMIT", default_value_t = 10)]
+    #[arg(long, env = "RAPPORT_SEND_FAILURE_LIMIT", default_value_t = workers::DEFAULT_FAILURE_LIMIT)]
     pub(crate) send_failure_limit: i32,
     /// Seconds before a campaign that paused itself (the mail server kept failing) first
     /// checks whether the server is back; the wait doubles up to ten minutes.
-    #[arg(long, env = "RAPPORT_MAIL_PROBE_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "RAPPORT_MAIL_PROBE_SECONDS", default_value_t = workers::DEFAULT_PROBE_DELAY.as_secs())]
     pub(crate) mail_probe_seconds: u64,
     /// Seconds before the first retry of a failed job (doubling each time).
-    #[arg(long, env = "RAPPORT_RETRY_DELAY_SECONDS", default_value_t = 2)]
+    #[arg(long, env = "RAPPORT_RETRY_DELAY_SECONDS", default_value_t = queue::DEFAULT_RETRY_DELAY.as_secs())]
     pub(crate) retry_delay_seconds: u64,
     /// Milliseconds between looks for due drip-sequence steps and new trigger rows.
-    #[arg(long, env = "RAPPORT_SEQUENCE_TICK_MS", default_value_t = 2000)]
+    #[arg(long, env = "RAPPORT_SEQUENCE_TICK_MS", default_value_t = Ticking::DEFAULT.every.as_millis() as u64)]
     pub(crate) sequence_tick_ms: u64,
     /// Seconds between evaluations of segment and date-attribute triggers.
-    #[arg(long, env = "RAPPORT_SEQUENCE_SLOW_TICK_SECONDS", default_value_t = 60)]
+    #[arg(long, env = "RAPPORT_SEQUENCE_SLOW_TICK_SECONDS", default_value_t = Ticking::DEFAULT.slow_every.as_secs())]
     pub(crate) sequence_slow_tick_seconds: u64,
     /// Seconds a worker may hold a sequence enrollment before another takes it over (a
     /// worker that died holding it).
-    #[arg(long, env = "RAPPORT_SEQUENCE_LEASE_SECONDS", default_value_t = 600)]
+    #[arg(long, env = "RAPPORT_SEQUENCE_LEASE_SECONDS", default_value_t = Ticking::DEFAULT.lease.as_secs())]
     pub(crate) sequence_lease_seconds: u64,
 }
 

@@ -222,13 +222,20 @@ pub struct WorkerOptions {
     pub name: String,
 }
 
+/// Jobs one process runs at once, by default (the command line's flag starts from it).
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// The first retry delay, by default.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// How often workers report that they are alive, by default.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            concurrency: 4,
+            concurrency: DEFAULT_CONCURRENCY,
             shutdown_timeout: Duration::from_secs(30),
-            retry_delay: Duration::from_secs(2),
-            heartbeat: Duration::from_secs(10),
+            retry_delay: DEFAULT_RETRY_DELAY,
+            heartbeat: DEFAULT_HEARTBEAT,
             poll_interval: Duration::from_millis(250),
             name: format!("rapport-{}-{}", hostname(), std::process::id()),
         }

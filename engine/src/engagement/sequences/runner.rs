@@ -151,13 +151,18 @@ pub struct Ticking {
     pub lease: std::time::Duration,
 }
 
+impl Ticking {
+    /// The defaults, which the command line's flags also start from.
+    pub const DEFAULT: Ticking = Ticking {
+        every: std::time::Duration::from_secs(2),
+        slow_every: std::time::Duration::from_secs(60),
+        lease: std::time::Duration::from_secs(600),
+    };
+}
+
 impl Default for Ticking {
     fn default() -> Self {
-        Ticking {
-            every: std::time::Duration::from_secs(2),
-            slow_every: std::time::Duration::from_secs(60),
-            lease: std::time::Duration::from_secs(600),
-        }
+        Ticking::DEFAULT
     }
 }
 
