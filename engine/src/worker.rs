@@ -22,27 +22,27 @@ pub struct Worker {
 }
 
 impl Handler for Worker {
-    async fn handle(&self, job: Job) -> Result<()> {
+    async fn handle(&self, job: &Job) -> Result<()> {
         let ctx = &self.engagement;
         match job {
             Job::LaunchCampaign {
                 workspace_id,
                 campaign_id,
-            } => campaigns::launch(ctx, workspace_id, campaign_id).await,
+            } => campaigns::launch(ctx, *workspace_id, *campaign_id).await,
             Job::SendBatch {
                 workspace_id,
                 campaign_id,
                 message_ids,
-            } => campaigns::send_batch(ctx, workspace_id, campaign_id, &message_ids).await,
+            } => campaigns::send_batch(ctx, *workspace_id, *campaign_id, message_ids).await,
             Job::PickWinner {
                 workspace_id,
                 campaign_id,
-            } => campaigns::pick_winner(ctx, workspace_id, campaign_id).await,
+            } => campaigns::pick_winner(ctx, *workspace_id, *campaign_id).await,
             Job::ResumeWhenReachable {
                 workspace_id,
                 campaign_id,
                 attempt,
-            } => campaigns::resume_when_reachable(ctx, workspace_id, campaign_id, attempt).await,
+            } => campaigns::resume_when_reachable(ctx, *workspace_id, *campaign_id, *attempt).await,
             Job::RunPlugins {
                 workspace_id,
                 contact_ids,
@@ -51,7 +51,7 @@ impl Handler for Worker {
                     return Err(EngineError::internal("this worker has no plugin host"));
                 };
                 let summary =
-                    plugins::runs::run(&ctx.db, host, workspace_id, &contact_ids, None).await?;
+                    plugins::runs::run(&ctx.db, host, *workspace_id, contact_ids, None).await?;
                 tracing::info!(
                     scored = summary.scored,
                     actions = summary.actions,
@@ -66,7 +66,7 @@ impl Handler for Worker {
                 claimed_at,
             } => {
                 let done =
-                    sequences::runner::advance(ctx, workspace_id, &enrollment_ids, claimed_at)
+                    sequences::runner::advance(ctx, *workspace_id, enrollment_ids, *claimed_at)
                         .await?;
                 tracing::info!(
                     steps = done.steps,

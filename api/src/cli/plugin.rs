@@ -99,14 +99,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                 limits: parse("limits", limits)?,
                 failure_threshold: None,
             };
-            let host = rapport_api::graphql::plugin_host(
-                &conn,
-                std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
-                    std::time::Duration::ZERO,
-                )),
-                rapport_api::graphql::PublicUrl(rapport_api::server::DEFAULT_PUBLIC_URL.into()),
-                Some(cli.plugin_cache.clone()),
-            )?;
+            let host = offline_host(&conn, &cli.plugin_cache)?;
             let who = auth::Principal::owner(workspace);
             let r = rapport_engine::intelligence::plugins::registry::register(
                 &conn,
@@ -158,6 +151,22 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
     }
 }
 
+/// A plugin host for a command that runs outside a server: keys are never cached and
+/// links point at the default public URL.
+fn offline_host(
+    conn: &sea_orm::DatabaseConnection,
+    cache: &std::path::Path,
+) -> anyhow::Result<rapport_engine::intelligence::plugins::Host> {
+    Ok(rapport_api::graphql::plugin_host(
+        conn,
+        std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
+            std::time::Duration::ZERO,
+        )),
+        rapport_api::graphql::PublicUrl(rapport_api::server::DEFAULT_PUBLIC_URL.into()),
+        Some(cache.to_path_buf()),
+    )?)
+}
+
 async fn plugin_run(
     conn: &sea_orm::DatabaseConnection,
     cache: &std::path::Path,
@@ -165,14 +174,7 @@ async fn plugin_run(
     plugin: Option<&str>,
 ) -> anyhow::Result<()> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-    let host = rapport_api::graphql::plugin_host(
-        conn,
-        std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
-            std::time::Duration::ZERO,
-        )),
-        rapport_api::graphql::PublicUrl(rapport_api::server::DEFAULT_PUBLIC_URL.into()),
-        Some(cache.to_path_buf()),
-    )?;
+    let host = offline_host(conn, cache)?;
     if let Some(name) = plugin {
         rapport_engine::intelligence::plugins::registry::by_name(conn, workspace, name).await?;
     }

@@ -251,7 +251,7 @@ fn hostname() -> String {
 pub trait Handler: Send + Sync + 'static {
     /// Does `job`; an error makes the queue retry it with back-off, and, once it has no
     /// attempts left, keep it as a dead letter.
-    fn handle(&self, job: Job) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn handle(&self, job: &Job) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,7 +260,7 @@ struct JobFailed(String);
 
 async fn run<H: Handler>(job: Job, handler: Data<Arc<H>>) -> std::result::Result<(), BoxDynError> {
     let span = tracing::info_span!("job", kind = job.kind(), workspace = job.workspace_id());
-    let outcome = tracing::Instrument::instrument(handler.handle(job.clone()), span).await;
+    let outcome = tracing::Instrument::instrument(handler.handle(&job), span).await;
     outcome.map_err(|e| {
         tracing::warn!(error = %e, ?job, "job failed");
         Box::new(JobFailed(e.to_string())) as BoxDynError
