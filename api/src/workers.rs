@@ -13,8 +13,6 @@ use rapport_engine::platform::queue::{Queue, WorkerOptions};
 use rapport_engine::worker::{self, Worker};
 use sea_orm::DatabaseConnection;
 
-use crate::graphql::campaigns::ContactAudience;
-
 /// How campaign email leaves and how workers behave.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -93,7 +91,6 @@ pub async fn run(
         outbound: Outbound {
             mailer: config.mailer,
             public_url: config.public_url.trim_end_matches('/').to_string(),
-            audience: Arc::new(ContactAudience),
             failure_limit: config.failure_limit,
             claim_timeout: config.claim_timeout,
             probe_delay: config.probe_delay,

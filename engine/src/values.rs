@@ -619,6 +619,17 @@ pub fn json_strings(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// A closed set of values stored as lower-case text (see the enums below), for code that
+/// handles any of them alike, such as the filter language's enum conditions.
+pub trait TextEnum: Copy + Sized + 'static {
+    /// Every value, in declaration order.
+    const ALL: &'static [Self];
+    /// The stored spelling.
+    fn as_str(&self) -> &'static str;
+    /// Parses the stored spelling (case-insensitive); `field` names the input in errors.
+    fn parse(field: &str, raw: &str) -> Result<Self>;
+}
+
 /// Declares a closed set of text values stored as lower-case text in the database.
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -662,6 +673,16 @@ macro_rules! text_enum {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl TextEnum for $name {
+            const ALL: &'static [Self] = $name::ALL;
+            fn as_str(&self) -> &'static str {
+                $name::as_str(self)
+            }
+            fn parse(field: &str, raw: &str) -> Result<Self> {
+                $name::parse(field, raw)
             }
         }
     };

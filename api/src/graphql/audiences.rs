@@ -2,9 +2,7 @@
 // Resolvers take Relay's four paging arguments plus order: the GraphQL signature.
 #![allow(clippy::too_many_arguments)]
 
-use async_graphql::{
-    Context, ID, InputObject, InputType, Json, MaybeUndefined, Object, Result, SimpleObject,
-};
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use rapport_engine::engagement::audiences;
 use rapport_engine::platform::records::{self, Deleted};
@@ -14,7 +12,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::{OrGraphql, invalid};
 use crate::graphql::connection::{Conn, ConnArgs, page_cost};
-use crate::graphql::filters::{ContactFilter, ContactOrder};
+use crate::graphql::filters::{ContactFilter, ContactOrder, to_json};
 use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::types::{Contact, contact_lists, principal};
 
@@ -28,16 +26,9 @@ pub struct SegmentInput {
 }
 
 impl SegmentInput {
-    fn into_engine(self, workspace_id: i64) -> Result<audiences::SegmentInput> {
-        let filter = match self.filter {
-            None => None,
-            Some(f) => {
-                // Measured and built once now (the same check a query's filter passes),
-                // so a filter that cannot run is refused on save.
-                f.condition(workspace_id).gql()?;
-                Some(f.to_value().into_json()?)
-            }
-        };
+    /// The engine's input; the filter in its JSON form, which the engine checks on save.
+    fn into_engine(self) -> Result<audiences::SegmentInput> {
+        let filter = self.filter.as_ref().map(to_json).transpose().gql()?;
         Ok(audiences::SegmentInput {
             name: self.name,
             description: match self.description {
@@ -48,20 +39,6 @@ impl SegmentInput {
             filter,
         })
     }
-}
-
-fn stored_filter(segment: &s::segment::Model) -> Result<ContactFilter> {
-    crate::graphql::filters::check_json(&segment.filter).gql()?;
-    let value = async_graphql::Value::from_json(segment.filter.clone())?;
-    ContactFilter::parse(Some(value)).map_err(|e| {
-        invalid(
-            "filter",
-            format!(
-                "the saved filter no longer parses: {}",
-                e.into_server_error(Default::default()).message
-            ),
-        )
-    })
 }
 
 /// A count and a few members.
@@ -108,10 +85,10 @@ impl Segment {
         before: Option<String>,
         order_by: Option<Vec<ContactOrder>>,
     ) -> Result<Conn<Contact>> {
-        contact_lists::all(
+        contact_lists::all_where(
             ctx,
             ConnArgs::new(first, after, last, before),
-            Some(stored_filter(&self.0)?),
+            audiences::members(&self.0).gql()?,
             order_by,
         )
         .await
@@ -126,10 +103,10 @@ impl Segment {
         if !(0..=100).contains(&sample) {
             return Err(invalid("sample", "must be between 0 and 100"));
         }
-        let conn = contact_lists::all(
+        let conn = contact_lists::all_where(
             ctx,
             ConnArgs::new(Some(sample), None, None, None),
-            Some(stored_filter(&self.0)?),
+            audiences::members(&self.0).gql()?,
             None,
         )
         .await?;
@@ -184,11 +161,8 @@ impl SegmentMutation {
     async fn create_segment(&self, ctx: &Context<'_>, input: SegmentInput) -> Result<Segment> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        if input.filter.is_none() {
-            return Err(invalid("filter", "a segment needs a filter"));
-        }
         Ok(Segment(
-            audiences::create(db, who, input.into_engine(who.workspace_id)?)
+            audiences::create(db, who, input.into_engine()?)
                 .await
                 .gql()?,
         ))
@@ -202,14 +176,9 @@ impl SegmentMutation {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         Ok(Segment(
-            audiences::update(
-                db,
-                who,
-                parse_id("id", &id)?,
-                input.into_engine(who.workspace_id)?,
-            )
-            .await
-            .gql()?,
+            audiences::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+                .await
+                .gql()?,
         ))
     }
     /// Moves a segment to the trash.

@@ -1,50 +1,20 @@
 //! Campaigns on the graph: drafts, scheduling, pause/resume/cancel, per-variant stats and
 //! message states, and the job queue's dead letters.
 
-use async_graphql::{
-    Context, ID, InputObject, InputType, Json, MaybeUndefined, Object, Result, SimpleObject,
-};
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use rapport_engine::engagement::campaigns::{self, VariantStats};
-use rapport_engine::engagement::outbound::Audience;
 use rapport_engine::platform::queue::{self as jobs, Queue};
 use rapport_engine::platform::records::{self, Deleted};
 use rapport_engine::values::{self, Patch, Scope};
 use rapport_schema as s;
-use sea_orm::{Condition, DatabaseConnection, QueryOrder};
+use sea_orm::{DatabaseConnection, QueryOrder};
 
 use crate::error::{OrGraphql, invalid};
 use crate::graphql::audiences::Segment;
 use crate::graphql::enums::{CampaignStatus, MessageState, WinnerMetric};
-use crate::graphql::filters::ContactFilter;
 use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::types::{Contact, principal};
-
-/// Segment filters are the API's `ContactFilter`; this evaluates them for the engine.
-pub struct ContactAudience;
-
-impl Audience for ContactAudience {
-    fn condition(
-        &self,
-        workspace_id: i64,
-        filter: &serde_json::Value,
-    ) -> rapport_engine::Result<Condition> {
-        let bad = |why: String| {
-            rapport_engine::EngineError::invalid(
-                "segment.filter",
-                format!("the saved filter no longer parses: {why}"),
-            )
-        };
-        // Measured before it is converted and parsed, both of which recurse: a filter
-        // saved before the bounds existed must fail here, not abort the worker.
-        crate::graphql::filters::check_json(filter)?;
-        let value =
-            async_graphql::Value::from_json(filter.clone()).map_err(|e| bad(e.to_string()))?;
-        let parsed = ContactFilter::parse(Some(value))
-            .map_err(|e| bad(e.into_server_error(Default::default()).message))?;
-        parsed.condition(workspace_id)
-    }
-}
 
 /// One A/B variant: a saved template (copied when saved) or the parts inline.
 #[derive(InputObject)]
@@ -558,7 +528,7 @@ impl CampaignMutation {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let id = parse_id("id", &id)?;
-        campaigns::schedule(db, &queue(ctx)?, &ContactAudience, who, id, at)
+        campaigns::schedule(db, &queue(ctx)?, who, id, at)
             .await
             .gql()?;
         load(ctx, id).await
@@ -568,7 +538,7 @@ impl CampaignMutation {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let id = parse_id("id", &id)?;
-        campaigns::schedule(db, &queue(ctx)?, &ContactAudience, who, id, None)
+        campaigns::schedule(db, &queue(ctx)?, who, id, None)
             .await
             .gql()?;
         load(ctx, id).await

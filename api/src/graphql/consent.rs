@@ -11,13 +11,13 @@ use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
 use crate::error::{OrGraphql, to_graphql};
-use crate::graphql::PublicUrl;
 use crate::graphql::batching::Dispatcher;
+use crate::graphql::context::PublicUrl;
+use crate::graphql::context::principal;
 use crate::graphql::enums::{
     ConsentChannel, ConsentPurpose, ConsentStatus, LawfulBasis, SuppressionReason,
 };
 use crate::graphql::ids::{parse_id, to_id};
-use crate::graphql::types::principal;
 
 /// Each contact's consent history, one statement per batch.
 pub struct ConsentOf {
@@ -318,7 +318,7 @@ impl ConsentMutation {
         .gql()?;
         let base = &ctx.data_unchecked::<PublicUrl>().0;
         let confirm_url = format!("{base}/consent/confirm?token={token}");
-        let not_sent_because = match ctx.data_unchecked::<Option<crate::graphql::Mail>>() {
+        let not_sent_because = match ctx.data_unchecked::<Option<crate::graphql::context::Mail>>() {
             None => Some("this server has no mailer configured".to_string()),
             Some(mail) => {
                 consent::send_confirmation(db, &mail.mailer, &mail.from, &event, &confirm_url)

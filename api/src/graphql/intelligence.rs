@@ -16,9 +16,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::error::{OrGraphql, invalid, to_graphql};
 use crate::graphql::batching::Dispatcher;
+use crate::graphql::context::principal;
 use crate::graphql::enums::{ModelKind, ModelStatus};
 use crate::graphql::ids::{parse_id, to_id};
-use crate::graphql::types::{Product, load, principal};
 
 /// Current scores by (model kind, subject id), one statement per kind per batch.
 pub struct Scores {
@@ -577,59 +577,6 @@ pub struct Rfm {
     pub segment: String,
 }
 
-/// A product offered to a contact.
-pub struct ProductRecommendation {
-    recommendation: recommendations::Recommendation,
-}
-
-#[Object]
-impl ProductRecommendation {
-    async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
-        Ok(
-            load::<s::product::Entity>(ctx, Some(self.recommendation.product_id))
-                .await?
-                .map(Product),
-        )
-    }
-    /// Summed cosine similarity to the contact's purchases.
-    async fn score(&self) -> f64 {
-        self.recommendation.score
-    }
-    /// The purchases that led to it.
-    async fn because(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
-        let mut out = Vec::new();
-        for id in &self.recommendation.because {
-            if let Some(p) = load::<s::product::Entity>(ctx, Some(*id)).await? {
-                out.push(Product(p));
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// A product often in the same orders as another.
-pub struct BoughtTogether(recommendations::Neighbour);
-
-#[Object]
-impl BoughtTogether {
-    async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
-        Ok(load::<s::product::Entity>(ctx, Some(self.0.product_id))
-            .await?
-            .map(Product))
-    }
-    /// Orders with both.
-    async fn together(&self) -> i32 {
-        self.0.together as i32
-    }
-    async fn cosine(&self) -> f64 {
-        self.0.cosine
-    }
-    /// How many times likelier the other product is in an order that has this one.
-    async fn lift(&self) -> f64 {
-        self.0.lift
-    }
-}
-
 async fn customer_value(ctx: &Context<'_>, contact: i64, weeks: f64) -> Result<Option<Clv>> {
     let Some(model) = active_model(ctx, values::ModelKind::CustomerValue).await? else {
         return Ok(None);
@@ -643,7 +590,7 @@ async fn customer_value(ctx: &Context<'_>, contact: i64, weeks: f64) -> Result<O
         .await?
         .unwrap_or_default();
     Ok(cv
-        .evaluate(&orders, crate::graphql::as_of(ctx), weeks)
+        .evaluate(&orders, crate::graphql::context::as_of(ctx), weeks)
         .map(|value| Clv {
             value,
             weeks,
@@ -712,7 +659,7 @@ pub async fn recommend(
     ctx: &Context<'_>,
     contact: i64,
     first: i32,
-) -> Result<Vec<ProductRecommendation>> {
+) -> Result<Vec<recommendations::Recommendation>> {
     if !(0..=50).contains(&first) {
         return Err(invalid("first", "must be between 0 and 50"));
     }
@@ -727,11 +674,7 @@ pub async fn recommend(
         .load_one(contact)
         .await?
         .unwrap_or_default();
-    Ok(rec
-        .recommend(&owned, first as usize)
-        .into_iter()
-        .map(|recommendation| ProductRecommendation { recommendation })
-        .collect())
+    Ok(rec.recommend(&owned, first as usize))
 }
 
 /// `product.frequentlyBoughtTogether`.
@@ -739,7 +682,7 @@ pub async fn bought_together(
     ctx: &Context<'_>,
     product: i64,
     first: i32,
-) -> Result<Vec<BoughtTogether>> {
+) -> Result<Vec<recommendations::Neighbour>> {
     if !(0..=50).contains(&first) {
         return Err(invalid("first", "must be between 0 and 50"));
     }
@@ -757,9 +700,6 @@ pub async fn bought_together(
             .total_cmp(&a.lift)
             .then(b.cosine.total_cmp(&a.cosine))
     });
-    Ok(list
-        .into_iter()
-        .take(first as usize)
-        .map(BoughtTogether)
-        .collect())
+    list.truncate(first as usize);
+    Ok(list)
 }

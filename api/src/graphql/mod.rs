@@ -1,10 +1,23 @@
 //! The GraphQL schema of the CRM graph.
+//!
+//! Its modules are in layers, each using only the ones before it (`api/tests/layers.rs`
+//! checks this):
+//! 1. what every resolver stands on: `context` (the caller, the request's moment, loads
+//!    through the batch loader), `ids`, `enums`, `batching`, `loaders`, `connection`,
+//!    `cost_budget`, `filters`, `inputs`;
+//! 2. the facts about a contact that other rooms keep, which the CRM objects show and
+//!    which show no CRM object: `consent`, `intelligence`, `plugins`;
+//! 3. `types`: every object of the CRM graph, with the sequence objects (an enrollment
+//!    shows its contact, a contact its enrollments);
+//! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `sequences`,
+//!    `templates`, `reports`, `plugin_inputs`, and this module, which merges them.
 
 pub mod audiences;
 pub mod batching;
 pub mod campaigns;
 pub mod connection;
 pub mod consent;
+pub mod context;
 pub mod cost_budget;
 pub mod enums;
 pub mod filters;
@@ -26,18 +39,7 @@ use async_graphql::{EmptySubscription, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
-/// Where this server is reached from outside, for links in emails (no trailing slash).
-#[derive(Clone, Debug)]
-pub struct PublicUrl(pub String);
-
-/// Where email goes and who it is from.
-#[derive(Clone, Debug)]
-pub struct Mail {
-    /// SMTP or an outbox directory.
-    pub mailer: rapport_engine::platform::email::Mailer,
-    /// The sender address.
-    pub from: rapport_engine::values::EmailAddress,
-}
+pub use context::{Mail, PublicUrl};
 
 /// Every read: the CRM graph and the models.
 #[derive(MergedObject, Default)]
@@ -152,23 +154,12 @@ pub fn with_loaders(
     let dispatcher = batching::Dispatcher::default();
     // One "now" per request, so every value computed from the time (a customer's
     // P(alive), churn risk, expected purchases) describes the same moment.
-    let request = request.data(AsOf(rapport_engine::clock::now()));
+    let request = request.data(context::AsOf(rapport_engine::clock::now()));
     let request = loaders::attach(request.data(principal), &dispatcher, db, ws);
     let request = intelligence::attach(request, &dispatcher, db, ws);
     let request = consent::attach(request, &dispatcher, db, ws);
     let request = plugins::attach(request, &dispatcher, db, ws);
     (request, dispatcher)
-}
-
-/// The moment a request describes: values computed from the time use it, not the time
-/// each resolver happens to run.
-#[derive(Clone, Copy, Debug)]
-pub struct AsOf(pub chrono::DateTime<chrono::Utc>);
-
-/// The moment the request describes (now, outside a request).
-pub fn as_of(ctx: &async_graphql::Context<'_>) -> chrono::DateTime<chrono::Utc> {
-    ctx.data_opt::<AsOf>()
-        .map_or_else(rapport_engine::clock::now, |a| a.0)
 }
 
 /// The SDL of the schema, as exported to `schema/rapport.graphql`.

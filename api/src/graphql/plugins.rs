@@ -14,9 +14,9 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 
 use crate::error::{OrGraphql, invalid, to_graphql};
 use crate::graphql::batching::Dispatcher;
+use crate::graphql::context::principal;
 use crate::graphql::ids::{parse_id, parse_ids, to_id};
 use crate::graphql::intelligence;
-use crate::graphql::types::principal;
 
 /// The most contacts one `runPlugins` call takes.
 const MAX_RUN: usize = 1000;

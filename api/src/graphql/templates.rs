@@ -9,7 +9,7 @@ use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
 use crate::error::OrGraphql;
-use crate::graphql::PublicUrl;
+use crate::graphql::context::PublicUrl;
 use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::types::principal;
 

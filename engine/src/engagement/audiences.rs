@@ -1,15 +1,14 @@
 //! Segments: named, saved contact filters — the audiences campaigns send to and
-//! sequences enroll from. The filter is stored in the API's filter language and evaluated
-//! each time the segment is used, so a segment is never stale.
-//!
-//! The engine keeps the definition; checking that the filter is well-formed is the API's,
-//! where the filter language lives.
+//! sequences enroll from. The filter is stored in its JSON form
+//! ([`crate::crm::filters`]), checked when it is saved and again each time the segment is
+//! used, and evaluated then, so a segment is never stale.
 
 use rapport_schema::segment;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
+use sea_orm::{ActiveModelTrait, Condition, ConnectionTrait, Set};
 
 use crate::clock;
-use crate::error::Result;
+use crate::crm::filters::{ContactFilter, Filter};
+use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
 use crate::platform::records;
 use crate::values::{Patch, Scope, Text};
@@ -21,8 +20,35 @@ pub struct SegmentInput {
     pub name: Option<String>,
     /// What it is for.
     pub description: Patch<String>,
-    /// The filter, already checked by the caller.
+    /// Which contacts belong, in the filter language's JSON form.
     pub filter: Option<serde_json::Value>,
+}
+
+/// Reads and compiles a filter about to be saved, so a filter that cannot run is refused
+/// before it is stored.
+fn checked(workspace_id: i64, filter: serde_json::Value) -> Result<serde_json::Value> {
+    ContactFilter::parse("filter", &filter)?.condition(workspace_id)?;
+    Ok(filter)
+}
+
+/// The contacts `segment` holds now, as a condition on contacts.
+///
+/// The saved filter is read as if it had just been sent: one written by an older version
+/// that no longer parses, or that lies beyond today's bounds, is a `VALIDATION` error
+/// naming the segment, never a crash of the worker that reads it.
+pub fn members(segment: &segment::Model) -> Result<Condition> {
+    ContactFilter::parse("segment.filter", &segment.filter)
+        .and_then(|f| f.condition(segment.workspace_id))
+        .map_err(|e| match e {
+            EngineError::Validation { field, message } => EngineError::invalid(
+                field,
+                format!(
+                    "the saved filter of segment {} no longer parses: {message}",
+                    segment.id
+                ),
+            ),
+            other => other,
+        })
 }
 
 /// Creates a segment (write scope).
@@ -42,7 +68,10 @@ pub async fn create(
         workspace_id: Set(who.workspace_id),
         name: Set(name.into_string()),
         description: Set(description),
-        filter: Set(input.filter.unwrap_or_else(|| serde_json::json!({}))),
+        filter: Set(match input.filter {
+            Some(f) => checked(who.workspace_id, f)?,
+            None => return Err(EngineError::invalid("filter", "a segment needs a filter")),
+        }),
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
@@ -75,7 +104,7 @@ pub async fn update(
         }
     }
     if let Some(filter) = input.filter {
-        row.filter = Set(filter);
+        row.filter = Set(checked(who.workspace_id, filter)?);
     }
     row.updated_at = Set(clock::now());
     Ok(row.update(db).await?)

@@ -4,20 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{Condition, DatabaseConnection};
+use sea_orm::DatabaseConnection;
 
 use crate::clock::Clock;
-use crate::error::Result;
 use crate::platform::email::Mailer;
 use crate::platform::queue::Queue;
-
-/// Turns a saved segment filter into a condition on contacts. The filter language belongs
-/// to the API, so the API provides this.
-pub trait Audience: Send + Sync {
-    /// The condition the filter stands for, over the contacts of `workspace_id` (a filter
-    /// that looks at other records, such as the company, sees only that workspace's).
-    fn condition(&self, workspace_id: i64, filter: &serde_json::Value) -> Result<Condition>;
-}
 
 /// How campaign email leaves, and the limits around it.
 #[derive(Clone)]
@@ -26,8 +17,6 @@ pub struct Outbound {
     pub mailer: Mailer,
     /// Base URL of this Rapport as recipients reach it, for unsubscribe and tracking links.
     pub public_url: String,
-    /// Evaluates segment filters.
-    pub audience: Arc<dyn Audience>,
     /// Consecutive failed sends after which a campaign pauses itself.
     pub failure_limit: i32,
     /// How long a claimed message may stay unanswered before it counts as interrupted.

@@ -15,8 +15,12 @@ impl Product {
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 5)] first: i32,
-    ) -> Result<Vec<intelligence::BoughtTogether>> {
-        intelligence::bought_together(ctx, self.0.id, first).await
+    ) -> Result<Vec<BoughtTogether>> {
+        Ok(intelligence::bought_together(ctx, self.0.id, first)
+            .await?
+            .into_iter()
+            .map(BoughtTogether)
+            .collect())
     }
     async fn sku(&self) -> &str {
         &self.0.sku
@@ -119,5 +123,58 @@ impl OrderLine {
         Ok(load::<s::product::Entity>(ctx, self.0.product_id)
             .await?
             .map(Product))
+    }
+}
+
+/// A product offered to a contact.
+pub struct ProductRecommendation {
+    pub recommendation: recommendations::Recommendation,
+}
+
+#[Object]
+impl ProductRecommendation {
+    async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
+        Ok(
+            load::<s::product::Entity>(ctx, Some(self.recommendation.product_id))
+                .await?
+                .map(Product),
+        )
+    }
+    /// Summed cosine similarity to the contact's purchases.
+    async fn score(&self) -> f64 {
+        self.recommendation.score
+    }
+    /// The purchases that led to it.
+    async fn because(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
+        let mut out = Vec::new();
+        for id in &self.recommendation.because {
+            if let Some(p) = load::<s::product::Entity>(ctx, Some(*id)).await? {
+                out.push(Product(p));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A product often in the same orders as another.
+pub struct BoughtTogether(pub recommendations::Neighbour);
+
+#[Object]
+impl BoughtTogether {
+    async fn product(&self, ctx: &Context<'_>) -> Result<Option<Product>> {
+        Ok(load::<s::product::Entity>(ctx, Some(self.0.product_id))
+            .await?
+            .map(Product))
+    }
+    /// Orders with both.
+    async fn together(&self) -> i32 {
+        self.0.together as i32
+    }
+    async fn cosine(&self) -> f64 {
+        self.0.cosine
+    }
+    /// How many times likelier the other product is in an order that has this one.
+    async fn lift(&self) -> f64 {
+        self.0.lift
     }
 }

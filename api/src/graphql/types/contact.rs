@@ -113,14 +113,14 @@ impl Contact {
         &self,
         ctx: &Context<'_>,
         status: Option<crate::graphql::enums::EnrollmentStatus>,
-    ) -> Result<Vec<crate::graphql::sequences::SequenceEnrollment>> {
+    ) -> Result<Vec<SequenceEnrollment>> {
         let who = principal(ctx)?;
         let filter = rapport_engine::engagement::sequences::EnrollmentFilter {
             sequence_id: None,
             contact_id: Some(self.0.id),
             status: status.map(Into::into),
         };
-        crate::graphql::sequences::list_enrollments(ctx, who.workspace_id, &filter, 100).await
+        list_enrollments(ctx, who.workspace_id, &filter, 100).await
     }
     /// Every current score: the built-in models' (lead score, churn) and each plugin's,
     /// with their reasons.
@@ -181,8 +181,12 @@ impl Contact {
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 5)] first: i32,
-    ) -> Result<Vec<intelligence::ProductRecommendation>> {
-        intelligence::recommend(ctx, self.0.id, first).await
+    ) -> Result<Vec<ProductRecommendation>> {
+        Ok(intelligence::recommend(ctx, self.0.id, first)
+            .await?
+            .into_iter()
+            .map(|recommendation| ProductRecommendation { recommendation })
+            .collect())
     }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         Ok(load::<s::user::Entity>(ctx, self.0.owner_id)

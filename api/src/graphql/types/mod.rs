@@ -5,43 +5,21 @@
 
 use crate::error::OrGraphql;
 use crate::graphql::connection::{Conn, ConnArgs, all_children, list, nested, page_cost};
+pub use crate::graphql::context::{load, principal};
 use crate::graphql::enums::*;
 use crate::graphql::filters::*;
 use crate::graphql::ids::to_id;
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject, Union};
 use chrono::{DateTime, NaiveDate, Utc};
-use rapport_engine::platform::auth::Principal;
 use rapport_engine::platform::pagination::SortDirection;
-use rapport_engine::platform::records::{Deleted, Record, scoped};
+use rapport_engine::platform::records::{Deleted, scoped};
 use rapport_engine::values::{Currency, json_strings};
 use rapport_schema as s;
-use sea_orm::{ModelTrait, QueryFilter};
+use sea_orm::QueryFilter;
 
 use crate::graphql::intelligence::{self, ProbabilitySource, Score, WinProbability};
-use crate::graphql::loaders::ById;
+use rapport_engine::intelligence::analytics::recommendations;
 use rapport_engine::values::ModelKind as ModelKindValue;
-
-/// The caller of this request.
-pub fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
-    ctx.data::<Principal>()
-}
-
-/// Loads a referenced row through the request's batch loader.
-pub async fn load<E>(ctx: &Context<'_>, id: Option<i64>) -> Result<Option<E::Model>>
-where
-    E: Record,
-    E::Model: ModelTrait<Entity = E> + Clone + Send + Sync,
-{
-    match id {
-        None => Ok(None),
-        Some(id) => {
-            ctx.data_unchecked::<DataLoader<ById<E>>>()
-                .load_one(id)
-                .await
-        }
-    }
-}
 
 fn major(minor: i64, currency: &str) -> f64 {
     Currency::parse("currency", currency)
@@ -50,7 +28,7 @@ fn major(minor: i64, currency: &str) -> f64 {
 }
 
 macro_rules! lists {
-    ($nested_fn:ident, $list_fn:ident, $module:ident, $node:ident, $filter:ident, $order:ident, [$(($dcol:ident, $ddir:ident)),*]) => {
+    ($nested_fn:ident, $list_fn:ident, $list_where_fn:ident, $module:ident, $node:ident, $filter:ident, $order:ident, [$(($dcol:ident, $ddir:ident)),*]) => {
         fn order_of(order_by: &Option<Vec<$order>>) -> Vec<(s::$module::Column, SortDirection)> {
             let keys = $order::keys(order_by);
             if keys.is_empty() { vec![$((s::$module::Column::$dcol, SortDirection::$ddir)),*] } else { keys }
@@ -83,6 +61,17 @@ macro_rules! lists {
         ) -> Result<Conn<$node>> {
             let ws = principal(ctx)?.workspace_id;
             let condition = filter.as_ref().map(|f| f.condition(ws)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
+            $list_where_fn(ctx, args, condition, order_by).await
+        }
+
+        /// A top-level list of the rows that meet `condition` (a saved segment's).
+        pub async fn $list_where_fn(
+            ctx: &Context<'_>,
+            args: ConnArgs,
+            condition: sea_orm::Condition,
+            order_by: Option<Vec<$order>>,
+        ) -> Result<Conn<$node>> {
+            let ws = principal(ctx)?.workspace_id;
             let select = scoped::<s::$module::Entity>(ws, Deleted::Exclude).filter(condition);
             list(ctx.data_unchecked(), select, order_of(&order_by), &args, $node).await
         }
@@ -99,18 +88,18 @@ macro_rules! node_lists {
     };
 }
 
-node_lists!(contact_lists: of, all, contact, Contact, ContactFilter, ContactOrder, [(Id, Asc)]);
-node_lists!(company_lists: of, all, company, Company, CompanyFilter, CompanyOrder, [(Id, Asc)]);
-node_lists!(deal_lists: of, all, deal, Deal, DealFilter, DealOrder, [(Id, Asc)]);
-node_lists!(activity_lists: of, all, activity, Activity, ActivityFilter, ActivityOrder, [(OccurredAt, Desc)]);
-node_lists!(task_lists: of, all, task, Task, TaskFilter, TaskOrder, [(Id, Asc)]);
-node_lists!(inquiry_lists: of, all, inquiry, Inquiry, InquiryFilter, InquiryOrder, [(OpenedAt, Desc)]);
-node_lists!(order_lists: of, all, order, Order, OrderFilter, OrderOrder, [(PlacedAt, Desc)]);
-node_lists!(event_lists: of, all, event, Event, EventFilter, EventOrder, [(OccurredAt, Desc)]);
-node_lists!(product_lists: of, all, product, Product, ProductFilter, ProductOrder, [(Id, Asc)]);
-node_lists!(user_lists: of, all, user, User, UserFilter, UserOrder, [(Id, Asc)]);
-node_lists!(team_lists: of, all, team, Team, TeamFilter, TeamOrder, [(Id, Asc)]);
-node_lists!(pipeline_lists: of, all, pipeline, Pipeline, PipelineFilter, PipelineOrder, [(Id, Asc)]);
+node_lists!(contact_lists: of, all, all_where, contact, Contact, ContactFilter, ContactOrder, [(Id, Asc)]);
+node_lists!(company_lists: of, all, all_where, company, Company, CompanyFilter, CompanyOrder, [(Id, Asc)]);
+node_lists!(deal_lists: of, all, all_where, deal, Deal, DealFilter, DealOrder, [(Id, Asc)]);
+node_lists!(activity_lists: of, all, all_where, activity, Activity, ActivityFilter, ActivityOrder, [(OccurredAt, Desc)]);
+node_lists!(task_lists: of, all, all_where, task, Task, TaskFilter, TaskOrder, [(Id, Asc)]);
+node_lists!(inquiry_lists: of, all, all_where, inquiry, Inquiry, InquiryFilter, InquiryOrder, [(OpenedAt, Desc)]);
+node_lists!(order_lists: of, all, all_where, order, Order, OrderFilter, OrderOrder, [(PlacedAt, Desc)]);
+node_lists!(event_lists: of, all, all_where, event, Event, EventFilter, EventOrder, [(OccurredAt, Desc)]);
+node_lists!(product_lists: of, all, all_where, product, Product, ProductFilter, ProductOrder, [(Id, Asc)]);
+node_lists!(user_lists: of, all, all_where, user, User, UserFilter, UserOrder, [(Id, Asc)]);
+node_lists!(team_lists: of, all, all_where, team, Team, TeamFilter, TeamOrder, [(Id, Asc)]);
+node_lists!(pipeline_lists: of, all, all_where, pipeline, Pipeline, PipelineFilter, PipelineOrder, [(Id, Asc)]);
 
 mod activity;
 mod api_key;
@@ -122,13 +111,14 @@ mod deal;
 mod event;
 mod inquiry;
 mod pipeline;
+mod sequence;
 mod task;
 mod team;
 mod timeline;
 
 pub use activity::Activity;
 pub use api_key::ApiKey;
-pub use commerce::{Order, OrderLine, Product};
+pub use commerce::{BoughtTogether, Order, OrderLine, Product, ProductRecommendation};
 pub use company::Company;
 pub use contact::Contact;
 pub use contact_merge::ContactMerge;
@@ -136,6 +126,10 @@ pub use deal::{Deal, DealStageChange};
 pub use event::Event;
 pub use inquiry::Inquiry;
 pub use pipeline::{Pipeline, Stage};
+pub use sequence::{
+    Sequence, SequenceEnrollment, SequenceMessage, SequenceStepEvent, SequenceStepStats,
+    SequenceVersion, list_enrollments,
+};
 pub use task::Task;
 pub use team::{Team, User};
 pub use timeline::{PageInfoOut, TimelineConnection, TimelineEdge, TimelineItem};

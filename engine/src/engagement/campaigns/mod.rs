@@ -28,8 +28,9 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::clock;
+use crate::engagement::audiences;
 use crate::engagement::consent::{self, Decision};
-use crate::engagement::outbound::{Audience, Context};
+use crate::engagement::outbound::Context;
 use crate::engagement::suppression;
 use crate::engagement::templates::{self, TemplateParts};
 use crate::engagement::tracking::{
@@ -369,12 +370,11 @@ pub async fn variants_of(
 /// Contacts the segment holds now.
 async fn audience_condition(
     db: &impl ConnectionTrait,
-    audience: &dyn Audience,
     workspace_id: i64,
     segment_id: i64,
 ) -> Result<Condition> {
     let seg = records::get::<segment::Entity>(db, workspace_id, segment_id).await?;
-    audience.condition(workspace_id, &seg.filter)
+    audiences::members(&seg)
 }
 
 /// Schedules a draft to start at `at` (now when `None` or past): checks that it can be
@@ -382,7 +382,6 @@ async fn audience_condition(
 pub async fn schedule(
     db: &DatabaseConnection,
     queue: &Queue,
-    audience: &dyn Audience,
     who: &Principal,
     id: i64,
     at: Option<DateTime<Utc>>,
@@ -425,7 +424,7 @@ pub async fn schedule(
             "an A/B test needs at least two variants",
         ));
     }
-    let condition = audience_condition(db, audience, ws, c.segment_id).await?;
+    let condition = audience_condition(db, ws, c.segment_id).await?;
     let members = crate::platform::pagination::count(
         db,
         records::scoped::<contact::Entity>(ws, Deleted::Exclude).filter(condition),
@@ -735,13 +734,7 @@ pub async fn launch(ctx: &Context, workspace_id: i64, id: i64) -> Result<()> {
         .await?
         .is_some();
     if !expanded {
-        let condition = audience_condition(
-            db,
-            ctx.outbound.audience.as_ref(),
-            workspace_id,
-            c.segment_id,
-        )
-        .await?;
+        let condition = audience_condition(db, workspace_id, c.segment_id).await?;
         let members: Vec<i64> = records::scoped::<contact::Entity>(workspace_id, Deleted::Exclude)
             .filter(condition)
             .select_only()

@@ -348,7 +348,7 @@ async fn segment_members(
         );
         return Ok(());
     };
-    let condition = ctx.outbound.audience.condition(ws, &seg.filter)?;
+    let condition = crate::engagement::audiences::members(&seg)?;
     let members: Vec<i64> = records::scoped::<contact::Entity>(ws, Deleted::Exclude)
         .select_only()
         .column(contact::Column::Id)
