@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use rapport_engine::intelligence::analytics;
+use rapport_engine::intelligence::analytics::{self, schedule::Schedule};
 
 use super::settings::{LimitArgs, MailArgs, WorkerArgs};
 use super::{Global, demo, shutdown_signal};
@@ -37,13 +37,13 @@ pub(crate) struct Args {
     #[arg(long, env = "RAPPORT_NO_SCHEDULER")]
     no_scheduler: bool,
     /// Seconds between rescoring the contacts whose data changed.
-    #[arg(long, env = "RAPPORT_SCORE_CHANGES_SECONDS", default_value_t = 60)]
+    #[arg(long, env = "RAPPORT_SCORE_CHANGES_SECONDS", default_value_t = Schedule::DEFAULT.changes_every.as_secs())]
     score_changes_seconds: u64,
     /// Hours between full rescoring runs.
-    #[arg(long, env = "RAPPORT_RESCORE_HOURS", default_value_t = 6)]
+    #[arg(long, env = "RAPPORT_RESCORE_HOURS", default_value_t = Schedule::DEFAULT.rescore_every.as_secs() / 3600)]
     rescore_hours: u64,
     /// Hours between retraining every model.
-    #[arg(long, env = "RAPPORT_RETRAIN_HOURS", default_value_t = 24)]
+    #[arg(long, env = "RAPPORT_RETRAIN_HOURS", default_value_t = Schedule::DEFAULT.retrain_every.as_secs() / 3600)]
     retrain_hours: u64,
     #[command(flatten)]
     limits: LimitArgs,
@@ -80,7 +80,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
         println!("{key}");
     }
     let hours = |h: u64| std::time::Duration::from_secs(h.max(1) * 3600);
-    let schedule = (!no_scheduler).then(|| analytics::schedule::Schedule {
+    let schedule = (!no_scheduler).then(|| Schedule {
         changes_every: std::time::Duration::from_secs(score_changes_seconds.max(1)),
         rescore_every: hours(rescore_hours),
         retrain_every: hours(retrain_hours),
@@ -135,7 +135,7 @@ async fn serve(
     conn: sea_orm::DatabaseConnection,
     addr: SocketAddr,
     config: rapport_api::server::Config,
-    schedule: Option<analytics::schedule::Schedule>,
+    schedule: Option<Schedule>,
     workers: Option<rapport_api::workers::WorkerConfig>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)

@@ -33,13 +33,18 @@ pub struct Schedule {
     pub retrain_every: Duration,
 }
 
+impl Schedule {
+    /// The defaults `rapport serve` starts with (its flags read them from here).
+    pub const DEFAULT: Schedule = Schedule {
+        changes_every: Duration::from_secs(60),
+        rescore_every: Duration::from_secs(6 * 3600),
+        retrain_every: Duration::from_secs(24 * 3600),
+    };
+}
+
 impl Default for Schedule {
     fn default() -> Self {
-        Schedule {
-            changes_every: Duration::from_secs(60),
-            rescore_every: Duration::from_secs(6 * 3600),
-            retrain_every: Duration::from_secs(24 * 3600),
-        }
+        Schedule::DEFAULT
     }
 }
 

@@ -6,20 +6,13 @@ use std::collections::BTreeSet;
 use rapport_engine::contact_data::{self, OnErase, STORES};
 use rapport_engine::crm::{activities, contacts, workspaces};
 use rapport_engine::platform::auth::Principal;
-use rapport_engine::platform::db;
 use rapport_engine::values::{ActivityKind, Patch};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
+use crate::database;
+
 /// Columns that name a contact, whatever their table.
 const CONTACT_COLUMNS: [&str; 4] = ["contact_id", "survivor_id", "merged_id", "merged_into_id"];
-
-async fn database() -> DatabaseConnection {
-    let db = db::connect("sqlite::memory:", 1)
-        .await
-        .expect("in-memory SQLite");
-    db::migrate(&db).await.expect("migrations");
-    db
-}
 
 async fn strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
     db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
