@@ -88,7 +88,7 @@ impl Segment {
         contact_lists::all_where(
             ctx,
             ConnArgs::new(first, after, last, before),
-            audiences::members(&self.0).gql()?,
+            audiences::members(&self.0, crate::graphql::context::as_of(ctx)).gql()?,
             order_by,
         )
         .await
@@ -106,7 +106,7 @@ impl Segment {
         let conn = contact_lists::all_where(
             ctx,
             ConnArgs::new(Some(sample), None, None, None),
-            audiences::members(&self.0).gql()?,
+            audiences::members(&self.0, crate::graphql::context::as_of(ctx)).gql()?,
             None,
         )
         .await?;

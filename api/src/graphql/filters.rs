@@ -57,6 +57,10 @@ ordered_filter!(
     IntFilter, i64
 );
 ordered_filter!(
+    /// Conditions on a number with a fractional part (a score).
+    FloatFilter, f64
+);
+ordered_filter!(
     /// Conditions on a point in time.
     DateTimeFilter, DateTime<Utc>
 );
@@ -162,6 +166,14 @@ enum_filter!(
     /// Conditions on a user role.
     UserRoleFilter, UserRole
 );
+enum_filter!(
+    /// Conditions on where a sequence enrollment stands.
+    EnrollmentStatusFilter, EnrollmentStatus
+);
+enum_filter!(
+    /// Conditions on where a contact's consent stands.
+    ConsentStatusFilter, ConsentStatus
+);
 
 /// Conditions on a contact's tags.
 #[derive(InputObject, Clone, Debug, Default)]
@@ -192,9 +204,10 @@ macro_rules! entity_filter {
 
         impl $name {
             /// The SQL condition of the whole filter tree, over the rows of
-            /// `workspace_id`: measured, read and compiled by the engine's filter language.
-            pub fn condition(&self, workspace_id: i64) -> Result<Condition> {
-                to_engine::<_, engine::$name>(self)?.condition(workspace_id)
+            /// `at.workspace_id` as of `at.now`: measured, read and compiled by the
+            /// engine's filter language.
+            pub fn condition(&self, at: engine::Evaluation) -> Result<Condition> {
+                to_engine::<_, engine::$name>(self)?.condition(at)
             }
         }
     };
@@ -221,8 +234,108 @@ entity_filter!(
         company: CompanyFilter,
         /// Conditions on custom attributes, all of which must hold.
         attributes: Vec<AttributeFilter>,
+        /// Its lead score (the built-in model's, 0–100) and grade; an unscored contact
+        /// matches none.
+        lead_score: ScoreFilter,
+        /// Its behaviour cluster's name (once behaviour segments are trained).
+        cluster: StringFilter,
+        /// Scores that plugins gave it, all of which must hold.
+        plugin_scores: Vec<PluginScoreFilter>,
+        /// Opens and clicks of the email campaigns and sequences sent it.
+        engagement: EngagementFilter,
+        /// Events it did, all of which must hold.
+        events: Vec<EventCondition>,
+        /// Its orders (cancelled and refunded ones left out).
+        orders: OrdersCondition,
+        /// It has a live deal that matches.
+        deals: DealFilter,
+        /// It is (or was) enrolled in a sequence.
+        sequence: SequenceCondition,
+        /// Where its consent to email stands (its latest record per purpose), all of
+        /// which must hold.
+        consent: Vec<ConsentCondition>,
     }
 );
+
+/// Conditions on a score a built-in model stored: its value and its grade.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct ScoreFilter {
+    /// The score, 0–100.
+    pub score: Option<FloatFilter>,
+    /// The grade (`A`–`D` for lead scores).
+    pub grade: Option<StringFilter>,
+}
+
+/// A condition on the current score one plugin gave the contact.
+#[derive(InputObject, Clone, Debug)]
+pub struct PluginScoreFilter {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The score, 0–100.
+    pub score: FloatFilter,
+}
+
+/// Opens and clicks of the email sent to the contact.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct EngagementFilter {
+    /// Opened such an email.
+    pub opened: Option<MessageActivityFilter>,
+    /// Clicked a link in such an email.
+    pub clicked: Option<MessageActivityFilter>,
+}
+
+/// Which email, and how recently: a campaign, a sequence, either when both are named,
+/// any campaign or sequence when neither is.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct MessageActivityFilter {
+    pub campaign_id: Option<ID>,
+    pub sequence_id: Option<ID>,
+    /// Within the last so many days (1–3650).
+    pub within_days: Option<i32>,
+}
+
+/// Events of one type the contact did.
+#[derive(InputObject, Clone, Debug)]
+pub struct EventCondition {
+    /// The event type.
+    #[graphql(name = "type")]
+    pub event_type: String,
+    /// Within the last so many days (1–3650).
+    pub within_days: Option<i32>,
+    /// How many (at least one when not given); `{eq: 0}` means none.
+    pub count: Option<IntFilter>,
+}
+
+/// The contact's orders, cancelled and refunded ones left out.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct OrdersCondition {
+    /// How many (at least one when neither this nor `totalMinor` is given); `{eq: 0}`
+    /// means none.
+    pub count: Option<IntFilter>,
+    /// Their total, in minor units.
+    pub total_minor: Option<IntFilter>,
+    /// Placed within the last so many days (1–3650).
+    pub within_days: Option<i32>,
+    /// Only orders with this product in them.
+    pub product_id: Option<ID>,
+}
+
+/// The contact's enrollments in sequences.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct SequenceCondition {
+    /// In this sequence (any when not given).
+    pub id: Option<ID>,
+    /// With an enrollment in this state (any when not given).
+    pub status: Option<EnrollmentStatusFilter>,
+}
+
+/// Where the contact's consent to email for one purpose stands; a contact with no record
+/// for the purpose matches none (use `not` for "not granted").
+#[derive(InputObject, Clone, Debug)]
+pub struct ConsentCondition {
+    pub purpose: ConsentPurpose,
+    pub status: ConsentStatusFilter,
+}
 
 /// A condition on one custom attribute, whose value is compared as text (numbers and
 /// booleans as they are written in JSON: `5`, `true`).
@@ -488,6 +601,10 @@ entity_order!(
 mod tests {
     use super::*;
 
+    fn at() -> engine::Evaluation {
+        engine::Evaluation::new(1, chrono::Utc::now())
+    }
+
     /// Every field a GraphQL filter input has, the engine's filter reads under the same
     /// name: an input with every field present (null when not set) and every nested
     /// filter present must parse, or a field added on one side only is caught here.
@@ -507,31 +624,68 @@ mod tests {
                 key: "plan".into(),
                 value: StringFilter::default(),
             }]),
+            lead_score: Some(ScoreFilter {
+                score: Some(FloatFilter::default()),
+                grade: Some(StringFilter::default()),
+            }),
+            cluster: Some(StringFilter::default()),
+            plugin_scores: Some(vec![PluginScoreFilter {
+                plugin: "fit".into(),
+                score: FloatFilter::default(),
+            }]),
+            engagement: Some(EngagementFilter {
+                opened: Some(MessageActivityFilter::default()),
+                clicked: Some(MessageActivityFilter {
+                    campaign_id: Some(ID::from("1")),
+                    sequence_id: Some(ID::from("2")),
+                    within_days: Some(7),
+                }),
+            }),
+            events: Some(vec![EventCondition {
+                event_type: "visit".into(),
+                within_days: Some(30),
+                count: Some(IntFilter::default()),
+            }]),
+            orders: Some(OrdersCondition {
+                count: Some(IntFilter::default()),
+                total_minor: Some(IntFilter::default()),
+                within_days: Some(30),
+                product_id: Some(ID::from("3")),
+            }),
+            deals: Some(DealFilter::default()),
+            sequence: Some(SequenceCondition {
+                id: Some(ID::from("4")),
+                status: Some(EnrollmentStatusFilter::default()),
+            }),
+            consent: Some(vec![ConsentCondition {
+                purpose: ConsentPurpose::Marketing,
+                status: ConsentStatusFilter::default(),
+            }]),
             not: Some(Box::default()),
             and: Some(vec![ContactFilter::default()]),
             or: Some(vec![ContactFilter::default()]),
             ..ContactFilter::default()
         };
-        contact.condition(1).expect("contact filter");
+        contact.condition(at()).expect("contact filter");
         DealFilter {
             expected_close_date: Some(DateFilter::default()),
             status: Some(DealStatusFilter::default()),
             ..DealFilter::default()
         }
-        .condition(1)
+        .condition(at())
         .expect("deal filter");
         ActivityFilter {
             kind: Some(ActivityKindFilter::default()),
             direction: Some(DirectionFilter::default()),
             ..ActivityFilter::default()
         }
-        .condition(1)
+        .condition(at())
         .expect("activity filter");
         TaskFilter {
             status: Some(TaskStatusFilter::default()),
             ..TaskFilter::default()
         }
-        .condition(1)
+        .condition(at())
         .expect("task filter");
         InquiryFilter {
             channel: Some(InquiryChannelFilter::default()),
@@ -539,27 +693,29 @@ mod tests {
             priority: Some(PriorityFilter::default()),
             ..InquiryFilter::default()
         }
-        .condition(1)
+        .condition(at())
         .expect("inquiry filter");
         OrderFilter {
             status: Some(OrderStatusFilter::default()),
             ..OrderFilter::default()
         }
-        .condition(1)
+        .condition(at())
         .expect("order filter");
         UserFilter {
             role: Some(UserRoleFilter::default()),
             ..UserFilter::default()
         }
-        .condition(1)
+        .condition(at())
         .expect("user filter");
         ProductFilter::default()
-            .condition(1)
+            .condition(at())
             .expect("product filter");
-        EventFilter::default().condition(1).expect("event filter");
-        TeamFilter::default().condition(1).expect("team filter");
+        EventFilter::default()
+            .condition(at())
+            .expect("event filter");
+        TeamFilter::default().condition(at()).expect("team filter");
         PipelineFilter::default()
-            .condition(1)
+            .condition(at())
             .expect("pipeline filter");
     }
 
@@ -576,7 +732,7 @@ mod tests {
             }),
             ..ContactFilter::default()
         }
-        .condition(1)
+        .condition(at())
         .expect("lifecycle stages");
         InquiryFilter {
             channel: Some(InquiryChannelFilter {
@@ -585,7 +741,7 @@ mod tests {
             }),
             ..InquiryFilter::default()
         }
-        .condition(1)
+        .condition(at())
         .expect("inquiry channels");
     }
 }

@@ -3,11 +3,12 @@
 //! ([`crate::crm::filters`]), checked when it is saved and again each time the segment is
 //! used, and evaluated then, so a segment is never stale.
 
+use chrono::{DateTime, Utc};
 use rapport_schema::segment;
 use sea_orm::{ActiveModelTrait, Condition, ConnectionTrait, Set};
 
 use crate::clock;
-use crate::crm::filters::{ContactFilter, Filter};
+use crate::crm::filters::{ContactFilter, Evaluation, Filter};
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
 use crate::platform::records;
@@ -27,18 +28,19 @@ pub struct SegmentInput {
 /// Reads and compiles a filter about to be saved, so a filter that cannot run is refused
 /// before it is stored.
 fn checked(workspace_id: i64, filter: serde_json::Value) -> Result<serde_json::Value> {
-    ContactFilter::parse("filter", &filter)?.condition(workspace_id)?;
+    ContactFilter::parse("filter", &filter)?
+        .condition(Evaluation::new(workspace_id, clock::now()))?;
     Ok(filter)
 }
 
-/// The contacts `segment` holds now, as a condition on contacts.
+/// The contacts `segment` holds at `now`, as a condition on contacts.
 ///
 /// The saved filter is read as if it had just been sent: one written by an older version
 /// that no longer parses, or that lies beyond today's bounds, is a `VALIDATION` error
 /// naming the segment, never a crash of the worker that reads it.
-pub fn members(segment: &segment::Model) -> Result<Condition> {
+pub fn members(segment: &segment::Model, now: DateTime<Utc>) -> Result<Condition> {
     ContactFilter::parse("segment.filter", &segment.filter)
-        .and_then(|f| f.condition(segment.workspace_id))
+        .and_then(|f| f.condition(Evaluation::new(segment.workspace_id, now)))
         .map_err(|e| match e {
             EngineError::Validation { field, message } => EngineError::invalid(
                 field,

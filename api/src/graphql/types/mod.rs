@@ -5,12 +5,13 @@
 
 use crate::error::OrGraphql;
 use crate::graphql::connection::{Conn, ConnArgs, all_children, list, nested, page_cost};
-pub use crate::graphql::context::{load, principal};
+pub use crate::graphql::context::{as_of, load, principal};
 use crate::graphql::enums::*;
 use crate::graphql::filters::*;
 use crate::graphql::ids::to_id;
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject, Union};
 use chrono::{DateTime, NaiveDate, Utc};
+use rapport_engine::crm::filters::Evaluation;
 use rapport_engine::platform::pagination::SortDirection;
 use rapport_engine::platform::records::{Deleted, scoped};
 use rapport_engine::values::{Currency, json_strings};
@@ -44,9 +45,10 @@ macro_rules! lists {
             order_by: Option<Vec<$order>>,
         ) -> Result<Conn<$node>> {
             let ws = principal(ctx)?.workspace_id;
+            let at = Evaluation::new(ws, as_of(ctx));
             let description = format!("{filter:?}{order_by:?}");
             let select = move || -> Result<_> {
-                let condition = filter.as_ref().map(|f| f.condition(ws)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
+                let condition = filter.as_ref().map(|f| f.condition(at)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
                 Ok(scoped::<s::$module::Entity>(ws, Deleted::Exclude).filter(condition))
             };
             nested(ctx, parent, fk, select, order_of(&order_by), &args, description, $node).await
@@ -59,8 +61,8 @@ macro_rules! lists {
             filter: Option<$filter>,
             order_by: Option<Vec<$order>>,
         ) -> Result<Conn<$node>> {
-            let ws = principal(ctx)?.workspace_id;
-            let condition = filter.as_ref().map(|f| f.condition(ws)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
+            let at = Evaluation::new(principal(ctx)?.workspace_id, as_of(ctx));
+            let condition = filter.as_ref().map(|f| f.condition(at)).transpose().gql()?.unwrap_or_else(sea_orm::Condition::all);
             $list_where_fn(ctx, args, condition, order_by).await
         }
 

@@ -1,177 +1,14 @@
-//! One filter per kind of record: its columns, and for contacts their tags, custom
-//! attributes and company.
+//! One filter per kind of record other than contacts: its columns.
 
 use rapport_schema as s;
-use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition};
 use serde::Deserialize;
 
 use super::scalars::*;
-use super::{Filter, MAX_DEPTH, too_deep};
+use super::{Evaluation, Filter, MAX_DEPTH, too_deep};
 use crate::error::Result;
 use crate::values;
-
-macro_rules! record_filter {
-    (
-        $(#[$doc:meta])* $name:ident, $module:ident {
-            $($field:ident : $ty:ty => $col:ident),* $(,)?
-        }
-        $(, extra { $($(#[$xdoc:meta])* $xfield:ident : $xty:ty),* $(,)? } => $xfn:ident)?
-    ) => {
-        $(#[$doc])*
-        #[derive(Deserialize, Clone, Debug, Default)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        pub struct $name {
-            $(
-                #[allow(missing_docs)]
-                pub $field: Option<$ty>,
-            )*
-            $($(
-                $(#[$xdoc])*
-                pub $xfield: Option<$xty>,
-            )*)?
-            /// Every one of these filters matches.
-            pub and: Option<Vec<$name>>,
-            /// At least one of these filters matches.
-            pub or: Option<Vec<$name>>,
-            /// This filter does not match.
-            pub not: Option<Box<$name>>,
-        }
-
-        impl Filter for $name {
-            fn condition(&self, workspace_id: i64) -> Result<Condition> {
-                self.condition_at(workspace_id, 0)
-            }
-        }
-
-        impl $name {
-            /// The condition of this node, `depth` levels down the tree.
-            fn condition_at(&self, ws: i64, depth: usize) -> Result<Condition> {
-                if depth > MAX_DEPTH {
-                    return Err(too_deep());
-                }
-                let mut all = Condition::all();
-                $(
-                    if let Some(f) = &self.$field {
-                        all = all.add(f.condition(Expr::col(s::$module::Column::$col.as_column_ref())));
-                    }
-                )*
-                $( all = all.add($xfn(self, ws, depth)?); )?
-                for f in self.and.iter().flatten() {
-                    all = all.add(f.condition_at(ws, depth + 1)?);
-                }
-                if let Some(list) = &self.or {
-                    let mut any = Condition::any();
-                    for f in list {
-                        any = any.add(f.condition_at(ws, depth + 1)?);
-                    }
-                    all = all.add(any);
-                }
-                if let Some(f) = &self.not {
-                    all = all.add(f.condition_at(ws, depth + 1)?.not());
-                }
-                Ok(all)
-            }
-        }
-    };
-}
-
-record_filter!(
-    /// Which contacts: a list, a segment, a campaign's audience.
-    ContactFilter, contact {
-        id: IdFilter => Id,
-        first_name: StringFilter => FirstName,
-        last_name: StringFilter => LastName,
-        email: StringFilter => Email,
-        phone: StringFilter => PhoneNormalized,
-        company_id: IdFilter => CompanyId,
-        owner_id: IdFilter => OwnerId,
-        lifecycle_stage: EnumFilter<values::LifecycleStage> => LifecycleStage,
-        source: StringFilter => Source,
-        timezone: StringFilter => Timezone,
-        created_at: DateTimeFilter => CreatedAt,
-        updated_at: DateTimeFilter => UpdatedAt,
-    },
-    extra {
-        /// Conditions on its tags.
-        tags: TagsFilter,
-        /// Conditions on its company.
-        company: CompanyFilter,
-        /// Conditions on custom attributes, all of which must hold.
-        attributes: Vec<AttributeFilter>,
-    } => contact_extras
-);
-
-/// A condition on one custom attribute, whose value is compared as text (numbers and
-/// booleans as they are written in JSON: `5`, `true`).
-#[derive(Deserialize, Clone, Debug)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AttributeFilter {
-    /// The attribute's name.
-    pub key: AttributeKey,
-    /// The condition on its value; a missing attribute is null.
-    pub value: StringFilter,
-}
-
-impl AttributeFilter {
-    fn condition(&self) -> Condition {
-        // `->>` reads a JSON member as SQL on both databases (SQLite 3.38+, PostgreSQL
-        // jsonb); the cast makes SQLite's numbers text like PostgreSQL's.
-        let member = Expr::col(s::contact::Column::Attributes.as_column_ref())
-            .binary(BinOper::Custom("->>"), Expr::val(self.key.as_str()));
-        self.value.condition(member.cast_as("TEXT"))
-    }
-}
-
-impl TagsFilter {
-    fn condition(&self) -> Condition {
-        use s::contact_tag::Column as T;
-        let with_tags = |tags: Vec<String>| {
-            Query::select()
-                .column(T::ContactId)
-                .from(s::contact_tag::Entity)
-                .and_where(T::Tag.is_in(tags))
-                .to_owned()
-        };
-        let id = s::contact::Column::Id;
-        let mut c = Condition::all();
-        if let Some(t) = &self.has {
-            c = c.add(id.in_subquery(with_tags(vec![t.clone()])));
-        }
-        if let Some(ts) = &self.has_any {
-            c = c.add(id.in_subquery(with_tags(ts.clone())));
-        }
-        for t in self.has_all.iter().flatten() {
-            c = c.add(id.in_subquery(with_tags(vec![t.clone()])));
-        }
-        if let Some(ts) = &self.has_none {
-            c = c.add(id.not_in_subquery(with_tags(ts.clone())));
-        }
-        c
-    }
-}
-
-fn contact_extras(f: &ContactFilter, ws: i64, depth: usize) -> Result<Condition> {
-    let mut c = Condition::all();
-    for a in f.attributes.iter().flatten() {
-        c = c.add(a.condition());
-    }
-    if let Some(t) = &f.tags {
-        c = c.add(t.condition());
-    }
-    if let Some(company) = &f.company {
-        // The companies of this workspace only: company ids are not secret, and a
-        // contact's company id must not let a filter read another workspace's companies.
-        let ids = Query::select()
-            .column(s::company::Column::Id)
-            .from(s::company::Entity)
-            .and_where(s::company::Column::WorkspaceId.eq(ws))
-            .cond_where(company.condition_at(ws, depth + 1)?)
-            .to_owned();
-        c = c.add(s::contact::Column::CompanyId.in_subquery(ids));
-    }
-    Ok(c)
-}
 
 record_filter!(
     /// Which companies.
@@ -323,6 +160,7 @@ record_filter!(
 
 #[cfg(test)]
 mod tests {
+    use super::super::ContactFilter;
     use super::*;
     use crate::EngineError;
     use crate::input_limits::Bounds;
@@ -374,7 +212,17 @@ mod tests {
                 .prop_map(|t| json!({"attributes": [{"key": "plan", "value": {"eq": t}}]})),
             text.clone()
                 .prop_map(|t| json!({"attributes": [{"key": t, "value": {"isNull": true}}]})),
-            text.prop_map(|t| json!({"company": {"name": {"contains": t}}})),
+            text.clone()
+                .prop_map(|t| json!({"company": {"name": {"contains": t}}})),
+            text.clone()
+                .prop_map(|t| json!({"orders": {"withinDays": t, "count": {"eq": 0}}})),
+            text.clone()
+                .prop_map(|t| json!({"events": [{"type": t, "count": {"lt": 2}}]})),
+            text.clone().prop_map(|t| json!({
+                "leadScore": {"grade": {"eq": t}},
+                "engagement": {"opened": {"campaignId": t}}
+            })),
+            text.prop_map(|t| json!({"consent": [{"purpose": t, "status": {"eq": "GRANTED"}}]})),
         ];
         prop_oneof![column, extras].prop_recursive(24, 256, 4, |inner| {
             prop_oneof![
@@ -392,7 +240,7 @@ mod tests {
         #[test]
         fn any_filter_becomes_sql_or_a_validation_error(v in filter_json()) {
             let within = Bounds::FILTER.check("filter", &v).is_ok();
-            match ContactFilter::parse("filter", &v).and_then(|f| f.condition(1)) {
+            match ContactFilter::parse("filter", &v).and_then(|f| f.condition(Evaluation::new(1, chrono::Utc::now()))) {
                 Ok(_) => prop_assert!(within),
                 Err(EngineError::Validation { .. }) => {}
                 Err(e) => prop_assert!(false, "not a validation error: {e:?}"),
@@ -458,7 +306,7 @@ mod tests {
             };
         }
         assert!(matches!(
-            f.condition(1),
+            f.condition(Evaluation::new(1, chrono::Utc::now())),
             Err(EngineError::Validation { .. })
         ));
     }

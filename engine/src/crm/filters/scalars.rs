@@ -65,6 +65,22 @@ impl<T: Clone + Into<Value>> OrderedFilter<T> {
     }
 }
 
+impl<T: PartialOrd> OrderedFilter<T> {
+    /// Whether a (non-null) value meets every operator, as the SQL condition would judge
+    /// it: for aggregates, where "no rows" is the value zero and has no row to test.
+    pub fn matches(&self, v: &T) -> bool {
+        self.eq.as_ref().is_none_or(|x| v == x)
+            && self.ne.as_ref().is_none_or(|x| v != x)
+            && self.in_list.as_ref().is_none_or(|l| l.contains(v))
+            && self.not_in.as_ref().is_none_or(|l| !l.contains(v))
+            && self.gt.as_ref().is_none_or(|x| v > x)
+            && self.gte.as_ref().is_none_or(|x| v >= x)
+            && self.lt.as_ref().is_none_or(|x| v < x)
+            && self.lte.as_ref().is_none_or(|x| v <= x)
+            && self.is_null != Some(true)
+    }
+}
+
 /// The comparison operators of one condition, already in column values.
 struct Ops<T> {
     eq: Option<T>,

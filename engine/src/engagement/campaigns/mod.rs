@@ -374,7 +374,7 @@ async fn audience_condition(
     segment_id: i64,
 ) -> Result<Condition> {
     let seg = records::get::<segment::Entity>(db, workspace_id, segment_id).await?;
-    audiences::members(&seg)
+    audiences::members(&seg, crate::clock::now())
 }
 
 /// Schedules a draft to start at `at` (now when `None` or past): checks that it can be

@@ -348,7 +348,7 @@ async fn segment_members(
         );
         return Ok(());
     };
-    let condition = crate::engagement::audiences::members(&seg)?;
+    let condition = crate::engagement::audiences::members(&seg, now)?;
     let members: Vec<i64> = records::scoped::<contact::Entity>(ws, Deleted::Exclude)
         .select_only()
         .column(contact::Column::Id)
