@@ -200,8 +200,10 @@ async fn templates_are_checked_on_save(app: TestApp) {
 async fn segments_see_events_orders_and_consent(app: TestApp) {
     let key = app.workspace("Behaviour").await;
     let days_ago = |d: i64| (chrono::Utc::now() - chrono::Duration::days(d)).to_rfc3339();
-    // (visits this week, an order placed so many days ago and its status, consent)
-    let facts: [(usize, Option<(i64, &str)>, &[&str]); 6] = [
+    // Visits this week, an order placed so many days ago with its status, and the consent
+    // records in the order they were given.
+    type Facts = (usize, Option<(i64, &'static str)>, &'static [&'static str]);
+    let facts: [Facts; 6] = [
         (2, None, &["GRANTED"]),
         (1, Some((10, "PAID")), &["GRANTED", "WITHDRAWN"]),
         (0, Some((40, "PAID")), &["GRANTED"]),
