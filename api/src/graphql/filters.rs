@@ -24,12 +24,32 @@ pub fn to_engine<F: InputType, E: Filter>(filter: &F) -> Result<E> {
     E::parse("filter", &to_json(filter)?)
 }
 
-/// The JSON form of a filter input, as a segment saves it.
+/// The JSON form of a filter input, as a segment saves it: the fields a client set, no
+/// more (GraphQL writes every unset field as null, which would count against the filter's
+/// size bounds and fill saved segments).
 pub fn to_json<F: InputType>(filter: &F) -> Result<serde_json::Value> {
-    filter
+    let mut json = filter
         .to_value()
         .into_json()
-        .map_err(|_| EngineError::invalid("filter", "is not a valid filter"))
+        .map_err(|_| EngineError::invalid("filter", "is not a valid filter"))?;
+    drop_nulls(&mut json);
+    Ok(json)
+}
+
+/// Removes null members of objects, throughout (with a stack of its own: the value came
+/// from a document whose nesting is bounded, but this need not rely on it).
+fn drop_nulls(json: &mut serde_json::Value) {
+    let mut stack = vec![json];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(members) => {
+                members.retain(|_, m| !m.is_null());
+                stack.extend(members.values_mut());
+            }
+            serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
 }
 
 macro_rules! ordered_filter {
@@ -213,44 +233,46 @@ macro_rules! entity_filter {
     };
 }
 
+// Fields are boxed: async-graphql's parser keeps a node's fields on the stack while it
+// reads the nodes below (see the engine's `ContactFilter`).
 entity_filter!(
     /// Which contacts to list.
     ContactFilter {
-        id: IdFilter,
-        first_name: StringFilter,
-        last_name: StringFilter,
-        email: StringFilter,
-        phone: StringFilter,
-        company_id: IdFilter,
-        owner_id: IdFilter,
-        lifecycle_stage: LifecycleStageFilter,
-        source: StringFilter,
-        timezone: StringFilter,
-        created_at: DateTimeFilter,
-        updated_at: DateTimeFilter,
+        id: Box<IdFilter>,
+        first_name: Box<StringFilter>,
+        last_name: Box<StringFilter>,
+        email: Box<StringFilter>,
+        phone: Box<StringFilter>,
+        company_id: Box<IdFilter>,
+        owner_id: Box<IdFilter>,
+        lifecycle_stage: Box<LifecycleStageFilter>,
+        source: Box<StringFilter>,
+        timezone: Box<StringFilter>,
+        created_at: Box<DateTimeFilter>,
+        updated_at: Box<DateTimeFilter>,
         /// Conditions on its tags.
-        tags: TagsFilter,
+        tags: Box<TagsFilter>,
         /// Conditions on its company.
-        company: CompanyFilter,
+        company: Box<CompanyFilter>,
         /// Conditions on custom attributes, all of which must hold.
         attributes: Vec<AttributeFilter>,
         /// Its lead score (the built-in model's, 0–100) and grade; an unscored contact
         /// matches none.
-        lead_score: ScoreFilter,
+        lead_score: Box<ScoreFilter>,
         /// Its behaviour cluster's name (once behaviour segments are trained).
-        cluster: StringFilter,
+        cluster: Box<StringFilter>,
         /// Scores that plugins gave it, all of which must hold.
         plugin_scores: Vec<PluginScoreFilter>,
         /// Opens and clicks of the email campaigns and sequences sent it.
-        engagement: EngagementFilter,
+        engagement: Box<EngagementFilter>,
         /// Events it did, all of which must hold.
         events: Vec<EventCondition>,
         /// Its orders (cancelled and refunded ones left out).
-        orders: OrdersCondition,
+        orders: Box<OrdersCondition>,
         /// It has a live deal that matches.
-        deals: DealFilter,
+        deals: Box<DealFilter>,
         /// It is (or was) enrolled in a sequence.
-        sequence: SequenceCondition,
+        sequence: Box<SequenceCondition>,
         /// Where its consent to email stands (its latest record per purpose), all of
         /// which must hold.
         consent: Vec<ConsentCondition>,
@@ -611,52 +633,67 @@ mod tests {
     #[test]
     fn every_graphql_filter_field_is_one_the_engine_reads() {
         let contact = ContactFilter {
-            id: Some(IdFilter::default()),
-            email: Some(StringFilter::default()),
-            lifecycle_stage: Some(LifecycleStageFilter::default()),
-            created_at: Some(DateTimeFilter::default()),
-            tags: Some(TagsFilter::default()),
-            company: Some(CompanyFilter {
-                size: Some(IntFilter::default()),
-                ..CompanyFilter::default()
-            }),
+            id: Some(IdFilter::default().into()),
+            email: Some(StringFilter::default().into()),
+            lifecycle_stage: Some(LifecycleStageFilter::default().into()),
+            created_at: Some(DateTimeFilter::default().into()),
+            tags: Some(TagsFilter::default().into()),
+            company: Some(
+                CompanyFilter {
+                    size: Some(IntFilter::default()),
+                    ..CompanyFilter::default()
+                }
+                .into(),
+            ),
             attributes: Some(vec![AttributeFilter {
                 key: "plan".into(),
                 value: StringFilter::default(),
             }]),
-            lead_score: Some(ScoreFilter {
-                score: Some(FloatFilter::default()),
-                grade: Some(StringFilter::default()),
-            }),
-            cluster: Some(StringFilter::default()),
+            lead_score: Some(
+                ScoreFilter {
+                    score: Some(FloatFilter::default()),
+                    grade: Some(StringFilter::default()),
+                }
+                .into(),
+            ),
+            cluster: Some(StringFilter::default().into()),
             plugin_scores: Some(vec![PluginScoreFilter {
                 plugin: "fit".into(),
                 score: FloatFilter::default(),
             }]),
-            engagement: Some(EngagementFilter {
-                opened: Some(MessageActivityFilter::default()),
-                clicked: Some(MessageActivityFilter {
-                    campaign_id: Some(ID::from("1")),
-                    sequence_id: Some(ID::from("2")),
-                    within_days: Some(7),
-                }),
-            }),
+            engagement: Some(
+                EngagementFilter {
+                    opened: Some(MessageActivityFilter::default()),
+                    clicked: Some(MessageActivityFilter {
+                        campaign_id: Some(ID::from("1")),
+                        sequence_id: Some(ID::from("2")),
+                        within_days: Some(7),
+                    }),
+                }
+                .into(),
+            ),
             events: Some(vec![EventCondition {
                 event_type: "visit".into(),
                 within_days: Some(30),
                 count: Some(IntFilter::default()),
             }]),
-            orders: Some(OrdersCondition {
-                count: Some(IntFilter::default()),
-                total_minor: Some(IntFilter::default()),
-                within_days: Some(30),
-                product_id: Some(ID::from("3")),
-            }),
-            deals: Some(DealFilter::default()),
-            sequence: Some(SequenceCondition {
-                id: Some(ID::from("4")),
-                status: Some(EnrollmentStatusFilter::default()),
-            }),
+            orders: Some(
+                OrdersCondition {
+                    count: Some(IntFilter::default()),
+                    total_minor: Some(IntFilter::default()),
+                    within_days: Some(30),
+                    product_id: Some(ID::from("3")),
+                }
+                .into(),
+            ),
+            deals: Some(DealFilter::default().into()),
+            sequence: Some(
+                SequenceCondition {
+                    id: Some(ID::from("4")),
+                    status: Some(EnrollmentStatusFilter::default()),
+                }
+                .into(),
+            ),
             consent: Some(vec![ConsentCondition {
                 purpose: ConsentPurpose::Marketing,
                 status: ConsentStatusFilter::default(),
@@ -721,15 +758,46 @@ mod tests {
 
     /// Every value of every enum the GraphQL filters take reads in the engine.
     #[test]
+    fn unset_fields_are_not_saved_and_do_not_count_against_the_bounds() {
+        let wide = ContactFilter {
+            or: Some(
+                (0..400)
+                    .map(|i| ContactFilter {
+                        email: Some(
+                            StringFilter {
+                                eq: Some(format!("p{i}@example.com")),
+                                ..StringFilter::default()
+                            }
+                            .into(),
+                        ),
+                        ..ContactFilter::default()
+                    })
+                    .collect(),
+            ),
+            ..ContactFilter::default()
+        };
+        let json = to_json(&wide).expect("json");
+        assert_eq!(
+            json["or"][0],
+            serde_json::json!({"email": {"eq": "p0@example.com"}})
+        );
+        wide.condition(at())
+            .expect("400 alternatives are within the bounds");
+    }
+
+    #[test]
     fn every_graphql_enum_value_reads_in_the_engine() {
         fn all<E: async_graphql::EnumType>() -> Vec<E> {
             E::items().iter().map(|i| i.value).collect()
         }
         ContactFilter {
-            lifecycle_stage: Some(LifecycleStageFilter {
-                in_list: Some(all()),
-                ..Default::default()
-            }),
+            lifecycle_stage: Some(
+                LifecycleStageFilter {
+                    in_list: Some(all()),
+                    ..Default::default()
+                }
+                .into(),
+            ),
             ..ContactFilter::default()
         }
         .condition(at())

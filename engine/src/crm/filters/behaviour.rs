@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use rapport_schema as s;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, EntityName, IdenStatic};
 use serde::Deserialize;
 
@@ -69,12 +69,12 @@ pub struct MessageActivity {
 #[derive(Deserialize, Clone, Debug)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventCondition {
-    /// The event type (`page_viewed`, `form_submitted`, …).
+    /// The event type (`page_view`, `form_submitted`, …).
     #[serde(rename = "type")]
     pub event_type: String,
     /// Within the last so many days.
     pub within_days: Option<Days>,
-    /// How many (at least one when not given); `{eq: 0}` means none.
+    /// How many (at least one when not given or empty); `{eq: 0}` means none.
     pub count: Option<IntFilter>,
 }
 
@@ -82,8 +82,8 @@ pub struct EventCondition {
 #[derive(Deserialize, Clone, Debug)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrdersCondition {
-    /// How many (at least one when neither this nor `totalMinor` is given); `{eq: 0}`
-    /// means none.
+    /// How many (at least one when neither this nor `totalMinor` is given, or both are
+    /// empty); `{eq: 0}` means none.
     pub count: Option<IntFilter>,
     /// Their total, in minor units of their currency.
     pub total_minor: Option<IntFilter>,
@@ -301,11 +301,21 @@ fn engaged(at: Evaluation, a: &MessageActivity, what: Engaged) -> Condition {
 }
 
 /// Contacts whose rows in `q` (grouped by contact) meet `having`; when a contact with no
-/// rows at all meets it too (`zero_matches`), the complement of those that fail it.
-fn aggregate(mut q: SelectStatement, having: Condition, zero_matches: bool) -> Condition {
+/// rows at all meets it too (`zero_matches`), those with no row that fails it.
+///
+/// The second form is a correlated `NOT EXISTS` on the row table's contact index, not
+/// `NOT IN`: PostgreSQL runs `NOT IN (subquery)` as a re-scan per contact once the
+/// subquery's rows outgrow its memory, and `NOT IN` over a null matches nothing.
+fn aggregate<C: ColumnTrait>(
+    mut q: SelectStatement,
+    contact: C,
+    having: Condition,
+    zero_matches: bool,
+) -> Condition {
     if zero_matches {
+        q.and_where(col(contact).equals(s::contact::Column::Id.as_column_ref()));
         q.cond_having(having.not());
-        Condition::all().add(s::contact::Column::Id.not_in_subquery(q))
+        Condition::all().add(Expr::exists(q).not())
     } else {
         q.cond_having(having);
         contact_in(q)
@@ -326,9 +336,11 @@ fn events(at: Evaluation, e: &EventCondition) -> Condition {
         q.and_where(col(E::OccurredAt).gte(d.before(at.now)));
     }
     let count = Expr::from(Func::count(col(E::Id)));
-    match &e.count {
-        Some(f) => aggregate(q, f.condition(count), f.matches(&0)),
-        None => aggregate(q, Condition::all().add(count.gte(1)), false),
+    // An empty `count: {}` is "at least one", as a missing one is, never "any count,
+    // none included", which would match every contact.
+    match e.count.as_ref().filter(|f| !f.is_empty()) {
+        Some(f) => aggregate(q, E::ContactId, f.condition(count), f.matches(&0)),
+        None => aggregate(q, E::ContactId, Condition::all().add(count.gte(1)), false),
     }
 }
 
@@ -361,23 +373,24 @@ fn orders(at: Evaluation, o: &OrdersCondition) -> Condition {
     let total = Expr::from(Func::sum(col(O::TotalMinor)));
     let mut having = Condition::all();
     let mut zero = true;
-    match (&o.count, &o.total_minor) {
+    let given = |f: &Option<IntFilter>| f.clone().filter(|f| !f.is_empty());
+    match (given(&o.count), given(&o.total_minor)) {
         (None, None) => {
             having = having.add(count.gte(1));
             zero = false;
         }
         (count_filter, total_filter) => {
-            if let Some(f) = count_filter {
+            if let Some(f) = &count_filter {
                 having = having.add(f.condition(count));
                 zero &= f.matches(&0);
             }
-            if let Some(f) = total_filter {
+            if let Some(f) = &total_filter {
                 having = having.add(f.condition(total));
                 zero &= f.matches(&0);
             }
         }
     }
-    aggregate(q, having, zero)
+    aggregate(q, O::ContactId, having, zero)
 }
 
 fn sequence(at: Evaluation, f: &SequenceCondition) -> Condition {
@@ -397,22 +410,28 @@ fn sequence(at: Evaluation, f: &SequenceCondition) -> Condition {
 
 fn consent_now(at: Evaluation, f: &ConsentCondition) -> Condition {
     use s::consent_event::Column as E;
-    let purpose = f.purpose.0.as_str();
-    // The latest record per contact for this channel and purpose: the highest id, as the
-    // consent room appends and never updates.
-    let latest = Query::select()
-        .expr(Func::max(col(E::Id)))
-        .from(s::consent_event::Entity)
-        .and_where(col(E::WorkspaceId).eq(at.workspace_id))
-        .and_where(col(E::Channel).eq("email"))
-        .and_where(col(E::Purpose).eq(purpose))
-        .group_by_col(E::ContactId)
+    // The latest record per contact for this channel and purpose is the one with no
+    // later record (the consent room appends and never updates): an anti-join on the
+    // (contact, channel, purpose, id) index, which PostgreSQL plans well, where
+    // `id IN (SELECT MAX(id) … GROUP BY contact)` misled its estimates into a
+    // row-by-row scan.
+    let newer = Alias::new("newer");
+    let later = Query::select()
+        .expr(Expr::val(1))
+        .from_as(s::consent_event::Entity, newer.clone())
+        .and_where(Expr::col((newer.clone(), E::ContactId)).equals(E::ContactId.as_column_ref()))
+        .and_where(Expr::col((newer.clone(), E::Channel)).equals(E::Channel.as_column_ref()))
+        .and_where(Expr::col((newer.clone(), E::Purpose)).equals(E::Purpose.as_column_ref()))
+        .and_where(Expr::col((newer, E::Id)).gt(col(E::Id)))
         .to_owned();
     let q = Query::select()
         .column(E::ContactId)
         .from(s::consent_event::Entity)
-        .and_where(E::Id.in_subquery(latest))
+        .and_where(col(E::WorkspaceId).eq(at.workspace_id))
+        .and_where(col(E::Channel).eq("email"))
+        .and_where(col(E::Purpose).eq(f.purpose.0.as_str()))
         .cond_where(f.status.condition(col(E::Status)))
+        .and_where(Expr::exists(later).not())
         .to_owned();
     contact_in(q)
 }

@@ -10,48 +10,51 @@ use super::behaviour::{self, *};
 use super::records::{CompanyFilter, DealFilter};
 use super::scalars::*;
 use super::{Evaluation, Filter, MAX_DEPTH, too_deep};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::values;
 
+// Fields are boxed: a parser (serde here, async-graphql's for the API's input) keeps a
+// node's fields on the stack while it reads the nodes below, so a node's size times the
+// depth the bounds allow must fit a worker thread's stack with room to spare.
 record_filter!(
     /// Which contacts: a list, a segment, a campaign's audience.
     ContactFilter, contact {
-        id: IdFilter => Id,
-        first_name: StringFilter => FirstName,
-        last_name: StringFilter => LastName,
-        email: StringFilter => Email,
-        phone: StringFilter => PhoneNormalized,
-        company_id: IdFilter => CompanyId,
-        owner_id: IdFilter => OwnerId,
-        lifecycle_stage: EnumFilter<values::LifecycleStage> => LifecycleStage,
-        source: StringFilter => Source,
-        timezone: StringFilter => Timezone,
-        created_at: DateTimeFilter => CreatedAt,
-        updated_at: DateTimeFilter => UpdatedAt,
+        id: Box<IdFilter> => Id,
+        first_name: Box<StringFilter> => FirstName,
+        last_name: Box<StringFilter> => LastName,
+        email: Box<StringFilter> => Email,
+        phone: Box<StringFilter> => PhoneNormalized,
+        company_id: Box<IdFilter> => CompanyId,
+        owner_id: Box<IdFilter> => OwnerId,
+        lifecycle_stage: Box<EnumFilter<values::LifecycleStage>> => LifecycleStage,
+        source: Box<StringFilter> => Source,
+        timezone: Box<StringFilter> => Timezone,
+        created_at: Box<DateTimeFilter> => CreatedAt,
+        updated_at: Box<DateTimeFilter> => UpdatedAt,
     },
     extra {
         /// Conditions on its tags.
-        tags: TagsFilter,
+        tags: Box<TagsFilter>,
         /// Conditions on its company.
-        company: CompanyFilter,
+        company: Box<CompanyFilter>,
         /// Conditions on custom attributes, all of which must hold.
         attributes: Vec<AttributeFilter>,
         /// Its lead score (the built-in model's, 0–100) and grade.
-        lead_score: ScoreFilter,
+        lead_score: Box<ScoreFilter>,
         /// Its behaviour cluster's name (once behaviour segments are trained).
-        cluster: StringFilter,
+        cluster: Box<StringFilter>,
         /// Scores that plugins gave it, all of which must hold.
         plugin_scores: Vec<PluginScoreFilter>,
         /// Opens and clicks of the email campaigns and sequences sent it.
-        engagement: EngagementFilter,
+        engagement: Box<EngagementFilter>,
         /// Events it did, all of which must hold.
         events: Vec<EventCondition>,
         /// Its orders.
-        orders: OrdersCondition,
+        orders: Box<OrdersCondition>,
         /// It has a deal that matches.
-        deals: DealFilter,
+        deals: Box<DealFilter>,
         /// It is (or was) enrolled in a sequence.
-        sequence: SequenceCondition,
+        sequence: Box<SequenceCondition>,
         /// Where its consent to email stands, all of which must hold.
         consent: Vec<ConsentCondition>,
     } => contact_extras
@@ -79,12 +82,13 @@ impl AttributeFilter {
 }
 
 impl TagsFilter {
-    fn condition(&self) -> Condition {
+    fn condition(&self, ws: i64) -> Condition {
         use s::contact_tag::Column as T;
         let with_tags = |tags: Vec<String>| {
             Query::select()
                 .column(T::ContactId)
                 .from(s::contact_tag::Entity)
+                .and_where(T::WorkspaceId.eq(ws))
                 .and_where(T::Tag.is_in(tags))
                 .to_owned()
         };
@@ -106,14 +110,78 @@ impl TagsFilter {
     }
 }
 
+/// Reads of other tables one contact filter may ask for in all (an aggregate over events
+/// or orders, say): their number, not the size of the tree, is what a filter costs the
+/// database. [`ContactFilter::cost`] reports it, so a request's cost can include it.
+pub const MAX_SUBQUERIES: usize = 40;
+
+impl ContactFilter {
+    /// How many times the whole filter reads other tables (see [`MAX_SUBQUERIES`]).
+    pub fn cost(&self) -> usize {
+        self.subqueries(0)
+    }
+
+    /// The subqueries this node and those below it ask for.
+    fn subqueries(&self, depth: usize) -> usize {
+        if depth > MAX_DEPTH {
+            return 0;
+        }
+        let some = |b: bool| usize::from(b);
+        // Conditions that read other tables count once per table they read; custom
+        // attributes read no table but a JSON member of every row, and count once each.
+        let own = self.tags.as_ref().map_or(0, |t| {
+            some(t.has.is_some())
+                + some(t.has_any.is_some())
+                + t.has_all.as_ref().map_or(0, Vec::len)
+                + some(t.has_none.is_some())
+        }) + some(self.company.is_some())
+            + self.attributes.as_ref().map_or(0, Vec::len)
+            + some(self.lead_score.is_some())
+            + some(self.cluster.is_some())
+            + 2 * self.plugin_scores.as_ref().map_or(0, Vec::len)
+            + self.engagement.as_ref().map_or(0, |e| {
+                2 * (some(e.opened.is_some()) + some(e.clicked.is_some()))
+            })
+            + self.events.as_ref().map_or(0, Vec::len)
+            + self
+                .orders
+                .as_ref()
+                .map_or(0, |o| 1 + some(o.product_id.is_some()))
+            + some(self.deals.is_some())
+            + some(self.sequence.is_some())
+            + 2 * self.consent.as_ref().map_or(0, Vec::len);
+        let below: usize = self
+            .and
+            .iter()
+            .chain(self.or.iter())
+            .flatten()
+            .chain(self.not.as_deref())
+            .map(|f| f.subqueries(depth + 1))
+            .sum();
+        own + below
+    }
+}
+
 fn contact_extras(f: &ContactFilter, at: Evaluation, depth: usize) -> Result<Condition> {
     let ws = at.workspace_id;
+    if depth == 0 {
+        let n = f.subqueries(0);
+        if n > MAX_SUBQUERIES {
+            return Err(EngineError::invalid(
+                "filter",
+                format!(
+                    "reads other records {n} times (tags, company, scores, events, orders, …); \
+                     at most {MAX_SUBQUERIES}"
+                ),
+            ));
+        }
+    }
     let mut c = Condition::all();
     for a in f.attributes.iter().flatten() {
         c = c.add(a.condition());
     }
     if let Some(t) = &f.tags {
-        c = c.add(t.condition());
+        c = c.add(t.condition(ws));
     }
     if let Some(company) = &f.company {
         // The companies of this workspace only: company ids are not secret, and a
@@ -122,6 +190,7 @@ fn contact_extras(f: &ContactFilter, at: Evaluation, depth: usize) -> Result<Con
             .column(s::company::Column::Id)
             .from(s::company::Entity)
             .and_where(s::company::Column::WorkspaceId.eq(ws))
+            .and_where(s::company::Column::DeletedAt.is_null())
             .cond_where(company.condition_at(at, depth + 1)?)
             .to_owned();
         c = c.add(s::contact::Column::CompanyId.in_subquery(ids));

@@ -297,6 +297,24 @@ mod tests {
     }
 
     #[test]
+    fn a_filter_may_read_other_records_a_bounded_number_of_times() {
+        let events = |n: usize| json!({"events": (0..n).map(|i| json!({"type": format!("e{i}")})).collect::<Vec<_>>()});
+        let at = Evaluation::new(1, chrono::Utc::now());
+        let within =
+            ContactFilter::parse("filter", &events(super::super::MAX_SUBQUERIES)).expect("parse");
+        assert!(within.condition(at).is_ok());
+        // Spread over `or` branches, they still add up.
+        let spread = json!({"or": [events(30), events(30)]});
+        let over = ContactFilter::parse("filter", &spread).expect("parse");
+        match over.condition(at) {
+            Err(EngineError::Validation { message, .. }) => {
+                assert!(message.contains("at most"), "{message}")
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_tree_built_in_code_deeper_than_the_bounds_is_refused_while_compiling() {
         let mut f = ContactFilter::default();
         for _ in 0..(MAX_DEPTH + 2) {

@@ -65,6 +65,21 @@ impl<T: Clone + Into<Value>> OrderedFilter<T> {
     }
 }
 
+impl<T> OrderedFilter<T> {
+    /// No operator given: `{}`.
+    pub fn is_empty(&self) -> bool {
+        self.eq.is_none()
+            && self.ne.is_none()
+            && self.in_list.is_none()
+            && self.not_in.is_none()
+            && self.gt.is_none()
+            && self.gte.is_none()
+            && self.lt.is_none()
+            && self.lte.is_none()
+            && self.is_null.is_none()
+    }
+}
+
 impl<T: PartialOrd> OrderedFilter<T> {
     /// Whether a (non-null) value meets every operator, as the SQL condition would judge
     /// it: for aggregates, where "no rows" is the value zero and has no row to test.
@@ -200,13 +215,13 @@ impl StringFilter {
         if let Some(x) = &self.contains {
             c = c.add(ilike(
                 target.clone(),
-                format!("%{}%", escape_like(&x.to_lowercase())),
+                format!("%{}%", escape_like(&x.to_ascii_lowercase())),
             ));
         }
         if let Some(x) = &self.starts_with {
             c = c.add(ilike(
                 target,
-                format!("{}%", escape_like(&x.to_lowercase())),
+                format!("{}%", escape_like(&x.to_ascii_lowercase())),
             ));
         }
         c
