@@ -158,6 +158,19 @@ async fn query_cost_counts_pages_and_aliases(app: TestApp) {
         .collect();
     let (code, message) = app.err(&read, &format!("{{ {dups} }}"), json!({})).await;
     assert_eq!(code, "VALIDATION", "{message}");
+    // A filter's reads of other tables are priced too: 40 aliases of a count whose
+    // filter reads events 40 times each ask the database for 1,600 aggregates.
+    let events: String = (0..40)
+        .map(|i| format!("{{type: \"e{i}\", count: {{gte: 2}}}}, "))
+        .collect();
+    let heavy: String = (0..40)
+        .map(|i| {
+            format!("h{i}: contacts(first: 1, filter: {{events: [{events}]}}) {{ totalCount }} ")
+        })
+        .collect();
+    let (code, message) = app.err(&read, &format!("{{ {heavy} }}"), json!({})).await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("complex"), "{message}");
     // What a real screen asks still passes.
     app.ok(
         &read,

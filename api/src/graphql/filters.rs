@@ -36,6 +36,22 @@ pub fn to_json<F: InputType>(filter: &F) -> Result<serde_json::Value> {
     Ok(json)
 }
 
+/// What a contact filter adds to a request's cost: [`FILTER_READ_COST`] for each time it
+/// reads another table (tags, company, scores, events, orders, …), so a request cannot
+/// hide many expensive filters behind cheap pages. A filter that does not parse costs
+/// nothing here; its resolver refuses it.
+pub fn contact_filter_cost(filter: &Option<ContactFilter>) -> usize {
+    filter
+        .as_ref()
+        .and_then(|f| to_engine::<_, engine::ContactFilter>(f).ok())
+        .map_or(0, |f| f.cost() * FILTER_READ_COST)
+}
+
+/// The cost of one read of another table by a contact filter: a page of 100 rows, so a
+/// filter at the engine's limit of 40 reads costs 4,000 of a request's 100,000, and 25
+/// such filters fill a request.
+pub const FILTER_READ_COST: usize = 100;
+
 /// Removes null members of objects, throughout (with a stack of its own: the value came
 /// from a document whose nesting is bounded, but this need not rely on it).
 fn drop_nulls(json: &mut serde_json::Value) {

@@ -89,7 +89,9 @@ impl Query {
             )),
         }
     }
-    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
+    #[graphql(
+        complexity = "page_cost(first, last) * child_complexity + crate::graphql::filters::contact_filter_cost(&filter)"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
