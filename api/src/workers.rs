@@ -1,5 +1,5 @@
-//! The job queue's workers, with what only the API can give them: the segment filter
-//! language ([`ContactAudience`]).
+//! The job queue's workers and the sequence ticker, with what only the API can give them:
+//! the plugin host, whose input queries run through the API's GraphQL schema.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -338,7 +338,7 @@ fn events(at: Evaluation, e: &EventCondition) -> Condition {
     let count = Expr::from(Func::count(col(E::Id)));
     // An empty `count: {}` is "at least one", as a missing one is, never "any count,
     // none included", which would match every contact.
-    match e.count.as_ref().filter(|f| !f.is_empty()) {
+    match given(&e.count) {
         Some(f) => aggregate(q, E::ContactId, f.condition(count), f.matches(&0)),
         None => aggregate(q, E::ContactId, Condition::all().add(count.gte(1)), false),
     }
@@ -373,24 +373,28 @@ fn orders(at: Evaluation, o: &OrdersCondition) -> Condition {
     let total = Expr::from(Func::sum(col(O::TotalMinor)));
     let mut having = Condition::all();
     let mut zero = true;
-    let given = |f: &Option<IntFilter>| f.clone().filter(|f| !f.is_empty());
     match (given(&o.count), given(&o.total_minor)) {
         (None, None) => {
             having = having.add(count.gte(1));
             zero = false;
         }
         (count_filter, total_filter) => {
-            if let Some(f) = &count_filter {
+            if let Some(f) = count_filter {
                 having = having.add(f.condition(count));
                 zero &= f.matches(&0);
             }
-            if let Some(f) = &total_filter {
+            if let Some(f) = total_filter {
                 having = having.add(f.condition(total));
                 zero &= f.matches(&0);
             }
         }
     }
     aggregate(q, O::ContactId, having, zero)
+}
+
+/// A filter with at least one operator; an empty one counts as not given.
+fn given(f: &Option<IntFilter>) -> Option<&IntFilter> {
+    f.as_ref().filter(|f| !f.is_empty())
 }
 
 fn sequence(at: Evaluation, f: &SequenceCondition) -> Condition {
