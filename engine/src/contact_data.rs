@@ -103,6 +103,10 @@ pub const STORES: &[Store] = &[
         OnMerge::MoveUnlessSurvivorHas,
     ),
     store("plugin_score_history", OnErase::Delete, OnMerge::Move),
+    // A merged contact's insights stay behind and go at the next full rescoring; the
+    // survivor's are recomputed from the orders it absorbed.
+    store("contact_insights", OnErase::Delete, OnMerge::Stay),
+    store("insight_changes", OnErase::Delete, OnMerge::Stay),
     store("plugin_actions", OnErase::Delete, OnMerge::Move),
 ];
 
@@ -116,6 +120,7 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
     let tx = db::write(db).await?;
     let people = contacts::erasure_set(&tx, ws, id).await?;
     analytics::registry::erase_contact_scores(&tx, &people).await?;
+    analytics::insights::erase(&tx, &people).await?;
     plugins::runs::erase_contacts(&tx, &people).await?;
     sequences::erase_contacts(&tx, &people).await?;
     for raw in contacts::addresses_of(&tx, &people).await? {

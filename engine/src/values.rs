@@ -753,6 +753,39 @@ text_enum!(
     ModelKind { LeadScore => "lead_score", WinProbability => "win_probability", CustomerValue => "customer_value", Recommendations => "recommendations", BehaviourSegments => "behaviour_segments", Churn => "churn" }
 );
 text_enum!(
+    /// How likely a customer is to have stopped buying, in bands: low below 0.3, high
+    /// from 0.7.
+    RiskLevel { Low => "low", Medium => "medium", High => "high" }
+);
+text_enum!(
+    /// The named RFM segments (recency, frequency, monetary), checked in this order.
+    RfmSegment { Champions => "champions", Loyal => "loyal", NewCustomers => "new_customers", PotentialLoyalists => "potential_loyalists", AtRisk => "at_risk", Hibernating => "hibernating", Lost => "lost" }
+);
+text_enum!(
+    /// How a churn risk was worked out: BG/NBD's P(alive) for repeat buyers, the
+    /// engagement classifier for the others.
+    ChurnMethod { BgNbd => "bg_nbd", EngagementClassifier => "engagement_classifier" }
+);
+
+text_enum!(
+    /// What an `insight_changes` row records the change of.
+    InsightField { ChurnLevel => "churn_level", RfmSegment => "rfm_segment" }
+);
+
+impl RiskLevel {
+    /// The band of a risk between 0 and 1.
+    pub fn of(risk: f64) -> Self {
+        if risk >= 0.7 {
+            RiskLevel::High
+        } else if risk >= 0.3 {
+            RiskLevel::Medium
+        } else {
+            RiskLevel::Low
+        }
+    }
+}
+
+text_enum!(
     /// Where a trained model version stands.
     ModelStatus { Active => "active", Candidate => "candidate", Retired => "retired", InsufficientData => "insufficient_data" }
 );

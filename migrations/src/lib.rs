@@ -51,6 +51,7 @@ mod m0008_campaigns;
 mod m0009_plugins;
 mod m0010_sequences;
 mod m0011_send_pacing;
+mod m0012_insights;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_plugins::Migration),
             Box::new(m0010_sequences::Migration),
             Box::new(m0011_send_pacing::Migration),
+            Box::new(m0012_insights::Migration),
         ]
     }
 }

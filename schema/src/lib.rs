@@ -15,6 +15,7 @@ pub mod entities {
     pub mod company;
     pub mod consent_event;
     pub mod contact;
+    pub mod contact_insight;
     pub mod contact_merge;
     pub mod contact_tag;
     pub mod deal;
@@ -22,6 +23,7 @@ pub mod entities {
     pub mod email_template;
     pub mod event;
     pub mod inquiry;
+    pub mod insight_change;
     pub mod lifecycle_change;
     pub mod model_version;
     pub mod order;

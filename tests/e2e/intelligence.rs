@@ -16,6 +16,7 @@ both_backends!(
     forecast_matches_the_raw_rows,
     behaviour_segments_by_silhouette,
     scores_follow_changed_data,
+    a_lead_score_crossing_enrolls_once,
     churn_for_one_time_buyers,
 );
 
@@ -48,6 +49,31 @@ async fn all_contacts(app: &TestApp, key: &str, fields: &str) -> Vec<Value> {
         );
         if conn["pageInfo"]["hasNextPage"] != json!(true) {
             return out;
+        }
+        after = conn["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// The ids of the contacts `filter` selects, sorted, page by page.
+async fn filtered_ids(app: &TestApp, key: &str, filter: Value) -> Vec<String> {
+    let query = "query($f: ContactFilter, $after: String) { contacts(first: 500, after: $after, filter: $f) { pageInfo { hasNextPage endCursor } edges { node { id } } } }";
+    let mut ids = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let data = app
+            .ok(key, query, json!({"f": filter, "after": after}))
+            .await;
+        let conn = &data["contacts"];
+        ids.extend(
+            conn["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["id"].as_str().unwrap().to_string()),
+        );
+        if conn["pageInfo"]["hasNextPage"] != json!(true) {
+            ids.sort();
+            return ids;
         }
         after = conn["pageInfo"]["endCursor"].clone();
     }
@@ -566,6 +592,58 @@ async fn customer_value_on_the_graph(app: TestApp) {
         .collect();
     assert!(segments.len() >= 4, "{segments:?}");
 
+    // Segments filter on what training stored: the same contacts as the figures the
+    // graph computes for each.
+    let stored = all_contacts(
+        &app,
+        &key,
+        "id year: clv(weeks: 52) { expectedValue } churnRisk { level } rfm { segmentKey }",
+    )
+    .await;
+    let ids_where = |f: &dyn Fn(&Value) -> bool| {
+        let mut ids: Vec<String> = stored
+            .iter()
+            .filter(|c| f(c))
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let filtered = |filter: Value| filtered_ids(&app, &key, filter);
+    for segment in ["CHAMPIONS", "AT_RISK", "LOST"] {
+        let expected = ids_where(&|c| c["rfm"]["segmentKey"] == segment);
+        assert_eq!(
+            filtered(json!({"rfm": {"segment": {"eq": segment}}})).await,
+            expected,
+            "{segment}"
+        );
+    }
+    let mut values: Vec<f64> = stored
+        .iter()
+        .filter_map(|c| c["year"]["expectedValue"].as_f64())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    // Halfway between two neighbours, so the seconds between storing and asking cannot
+    // move anyone across.
+    let mid = values.len() / 2;
+    let cut = (values[mid] + values[mid + 1]) / 2.0;
+    let expected = ids_where(&|c| {
+        c["year"]["expectedValue"]
+            .as_f64()
+            .is_some_and(|v| v >= cut)
+    });
+    assert_eq!(expected.len(), values.len() - mid - 1);
+    assert_eq!(
+        filtered(json!({"clv": {"expectedValue": {"gte": cut}}})).await,
+        expected
+    );
+    let high = ids_where(&|c| c["churnRisk"]["level"] == "HIGH");
+    assert!(!high.is_empty());
+    assert_eq!(
+        filtered(json!({"churnRisk": {"level": {"eq": "HIGH"}}})).await,
+        high
+    );
+
     let (code, _) = app
         .err(
             &key,
@@ -872,6 +950,142 @@ async fn scores_follow_changed_data(app: TestApp) {
             .unwrap();
         assert!(left.is_empty(), "{table} still holds the erased contact");
     }
+}
+
+/// A sequence triggered by the lead score entering a band enrolls the contact whose new
+/// activity lifts it in, once: rescored again and still in the band, it is not enrolled
+/// again, though its first enrollment has finished and re-entry is on.
+async fn a_lead_score_crossing_enrolls_once(app: TestApp) {
+    let smtp = rapport_tests::SmtpServer::start();
+    let key = seeded(&app, 1500).await;
+    app.ok(&key, TRAIN, json!({"k": "LEAD_SCORE"})).await;
+    let ws: i64 =
+        app.ok(&key, "{ viewer { workspaceId } }", json!({})).await["viewer"]["workspaceId"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let contacts = scored_contacts(&app, &key).await;
+    let cold = contacts
+        .iter()
+        .filter(|c| !c["leadScore"].is_null())
+        .min_by(|a, b| {
+            a["leadScore"]["score"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["leadScore"]["score"].as_f64().unwrap())
+        })
+        .unwrap();
+    let before = cold["leadScore"]["score"].as_f64().unwrap();
+    assert!(before > 0.0);
+    // Twice the coldest lead's score: a burst of meetings lifts it past (see
+    // scores_follow_changed_data), while nobody else is rescored.
+    let threshold = 2.0 * before;
+    let sequence = app
+        .ok(
+            &key,
+            "mutation($d: JSON!) { createSequence(definition: $d) { id } }",
+            json!({"d": {
+                "name": "Hot leads",
+                "fromEmail": "sales@shop.example",
+                "allowReentry": true,
+                "triggers": [{"kind": "score", "model": "lead_score", "atLeast": threshold}],
+                "start": "tag",
+                "steps": [{"id": "tag", "kind": "updateContact", "addTags": ["hot"]}]
+            }}),
+        )
+        .await["createSequence"]["id"]
+        .clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { activateSequence(id: $id) { status } }",
+        json!({"id": sequence}),
+    )
+    .await;
+    let _workers = app.workers(&smtp.url);
+    let burst = |n: usize| {
+        let app = &app;
+        let key = &key;
+        let id = cold["id"].clone();
+        async move {
+            let since = chrono::Utc::now();
+            for i in 0..n {
+                app.ok(
+                    key,
+                    "mutation($i: ActivityInput!) { createActivity(input: $i) { id } }",
+                    json!({"i": {"kind": "MEETING", "direction": "INBOUND", "subject": format!("touch {i}"), "contactId": id, "occurredAt": (chrono::Utc::now() - chrono::Duration::days(i as i64)).to_rfc3339()}}),
+                )
+                .await;
+            }
+            rapport_engine::intelligence::analytics::schedule::refresh_changed(&app.db, ws, since)
+                .await
+                .unwrap();
+        }
+    };
+    const ENROLLMENTS: &str = "query($s: ID!) { sequence(id: $s) { enrollments(first: 100) { contactId status trigger } } }";
+    let enrollments = || async {
+        app.ok(&key, ENROLLMENTS, json!({"s": sequence})).await["sequence"]["enrollments"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    burst(6).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let first = loop {
+        let all = enrollments().await;
+        if all.len() == 1 && all[0]["status"] == "COMPLETED" {
+            break all;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no enrollment: {all:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(first[0]["contactId"], cold["id"]);
+    assert_eq!(
+        first[0]["trigger"],
+        format!("score:lead_score>={threshold}")
+    );
+
+    // More activity: rescored, still in the band.
+    burst(2).await;
+    let now = app
+        .ok(
+            &key,
+            "query($id: ID!) { contact(id: $id) { leadScore { score } } }",
+            json!({"id": cold["id"]}),
+        )
+        .await;
+    assert!(now["contact"]["leadScore"]["score"].as_f64().unwrap() >= threshold);
+    // Once the trigger scan has read past the new scores, nobody was enrolled again.
+    use sea_orm::{ConnectionTrait, Statement};
+    let number = |sql: String| {
+        let db = app.db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<Option<i64>>(0).unwrap().unwrap_or(0)
+        }
+    };
+    let last = number(format!(
+        "SELECT MAX(id) FROM score_history WHERE workspace_id = {ws}"
+    ))
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while number(format!(
+        "SELECT MAX(last_id) FROM sequence_cursors WHERE workspace_id = {ws} AND source = 'score_history'"
+    ))
+    .await
+        < last
+    {
+        assert!(std::time::Instant::now() < deadline, "the scan never read the new scores");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(enrollments().await.len(), 1);
 }
 
 async fn churn_for_one_time_buyers(app: TestApp) {

@@ -53,6 +53,14 @@ mirror!(
     SuppressionReason { Manual, HardBounce, Complaint, Erased }
 );
 mirror!(
+    /// Coarse churn-risk bands: low below 0.3, high from 0.7.
+    RiskLevel { Low, Medium, High }
+);
+mirror!(
+    /// The named RFM segments.
+    RfmSegment { Champions, Loyal, NewCustomers, PotentialLoyalists, AtRisk, Hibernating, Lost }
+);
+mirror!(
     /// The built-in models trained per workspace.
     ModelKind { LeadScore, WinProbability, CustomerValue, Recommendations, BehaviourSegments, Churn }
 );

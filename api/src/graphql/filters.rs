@@ -210,6 +210,14 @@ enum_filter!(
     /// Conditions on where a contact's consent stands.
     ConsentStatusFilter, ConsentStatus
 );
+enum_filter!(
+    /// Conditions on a churn-risk band.
+    RiskLevelFilter, RiskLevel
+);
+enum_filter!(
+    /// Conditions on an RFM segment.
+    RfmSegmentFilter, RfmSegment
+);
 
 /// Conditions on a contact's tags.
 #[derive(InputObject, Clone, Debug, Default)]
@@ -279,6 +287,14 @@ entity_filter!(
         cluster: Box<StringFilter>,
         /// Scores that plugins gave it, all of which must hold.
         plugin_scores: Vec<PluginScoreFilter>,
+        /// Its churn risk (customers only, as of the last rescoring); a contact
+        /// without one matches none.
+        churn_risk: Box<ChurnRiskFilter>,
+        /// Its RFM scores and segment (customers only, as of the last rescoring).
+        rfm: Box<RfmFilter>,
+        /// Its expected value over the next 52 weeks (customers only, as of the last
+        /// rescoring).
+        clv: Box<ClvFilter>,
         /// Opens and clicks of the email campaigns and sequences sent it.
         engagement: Box<EngagementFilter>,
         /// Events it did, all of which must hold.
@@ -311,6 +327,39 @@ pub struct PluginScoreFilter {
     pub plugin: String,
     /// The score, 0–100.
     pub score: FloatFilter,
+}
+
+/// Conditions on a customer's churn risk.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct ChurnRiskFilter {
+    /// The risk, 0–1.
+    pub risk: Option<FloatFilter>,
+    /// Its band: low below 0.3, high from 0.7.
+    pub level: Option<RiskLevelFilter>,
+}
+
+/// Conditions on a customer's RFM scores (1 worst to 5 best) and segment.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct RfmFilter {
+    /// The named segment.
+    pub segment: Option<RfmSegmentFilter>,
+    /// How recently they bought, 1–5.
+    pub recency: Option<IntFilter>,
+    /// How often, 1–5.
+    pub frequency: Option<IntFilter>,
+    /// How much, 1–5.
+    pub monetary: Option<IntFilter>,
+}
+
+/// Conditions on a customer's value over the next 52 weeks.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct ClvFilter {
+    /// Expected spend, in major units.
+    pub expected_value: Option<FloatFilter>,
+    /// Expected purchases.
+    pub expected_purchases: Option<FloatFilter>,
+    /// P(still buying), 0–1.
+    pub probability_alive: Option<FloatFilter>,
 }
 
 /// Opens and clicks of the email sent to the contact.
@@ -677,6 +726,30 @@ mod tests {
                 plugin: "fit".into(),
                 score: FloatFilter::default(),
             }]),
+            churn_risk: Some(
+                ChurnRiskFilter {
+                    risk: Some(FloatFilter::default()),
+                    level: Some(RiskLevelFilter::default()),
+                }
+                .into(),
+            ),
+            rfm: Some(
+                RfmFilter {
+                    segment: Some(RfmSegmentFilter::default()),
+                    recency: Some(IntFilter::default()),
+                    frequency: Some(IntFilter::default()),
+                    monetary: Some(IntFilter::default()),
+                }
+                .into(),
+            ),
+            clv: Some(
+                ClvFilter {
+                    expected_value: Some(FloatFilter::default()),
+                    expected_purchases: Some(FloatFilter::default()),
+                    probability_alive: Some(FloatFilter::default()),
+                }
+                .into(),
+            ),
             engagement: Some(
                 EngagementFilter {
                     opened: Some(MessageActivityFilter::default()),

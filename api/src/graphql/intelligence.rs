@@ -9,7 +9,7 @@ use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use rapport_engine::intelligence::analytics::customer_value::{CustomerValue, CustomerValueModel};
 use rapport_engine::intelligence::analytics::recommendations::{self, RecommendationModel};
-use rapport_engine::intelligence::analytics::{self, lead_score::TrainOptions, registry};
+use rapport_engine::intelligence::analytics::{self, insights, lead_score::TrainOptions, registry};
 use rapport_engine::values;
 use rapport_schema as s;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -17,7 +17,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use crate::error::{OrGraphql, invalid, to_graphql};
 use crate::graphql::batching::Dispatcher;
 use crate::graphql::context::principal;
-use crate::graphql::enums::{ModelKind, ModelStatus};
+use crate::graphql::enums::{ModelKind, ModelStatus, RiskLevel};
 use crate::graphql::ids::{parse_id, to_id};
 
 /// Current scores by (model kind, subject id), one statement per kind per batch.
@@ -559,14 +559,6 @@ pub struct ChurnRisk {
     pub method: String,
 }
 
-/// Coarse churn-risk bands.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-pub enum RiskLevel {
-    Low,
-    Medium,
-    High,
-}
-
 /// RFM scores, 1 (worst) to 5 (best), against the population at the last training.
 #[derive(SimpleObject)]
 pub struct Rfm {
@@ -575,6 +567,8 @@ pub struct Rfm {
     pub monetary: i32,
     /// The named segment ("Champions", "At risk", ...).
     pub segment: String,
+    /// The same segment as the value filters (`rfm.segment`) and triggers take.
+    pub segment_key: crate::graphql::enums::RfmSegment,
 }
 
 async fn customer_value(ctx: &Context<'_>, contact: i64, weeks: f64) -> Result<Option<Clv>> {
@@ -606,39 +600,27 @@ pub async fn clv(ctx: &Context<'_>, contact: i64, weeks: f64) -> Result<Option<C
     customer_value(ctx, contact, weeks).await
 }
 
-/// `contact.churnRisk`: 1 − P(alive) by BG/NBD for customers who bought more than once;
-/// for others the engagement classifier's probability of going silent (a one-time
-/// buyer's P(alive) is 1 under BG/NBD by construction, so it says nothing about them).
+/// `contact.churnRisk`, as of the request (see the engine's `insights::churn_risk`).
 pub async fn churn_risk(ctx: &Context<'_>, contact: i64) -> Result<Option<ChurnRisk>> {
-    let level = |risk: f64| {
-        if risk >= 0.7 {
-            RiskLevel::High
-        } else if risk >= 0.3 {
-            RiskLevel::Medium
-        } else {
-            RiskLevel::Low
-        }
+    let value = customer_value(ctx, contact, 52.0).await?;
+    let repeat_buyer = value
+        .as_ref()
+        .is_some_and(|v| v.value.summary.history.frequency >= 1.0);
+    // The classifier's score is read only when BG/NBD cannot judge.
+    let score = if repeat_buyer {
+        None
+    } else {
+        current(ctx, values::ModelKind::Churn, contact)
+            .await?
+            .map(|s| s.0.score)
     };
-    if let Some(v) = customer_value(ctx, contact, 52.0).await?
-        && v.value.summary.history.frequency >= 1.0
-    {
-        let risk = 1.0 - v.value.probability_alive;
-        return Ok(Some(ChurnRisk {
-            risk,
-            level: level(risk),
-            method: "bg_nbd".into(),
-        }));
-    }
-    Ok(current(ctx, values::ModelKind::Churn, contact)
-        .await?
-        .map(|score| {
-            let risk = score.0.score / 100.0;
-            ChurnRisk {
-                risk,
-                level: level(risk),
-                method: "engagement_classifier".into(),
-            }
-        }))
+    Ok(
+        insights::churn_risk(value.as_ref().map(|v| &v.value), score).map(|c| ChurnRisk {
+            risk: c.risk,
+            level: c.level.into(),
+            method: c.method.as_str().into(),
+        }),
+    )
 }
 
 /// `contact.rfm`.
@@ -650,6 +632,7 @@ pub async fn rfm(ctx: &Context<'_>, contact: i64) -> Result<Option<Rfm>> {
             frequency: r.frequency.into(),
             monetary: r.monetary.into(),
             segment: r.segment().name().to_string(),
+            segment_key: values::RfmSegment::from(r.segment()).into(),
         }
     }))
 }

@@ -4,6 +4,7 @@
 mod contact_data;
 mod enrollments;
 mod records;
+mod score_triggers;
 mod segments;
 
 use rapport_engine::crm::{contacts, workspaces};

@@ -13,6 +13,8 @@ pub struct Model {
     pub contact_id: i64,
     pub score: f64,
     pub computed_at: DateTimeUtc,
+    /// The score this one replaced (none for a contact's first from this plugin).
+    pub previous_score: Option<f64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,10 @@ pub struct Model {
     pub score: f64,
     pub grade: Option<String>,
     pub computed_at: DateTimeUtc,
+    /// The score this one replaced (none for a subject's first).
+    pub previous_score: Option<f64>,
+    /// The grade this one replaced.
+    pub previous_grade: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,7 +16,9 @@ use serde::Deserialize;
 use super::scalars::*;
 use super::{ContactFilter, Evaluation};
 use crate::error::Result;
-use crate::values::{ConsentPurpose, ConsentStatus, EnrollmentStatus, ModelKind, OrderStatus};
+use crate::values::{
+    ConsentPurpose, ConsentStatus, EnrollmentStatus, ModelKind, OrderStatus, RfmSegment, RiskLevel,
+};
 
 /// Conditions on a number with a fractional part (a score).
 pub type FloatFilter = OrderedFilter<f64>;
@@ -40,6 +42,45 @@ pub struct PluginScoreFilter {
     pub plugin: String,
     /// The score, 0–100.
     pub score: FloatFilter,
+}
+
+/// Conditions on a customer's churn risk, as the last rescoring stored it. A contact
+/// without one (not a customer, or no customer-value or churn model) matches none.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChurnRiskFilter {
+    /// The risk, 0–1.
+    pub risk: Option<FloatFilter>,
+    /// Its band: low below 0.3, high from 0.7.
+    pub level: Option<EnumFilter<RiskLevel>>,
+}
+
+/// Conditions on a customer's RFM scores (1 worst to 5 best) and named segment, as the
+/// last rescoring stored them. A contact without them matches none.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RfmFilter {
+    /// The named segment.
+    pub segment: Option<EnumFilter<RfmSegment>>,
+    /// How recently they bought, 1–5.
+    pub recency: Option<IntFilter>,
+    /// How often, 1–5.
+    pub frequency: Option<IntFilter>,
+    /// How much, 1–5.
+    pub monetary: Option<IntFilter>,
+}
+
+/// Conditions on a customer's value under the customer-value model over the next 52
+/// weeks, as the last rescoring stored it. A contact without one matches none.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClvFilter {
+    /// Expected spend, in major units (null when spend could not be fitted).
+    pub expected_value: Option<FloatFilter>,
+    /// Expected purchases.
+    pub expected_purchases: Option<FloatFilter>,
+    /// P(still buying), 0–1.
+    pub probability_alive: Option<FloatFilter>,
 }
 
 /// Opens and clicks of the email sent to the contact.
@@ -158,6 +199,51 @@ pub(super) fn conditions(f: &ContactFilter, at: Evaluation) -> Result<Condition>
     for p in f.plugin_scores.iter().flatten() {
         c = c.add(plugin_score(at, p));
     }
+    if let Some(r) = &f.churn_risk {
+        c = c.add(insights(at, |q| {
+            use s::contact_insight::Column as I;
+            q.and_where(col(I::ChurnLevel).is_not_null());
+            if let Some(f) = &r.risk {
+                q.cond_where(f.condition(col(I::ChurnRisk)));
+            }
+            if let Some(f) = &r.level {
+                q.cond_where(f.condition(col(I::ChurnLevel)));
+            }
+        }));
+    }
+    if let Some(r) = &f.rfm {
+        c = c.add(insights(at, |q| {
+            use s::contact_insight::Column as I;
+            q.and_where(col(I::RfmSegment).is_not_null());
+            if let Some(f) = &r.segment {
+                q.cond_where(f.condition(col(I::RfmSegment)));
+            }
+            for (f, column) in [
+                (&r.recency, I::RfmRecency),
+                (&r.frequency, I::RfmFrequency),
+                (&r.monetary, I::RfmMonetary),
+            ] {
+                if let Some(f) = f {
+                    q.cond_where(f.condition(col(column)));
+                }
+            }
+        }));
+    }
+    if let Some(v) = &f.clv {
+        c = c.add(insights(at, |q| {
+            use s::contact_insight::Column as I;
+            q.and_where(col(I::ProbabilityAlive).is_not_null());
+            for (f, column) in [
+                (&v.expected_value, I::ExpectedValue),
+                (&v.expected_purchases, I::ExpectedPurchases),
+                (&v.probability_alive, I::ProbabilityAlive),
+            ] {
+                if let Some(f) = f {
+                    q.cond_where(f.condition(col(column)));
+                }
+            }
+        }));
+    }
     if let Some(e) = &f.engagement {
         if let Some(a) = &e.opened {
             c = c.add(engaged(at, a, Engaged::Opened));
@@ -208,6 +294,17 @@ fn stored_score(
     if let Some(f) = grade {
         q.cond_where(f.condition(col(S::Grade)));
     }
+    contact_in(q)
+}
+
+/// Contacts whose stored insights meet what `conditions` adds.
+fn insights(at: Evaluation, conditions: impl FnOnce(&mut SelectStatement)) -> Condition {
+    use s::contact_insight::Column as I;
+    let mut q = Query::select();
+    q.column(I::ContactId)
+        .from(s::contact_insight::Entity)
+        .and_where(col(I::WorkspaceId).eq(at.workspace_id));
+    conditions(&mut q);
     contact_in(q)
 }
 

@@ -45,6 +45,13 @@ record_filter!(
         cluster: Box<StringFilter>,
         /// Scores that plugins gave it, all of which must hold.
         plugin_scores: Vec<PluginScoreFilter>,
+        /// Its churn risk (customers only, as of the last rescoring).
+        churn_risk: Box<ChurnRiskFilter>,
+        /// Its RFM scores and segment (customers only, as of the last rescoring).
+        rfm: Box<RfmFilter>,
+        /// Its expected value over the next 52 weeks (customers only, as of the last
+        /// rescoring).
+        clv: Box<ClvFilter>,
         /// Opens and clicks of the email campaigns and sequences sent it.
         engagement: Box<EngagementFilter>,
         /// Events it did, all of which must hold.
@@ -139,6 +146,9 @@ impl ContactFilter {
             + some(self.lead_score.is_some())
             + some(self.cluster.is_some())
             + 2 * self.plugin_scores.as_ref().map_or(0, Vec::len)
+            + some(self.churn_risk.is_some())
+            + some(self.rfm.is_some())
+            + some(self.clv.is_some())
             + self.engagement.as_ref().map_or(0, |e| {
                 2 * (some(e.opened.is_some()) + some(e.clicked.is_some()))
             })

@@ -90,6 +90,42 @@ pub enum Trigger {
         /// The new stage (`customer`, ...).
         to: String,
     },
+    /// A score entering a band — at least `atLeast`, below `below` (either may be left
+    /// out) — or getting a grade, all of which are given must hold. Once per entry: a
+    /// contact that stays in the band is not enrolled again; one that leaves and comes
+    /// back is, as far as re-entry allows.
+    #[serde(rename_all = "camelCase")]
+    Score {
+        /// A built-in model's score: `lead_score`, `churn` or `behaviour_segments`
+        /// (whose grade is the cluster's name).
+        #[serde(default)]
+        model: Option<String>,
+        /// Or the score of the plugin of this name.
+        #[serde(default)]
+        plugin: Option<String>,
+        /// The band's lower end (0–100), included.
+        #[serde(default)]
+        at_least: Option<f64>,
+        /// The band's upper end (0–100), excluded.
+        #[serde(default)]
+        below: Option<f64>,
+        /// The grade (`A`–`D` for lead scores and churn; a cluster's name).
+        #[serde(default)]
+        grade: Option<String>,
+    },
+    /// The contact's churn level becoming this one (`high`, ...), as the rescoring finds it.
+    #[serde(rename_all = "camelCase")]
+    ChurnLevel {
+        /// The new level.
+        to: String,
+    },
+    /// The contact's RFM segment becoming this one (`at_risk`, ...), as the rescoring
+    /// finds it.
+    #[serde(rename_all = "camelCase")]
+    RfmSegment {
+        /// The new segment.
+        to: String,
+    },
     /// A date in the contact's custom attributes coming close (`renewal_date`).
     #[serde(rename_all = "camelCase")]
     DateAttribute {
@@ -109,12 +145,114 @@ impl Trigger {
             Trigger::Event { event_type } => format!("event:{event_type}"),
             Trigger::DealStage { stage_id } => format!("deal_stage:{stage_id}"),
             Trigger::Lifecycle { to } => format!("lifecycle:{to}"),
+            Trigger::Score {
+                model,
+                plugin,
+                at_least,
+                below,
+                grade,
+            } => {
+                let mut label = match (model, plugin) {
+                    (Some(m), _) => format!("score:{m}"),
+                    (None, Some(p)) => format!("score:plugin:{p}"),
+                    (None, None) => "score:".into(),
+                };
+                if let Some(a) = at_least {
+                    label.push_str(&format!(">={a}"));
+                }
+                if let Some(b) = below {
+                    label.push_str(&format!("<{b}"));
+                }
+                if let Some(g) = grade {
+                    label.push_str(&format!("={g}"));
+                }
+                label
+            }
+            Trigger::ChurnLevel { to } => format!("churn_level:{to}"),
+            Trigger::RfmSegment { to } => format!("rfm_segment:{to}"),
             Trigger::DateAttribute {
                 attribute,
                 days_before,
             } => format!("date:{attribute}-{days_before}d"),
         }
     }
+}
+
+/// The models whose scores of contacts a score trigger may follow.
+pub const SCORE_TRIGGER_MODELS: [crate::values::ModelKind; 3] = [
+    crate::values::ModelKind::LeadScore,
+    crate::values::ModelKind::Churn,
+    crate::values::ModelKind::BehaviourSegments,
+];
+
+fn check_score_trigger(
+    model: Option<&str>,
+    plugin: Option<&str>,
+    at_least: Option<f64>,
+    below: Option<f64>,
+    grade: Option<&str>,
+    out: &mut Vec<String>,
+) {
+    use crate::values::ModelKind;
+    let kind = match (model, plugin) {
+        (Some(m), None) => match ModelKind::parse("model", m) {
+            Ok(k) if SCORE_TRIGGER_MODELS.contains(&k) => Some(k),
+            _ => {
+                out.push(format!(
+                    "score trigger: model '{}' is not one of lead_score, churn, behaviour_segments",
+                    excerpt(m)
+                ));
+                return;
+            }
+        },
+        (None, Some(p)) if !p.trim().is_empty() && p.chars().count() <= 100 => None,
+        (None, Some(_)) => {
+            out.push("score trigger: plugin names are 1 to 100 characters".into());
+            return;
+        }
+        _ => {
+            out.push("a score trigger names either a model or a plugin".into());
+            return;
+        }
+    };
+    if at_least.is_none() && below.is_none() && grade.is_none() {
+        out.push("a score trigger needs atLeast, below or grade".into());
+    }
+    for (name, v) in [("atLeast", at_least), ("below", below)] {
+        if let Some(v) = v
+            && !(0.0..=100.0).contains(&v)
+        {
+            out.push(format!("score trigger: {name} must be between 0 and 100"));
+        }
+    }
+    if let (Some(a), Some(b)) = (at_least, below)
+        && a >= b
+    {
+        out.push("score trigger: atLeast must be below below".into());
+    }
+    if let Some(g) = grade {
+        match kind {
+            None => out.push("score trigger: plugin scores have no grade".into()),
+            Some(ModelKind::BehaviourSegments) => {
+                if g.trim().is_empty() || g.chars().count() > 100 {
+                    out.push("score trigger: cluster names are 1 to 100 characters".into());
+                }
+            }
+            Some(_) => {
+                if !["A", "B", "C", "D"].contains(&g) {
+                    out.push(format!(
+                        "score trigger: grade '{}' is not one of A, B, C, D",
+                        excerpt(g)
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The first few characters of a value quoted in an error.
+fn excerpt(s: &str) -> String {
+    s.chars().take(40).collect()
 }
 
 /// Marketing email per contact in a rolling window.
@@ -574,6 +712,30 @@ impl Definition {
                 }
                 Trigger::DateAttribute { attribute, .. } if attribute.trim().is_empty() => {
                     out.push("a date trigger needs an attribute".into())
+                }
+                Trigger::Score {
+                    model,
+                    plugin,
+                    at_least,
+                    below,
+                    grade,
+                } => check_score_trigger(
+                    model.as_deref(),
+                    plugin.as_deref(),
+                    *at_least,
+                    *below,
+                    grade.as_deref(),
+                    &mut out,
+                ),
+                Trigger::ChurnLevel { to } => {
+                    if let Err(e) = crate::values::RiskLevel::parse("to", to) {
+                        out.push(format!("churn level trigger: {e}"));
+                    }
+                }
+                Trigger::RfmSegment { to } => {
+                    if let Err(e) = crate::values::RfmSegment::parse("to", to) {
+                        out.push(format!("RFM segment trigger: {e}"));
+                    }
                 }
                 _ => {}
             }

@@ -1,7 +1,8 @@
 //! What enrolls contacts besides a person: events, deals entering a stage, lifecycle
-//! changes (each read from its table past a per-workspace cursor, so every row enrolls at
-//! most once however many processes scan), and segment membership and date attributes
-//! (evaluated on each slow pass).
+//! changes, scores entering a band and churn levels or RFM segments changing (each read
+//! from its table past a per-workspace cursor, so every row enrolls at most once however
+//! many processes scan), and segment membership and date attributes (evaluated on each
+//! slow pass).
 //!
 //! A cursor moves in the same transaction as the enrollments its rows made, and only from
 //! the value the scan read: two scanners racing cannot both enroll from the same rows.
@@ -10,8 +11,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use rapport_schema::{
-    contact, deal, deal_stage_change, event, lifecycle_change, segment, sequence, sequence_cursor,
-    sequence_enrollment, sequence_version,
+    contact, deal, deal_stage_change, event, insight_change, lifecycle_change, plugin,
+    plugin_score_history, score_history, segment, sequence, sequence_cursor, sequence_enrollment,
+    sequence_version,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -24,16 +26,63 @@ use super::{Sequence, enroll_in};
 use crate::engagement::outbound::Context;
 use crate::error::Result;
 use crate::platform::records::{self, Deleted};
-use crate::values::{LifecycleStage, SequenceStatus};
+use crate::values::{InsightField, LifecycleStage, SequenceStatus};
 
 /// Rows of one source read per pass.
 const PAGE: u64 = 2000;
 
 /// The tables triggers read, by cursor name.
-const SOURCES: [&str; 3] = ["events", "deal_stage_changes", "lifecycle_changes"];
+const SOURCES: [&str; 6] = [
+    "events",
+    "deal_stage_changes",
+    "lifecycle_changes",
+    "score_history",
+    "plugin_score_history",
+    "insight_changes",
+];
+
+/// Whether trigger `t` reads table `source`.
+fn reads(source: &str, t: &Trigger) -> bool {
+    match (source, t) {
+        ("events", Trigger::Event { .. })
+        | ("deal_stage_changes", Trigger::DealStage { .. })
+        | ("lifecycle_changes", Trigger::Lifecycle { .. })
+        | ("insight_changes", Trigger::ChurnLevel { .. } | Trigger::RfmSegment { .. }) => true,
+        ("score_history", Trigger::Score { model, .. }) => model.is_some(),
+        ("plugin_score_history", Trigger::Score { plugin, .. }) => plugin.is_some(),
+        _ => false,
+    }
+}
 
 async fn max_id(db: &impl ConnectionTrait, ws: i64, source: &str) -> Result<i64> {
     let id: Option<Option<i64>> = match source {
+        "score_history" => {
+            score_history::Entity::find()
+                .select_only()
+                .column_as(score_history::Column::Id.max(), "m")
+                .filter(score_history::Column::WorkspaceId.eq(ws))
+                .into_tuple()
+                .one(db)
+                .await?
+        }
+        "plugin_score_history" => {
+            plugin_score_history::Entity::find()
+                .select_only()
+                .column_as(plugin_score_history::Column::Id.max(), "m")
+                .filter(plugin_score_history::Column::WorkspaceId.eq(ws))
+                .into_tuple()
+                .one(db)
+                .await?
+        }
+        "insight_changes" => {
+            insight_change::Entity::find()
+                .select_only()
+                .column_as(insight_change::Column::Id.max(), "m")
+                .filter(insight_change::Column::WorkspaceId.eq(ws))
+                .into_tuple()
+                .one(db)
+                .await?
+        }
         "events" => {
             event::Entity::find()
                 .select_only()
@@ -129,16 +178,9 @@ pub async fn scan(ctx: &Context, now: DateTime<Utc>, slow: bool) -> Result<()> {
     let db = &ctx.db;
     for (ws, sequences) in triggered(db).await? {
         for source in SOURCES {
-            let wanted = sequences.iter().any(|s| {
-                s.definition.triggers.iter().any(|t| {
-                    matches!(
-                        (source, t),
-                        ("events", Trigger::Event { .. })
-                            | ("deal_stage_changes", Trigger::DealStage { .. })
-                            | ("lifecycle_changes", Trigger::Lifecycle { .. })
-                    )
-                })
-            });
+            let wanted = sequences
+                .iter()
+                .any(|s| s.definition.triggers.iter().any(|t| reads(source, t)));
             if wanted {
                 scan_source(db, ws, source, &sequences, now).await?;
             }
@@ -164,7 +206,33 @@ pub async fn scan(ctx: &Context, now: DateTime<Utc>, slow: bool) -> Result<()> {
 }
 
 /// (row id, contact, when, what) of rows past the cursor.
-type SourceRow = (i64, i64, DateTime<Utc>, String);
+type SourceRow = (i64, i64, DateTime<Utc>, What);
+
+/// What a source row says happened.
+#[derive(Clone, Debug, PartialEq)]
+enum What {
+    /// An event's type, a deal's new stage, a new lifecycle stage.
+    Text(String),
+    /// A score replaced: by `lead_score`, `churn`, ... or `plugin:NAME`.
+    Score {
+        model: String,
+        previous: Option<(f64, Option<String>)>,
+        score: f64,
+        grade: Option<String>,
+    },
+    /// A churn level or RFM segment changed.
+    Insight {
+        field: String,
+        value: Option<String>,
+    },
+}
+
+/// Models whose history rows are about contacts (a win probability's subject is a deal).
+fn contact_model(kind: &str) -> bool {
+    super::definition::SCORE_TRIGGER_MODELS
+        .iter()
+        .any(|k| k.as_str() == kind)
+}
 
 async fn rows_after(
     db: &impl ConnectionTrait,
@@ -173,6 +241,77 @@ async fn rows_after(
     after: i64,
 ) -> Result<Vec<SourceRow>> {
     Ok(match source {
+        "score_history" => score_history::Entity::find()
+            .filter(score_history::Column::WorkspaceId.eq(ws))
+            .filter(score_history::Column::Id.gt(after))
+            .order_by_asc(score_history::Column::Id)
+            .limit(PAGE)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|h| {
+                // Rows about deals move the cursor but name no contact.
+                let contact = if contact_model(&h.kind) {
+                    h.subject_id
+                } else {
+                    0
+                };
+                let what = What::Score {
+                    model: h.kind,
+                    previous: h.previous_score.map(|p| (p, h.previous_grade)),
+                    score: h.score,
+                    grade: h.grade,
+                };
+                (h.id, contact, h.computed_at, what)
+            })
+            .collect(),
+        "plugin_score_history" => {
+            let rows = plugin_score_history::Entity::find()
+                .filter(plugin_score_history::Column::WorkspaceId.eq(ws))
+                .filter(plugin_score_history::Column::Id.gt(after))
+                .order_by_asc(plugin_score_history::Column::Id)
+                .limit(PAGE)
+                .all(db)
+                .await?;
+            let names: HashMap<i64, String> = plugin::Entity::find()
+                .select_only()
+                .column(plugin::Column::Id)
+                .column(plugin::Column::Name)
+                .filter(plugin::Column::WorkspaceId.eq(ws))
+                .into_tuple::<(i64, String)>()
+                .all(db)
+                .await?
+                .into_iter()
+                .collect();
+            rows.into_iter()
+                .map(|h| {
+                    let name = names.get(&h.plugin_id).cloned().unwrap_or_default();
+                    let what = What::Score {
+                        model: format!("plugin:{name}"),
+                        previous: h.previous_score.map(|p| (p, None)),
+                        score: h.score,
+                        grade: None,
+                    };
+                    (h.id, h.contact_id, h.computed_at, what)
+                })
+                .collect()
+        }
+        "insight_changes" => insight_change::Entity::find()
+            .filter(insight_change::Column::WorkspaceId.eq(ws))
+            .filter(insight_change::Column::Id.gt(after))
+            .order_by_asc(insight_change::Column::Id)
+            .limit(PAGE)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let what = What::Insight {
+                    field: c.field,
+                    value: c.value,
+                };
+                (c.id, c.contact_id, c.changed_at, what)
+            })
+            .collect(),
         "events" => event::Entity::find()
             .filter(event::Column::WorkspaceId.eq(ws))
             .filter(event::Column::Id.gt(after))
@@ -181,7 +320,7 @@ async fn rows_after(
             .all(db)
             .await?
             .into_iter()
-            .map(|e| (e.id, e.contact_id, e.occurred_at, e.event_type))
+            .map(|e| (e.id, e.contact_id, e.occurred_at, What::Text(e.event_type)))
             .collect(),
         "deal_stage_changes" => {
             let moves = deal_stage_change::Entity::find()
@@ -205,7 +344,12 @@ async fn rows_after(
                 .into_iter()
                 .map(|m| {
                     let contact = owners.get(&m.deal_id).copied().flatten().unwrap_or(0);
-                    (m.id, contact, m.moved_at, m.to_stage_id.to_string())
+                    (
+                        m.id,
+                        contact,
+                        m.moved_at,
+                        What::Text(m.to_stage_id.to_string()),
+                    )
                 })
                 .collect()
         }
@@ -217,20 +361,73 @@ async fn rows_after(
             .all(db)
             .await?
             .into_iter()
-            .map(|c| (c.id, c.contact_id, c.changed_at, c.to_stage))
+            .map(|c| (c.id, c.contact_id, c.changed_at, What::Text(c.to_stage)))
             .collect(),
     })
 }
 
-fn matches(source: &str, t: &Trigger, what: &str) -> bool {
-    match (source, t) {
-        ("events", Trigger::Event { event_type }) => event_type == what,
-        ("deal_stage_changes", Trigger::DealStage { stage_id }) => stage_id.to_string() == what,
-        ("lifecycle_changes", Trigger::Lifecycle { to }) => {
+fn matches(source: &str, t: &Trigger, what: &What) -> bool {
+    match (source, t, what) {
+        ("events", Trigger::Event { event_type }, What::Text(what)) => event_type == what,
+        ("deal_stage_changes", Trigger::DealStage { stage_id }, What::Text(what)) => {
+            stage_id.to_string() == *what
+        }
+        ("lifecycle_changes", Trigger::Lifecycle { to }, What::Text(what)) => {
             LifecycleStage::from_db(to) == LifecycleStage::from_db(what)
+        }
+        ("score_history" | "plugin_score_history", Trigger::Score { .. }, What::Score { .. }) => {
+            enters_band(t, what)
+        }
+        ("insight_changes", Trigger::ChurnLevel { to }, What::Insight { field, value }) => {
+            field == InsightField::ChurnLevel.as_str()
+                && value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(to))
+        }
+        ("insight_changes", Trigger::RfmSegment { to }, What::Insight { field, value }) => {
+            field == InsightField::RfmSegment.as_str()
+                && value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(to))
         }
         _ => false,
     }
+}
+
+/// Whether a replaced score is the score trigger's model's and entered its band: in it
+/// now and not before (a first score was in no band).
+fn enters_band(t: &Trigger, what: &What) -> bool {
+    let (
+        Trigger::Score {
+            model,
+            plugin,
+            at_least,
+            below,
+            grade,
+        },
+        What::Score {
+            model: scored_by,
+            previous,
+            score,
+            grade: new_grade,
+        },
+    ) = (t, what)
+    else {
+        return false;
+    };
+    let named = match (model, plugin) {
+        (Some(m), _) => m.eq_ignore_ascii_case(scored_by),
+        (None, Some(p)) => scored_by.strip_prefix("plugin:") == Some(p.as_str()),
+        (None, None) => false,
+    };
+    let in_band = |score: f64, g: Option<&str>| {
+        at_least.is_none_or(|a| score >= a)
+            && below.is_none_or(|b| score < b)
+            && grade
+                .as_deref()
+                .is_none_or(|want| g.is_some_and(|g| g.eq_ignore_ascii_case(want)))
+    };
+    named
+        && in_band(*score, new_grade.as_deref())
+        && !previous
+            .as_ref()
+            .is_some_and(|(p, g)| in_band(*p, g.as_deref()))
 }
 
 async fn scan_source(

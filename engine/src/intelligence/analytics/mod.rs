@@ -10,6 +10,7 @@ pub mod cohorts;
 pub mod customer_value;
 pub mod forecast;
 pub mod funnel;
+pub mod insights;
 pub mod lead_score;
 pub mod recommendations;
 pub mod registry;
@@ -44,7 +45,7 @@ pub async fn train(
     options: &lead_score::TrainOptions,
 ) -> Result<model_version::Model> {
     who.require(Scope::Write)?;
-    match kind {
+    let version = match kind {
         ModelKind::LeadScore => lead_score::train(db, who.workspace_id, options).await,
         ModelKind::WinProbability => {
             win_probability::train(db, who.workspace_id, Some(options.min_positives)).await
@@ -59,7 +60,13 @@ pub async fn train(
             segments::train(db, who.workspace_id, options.min_positives).await
         }
         ModelKind::Churn => churn::train(db, who.workspace_id, options.min_positives).await,
+    }?;
+    if matches!(kind, ModelKind::CustomerValue | ModelKind::Churn)
+        && version.status == crate::values::ModelStatus::Active.as_str()
+    {
+        insights::refresh_contacts(db, who.workspace_id, None).await?;
     }
+    Ok(version)
 }
 
 /// Rescores with the active versions of every model; returns how many subjects. What
@@ -70,6 +77,7 @@ pub async fn rescore_all(db: &DatabaseConnection, workspace_id: i64) -> Result<u
         ModelKind::LeadScore,
         ModelKind::WinProbability,
         ModelKind::Churn,
+        ModelKind::CustomerValue,
     ] {
         any |= registry::active::<serde_json::Value>(db, workspace_id, kind)
             .await?
@@ -79,7 +87,10 @@ pub async fn rescore_all(db: &DatabaseConnection, workspace_id: i64) -> Result<u
         return Ok(0);
     }
     let b = behaviour::Behaviour::load(db, workspace_id).await?;
-    Ok(lead_score::rescore_with(db, workspace_id, &b, None).await?
+    let scored = lead_score::rescore_with(db, workspace_id, &b, None).await?
         + win_probability::rescore_with(db, workspace_id, &b).await?
-        + churn::rescore_with(db, workspace_id, &b).await?)
+        + churn::rescore_with(db, workspace_id, &b).await?;
+    // After churn: a one-time buyer's churn risk is the churn score just given.
+    insights::refresh(db, workspace_id, &b, None).await?;
+    Ok(scored)
 }

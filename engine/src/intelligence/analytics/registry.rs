@@ -347,6 +347,21 @@ pub async fn store_scores(
     let now = clock::now();
     for chunk in scores.chunks(BATCH) {
         let tx = crate::platform::db::write(db).await?;
+        // What these replace goes into the history beside them: a threshold crossed or a
+        // grade changed is then one row to read, for triggers and webhooks.
+        let previous: HashMap<i64, (f64, Option<String>)> = score::Entity::find()
+            .select_only()
+            .column(score::Column::SubjectId)
+            .column(score::Column::Score)
+            .column(score::Column::Grade)
+            .filter(score::Column::Kind.eq(kind.as_str()))
+            .filter(score::Column::SubjectId.is_in(chunk.iter().map(|s| s.subject_id)))
+            .into_tuple::<(i64, f64, Option<String>)>()
+            .all(&tx)
+            .await?
+            .into_iter()
+            .map(|(id, score, grade)| (id, (score, grade)))
+            .collect();
         let rows = chunk.iter().map(|s| score::ActiveModel {
             workspace_id: Set(workspace_id),
             kind: Set(kind.as_str().to_string()),
@@ -380,6 +395,8 @@ pub async fn store_scores(
             score: Set(s.score),
             grade: Set(s.grade.clone()),
             computed_at: Set(now),
+            previous_score: Set(previous.get(&s.subject_id).map(|p| p.0)),
+            previous_grade: Set(previous.get(&s.subject_id).and_then(|p| p.1.clone())),
             ..Default::default()
         });
         score_history::Entity::insert_many(history)

@@ -134,6 +134,11 @@ pub async fn refresh_changed(
         lead_score::rescore_contacts(db, workspace_id, Some(&changed)).await?;
     }
     win_probability::rescore(db, workspace_id).await?;
+    if changed.len() > PARTIAL_LIMIT {
+        super::insights::refresh_contacts(db, workspace_id, None).await?;
+    } else {
+        super::insights::refresh_contacts(db, workspace_id, Some(&changed)).await?;
+    }
     Ok(changed.len())
 }
 

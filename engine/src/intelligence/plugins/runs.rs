@@ -321,6 +321,26 @@ async fn store(
     let mut scored = 0;
     let mut current = Vec::new();
     let mut history = Vec::new();
+    // The scores these replace go into the history beside them: a crossing of a
+    // threshold is then one row to read, for triggers and webhooks.
+    let previous: HashMap<i64, f64> = plugin_score::Entity::find()
+        .select_only()
+        .column(plugin_score::Column::ContactId)
+        .column(plugin_score::Column::Score)
+        .filter(plugin_score::Column::PluginId.eq(p.id))
+        .filter(
+            plugin_score::Column::ContactId.is_in(
+                outcomes
+                    .iter()
+                    .filter(|o| matches!(o.score, Some(Ok(_))))
+                    .map(|o| o.contact_id),
+            ),
+        )
+        .into_tuple::<(i64, f64)>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
     for o in outcomes {
         if let Some(Ok(call)) = &o.score {
             current.push(plugin_score::ActiveModel {
@@ -343,6 +363,7 @@ async fn store(
                 contact_id: Set(o.contact_id),
                 score: Set(call.value.score),
                 computed_at: Set(now),
+                previous_score: Set(previous.get(&o.contact_id).copied()),
                 ..Default::default()
             });
             scored += 1;
