@@ -305,6 +305,47 @@ impl Domain {
     }
 }
 
+/// A link to a web page: `http` or `https`, with a host, at most 2,048 characters,
+/// without spaces or control characters (it goes into email as it is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebUrl(String);
+
+impl WebUrl {
+    /// The longest URL accepted.
+    pub const MAX_LEN: usize = 2048;
+
+    /// Accepts `https://shop.example/p/1` and the like.
+    pub fn parse(field: &str, raw: &str) -> Result<Self> {
+        let url = raw.trim();
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        let host = rest.and_then(|r| r.split(['/', '?', '#']).next());
+        let ok = url.len() <= Self::MAX_LEN
+            && host.is_some_and(|h| !h.is_empty() && !h.contains('@'))
+            && !url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>');
+        if ok {
+            Ok(Self(url.to_string()))
+        } else {
+            Err(EngineError::invalid(
+                field,
+                format!(
+                    "'{}' is not an http(s) link of at most {} characters",
+                    excerpt(raw),
+                    Self::MAX_LEN
+                ),
+            ))
+        }
+    }
+
+    /// The URL as text.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// Tags one contact may carry.
 pub const MAX_TAGS: usize = 100;
 

@@ -3,7 +3,8 @@
 //! later webhooks); and per-contact customer insights (churn risk, RFM, lifetime value)
 //! are stored on each rescoring, so segments can filter on them with an index instead of
 //! evaluating the customer-value model per contact, with their level and segment changes
-//! logged for triggers.
+//! logged for triggers, with the products recommended to each; and what templates say
+//! besides the contact: a product's page and a user's email signature.
 crate::script_migration!("m0012_insights");
 
 const UP: &str = r#"
@@ -24,6 +25,7 @@ CREATE TABLE contact_insights (
     probability_alive DOUBLE PRECISION,
     expected_purchases DOUBLE PRECISION,
     expected_value DOUBLE PRECISION,
+    recommended {json},
     computed_at {ts} NOT NULL
 );
 CREATE INDEX contact_insights_ws_level ON contact_insights (workspace_id, churn_level, contact_id);
@@ -39,10 +41,15 @@ CREATE TABLE insight_changes (
     value {text},
     changed_at {ts} NOT NULL
 );
-CREATE INDEX insight_changes_contact ON insight_changes (contact_id, id)
+CREATE INDEX insight_changes_contact ON insight_changes (contact_id, id);
+
+ALTER TABLE products ADD COLUMN url {text};
+ALTER TABLE users ADD COLUMN signature {text}
 "#;
 
 const DOWN: &str = r#"
+ALTER TABLE users DROP COLUMN signature;
+ALTER TABLE products DROP COLUMN url;
 DROP TABLE insight_changes;
 DROP TABLE contact_insights;
 ALTER TABLE plugin_score_history DROP COLUMN previous_score;

@@ -13,6 +13,7 @@ both_backends!(
     cohorts_match_the_raw_rows,
     customer_value_on_the_graph,
     recommendations_find_the_bundles,
+    templates_speak_of_the_owner_the_offers_and_the_last_order,
     forecast_matches_the_raw_rows,
     behaviour_segments_by_silhouette,
     scores_follow_changed_data,
@@ -652,6 +653,136 @@ async fn customer_value_on_the_graph(app: TestApp) {
         )
         .await;
     assert_eq!(code, "VALIDATION");
+}
+
+/// A template names the contact's owner, the products recommended to it and its last
+/// order; the preview renders what the graph says of each, and a field that does not
+/// exist is refused on save by name.
+async fn templates_speak_of_the_owner_the_offers_and_the_last_order(app: TestApp) {
+    let key = seeded(&app, 1500).await;
+    let data = app.ok(&key, TRAIN, json!({"k": "RECOMMENDATIONS"})).await;
+    assert_eq!(data["trainModel"]["status"], "ACTIVE");
+    let page = app
+        .ok(&key, "{ orders(first: 100) { edges { node { contact { id recommendations(first: 5) { product { id name } } orders(first: 50) { edges { node { placedAt status total currency } } } } } } } }", json!({}))
+        .await;
+    let buyer = page["orders"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["contact"].clone())
+        .find(|c| c["recommendations"].as_array().unwrap().len() >= 2)
+        .expect("a buyer with recommendations");
+    let offers: Vec<(String, String)> = buyer["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["product"]["id"].as_str().unwrap().to_string(),
+                r["product"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let last = buyer["orders"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|o| !matches!(o["status"].as_str(), Some("CANCELLED" | "REFUNDED")))
+        .max_by_key(|o| o["placedAt"].as_str().unwrap().to_string())
+        .unwrap()
+        .clone();
+
+    let owner = app
+        .ok(
+            &key,
+            "mutation($i: UserInput!) { createUser(input: $i) { id signature } }",
+            json!({"i": {"name": "Dana Scully", "email": "dana@shop.example", "signature": "Dana Scully\nAccount manager"}}),
+        )
+        .await["createUser"]
+        .clone();
+    assert_eq!(owner["signature"], "Dana Scully\nAccount manager");
+    app.ok(
+        &key,
+        "mutation($c: ID!, $o: ID!) { updateContact(id: $c, input: {ownerId: $o}) { id } }",
+        json!({"c": buyer["id"], "o": owner["id"]}),
+    )
+    .await;
+    let (code, message) = app
+        .err(
+            &key,
+            "mutation($p: ID!) { updateProduct(id: $p, input: {url: \"javascript:alert(1)\"}) { id } }",
+            json!({"p": offers[0].0}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    app.ok(
+        &key,
+        "mutation($p: ID!) { updateProduct(id: $p, input: {url: \"https://shop.example/p/first\"}) { url } }",
+        json!({"p": offers[0].0}),
+    )
+    .await;
+
+    let template = app
+        .ok(
+            &key,
+            "mutation($i: EmailTemplateInput!) { createEmailTemplate(input: $i) { id } }",
+            json!({"i": {
+                "name": "Picked for you",
+                "subject": "{{ owner.first_name }} picked {{ recommendations | length }} for you",
+                "html": "<ul>{% for p in recommendations %}<li>{{ p.name }}{% if p.url %} <a href=\"{{ p.url }}\">see</a>{% endif %}</li>{% endfor %}</ul>",
+                "text": "Last order: {{ last_order.total }} {{ last_order.currency }}\nGrade: {{ lead_score.grade | default('customer') }}\n{{ owner.signature }}"
+            }}),
+        )
+        .await["createEmailTemplate"]["id"]
+        .clone();
+    let preview = app
+        .ok(
+            &key,
+            "query($t: ID!, $c: ID!) { emailTemplate(id: $t) { preview(contactId: $c) { subject html text } } }",
+            json!({"t": template, "c": buyer["id"]}),
+        )
+        .await["emailTemplate"]["preview"]
+        .clone();
+    assert_eq!(
+        preview["subject"],
+        format!("Dana picked {} for you", offers.len())
+    );
+    // HTML escaping writes a link's slashes as references, which browsers (and click
+    // tracking) read back.
+    let html = preview["html"].as_str().unwrap().replace("&#x2f;", "/");
+    let expected: String = offers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, name))| {
+            let link = if i == 0 {
+                " <a href=\"https://shop.example/p/first\">see</a>"
+            } else {
+                ""
+            };
+            format!("<li>{}{link}</li>", name.replace('&', "&amp;"))
+        })
+        .collect();
+    assert_eq!(html, format!("<ul>{expected}</ul>"));
+    assert_eq!(
+        preview["text"],
+        format!(
+            "Last order: {} {}\nGrade: customer\nDana Scully\nAccount manager",
+            last["total"],
+            last["currency"].as_str().unwrap()
+        )
+    );
+
+    // An unknown field of a known name is refused on save, named.
+    let (code, message) = app
+        .err(
+            &key,
+            "mutation { createEmailTemplate(input: {name: \"Bad\", subject: \"Hi\", text: \"{{ owner.salary }}\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.contains("owner.salary"), "{message}");
 }
 
 async fn recommendations_find_the_bundles(app: TestApp) {

@@ -252,6 +252,8 @@ pub struct ProductInput {
     /// Unit price in major units.
     pub price: Option<f64>,
     pub currency: Option<String>,
+    /// The product's page (http or https), for links in email.
+    pub url: MaybeUndefined<String>,
 }
 
 impl ProductInput {
@@ -263,6 +265,7 @@ impl ProductInput {
             category: patch(self.category),
             price: self.price,
             currency: self.currency,
+            url: patch(self.url),
         }
     }
 }
@@ -316,6 +319,8 @@ pub struct UserInput {
     pub email: Option<String>,
     pub role: Option<UserRole>,
     pub team_id: MaybeUndefined<ID>,
+    /// How the user signs email (plain text; templates' `owner.signature`).
+    pub signature: MaybeUndefined<String>,
 }
 
 impl UserInput {
@@ -326,6 +331,7 @@ impl UserInput {
             email: self.email,
             role: self.role.map(Into::into),
             team_id: patch_id("teamId", self.team_id)?,
+            signature: patch(self.signature),
         })
     }
 }

@@ -4,7 +4,7 @@ use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
 use crate::platform::records;
-use crate::values::{Currency, Money, OrderStatus, Patch, Text};
+use crate::values::{Currency, Money, OrderStatus, Patch, Text, WebUrl};
 use chrono::{DateTime, Utc};
 use rapport_schema::{contact, order, order_line, product};
 use sea_orm::{
@@ -25,6 +25,8 @@ pub struct ProductInput {
     pub price: Option<f64>,
     /// ISO 4217 currency; USD by default.
     pub currency: Option<String>,
+    /// The product's page, for links in email.
+    pub url: Patch<String>,
 }
 
 /// Creates a product.
@@ -38,6 +40,7 @@ pub async fn create_product(
         workspace_id: Set(who.workspace_id),
         created_at: Set(now),
         category: Set(None),
+        url: Set(None),
         ..Default::default()
     };
     if input.sku.is_none() || input.name.is_none() {
@@ -100,6 +103,13 @@ async fn save_product(
         .into_change()
     {
         am.category = Set(c);
+    }
+    if let Some(u) = input
+        .url
+        .parse(|u| WebUrl::parse("url", &u).map(WebUrl::into_string))?
+        .into_change()
+    {
+        am.url = Set(u);
     }
     let old_currency = existing.as_ref().map(|(_, c)| c.as_str()).unwrap_or("USD");
     let currency = Currency::parse(

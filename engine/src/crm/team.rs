@@ -52,6 +52,8 @@ pub struct UserInput {
     pub role: Option<UserRole>,
     /// Team.
     pub team_id: Patch<i64>,
+    /// How the user signs email: plain text, up to 2,000 characters over several lines.
+    pub signature: Patch<String>,
 }
 
 /// Creates a user.
@@ -75,6 +77,7 @@ pub async fn create_user(
         workspace_id: Set(who.workspace_id),
         role: Set(UserRole::Rep.as_str().to_string()),
         team_id: Set(None),
+        signature: Set(None),
         created_at: Set(now),
         ..Default::default()
     };
@@ -122,6 +125,13 @@ async fn save_user(
     }
     if let Some(r) = input.role {
         am.role = Set(r.as_str().to_string());
+    }
+    if let Some(sig) = input
+        .signature
+        .parse(|s| Text::parse_multiline("signature", &s, 2000).map(Text::into_string))?
+        .into_change()
+    {
+        am.signature = Set(sig);
     }
     if let Patch::Set(t) = input.team_id {
         records::ensure_exists::<team::Entity>(db, ws, t).await?;

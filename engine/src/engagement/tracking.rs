@@ -27,7 +27,7 @@ pub fn track_html(html: &str, click: impl Fn(&str) -> String, pixel: &str, keep:
         out.push_str(head);
         let end = tail.find('"').unwrap_or(tail.len());
         let url = &tail[..end];
-        let raw = url.replace("&amp;", "&");
+        let raw = unescape_attribute(url);
         if (raw.starts_with("http://") || raw.starts_with("https://")) && raw != keep {
             out.push_str(&click(&raw).replace('&', "&amp;"));
         } else {
@@ -42,6 +42,45 @@ pub fn track_html(html: &str, click: impl Fn(&str) -> String, pixel: &str, keep:
         Some(at) => out.insert_str(at, &img),
         None => out.push_str(&img),
     }
+    out
+}
+
+/// An attribute's text as the browser reads it, for the character references that HTML
+/// escaping writes (a templated link comes out as `https:&#x2f;&#x2f;shop.example`).
+fn unescape_attribute(value: &str) -> String {
+    if !value.contains('&') {
+        return value.to_string();
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let known = [
+            ("&amp;", '&'),
+            ("&#x2f;", '/'),
+            ("&#x2F;", '/'),
+            ("&#47;", '/'),
+            ("&#x27;", '\''),
+            ("&#39;", '\''),
+            ("&quot;", '"'),
+            ("&lt;", '<'),
+            ("&gt;", '>'),
+        ]
+        .into_iter()
+        .find(|(entity, _)| tail.starts_with(entity));
+        match known {
+            Some((entity, c)) => {
+                out.push(c);
+                rest = &tail[entity.len()..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -124,5 +163,23 @@ mod tests {
         assert!(out.contains(r#"href="https://r.example/unsubscribe?token=t""#));
         assert!(out.contains(r#"<img src="https://r.example/t/o/p""#));
         assert!(out.ends_with("</body></html>"));
+    }
+
+    #[test]
+    fn escaped_links_are_tracked_and_the_unsubscribe_link_kept() {
+        // What `href="{{ url }}"` renders to in an HTML template.
+        let html = r#"<a href="https:&#x2f;&#x2f;shop.example&#x2f;p?a=1&amp;b=2">P</a> <a href="https:&#x2f;&#x2f;r.example&#x2f;unsubscribe?token=t">U</a>"#;
+        let out = track_html(
+            html,
+            |u| format!("https://r.example/t/c/[{u}]"),
+            "https://r.example/t/o/p",
+            "https://r.example/unsubscribe?token=t",
+        );
+        assert!(
+            out.contains(r#"href="https://r.example/t/c/[https://shop.example/p?a=1&amp;b=2]""#),
+            "{out}"
+        );
+        assert!(out.contains(r#"href="https:&#x2f;&#x2f;r.example&#x2f;unsubscribe?token=t""#));
+        assert_eq!(unescape_attribute("a&b&#x27;&zz;"), "a&b'&zz;");
     }
 }

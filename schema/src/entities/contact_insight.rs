@@ -27,6 +27,8 @@ pub struct Model {
     pub expected_purchases: Option<f64>,
     /// Expected spend over the next 52 weeks, in major units.
     pub expected_value: Option<f64>,
+    /// Product ids the recommendations model offers, best first, none already bought.
+    pub recommended: Option<Json>,
     pub computed_at: DateTimeUtc,
 }
 

@@ -31,6 +31,10 @@ impl Product {
     async fn category(&self) -> Option<&str> {
         self.0.category.as_deref()
     }
+    /// The product's page.
+    async fn url(&self) -> Option<&str> {
+        self.0.url.as_deref()
+    }
     /// Unit price in major units.
     async fn price(&self) -> f64 {
         major(self.0.price_minor, &self.0.currency)

@@ -16,6 +16,10 @@ impl User {
     async fn email(&self) -> &str {
         &self.0.email
     }
+    /// How the user signs email (templates' `owner.signature`).
+    async fn signature(&self) -> Option<&str> {
+        self.0.signature.as_deref()
+    }
     async fn role(&self) -> UserRole {
         UserRole::from_db(&self.0.role)
     }

@@ -9,6 +9,7 @@ pub(super) struct Recipient {
     message: campaign_message::Model,
     person: contact::Model,
     firm: Option<company::Model>,
+    personal: Option<templates::Personal>,
 }
 
 pub(super) async fn recipients(
@@ -16,6 +17,7 @@ pub(super) async fn recipients(
     workspace_id: i64,
     campaign_id: i64,
     message_ids: &[i64],
+    needs: templates::Needs,
 ) -> Result<Vec<Recipient>> {
     let messages = campaign_message::Entity::find()
         .filter(campaign_message::Column::CampaignId.eq(campaign_id))
@@ -41,6 +43,13 @@ pub(super) async fn recipients(
             .into_iter()
             .map(|f| (f.id, f))
             .collect();
+    let mut personal = templates::personal::load(
+        db,
+        workspace_id,
+        &people.values().collect::<Vec<_>>(),
+        needs,
+    )
+    .await?;
     Ok(messages
         .into_iter()
         .filter_map(|message| {
@@ -48,8 +57,9 @@ pub(super) async fn recipients(
             let firm = person.company_id.and_then(|id| firms.get(&id).cloned());
             Some(Recipient {
                 message,
-                person,
                 firm,
+                personal: personal.remove(&person.id),
+                person,
             })
         })
         .collect())
@@ -163,7 +173,12 @@ pub(super) async fn send_one(
             html: variant.html.clone(),
             text: variant.text.clone(),
         },
-        templates::context(&r.person, r.firm.as_ref(), &unsubscribe),
+        templates::context(
+            &r.person,
+            r.firm.as_ref(),
+            r.personal.as_ref(),
+            &unsubscribe,
+        ),
     )
     .await;
     let parts = match rendered {
@@ -561,7 +576,12 @@ pub async fn send_batch(
         sequence: false,
     };
     settle_interrupted(db, id, Some(ctx.outbound.dead_after), None).await?;
-    let batch = recipients(db, workspace_id, id, message_ids).await?;
+    let needs = templates::Needs::of(
+        variants
+            .values()
+            .flat_map(|v| [v.subject.as_str(), v.html.as_str(), v.text.as_str()]),
+    );
+    let batch = recipients(db, workspace_id, id, message_ids, needs).await?;
     let progress = BatchProgress::default();
     let (c, variants, links, progress) = (&c, &variants, &links, &progress);
     let mut waiting = batch.iter().enumerate();

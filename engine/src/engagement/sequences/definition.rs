@@ -665,6 +665,14 @@ impl Definition {
             .collect()
     }
 
+    /// The titles of its create-task steps (templates too).
+    pub fn task_titles(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().filter_map(|s| match &s.action {
+            Action::CreateTask { title, .. } => Some(title.as_str()),
+            _ => None,
+        })
+    }
+
     /// Sequences its enroll steps name.
     pub fn enrolls_in(&self) -> Vec<(&str, &str)> {
         self.steps

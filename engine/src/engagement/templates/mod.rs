@@ -10,6 +10,9 @@
 //! get that far.
 
 mod language;
+pub mod personal;
+
+pub use personal::{Needs, Personal};
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use rapport_schema::{company, contact, email_template};
@@ -96,7 +99,11 @@ fn environment() -> Environment<'static> {
 
 fn allowed(variable: &str) -> bool {
     let mut parts = variable.split('.');
-    match (parts.next(), parts.next(), parts.next()) {
+    let (first, second, third) = (parts.next(), parts.next(), parts.next());
+    if let Some(known) = first.and_then(|f| personal::allowed(f, second, third)) {
+        return known;
+    }
+    match (first, second, third) {
         (Some("contact"), None, _) | (Some("company"), None, _) => true,
         (Some("contact"), Some("attributes"), _) => true,
         (Some("contact"), Some(f), None) => CONTACT_FIELDS.contains(&f),
@@ -132,9 +139,15 @@ pub fn check(parts: &TemplateParts) -> Result<()> {
             return Err(EngineError::invalid(
                 field,
                 format!(
-                    "uses unknown variable '{first}' (known: contact.{}, contact.attributes.*, company.{}, {})",
+                    "uses unknown variable '{first}' (known: contact.{}, contact.attributes.*, company.{}, owner.{}, lead_score.{}, churn_risk.{}, last_order.{}, open_deal.{}, recommendations (each: {}), {})",
                     CONTACT_FIELDS.join("/"),
                     COMPANY_FIELDS.join("/"),
+                    personal::OWNER_FIELDS.join("/"),
+                    personal::LEAD_SCORE_FIELDS.join("/"),
+                    personal::CHURN_RISK_FIELDS.join("/"),
+                    personal::LAST_ORDER_FIELDS.join("/"),
+                    personal::OPEN_DEAL_FIELDS.join("/"),
+                    personal::PRODUCT_FIELDS.join("/"),
                     GLOBALS.join(", ")
                 ),
             ));
@@ -143,11 +156,12 @@ pub fn check(parts: &TemplateParts) -> Result<()> {
     Ok(())
 }
 
-/// The variables of one contact. Missing values are left out (undefined), so `default`
-/// filters apply to them.
+/// The variables of one contact: its fields, its company, what [`personal`] loaded for
+/// it. Missing values are left out (undefined), so `default` filters apply to them.
 pub fn context(
     person: &contact::Model,
     firm: Option<&company::Model>,
+    personal: Option<&Personal>,
     unsubscribe_url: &str,
 ) -> Value {
     let mut c = serde_json::Map::new();
@@ -190,6 +204,9 @@ pub fn context(
     root.insert("contact".into(), serde_json::Value::Object(c));
     if let Some(company) = company {
         root.insert("company".into(), company);
+    }
+    for (name, value) in personal.map(|p| &p.0).into_iter().flatten() {
+        root.insert(name.clone(), value.clone());
     }
     root.insert("unsubscribe_url".into(), json!(unsubscribe_url));
     Value::from_serialize(serde_json::Value::Object(root))
@@ -345,7 +362,14 @@ pub async fn render_for(
         html: template.html.clone(),
         text: template.text.clone(),
     };
-    let variables = context(&person, firm.as_ref(), unsubscribe_url);
+    let needs = Needs::of_parts([&parts]);
+    let personal = personal::load(db, workspace_id, &[&person], needs).await?;
+    let variables = context(
+        &person,
+        firm.as_ref(),
+        personal.get(&person.id),
+        unsubscribe_url,
+    );
     render_blocking(parts, variables).await
 }
 

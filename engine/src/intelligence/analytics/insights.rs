@@ -1,5 +1,6 @@
-//! What the customer-value and churn models say about each contact — churn risk and its
-//! level, RFM scores and segment, P(alive), expected purchases and value — stored per
+//! What the customer-value, churn and recommendation models say about each contact —
+//! churn risk and its level, RFM scores and segment, P(alive), expected purchases and
+//! value, the products to offer — stored per
 //! contact at each rescoring, so a segment filters on them with an index instead of
 //! evaluating the model per contact, and a level or segment that changed is logged
 //! (`insight_changes`) for triggers.
@@ -19,6 +20,7 @@ use sea_orm::{
 
 use super::behaviour::Behaviour;
 use super::customer_value::{CustomerValue, CustomerValueModel};
+use super::recommendations::{self, RecommendationModel};
 use super::registry;
 use crate::clock;
 use crate::error::Result;
@@ -74,7 +76,11 @@ pub async fn refresh_contacts(
     contacts: Option<&[i64]>,
 ) -> Result<usize> {
     let mut any = false;
-    for kind in [ModelKind::CustomerValue, ModelKind::Churn] {
+    for kind in [
+        ModelKind::CustomerValue,
+        ModelKind::Churn,
+        ModelKind::Recommendations,
+    ] {
         any |= registry::active::<serde_json::Value>(db, workspace_id, kind)
             .await?
             .is_some();
@@ -125,6 +131,7 @@ pub async fn refresh(
     };
     let asked: Option<std::collections::HashSet<i64>> =
         contacts.map(|ids| ids.iter().copied().collect());
+    let recommended = recommended(db, workspace_id, b, asked.as_ref()).await?;
     let rows: Vec<contact_insight::Model> = b
         .people
         .iter()
@@ -137,13 +144,12 @@ pub async fn refresh(
                     HORIZON_WEEKS,
                 )
             });
-            insight(
-                workspace_id,
-                p.id,
-                value.as_ref(),
-                churn_scores.get(&p.id).copied(),
-                now,
-            )
+            let figures = Figures {
+                value: value.as_ref(),
+                churn_score: churn_scores.get(&p.id).copied(),
+                recommended: recommended.get(&p.id),
+            };
+            insight(workspace_id, p.id, figures, now)
         })
         .collect();
     let previous = stored(db, workspace_id, contacts).await?;
@@ -178,15 +184,61 @@ pub async fn refresh(
     Ok(rows.len())
 }
 
+/// How many recommended products are stored per contact.
+pub const RECOMMENDED_KEPT: usize = 10;
+
+/// The products to offer each contact who bought something, when a recommendations
+/// model is active.
+async fn recommended(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    b: &Behaviour,
+    asked: Option<&std::collections::HashSet<i64>>,
+) -> Result<HashMap<i64, Vec<i64>>> {
+    let Some((_, model)) =
+        registry::active::<RecommendationModel>(db, workspace_id, ModelKind::Recommendations)
+            .await?
+    else {
+        return Ok(HashMap::new());
+    };
+    let buyers: Vec<i64> = b
+        .orders
+        .keys()
+        .copied()
+        .filter(|id| asked.is_none_or(|a| a.contains(id)))
+        .collect();
+    let mut out = HashMap::new();
+    for chunk in buyers.chunks(5000) {
+        for (contact, owned) in recommendations::owned_by(db, workspace_id, chunk).await? {
+            let offers: Vec<i64> = model
+                .recommend(&owned, RECOMMENDED_KEPT)
+                .into_iter()
+                .map(|r| r.product_id)
+                .collect();
+            if !offers.is_empty() {
+                out.insert(contact, offers);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the models say about one contact.
+struct Figures<'a> {
+    value: Option<&'a CustomerValue>,
+    churn_score: Option<f64>,
+    recommended: Option<&'a Vec<i64>>,
+}
+
 fn insight(
     workspace_id: i64,
     contact_id: i64,
-    value: Option<&CustomerValue>,
-    churn_score: Option<f64>,
+    f: Figures<'_>,
     now: DateTime<Utc>,
 ) -> Option<contact_insight::Model> {
-    let churn = churn_risk(value, churn_score);
-    if value.is_none() && churn.is_none() {
+    let value = f.value;
+    let churn = churn_risk(value, f.churn_score);
+    if value.is_none() && churn.is_none() && f.recommended.is_none() {
         return None;
     }
     let rfm = value.map(|v| v.rfm);
@@ -203,6 +255,7 @@ fn insight(
         probability_alive: value.map(|v| v.probability_alive),
         expected_purchases: value.map(|v| v.expected_purchases),
         expected_value: value.and_then(|v| v.expected_value),
+        recommended: f.recommended.map(|ids| serde_json::json!(ids)),
         computed_at: now,
     })
 }
@@ -301,6 +354,7 @@ async fn upsert(db: &impl ConnectionTrait, rows: &[contact_insight::Model]) -> R
         probability_alive: Set(r.probability_alive),
         expected_purchases: Set(r.expected_purchases),
         expected_value: Set(r.expected_value),
+        recommended: Set(r.recommended),
         computed_at: Set(r.computed_at),
     });
     contact_insight::Entity::insert_many(models)
@@ -317,6 +371,7 @@ async fn upsert(db: &impl ConnectionTrait, rows: &[contact_insight::Model]) -> R
                     C::ProbabilityAlive,
                     C::ExpectedPurchases,
                     C::ExpectedValue,
+                    C::Recommended,
                     C::ComputedAt,
                 ])
                 .to_owned(),
@@ -357,6 +412,7 @@ mod tests {
             probability_alive: None,
             expected_purchases: None,
             expected_value: None,
+            recommended: None,
             computed_at: Utc::now(),
         }
     }

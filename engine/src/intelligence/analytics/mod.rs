@@ -61,8 +61,10 @@ pub async fn train(
         }
         ModelKind::Churn => churn::train(db, who.workspace_id, options.min_positives).await,
     }?;
-    if matches!(kind, ModelKind::CustomerValue | ModelKind::Churn)
-        && version.status == crate::values::ModelStatus::Active.as_str()
+    if matches!(
+        kind,
+        ModelKind::CustomerValue | ModelKind::Churn | ModelKind::Recommendations
+    ) && version.status == crate::values::ModelStatus::Active.as_str()
     {
         insights::refresh_contacts(db, who.workspace_id, None).await?;
     }
@@ -78,6 +80,7 @@ pub async fn rescore_all(db: &DatabaseConnection, workspace_id: i64) -> Result<u
         ModelKind::WinProbability,
         ModelKind::Churn,
         ModelKind::CustomerValue,
+        ModelKind::Recommendations,
     ] {
         any |= registry::active::<serde_json::Value>(db, workspace_id, kind)
             .await?

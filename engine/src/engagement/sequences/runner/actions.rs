@@ -96,6 +96,7 @@ pub(super) async fn create_task(
     let vars = templates::context(
         contact,
         contact.company_id.and_then(|c| b.firms.get(&c)),
+        b.personal.get(&contact.id),
         "",
     );
     let title = templates::render(

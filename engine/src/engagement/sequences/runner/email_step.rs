@@ -234,7 +234,7 @@ pub(super) async fn send_email(
             html: saved.html.clone(),
             text: saved.text.clone(),
         },
-        &templates::context(contact, firm, &unsubscribe),
+        &templates::context(contact, firm, b.personal.get(&contact.id), &unsubscribe),
     ) {
         Ok(p) => p,
         Err(e) => {

@@ -122,6 +122,8 @@ struct Batch<'a> {
     sequence_status: HashMap<i64, SequenceStatus>,
     contacts: HashMap<i64, contact::Model>,
     firms: HashMap<i64, company::Model>,
+    /// What templates and task titles say besides the contact and its company.
+    personal: HashMap<i64, templates::Personal>,
     templates: HashMap<String, email_template::Model>,
     standing: HashMap<i64, Standing>,
     signer: Signer,
@@ -245,7 +247,7 @@ async fn load_batch<'a>(
         .values()
         .flat_map(|d| d.templates().into_iter().map(|(_, t)| t.to_string()))
         .collect();
-    let templates = email_template::Entity::find()
+    let templates: HashMap<String, email_template::Model> = email_template::Entity::find()
         .filter(email_template::Column::WorkspaceId.eq(ws))
         .filter(email_template::Column::DeletedAt.is_null())
         .filter(email_template::Column::Name.is_in(names))
@@ -255,6 +257,14 @@ async fn load_batch<'a>(
         .map(|t| (t.name.clone(), t))
         .collect();
     let standing = standing(db, ws, &contacts).await?;
+    let needs = templates::Needs::of(
+        templates
+            .values()
+            .flat_map(|t| [t.subject.as_str(), t.html.as_str(), t.text.as_str()])
+            .chain(definitions.values().flat_map(|d| d.task_titles())),
+    );
+    let personal =
+        templates::personal::load(db, ws, &contacts.values().collect::<Vec<_>>(), needs).await?;
     Ok(Batch {
         ctx,
         ws,
@@ -263,6 +273,7 @@ async fn load_batch<'a>(
         sequence_status,
         contacts,
         firms,
+        personal,
         templates,
         standing,
         signer: links::signer(db, ws).await?,
