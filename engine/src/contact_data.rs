@@ -95,6 +95,7 @@ pub const STORES: &[Store] = &[
     store("campaign_messages", OnErase::Delete, OnMerge::Stay),
     store("sequence_enrollments", OnErase::Delete, OnMerge::End),
     store("sequence_messages", OnErase::Delete, OnMerge::Move),
+    store("transactional_messages", OnErase::Delete, OnMerge::Stay),
     store("lifecycle_changes", OnErase::Delete, OnMerge::Move),
     // Intelligence.
     store(
@@ -129,8 +130,8 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
             suppression::add(&tx, ws, &hash, SuppressionReason::Erased, None).await?;
         }
     }
-    // Last: consent history and campaign messages go with the contact rows (the database
-    // cascades them), deals are unlinked.
+    // Last: consent history, campaign and transactional messages go with the contact rows
+    // (the database cascades them), deals are unlinked.
     contacts::erase_for_good(&tx, ws, &people).await?;
     tx.commit().await?;
     Ok(())

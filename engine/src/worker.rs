@@ -1,12 +1,12 @@
 //! The one place that knows what every kind of job does: campaigns' launches, sends and
-//! A/B decisions, sequence steps, plugin runs. The queue ([`crate::platform::queue`])
+//! A/B decisions, sequence steps, transactional email, plugin runs. The queue ([`crate::platform::queue`])
 //! stores and retries jobs without knowing any feature; a process that works them builds
 //! a [`Worker`] and hands it to [`work`].
 
 use std::sync::Arc;
 
 use crate::engagement::outbound::Context;
-use crate::engagement::{campaigns, sequences};
+use crate::engagement::{campaigns, sequences, transactional};
 use crate::error::{EngineError, Result};
 use crate::intelligence::plugins;
 use crate::platform::health::Health;
@@ -76,6 +76,10 @@ impl Handler for Worker {
                 );
                 Ok(())
             }
+            Job::SendTransactional {
+                workspace_id,
+                message_id,
+            } => transactional::deliver(ctx, *workspace_id, *message_id).await,
         }
     }
 }

@@ -52,6 +52,7 @@ mod m0009_plugins;
 mod m0010_sequences;
 mod m0011_send_pacing;
 mod m0012_insights;
+mod m0013_transactional;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_sequences::Migration),
             Box::new(m0011_send_pacing::Migration),
             Box::new(m0012_insights::Migration),
+            Box::new(m0013_transactional::Migration),
         ]
     }
 }

@@ -50,6 +50,7 @@ pub mod entities {
     pub mod suppression;
     pub mod task;
     pub mod team;
+    pub mod transactional_message;
     pub mod user;
     pub mod workspace;
     pub mod workspace_secret;

@@ -10,3 +10,4 @@ mod intelligence;
 mod plugins;
 mod segments;
 mod sequences;
+mod transactional;

@@ -1,7 +1,9 @@
-//! Email templates on the graph: saved after checking, previewed for any contact.
+//! Email templates on the graph: saved after checking, previewed for any contact, and
+//! sent to one contact at a time as transactional email.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use rapport_engine::engagement::transactional;
 use rapport_engine::platform::records::{self, Deleted};
 use rapport_engine::values::{ConsentPurpose, Scope};
 use rapport_engine::{engagement::consent, engagement::templates};
@@ -10,8 +12,9 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::OrGraphql;
 use crate::graphql::context::PublicUrl;
+use crate::graphql::enums::{ConsentPurpose as Purpose, MessageState};
 use crate::graphql::ids::{parse_id, to_id};
-use crate::graphql::types::principal;
+use crate::graphql::types::{Contact, load, principal};
 
 /// A template as a client writes it (Jinja syntax; see `contact.*`, `company.*`,
 /// `unsubscribe_url`).
@@ -31,6 +34,80 @@ impl From<EmailTemplateInput> for templates::EmailTemplateInput {
             html: i.html,
             text: i.text,
         }
+    }
+}
+
+/// One transactional email to send.
+#[derive(InputObject)]
+pub struct SendEmailInput {
+    pub contact_id: ID,
+    pub template_id: ID,
+    /// Whose consent rules apply: transactional mail needs no opt-in but stops at a
+    /// withdrawal or a suppressed address; marketing needs a granted opt-in.
+    #[graphql(default_with = "Purpose::Transactional")]
+    pub purpose: Purpose,
+    /// The client's key for this send (1–200 visible ASCII characters): the same key
+    /// again returns the first message instead of sending another.
+    pub idempotency_key: String,
+    pub from_email: String,
+    pub from_name: Option<String>,
+}
+
+/// A transactional email: one message to one contact, asked for by an app.
+pub struct TransactionalEmail {
+    row: s::transactional_message::Model,
+    replayed: bool,
+}
+
+#[Object]
+impl TransactionalEmail {
+    async fn id(&self) -> ID {
+        to_id(self.row.id)
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> Result<Option<Contact>> {
+        Ok(load::<s::contact::Entity>(ctx, Some(self.row.contact_id))
+            .await?
+            .map(Contact))
+    }
+    async fn template_id(&self) -> ID {
+        to_id(self.row.template_id)
+    }
+    async fn idempotency_key(&self) -> &str {
+        &self.row.idempotency_key
+    }
+    /// Whether this answer is the first send of its key (false) or a repeat (true).
+    async fn replayed(&self) -> bool {
+        self.replayed
+    }
+    async fn purpose(&self) -> Purpose {
+        Purpose::from_db(&self.row.purpose)
+    }
+    /// QUEUED until a worker sends it; then SENT, SKIPPED (no consent, suppressed, no
+    /// address), FAILED, BOUNCED or UNKNOWN (no answer from the mail server in time).
+    async fn state(&self) -> MessageState {
+        MessageState::from_db(&self.row.state)
+    }
+    /// Why it was skipped or failed.
+    async fn reason(&self) -> Option<&str> {
+        self.row.reason.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.row.sent_at
+    }
+    async fn opened_at(&self) -> Option<DateTime<Utc>> {
+        self.row.opened_at
+    }
+    async fn clicked_at(&self) -> Option<DateTime<Utc>> {
+        self.row.clicked_at
+    }
+    async fn opens(&self) -> i32 {
+        self.row.opens
+    }
+    async fn clicks(&self) -> i32 {
+        self.row.clicks
     }
 }
 
@@ -111,6 +188,17 @@ impl TemplateQuery {
                 .gql()?,
         ))
     }
+    /// One transactional email, to follow it from queued to sent, opened and clicked.
+    async fn transactional_email(&self, ctx: &Context<'_>, id: ID) -> Result<TransactionalEmail> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(TransactionalEmail {
+            row: transactional::get(db, who, parse_id("id", &id)?)
+                .await
+                .gql()?,
+            replayed: false,
+        })
+    }
     /// Every template, by name.
     async fn email_templates(&self, ctx: &Context<'_>) -> Result<Vec<EmailTemplate>> {
         use sea_orm::QueryOrder;
@@ -162,6 +250,38 @@ impl TemplateMutation {
                 .await
                 .gql()?,
         ))
+    }
+    /// Sends one email from a saved template to one contact (a receipt, a welcome) through
+    /// the job queue, under the consent rules of its purpose, with open and click
+    /// tracking. The same idempotency key again returns the first message and sends
+    /// nothing; under another contact or template it is a CONFLICT.
+    async fn send_email(
+        &self,
+        ctx: &Context<'_>,
+        input: SendEmailInput,
+    ) -> Result<TransactionalEmail> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let queue = rapport_engine::platform::queue::Queue::new(db).gql()?;
+        let queued = transactional::send(
+            db,
+            &queue,
+            who,
+            transactional::SendEmailInput {
+                contact_id: parse_id("contactId", &input.contact_id)?,
+                template_id: parse_id("templateId", &input.template_id)?,
+                purpose: input.purpose.into(),
+                idempotency_key: input.idempotency_key,
+                from_email: input.from_email,
+                from_name: input.from_name,
+            },
+        )
+        .await
+        .gql()?;
+        Ok(TransactionalEmail {
+            row: queued.message,
+            replayed: queued.replayed,
+        })
     }
     /// Moves a template to the trash.
     async fn delete_email_template(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {

@@ -283,6 +283,7 @@ pub async fn request(
         db,
         &links::Claim {
             seq: None,
+            tx: None,
             ws: who.workspace_id,
             contact: contact_id,
             action: links::Action::Confirm,
@@ -312,6 +313,7 @@ pub async fn unsubscribe_token(
         db,
         &links::Claim {
             seq: None,
+            tx: None,
             ws: workspace_id,
             contact: contact_id,
             action: links::Action::Unsubscribe,

@@ -92,17 +92,29 @@ pub struct Links<'a> {
     pub base: &'a str,
     /// The workspace the links belong to.
     pub workspace_id: i64,
-    /// Whether message ids are sequence messages (else campaign messages).
-    pub sequence: bool,
+    /// Which table the message ids name.
+    pub messages: MessageKind,
+}
+
+/// The kinds of message that carry tracking links, each with its own table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    /// `campaign_messages`.
+    Campaign,
+    /// `sequence_messages`.
+    Sequence,
+    /// `transactional_messages`.
+    Transactional,
 }
 
 impl Links<'_> {
-    fn claim(&self, contact: i64, msg: i64, action: Action, url: Option<String>) -> String {
-        let (msg, seq) = if self.sequence {
-            (None, Some(msg))
-        } else {
-            (Some(msg), None)
-        };
+    fn claim(&self, contact: i64, id: i64, action: Action, url: Option<String>) -> String {
+        let (mut msg, mut seq, mut tx) = (None, None, None);
+        match self.messages {
+            MessageKind::Campaign => msg = Some(id),
+            MessageKind::Sequence => seq = Some(id),
+            MessageKind::Transactional => tx = Some(id),
+        }
         self.signer.sign(&Claim {
             ws: self.workspace_id,
             contact,
@@ -111,6 +123,7 @@ impl Links<'_> {
             exp: None,
             msg,
             seq,
+            tx,
             url,
             req: None,
         })

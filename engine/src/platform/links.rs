@@ -53,6 +53,9 @@ pub struct Claim {
     /// The sequence message the link was sent in, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
+    /// The transactional message the link was sent in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx: Option<i64>,
     /// Where a click link leads; signed, so the link cannot be turned into an open
     /// redirect.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -83,6 +83,13 @@ pub enum Job {
         #[serde(default)]
         claimed_at: Option<DateTime<Utc>>,
     },
+    /// Send one transactional email an app asked for.
+    SendTransactional {
+        /// Workspace.
+        workspace_id: i64,
+        /// The message.
+        message_id: i64,
+    },
 }
 
 impl Job {
@@ -95,6 +102,7 @@ impl Job {
             Job::ResumeWhenReachable { .. } => "resume_when_reachable",
             Job::RunPlugins { .. } => "run_plugins",
             Job::AdvanceEnrollments { .. } => "advance_enrollments",
+            Job::SendTransactional { .. } => "send_transactional",
         }
     }
 
@@ -106,7 +114,8 @@ impl Job {
             | Job::PickWinner { workspace_id, .. }
             | Job::ResumeWhenReachable { workspace_id, .. }
             | Job::RunPlugins { workspace_id, .. }
-            | Job::AdvanceEnrollments { workspace_id, .. } => *workspace_id,
+            | Job::AdvanceEnrollments { workspace_id, .. }
+            | Job::SendTransactional { workspace_id, .. } => *workspace_id,
         }
     }
 }

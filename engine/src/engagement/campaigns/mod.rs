@@ -34,7 +34,7 @@ use crate::engagement::outbound::Context;
 use crate::engagement::suppression;
 use crate::engagement::templates::{self, TemplateParts};
 use crate::engagement::tracking::{
-    CLICKED_SUBJECT, Links, MAILBOX_GONE, OPENED_SUBJECT, track_html,
+    CLICKED_SUBJECT, Links, MAILBOX_GONE, MessageKind, OPENED_SUBJECT, track_html,
 };
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;

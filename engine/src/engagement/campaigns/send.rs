@@ -573,7 +573,7 @@ pub async fn send_batch(
         signer: &signer,
         base: ctx.outbound.public_url.trim_end_matches('/'),
         workspace_id,
-        sequence: false,
+        messages: MessageKind::Campaign,
     };
     settle_interrupted(db, id, Some(ctx.outbound.dead_after), None).await?;
     let needs = templates::Needs::of(

@@ -224,7 +224,7 @@ pub(super) async fn send_email(
         signer: &b.signer,
         base: b.ctx.outbound.public_url.trim_end_matches('/'),
         workspace_id: b.ws,
-        sequence: true,
+        messages: MessageKind::Sequence,
     };
     let unsubscribe = links.unsubscribe(contact.id, m.id);
     let firm = contact.company_id.and_then(|c| b.firms.get(&c));

@@ -40,7 +40,7 @@ use crate::engagement::consent::{self, Decision};
 use crate::engagement::outbound::Context;
 use crate::engagement::suppression;
 use crate::engagement::templates::{self, TemplateParts};
-use crate::engagement::tracking::{Links, MAILBOX_GONE, track_html};
+use crate::engagement::tracking::{Links, MAILBOX_GONE, MessageKind, track_html};
 use crate::error::{EngineError, Result};
 use crate::platform::email::{self, Delivery};
 use crate::platform::links::{self, Signer};
