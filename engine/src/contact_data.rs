@@ -72,6 +72,8 @@ pub const STORES: &[Store] = &[
     store("inquiries", OnErase::Delete, OnMerge::Move),
     store("orders", OnErase::Delete, OnMerge::Move),
     store("events", OnErase::Delete, OnMerge::Move),
+    // Copies of attributes: the survivor's are rewritten from its merged attributes.
+    store("contact_field_values", OnErase::Delete, OnMerge::Stay),
     Store {
         table: "contact_merges",
         column: "survivor_id",

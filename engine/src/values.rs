@@ -809,6 +809,10 @@ text_enum!(
 );
 
 text_enum!(
+    /// What a typed custom field holds.
+    FieldKind { Text => "text", Number => "number", Date => "date", Boolean => "boolean", Enum => "enum", MultiSelect => "multi_select" }
+);
+text_enum!(
     /// What an `insight_changes` row records the change of.
     InsightField { ChurnLevel => "churn_level", RfmSegment => "rfm_segment" }
 );

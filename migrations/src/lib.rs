@@ -53,6 +53,7 @@ mod m0010_sequences;
 mod m0011_send_pacing;
 mod m0012_insights;
 mod m0013_transactional;
+mod m0014_custom_fields;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -74,6 +75,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_send_pacing::Migration),
             Box::new(m0012_insights::Migration),
             Box::new(m0013_transactional::Migration),
+            Box::new(m0014_custom_fields::Migration),
         ]
     }
 }

@@ -15,9 +15,11 @@ pub mod entities {
     pub mod company;
     pub mod consent_event;
     pub mod contact;
+    pub mod contact_field_value;
     pub mod contact_insight;
     pub mod contact_merge;
     pub mod contact_tag;
+    pub mod custom_field;
     pub mod deal;
     pub mod deal_stage_change;
     pub mod email_template;

@@ -8,7 +8,8 @@ use serde_json::json;
 both_backends!(
     segments_are_live_saved_filters,
     segments_see_events_orders_and_consent,
-    templates_are_checked_on_save
+    templates_are_checked_on_save,
+    typed_fields_compare_by_type
 );
 
 async fn segments_are_live_saved_filters(app: TestApp) {
@@ -288,6 +289,168 @@ async fn segments_see_events_orders_and_consent(app: TestApp) {
         .err(
             &key,
             "{ contacts(filter: {orders: {withinDays: 0}}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+}
+
+/// Declared fields are checked on write and compared by type: 100 seats is more than 9
+/// (as text it sorts before), dates by date, options by membership.
+async fn typed_fields_compare_by_type(app: TestApp) {
+    let key = app.workspace("Fields").await;
+    let person = |i: usize, attributes: serde_json::Value| json!({"email": format!("f{i}@example.com"), "firstName": format!("F{i}"), "attributes": attributes});
+    app.ok(
+        &key,
+        "mutation($c: [ContactInput!]!) { bulkUpsertContacts(contacts: $c) { created } }",
+        json!({"c": [
+            person(0, json!({"seats": 9, "renewal": "2027-01-15", "active": true, "modules": ["crm"]})),
+            person(1, json!({"seats": 100, "renewal": "2026-12-31", "active": false, "modules": ["crm", "mail"]})),
+            person(2, json!({"seats": 25, "modules": ["ai"]})),
+            person(3, json!({"seats": "many"})),
+            person(4, json!({})),
+        ]}),
+    )
+    .await;
+    let declare = "mutation($i: CustomFieldInput!) { createCustomField(input: $i) { id key label kind options } }";
+    // A value that does not fit is named, and nothing is declared.
+    let (code, message) = app
+        .err(
+            &key,
+            declare,
+            json!({"i": {"key": "seats", "label": "Seats", "kind": "NUMBER"}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(
+        message.contains("1 contact(s)") && message.contains("\"many\""),
+        "{message}"
+    );
+    let fields = app.ok(&key, "{ customFields { key } }", json!({})).await;
+    assert_eq!(fields["customFields"], json!([]));
+    app.ok(
+        &key,
+        "mutation($i: [ContactInput!]!) { bulkUpsertContacts(contacts: $i) { created } }",
+        json!({"i": [{"email": "f3@example.com", "attributes": {"seats": 3}}]}),
+    )
+    .await;
+    for input in [
+        json!({"key": "seats", "label": "Seats", "kind": "NUMBER"}),
+        json!({"key": "renewal", "kind": "DATE"}),
+        json!({"key": "active", "kind": "BOOLEAN"}),
+        json!({"key": "modules", "kind": "MULTI_SELECT", "options": ["crm", "mail", "ai"]}),
+    ] {
+        app.ok(&key, declare, json!({"i": input})).await;
+    }
+    let fields = app
+        .ok(&key, "{ customFields { key kind options } }", json!({}))
+        .await;
+    assert_eq!(
+        fields["customFields"][1],
+        json!({"key": "modules", "kind": "MULTI_SELECT", "options": ["crm", "mail", "ai"]})
+    );
+
+    // Writes are checked against the declarations, naming the attribute.
+    let (code, message) = app
+        .err(
+            &key,
+            "mutation { createContact(input: {email: \"bad@example.com\", attributes: {seats: \"lots\"}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.contains("attributes.seats"), "{message}");
+    let (code, _) = app
+        .err(
+            &key,
+            "mutation { createContact(input: {email: \"bad@example.com\", attributes: {modules: [\"fax\"]}}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+
+    let names = |filter: serde_json::Value| {
+        let app = &app;
+        let key = &key;
+        async move {
+            let data = app
+                .ok(
+                    key,
+                    "query($f: ContactFilter) { contacts(first: 50, filter: $f, orderBy: {field: FIRST_NAME, direction: ASC}) { edges { node { firstName } } } }",
+                    json!({"f": filter}),
+                )
+                .await;
+            data["contacts"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["firstName"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // As numbers, 100 and 25 are at least 10; as text, "100" and "25" are both below "9".
+    assert_eq!(
+        names(json!({"attributes": [{"key": "seats", "number": {"gte": 10}}]})).await,
+        ["F1", "F2"]
+    );
+    assert_eq!(
+        names(json!({"attributes": [{"key": "seats", "value": {"gte": "9"}}]})).await,
+        ["F0"]
+    );
+    assert_eq!(
+        names(json!({"attributes": [{"key": "seats", "number": {"isNull": true}}]})).await,
+        ["F4"]
+    );
+    assert_eq!(
+        names(json!({"attributes": [{"key": "renewal", "date": {"lt": "2027-01-01"}}]})).await,
+        ["F1"]
+    );
+    assert_eq!(
+        names(json!({"attributes": [{"key": "active", "boolean": true}]})).await,
+        ["F0"]
+    );
+    assert_eq!(
+        names(json!({"attributes": [{"key": "modules", "options": {"hasAll": ["crm", "mail"]}}]}))
+            .await,
+        ["F1"]
+    );
+    assert_eq!(
+        names(json!({"attributes": [{"key": "modules", "options": {"hasAny": ["crm"], "hasNone": ["mail"]}}]})).await,
+        ["F0"]
+    );
+    // An update rewrites the typed copy.
+    let f2 = app
+        .ok(
+            &key,
+            "{ contacts(filter: {email: {eq: \"f2@example.com\"}}) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["contacts"]["edges"][0]["node"]["id"]
+        .clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { updateContact(id: $id, input: {attributes: {seats: 5}}) { id } }",
+        json!({"id": f2}),
+    )
+    .await;
+    assert_eq!(
+        names(json!({"attributes": [{"key": "seats", "number": {"gte": 10}}]})).await,
+        ["F1"]
+    );
+    // A segment saves typed conditions like any other.
+    let segment = app
+        .ok(
+            &key,
+            "mutation { createSegment(input: {name: \"Big accounts\", filter: {attributes: [{key: \"seats\", number: {gt: 50}}]}}) { preview(sample: 5) { count } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(segment["createSegment"]["preview"]["count"], 1);
+    // Two comparisons in one condition are refused.
+    let (code, _) = app
+        .err(
+            &key,
+            "{ contacts(filter: {attributes: [{key: \"seats\", number: {gt: 1}, value: {eq: \"1\"}}]}) { totalCount } }",
             json!({}),
         )
         .await;

@@ -53,6 +53,10 @@ mirror!(
     SuppressionReason { Manual, HardBounce, Complaint, Erased }
 );
 mirror!(
+    /// What a typed custom field holds.
+    FieldKind { Text, Number, Date, Boolean, Enum, MultiSelect }
+);
+mirror!(
     /// Coarse churn-risk bands: low below 0.3, high from 0.7.
     RiskLevel { Low, Medium, High }
 );

@@ -424,14 +424,35 @@ pub struct ConsentCondition {
     pub status: ConsentStatusFilter,
 }
 
-/// A condition on one custom attribute, whose value is compared as text (numbers and
-/// booleans as they are written in JSON: `5`, `true`).
-#[derive(InputObject, Clone, Debug)]
+/// A condition on one custom attribute: exactly one of `value` (the JSON value as text;
+/// numbers and booleans as JSON writes them: `5`, `true`), or, for a declared typed
+/// field, `number`, `date`, `boolean` or `options`. A typed comparison matches only
+/// contacts holding a value; `isNull: true` those holding none.
+#[derive(InputObject, Clone, Debug, Default)]
 pub struct AttributeFilter {
     /// The attribute's name.
     pub key: String,
-    /// The condition on its value; a missing attribute is null.
-    pub value: StringFilter,
+    /// The value as text; a missing attribute is null.
+    pub value: Option<StringFilter>,
+    /// A number field, compared as a number.
+    pub number: Option<FloatFilter>,
+    /// A date field.
+    pub date: Option<DateFilter>,
+    /// A yes/no field.
+    pub boolean: Option<bool>,
+    /// An enum or multi-select field's options.
+    pub options: Option<OptionsFilter>,
+}
+
+/// Conditions on the options an enum or multi-select field holds.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct OptionsFilter {
+    /// Holds at least one of these.
+    pub has_any: Option<Vec<String>>,
+    /// Holds every one of these.
+    pub has_all: Option<Vec<String>>,
+    /// Holds none of these.
+    pub has_none: Option<Vec<String>>,
 }
 
 entity_filter!(
@@ -710,10 +731,37 @@ mod tests {
                 }
                 .into(),
             ),
-            attributes: Some(vec![AttributeFilter {
-                key: "plan".into(),
-                value: StringFilter::default(),
-            }]),
+            attributes: Some(vec![
+                AttributeFilter {
+                    key: "plan".into(),
+                    value: Some(StringFilter::default()),
+                    ..AttributeFilter::default()
+                },
+                AttributeFilter {
+                    key: "seats".into(),
+                    number: Some(FloatFilter::default()),
+                    ..AttributeFilter::default()
+                },
+                AttributeFilter {
+                    key: "renewal".into(),
+                    date: Some(DateFilter::default()),
+                    ..AttributeFilter::default()
+                },
+                AttributeFilter {
+                    key: "active".into(),
+                    boolean: Some(true),
+                    ..AttributeFilter::default()
+                },
+                AttributeFilter {
+                    key: "modules".into(),
+                    options: Some(OptionsFilter {
+                        has_any: Some(vec!["crm".into()]),
+                        has_all: Some(vec![]),
+                        has_none: Some(vec![]),
+                    }),
+                    ..AttributeFilter::default()
+                },
+            ]),
             lead_score: Some(
                 ScoreFilter {
                     score: Some(FloatFilter::default()),

@@ -20,6 +20,7 @@ pub mod consent;
 pub mod context;
 pub mod cost_budget;
 pub mod enums;
+pub mod fields;
 pub mod filters;
 pub mod ids;
 pub mod inputs;
@@ -50,6 +51,7 @@ pub struct Queries(
     consent::ConsentQuery,
     audiences::SegmentQuery,
     templates::TemplateQuery,
+    fields::FieldQuery,
     campaigns::CampaignQuery,
     plugins::PluginQuery,
     sequences::SequenceQuery,
@@ -63,6 +65,7 @@ pub struct Mutations(
     consent::ConsentMutation,
     audiences::SegmentMutation,
     templates::TemplateMutation,
+    fields::FieldMutation,
     campaigns::CampaignMutation,
     plugins::PluginMutation,
     sequences::SequenceMutation,

@@ -62,6 +62,8 @@ struct ParsedContact {
     source: Patch<String>,
     tags: Option<Vec<Tag>>,
     attributes: Option<Attributes>,
+    /// How errors name the attributes (`attributes`, `contacts[3].attributes`).
+    attributes_field: String,
     timezone: Patch<TimeZoneName>,
 }
 
@@ -115,6 +117,7 @@ fn parse(input: ContactInput, field: &str) -> Result<ParsedContact> {
             .attributes
             .map(|a| Attributes::parse(&f("attributes"), a))
             .transpose()?,
+        attributes_field: f("attributes"),
         timezone: input
             .timezone
             .parse(|t| TimeZoneName::parse(&f("timezone"), &t))?,
@@ -200,9 +203,20 @@ async fn write(
         am.lifecycle_stage = Set(v.as_str().to_string());
     }
     p.source.apply(&mut am.source);
-    if let Some(a) = p.attributes {
-        am.attributes = Set(a.into_json());
-    }
+    // Typed fields are checked before anything is written, and their typed copies
+    // rewritten after.
+    let fields = match &p.attributes {
+        Some(a) => {
+            let fields = super::fields::definitions(db, ws).await?;
+            let json = a.clone().into_json();
+            if let Some(map) = json.as_object() {
+                super::fields::check(&fields, map, &p.attributes_field)?;
+            }
+            am.attributes = Set(json);
+            Some(fields)
+        }
+        None => None,
+    };
     (p.timezone.parse(|t| Ok(t.as_str().to_string()))?).apply(&mut am.timezone);
     let tags = p.tags.clone();
     if let Some(t) = &tags {
@@ -216,6 +230,9 @@ async fn write(
     };
     if let Some(t) = tags {
         replace_tags(db, ws, saved.id, &t).await?;
+    }
+    if let Some(fields) = fields {
+        super::fields::sync(db, &fields, &saved).await?;
     }
     if before.as_deref() != Some(saved.lifecycle_stage.as_str()) {
         note_lifecycle(db, ws, saved.id, before.as_deref(), &saved.lifecycle_stage).await?;

@@ -348,6 +348,10 @@ async fn absorb(
         .filter_map(|t| Tag::parse("tags", t).ok())
         .collect();
     replace_tags(db, ws, saved.id, &parsed).await?;
+    // Both sides' values were checked when written; the survivor's typed copies follow
+    // its merged attributes.
+    let fields = super::fields::definitions(db, ws).await?;
+    super::fields::sync(db, &fields, &saved).await?;
     Ok(saved)
 }
 

@@ -15,6 +15,7 @@ pub mod contacts;
 pub mod deals;
 pub mod duplicates;
 pub mod events;
+pub mod fields;
 pub mod filters;
 pub mod inquiries;
 pub mod tasks;

@@ -2,10 +2,11 @@
 //! what other rooms record about it (see [`super::behaviour`]).
 
 use rapport_schema as s;
-use sea_orm::sea_query::{BinOper, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, Condition};
 use serde::Deserialize;
 
+use super::attributes::AttributeFilter;
 use super::behaviour::{self, *};
 use super::records::{CompanyFilter, DealFilter};
 use super::scalars::*;
@@ -66,27 +67,6 @@ record_filter!(
         consent: Vec<ConsentCondition>,
     } => contact_extras
 );
-
-/// A condition on one custom attribute, whose value is compared as text (numbers and
-/// booleans as they are written in JSON: `5`, `true`).
-#[derive(Deserialize, Clone, Debug)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AttributeFilter {
-    /// The attribute's name.
-    pub key: AttributeKey,
-    /// The condition on its value; a missing attribute is null.
-    pub value: StringFilter,
-}
-
-impl AttributeFilter {
-    fn condition(&self) -> Condition {
-        // `->>` reads a JSON member as SQL on both databases (SQLite 3.38+, PostgreSQL
-        // jsonb); the cast makes SQLite's numbers text like PostgreSQL's.
-        let member = Expr::col(s::contact::Column::Attributes.as_column_ref())
-            .binary(BinOper::Custom("->>"), Expr::val(self.key.as_str()));
-        self.value.condition(member.cast_as("TEXT"))
-    }
-}
 
 impl TagsFilter {
     fn condition(&self, ws: i64) -> Condition {
@@ -188,7 +168,7 @@ fn contact_extras(f: &ContactFilter, at: Evaluation, depth: usize) -> Result<Con
     }
     let mut c = Condition::all();
     for a in f.attributes.iter().flatten() {
-        c = c.add(a.condition());
+        c = c.add(a.condition(ws));
     }
     if let Some(t) = &f.tags {
         c = c.add(t.condition(ws));

@@ -88,11 +88,13 @@ macro_rules! record_filter {
     };
 }
 
+mod attributes;
 mod behaviour;
 mod contacts;
 mod records;
 mod scalars;
 
+pub use attributes::*;
 pub use behaviour::*;
 pub use contacts::*;
 pub use records::*;
