@@ -1,8 +1,9 @@
 //! The pages a contact reaches from an email, without logging in: one-click unsubscribe
 //! (RFC 8058: a `POST` withdraws at once; a `GET` shows a page with one button) and double
 //! opt-in confirmation (the same: mail scanners fetch every link in a message, so a `GET`
-//! only shows the button and the `POST` it sends confirms). The signed token is the only
-//! credential, and each route accepts only its own kind of token.
+//! only shows the button and the `POST` it sends confirms), and the preference page
+//! (email topics, or unsubscribe from all). The signed token is the only credential, and
+//! each route accepts only its own kind of token.
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{Extensions, HeaderMap, StatusCode, header};
@@ -31,6 +32,7 @@ pub fn router() -> axum::Router<ApiContext> {
     axum::Router::new()
         .route("/unsubscribe", get(unsubscribe_page).post(unsubscribe))
         .route("/consent/confirm", get(confirm_page).post(confirm))
+        .route("/preferences", get(preferences_page).post(save_preferences))
         .route("/t/o/{token}", get(open_pixel))
         .route("/t/c/{token}", get(click))
 }
@@ -204,6 +206,109 @@ pub async fn confirm(
             StatusCode::OK,
             "Thank you",
             "<p>Your subscription is confirmed.</p>",
+        ),
+        Err(e) => refused(e),
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `GET /preferences?token=`: the person's topics, ticked as they stand, and a way out of
+/// all marketing email.
+pub async fn preferences_page(
+    State(ctx): State<ApiContext>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    let (name, topics) = match rapport_engine::engagement::topics::page(ctx.db(), &q.token).await {
+        Ok(found) => found,
+        Err(e) => return refused(e),
+    };
+    let mut rows = String::new();
+    for (t, on) in &topics {
+        rows.push_str(&format!(
+            "<p><label><input type=\"checkbox\" name=\"topic_{}\"{}> <strong>{}</strong></label>{}</p>",
+            t.id,
+            if *on { " checked" } else { "" },
+            escape(&t.name),
+            t.description
+                .as_deref()
+                .map(|d| format!("<br><small>{}</small>", escape(d)))
+                .unwrap_or_default()
+        ));
+    }
+    if topics.is_empty() {
+        rows.push_str("<p>There are no topics to choose from.</p>");
+    }
+    let greeting = if name.trim().is_empty() {
+        "Choose the emails you want.".to_string()
+    } else {
+        format!("{}, choose the emails you want.", escape(name.trim()))
+    };
+    // verify() accepted the token, so it holds only base64url characters and a dot.
+    page(
+        StatusCode::OK,
+        "Your email preferences",
+        &format!(
+            "<p>{greeting}</p><form method=\"post\" action=\"/preferences?token={token}\">{rows}\
+             <hr><p><label><input type=\"checkbox\" name=\"all\"> Unsubscribe from all \
+             marketing email</label></p><button type=\"submit\">Save</button></form>",
+            token = q.token.trim()
+        ),
+    )
+}
+
+/// The most a preference form may send: a few bytes per topic.
+const PREFERENCES_FORM_BYTES: usize = 16 * 1024;
+
+/// `POST /preferences?token=`: saves the ticked topics (the others are opt-outs) and,
+/// when asked, withdraws marketing consent. The token is checked before the form is read.
+pub async fn save_preferences(
+    State(ctx): State<ApiContext>,
+    Query(q): Query<TokenQuery>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    if let Err(e) = links::verify(ctx.db(), &q.token, links::Action::Preferences).await {
+        return refused(e);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, PREFERENCES_FORM_BYTES).await else {
+        return page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "This form is too large",
+            "<p>Please try again from the page.</p>",
+        );
+    };
+    let mut chosen = std::collections::HashSet::new();
+    let mut all = false;
+    for (name, _) in form_urlencoded::parse(&bytes) {
+        if name == "all" {
+            all = true;
+        } else if let Some(id) = name
+            .strip_prefix("topic_")
+            .and_then(|i| i.parse::<i64>().ok())
+        {
+            chosen.insert(id);
+        }
+    }
+    let proof = proof(&ctx, &extensions, &headers);
+    match rapport_engine::engagement::topics::save_page(ctx.db(), &q.token, &chosen, all, proof)
+        .await
+    {
+        Ok(()) if all => page(
+            StatusCode::OK,
+            "You are unsubscribed",
+            "<p>You will not receive marketing email any more.</p>",
+        ),
+        Ok(()) => page(
+            StatusCode::OK,
+            "Your preferences are saved",
+            "<p>You will receive the emails you ticked.</p>",
         ),
         Err(e) => refused(e),
     }

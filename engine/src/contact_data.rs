@@ -94,6 +94,7 @@ pub const STORES: &[Store] = &[
     },
     // Engagement.
     store("consent_events", OnErase::Delete, OnMerge::Stay),
+    store("topic_preferences", OnErase::Delete, OnMerge::Stay),
     store("campaign_messages", OnErase::Delete, OnMerge::Stay),
     store("sequence_enrollments", OnErase::Delete, OnMerge::End),
     store("sequence_messages", OnErase::Delete, OnMerge::Move),

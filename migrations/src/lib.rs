@@ -54,6 +54,7 @@ mod m0011_send_pacing;
 mod m0012_insights;
 mod m0013_transactional;
 mod m0014_custom_fields;
+mod m0015_topics;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -76,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_insights::Migration),
             Box::new(m0013_transactional::Migration),
             Box::new(m0014_custom_fields::Migration),
+            Box::new(m0015_topics::Migration),
         ]
     }
 }

@@ -23,6 +23,7 @@ pub mod entities {
     pub mod deal;
     pub mod deal_stage_change;
     pub mod email_template;
+    pub mod email_topic;
     pub mod event;
     pub mod inquiry;
     pub mod insight_change;
@@ -52,6 +53,7 @@ pub mod entities {
     pub mod suppression;
     pub mod task;
     pub mod team;
+    pub mod topic_preference;
     pub mod transactional_message;
     pub mod user;
     pub mod workspace;

@@ -16,6 +16,7 @@ both_backends!(
     smtp_refusals_bounce_or_retry,
     mail_server_down_campaign_waits_and_resumes,
     rate_limit_holds_in_every_second,
+    a_topic_opt_out_stops_that_topic_only,
 );
 
 /// Creates `n` contacts tagged `tag` (`p{i}@{tag}.example`); every contact whose index is
@@ -1075,5 +1076,132 @@ async fn rate_limit_holds_in_every_second(app: TestApp) {
     assert!(
         most as f64 <= rate as f64 * 1.1,
         "{most} emails within one second at {rate} a second: {offsets:?}"
+    );
+}
+
+/// Two topics; one person opts out of the newsletter on their preference page, another
+/// out of product updates through the API. Each topic's campaign skips only the person
+/// who left it, and "unsubscribe from all" on the page withdraws marketing consent.
+async fn a_topic_opt_out_stops_that_topic_only(app: TestApp) {
+    let smtp = SmtpServer::start();
+    let key = app.workspace("Topics").await;
+    let ids = audience(&app, &key, "topics", 2, |_| true).await;
+    let (ada, bob) = (&ids[0], &ids[1]);
+    let topic = |k: &str, n: &str| {
+        let app = &app;
+        let key = &key;
+        let (k, n) = (k.to_string(), n.to_string());
+        async move {
+            app.ok(
+                key,
+                "mutation($i: EmailTopicInput!) { createEmailTopic(input: $i) { id key } }",
+                json!({"i": {"key": k, "name": n, "description": "Now and then"}}),
+            )
+            .await["createEmailTopic"]["id"]
+                .clone()
+        }
+    };
+    let newsletter = topic("newsletter", "Newsletter").await;
+    let updates = topic("updates", "Product <updates>").await;
+
+    // Ada, on her page: both ticked at first; she keeps only the product updates.
+    let url = app
+        .ok(
+            &key,
+            "query($c: ID!) { contact(id: $c) { preferencesUrl } }",
+            json!({"c": ada}),
+        )
+        .await["contact"]["preferencesUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The server's public address is configured; the test reaches it where it listens.
+    let path = url[url.find("/preferences").unwrap()..].to_string();
+    let (status, _, body) = app.get(&format!("{}{path}", app.base)).await;
+    assert_eq!(status, 200);
+    let html = String::from_utf8(body).unwrap();
+    assert!(
+        html.contains(&format!(
+            "name=\"topic_{}\" checked",
+            newsletter.as_str().unwrap()
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("Product &lt;updates&gt;"),
+        "names are escaped: {html}"
+    );
+    let client = reqwest::Client::new();
+    let saved = client
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("topic_{}=on", updates.as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 200);
+    // A forged token is refused before its form is read.
+    let forged = client
+        .post(format!("{}/preferences?token=eyJ3cyI6MX0.bm9wZQ", app.base))
+        .body("all=on")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    // Bob, through the API.
+    app.ok(
+        &key,
+        "mutation($c: ID!) { setTopicPreference(contactId: $c, topic: \"updates\", subscribed: false) { subscribed } }",
+        json!({"c": bob}),
+    )
+    .await;
+    let prefs = app
+        .ok(
+            &key,
+            "query($c: ID!) { contact(id: $c) { topicPreferences { topic { key } subscribed } } }",
+            json!({"c": ada}),
+        )
+        .await;
+    assert_eq!(
+        prefs["contact"]["topicPreferences"],
+        json!([{"topic": {"key": "newsletter"}, "subscribed": false}, {"topic": {"key": "updates"}, "subscribed": true}])
+    );
+
+    let _workers = app.workers(&smtp.url);
+    let seg = segment(&app, &key, "topics").await;
+    for (topic, receives) in [
+        (&newsletter, "p1@topics.example"),
+        (&updates, "p0@topics.example"),
+    ] {
+        let c = campaign(&app, &key, &seg, json!({"topicId": topic})).await;
+        send(&app, &key, &c["id"]).await;
+        let done = wait_status(&app, &key, &c["id"], "SENT", 60).await;
+        assert_eq!(
+            (
+                done["stats"]["sent"].clone(),
+                done["stats"]["skipped"].clone()
+            ),
+            (json!(1), json!(1)),
+            "{done}"
+        );
+        let mut to: Vec<String> = recipients(&smtp);
+        to.retain(|t| t == receives);
+        assert_eq!(to.len(), 1, "{receives}: {:?}", recipients(&smtp));
+    }
+    assert_eq!(smtp.received().len(), 2);
+
+    // "Unsubscribe from all" withdraws marketing consent.
+    client
+        .post(format!("{}{path}", app.base))
+        .body("all=on")
+        .send()
+        .await
+        .unwrap();
+    let consent = app
+        .ok(&key, "query($c: ID!) { contact(id: $c) { emailPermission(purpose: MARKETING) { allowed } } }", json!({"c": ada}))
+        .await;
+    assert_eq!(
+        consent["contact"]["emailPermission"]["allowed"], false,
+        "{consent}"
     );
 }

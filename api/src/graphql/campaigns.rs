@@ -51,6 +51,8 @@ pub struct CampaignInput {
     /// Replaces all variants.
     pub variants: Option<Vec<CampaignVariantInput>>,
     pub ab_test: MaybeUndefined<AbTestInput>,
+    /// The email topic it is about: contacts who opted out of it are skipped.
+    pub topic_id: MaybeUndefined<ID>,
 }
 
 fn patch<T, U>(m: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Patch<U> {
@@ -99,6 +101,11 @@ impl CampaignInput {
                 wait_minutes: t.wait_minutes,
                 metric: t.metric.into(),
             }),
+            topic_id: match self.topic_id {
+                MaybeUndefined::Undefined => Patch::Keep,
+                MaybeUndefined::Null => Patch::Clear,
+                MaybeUndefined::Value(id) => Patch::Set(parse_id("topicId", &id)?),
+            },
         })
     }
 }
@@ -286,6 +293,23 @@ impl Campaign {
         .await
         .ok()
         .map(Segment))
+    }
+    /// The email topic it is about.
+    async fn topic(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<crate::graphql::consent::EmailTopic>> {
+        let Some(id) = self.0.campaign.topic_id else {
+            return Ok(None);
+        };
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(
+            rapport_engine::engagement::topics::get(db, who.workspace_id, id)
+                .await
+                .ok()
+                .map(crate::graphql::consent::EmailTopic),
+        )
     }
     async fn from_email(&self) -> &str {
         &self.0.campaign.from_email

@@ -6,7 +6,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use rapport_engine::values::{self, EmailAddress};
-use rapport_engine::{engagement::consent, engagement::suppression};
+use rapport_engine::{engagement::consent, engagement::suppression, engagement::topics};
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
@@ -199,6 +199,17 @@ pub struct ConsentQuery;
 
 #[Object]
 impl ConsentQuery {
+    /// The workspace's email topics, by name.
+    async fn email_topics(&self, ctx: &Context<'_>) -> Result<Vec<EmailTopic>> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(topics::list(db, who.workspace_id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(EmailTopic)
+            .collect())
+    }
     /// The suppression entry for an address, if it is suppressed.
     async fn suppression(&self, ctx: &Context<'_>, email: String) -> Result<Option<Suppression>> {
         let who = principal(ctx)?;
@@ -227,6 +238,73 @@ impl ConsentQuery {
             .map(Suppression)
             .collect())
     }
+}
+
+/// One kind of marketing mail (newsletter, product updates) people may opt out of alone.
+pub struct EmailTopic(pub s::email_topic::Model);
+
+#[Object]
+impl EmailTopic {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    /// How campaigns and sequences name it.
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+}
+
+/// A contact's standing choice on one topic (subscribed until they opt out).
+#[derive(SimpleObject)]
+pub struct TopicPreference {
+    pub topic: EmailTopic,
+    pub subscribed: bool,
+}
+
+fn preferences(list: Vec<(s::email_topic::Model, bool)>) -> Vec<TopicPreference> {
+    list.into_iter()
+        .map(|(t, subscribed)| TopicPreference {
+            topic: EmailTopic(t),
+            subscribed,
+        })
+        .collect()
+}
+
+/// `contact.topicPreferences`.
+pub async fn topic_preferences(ctx: &Context<'_>, contact: i64) -> Result<Vec<TopicPreference>> {
+    let who = principal(ctx)?;
+    let db = ctx.data_unchecked::<DatabaseConnection>();
+    Ok(preferences(
+        topics::preferences(db, who.workspace_id, contact)
+            .await
+            .gql()?,
+    ))
+}
+
+/// `contact.preferencesUrl`: the contact's preference page (write scope: it changes
+/// consent).
+pub async fn preferences_url(ctx: &Context<'_>, contact: i64) -> Result<String> {
+    let who = principal(ctx)?;
+    let db = ctx.data_unchecked::<DatabaseConnection>();
+    let token = topics::page_token(db, who, contact).await.gql()?;
+    let base = &ctx.data_unchecked::<PublicUrl>().0;
+    Ok(format!("{base}/preferences?token={token}"))
+}
+
+/// A topic as a client writes it.
+#[derive(InputObject)]
+pub struct EmailTopicInput {
+    /// How campaigns and sequences name it (`newsletter`).
+    pub key: String,
+    /// How people read it on their preference page.
+    pub name: Option<String>,
+    pub description: Option<String>,
 }
 
 /// `contact.unsubscribeUrl(purpose)`.
@@ -264,6 +342,47 @@ pub struct ConsentMutation;
 
 #[Object]
 impl ConsentMutation {
+    /// Adds an email topic; campaigns (`topicId`) and sequences (`topic`) name it, and
+    /// people choose it on their preference page.
+    async fn create_email_topic(
+        &self,
+        ctx: &Context<'_>,
+        input: EmailTopicInput,
+    ) -> Result<EmailTopic> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(EmailTopic(
+            topics::create(
+                db,
+                who,
+                topics::TopicInput {
+                    key: Some(input.key),
+                    name: input.name,
+                    description: input.description,
+                },
+            )
+            .await
+            .gql()?,
+        ))
+    }
+    /// Records a contact's choice on one topic (by key), as told by the person; returns
+    /// their choices on every topic.
+    async fn set_topic_preference(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: ID,
+        topic: String,
+        subscribed: bool,
+    ) -> Result<Vec<TopicPreference>> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let contact = parse_id("contactId", &contact_id)?;
+        Ok(preferences(
+            topics::set(db, who, contact, &topic, subscribed)
+                .await
+                .gql()?,
+        ))
+    }
     /// Appends a consent event to a contact's history; the latest event per channel and
     /// purpose is the current status.
     async fn record_consent(

@@ -158,11 +158,21 @@ impl EmailTemplate {
         } else {
             "preview-without-write-scope".to_string()
         };
-        let url = format!(
-            "{}/unsubscribe?token={token}",
-            ctx.data_unchecked::<PublicUrl>().0
-        );
-        let out = templates::render_for(db, who.workspace_id, &self.0, contact, &url)
+        let base = &ctx.data_unchecked::<PublicUrl>().0;
+        let url = format!("{base}/unsubscribe?token={token}");
+        let preferences = if who.can(Scope::Write) {
+            let token = rapport_engine::engagement::topics::page_token(db, who, contact)
+                .await
+                .gql()?;
+            format!("{base}/preferences?token={token}")
+        } else {
+            format!("{base}/preferences?token=preview-without-write-scope")
+        };
+        let pages = templates::PageLinks {
+            unsubscribe: &url,
+            preferences: &preferences,
+        };
+        let out = templates::render_for(db, who.workspace_id, &self.0, contact, &pages)
             .await
             .gql()?;
         Ok(RenderedEmail {

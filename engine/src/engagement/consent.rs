@@ -352,6 +352,8 @@ pub async fn follow(
     let (status, source) = match claim.action {
         links::Action::Unsubscribe => (ConsentStatus::Withdrawn, "unsubscribe link"),
         links::Action::Confirm => (ConsentStatus::Granted, "double opt-in confirmation"),
+        // "Unsubscribe from all" on the preference page.
+        links::Action::Preferences => (ConsentStatus::Withdrawn, "preference page"),
         links::Action::Open | links::Action::Click => {
             return Err(EngineError::invalid("token", "this is not a consent link"));
         }

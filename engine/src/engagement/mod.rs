@@ -13,6 +13,7 @@ pub mod outbound;
 pub mod sequences;
 pub mod suppression;
 pub mod templates;
+pub mod topics;
 pub mod tracking;
 pub mod transactional;
 

@@ -135,6 +135,14 @@ impl Links<'_> {
             self.claim(contact, msg, Action::Unsubscribe, None)
         )
     }
+    /// The contact's preference page (topics, or unsubscribe from all).
+    pub fn preferences(&self, contact: i64) -> String {
+        format!(
+            "{}/preferences?token={}",
+            self.base,
+            super::topics::page_token_with(self.signer, self.workspace_id, contact)
+        )
+    }
     pub fn open(&self, contact: i64, msg: i64) -> String {
         format!(
             "{}/t/o/{}",

@@ -314,12 +314,12 @@ pub async fn deliver(ctx: &Context, ws: i64, id: i64) -> Result<()> {
         }
         None => None,
     };
-    let variables = templates::context(
-        &person,
-        firm.as_ref(),
-        personal.get(&person.id),
-        &unsubscribe,
-    );
+    let preferences = links.preferences(person.id);
+    let pages = templates::PageLinks {
+        unsubscribe: &unsubscribe,
+        preferences: &preferences,
+    };
+    let variables = templates::context(&person, firm.as_ref(), personal.get(&person.id), &pages);
     let parts = match templates::render_blocking(parts, variables).await {
         Ok(p) => p,
         Err(e) => {

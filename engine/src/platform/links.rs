@@ -31,6 +31,8 @@ pub enum Action {
     Open,
     /// Record a click in a campaign or sequence message and go on to `url`.
     Click,
+    /// Open the contact's preference page: choose topics, or unsubscribe from all.
+    Preferences,
 }
 
 /// The signed content of a link.
@@ -203,6 +205,7 @@ pub async fn verify(db: &impl ConnectionTrait, token: &str, action: Action) -> R
                 Action::Unsubscribe => "this is not an unsubscribe link",
                 Action::Confirm => "this is not a confirmation link",
                 Action::Open | Action::Click => "this is not a tracking link",
+                Action::Preferences => "this is not a preference page link",
             },
         ));
     }

@@ -92,6 +92,18 @@ impl Contact {
     ) -> Result<String> {
         crate::graphql::consent::unsubscribe_url(ctx, self.0.id, purpose).await
     }
+    /// The contact's preference page, where they choose email topics or unsubscribe from
+    /// all marketing (write scope: following it changes consent).
+    async fn preferences_url(&self, ctx: &Context<'_>) -> Result<String> {
+        crate::graphql::consent::preferences_url(ctx, self.0.id).await
+    }
+    /// The contact's choice on every email topic (subscribed until they opt out).
+    async fn topic_preferences(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::consent::TopicPreference>> {
+        crate::graphql::consent::topic_preferences(ctx, self.0.id).await
+    }
     /// Every consent event, oldest first.
     async fn consent_history(
         &self,

@@ -110,6 +110,8 @@ pub struct CampaignInput {
     pub variants: Option<Vec<VariantInput>>,
     /// An A/B test, or none.
     pub ab_test: Patch<AbTest>,
+    /// The topic it is about (contacts who opted out of it are skipped), or none.
+    pub topic_id: Patch<i64>,
 }
 
 /// A campaign with its variants.
@@ -298,6 +300,10 @@ pub async fn create(
         ..Default::default()
     };
     apply(&mut row, &input)?;
+    if let Patch::Set(t) = &input.topic_id {
+        super::topics::get(db, ws, *t).await?;
+    }
+    row.topic_id = Set(input.topic_id.clone().into_change().flatten());
     let tx = crate::platform::db::write(db).await?;
     let saved = row.insert(&tx).await?;
     replace_variants(&tx, ws, saved.id, &variants).await?;
@@ -327,6 +333,12 @@ pub async fn update(
     let mut row: campaign::ActiveModel = current.into();
     if let Some(segment_id) = input.segment_id {
         row.segment_id = Set(segment_id);
+    }
+    if let Patch::Set(t) = &input.topic_id {
+        super::topics::get(db, ws, *t).await?;
+    }
+    if let Some(t) = input.topic_id.clone().into_change() {
+        row.topic_id = Set(t);
     }
     apply(&mut row, &input)?;
     row.updated_at = Set(clock::now());

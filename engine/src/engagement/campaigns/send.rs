@@ -163,6 +163,11 @@ pub(super) async fn send_one(
     {
         return skip(why).await;
     }
+    if let Some(topic) = c.topic_id
+        && !crate::engagement::topics::allows(db, c.workspace_id, r.person.id, topic).await?
+    {
+        return skip("the contact opted out of the campaign's topic".into()).await;
+    }
     let Some(variant) = m.variant_id.and_then(|v| variants.get(&v)) else {
         return skip("the message has no variant".into()).await;
     };
@@ -177,7 +182,10 @@ pub(super) async fn send_one(
             &r.person,
             r.firm.as_ref(),
             r.personal.as_ref(),
-            &unsubscribe,
+            &templates::PageLinks {
+                unsubscribe: &unsubscribe,
+                preferences: &links.preferences(r.person.id),
+            },
         ),
     )
     .await;

@@ -31,6 +31,10 @@ pub struct Definition {
     /// The sender's display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_name: Option<String>,
+    /// The email topic (its key) its email is about: contacts who opted out of it are
+    /// skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
     /// What enrolls contacts besides `enroll(contactIds)`.
     #[serde(default)]
     pub triggers: Vec<Trigger>,

@@ -93,6 +93,13 @@ async fn check_references(
             ));
         }
     }
+    if let Some(topic) = &d.topic
+        && crate::engagement::topics::by_key(db, ws, topic)
+            .await?
+            .is_none()
+    {
+        problems.push(format!("topic: there is no topic '{topic}'"));
+    }
     for (step, other) in d.enrolls_in() {
         let found = sequence::Entity::find()
             .filter(sequence::Column::WorkspaceId.eq(ws))

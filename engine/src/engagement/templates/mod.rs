@@ -41,7 +41,24 @@ pub const CONTACT_FIELDS: &[&str] = &[
 /// Company fields a template may use (`company.<field>`).
 pub const COMPANY_FIELDS: &[&str] = &["name", "domain", "industry", "size", "country"];
 /// Other variables Rapport fills in when sending.
-pub const GLOBALS: &[&str] = &["unsubscribe_url"];
+pub const GLOBALS: &[&str] = &["unsubscribe_url", "preferences_url"];
+
+/// The links of the pages a recipient reaches from an email.
+#[derive(Clone, Copy, Debug)]
+pub struct PageLinks<'a> {
+    /// `unsubscribe_url`: one-click unsubscribe from marketing.
+    pub unsubscribe: &'a str,
+    /// `preferences_url`: the preference page (topics, or unsubscribe from all).
+    pub preferences: &'a str,
+}
+
+impl PageLinks<'_> {
+    /// No pages (a task title, a test render).
+    pub const NONE: PageLinks<'static> = PageLinks {
+        unsubscribe: "",
+        preferences: "",
+    };
+}
 
 /// Instructions one render may spend: ample for an email, fatal for a runaway loop.
 const FUEL: u64 = 100_000;
@@ -162,7 +179,7 @@ pub fn context(
     person: &contact::Model,
     firm: Option<&company::Model>,
     personal: Option<&Personal>,
-    unsubscribe_url: &str,
+    pages: &PageLinks<'_>,
 ) -> Value {
     let mut c = serde_json::Map::new();
     let mut put = |k: &str, v: Option<serde_json::Value>| {
@@ -208,7 +225,8 @@ pub fn context(
     for (name, value) in personal.map(|p| &p.0).into_iter().flatten() {
         root.insert(name.clone(), value.clone());
     }
-    root.insert("unsubscribe_url".into(), json!(unsubscribe_url));
+    root.insert("unsubscribe_url".into(), json!(pages.unsubscribe));
+    root.insert("preferences_url".into(), json!(pages.preferences));
     Value::from_serialize(serde_json::Value::Object(root))
 }
 
@@ -347,7 +365,7 @@ pub async fn render_for(
     workspace_id: i64,
     template: &email_template::Model,
     contact_id: i64,
-    unsubscribe_url: &str,
+    pages: &PageLinks<'_>,
 ) -> Result<TemplateParts> {
     let person = records::get::<contact::Entity>(db, workspace_id, contact_id).await?;
     let firm = match person.company_id {
@@ -364,12 +382,7 @@ pub async fn render_for(
     };
     let needs = Needs::of_parts([&parts]);
     let personal = personal::load(db, workspace_id, &[&person], needs).await?;
-    let variables = context(
-        &person,
-        firm.as_ref(),
-        personal.get(&person.id),
-        unsubscribe_url,
-    );
+    let variables = context(&person, firm.as_ref(), personal.get(&person.id), pages);
     render_blocking(parts, variables).await
 }
 

@@ -97,7 +97,7 @@ pub(super) async fn create_task(
         contact,
         contact.company_id.and_then(|c| b.firms.get(&c)),
         b.personal.get(&contact.id),
-        "",
+        &templates::PageLinks::NONE,
     );
     let title = templates::render(
         &TemplateParts {

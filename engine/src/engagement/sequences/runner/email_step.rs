@@ -217,6 +217,15 @@ pub(super) async fn send_email(
     {
         return skip(why).await;
     }
+    if let Some(key) = &def.topic {
+        match crate::engagement::topics::by_key(db, b.ws, key).await? {
+            None => return skip(format!("the topic '{key}' no longer exists")).await,
+            Some(t) if !crate::engagement::topics::allows(db, b.ws, contact.id, t.id).await? => {
+                return skip(format!("the contact opted out of the topic '{key}'")).await;
+            }
+            Some(_) => {}
+        }
+    }
     let Some(saved) = b.templates.get(template) else {
         return skip(format!("the template '{template}' was deleted")).await;
     };
@@ -234,7 +243,15 @@ pub(super) async fn send_email(
             html: saved.html.clone(),
             text: saved.text.clone(),
         },
-        &templates::context(contact, firm, b.personal.get(&contact.id), &unsubscribe),
+        &templates::context(
+            contact,
+            firm,
+            b.personal.get(&contact.id),
+            &templates::PageLinks {
+                unsubscribe: &unsubscribe,
+                preferences: &links.preferences(contact.id),
+            },
+        ),
     ) {
         Ok(p) => p,
         Err(e) => {
