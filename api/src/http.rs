@@ -26,6 +26,12 @@ pub struct ApiContext {
     pub(crate) limits: Limits,
     pub(crate) health: Arc<Health>,
     pub(crate) trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Whether `GET /graphql` serves GraphiQL to browsers.
+    pub(crate) graphiql: bool,
+    /// Who may introspect the schema.
+    pub(crate) introspection: crate::graphql_http::Introspection,
+    /// Persisted documents.
+    pub(crate) documents: Arc<crate::graphql_http::Documents>,
 }
 
 /// How much one request may ask of the server.

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod graphql;
+pub mod graphql_http;
 pub mod http;
 pub mod keys;
 pub mod links;

@@ -9,7 +9,7 @@
 use crate::error::code;
 use crate::graphql;
 use crate::keys::VerifiedKeys;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLRequest;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower_http::trace::TraceLayer;
 
+use crate::graphql_http;
+pub use crate::graphql_http::Introspection;
 pub use crate::http::{ApiContext, DEFAULT_KEY_TTL, DEFAULT_LIMITS, DEFAULT_PUBLIC_URL, Limits};
 use crate::http::{authenticate, bounded_body, error_response, is_multipart};
 
@@ -46,6 +48,10 @@ pub struct Config {
     pub limits: Limits,
     /// Serve GraphiQL to browsers at `GET /graphql`.
     pub graphiql: bool,
+    /// Who may introspect the schema.
+    pub introspection: Introspection,
+    /// Persisted documents: automatic (any client registers), or only a trusted list.
+    pub documents: Arc<graphql_http::Documents>,
     /// Where this process's background loops report; `/readyz` reads it.
     pub health: Arc<Health>,
     /// Reverse proxies in front of the server, whose `X-Forwarded-For` names the client
@@ -64,6 +70,8 @@ impl Default for Config {
             clock: rapport_engine::clock::system(),
             limits: Limits::default(),
             graphiql: true,
+            introspection: Introspection::On,
+            documents: Arc::new(graphql_http::Documents::automatic()),
             health: Arc::default(),
             trusted_proxies: Vec::new(),
         }
@@ -109,12 +117,11 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         limits: config.limits,
         health: config.health,
         trusted_proxies: config.trusted_proxies.into(),
+        graphiql: config.graphiql,
+        introspection: config.introspection,
+        documents: config.documents,
     };
-    let graphql_route = if config.graphiql {
-        get(graphiql).post(graphql_handler)
-    } else {
-        axum::routing::post(graphql_handler)
-    };
+    let graphql_route = get(graphql_get).post(graphql_handler);
     let mut router = Router::new();
     if config.graphiql {
         router = router.route("/graphiql/{file}", get(graphiql_asset));
@@ -280,20 +287,109 @@ async fn healthz(State(ctx): State<ApiContext>) -> Response {
     }
 }
 
+/// `GET /graphql`: a browser asking for a page without a query gets GraphiQL; anything
+/// else is a query over GET (never a mutation: 405), answered as `Accept` asks.
+#[tracing::instrument(name = "graphql", skip_all, fields(workspace = tracing::field::Empty))]
+async fn graphql_get(State(ctx): State<ApiContext>, request: Request) -> Response {
+    let query_string = request.uri().query().unwrap_or_default().to_string();
+    if query_string.is_empty() && ctx.graphiql && graphql_http::wants_html(request.headers()) {
+        return graphiql().await;
+    }
+    let Some(media) = graphql_http::negotiate(accept(request.headers())) else {
+        return not_acceptable();
+    };
+    let principal = match authenticate(&ctx, request.headers()).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    tracing::Span::current().record("workspace", principal.workspace_id);
+    match graphql_http::from_query_string(&query_string) {
+        Ok(params) => run(&ctx, principal, params, media, true).await,
+        Err(message) => {
+            graphql_http::request_error(media, StatusCode::BAD_REQUEST, code::VALIDATION, &message)
+        }
+    }
+}
+
+fn accept(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+}
+
+fn not_acceptable() -> Response {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        code::VALIDATION,
+        "this endpoint answers application/json or application/graphql-response+json",
+    )
+}
+
+/// `POST /graphql`: a JSON body (`{query, operationName, variables, extensions}`), or a
+/// multipart upload. The key is checked from the headers before the body is read.
 #[tracing::instrument(name = "graphql", skip_all, fields(workspace = tracing::field::Empty))]
 async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Response {
+    let Some(media) = graphql_http::negotiate(accept(request.headers())) else {
+        return not_acceptable();
+    };
     // The key first, from the headers alone: an unauthenticated caller's body is never read.
     let principal = match authenticate(&ctx, request.headers()).await {
         Ok(p) => p,
         Err(response) => return response,
     };
     tracing::Span::current().record("workspace", principal.workspace_id);
-    let (limit, timeout) = if is_multipart(request.headers()) {
-        (ctx.limits.upload_bytes, ctx.limits.upload_timeout)
-    } else {
-        (ctx.limits.json_body_bytes, ctx.limits.request_timeout)
+    if is_multipart(request.headers()) {
+        return upload(&ctx, principal, request, media).await;
+    }
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return graphql_http::request_error(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::VALIDATION,
+            "send the request as Content-Type: application/json (or multipart/form-data for uploads)",
+        );
+    }
+    let request = match bounded_body(request, ctx.limits.json_body_bytes).await {
+        Ok(r) => r,
+        Err(response) => return response,
     };
-    let request = match bounded_body(request, limit).await {
+    let body = match axum::body::to_bytes(request.into_body(), ctx.limits.json_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return graphql_http::request_error(
+                media,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::VALIDATION,
+                "the request body is too large",
+            );
+        }
+    };
+    match graphql_http::from_json(&body) {
+        Ok(params) => run(&ctx, principal, params, media, false).await,
+        Err(message) => graphql_http::request_error(
+            media,
+            StatusCode::BAD_REQUEST,
+            code::VALIDATION,
+            &rapport_engine::values::excerpt_long(&message),
+        ),
+    }
+}
+
+/// A multipart request: a plugin upload with its operation (GraphQL multipart spec).
+async fn upload(
+    ctx: &ApiContext,
+    principal: rapport_engine::platform::auth::Principal,
+    request: Request,
+    media: graphql_http::MediaType,
+) -> Response {
+    let request = match bounded_body(request, ctx.limits.upload_bytes).await {
         Ok(r) => r,
         Err(response) => return response,
     };
@@ -306,7 +402,8 @@ async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Res
         {
             Ok(r) => r.into_inner(),
             Err(e) => {
-                return error_response(
+                return graphql_http::request_error(
+                    media,
                     StatusCode::BAD_REQUEST,
                     code::VALIDATION,
                     &format!(
@@ -316,8 +413,129 @@ async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Res
                 );
             }
         };
+    if ctx.documents.is_trusted_only() {
+        let mut params = graphql_http::Params {
+            query: Some(request.query.clone()),
+            ..Default::default()
+        };
+        if ctx.documents.resolve(&mut params).is_err() {
+            return not_trusted(media);
+        }
+    }
+    execute(ctx, principal, request, media, ctx.limits.upload_timeout).await
+}
+
+fn not_trusted(media: graphql_http::MediaType) -> Response {
+    graphql_http::request_error(
+        media,
+        StatusCode::FORBIDDEN,
+        code::FORBIDDEN,
+        "this server runs only its trusted documents",
+    )
+}
+
+/// Resolves a persisted document, refuses a mutation over GET, and executes.
+async fn run(
+    ctx: &ApiContext,
+    principal: rapport_engine::platform::auth::Principal,
+    mut params: graphql_http::Params,
+    media: graphql_http::MediaType,
+    get: bool,
+) -> Response {
+    use graphql_http::DocumentError;
+    match ctx.documents.resolve(&mut params) {
+        Ok(()) => {}
+        Err(DocumentError::NotFound) => {
+            // Apollo's clients send the document on this answer, which registers it.
+            let status = match media {
+                graphql_http::MediaType::Json => StatusCode::OK,
+                graphql_http::MediaType::GraphqlResponse => StatusCode::BAD_REQUEST,
+            };
+            return graphql_http::request_error(
+                media,
+                status,
+                "PERSISTED_QUERY_NOT_FOUND",
+                "PersistedQueryNotFound",
+            );
+        }
+        Err(DocumentError::NotTrusted) => return not_trusted(media),
+        Err(DocumentError::Invalid(message)) => {
+            return graphql_http::request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                code::VALIDATION,
+                &message,
+            );
+        }
+    }
+    let query = params.query.take().unwrap_or_default();
+    let mut request = async_graphql::Request::new(query).variables(
+        async_graphql::Variables::from_json(serde_json::Value::Object(params.variables)),
+    );
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if get {
+        // Measured before it is parsed again to find its kind.
+        if let Err(e) = crate::request_limits::check(&request) {
+            return graphql_http::request_error(
+                media,
+                StatusCode::BAD_REQUEST,
+                code::VALIDATION,
+                &e.to_string(),
+            );
+        }
+        use async_graphql::parser::types::OperationType;
+        if let Some(OperationType::Mutation | OperationType::Subscription) =
+            graphql_http::operation_kind(&request.query, request.operation_name.as_deref())
+        {
+            let mut refused = graphql_http::request_error(
+                media,
+                StatusCode::METHOD_NOT_ALLOWED,
+                code::VALIDATION,
+                "mutations are sent with POST, never GET",
+            );
+            refused
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return refused;
+        }
+    }
+    execute(ctx, principal, request, media, ctx.limits.request_timeout).await
+}
+
+/// Executes one GraphQL request within `timeout`, with the caller's loaders.
+async fn execute(
+    ctx: &ApiContext,
+    principal: rapport_engine::platform::auth::Principal,
+    mut request: async_graphql::Request,
+    media: graphql_http::MediaType,
+    timeout: Duration,
+) -> Response {
     if let Err(e) = crate::request_limits::check(&request) {
-        return error_response(StatusCode::BAD_REQUEST, code::VALIDATION, &e.to_string());
+        return graphql_http::request_error(
+            media,
+            StatusCode::BAD_REQUEST,
+            code::VALIDATION,
+            &e.to_string(),
+        );
+    }
+    let introspect = match ctx.introspection {
+        Introspection::On => true,
+        Introspection::Off => false,
+        Introspection::Admin => principal.can(rapport_engine::values::Scope::Admin),
+    };
+    if !introspect {
+        // Said plainly rather than answered with nulls; disabled underneath as well.
+        if graphql_http::introspects(&request.query) {
+            return graphql_http::request_error(
+                media,
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                "this server does not answer introspection (__schema, __type) to this key",
+            );
+        }
+        request = request.disable_introspection();
     }
     let (request, dispatcher) = graphql::with_loaders(request, &ctx.db, principal);
     let execution = dispatcher.drive(ctx.schema.execute(request));
@@ -338,5 +556,5 @@ async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Res
             ext.set("code", code::VALIDATION);
         }
     }
-    GraphQLResponse::from(response).into_response()
+    graphql_http::executed(media, response)
 }

@@ -761,7 +761,8 @@ async fn graphiql_loads_nothing_from_elsewhere() {
         app.get(&format!("{}/graphiql/secrets", app.base)).await.0,
         404
     );
-    // With GraphiQL turned off there is no page and no assets.
+    // With GraphiQL turned off there is no page and no assets: a browser's GET is an API
+    // request like any other, refused without a key.
     let off = TestApp::spawn_with(
         Backend::Sqlite,
         rapport_api::server::Config {
@@ -770,7 +771,9 @@ async fn graphiql_loads_nothing_from_elsewhere() {
         },
     )
     .await;
-    assert_eq!(off.get(&format!("{}/graphql", off.base)).await.0, 405);
+    let (status, _, body) = off.get(&format!("{}/graphql", off.base)).await;
+    assert_eq!(status, 401);
+    assert!(!String::from_utf8_lossy(&body).contains("<html"));
     assert_eq!(
         off.get(&format!("{}/graphiql/graphiql.min.js", off.base))
             .await

@@ -5,6 +5,7 @@
 mod campaigns;
 mod consent;
 mod graph;
+mod graphql_http;
 mod hardening;
 mod intelligence;
 mod plugins;

@@ -125,6 +125,8 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
         clock: rapport_engine::clock::system(),
         limits: limits.limits(),
         graphiql: !limits.no_graphiql,
+        introspection: limits.introspection,
+        documents: std::sync::Arc::new(limits.documents()?),
         health,
         trusted_proxies: limits.trusted_proxies.clone(),
     };

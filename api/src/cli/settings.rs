@@ -31,9 +31,31 @@ pub(crate) struct LimitArgs {
     /// separated); from anyone else the header is ignored.
     #[arg(long, env = "RAPPORT_TRUSTED_PROXIES", value_delimiter = ',')]
     pub(crate) trusted_proxies: Vec<std::net::IpAddr>,
+    /// Who may introspect the schema: every key, no key, or admin keys only.
+    #[arg(long, env = "RAPPORT_INTROSPECTION", value_enum, default_value_t = rapport_api::server::Introspection::On)]
+    pub(crate) introspection: rapport_api::server::Introspection,
+    /// Run only the GraphQL documents listed in this JSON file (`{"<sha256 hex>":
+    /// "<document>"}`, as GraphQL Codegen writes persisted documents); others are refused.
+    /// Without it, clients may register documents by hash (automatic persisted queries).
+    #[arg(long, env = "RAPPORT_TRUSTED_DOCUMENTS")]
+    pub(crate) trusted_documents: Option<std::path::PathBuf>,
 }
 
 impl LimitArgs {
+    /// The persisted documents `serve` runs with: the trusted list, or automatic ones.
+    pub(crate) fn documents(&self) -> anyhow::Result<rapport_api::graphql_http::Documents> {
+        let Some(path) = &self.trusted_documents else {
+            return Ok(rapport_api::graphql_http::Documents::automatic());
+        };
+        let raw = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the trusted documents {}", path.display()))?;
+        let list: std::collections::HashMap<String, String> = serde_json::from_str(&raw)
+            .with_context(|| {
+                format!("{} is not a JSON object of hash → document", path.display())
+            })?;
+        rapport_api::graphql_http::Documents::trusted(list).map_err(anyhow::Error::msg)
+    }
+
     pub(crate) fn limits(&self) -> rapport_api::server::Limits {
         rapport_api::server::Limits {
             json_body_bytes: self.max_body_bytes,

@@ -1,0 +1,530 @@
+//! GraphQL over HTTP, as the GraphQL Foundation's specification has it: what a request may
+//! look like (a JSON `POST`, or a `GET` with URL parameters for queries), which media type
+//! the answer takes (`application/json` or `application/graphql-response+json`, from
+//! `Accept`), the status codes of each, and persisted documents — Apollo's automatic
+//! persisted queries, or, for locked-down deployments, only a list of trusted documents.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::code;
+
+/// Who may introspect the schema (`__schema`, `__type`); `__typename` always works.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Introspection {
+    /// Every key.
+    #[default]
+    On,
+    /// No key.
+    Off,
+    /// Admin keys only.
+    Admin,
+}
+
+/// The media types a GraphQL answer comes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaType {
+    /// `application/json`: errors of the request itself still answer 200, as older
+    /// clients expect.
+    Json,
+    /// `application/graphql-response+json`: a request that could not run answers 400,
+    /// without a `data` entry.
+    GraphqlResponse,
+}
+
+impl MediaType {
+    fn content_type(self) -> &'static str {
+        match self {
+            MediaType::Json => "application/json; charset=utf-8",
+            MediaType::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        }
+    }
+}
+
+/// The answer's media type from `Accept`: the one of ours with the highest weight (the
+/// first listed on a tie); none given, `*/*` or `application/*` is `application/json`.
+/// `None` when the client accepts neither.
+pub fn negotiate(accept: Option<&str>) -> Option<MediaType> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Some(MediaType::Json);
+    };
+    let mut best: Option<(f32, MediaType)> = None;
+    for range in accept.split(',').take(32) {
+        let mut parts = range.split(';');
+        let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let weight = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let media = match name.as_str() {
+            "application/graphql-response+json" => MediaType::GraphqlResponse,
+            "application/json" | "application/*" | "*/*" => MediaType::Json,
+            _ => continue,
+        };
+        if weight > 0.0 && best.is_none_or(|(w, _)| weight > w) {
+            best = Some((weight, media));
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+/// Whether a browser asks for a page (GraphiQL) rather than data.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The parameters of a GraphQL request, checked for their types.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Params {
+    /// The document; absent when a persisted one is named instead.
+    pub query: Option<String>,
+    /// Which operation of the document to run.
+    pub operation_name: Option<String>,
+    /// Variable values.
+    pub variables: Map<String, Value>,
+    /// Protocol extensions (`persistedQuery`).
+    pub extensions: Map<String, Value>,
+    /// A persisted document's id (`sha256:<hex>` or the hex alone).
+    pub document_id: Option<String>,
+}
+
+/// Reads the parameters of a JSON body; `Err` says what is wrong (a 400).
+pub fn from_json(body: &[u8]) -> Result<Params, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err("the request has no body; send {\"query\": \"...\"}".into());
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let Value::Object(mut object) = value else {
+        return Err("the body must be a JSON object (a batch of requests is not accepted)".into());
+    };
+    let text = |object: &mut Map<String, Value>, name: &str| match object.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("'{name}' must be a string")),
+    };
+    let map = |object: &mut Map<String, Value>, name: &str| match object.remove(name) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(format!("'{name}' must be an object")),
+    };
+    Ok(Params {
+        query: text(&mut object, "query")?,
+        operation_name: text(&mut object, "operationName")?,
+        variables: map(&mut object, "variables")?,
+        extensions: map(&mut object, "extensions")?,
+        document_id: text(&mut object, "documentId")?,
+    })
+}
+
+/// Reads the parameters of a `GET`'s URL (`variables` and `extensions` as URL-encoded
+/// JSON); `Err` says what is wrong (a 400).
+pub fn from_query_string(query: &str) -> Result<Params, String> {
+    let mut params = Params::default();
+    let json_map = |name: &str, raw: &str| -> Result<Map<String, Value>, String> {
+        match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(Value::Null) => Ok(Map::new()),
+            _ => Err(format!("'{name}' must be a JSON object")),
+        }
+    };
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "query" => params.query = Some(value.into_owned()),
+            "operationName" => {
+                params.operation_name = Some(value.into_owned()).filter(|s| !s.is_empty())
+            }
+            "variables" => params.variables = json_map("variables", &value)?,
+            "extensions" => params.extensions = json_map("extensions", &value)?,
+            "documentId" => params.document_id = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    Ok(params)
+}
+
+/// The hex SHA-256 of a document, as persisted documents name it.
+pub fn document_hash(document: &str) -> String {
+    Sha256::digest(document.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Documents registered by clients (automatic persisted queries) at most.
+const MAX_REGISTERED: usize = 10_000;
+/// And their bytes in all.
+const MAX_REGISTERED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Persisted documents: those clients registered (oldest forgotten first past the
+/// bounds), or, in trusted mode, only the listed ones.
+#[derive(Debug, Default)]
+pub struct Documents {
+    registered: Mutex<Registered>,
+    trusted: Option<HashMap<String, Arc<str>>>,
+}
+
+#[derive(Debug, Default)]
+struct Registered {
+    by_hash: HashMap<String, Arc<str>>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+/// Why a persisted document could not be used.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DocumentError {
+    /// The hash names no document this server knows; send it with the query to register.
+    NotFound,
+    /// The request names a document that is not on the trusted list.
+    NotTrusted,
+    /// What was sent does not make a request.
+    Invalid(String),
+}
+
+impl Documents {
+    /// Automatic persisted queries: any client may register a document by sending it
+    /// with its hash.
+    pub fn automatic() -> Documents {
+        Documents::default()
+    }
+
+    /// Only these documents run (keyed by their hex SHA-256, which is checked).
+    pub fn trusted(list: HashMap<String, String>) -> Result<Documents, String> {
+        let mut trusted = HashMap::with_capacity(list.len());
+        for (hash, document) in list {
+            let hash = hash
+                .strip_prefix("sha256:")
+                .unwrap_or(&hash)
+                .to_ascii_lowercase();
+            if document_hash(&document) != hash {
+                return Err(format!(
+                    "the trusted document listed as {hash} does not have that SHA-256"
+                ));
+            }
+            trusted.insert(hash, Arc::from(document));
+        }
+        Ok(Documents {
+            registered: Mutex::default(),
+            trusted: Some(trusted),
+        })
+    }
+
+    /// Whether only trusted documents run.
+    pub fn is_trusted_only(&self) -> bool {
+        self.trusted.is_some()
+    }
+
+    /// Fills in `params.query` from the document it names, registers a sent one, or
+    /// refuses what this server does not run.
+    pub fn resolve(&self, params: &mut Params) -> Result<(), DocumentError> {
+        let hash = self.named_hash(params)?;
+        if let Some(trusted) = &self.trusted {
+            let hash = match (&hash, &params.query) {
+                (Some(h), _) => h.clone(),
+                (None, Some(q)) => document_hash(q),
+                (None, None) => {
+                    return Err(DocumentError::Invalid("the request has no query".into()));
+                }
+            };
+            let document = trusted.get(&hash).ok_or(DocumentError::NotTrusted)?;
+            if params.query.as_deref().is_some_and(|q| q != &**document) {
+                return Err(DocumentError::NotTrusted);
+            }
+            params.query = Some(document.to_string());
+            return Ok(());
+        }
+        match (hash, &params.query) {
+            (Some(hash), Some(query)) => {
+                if document_hash(query) != hash {
+                    return Err(DocumentError::Invalid(
+                        "the persisted query's sha256Hash is not the query's".into(),
+                    ));
+                }
+                self.register(hash, query);
+                Ok(())
+            }
+            (Some(hash), None) => {
+                let found = self
+                    .registered
+                    .lock()
+                    .expect("documents lock")
+                    .by_hash
+                    .get(&hash)
+                    .cloned();
+                params.query = Some(found.ok_or(DocumentError::NotFound)?.to_string());
+                Ok(())
+            }
+            (None, Some(_)) => Ok(()),
+            (None, None) => Err(DocumentError::Invalid(
+                "the request has no query; send {\"query\": \"...\"}".into(),
+            )),
+        }
+    }
+
+    /// The hash a request names: `extensions.persistedQuery.sha256Hash` (version 1) or
+    /// `documentId`.
+    fn named_hash(&self, params: &Params) -> Result<Option<String>, DocumentError> {
+        if let Some(p) = params.extensions.get("persistedQuery") {
+            let version = p.get("version").and_then(Value::as_i64);
+            let hash = p.get("sha256Hash").and_then(Value::as_str);
+            return match (version, hash) {
+                (Some(1), Some(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    Ok(Some(h.to_ascii_lowercase()))
+                }
+                _ => Err(DocumentError::Invalid(
+                    "persistedQuery needs version 1 and a sha256Hash of 64 hex digits".into(),
+                )),
+            };
+        }
+        match &params.document_id {
+            None => Ok(None),
+            Some(id) => {
+                let h = id.strip_prefix("sha256:").unwrap_or(id);
+                if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(Some(h.to_ascii_lowercase()))
+                } else {
+                    Err(DocumentError::Invalid(
+                        "documentId must be sha256:<64 hex digits>".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn register(&self, hash: String, query: &str) {
+        let mut r = self.registered.lock().expect("documents lock");
+        if r.by_hash.contains_key(&hash) {
+            return;
+        }
+        r.bytes += query.len();
+        r.by_hash.insert(hash.clone(), Arc::from(query));
+        r.order.push_back(hash);
+        while r.by_hash.len() > MAX_REGISTERED || r.bytes > MAX_REGISTERED_BYTES {
+            let Some(old) = r.order.pop_front() else {
+                break;
+            };
+            if let Some(doc) = r.by_hash.remove(&old) {
+                r.bytes -= doc.len();
+            }
+        }
+    }
+}
+
+/// The kind of the operation `params` would run, when the document parses and names it
+/// unambiguously (the execution reports the rest).
+pub fn operation_kind(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    match &document.operations {
+        DocumentOperations::Single(op) => Some(op.node.ty),
+        DocumentOperations::Multiple(ops) => {
+            let name = operation_name?;
+            ops.iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, op)| op.node.ty)
+        }
+    }
+}
+
+/// Whether a document names `__schema` or `__type` (`__typename` is not introspection).
+pub fn introspects(query: &str) -> bool {
+    ["__schema", "__type"].iter().any(|name| {
+        query.match_indices(name).any(|(at, _)| {
+            !query[at + name.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    })
+}
+
+/// An answer in `media`, for an error found before the request ran.
+pub fn request_error(media: MediaType, status: StatusCode, code: &str, message: &str) -> Response {
+    let mut body =
+        serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    if media == MediaType::Json {
+        body["data"] = Value::Null;
+    }
+    answer(media, status, &body)
+}
+
+/// The answer to an executed request: under `application/graphql-response+json` a
+/// request that did not run (errors with no path and no data: the document did not
+/// parse or validate, variables did not coerce) is a 400 without `data`.
+pub fn executed(media: MediaType, response: async_graphql::Response) -> Response {
+    let did_not_run = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| {
+        serde_json::json!({"data": null, "errors": [{"message": "internal error", "extensions": {"code": code::INTERNAL}}]})
+    });
+    let status = if media == MediaType::GraphqlResponse && did_not_run {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("data");
+        }
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    answer(media, status, &body)
+}
+
+fn answer(media: MediaType, status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.content_type()),
+    );
+    // An answer depends on who asks and what they accept: never one for everyone.
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Authorization"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_picks_the_heaviest_of_ours() {
+        use MediaType::*;
+        assert_eq!(negotiate(None), Some(Json));
+        assert_eq!(negotiate(Some("*/*")), Some(Json));
+        assert_eq!(negotiate(Some("application/json")), Some(Json));
+        assert_eq!(
+            negotiate(Some("application/graphql-response+json")),
+            Some(GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
+            Some(Json)
+        );
+        assert_eq!(negotiate(Some("text/html")), None);
+        assert_eq!(negotiate(Some("application/json;q=0")), None);
+    }
+
+    #[test]
+    fn parameters_have_their_types() {
+        assert_eq!(
+            from_json(br#"{"query": "{ a }", "variables": null, "operationName": null}"#)
+                .unwrap()
+                .query
+                .as_deref(),
+            Some("{ a }")
+        );
+        for bad in [
+            r#"{"query": 1}"#,
+            r#"{"query": "{ a }", "variables": "x"}"#,
+            r#"{"query": "{ a }", "extensions": []}"#,
+            r#"{"query": "{ a }", "operationName": false}"#,
+            r#"[{"query": "{ a }"}]"#,
+            "{",
+            "",
+        ] {
+            assert!(from_json(bad.as_bytes()).is_err(), "{bad}");
+        }
+        let get = from_query_string("query=%7B+a+%7D&variables=%7B%22x%22%3A1%7D").unwrap();
+        assert_eq!(get.query.as_deref(), Some("{ a }"));
+        assert_eq!(get.variables.get("x"), Some(&Value::from(1)));
+        assert!(from_query_string("query=x&variables=%5B%5D").is_err());
+    }
+
+    #[test]
+    fn persisted_queries_register_then_run_by_hash() {
+        let docs = Documents::automatic();
+        let query = "{ viewer { workspaceId } }";
+        let hash = document_hash(query);
+        let by_hash = |h: &str| Params {
+            extensions: serde_json::json!({"persistedQuery": {"version": 1, "sha256Hash": h}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..Params::default()
+        };
+        assert_eq!(
+            docs.resolve(&mut by_hash(&hash)),
+            Err(DocumentError::NotFound)
+        );
+        let mut register = by_hash(&hash);
+        register.query = Some(query.into());
+        assert_eq!(docs.resolve(&mut register), Ok(()));
+        let mut again = by_hash(&hash);
+        assert_eq!(docs.resolve(&mut again), Ok(()));
+        assert_eq!(again.query.as_deref(), Some(query));
+        let mut lying = by_hash(&"0".repeat(64));
+        lying.query = Some(query.into());
+        assert!(matches!(
+            docs.resolve(&mut lying),
+            Err(DocumentError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn trusted_mode_runs_only_the_list() {
+        let listed = "{ viewer { workspaceId } }";
+        let docs =
+            Documents::trusted([(document_hash(listed), listed.to_string())].into()).unwrap();
+        let mut by_id = Params {
+            document_id: Some(format!("sha256:{}", document_hash(listed))),
+            ..Params::default()
+        };
+        assert_eq!(docs.resolve(&mut by_id), Ok(()));
+        assert_eq!(by_id.query.as_deref(), Some(listed));
+        let mut same_text = Params {
+            query: Some(listed.into()),
+            ..Params::default()
+        };
+        assert_eq!(docs.resolve(&mut same_text), Ok(()));
+        let mut other = Params {
+            query: Some("{ contacts { totalCount } }".into()),
+            ..Params::default()
+        };
+        assert_eq!(docs.resolve(&mut other), Err(DocumentError::NotTrusted));
+        assert!(Documents::trusted([("ab".repeat(32), listed.to_string())].into()).is_err());
+    }
+
+    #[test]
+    fn introspection_is_told_from_typename() {
+        assert!(introspects("{ __schema { types { name } } }"));
+        assert!(introspects("{ __type(name: \"Contact\") { name } }"));
+        assert!(!introspects("{ contacts { __typename } }"));
+    }
+
+    #[test]
+    fn the_operation_kind_is_read_from_the_document() {
+        assert_eq!(operation_kind("{ a }", None), Some(OperationType::Query));
+        assert_eq!(
+            operation_kind("mutation { a }", None),
+            Some(OperationType::Mutation)
+        );
+        assert_eq!(
+            operation_kind("query A { a } mutation B { b }", Some("B")),
+            Some(OperationType::Mutation)
+        );
+        assert_eq!(operation_kind("query A { a } mutation B { b }", None), None);
+    }
+}
