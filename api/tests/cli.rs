@@ -125,8 +125,10 @@ async fn serve_and_stop(db: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(healthy, "server did not come up");
+    // A browser asks for a page; an API client for JSON.
     let graphiql = client
         .get(format!("http://{addr}/graphql"))
+        .header("accept", "text/html,application/xhtml+xml")
         .send()
         .await
         .unwrap()

@@ -17,8 +17,8 @@
 //! 5. [`intelligence`]: models, analytics and plugins, which read everything below and
 //!    act through engagement;
 //! 6. at the top, the modules that name every feature: [`worker`] (which job runs what),
-//!    [`contact_data`] (every store of a contact's data, for erasure and merging) and
-//!    [`demo`].
+//!    [`contact_data`] (every store of a contact's data, for erasure and merging),
+//!    [`timeline`] (a contact's 360° view) and [`demo`].
 
 pub mod clock;
 pub mod error;
@@ -35,6 +35,7 @@ pub mod intelligence;
 
 pub mod contact_data;
 pub mod demo;
+pub mod timeline;
 pub mod worker;
 
 pub use error::{EngineError, Result};

@@ -12,7 +12,7 @@ fn rank(first: &str) -> Option<usize> {
         "crm" => 2,
         "engagement" => 3,
         "intelligence" => 4,
-        "worker" | "contact_data" | "demo" => 5,
+        "worker" | "contact_data" | "timeline" | "demo" => 5,
         _ => return None,
     })
 }

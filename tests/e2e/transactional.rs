@@ -139,4 +139,55 @@ async fn a_receipt_is_sent_once_per_key_and_tracked(app: TestApp) {
         app.ok(&key, STATE, json!({"id": first["id"]})).await["transactionalEmail"].clone();
     assert_eq!(tracked["clicks"], 1, "{tracked}");
     assert!(!tracked["openedAt"].is_null() && !tracked["clickedAt"].is_null());
+
+    // Ada's timeline is the whole story: the email (with its click), the click's event, a
+    // consent record and a lifecycle change, newest first.
+    app.ok(
+        &key,
+        "mutation($c: ID!) { recordConsent(contactId: $c, input: {purpose: MARKETING, status: GRANTED}) { id } }",
+        json!({"c": ada}),
+    )
+    .await;
+    app.ok(
+        &key,
+        "mutation($c: ID!) { updateContact(id: $c, input: {lifecycleStage: CUSTOMER}) { id } }",
+        json!({"c": ada}),
+    )
+    .await;
+    let story = app
+        .ok(
+            &key,
+            "query($c: ID!) { contact(id: $c) { lifecycleHistory { fromStage toStage } timeline(first: 20) { edges { occurredAt node { __typename ... on EmailSent { kind clicks } ... on Event { type } ... on ConsentRecord { status } ... on LifecycleChange { toStage } } } } } }",
+            json!({"c": ada}),
+        )
+        .await["contact"]
+        .clone();
+    assert_eq!(
+        story["lifecycleHistory"],
+        json!([{"fromStage": null, "toStage": "LEAD"}, {"fromStage": "LEAD", "toStage": "CUSTOMER"}])
+    );
+    let edges = story["timeline"]["edges"].as_array().unwrap();
+    let kinds: Vec<&str> = edges
+        .iter()
+        .map(|e| e["node"]["__typename"].as_str().unwrap())
+        .collect();
+    for kind in ["EmailSent", "Event", "ConsentRecord", "LifecycleChange"] {
+        assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
+    }
+    let email = edges
+        .iter()
+        .find(|e| e["node"]["__typename"] == "EmailSent")
+        .unwrap();
+    assert_eq!(
+        email["node"],
+        json!({"__typename": "EmailSent", "kind": "TRANSACTIONAL", "clicks": 1})
+    );
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = edges
+        .iter()
+        .map(|e| chrono::DateTime::parse_from_rfc3339(e["occurredAt"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
 }

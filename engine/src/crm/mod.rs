@@ -1,5 +1,5 @@
 //! The CRM graph: workspaces and their people, contacts, companies, deals, activities,
-//! tasks, inquiries, orders and events, a contact's timeline, duplicate detection.
+//! tasks, inquiries, orders and events, duplicate detection.
 //!
 //! May use: the root vocabulary and [`crate::platform`]. Nothing here knows that a
 //! contact can be emailed, scored or enrolled: what reaches further (erasing every trace
@@ -20,5 +20,4 @@ pub mod filters;
 pub mod inquiries;
 pub mod tasks;
 pub mod team;
-pub mod timeline;
 pub mod workspaces;

@@ -332,7 +332,26 @@ impl Contact {
         )
         .await
     }
-    /// Activities, orders, inquiries and tasks merged by time, newest first.
+    /// Its lifecycle stages over time, oldest first.
+    async fn lifecycle_history(&self, ctx: &Context<'_>) -> Result<Vec<super::LifecycleChange>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<sea_orm::DatabaseConnection>();
+        Ok(s::lifecycle_change::Entity::find()
+            .filter(s::lifecycle_change::Column::WorkspaceId.eq(who.workspace_id))
+            .filter(s::lifecycle_change::Column::ContactId.eq(self.0.id))
+            .order_by_asc(s::lifecycle_change::Column::Id)
+            .limit(500)
+            .all(db)
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?
+            .into_iter()
+            .map(super::LifecycleChange)
+            .collect())
+    }
+    /// Everything about the contact merged by time, newest first: activities, orders,
+    /// inquiries, tasks, events, lifecycle changes, consent records and the email it was
+    /// sent (campaigns, sequences, transactional).
     #[graphql(complexity = "page_cost(first, None) * child_complexity")]
     async fn timeline(
         &self,
@@ -345,7 +364,7 @@ impl Contact {
             Some(n) if n < 0 => return Err(crate::error::invalid("first", "must not be negative")),
             other => other.map(|n| n as usize),
         };
-        let page = rapport_engine::crm::timeline::page(
+        let page = rapport_engine::timeline::page(
             ctx.data_unchecked::<sea_orm::DatabaseConnection>(),
             who,
             self.0.id,

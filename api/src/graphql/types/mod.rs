@@ -134,4 +134,7 @@ pub use sequence::{
 };
 pub use task::Task;
 pub use team::{Team, User};
-pub use timeline::{PageInfoOut, TimelineConnection, TimelineEdge, TimelineItem};
+pub use timeline::{
+    EmailKind, EmailSent, LifecycleChange, PageInfoOut, TimelineConnection, TimelineEdge,
+    TimelineItem,
+};

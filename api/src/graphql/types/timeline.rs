@@ -1,6 +1,7 @@
 //! A contact's timeline, as a page of mixed items.
 
 use super::*;
+use async_graphql::Enum;
 
 /// One entry of a contact's timeline.
 #[derive(Union)]
@@ -9,17 +10,131 @@ pub enum TimelineItem {
     Order(Order),
     Inquiry(Inquiry),
     Task(Task),
+    Event(Event),
+    LifecycleChange(LifecycleChange),
+    Consent(crate::graphql::consent::ConsentRecord),
+    Email(EmailSent),
 }
 
-impl From<rapport_engine::crm::timeline::TimelineItem> for TimelineItem {
-    fn from(i: rapport_engine::crm::timeline::TimelineItem) -> Self {
-        use rapport_engine::crm::timeline::TimelineItem as T;
+impl From<rapport_engine::timeline::TimelineItem> for TimelineItem {
+    fn from(i: rapport_engine::timeline::TimelineItem) -> Self {
+        use rapport_engine::timeline::TimelineItem as T;
         match i {
             T::Activity(a) => Self::Activity(Activity(a)),
             T::Order(o) => Self::Order(Order(o)),
             T::Inquiry(q) => Self::Inquiry(Inquiry(q)),
             T::Task(t) => Self::Task(Task(t)),
+            T::Event(e) => Self::Event(Event(e)),
+            T::LifecycleChange(c) => Self::LifecycleChange(LifecycleChange(c)),
+            T::Consent(c) => Self::Consent(crate::graphql::consent::ConsentRecord(c)),
+            T::CampaignEmail(m) => Self::Email(EmailSent {
+                id: m.id,
+                kind: EmailKind::Campaign,
+                source_id: m.campaign_id,
+                state: m.state,
+                sent_at: m.sent_at,
+                opened_at: m.opened_at,
+                clicked_at: m.clicked_at,
+                opens: m.opens,
+                clicks: m.clicks,
+            }),
+            T::SequenceEmail(m) => Self::Email(EmailSent {
+                id: m.id,
+                kind: EmailKind::Sequence,
+                source_id: m.sequence_id,
+                state: m.state,
+                sent_at: m.sent_at,
+                opened_at: m.opened_at,
+                clicked_at: m.clicked_at,
+                opens: m.opens,
+                clicks: m.clicks,
+            }),
+            T::TransactionalEmail(m) => Self::Email(EmailSent {
+                id: m.id,
+                kind: EmailKind::Transactional,
+                source_id: m.template_id,
+                state: m.state,
+                sent_at: m.sent_at,
+                opened_at: m.opened_at,
+                clicked_at: m.clicked_at,
+                opens: m.opens,
+                clicks: m.clicks,
+            }),
         }
+    }
+}
+
+/// A change of a contact's lifecycle stage.
+pub struct LifecycleChange(pub s::lifecycle_change::Model);
+
+#[Object]
+impl LifecycleChange {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    /// The stage before (none when the contact was created).
+    async fn from_stage(&self) -> Option<LifecycleStage> {
+        self.0.from_stage.as_deref().map(LifecycleStage::from_db)
+    }
+    async fn to_stage(&self) -> LifecycleStage {
+        LifecycleStage::from_db(&self.0.to_stage)
+    }
+    async fn changed_at(&self) -> DateTime<Utc> {
+        self.0.changed_at
+    }
+}
+
+/// What sent an email.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EmailKind {
+    Campaign,
+    Sequence,
+    Transactional,
+}
+
+/// An email Rapport sent the contact, with what became of it.
+pub struct EmailSent {
+    id: i64,
+    kind: EmailKind,
+    source_id: i64,
+    state: String,
+    sent_at: Option<DateTime<Utc>>,
+    opened_at: Option<DateTime<Utc>>,
+    clicked_at: Option<DateTime<Utc>>,
+    opens: i32,
+    clicks: i32,
+}
+
+#[Object]
+impl EmailSent {
+    /// The message's id in its kind (a campaign, sequence or transactional message).
+    async fn id(&self) -> ID {
+        to_id(self.id)
+    }
+    async fn kind(&self) -> EmailKind {
+        self.kind
+    }
+    /// The campaign, sequence or (transactional) template it came from.
+    async fn source_id(&self) -> ID {
+        to_id(self.source_id)
+    }
+    async fn state(&self) -> MessageState {
+        MessageState::from_db(&self.state)
+    }
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.sent_at
+    }
+    async fn opened_at(&self) -> Option<DateTime<Utc>> {
+        self.opened_at
+    }
+    async fn clicked_at(&self) -> Option<DateTime<Utc>> {
+        self.clicked_at
+    }
+    async fn opens(&self) -> i32 {
+        self.opens
+    }
+    async fn clicks(&self) -> i32 {
+        self.clicks
     }
 }
 
