@@ -224,9 +224,10 @@ impl Documents {
         self.trusted.is_some()
     }
 
-    /// Fills in `params.query` from the document it names, registers a sent one, or
-    /// refuses what this server does not run.
-    pub fn resolve(&self, params: &mut Params) -> Result<(), DocumentError> {
+    /// Fills in `params.query` from the document it names, or refuses what this server
+    /// does not run. A document sent with its hash comes back as `Some(hash)`: register it
+    /// with [`Documents::register`] once the request passed its checks.
+    pub fn resolve(&self, params: &mut Params) -> Result<Option<String>, DocumentError> {
         let hash = self.named_hash(params)?;
         if let Some(trusted) = &self.trusted {
             let hash = match (&hash, &params.query) {
@@ -241,7 +242,7 @@ impl Documents {
                 return Err(DocumentError::NotTrusted);
             }
             params.query = Some(document.to_string());
-            return Ok(());
+            return Ok(None);
         }
         match (hash, &params.query) {
             (Some(hash), Some(query)) => {
@@ -250,8 +251,7 @@ impl Documents {
                         "the persisted query's sha256Hash is not the query's".into(),
                     ));
                 }
-                self.register(hash, query);
-                Ok(())
+                Ok(Some(hash))
             }
             (Some(hash), None) => {
                 let found = self
@@ -262,9 +262,9 @@ impl Documents {
                     .get(&hash)
                     .cloned();
                 params.query = Some(found.ok_or(DocumentError::NotFound)?.to_string());
-                Ok(())
+                Ok(None)
             }
-            (None, Some(_)) => Ok(()),
+            (None, Some(_)) => Ok(None),
             (None, None) => Err(DocumentError::Invalid(
                 "the request has no query; send {\"query\": \"...\"}".into(),
             )),
@@ -301,7 +301,8 @@ impl Documents {
         }
     }
 
-    fn register(&self, hash: String, query: &str) {
+    /// Remembers a document under its hash (oldest forgotten first past the bounds).
+    pub fn register(&self, hash: String, query: &str) {
         let mut r = self.registered.lock().expect("documents lock");
         if r.by_hash.contains_key(&hash) {
             return;
@@ -326,12 +327,16 @@ pub fn operation_kind(query: &str, operation_name: Option<&str>) -> Option<Opera
     let document = async_graphql::parser::parse_query(query).ok()?;
     match &document.operations {
         DocumentOperations::Single(op) => Some(op.node.ty),
-        DocumentOperations::Multiple(ops) => {
-            let name = operation_name?;
-            ops.iter()
+        // A named operation is kept in `Multiple` even when it is the only one, and then
+        // runs without its name being given.
+        DocumentOperations::Multiple(ops) => match operation_name {
+            Some(name) => ops
+                .iter()
                 .find(|(n, _)| n.as_str() == name)
-                .map(|(_, op)| op.node.ty)
-        }
+                .map(|(_, op)| op.node.ty),
+            None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+            None => None,
+        },
     }
 }
 
@@ -471,9 +476,15 @@ mod tests {
         );
         let mut register = by_hash(&hash);
         register.query = Some(query.into());
-        assert_eq!(docs.resolve(&mut register), Ok(()));
+        assert_eq!(docs.resolve(&mut register), Ok(Some(hash.clone())));
+        // Nothing is kept until the request passed its checks.
+        assert_eq!(
+            docs.resolve(&mut by_hash(&hash)),
+            Err(DocumentError::NotFound)
+        );
+        docs.register(hash.clone(), query);
         let mut again = by_hash(&hash);
-        assert_eq!(docs.resolve(&mut again), Ok(()));
+        assert_eq!(docs.resolve(&mut again), Ok(None));
         assert_eq!(again.query.as_deref(), Some(query));
         let mut lying = by_hash(&"0".repeat(64));
         lying.query = Some(query.into());
@@ -492,13 +503,13 @@ mod tests {
             document_id: Some(format!("sha256:{}", document_hash(listed))),
             ..Params::default()
         };
-        assert_eq!(docs.resolve(&mut by_id), Ok(()));
+        assert_eq!(docs.resolve(&mut by_id), Ok(None));
         assert_eq!(by_id.query.as_deref(), Some(listed));
         let mut same_text = Params {
             query: Some(listed.into()),
             ..Params::default()
         };
-        assert_eq!(docs.resolve(&mut same_text), Ok(()));
+        assert_eq!(docs.resolve(&mut same_text), Ok(None));
         let mut other = Params {
             query: Some("{ contacts { totalCount } }".into()),
             ..Params::default()
@@ -526,5 +537,9 @@ mod tests {
             Some(OperationType::Mutation)
         );
         assert_eq!(operation_kind("query A { a } mutation B { b }", None), None);
+        assert_eq!(
+            operation_kind("mutation M { a }", None),
+            Some(OperationType::Mutation)
+        );
     }
 }

@@ -443,8 +443,8 @@ async fn run(
     get: bool,
 ) -> Response {
     use graphql_http::DocumentError;
-    match ctx.documents.resolve(&mut params) {
-        Ok(()) => {}
+    let register = match ctx.documents.resolve(&mut params) {
+        Ok(register) => register,
         Err(DocumentError::NotFound) => {
             // Apollo's clients send the document on this answer, which registers it.
             let status = match media {
@@ -467,7 +467,7 @@ async fn run(
                 &message,
             );
         }
-    }
+    };
     let query = params.query.take().unwrap_or_default();
     let mut request = async_graphql::Request::new(query).variables(
         async_graphql::Variables::from_json(serde_json::Value::Object(params.variables)),
@@ -475,16 +475,19 @@ async fn run(
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
+    // Measured before it is parsed again, or kept for later requests.
+    if let Err(e) = crate::request_limits::check(&request) {
+        return graphql_http::request_error(
+            media,
+            StatusCode::BAD_REQUEST,
+            code::VALIDATION,
+            &e.to_string(),
+        );
+    }
+    if let Some(hash) = register {
+        ctx.documents.register(hash, &request.query);
+    }
     if get {
-        // Measured before it is parsed again to find its kind.
-        if let Err(e) = crate::request_limits::check(&request) {
-            return graphql_http::request_error(
-                media,
-                StatusCode::BAD_REQUEST,
-                code::VALIDATION,
-                &e.to_string(),
-            );
-        }
         use async_graphql::parser::types::OperationType;
         if let Some(OperationType::Mutation | OperationType::Subscription) =
             graphql_http::operation_kind(&request.query, request.operation_name.as_deref())

@@ -893,7 +893,10 @@ async fn timeline_merges_by_time(app: TestApp) {
         }
         after = t["pageInfo"]["endCursor"].clone();
     }
+    // Newest first: the contact's creation (its first lifecycle stage) is today.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let want: Vec<(String, String)> = [
+        (today.as_str(), "LifecycleChange"),
         ("2024-01-04", "Activity"),
         ("2024-01-03", "Order"),
         ("2024-01-02", "Inquiry"),

@@ -119,6 +119,18 @@ async fn queries_over_get_and_persisted_queries(app: TestApp) {
     .await;
     assert_eq!(status, 405);
     assert_eq!(headers["allow"], "POST");
+    // Named, alone in its document, it still runs without its name: refused all the same.
+    let (status, _, _) = get(
+        &app,
+        &key,
+        &[(
+            "query",
+            "mutation Sneaky { createContact(input: {email: \"get@example.com\"}) { id } }",
+        )],
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 405);
     let count = post(&app, &key, json!({"query": "{ contacts { totalCount } }"})).await;
     assert_eq!(count["data"]["contacts"]["totalCount"], 0);
 

@@ -446,6 +446,17 @@ async fn typed_fields_compare_by_type(app: TestApp) {
         )
         .await;
     assert_eq!(segment["createSegment"]["preview"]["count"], 1);
+    // Every subquery a typed condition makes counts toward the filter's reads.
+    let many: Vec<String> = (0..41).map(|i| format!("o{i}")).collect();
+    let (code, message) = app
+        .err(
+            &key,
+            "query($f: ContactFilter) { contacts(filter: $f) { totalCount } }",
+            json!({"f": {"attributes": [{"key": "modules", "options": {"hasAll": many}}]}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.contains("reads other records"), "{message}");
     // Two comparisons in one condition are refused.
     let (code, _) = app
         .err(

@@ -28,6 +28,9 @@ use crate::values::{FieldKind, Scope, Text};
 pub const MAX_FIELDS: usize = 200;
 /// Options one enum or multi-select field may offer.
 pub const MAX_OPTIONS: usize = 100;
+/// Characters of a text field's value: it is indexed for comparisons, and PostgreSQL
+/// refuses index entries past about 2.7 kB.
+pub const MAX_TEXT_CHARS: usize = 500;
 
 /// A field as a client declares it.
 #[derive(Clone, Debug, Default)]
@@ -131,7 +134,14 @@ impl Field {
         };
         Ok(match self.kind {
             FieldKind::Text => match value {
-                Value::String(s) => vec![Typed::Text(s.clone())],
+                Value::String(s) if s.chars().count() <= MAX_TEXT_CHARS => {
+                    vec![Typed::Text(s.clone())]
+                }
+                Value::String(_) => {
+                    return Err(format!(
+                        "must be text of at most {MAX_TEXT_CHARS} characters"
+                    ));
+                }
                 _ => return Err("must be text".into()),
             },
             FieldKind::Number => match value.as_f64() {
@@ -374,18 +384,41 @@ async fn declare(db: &impl ConnectionTrait, who: &Principal, input: FieldInput) 
         ));
     }
     let row = row.insert(db).await?;
-    let mut rows = Vec::new();
-    existing_values(db, ws, &key, |id, v| {
-        for t in field.typed(v).unwrap_or_default() {
-            rows.push(value_row(ws, id, row.id, t));
-        }
-        Ok(())
-    })
-    .await?;
-    for chunk in rows.chunks(500) {
-        contact_field_value::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(db)
+    // Copied a page of contacts at a time, so memory stays flat however many there are.
+    let field_id = row.id;
+    let mut after = 0;
+    loop {
+        let page: Vec<(i64, Value)> = contact::Entity::find()
+            .select_only()
+            .column(contact::Column::Id)
+            .column(contact::Column::Attributes)
+            .filter(contact::Column::WorkspaceId.eq(ws))
+            .filter(contact::Column::Id.gt(after))
+            .order_by_asc(contact::Column::Id)
+            .limit(PAGE)
+            .into_tuple()
+            .all(db)
             .await?;
+        let Some(&(last, _)) = page.last() else {
+            break;
+        };
+        let rows: Vec<contact_field_value::ActiveModel> = page
+            .iter()
+            .filter_map(|(id, attributes)| Some((*id, attributes.get(&key)?)))
+            .flat_map(|(id, v)| {
+                field
+                    .typed(v)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |t| value_row(ws, id, field_id, t))
+            })
+            .collect();
+        if !rows.is_empty() {
+            contact_field_value::Entity::insert_many(rows)
+                .exec_without_returning(db)
+                .await?;
+        }
+        after = last;
     }
     Ok(Field::of(row))
 }

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use rapport_schema::{email_topic, topic_preference};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::consent::{self, Proof};
@@ -126,14 +126,22 @@ async fn choices(
     ws: i64,
     contacts: &[i64],
 ) -> Result<HashMap<(i64, i64), bool>> {
-    let rows = topic_preference::Entity::find()
-        .filter(topic_preference::Column::WorkspaceId.eq(ws))
-        .filter(topic_preference::Column::ContactId.is_in(contacts.iter().copied()))
-        .order_by_asc(topic_preference::Column::Id)
+    use topic_preference::Column as P;
+    // The latest row per (contact, topic) only: however long the history, one row each.
+    let latest: Vec<i64> = topic_preference::Entity::find()
+        .select_only()
+        .column_as(P::Id.max(), "id")
+        .filter(P::WorkspaceId.eq(ws))
+        .filter(P::ContactId.is_in(contacts.iter().copied()))
+        .group_by(P::ContactId)
+        .group_by(P::TopicId)
+        .into_tuple()
         .all(db)
         .await?;
-    // Oldest first, so the latest choice is the one left.
-    Ok(rows
+    Ok(topic_preference::Entity::find()
+        .filter(P::Id.is_in(latest))
+        .all(db)
+        .await?
         .into_iter()
         .map(|r| ((r.contact_id, r.topic_id), r.subscribed))
         .collect())
@@ -174,6 +182,27 @@ pub async fn allows(
     Ok(latest.is_none_or(|p| p.subscribed))
 }
 
+/// Choices one contact may record in an hour: ample for a person, a wall for a script
+/// replaying their page.
+const CHANGES_PER_HOUR: u64 = 200;
+
+async fn within_rate(db: &impl ConnectionTrait, ws: i64, contact_id: i64) -> Result<()> {
+    use sea_orm::PaginatorTrait;
+    let recent = topic_preference::Entity::find()
+        .filter(topic_preference::Column::WorkspaceId.eq(ws))
+        .filter(topic_preference::Column::ContactId.eq(contact_id))
+        .filter(topic_preference::Column::RecordedAt.gt(clock::now() - chrono::Duration::hours(1)))
+        .count(db)
+        .await?;
+    if recent >= CHANGES_PER_HOUR {
+        return Err(EngineError::invalid(
+            "topic",
+            "too many changes to these preferences in the last hour; try again later",
+        ));
+    }
+    Ok(())
+}
+
 async fn append(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -211,6 +240,7 @@ pub async fn set(
     let topic = by_key(db, ws, topic_key)
         .await?
         .ok_or_else(|| EngineError::invalid("topic", format!("there is no topic '{topic_key}'")))?;
+    within_rate(db, ws, contact_id).await?;
     append(db, ws, contact_id, topic.id, subscribed, "api").await?;
     preferences(db, ws, contact_id).await
 }
@@ -269,6 +299,7 @@ pub async fn save_page(
 ) -> Result<()> {
     let claim = links::verify(db, token, Action::Preferences).await?;
     let (ws, contact) = (claim.ws, claim.contact);
+    within_rate(db, ws, contact).await?;
     let tx = crate::platform::db::write(db).await?;
     for (topic, on) in preferences(&tx, ws, contact).await? {
         let wanted = subscribed.contains(&topic.id);

@@ -100,7 +100,7 @@ pub async fn send(
     let from = EmailAddress::parse("fromEmail", &input.from_email)?;
     let from_name = Text::parse_opt("fromName", input.from_name.as_deref(), 200)?;
     if let Some(first) = by_key(db, ws, &key).await? {
-        return replay(first, &input);
+        return replay(queue, first, &input).await;
     }
     records::ensure_exists::<contact::Entity>(db, ws, input.contact_id).await?;
     records::ensure_exists::<email_template::Entity>(db, ws, input.template_id).await?;
@@ -131,19 +131,15 @@ pub async fn send(
         // Two requests with one key at once: the unique index lets one in; the other
         // answers with it.
         Err(e) => match by_key(db, ws, &key).await? {
-            Some(first) => return replay(first, &input),
+            Some(first) => return replay(queue, first, &input).await,
             None => return Err(e.into()),
         },
     };
-    queue
-        .push(
-            Job::SendTransactional {
-                workspace_id: ws,
-                message_id: row.id,
-            },
-            None,
-        )
-        .await?;
+    if let Err(e) = push(queue, &row).await {
+        // Not queued, so not kept: the client's retry with the same key starts afresh.
+        message::Entity::delete_by_id(row.id).exec(db).await?;
+        return Err(e);
+    }
     tracing::info!(
         message = row.id,
         contact = row.contact_id,
@@ -167,12 +163,32 @@ async fn by_key(
         .await?)
 }
 
-fn replay(first: message::Model, input: &SendEmailInput) -> Result<Queued> {
+async fn push(queue: &Queue, m: &message::Model) -> Result<()> {
+    queue
+        .push(
+            Job::SendTransactional {
+                workspace_id: m.workspace_id,
+                message_id: m.id,
+            },
+            None,
+        )
+        .await
+}
+
+/// A message still queued this long after it was asked for lost its job (a process
+/// stopped between saving and queuing it, or the job ran out of attempts).
+const STALE: chrono::Duration = chrono::Duration::minutes(10);
+
+async fn replay(queue: &Queue, first: message::Model, input: &SendEmailInput) -> Result<Queued> {
     if first.contact_id != input.contact_id || first.template_id != input.template_id {
         return Err(EngineError::Conflict(format!(
             "the idempotency key was used for message {} to another contact or template",
             first.id
         )));
+    }
+    // The client's retry queues the job again; the send's claim keeps it to one email.
+    if first.state == MessageState::Queued.as_str() && clock::now() - first.created_at > STALE {
+        push(queue, &first).await?;
     }
     Ok(Queued {
         message: first,
@@ -259,6 +275,34 @@ pub async fn deliver(ctx: &Context, ws: i64, id: i64) -> Result<()> {
     {
         return Ok(());
     }
+    match send_claimed(ctx, ws, &m, now).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // Nothing reached the mail server: back in the queue, and the job retries.
+            settle(
+                db,
+                id,
+                MessageState::Sending,
+                MessageState::Queued,
+                Some(e.to_string()),
+                now,
+            )
+            .await?;
+            Err(e)
+        }
+    }
+}
+
+/// Sends a message this worker claimed. An error means nothing was handed to the mail
+/// server (its answers are settled here).
+async fn send_claimed(
+    ctx: &Context,
+    ws: i64,
+    m: &message::Model,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let db = &ctx.db;
+    let id = m.id;
     let skip = |why: String| {
         settle(
             db,

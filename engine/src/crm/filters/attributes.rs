@@ -96,6 +96,20 @@ impl TryFrom<RawAttributeFilter> for AttributeFilter {
 }
 
 impl AttributeFilter {
+    /// How many subqueries the condition compiles to (a JSON member read counts one).
+    pub fn reads(&self) -> usize {
+        match &self.condition {
+            AttributeCondition::Text(_) | AttributeCondition::Boolean(_) => 1,
+            AttributeCondition::Number(f) => 1 + usize::from(f.is_null.is_some()),
+            AttributeCondition::Date(f) => 1 + usize::from(f.is_null.is_some()),
+            AttributeCondition::Options(f) => {
+                usize::from(f.has_any.is_some())
+                    + f.has_all.as_ref().map_or(0, Vec::len)
+                    + usize::from(f.has_none.is_some())
+            }
+        }
+    }
+
     pub(super) fn condition(&self, ws: i64) -> Condition {
         use s::contact_field_value::Column as V;
         let key = self.key.as_str();

@@ -114,15 +114,21 @@ impl ContactFilter {
             return 0;
         }
         let some = |b: bool| usize::from(b);
-        // Conditions that read other tables count once per table they read; custom
-        // attributes read no table but a JSON member of every row, and count once each.
+        // Conditions that read other tables count once per table they read (typed
+        // attributes once per subquery); a JSON attribute reads a member of every row and
+        // counts once.
         let own = self.tags.as_ref().map_or(0, |t| {
             some(t.has.is_some())
                 + some(t.has_any.is_some())
                 + t.has_all.as_ref().map_or(0, Vec::len)
                 + some(t.has_none.is_some())
         }) + some(self.company.is_some())
-            + self.attributes.as_ref().map_or(0, Vec::len)
+            + self
+                .attributes
+                .iter()
+                .flatten()
+                .map(AttributeFilter::reads)
+                .sum::<usize>()
             + some(self.lead_score.is_some())
             + some(self.cluster.is_some())
             + 2 * self.plugin_scores.as_ref().map_or(0, Vec::len)

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use rapport_schema::{
     contact, contact_insight, deal, order, order_line, product, score, stage, user,
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Map, Value, json};
 
 use super::TemplateParts;
@@ -287,19 +287,36 @@ async fn last_orders(
     ids: &[i64],
     out: &mut HashMap<i64, Personal>,
 ) -> Result<()> {
-    let orders = records::scoped::<order::Entity>(ws, Deleted::Exclude)
-        .filter(order::Column::ContactId.is_in(ids.iter().copied()))
-        .filter(order::Column::Status.is_not_in([
-            OrderStatus::Cancelled.as_str(),
-            OrderStatus::Refunded.as_str(),
-        ]))
+    let counted = || {
+        records::scoped::<order::Entity>(ws, Deleted::Exclude)
+            .filter(order::Column::ContactId.is_in(ids.iter().copied()))
+            .filter(order::Column::Status.is_not_in([
+                OrderStatus::Cancelled.as_str(),
+                OrderStatus::Refunded.as_str(),
+            ]))
+    };
+    // Each contact's latest time first, then only the orders at those times: a customer
+    // with ten thousand orders costs one row, not ten thousand.
+    let latest: Vec<(i64, chrono::DateTime<chrono::Utc>)> = counted()
+        .select_only()
+        .column(order::Column::ContactId)
+        .column_as(order::Column::PlacedAt.max(), "latest")
+        .group_by(order::Column::ContactId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let orders = counted()
+        .filter(order::Column::PlacedAt.is_in(latest.iter().map(|(_, at)| *at)))
         .order_by_desc(order::Column::PlacedAt)
         .order_by_desc(order::Column::Id)
         .all(db)
         .await?;
+    let latest: HashMap<i64, chrono::DateTime<chrono::Utc>> = latest.into_iter().collect();
     let mut last: HashMap<i64, order::Model> = HashMap::new();
     for o in orders {
-        last.entry(o.contact_id).or_insert(o);
+        if latest.get(&o.contact_id) == Some(&o.placed_at) {
+            last.entry(o.contact_id).or_insert(o);
+        }
     }
     let lines = order_line::Entity::find()
         .filter(order_line::Column::WorkspaceId.eq(ws))
@@ -341,16 +358,32 @@ async fn open_deals(
     ids: &[i64],
     out: &mut HashMap<i64, Personal>,
 ) -> Result<()> {
-    let deals = records::scoped::<deal::Entity>(ws, Deleted::Exclude)
-        .filter(deal::Column::ContactId.is_in(ids.iter().copied()))
-        .filter(deal::Column::Status.eq(DealStatus::Open.as_str()))
+    let open = || {
+        records::scoped::<deal::Entity>(ws, Deleted::Exclude)
+            .filter(deal::Column::ContactId.is_in(ids.iter().copied()))
+            .filter(deal::Column::Status.eq(DealStatus::Open.as_str()))
+    };
+    // As for orders: the latest time per contact, then only the deals at those times.
+    let newest: Vec<(Option<i64>, chrono::DateTime<chrono::Utc>)> = open()
+        .select_only()
+        .column(deal::Column::ContactId)
+        .column_as(deal::Column::UpdatedAt.max(), "latest")
+        .group_by(deal::Column::ContactId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let deals = open()
+        .filter(deal::Column::UpdatedAt.is_in(newest.iter().map(|(_, at)| *at)))
         .order_by_desc(deal::Column::UpdatedAt)
         .order_by_desc(deal::Column::Id)
         .all(db)
         .await?;
+    let newest: HashMap<Option<i64>, chrono::DateTime<chrono::Utc>> = newest.into_iter().collect();
     let mut latest: HashMap<i64, deal::Model> = HashMap::new();
     for d in deals {
-        if let Some(c) = d.contact_id {
+        if let Some(c) = d.contact_id
+            && newest.get(&d.contact_id) == Some(&d.updated_at)
+        {
             latest.entry(c).or_insert(d);
         }
     }

@@ -38,12 +38,23 @@ pub(super) async fn update_contact(
     }
     tags.retain(|t| !remove_tags.contains(t));
     let mut attrs = contact.attributes.clone();
-    if !attributes.is_empty() {
+    let fields = if attributes.is_empty() {
+        None
+    } else {
+        Some(crate::crm::fields::definitions(tx, b.ws).await?)
+    };
+    if let Some(fields) = &fields {
         if !attrs.is_object() {
             attrs = Value::Object(Default::default());
         }
         let map = attrs.as_object_mut().expect("an object");
         for (k, v) in attributes {
+            // A field declared after the sequence was saved may not take this value: the
+            // step leaves that attribute as it is rather than stalling the contact.
+            if let Some(Err(why)) = fields.get(k).map(|f| f.typed(v)) {
+                tracing::warn!(attribute = %k, reason = %why, "a sequence step's value does not fit the field");
+                continue;
+            }
             if v.is_null() {
                 map.remove(k);
             } else {
@@ -65,6 +76,9 @@ pub(super) async fn update_contact(
     }
     am.updated_at = Set(crate::clock::now());
     let saved = am.update(tx).await?;
+    if let Some(fields) = &fields {
+        crate::crm::fields::sync(tx, fields, &saved).await?;
+    }
     if tags != before {
         let parsed: Vec<Tag> = tags
             .iter()
