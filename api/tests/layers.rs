@@ -8,7 +8,7 @@ use std::path::Path;
 fn rank(module: &str) -> Option<usize> {
     Some(match module {
         "context" | "ids" | "enums" | "batching" | "loaders" | "connection" | "cost_budget"
-        | "filters" | "inputs" => 0,
+        | "filters" | "orders" | "inputs" => 0,
         "consent" | "intelligence" | "plugins" => 1,
         "types" => 2,
         "queries" | "mutations" | "audiences" | "campaigns" | "sequences" | "templates"

@@ -1,5 +1,6 @@
-//! Typed filters and sort orders: the GraphQL shape of the engine's filter language
-//! ([`rapport_engine::crm::filters`]), which reads, checks and compiles them.
+//! Typed filters: the GraphQL shape of the engine's filter language
+//! ([`rapport_engine::crm::filters`]), which reads, checks and compiles them. The sort
+//! orders that go with them are in [`crate::graphql::orders`] (re-exported here).
 //!
 //! Every list takes `filter: XFilter` whose fields carry operators (`eq ne in notIn
 //! contains startsWith gt gte lt lte isNull`) and compose with `and`, `or` and `not`, and
@@ -7,13 +8,13 @@
 //! `ne` and `notIn` also match rows where the field is null; `contains` and `startsWith`
 //! ignore ASCII case; text compares bytewise.
 
-use async_graphql::{Enum, ID, InputObject, InputType};
+use async_graphql::{ID, InputObject, InputType};
 use chrono::{DateTime, NaiveDate, Utc};
 use rapport_engine::EngineError;
 use rapport_engine::crm::filters::{self as engine, Filter};
-use rapport_engine::platform::pagination::SortDirection;
-use rapport_schema as s;
 use sea_orm::Condition;
+
+pub use crate::graphql::orders::*;
 
 type Result<T> = std::result::Result<T, EngineError>;
 
@@ -601,108 +602,6 @@ entity_filter!(
         name: StringFilter,
         created_at: DateTimeFilter,
     }
-);
-
-/// Sort direction.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
-pub enum OrderDirection {
-    /// Smallest first.
-    #[default]
-    Asc,
-    /// Largest first.
-    Desc,
-}
-
-impl From<OrderDirection> for SortDirection {
-    fn from(d: OrderDirection) -> Self {
-        match d {
-            OrderDirection::Asc => SortDirection::Asc,
-            OrderDirection::Desc => SortDirection::Desc,
-        }
-    }
-}
-
-macro_rules! entity_order {
-    ($(#[$doc:meta])* $order:ident, $field_enum:ident, $module:ident { $($variant:ident => $col:ident),+ $(,)? }) => {
-        /// A field to sort by.
-        #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-        pub enum $field_enum {
-            $(
-                #[allow(missing_docs)]
-                $variant
-            ),+
-        }
-
-        $(#[$doc])*
-        #[derive(InputObject, Clone, Debug)]
-        pub struct $order {
-            pub field: $field_enum,
-            #[graphql(default)]
-            pub direction: OrderDirection,
-        }
-
-        impl $order {
-            /// The sort keys of an `orderBy` list (empty when none was given).
-            pub fn keys(list: &Option<Vec<$order>>) -> Vec<(s::$module::Column, SortDirection)> {
-                list.iter()
-                    .flatten()
-                    .map(|o| {
-                        let col = match o.field { $($field_enum::$variant => s::$module::Column::$col),+ };
-                        (col, o.direction.into())
-                    })
-                    .collect()
-            }
-        }
-    };
-}
-
-entity_order!(
-    /// Sort contacts by.
-    ContactOrder, ContactOrderField, contact { Id => Id, FirstName => FirstName, LastName => LastName, LifecycleStage => LifecycleStage, CreatedAt => CreatedAt, UpdatedAt => UpdatedAt }
-);
-entity_order!(
-    /// Sort companies by.
-    CompanyOrder, CompanyOrderField, company { Id => Id, Name => Name, CreatedAt => CreatedAt, UpdatedAt => UpdatedAt }
-);
-entity_order!(
-    /// Sort deals by.
-    DealOrder, DealOrderField, deal { Id => Id, Name => Name, AmountMinor => AmountMinor, Status => Status, CreatedAt => CreatedAt, UpdatedAt => UpdatedAt }
-);
-entity_order!(
-    /// Sort activities by.
-    ActivityOrder, ActivityOrderField, activity { Id => Id, OccurredAt => OccurredAt, Kind => Kind, CreatedAt => CreatedAt }
-);
-entity_order!(
-    /// Sort tasks by.
-    TaskOrder, TaskOrderField, task { Id => Id, Title => Title, Status => Status, CreatedAt => CreatedAt }
-);
-entity_order!(
-    /// Sort inquiries by.
-    InquiryOrder, InquiryOrderField, inquiry { Id => Id, OpenedAt => OpenedAt, Status => Status, Priority => Priority, CreatedAt => CreatedAt }
-);
-entity_order!(
-    /// Sort products by.
-    ProductOrder, ProductOrderField, product { Id => Id, Sku => Sku, Name => Name, PriceMinor => PriceMinor, CreatedAt => CreatedAt }
-);
-entity_order!(
-    /// Sort orders by.
-    OrderOrder, OrderOrderField, order { Id => Id, PlacedAt => PlacedAt, TotalMinor => TotalMinor, Status => Status, CreatedAt => CreatedAt }
-);
-entity_order!(
-    /// Sort events by.
-    EventOrder, EventOrderField, event { Id => Id, OccurredAt => OccurredAt, EventType => EventType }
-);
-entity_order!(
-    /// Sort users by.
-    UserOrder, UserOrderField, user { Id => Id, Name => Name, Email => Email, CreatedAt => CreatedAt }
-);
-entity_order!(
-    /// Sort teams by.
-    TeamOrder, TeamOrderField, team { Id => Id, Name => Name, CreatedAt => CreatedAt }
-);
-entity_order!(
-    /// Sort pipelines by.
-    PipelineOrder, PipelineOrderField, pipeline { Id => Id, Name => Name, CreatedAt => CreatedAt }
 );
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod inputs;
 pub mod intelligence;
 pub mod loaders;
 pub mod mutations;
+pub mod orders;
 pub mod plugin_inputs;
 pub mod plugins;
 pub mod queries;
