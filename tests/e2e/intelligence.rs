@@ -10,6 +10,7 @@ both_backends!(
     win_probability_learns_from_closed_deals,
     too_little_data_is_refused,
     funnel_matches_the_raw_rows,
+    lifecycle_funnel_follows_the_history,
     cohorts_match_the_raw_rows,
     customer_value_on_the_graph,
     recommendations_find_the_bundles,
@@ -1265,4 +1266,90 @@ async fn churn_for_one_time_buyers(app: TestApp) {
     let risk = &risk["contact"]["churnRisk"];
     assert_eq!(risk["method"], "engagement_classifier", "{risk}");
     assert!((0.0..=1.0).contains(&risk["risk"].as_f64().unwrap()));
+}
+
+/// The lifecycle funnel counts what the history says: a skipped stage was passed, a
+/// churned customer was a customer, a lost lead went no further.
+async fn lifecycle_funnel_follows_the_history(app: TestApp) {
+    let key = app.workspace("Lifecycle").await;
+    let person = |email: &str| {
+        let app = &app;
+        let key = &key;
+        let email = email.to_string();
+        async move {
+            app.ok(
+                key,
+                "mutation($e: String!) { createContact(input: {email: $e}) { id } }",
+                json!({"e": email}),
+            )
+            .await["createContact"]["id"]
+                .clone()
+        }
+    };
+    let moves: [(&str, &[&str]); 5] = [
+        ("a@life.example", &["QUALIFIED", "CUSTOMER"]),
+        ("b@life.example", &["OPPORTUNITY"]),
+        ("c@life.example", &[]),
+        ("d@life.example", &["LOST"]),
+        ("e@life.example", &["CUSTOMER", "CHURNED"]),
+    ];
+    for (email, stages) in moves {
+        let id = person(email).await;
+        for stage in stages {
+            app.ok(
+                &key,
+                "mutation($c: ID!, $s: LifecycleStage!) { updateContact(id: $c, input: {lifecycleStage: $s}) { id } }",
+                json!({"c": id, "s": stage}),
+            )
+            .await;
+        }
+    }
+    let funnel = app
+        .ok(
+            &key,
+            "{ lifecycleFunnel { stage reached current conversionToNext medianDaysToReach } }",
+            json!({}),
+        )
+        .await["lifecycleFunnel"]
+        .clone();
+    let rows: Vec<(String, i64, i64)> = funnel
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["stage"].as_str().unwrap().to_string(),
+                r["reached"].as_i64().unwrap(),
+                r["current"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    // Lead: all five; qualified: a, b (skipped it), e; opportunity: a, b, e; customer: a, e.
+    assert_eq!(
+        rows,
+        [
+            ("LEAD".to_string(), 5, 1),
+            ("QUALIFIED".to_string(), 3, 0),
+            ("OPPORTUNITY".to_string(), 3, 1),
+            ("CUSTOMER".to_string(), 2, 1),
+        ]
+    );
+    assert_eq!(funnel[0]["conversionToNext"], 0.6);
+    assert!(funnel[3]["conversionToNext"].is_null());
+    assert!(funnel[3]["medianDaysToReach"].as_f64().unwrap() < 1.0);
+    // A window before anyone was created is empty.
+    let empty = app
+        .ok(
+            &key,
+            "{ lifecycleFunnel(to: \"2020-01-01T00:00:00Z\") { reached } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        empty["lifecycleFunnel"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["reached"] == 0)
+    );
 }

@@ -3,7 +3,7 @@
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use rapport_engine::intelligence::analytics::{cohorts, forecast, funnel};
+use rapport_engine::intelligence::analytics::{cohorts, forecast, funnel, lifecycle_funnel};
 use rapport_schema as s;
 use sea_orm::DatabaseConnection;
 
@@ -228,6 +228,32 @@ fn amounts(points: Vec<(String, f64)>) -> Vec<PeriodAmount> {
         .collect()
 }
 
+/// One stage of the lifecycle funnel.
+pub struct LifecycleFunnelStage(lifecycle_funnel::StageCount);
+
+#[Object]
+impl LifecycleFunnelStage {
+    async fn stage(&self) -> crate::graphql::enums::LifecycleStage {
+        self.0.stage.into()
+    }
+    /// Contacts that reached it or a later stage (from the lifecycle history).
+    async fn reached(&self) -> i32 {
+        self.0.reached as i32
+    }
+    /// Contacts in it now.
+    async fn current(&self) -> i32 {
+        self.0.current as i32
+    }
+    /// Share of those that reached it that reached the next stage.
+    async fn conversion_to_next(&self) -> Option<f64> {
+        self.0.conversion_to_next
+    }
+    /// Median days from a contact's creation to reaching the stage.
+    async fn median_days_to_reach(&self) -> Option<f64> {
+        self.0.median_days_to_reach
+    }
+}
+
 /// Reports.
 #[derive(Default)]
 pub struct ReportsQuery;
@@ -264,6 +290,25 @@ impl ReportsQuery {
                 inner,
                 grouping: group_by,
             })
+            .collect())
+    }
+
+    /// The contact lifecycle funnel (Lead → Qualified → Opportunity → Customer) of the
+    /// contacts created in [from, to), from their lifecycle history: beside the deal
+    /// funnel, where contacts come from and where they stop.
+    async fn lifecycle_funnel(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<LifecycleFunnelStage>> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(lifecycle_funnel::funnel(db, who, from, to)
+            .await
+            .gql()?
+            .into_iter()
+            .map(LifecycleFunnelStage)
             .collect())
     }
 

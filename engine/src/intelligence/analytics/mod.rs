@@ -12,6 +12,7 @@ pub mod forecast;
 pub mod funnel;
 pub mod insights;
 pub mod lead_score;
+pub mod lifecycle_funnel;
 pub mod recommendations;
 pub mod registry;
 pub mod schedule;
