@@ -422,6 +422,9 @@ async fn upload(
             return not_trusted(media);
         }
     }
+    if let Some(refused) = over_limits(&request, media) {
+        return refused;
+    }
     execute(ctx, principal, request, media, ctx.limits.upload_timeout).await
 }
 
@@ -476,13 +479,8 @@ async fn run(
         request = request.operation_name(name);
     }
     // Measured before it is parsed again, or kept for later requests.
-    if let Err(e) = crate::request_limits::check(&request) {
-        return graphql_http::request_error(
-            media,
-            StatusCode::BAD_REQUEST,
-            code::VALIDATION,
-            &e.to_string(),
-        );
+    if let Some(refused) = over_limits(&request, media) {
+        return refused;
     }
     if let Some(hash) = register {
         ctx.documents.register(hash, &request.query);
@@ -507,7 +505,24 @@ async fn run(
     execute(ctx, principal, request, media, ctx.limits.request_timeout).await
 }
 
-/// Executes one GraphQL request within `timeout`, with the caller's loaders.
+/// The refusal of a document or variables past the request limits, measured before
+/// anything parses them into typed inputs (once per request, by its one caller).
+fn over_limits(
+    request: &async_graphql::Request,
+    media: graphql_http::MediaType,
+) -> Option<Response> {
+    crate::request_limits::check(request).err().map(|e| {
+        graphql_http::request_error(
+            media,
+            StatusCode::BAD_REQUEST,
+            code::VALIDATION,
+            &e.to_string(),
+        )
+    })
+}
+
+/// Executes one GraphQL request within `timeout`, with the caller's loaders; the caller
+/// has checked it against the request limits ([`over_limits`]).
 async fn execute(
     ctx: &ApiContext,
     principal: rapport_engine::platform::auth::Principal,
@@ -515,14 +530,6 @@ async fn execute(
     media: graphql_http::MediaType,
     timeout: Duration,
 ) -> Response {
-    if let Err(e) = crate::request_limits::check(&request) {
-        return graphql_http::request_error(
-            media,
-            StatusCode::BAD_REQUEST,
-            code::VALIDATION,
-            &e.to_string(),
-        );
-    }
     let introspect = match ctx.introspection {
         Introspection::On => true,
         Introspection::Off => false,

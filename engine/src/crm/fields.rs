@@ -275,7 +275,26 @@ fn value_row(
 /// Contacts read per page when checking and copying existing values.
 const PAGE: u64 = 1000;
 
-/// Every live contact's value of `key`, page by page: (contact, value).
+/// The next page of the workspace's contacts after id `after`: (id, attributes).
+async fn contacts_after(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    after: i64,
+) -> Result<Vec<(i64, Value)>> {
+    Ok(contact::Entity::find()
+        .select_only()
+        .column(contact::Column::Id)
+        .column(contact::Column::Attributes)
+        .filter(contact::Column::WorkspaceId.eq(ws))
+        .filter(contact::Column::Id.gt(after))
+        .order_by_asc(contact::Column::Id)
+        .limit(PAGE)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// Every contact's value of `key`, page by page: (contact, value).
 async fn existing_values(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -284,17 +303,7 @@ async fn existing_values(
 ) -> Result<()> {
     let mut after = 0;
     loop {
-        let page: Vec<(i64, Value)> = contact::Entity::find()
-            .select_only()
-            .column(contact::Column::Id)
-            .column(contact::Column::Attributes)
-            .filter(contact::Column::WorkspaceId.eq(ws))
-            .filter(contact::Column::Id.gt(after))
-            .order_by_asc(contact::Column::Id)
-            .limit(PAGE)
-            .into_tuple()
-            .all(db)
-            .await?;
+        let page = contacts_after(db, ws, after).await?;
         let Some(&(last, _)) = page.last() else {
             return Ok(());
         };
@@ -388,17 +397,7 @@ async fn declare(db: &impl ConnectionTrait, who: &Principal, input: FieldInput) 
     let field_id = row.id;
     let mut after = 0;
     loop {
-        let page: Vec<(i64, Value)> = contact::Entity::find()
-            .select_only()
-            .column(contact::Column::Id)
-            .column(contact::Column::Attributes)
-            .filter(contact::Column::WorkspaceId.eq(ws))
-            .filter(contact::Column::Id.gt(after))
-            .order_by_asc(contact::Column::Id)
-            .limit(PAGE)
-            .into_tuple()
-            .all(db)
-            .await?;
+        let page = contacts_after(db, ws, after).await?;
         let Some(&(last, _)) = page.last() else {
             break;
         };
