@@ -383,6 +383,19 @@ pub fn executed(media: MediaType, response: async_graphql::Response) -> Response
     answer(media, status, &body)
 }
 
+/// The answer kept for an `Idempotency-Key`, given again to a retry.
+pub fn replayed(media: MediaType, body: &str) -> Response {
+    match serde_json::from_str::<Value>(body) {
+        Ok(body) => answer(media, StatusCode::OK, &body),
+        Err(_) => request_error(
+            media,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL,
+            "internal error",
+        ),
+    }
+}
+
 fn answer(media: MediaType, status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();

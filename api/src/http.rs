@@ -32,6 +32,14 @@ pub struct ApiContext {
     pub(crate) introspection: crate::graphql_http::Introspection,
     /// Persisted documents.
     pub(crate) documents: Arc<crate::graphql_http::Documents>,
+    /// Web origins whose pages may call the API (CORS).
+    pub(crate) cors_origins: Arc<[rapport_engine::engagement::capture::keys::WebOrigin]>,
+    /// Lead capture's per-address and per-key budgets.
+    pub(crate) capture: Arc<crate::capture::Budgets>,
+    /// Where email goes (double opt-in confirmations of captures), if anywhere.
+    pub(crate) mail: Option<crate::graphql::Mail>,
+    /// Where people reach the server, without a trailing slash, for links in email.
+    pub(crate) public_url: Arc<str>,
 }
 
 /// How much one request may ask of the server.
@@ -128,7 +136,7 @@ pub async fn authenticate(
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

@@ -1,12 +1,16 @@
 //! Rapport's API: the GraphQL schema over the engine, the HTTP server, and the
 //! `rapport` command line.
 
+pub mod capture;
+pub mod cors;
 pub mod error;
 pub mod graphql;
 pub mod graphql_http;
 pub mod http;
+pub mod idempotency;
 pub mod keys;
 pub mod links;
+pub mod rate_limit;
 pub mod request_limits;
 pub mod server;
 pub mod webhooks;

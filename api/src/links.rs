@@ -37,11 +37,29 @@ pub fn router() -> axum::Router<ApiContext> {
         .route("/t/c/{token}", get(click))
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+/// The look every public page shares: one card on a quiet background, legible on a
+/// phone, styled inline (the CSP allows nothing else).
+const PAGE_STYLE: &str = "body{margin:0;background:#f4f5f7;color:#1f2933;\
+    font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}\
+    main{max-width:30rem;margin:4rem auto;background:#fff;border-radius:12px;\
+    padding:2rem 2.25rem;box-shadow:0 1px 3px rgba(0,0,0,.08),0 8px 24px rgba(0,0,0,.06)}\
+    h1{font-size:1.5rem;margin:0 0 1rem}p{margin:.5rem 0 1rem}\
+    label{display:block;font-weight:600;font-size:.9rem;margin:1rem 0 .3rem}\
+    input[type=text],input[type=email],input[type=tel]{width:100%;box-sizing:border-box;\
+    padding:.6rem .75rem;border:1px solid #cbd2d9;border-radius:8px;font:inherit}\
+    input:focus{outline:2px solid #3b63d9;outline-offset:1px;border-color:#3b63d9}\
+    button{margin-top:1.5rem;background:#3b63d9;color:#fff;border:0;border-radius:8px;\
+    padding:.7rem 1.4rem;font:inherit;font-weight:600;cursor:pointer}\
+    button:hover{background:#2f50b3}.error{color:#b42318;background:#fef3f2;\
+    border:1px solid #fecdca;border-radius:8px;padding:.6rem .8rem}\
+    .trap{position:absolute;left:-10000px}.fine{color:#616e7c;font-size:.85rem}";
+
+/// A public page: `title` and `body` (HTML the caller escaped).
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
-         content=\"width=device-width\"><title>{title}</title></head><body style=\"font-family:\
-         sans-serif;max-width:32rem;margin:4rem auto\"><h1>{title}</h1>{body}</body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width,initial-scale=1\"><title>{title}</title>\
+         <style>{PAGE_STYLE}</style></head><body><main><h1>{title}</h1>{body}</main></body></html>"
     );
     (
         status,
@@ -115,7 +133,7 @@ pub fn client_ip(
     )
 }
 
-fn proof(ctx: &ApiContext, extensions: &Extensions, headers: &HeaderMap) -> Proof {
+pub(crate) fn proof(ctx: &ApiContext, extensions: &Extensions, headers: &HeaderMap) -> Proof {
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
@@ -211,7 +229,7 @@ pub async fn confirm(
     }
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -57,6 +57,10 @@ pub struct Config {
     /// Reverse proxies in front of the server, whose `X-Forwarded-For` names the client
     /// (needs the router served with connect info, as `rapport serve` does).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Web origins whose pages may call `/graphql` (CORS); none by default.
+    pub cors_origins: Vec<rapport_engine::engagement::capture::keys::WebOrigin>,
+    /// Lead capture's per-address and per-key request budgets.
+    pub capture: crate::capture::CaptureLimits,
 }
 
 impl Default for Config {
@@ -74,6 +78,8 @@ impl Default for Config {
             documents: Arc::new(graphql_http::Documents::automatic()),
             health: Arc::default(),
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            capture: crate::capture::DEFAULT_CAPTURE_LIMITS,
         }
     }
 }
@@ -87,6 +93,7 @@ pub fn router(db: DatabaseConnection) -> Router {
 pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
     let keys = Arc::new(VerifiedKeys::new(config.key_ttl));
     let public = graphql::PublicUrl(config.public_url.trim_end_matches('/').to_string());
+    let public_url: Arc<str> = public.0.clone().into();
     let plugins = match config.plugins {
         Some(host) => Some(host),
         None => {
@@ -104,7 +111,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
             db.clone(),
             keys.clone(),
             public,
-            config.mail,
+            config.mail.clone(),
             plugins,
             config.clock,
             graphql::cost_budget::CostBudget::new(
@@ -120,8 +127,18 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         graphiql: config.graphiql,
         introspection: config.introspection,
         documents: config.documents,
+        cors_origins: config.cors_origins.into(),
+        capture: Arc::new(crate::capture::Budgets::new(config.capture)),
+        mail: config.mail,
+        public_url,
     };
-    let graphql_route = get(graphql_get).post(graphql_handler);
+    let graphql_route = get(graphql_get)
+        .post(graphql_handler)
+        .options(crate::cors::graphql_preflight)
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            crate::cors::graphql_answers,
+        ));
     let mut router = Router::new();
     if config.graphiql {
         router = router.route("/graphiql/{file}", get(graphiql_asset));
@@ -131,6 +148,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::links::router())
+        .merge(crate::capture::router())
         .merge(crate::webhooks::router())
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -304,7 +322,7 @@ async fn graphql_get(State(ctx): State<ApiContext>, request: Request) -> Respons
     };
     tracing::Span::current().record("workspace", principal.workspace_id);
     match graphql_http::from_query_string(&query_string) {
-        Ok(params) => run(&ctx, principal, params, media, true).await,
+        Ok(params) => run(&ctx, principal, params, media, None).await,
         Err(message) => {
             graphql_http::request_error(media, StatusCode::BAD_REQUEST, code::VALIDATION, &message)
         }
@@ -336,6 +354,10 @@ async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Res
         Err(response) => return response,
     };
     tracing::Span::current().record("workspace", principal.workspace_id);
+    let idempotency_key = match crate::idempotency::from_headers(request.headers()) {
+        Ok(key) => key,
+        Err(message) => return crate::idempotency::malformed(&message),
+    };
     if is_multipart(request.headers()) {
         return upload(&ctx, principal, request, media).await;
     }
@@ -372,7 +394,7 @@ async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Res
         }
     };
     match graphql_http::from_json(&body) {
-        Ok(params) => run(&ctx, principal, params, media, false).await,
+        Ok(params) => run(&ctx, principal, params, media, Some(idempotency_key)).await,
         Err(message) => graphql_http::request_error(
             media,
             StatusCode::BAD_REQUEST,
@@ -437,13 +459,18 @@ fn not_trusted(media: graphql_http::MediaType) -> Response {
     )
 }
 
-/// Resolves a persisted document, refuses a mutation over GET, and executes.
+/// How a request came: over GET (queries only), or POST with or without an
+/// `Idempotency-Key`.
+type Post = Option<Option<rapport_engine::platform::idempotency::IdempotencyKey>>;
+
+/// Resolves a persisted document, refuses a mutation over GET, and executes (a mutation
+/// with an `Idempotency-Key` once per key).
 async fn run(
     ctx: &ApiContext,
     principal: rapport_engine::platform::auth::Principal,
     mut params: graphql_http::Params,
     media: graphql_http::MediaType,
-    get: bool,
+    post: Post,
 ) -> Response {
     use graphql_http::DocumentError;
     let register = match ctx.documents.resolve(&mut params) {
@@ -485,11 +512,10 @@ async fn run(
     if let Some(hash) = register {
         ctx.documents.register(hash, &request.query);
     }
-    if get {
-        use async_graphql::parser::types::OperationType;
-        if let Some(OperationType::Mutation | OperationType::Subscription) =
-            graphql_http::operation_kind(&request.query, request.operation_name.as_deref())
-        {
+    use async_graphql::parser::types::OperationType;
+    let kind = graphql_http::operation_kind(&request.query, request.operation_name.as_deref());
+    let Some(idempotency_key) = post else {
+        if let Some(OperationType::Mutation | OperationType::Subscription) = kind {
             let mut refused = graphql_http::request_error(
                 media,
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -501,8 +527,60 @@ async fn run(
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return refused;
         }
+        return execute(ctx, principal, request, media, ctx.limits.request_timeout).await;
+    };
+    match (idempotency_key, kind) {
+        (Some(key), Some(OperationType::Mutation)) => {
+            idempotent(ctx, principal, request, media, &key).await
+        }
+        _ => execute(ctx, principal, request, media, ctx.limits.request_timeout).await,
     }
-    execute(ctx, principal, request, media, ctx.limits.request_timeout).await
+}
+
+/// Runs a mutation once per `Idempotency-Key`: a retry of the same request gets the
+/// first answer again, without running.
+async fn idempotent(
+    ctx: &ApiContext,
+    principal: rapport_engine::platform::auth::Principal,
+    request: async_graphql::Request,
+    media: graphql_http::MediaType,
+    key: &rapport_engine::platform::idempotency::IdempotencyKey,
+) -> Response {
+    let variables = serde_json::to_string(&request.variables).unwrap_or_default();
+    let fingerprint = rapport_engine::platform::idempotency::fingerprint(&[
+        "graphql",
+        &request.query,
+        request.operation_name.as_deref().unwrap_or_default(),
+        &variables,
+    ]);
+    let ws = principal.workspace_id;
+    let row = match crate::idempotency::begin(ctx, ws, key, &fingerprint, |body| {
+        graphql_http::replayed(media, &body)
+    })
+    .await
+    {
+        crate::idempotency::Begun::Run(row) => row,
+        crate::idempotency::Begun::Answer(answer) => return answer,
+    };
+    let outcome = run_request(ctx, principal, request, ctx.limits.request_timeout).await;
+    let response = match outcome {
+        Ok(response) => response,
+        Err(refused) => {
+            crate::idempotency::finish(ctx, row, "", true).await;
+            return refused;
+        }
+    };
+    // Kept only when the mutation ran and nothing broke on our side; otherwise the key
+    // is given back and a retry runs it again.
+    let failed_here = response.data == async_graphql::Value::Null
+        || response.errors.iter().any(|e| {
+            e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| {
+                matches!(c, async_graphql::Value::String(c) if c == code::INTERNAL || c == code::TIMEOUT)
+            })
+        });
+    let body = serde_json::to_string(&response).unwrap_or_default();
+    crate::idempotency::finish(ctx, row, &body, failed_here).await;
+    graphql_http::executed(media, response)
 }
 
 /// The refusal of a document or variables past the request limits, measured before
@@ -526,38 +604,58 @@ fn over_limits(
 async fn execute(
     ctx: &ApiContext,
     principal: rapport_engine::platform::auth::Principal,
-    mut request: async_graphql::Request,
+    request: async_graphql::Request,
     media: graphql_http::MediaType,
     timeout: Duration,
 ) -> Response {
-    let introspect = match ctx.introspection {
+    if !may_introspect(ctx, &principal) && graphql_http::introspects(&request.query) {
+        return introspection_refused(media);
+    }
+    match run_request(ctx, principal, request, timeout).await {
+        Ok(response) => graphql_http::executed(media, response),
+        Err(refused) => refused,
+    }
+}
+
+fn may_introspect(ctx: &ApiContext, principal: &rapport_engine::platform::auth::Principal) -> bool {
+    match ctx.introspection {
         Introspection::On => true,
         Introspection::Off => false,
         Introspection::Admin => principal.can(rapport_engine::values::Scope::Admin),
-    };
-    if !introspect {
-        // Said plainly rather than answered with nulls; disabled underneath as well.
-        if graphql_http::introspects(&request.query) {
-            return graphql_http::request_error(
-                media,
-                StatusCode::FORBIDDEN,
-                code::FORBIDDEN,
-                "this server does not answer introspection (__schema, __type) to this key",
-            );
-        }
+    }
+}
+
+fn introspection_refused(media: graphql_http::MediaType) -> Response {
+    // Said plainly rather than answered with nulls; disabled underneath as well.
+    graphql_http::request_error(
+        media,
+        StatusCode::FORBIDDEN,
+        code::FORBIDDEN,
+        "this server does not answer introspection (__schema, __type) to this key",
+    )
+}
+
+/// Runs a request: the GraphQL response, or the HTTP answer when it ran out of time.
+async fn run_request(
+    ctx: &ApiContext,
+    principal: rapport_engine::platform::auth::Principal,
+    mut request: async_graphql::Request,
+    timeout: Duration,
+) -> Result<async_graphql::Response, Response> {
+    if !may_introspect(ctx, &principal) {
         request = request.disable_introspection();
     }
     let (request, dispatcher) = graphql::with_loaders(request, &ctx.db, principal);
     let execution = dispatcher.drive(ctx.schema.execute(request));
     let Ok(mut response) = tokio::time::timeout(timeout, execution).await else {
-        return error_response(
+        return Err(error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             code::TIMEOUT,
             &format!(
                 "the request ran longer than {} s; ask for less at once",
                 timeout.as_secs()
             ),
-        );
+        ));
     };
     // Errors from parsing and validating the query itself carry no code yet.
     for e in &mut response.errors {
@@ -566,5 +664,5 @@ async fn execute(
             ext.set("code", code::VALIDATION);
         }
     }
-    graphql_http::executed(media, response)
+    Ok(response)
 }

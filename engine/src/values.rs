@@ -786,6 +786,10 @@ text_enum!(
     LawfulBasis { Consent => "consent", Contract => "contract", LegalObligation => "legal_obligation", LegitimateInterest => "legitimate_interest" }
 );
 text_enum!(
+    /// A contact field a hosted sign-up form may ask besides the email address.
+    FormField { FirstName => "first_name", LastName => "last_name", Phone => "phone" }
+);
+text_enum!(
     /// Why an address is suppressed.
     SuppressionReason { Manual => "manual", HardBounce => "hard_bounce", Complaint => "complaint", Erased => "erased" }
 );

@@ -55,6 +55,7 @@ mod m0012_insights;
 mod m0013_transactional;
 mod m0014_custom_fields;
 mod m0015_topics;
+mod m0016_lead_capture;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -78,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_transactional::Migration),
             Box::new(m0014_custom_fields::Migration),
             Box::new(m0015_topics::Migration),
+            Box::new(m0016_lead_capture::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod entities {
     pub mod campaign;
     pub mod campaign_message;
     pub mod campaign_variant;
+    pub mod capture_form;
     pub mod company;
     pub mod consent_event;
     pub mod contact;
@@ -25,6 +26,9 @@ pub mod entities {
     pub mod email_template;
     pub mod email_topic;
     pub mod event;
+    pub mod idempotency_key;
+    pub mod ingest_key;
+    pub mod ingest_key_origin;
     pub mod inquiry;
     pub mod insight_change;
     pub mod lifecycle_change;

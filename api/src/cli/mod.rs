@@ -63,7 +63,7 @@ impl Global {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Serves the GraphQL API (migrating the database first).
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Runs job workers only (campaign sends), sharing the database's queue with every
     /// other process; stops on SIGTERM after jobs in flight finish.
     Worker(worker::Args),
@@ -88,7 +88,7 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = &cli.global;
     match cli.command {
-        Command::Serve(args) => serve::run(global, args).await,
+        Command::Serve(args) => serve::run(global, *args).await,
         Command::Worker(args) => worker::run(global, args).await,
         Command::Migrate => migrate(global).await,
         Command::Demo(args) => demo::run(global, args).await,

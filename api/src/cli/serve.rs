@@ -129,6 +129,8 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
         documents: std::sync::Arc::new(limits.documents()?),
         health,
         trusted_proxies: limits.trusted_proxies.clone(),
+        cors_origins: limits.cors_origins()?,
+        capture: limits.capture(),
     };
     serve(conn, addr, config, schedule, workers).await
 }

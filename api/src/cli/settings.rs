@@ -39,6 +39,18 @@ pub(crate) struct LimitArgs {
     /// Without it, clients may register documents by hash (automatic persisted queries).
     #[arg(long, env = "RAPPORT_TRUSTED_DOCUMENTS")]
     pub(crate) trusted_documents: Option<std::path::PathBuf>,
+    /// Web origins whose pages may call `/graphql` from a browser (CORS), comma separated,
+    /// such as `https://app.example.com`; none by default. Lead capture's origins are set
+    /// per ingest key instead.
+    #[arg(long, env = "RAPPORT_CORS_ORIGINS", value_delimiter = ',')]
+    pub(crate) cors_origins: Vec<String>,
+    /// Lead-capture requests (hosted forms and `/capture`) one client address may make a
+    /// minute.
+    #[arg(long, env = "RAPPORT_CAPTURE_PER_IP_PER_MINUTE", default_value_t = rapport_api::capture::DEFAULT_CAPTURE_LIMITS.per_ip_per_minute)]
+    pub(crate) capture_per_ip_per_minute: u32,
+    /// Lead-capture requests one ingest key may take a minute, from everywhere.
+    #[arg(long, env = "RAPPORT_CAPTURE_PER_KEY_PER_MINUTE", default_value_t = rapport_api::capture::DEFAULT_CAPTURE_LIMITS.per_key_per_minute)]
+    pub(crate) capture_per_key_per_minute: u32,
 }
 
 impl LimitArgs {
@@ -54,6 +66,27 @@ impl LimitArgs {
                 format!("{} is not a JSON object of hash → document", path.display())
             })?;
         rapport_api::graphql_http::Documents::trusted(list).map_err(anyhow::Error::msg)
+    }
+
+    /// The CORS origins, each checked.
+    pub(crate) fn cors_origins(
+        &self,
+    ) -> anyhow::Result<Vec<rapport_engine::engagement::capture::keys::WebOrigin>> {
+        self.cors_origins
+            .iter()
+            .map(|o| {
+                rapport_engine::engagement::capture::keys::WebOrigin::parse("--cors-origins", o)
+                    .map_err(anyhow::Error::from)
+            })
+            .collect()
+    }
+
+    /// Lead capture's budgets.
+    pub(crate) fn capture(&self) -> rapport_api::capture::CaptureLimits {
+        rapport_api::capture::CaptureLimits {
+            per_ip_per_minute: self.capture_per_ip_per_minute,
+            per_key_per_minute: self.capture_per_key_per_minute,
+        }
     }
 
     pub(crate) fn limits(&self) -> rapport_api::server::Limits {

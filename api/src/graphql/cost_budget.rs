@@ -4,57 +4,28 @@
 //! busy with expensive reads while others wait. Refused requests answer `RATE_LIMITED`
 //! before anything runs.
 
+use crate::rate_limit::Buckets;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult};
 use rapport_engine::platform::auth::Principal;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
-/// Beyond this many keys the buckets start over rather than grow without bound.
-const MAX_KEYS: usize = 100_000;
+use std::sync::Arc;
 
 /// Per-key buckets of complexity; the schema's extension (cheap to clone).
 #[derive(Clone)]
-pub struct CostBudget(Arc<Buckets>);
+pub struct CostBudget(Arc<Buckets<KeyId>>);
 
 /// Whose budget: the workspace and the key (none for the command line's owner).
 type KeyId = (i64, Option<i64>);
 
-struct Buckets {
-    per_second: f64,
-    burst: f64,
-    /// Units left, and when they were last counted.
-    buckets: Mutex<HashMap<KeyId, (f64, Instant)>>,
-}
-
 impl CostBudget {
     /// A budget refilling at `per_second` units, holding at most `burst`.
     pub fn new(per_second: u64, burst: u64) -> Self {
-        Self(Arc::new(Buckets {
-            per_second: per_second as f64,
-            burst: burst as f64,
-            buckets: Mutex::default(),
-        }))
+        Self(Arc::new(Buckets::new(per_second as f64, burst as f64)))
     }
 
     /// Takes `cost` from the bucket of `key`; false when it does not hold that much.
     fn take(&self, key: KeyId, cost: usize) -> bool {
-        let b = &self.0;
-        let now = Instant::now();
-        let mut buckets = b.buckets.lock().expect("cost buckets");
-        if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
-            buckets.clear();
-        }
-        let (tokens, at) = buckets.entry(key).or_insert((b.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * b.per_second).min(b.burst);
-        *at = now;
-        if *tokens >= cost as f64 {
-            *tokens -= cost as f64;
-            true
-        } else {
-            false
-        }
+        self.0.take(key, cost as f64).is_ok()
     }
 }
 
@@ -82,7 +53,7 @@ impl Extension for Spend {
             let mut e = ServerError::new(
                 format!(
                     "this API key has spent its query budget ({} per second); wait a moment or ask for less",
-                    self.0.0.per_second as u64
+                    self.0.0.per_second() as u64
                 ),
                 None,
             );

@@ -57,6 +57,10 @@ mirror!(
     FieldKind { Text, Number, Date, Boolean, Enum, MultiSelect }
 );
 mirror!(
+    /// A contact field a hosted sign-up form asks besides the email address.
+    FormField { FirstName, LastName, Phone }
+);
+mirror!(
     /// Coarse churn-risk bands: low below 0.3, high from 0.7.
     RiskLevel { Low, Medium, High }
 );

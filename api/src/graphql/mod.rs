@@ -9,12 +9,13 @@
 //!    which show no CRM object: `consent`, `intelligence`, `plugins`;
 //! 3. `types`: every object of the CRM graph, with the sequence objects (an enrollment
 //!    shows its contact, a contact its enrollments);
-//! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `sequences`,
-//!    `templates`, `reports`, `plugin_inputs`, and this module, which merges them.
+//! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `capture`,
+//!    `sequences`, `templates`, `reports`, `plugin_inputs`, and this module, which merges them.
 
 pub mod audiences;
 pub mod batching;
 pub mod campaigns;
+pub mod capture;
 pub mod connection;
 pub mod consent;
 pub mod context;
@@ -56,6 +57,7 @@ pub struct Queries(
     campaigns::CampaignQuery,
     plugins::PluginQuery,
     sequences::SequenceQuery,
+    capture::CaptureQuery,
 );
 
 /// Every write.
@@ -70,6 +72,7 @@ pub struct Mutations(
     campaigns::CampaignMutation,
     plugins::PluginMutation,
     sequences::SequenceMutation,
+    capture::CaptureMutation,
 );
 
 /// Rapport's schema type.

@@ -8,6 +8,7 @@
 pub mod audiences;
 pub mod bounces;
 pub mod campaigns;
+pub mod capture;
 pub mod consent;
 pub mod outbound;
 pub mod sequences;

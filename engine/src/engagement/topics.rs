@@ -225,6 +225,20 @@ async fn append(
     Ok(())
 }
 
+/// Subscribes a contact to topic `topic_id` of workspace `ws` from a sign-up (a hosted
+/// form), recorded with `source`; the caller has identified the person by their form.
+pub async fn subscribe_from_form(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    contact_id: i64,
+    topic_id: i64,
+    source: &str,
+) -> Result<()> {
+    get(db, ws, topic_id).await?;
+    within_rate(db, ws, contact_id).await?;
+    append(db, ws, contact_id, topic_id, true, source).await
+}
+
 /// Records a contact's choice on one topic, named by key (write scope).
 pub async fn set(
     db: &impl ConnectionTrait,

@@ -37,6 +37,17 @@ impl Principal {
         }
     }
 
+    /// The server acting on its own in `workspace_id` with only `scope`, for work set off
+    /// by someone without an API key (a visitor sending a sign-up form); recorded with no
+    /// key as its actor.
+    pub fn acting_for(workspace_id: i64, scope: Scope) -> Self {
+        Self {
+            workspace_id,
+            key_id: None,
+            scopes: vec![scope],
+        }
+    }
+
     /// Whether the key carries `scope`; `admin` implies `write`, and `write` implies `read`.
     pub fn can(&self, scope: Scope) -> bool {
         let rank = |s: &Scope| match s {

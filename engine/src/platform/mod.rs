@@ -9,6 +9,7 @@ pub mod auth;
 pub mod db;
 pub mod email;
 pub mod health;
+pub mod idempotency;
 pub mod links;
 pub mod pagination;
 pub mod queue;
