@@ -5,6 +5,7 @@
 mod campaigns;
 mod capture;
 mod consent;
+mod demo;
 mod graph;
 mod graphql_http;
 mod hardening;

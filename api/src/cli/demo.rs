@@ -56,5 +56,28 @@ pub(crate) async fn seed(
         "workspace {} ({}) seeded with {} contacts",
         created.workspace.id, created.workspace.name, size.contacts
     );
+    if size.contacts <= demo::showcase::SHOWCASE_MAX_CONTACTS {
+        eprintln!("training models, sending the demo campaign and running the demo sequence…");
+        let shown = demo::showcase::build(conn, created.workspace.id)
+            .await
+            .context("building the demo's campaign, sequence and segments")?;
+        eprintln!(
+            "segments: {}; campaign {} sent; sequence {} active; sign-up form at /f/{}",
+            shown
+                .segments
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            shown.campaign_id,
+            shown.sequence_id,
+            shown.form_public_id
+        );
+    } else {
+        eprintln!(
+            "(the campaign, sequence and models of the demo are made for up to {} contacts)",
+            demo::showcase::SHOWCASE_MAX_CONTACTS
+        );
+    }
     Ok(created.key.key)
 }

@@ -3,6 +3,8 @@
 //! The same sizes always produce the same rows (a seeded generator), so a benchmark run
 //! is comparable with the last one. Rows are written in batched multi-row inserts.
 
+pub mod showcase;
+
 use crate::clock;
 use crate::crm::deals;
 use crate::crm::workspaces::{self, NewWorkspace};
