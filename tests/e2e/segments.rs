@@ -418,6 +418,73 @@ async fn typed_fields_compare_by_type(app: TestApp) {
         names(json!({"attributes": [{"key": "modules", "options": {"hasAny": ["crm"], "hasNone": ["mail"]}}]})).await,
         ["F0"]
     );
+
+    // Sorted by a typed field: numbers as numbers, dates in time, contacts without a value
+    // last either way; pages follow on from their cursors.
+    let sorted = |key_name: &'static str,
+                  direction: &'static str,
+                  first: i64,
+                  after: Option<String>| {
+        let app = &app;
+        let key = &key;
+        async move {
+            let data = app
+                .ok(
+                    key,
+                    "query($by: AttributeOrder, $first: Int, $after: String) { contacts(first: $first, after: $after, orderByAttribute: $by) { edges { node { firstName } } pageInfo { endCursor hasNextPage } } }",
+                    json!({"by": {"key": key_name, "direction": direction}, "first": first, "after": after}),
+                )
+                .await;
+            let names: Vec<String> = data["contacts"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["firstName"].as_str().unwrap().to_string())
+                .collect();
+            let end = data["contacts"]["pageInfo"]["endCursor"]
+                .as_str()
+                .map(String::from);
+            (
+                names,
+                end,
+                data["contacts"]["pageInfo"]["hasNextPage"]
+                    .as_bool()
+                    .unwrap(),
+            )
+        }
+    };
+    assert_eq!(
+        sorted("seats", "ASC", 10, None).await.0,
+        ["F3", "F0", "F2", "F1", "F4"]
+    );
+    assert_eq!(
+        sorted("seats", "DESC", 10, None).await.0,
+        ["F1", "F2", "F0", "F3", "F4"]
+    );
+    let (page, end, more) = sorted("seats", "ASC", 2, None).await;
+    assert_eq!(
+        (page.as_slice(), more),
+        (&["F3".to_string(), "F0".to_string()][..], true)
+    );
+    let (page, _, more) = sorted("seats", "ASC", 10, end).await;
+    assert_eq!(
+        (page, more),
+        (vec!["F2".to_string(), "F1".into(), "F4".into()], false)
+    );
+    assert_eq!(
+        sorted("renewal", "ASC", 10, None).await.0[..2],
+        ["F1", "F0"]
+    );
+    // Only a declared field has an order.
+    let (code, message) = app
+        .err(
+            &key,
+            "{ contacts(orderByAttribute: {key: \"plan\"}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION");
+    assert!(message.contains("not a declared custom field"), "{message}");
     // An update rewrites the typed copy.
     let f2 = app
         .ok(

@@ -170,6 +170,36 @@ where
     Ok(into_connection(page, wrap, count_query(db, select)))
 }
 
+/// A top-level list ordered by a computed key first (a typed field's value), then by
+/// `order` in the same direction.
+pub async fn list_led<E, N, T>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    lead: &pagination::LeadKey,
+    order: Vec<(E::Column, SortDirection)>,
+    args: &ConnArgs,
+    wrap: fn(E::Model) -> N,
+) -> Result<Conn<N>>
+where
+    E: Record,
+    E::Model: ModelTrait<Entity = E> + Sync,
+    N: OutputType,
+    T: sea_orm::TryGetable + Into<sea_orm::Value> + Send + Sync,
+{
+    // The id breaks ties in the lead's direction.
+    let order = if order.is_empty() {
+        vec![(E::id_col(), lead.direction)]
+    } else {
+        order
+    };
+    let keys = SortKeys::new(&order, E::id_col());
+    let page =
+        pagination::fetch_led_page::<E, T>(db, select.clone(), lead, &keys, &args.request()?)
+            .await
+            .gql()?;
+    Ok(into_connection(page, wrap, count_query(db, select)))
+}
+
 /// A list nested under a parent row (a contact's deals, say).
 ///
 /// The first page of each parent is batched across all parents of the response through

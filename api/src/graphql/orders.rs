@@ -24,6 +24,16 @@ impl From<OrderDirection> for SortDirection {
     }
 }
 
+/// Sort contacts by a typed custom field (numbers as numbers, dates in time), contacts
+/// without a value last; `orderBy` then breaks ties, in the same direction.
+#[derive(InputObject, Clone, Debug)]
+pub struct AttributeOrder {
+    /// The declared field's key (`seats`).
+    pub key: String,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
 macro_rules! entity_order {
     ($(#[$doc:meta])* $order:ident, $field_enum:ident, $module:ident { $($variant:ident => $col:ident),+ $(,)? }) => {
         /// A field to sort by.

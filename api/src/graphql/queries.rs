@@ -101,14 +101,26 @@ impl Query {
         before: Option<String>,
         filter: Option<ContactFilter>,
         order_by: Option<Vec<ContactOrder>>,
+        order_by_attribute: Option<crate::graphql::orders::AttributeOrder>,
     ) -> Result<Conn<Contact>> {
-        contact_lists::all(
-            ctx,
-            ConnArgs::new(first, after, last, before),
-            filter,
-            order_by,
-        )
-        .await
+        let args = ConnArgs::new(first, after, last, before);
+        let Some(by) = order_by_attribute else {
+            return contact_lists::all(ctx, args, filter, order_by).await;
+        };
+        let ws = principal(ctx)?.workspace_id;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        use rapport_engine::crm::fields::{self, FieldSort};
+        match fields::sort_by(db, ws, &by.key, by.direction.into())
+            .await
+            .gql()?
+        {
+            FieldSort::Number(lead) => {
+                contacts_by_attribute::<f64>(ctx, args, filter, &lead, order_by).await
+            }
+            FieldSort::Text(lead) => {
+                contacts_by_attribute::<String>(ctx, args, filter, &lead, order_by).await
+            }
+        }
     }
     async fn company(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Company>> {
         Ok(Some(Company(by_id::<s::company::Entity>(ctx, &id).await?)))

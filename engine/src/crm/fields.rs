@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
+use crate::platform::pagination::{LeadKey, SortDirection};
 use crate::values::{FieldKind, Scope, Text};
 
 /// Fields one workspace may declare.
@@ -192,6 +193,70 @@ pub async fn definitions(db: &impl ConnectionTrait, ws: i64) -> Result<HashMap<S
         .into_iter()
         .map(|r| (r.key.clone(), Field::of(r)))
         .collect())
+}
+
+/// How contacts sort by a typed field: by its number (numbers, booleans) or its text
+/// (text, dates, options), contacts without a value last in either direction.
+#[derive(Clone, Debug)]
+pub enum FieldSort {
+    /// Sort keys of type `f64`.
+    Number(LeadKey),
+    /// Sort keys of type `String`.
+    Text(LeadKey),
+}
+
+/// The sort key of declared field `key` for a list of contacts (read off the field's
+/// typed values, so `9` sorts before `100`). An undeclared key is a `VALIDATION` error:
+/// untyped attributes have no order.
+pub async fn sort_by(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    key: &str,
+    direction: SortDirection,
+) -> Result<FieldSort> {
+    let field = custom_field::Entity::find()
+        .filter(custom_field::Column::WorkspaceId.eq(ws))
+        .filter(custom_field::Column::Key.eq(key))
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            EngineError::invalid(
+                "orderByAttribute.key",
+                format!(
+                    "'{}' is not a declared custom field; declare it with a type to sort by it",
+                    crate::values::excerpt(key)
+                ),
+            )
+        })?;
+    let numeric = matches!(
+        FieldKind::from_db(&field.kind),
+        FieldKind::Number | FieldKind::Boolean
+    );
+    let asc = direction == SortDirection::Asc;
+    // MIN/MAX: a multi-select has a row per option and sorts by its first (or last).
+    let pick = if asc { "MIN" } else { "MAX" };
+    let (column, missing) = match (numeric, asc) {
+        (true, true) => ("number_value", "1e300"),
+        (true, false) => ("number_value", "-1e300"),
+        (false, true) => ("text_value", "'\u{10FFFF}'"),
+        (false, false) => ("text_value", "''"),
+    };
+    // The field id is a number from our own row: nothing a client wrote reaches the SQL.
+    let expr = sea_orm::sea_query::Expr::cust(format!(
+        "COALESCE((SELECT {pick}(v.{column}) FROM contact_field_values v \
+         WHERE v.contact_id = \"contacts\".\"id\" AND v.field_id = {}), {missing})",
+        field.id
+    ));
+    let lead = LeadKey {
+        name: format!("attributes.{}", field.key),
+        expr,
+        direction,
+    };
+    Ok(if numeric {
+        FieldSort::Number(lead)
+    } else {
+        FieldSort::Text(lead)
+    })
 }
 
 /// Every field of the workspace, by key.

@@ -522,6 +522,158 @@ where
         .collect())
 }
 
+/// A leading sort key computed per row instead of read from a column (a typed custom
+/// field's value, say). The expression is never NULL: the caller coalesces a missing value
+/// to a sentinel that sorts last, so the key compares as one row value with the rest.
+#[derive(Clone, Debug)]
+pub struct LeadKey {
+    /// Its name in cursors (`attributes.seats`): a cursor of one order fails in another.
+    pub name: String,
+    /// The SQL expression over the listed table's row.
+    pub expr: sea_orm::sea_query::SimpleExpr,
+    /// Its direction; every other key must run the same way.
+    pub direction: SortDirection,
+}
+
+/// A row with the value of its [`LeadKey`], read under [`LEAD_ALIAS`].
+struct Led<M, T> {
+    model: M,
+    lead: T,
+}
+
+const LEAD_ALIAS: &str = "rapport_sort_lead";
+
+impl<M: sea_orm::FromQueryResult, T: sea_orm::TryGetable> sea_orm::FromQueryResult for Led<M, T> {
+    fn from_query_result(
+        res: &sea_orm::QueryResult,
+        pre: &str,
+    ) -> std::result::Result<Self, sea_orm::DbErr> {
+        Ok(Self {
+            model: M::from_query_result(res, pre)?,
+            lead: res.try_get("", LEAD_ALIAS)?,
+        })
+    }
+}
+
+/// Fetches one page of `select` ordered by `lead`, then by `keys` (which must all run in
+/// `lead`'s direction). `T` is the type of the lead's values (`f64` or `String`).
+pub async fn fetch_led_page<E, T>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    lead: &LeadKey,
+    keys: &SortKeys<E>,
+    req: &PageRequest,
+) -> Result<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: ModelTrait<Entity = E> + Sync,
+    T: sea_orm::TryGetable + Into<Value> + Send + Sync,
+{
+    if keys.keys.iter().any(|(_, d)| *d != lead.direction) {
+        return Err(EngineError::invalid(
+            "orderBy",
+            "sorting by an attribute, every other sort field runs in its direction",
+        ));
+    }
+    if req.first.is_some() && req.last.is_some() {
+        return Err(EngineError::invalid(
+            "first",
+            "give first or last, not both",
+        ));
+    }
+    let direction = if lead.direction == SortDirection::Asc {
+        "+"
+    } else {
+        "-"
+    };
+    let signature: Arc<str> = format!("{}{direction},{}", lead.name, keys.signature).into();
+    let exprs: Vec<sea_orm::sea_query::SimpleExpr> = std::iter::once(lead.expr.clone())
+        .chain(
+            keys.keys
+                .iter()
+                .map(|(c, _)| Expr::col(c.as_column_ref()).into()),
+        )
+        .collect();
+    let decode = |field: &str, cursor: &str| -> Result<Vec<Value>> {
+        let bad = || {
+            EngineError::invalid(
+                field,
+                "not a cursor of this list (was it made with another orderBy?)",
+            )
+        };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| bad())?;
+        let body: DecodedCursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if *body.k != *signature || body.v.len() != exprs.len() {
+            return Err(bad());
+        }
+        Ok(body.v.into_iter().map(Key::into_value).collect())
+    };
+    let beyond = |values: Vec<Value>, after: bool| {
+        let cols = Expr::tuple(exprs.iter().cloned());
+        let vals = Expr::tuple(values.into_iter().map(Expr::val));
+        if (lead.direction == SortDirection::Asc) == after {
+            cols.gt(vals)
+        } else {
+            cols.lt(vals)
+        }
+    };
+    let backward = req.last.is_some();
+    let n = if backward {
+        page_size("last", req.last)?
+    } else {
+        page_size("first", req.first)?
+    };
+    let mut select = select.expr_as(lead.expr.clone(), LEAD_ALIAS);
+    if let Some(after) = &req.after {
+        select = select.filter(beyond(decode("after", after)?, true));
+    }
+    if let Some(before) = &req.before {
+        select = select.filter(beyond(decode("before", before)?, false));
+    }
+    let order = if backward {
+        lead.direction.reversed()
+    } else {
+        lead.direction
+    }
+    .order();
+    for e in &exprs {
+        select = select.order_by(e.clone(), order.clone());
+    }
+    let mut rows = select
+        .limit((n + 1) as u64)
+        .into_model::<Led<E::Model, T>>()
+        .all(db)
+        .await?;
+    let more = rows.len() > n;
+    rows.truncate(n);
+    if backward {
+        rows.reverse();
+    }
+    let edges = rows
+        .into_iter()
+        .map(|r| {
+            let mut values = vec![Key::from_value(r.lead.into())?];
+            for (c, _) in &keys.keys {
+                values.push(Key::from_value(r.model.get(*c))?);
+            }
+            Ok((
+                Cursor {
+                    signature: signature.clone(),
+                    values,
+                },
+                r.model,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page {
+        edges,
+        has_next_page: if backward { req.before.is_some() } else { more },
+        has_previous_page: if backward { more } else { req.after.is_some() },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

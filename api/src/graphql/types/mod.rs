@@ -91,6 +91,37 @@ macro_rules! node_lists {
 }
 
 node_lists!(contact_lists: of, all, all_where, contact, Contact, ContactFilter, ContactOrder, [(Id, Asc)]);
+/// Contacts sorted by a typed field first (`lead`), then by `order_by` in its direction.
+pub async fn contacts_by_attribute<T>(
+    ctx: &Context<'_>,
+    args: ConnArgs,
+    filter: Option<ContactFilter>,
+    lead: &rapport_engine::platform::pagination::LeadKey,
+    order_by: Option<Vec<ContactOrder>>,
+) -> Result<Conn<Contact>>
+where
+    T: sea_orm::TryGetable + Into<sea_orm::Value> + Send + Sync,
+{
+    let ws = principal(ctx)?.workspace_id;
+    let at = Evaluation::new(ws, as_of(ctx));
+    let condition = filter
+        .as_ref()
+        .map(|f| f.condition(at))
+        .transpose()
+        .gql()?
+        .unwrap_or_else(sea_orm::Condition::all);
+    let select = scoped::<s::contact::Entity>(ws, Deleted::Exclude).filter(condition);
+    crate::graphql::connection::list_led::<_, _, T>(
+        ctx.data_unchecked(),
+        select,
+        lead,
+        ContactOrder::keys(&order_by),
+        &args,
+        Contact,
+    )
+    .await
+}
+
 node_lists!(company_lists: of, all, all_where, company, Company, CompanyFilter, CompanyOrder, [(Id, Asc)]);
 node_lists!(deal_lists: of, all, all_where, deal, Deal, DealFilter, DealOrder, [(Id, Asc)]);
 node_lists!(activity_lists: of, all, all_where, activity, Activity, ActivityFilter, ActivityOrder, [(OccurredAt, Desc)]);
