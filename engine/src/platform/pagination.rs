@@ -591,7 +591,7 @@ where
         .chain(
             keys.keys
                 .iter()
-                .map(|(c, _)| Expr::col(c.as_column_ref()).into()),
+                .map(|(c, _)| Expr::col(c.as_column_ref())),
         )
         .collect();
     let decode = |field: &str, cursor: &str| -> Result<Vec<Value>> {
