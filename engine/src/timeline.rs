@@ -149,16 +149,43 @@ async fn newest<E: EntityTrait>(
         .await?)
 }
 
-/// The first `first` entries of the contact's timeline after `after`, newest first.
+/// Whose timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// One contact's.
+    Contact(i64),
+    /// A company's: everything about its live contacts, and the activities of its deals.
+    Company(i64),
+}
+
+/// Rows of a table whose contact column `col` is the subject's (a contact, or any live
+/// contact of the company).
+fn about<C: ColumnTrait>(col: C, subject: Subject, ws: i64) -> Condition {
+    match subject {
+        Subject::Contact(id) => Condition::all().add(col.eq(id)),
+        Subject::Company(id) => {
+            Condition::all().add(col.in_subquery(crate::crm::companies::people_of(ws, id)))
+        }
+    }
+}
+
+/// The first `first` entries of the subject's timeline after `after`, newest first.
 pub async fn page(
     db: &impl ConnectionTrait,
     who: &Principal,
-    contact_id: i64,
+    subject: Subject,
     first: Option<usize>,
     after: Option<&str>,
 ) -> Result<Page<TimelineItem, String>> {
     let ws = who.workspace_id;
-    records::get::<contact::Entity>(db, ws, contact_id).await?;
+    match subject {
+        Subject::Contact(id) => {
+            records::get::<contact::Entity>(db, ws, id).await?;
+        }
+        Subject::Company(id) => {
+            records::get::<rapport_schema::company::Entity>(db, ws, id).await?;
+        }
+    }
     let n = first.unwrap_or(DEFAULT_PAGE_SIZE);
     if n > MAX_PAGE_SIZE {
         return Err(EngineError::invalid(
@@ -168,7 +195,7 @@ pub async fn page(
     }
     let cursor = after.map(decode).transpose()?;
     let take = n + 1;
-    let c = contact_id;
+    let c = subject;
     let mut items: Vec<TimelineItem> = Vec::new();
     macro_rules! add {
         ($variant:ident, $select:expr, $time:expr, $id:expr, $rank:expr) => {
@@ -184,7 +211,12 @@ pub async fn page(
         use activity::Column as A;
         add!(
             Activity,
-            records::scoped::<activity::Entity>(ws, Deleted::Exclude).filter(A::ContactId.eq(c)),
+            records::scoped::<activity::Entity>(ws, Deleted::Exclude).filter(match c {
+                Subject::Contact(_) => about(A::ContactId, c, ws),
+                Subject::Company(id) => Condition::any()
+                    .add(about(A::ContactId, c, ws))
+                    .add(A::DealId.in_subquery(crate::crm::companies::deals_of(ws, id))),
+            }),
             A::OccurredAt,
             A::Id,
             0
@@ -194,7 +226,11 @@ pub async fn page(
         use order::Column as O;
         add!(
             Order,
-            records::scoped::<order::Entity>(ws, Deleted::Exclude).filter(O::ContactId.eq(c)),
+            records::scoped::<order::Entity>(ws, Deleted::Exclude).filter(about(
+                O::ContactId,
+                c,
+                ws
+            )),
             O::PlacedAt,
             O::Id,
             1
@@ -204,7 +240,11 @@ pub async fn page(
         use inquiry::Column as I;
         add!(
             Inquiry,
-            records::scoped::<inquiry::Entity>(ws, Deleted::Exclude).filter(I::ContactId.eq(c)),
+            records::scoped::<inquiry::Entity>(ws, Deleted::Exclude).filter(about(
+                I::ContactId,
+                c,
+                ws
+            )),
             I::OpenedAt,
             I::Id,
             2
@@ -214,7 +254,11 @@ pub async fn page(
         use task::Column as T;
         add!(
             Task,
-            records::scoped::<task::Entity>(ws, Deleted::Exclude).filter(T::ContactId.eq(c)),
+            records::scoped::<task::Entity>(ws, Deleted::Exclude).filter(about(
+                T::ContactId,
+                c,
+                ws
+            )),
             T::CreatedAt,
             T::Id,
             3
@@ -226,7 +270,7 @@ pub async fn page(
             Event,
             event::Entity::find()
                 .filter(E::WorkspaceId.eq(ws))
-                .filter(E::ContactId.eq(c)),
+                .filter(about(E::ContactId, c, ws)),
             E::OccurredAt,
             E::Id,
             4
@@ -238,7 +282,7 @@ pub async fn page(
             LifecycleChange,
             lifecycle_change::Entity::find()
                 .filter(L::WorkspaceId.eq(ws))
-                .filter(L::ContactId.eq(c)),
+                .filter(about(L::ContactId, c, ws)),
             L::ChangedAt,
             L::Id,
             5
@@ -250,7 +294,7 @@ pub async fn page(
             Consent,
             consent_event::Entity::find()
                 .filter(K::WorkspaceId.eq(ws))
-                .filter(K::ContactId.eq(c)),
+                .filter(about(K::ContactId, c, ws)),
             K::RecordedAt,
             K::Id,
             6
@@ -262,7 +306,7 @@ pub async fn page(
             CampaignEmail,
             campaign_message::Entity::find()
                 .filter(M::WorkspaceId.eq(ws))
-                .filter(M::ContactId.eq(c))
+                .filter(about(M::ContactId, c, ws))
                 .filter(M::SentAt.is_not_null()),
             M::SentAt,
             M::Id,
@@ -275,7 +319,7 @@ pub async fn page(
             SequenceEmail,
             sequence_message::Entity::find()
                 .filter(M::WorkspaceId.eq(ws))
-                .filter(M::ContactId.eq(c))
+                .filter(about(M::ContactId, c, ws))
                 .filter(M::SentAt.is_not_null()),
             M::SentAt,
             M::Id,
@@ -288,7 +332,7 @@ pub async fn page(
             TransactionalEmail,
             transactional_message::Entity::find()
                 .filter(M::WorkspaceId.eq(ws))
-                .filter(M::ContactId.eq(c))
+                .filter(about(M::ContactId, c, ws))
                 .filter(M::SentAt.is_not_null()),
             M::SentAt,
             M::Id,

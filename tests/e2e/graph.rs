@@ -17,6 +17,7 @@ both_backends!(
     nested_relations_are_batched,
     deals_move_close_and_convert,
     timeline_merges_by_time,
+    companies_roll_up_their_contacts,
     soft_delete_restore_and_erase,
     nested_lists_page_on_from_the_batched_first_page,
 );
@@ -907,6 +908,134 @@ async fn timeline_merges_by_time(app: TestApp) {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(seen, want);
+}
+
+/// A company's activities, inquiries and timeline are its live contacts' (and its deals'
+/// activities); another company's people and a deleted contact stay out.
+async fn companies_roll_up_their_contacts(app: TestApp) {
+    let key = app.workspace("Roll-up").await;
+    let id = |v: &Value, f: &str| v[f]["id"].clone();
+    let acme = id(
+        &app.ok(
+            &key,
+            "mutation { createCompany(input: {name: \"Acme\"}) { id } }",
+            json!({}),
+        )
+        .await,
+        "createCompany",
+    );
+    let other = id(
+        &app.ok(
+            &key,
+            "mutation { createCompany(input: {name: \"Other\"}) { id } }",
+            json!({}),
+        )
+        .await,
+        "createCompany",
+    );
+    let person = |name: &'static str, company: Value| {
+        let (app, key) = (&app, &key);
+        async move {
+            app.ok(
+                key,
+                "mutation($n: String!, $co: ID!) { createContact(input: {firstName: $n, companyId: $co}) { id } }",
+                json!({"n": name, "co": company}),
+            )
+            .await["createContact"]["id"]
+                .clone()
+        }
+    };
+    let ann = person("Ann", acme.clone()).await;
+    let bob = person("Bob", acme.clone()).await;
+    let gone = person("Gone", acme.clone()).await;
+    let out = person("Out", other.clone()).await;
+    let activity = |contact: Value, deal: Value, subject: &'static str, at: &'static str| {
+        let (app, key) = (&app, &key);
+        async move {
+            app.ok(
+                key,
+                "mutation($c: ID, $d: ID, $s: String!, $at: DateTime!) { createActivity(input: {kind: NOTE, contactId: $c, dealId: $d, subject: $s, occurredAt: $at}) { id } }",
+                json!({"c": contact, "d": deal, "s": subject, "at": at}),
+            )
+            .await;
+        }
+    };
+    let deal = id(
+        &app.ok(
+            &key,
+            "mutation($co: ID!) { createDeal(input: {name: \"Big\", companyId: $co}) { id } }",
+            json!({"co": acme}),
+        )
+        .await,
+        "createDeal",
+    );
+    activity(ann.clone(), Value::Null, "ann", "2024-01-01T10:00:00Z").await;
+    activity(bob.clone(), Value::Null, "bob", "2024-01-03T10:00:00Z").await;
+    activity(Value::Null, deal.clone(), "deal", "2024-01-02T10:00:00Z").await;
+    activity(gone.clone(), Value::Null, "gone", "2024-01-04T10:00:00Z").await;
+    activity(out.clone(), Value::Null, "out", "2024-01-05T10:00:00Z").await;
+    app.ok(&key, "mutation($c: ID!) { createInquiry(input: {subject: \"help\", channel: CHAT, contactId: $c}) { id } }", json!({"c": bob})).await;
+    app.ok(&key, "mutation($c: ID!) { createInquiry(input: {subject: \"elsewhere\", channel: CHAT, contactId: $c}) { id } }", json!({"c": out})).await;
+    app.ok(
+        &key,
+        "mutation($c: ID!) { deleteContact(id: $c) }",
+        json!({"c": gone}),
+    )
+    .await;
+
+    let data = app
+        .ok(
+            &key,
+            "query($co: ID!) { company(id: $co) { activities(first: 10) { totalCount edges { node { subject } } } inquiries { edges { node { subject } } } timeline(first: 50) { edges { node { __typename ... on Activity { subject } ... on Inquiry { subject } } } } } }",
+            json!({"co": acme}),
+        )
+        .await;
+    let company = &data["company"];
+    let subjects: Vec<&str> = company["activities"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["bob", "deal", "ann"],
+        "newest first, the deal's included: {data}"
+    );
+    assert_eq!(company["activities"]["totalCount"], 3);
+    assert_eq!(
+        company["inquiries"]["edges"],
+        json!([{"node": {"subject": "help"}}])
+    );
+    let timeline: Vec<(String, String)> = company["timeline"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["subject"].is_string())
+        .map(|e| {
+            (
+                e["node"]["__typename"].as_str().unwrap().to_string(),
+                e["node"]["subject"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        timeline.contains(&("Inquiry".into(), "help".into())),
+        "{timeline:?}"
+    );
+    for (_, subject) in &timeline {
+        assert!(
+            !["gone", "out", "elsewhere"].contains(&subject.as_str()),
+            "{timeline:?}"
+        );
+    }
+    let lifecycle = company["timeline"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["node"]["__typename"] == "LifecycleChange")
+        .count();
+    assert_eq!(lifecycle, 2, "Ann's and Bob's first stage: {data}");
 }
 
 async fn soft_delete_restore_and_erase(app: TestApp) {

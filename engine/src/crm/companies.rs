@@ -140,6 +140,31 @@ pub(crate) async fn insert_named(
     Ok(am.insert(db).await?)
 }
 
+/// The ids of the company's live contacts, as a subquery: what a company's activities,
+/// inquiries and timeline roll up.
+pub fn people_of(ws: i64, company_id: i64) -> sea_orm::sea_query::SelectStatement {
+    use rapport_schema::contact;
+    sea_orm::sea_query::Query::select()
+        .column(contact::Column::Id)
+        .from(contact::Entity)
+        .and_where(contact::Column::WorkspaceId.eq(ws))
+        .and_where(contact::Column::CompanyId.eq(company_id))
+        .and_where(contact::Column::DeletedAt.is_null())
+        .to_owned()
+}
+
+/// The ids of the company's live deals, as a subquery.
+pub fn deals_of(ws: i64, company_id: i64) -> sea_orm::sea_query::SelectStatement {
+    use rapport_schema::deal;
+    sea_orm::sea_query::Query::select()
+        .column(deal::Column::Id)
+        .from(deal::Entity)
+        .and_where(deal::Column::WorkspaceId.eq(ws))
+        .and_where(deal::Column::CompanyId.eq(company_id))
+        .and_where(deal::Column::DeletedAt.is_null())
+        .to_owned()
+}
+
 /// Creates a company.
 pub async fn create(
     db: &DatabaseConnection,

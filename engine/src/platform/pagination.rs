@@ -588,11 +588,7 @@ where
     };
     let signature: Arc<str> = format!("{}{direction},{}", lead.name, keys.signature).into();
     let exprs: Vec<sea_orm::sea_query::SimpleExpr> = std::iter::once(lead.expr.clone())
-        .chain(
-            keys.keys
-                .iter()
-                .map(|(c, _)| Expr::col(c.as_column_ref())),
-        )
+        .chain(keys.keys.iter().map(|(c, _)| Expr::col(c.as_column_ref())))
         .collect();
     let decode = |field: &str, cursor: &str| -> Result<Vec<Value>> {
         let bad = || {

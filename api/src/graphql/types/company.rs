@@ -1,6 +1,8 @@
 //! A company and its lists.
 
 use super::*;
+use rapport_engine::crm::companies;
+use sea_orm::ColumnTrait;
 
 /// An organisation contacts work for.
 pub struct Company(pub s::company::Model);
@@ -82,6 +84,87 @@ impl Company {
             ConnArgs::new(first, after, last, before),
             filter,
             order_by,
+        )
+        .await
+    }
+    /// Activities with the company's contacts and on its deals, newest first by default.
+    /// Read per company (not batched across a list of companies): ask for it on one
+    /// company, or a short list.
+    #[graphql(complexity = "10 * page_cost(first, last) * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ActivityFilter>,
+        order_by: Option<Vec<ActivityOrder>>,
+    ) -> Result<Conn<Activity>> {
+        let ws = principal(ctx)?.workspace_id;
+        let at = Evaluation::new(ws, as_of(ctx));
+        let mut condition = sea_orm::Condition::all().add(
+            sea_orm::Condition::any()
+                .add(
+                    s::activity::Column::ContactId.in_subquery(companies::people_of(ws, self.0.id)),
+                )
+                .add(s::activity::Column::DealId.in_subquery(companies::deals_of(ws, self.0.id))),
+        );
+        if let Some(f) = &filter {
+            condition = condition.add(f.condition(at).gql()?);
+        }
+        activity_lists::all_where(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            condition,
+            order_by,
+        )
+        .await
+    }
+    /// Inquiries from the company's contacts, newest first by default (read per company,
+    /// as `activities`).
+    #[graphql(complexity = "10 * page_cost(first, last) * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
+    async fn inquiries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<InquiryFilter>,
+        order_by: Option<Vec<InquiryOrder>>,
+    ) -> Result<Conn<Inquiry>> {
+        let ws = principal(ctx)?.workspace_id;
+        let at = Evaluation::new(ws, as_of(ctx));
+        let mut condition = sea_orm::Condition::all()
+            .add(s::inquiry::Column::ContactId.in_subquery(companies::people_of(ws, self.0.id)));
+        if let Some(f) = &filter {
+            condition = condition.add(f.condition(at).gql()?);
+        }
+        inquiry_lists::all_where(
+            ctx,
+            ConnArgs::new(first, after, last, before),
+            condition,
+            order_by,
+        )
+        .await
+    }
+    /// Everything about the company's contacts merged by time, newest first (as a
+    /// contact's timeline), with the activities of its deals.
+    #[graphql(complexity = "10 * page_cost(first, None) * child_complexity")]
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<TimelineConnection> {
+        super::timeline::connection(
+            ctx,
+            rapport_engine::timeline::Subject::Company(self.0.id),
+            first,
+            after,
         )
         .await
     }

@@ -359,37 +359,13 @@ impl Contact {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<TimelineConnection> {
-        let who = principal(ctx)?;
-        let first = match first {
-            Some(n) if n < 0 => return Err(crate::error::invalid("first", "must not be negative")),
-            other => other.map(|n| n as usize),
-        };
-        let page = rapport_engine::timeline::page(
-            ctx.data_unchecked::<sea_orm::DatabaseConnection>(),
-            who,
-            self.0.id,
+        super::timeline::connection(
+            ctx,
+            rapport_engine::timeline::Subject::Contact(self.0.id),
             first,
-            after.as_deref(),
+            after,
         )
         .await
-        .gql()?;
-        Ok(TimelineConnection {
-            page_info: PageInfoOut {
-                has_next_page: page.has_next_page,
-                has_previous_page: page.has_previous_page,
-                start_cursor: page.edges.first().map(|(c, _)| c.clone()),
-                end_cursor: page.edges.last().map(|(c, _)| c.clone()),
-            },
-            edges: page
-                .edges
-                .into_iter()
-                .map(|(cursor, item)| TimelineEdge {
-                    cursor,
-                    occurred_at: item.at(),
-                    node: TimelineItem::from(item),
-                })
-                .collect(),
-        })
     }
     /// Earlier merges into this contact, newest first.
     async fn merges(&self, ctx: &Context<'_>) -> Result<Vec<ContactMerge>> {

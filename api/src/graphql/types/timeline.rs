@@ -1,4 +1,4 @@
-//! A contact's timeline, as a page of mixed items.
+//! A contact's or a company's timeline, as a page of mixed items.
 
 use super::*;
 use async_graphql::Enum;
@@ -161,4 +161,44 @@ pub struct TimelineEdge {
 pub struct TimelineConnection {
     pub page_info: PageInfoOut,
     pub edges: Vec<TimelineEdge>,
+}
+
+/// A page of `subject`'s timeline, newest first.
+pub async fn connection(
+    ctx: &Context<'_>,
+    subject: rapport_engine::timeline::Subject,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<TimelineConnection> {
+    let who = principal(ctx)?;
+    let first = match first {
+        Some(n) if n < 0 => return Err(crate::error::invalid("first", "must not be negative")),
+        other => other.map(|n| n as usize),
+    };
+    let page = rapport_engine::timeline::page(
+        ctx.data_unchecked::<sea_orm::DatabaseConnection>(),
+        who,
+        subject,
+        first,
+        after.as_deref(),
+    )
+    .await
+    .gql()?;
+    Ok(TimelineConnection {
+        page_info: PageInfoOut {
+            has_next_page: page.has_next_page,
+            has_previous_page: page.has_previous_page,
+            start_cursor: page.edges.first().map(|(c, _)| c.clone()),
+            end_cursor: page.edges.last().map(|(c, _)| c.clone()),
+        },
+        edges: page
+            .edges
+            .into_iter()
+            .map(|(cursor, item)| TimelineEdge {
+                cursor,
+                occurred_at: item.at(),
+                node: TimelineItem::from(item),
+            })
+            .collect(),
+    })
 }
