@@ -56,6 +56,7 @@ mod m0013_transactional;
 mod m0014_custom_fields;
 mod m0015_topics;
 mod m0016_lead_capture;
+mod m0017_contact_email_hash;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -80,6 +81,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0014_custom_fields::Migration),
             Box::new(m0015_topics::Migration),
             Box::new(m0016_lead_capture::Migration),
+            Box::new(m0017_contact_email_hash::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ both_backends!(
     suppression_blocks_marketing_and_survives_erasure,
     unsubscribe_and_confirmation_links,
     bounce_webhook_suppresses,
+    email_permission_filter_matches_the_send_time_check,
 );
 
 async fn contact(app: &TestApp, key: &str, email: &str) -> Value {
@@ -519,4 +520,117 @@ async fn bounce_webhook_suppresses(app: TestApp) {
         )
         .await;
     assert!(none["suppression"].is_null());
+}
+
+/// `emailPermission` in a filter picks exactly the contacts the send-time check would
+/// email: consent as the purpose needs it, an address, not suppressed (also when the
+/// address was suppressed before the contact existed, or after an email change).
+async fn email_permission_filter_matches_the_send_time_check(app: TestApp) {
+    let key = app.workspace("Permission").await;
+    app.ok(
+        &key,
+        "mutation { suppressEmail(email: \"early@example.com\", reason: COMPLAINT) { createdAt } }",
+        json!({}),
+    )
+    .await;
+    let mut ids = std::collections::BTreeMap::new();
+    for who in [
+        "granted",
+        "suppressed",
+        "norecord",
+        "withdrawn",
+        "denied",
+        "early",
+        "moved",
+    ] {
+        ids.insert(
+            who,
+            contact(&app, &key, &format!("{who}@example.com")).await,
+        );
+    }
+    let nameless = app
+        .ok(
+            &key,
+            "mutation { createContact(input: {firstName: \"NoMail\"}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    let record = |who: &'static str, purpose: &'static str, status: &'static str| {
+        let (app, key, id) = (&app, &key, ids[who].clone());
+        async move {
+            app.ok(
+                key,
+                RECORD,
+                json!({"c": id, "i": {"purpose": purpose, "status": status}}),
+            )
+            .await;
+        }
+    };
+    for who in ["granted", "suppressed", "early", "moved"] {
+        record(who, "MARKETING", "GRANTED").await;
+    }
+    record("withdrawn", "MARKETING", "GRANTED").await;
+    record("withdrawn", "MARKETING", "WITHDRAWN").await;
+    record("denied", "TRANSACTIONAL", "DENIED").await;
+    app.ok(
+        &key,
+        "mutation { suppressEmail(email: \"suppressed@example.com\") { createdAt } }",
+        json!({}),
+    )
+    .await;
+    app.ok(
+        &key,
+        "mutation { suppressEmail(email: \"blocked@example.com\") { createdAt } }",
+        json!({}),
+    )
+    .await;
+    app.ok(
+        &key,
+        "mutation($c: ID!) { updateContact(id: $c, input: {email: \"blocked@example.com\"}) { id } }",
+        json!({"c": ids["moved"]}),
+    )
+    .await;
+    for (purpose, want) in [
+        ("MARKETING", vec!["granted"]),
+        ("TRANSACTIONAL", vec!["granted", "norecord", "withdrawn"]),
+    ] {
+        let filtered = app
+            .ok(
+                &key,
+                "query($p: ConsentPurpose!) { contacts(first: 50, filter: {emailPermission: $p}) { nodes { id } } }",
+                json!({"p": purpose}),
+            )
+            .await;
+        let mut got: Vec<&str> = filtered["contacts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                ids.iter()
+                    .find(|(_, id)| **id == n["id"])
+                    .map(|(who, _)| *who)
+                    .unwrap_or("nameless")
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{purpose}");
+        // The same set the per-contact send-time check allows.
+        for (who, id) in ids
+            .iter()
+            .map(|(w, i)| (*w, i.clone()))
+            .chain([("nameless", nameless.clone())])
+        {
+            let allowed = app
+                .ok(
+                    &key,
+                    "query($c: ID!, $p: ConsentPurpose!) { contact(id: $c) { emailPermission(purpose: $p) { allowed } } }",
+                    json!({"c": id, "p": purpose}),
+                )
+                .await["contact"]["emailPermission"]["allowed"]
+                .as_bool()
+                .unwrap_or(false);
+            assert_eq!(allowed, want.contains(&who), "{purpose} {who}");
+        }
+    }
 }

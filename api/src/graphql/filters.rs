@@ -309,6 +309,10 @@ entity_filter!(
         /// Where its consent to email stands (its latest record per purpose), all of
         /// which must hold.
         consent: Vec<ConsentCondition>,
+        /// It may be emailed for this purpose now, as the send-time check decides: an
+        /// address, not suppressed, and marketing consent granted (for MARKETING) or
+        /// transactional email not refused (for TRANSACTIONAL).
+        email_permission: ConsentPurpose,
     }
 );
 

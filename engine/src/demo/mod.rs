@@ -310,15 +310,18 @@ pub async fn seed(
                     LifecycleStage::Lost,
                 ][rng.random_range(0..4)],
             };
+            // insert_many skips the entity's save hook, so the hash is set here.
+            let email = format!(
+                "{}.{}.{i}@example.com",
+                first.to_lowercase(),
+                last.to_lowercase().replace(' ', "")
+            );
             s::contact::ActiveModel {
                 workspace_id: Set(ws),
                 first_name: Set(first.to_string()),
                 last_name: Set(last.to_string()),
-                email: Set(Some(format!(
-                    "{}.{}.{i}@example.com",
-                    first.to_lowercase(),
-                    last.to_lowercase().replace(' ', "")
-                ))),
+                email: Set(Some(email.clone())),
+                email_hash: Set(Some(s::contact::email_hash(&email))),
                 other_emails: Set(json!([])),
                 phone: Set(Some(format!("+1 555 {:07}", i))),
                 phone_normalized: Set(Some(format!("+1555{:07}", i))),

@@ -10,7 +10,6 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-use sha2::{Digest, Sha256};
 
 use crate::clock;
 use crate::error::Result;
@@ -19,10 +18,7 @@ use crate::values::{EmailAddress, Scope, SuppressionReason, Text};
 
 /// The key an address is suppressed under.
 pub fn email_hash(email: &EmailAddress) -> String {
-    Sha256::digest(email.as_str().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    rapport_schema::contact::email_hash(email.as_str())
 }
 
 /// Suppresses an address (write scope). Suppressing it again keeps the first entry.

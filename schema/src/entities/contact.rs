@@ -12,6 +12,9 @@ pub struct Model {
     pub last_name: String,
     /// Primary email address, lower-cased; the natural key for upserts.
     pub email: Option<String>,
+    /// Hex SHA-256 of `email`, set whenever the email is saved: the key the suppression
+    /// list is matched on, so filters can check it in SQL.
+    pub email_hash: Option<String>,
     /// Further addresses, a JSON array of strings.
     pub other_emails: Json,
     pub phone: Option<String>,
@@ -38,4 +41,26 @@ pub struct Model {
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
-impl ActiveModelBehavior for ActiveModel {}
+/// The key an address is suppressed under and matched by: hex SHA-256 of the normalised
+/// (trimmed, lowercased) address.
+pub fn email_hash(normalised: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(normalised.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl ActiveModelBehavior for ActiveModel {
+    /// Keeps `email_hash` in step with `email` on every save of the row.
+    async fn before_save<C>(mut self, _db: &C, _insert: bool) -> Result<Self, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        if let sea_orm::ActiveValue::Set(email) = &self.email {
+            self.email_hash = sea_orm::ActiveValue::Set(email.as_deref().map(email_hash));
+        }
+        Ok(self)
+    }
+}

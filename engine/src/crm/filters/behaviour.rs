@@ -264,6 +264,9 @@ pub(super) fn conditions(f: &ContactFilter, at: Evaluation) -> Result<Condition>
     for consent in f.consent.iter().flatten() {
         c = c.add(consent_now(at, consent));
     }
+    if let Some(purpose) = &f.email_permission {
+        c = c.add(email_permission(at, purpose.0));
+    }
     Ok(c)
 }
 
@@ -507,6 +510,42 @@ fn sequence(at: Evaluation, f: &SequenceCondition) -> Condition {
         q.cond_where(status.condition(col(S::Status)));
     }
     contact_in(q)
+}
+
+/// What the send-time check (`consent::may_email`) decides, in SQL: an address, not on the
+/// suppression list (matched by the address's hash, as the list keeps no address), and
+/// the purpose's latest consent record as that purpose needs it.
+fn email_permission(at: Evaluation, purpose: ConsentPurpose) -> Condition {
+    use s::contact::Column as C;
+    use s::suppression::Column as S;
+    let suppressed = Query::select()
+        .expr(Expr::val(1))
+        .from(s::suppression::Entity)
+        .and_where(col(S::WorkspaceId).eq(at.workspace_id))
+        .and_where(col(S::EmailHash).equals(C::EmailHash.as_column_ref()))
+        .to_owned();
+    let status = |statuses: Vec<ConsentStatus>| ConsentCondition {
+        purpose: EnumValue(purpose),
+        status: EnumFilter {
+            eq: None,
+            ne: None,
+            in_list: Some(statuses.into_iter().map(EnumValue).collect()),
+            not_in: None,
+            is_null: None,
+        },
+    };
+    let consent = match purpose {
+        ConsentPurpose::Marketing => consent_now(at, &status(vec![ConsentStatus::Granted])),
+        ConsentPurpose::Transactional => consent_now(
+            at,
+            &status(vec![ConsentStatus::Denied, ConsentStatus::Withdrawn]),
+        )
+        .not(),
+    };
+    Condition::all()
+        .add(C::Email.is_not_null())
+        .add(Expr::exists(suppressed).not())
+        .add(consent)
 }
 
 fn consent_now(at: Evaluation, f: &ConsentCondition) -> Condition {

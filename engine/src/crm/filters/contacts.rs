@@ -65,6 +65,10 @@ record_filter!(
         sequence: Box<SequenceCondition>,
         /// Where its consent to email stands, all of which must hold.
         consent: Vec<ConsentCondition>,
+        /// It may be emailed for this purpose now: an address, not suppressed, and the
+        /// purpose's consent as the send-time check wants it (marketing granted;
+        /// transactional not refused).
+        email_permission: EnumValue<values::ConsentPurpose>,
     } => contact_extras
 );
 
@@ -145,7 +149,8 @@ impl ContactFilter {
                 .map_or(0, |o| 1 + some(o.product_id.is_some()))
             + some(self.deals.is_some())
             + some(self.sequence.is_some())
-            + 2 * self.consent.as_ref().map_or(0, Vec::len);
+            + 2 * self.consent.as_ref().map_or(0, Vec::len)
+            + 3 * some(self.email_permission.is_some());
         let below: usize = self
             .and
             .iter()
