@@ -9,7 +9,7 @@
 //! the request was accepted: an ingest key reads nothing.
 
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rapport_engine::EngineError;
@@ -95,14 +95,26 @@ fn peer_ip(ctx: &ApiContext, request: &Request) -> Option<IpAddr> {
 
 fn within_ip_budget(ctx: &ApiContext, ip: Option<IpAddr>) -> Result<(), Duration> {
     // Without connect info (a router under test) every caller shares one budget.
-    let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let ip = match ip.unwrap_or(IpAddr::from([0, 0, 0, 0])) {
+        // One IPv6 subscriber holds a whole /64: the budget is the network's.
+        IpAddr::V6(v6) => {
+            let mut bytes = v6.octets();
+            bytes[8..].fill(0);
+            IpAddr::from(bytes)
+        }
+        v4 => v4,
+    };
     ctx.capture.per_ip.take(ip, 1.0)
 }
 
 /// `OPTIONS /capture/v1/*`: a preflight carries no key, so it is told whether any live
 /// ingest key names its origin; the request itself is checked against its own key.
-async fn capture_preflight(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response {
-    let origin = cors::origin(&headers);
+async fn capture_preflight(State(ctx): State<ApiContext>, request: Request) -> Response {
+    // A preflight reads the database too: it draws on the address's budget.
+    if let Err(wait) = within_ip_budget(&ctx, peer_ip(&ctx, &request)) {
+        return rate_limited(wait, "from this address");
+    }
+    let origin = cors::origin(request.headers());
     let allowed = match &origin {
         Some(o) => match keys::origin_known(ctx.db(), o).await {
             Ok(known) => known,
@@ -274,31 +286,31 @@ where
         }
     };
     let ws = caller.workspace_id;
-    let row = match &key {
+    let claim = match &key {
         None => None,
         Some(key) => {
             let fingerprint =
                 idempotency::fingerprint(&["capture", &path, &String::from_utf8_lossy(&bytes)]);
-            match crate::idempotency::begin(&ctx, ws, key, &fingerprint, |_| accepted()).await {
-                crate::idempotency::Begun::Run(row) => Some(row),
+            let who = format!("ingest:{}", caller.key_id);
+            match crate::idempotency::begin(&ctx, ws, &who, key, &fingerprint, |_| accepted()).await
+            {
+                crate::idempotency::Begun::Run(claim) => Some(claim),
                 crate::idempotency::Begun::Answer(answer) => return allowed(answer),
             }
         }
     };
-    let outcome = work(ctx.clone(), caller, body).await;
-    let failed_here = matches!(&outcome, Err(e) if !matches!(e, EngineError::Validation { .. }));
-    let response = match outcome {
+    let response = match work(ctx.clone(), caller, body).await {
         Ok(()) => accepted(),
         Err(e) => refusal(e),
     };
-    if let Some(row) = row {
-        crate::idempotency::finish(
-            &ctx,
-            row,
-            "{\"accepted\":true}",
-            failed_here || response.status() != StatusCode::ACCEPTED,
-        )
-        .await;
+    if let Some(claim) = claim {
+        // A capture is checked whole before it writes: a refusal changed nothing.
+        let outcome = if response.status() == StatusCode::ACCEPTED {
+            crate::idempotency::Outcome::Answered("{\"accepted\":true}")
+        } else {
+            crate::idempotency::Outcome::Released
+        };
+        crate::idempotency::finish(&ctx, claim, outcome).await;
     }
     allowed(response)
 }

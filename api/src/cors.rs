@@ -86,9 +86,17 @@ pub async fn graphql_answers(
     next: axum::middleware::Next,
 ) -> Response {
     let origin = origin(request.headers()).filter(|o| ctx.cors_origins.contains(o));
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     match origin {
         Some(o) => allow(response, &o),
-        None => response,
+        None => {
+            if !ctx.cors_origins.is_empty() {
+                // Whether an answer allows an origin depends on the origin asking.
+                response
+                    .headers_mut()
+                    .append(header::VARY, HeaderValue::from_static("Origin"));
+            }
+            response
+        }
     }
 }

@@ -342,7 +342,17 @@ pub fn operation_kind(query: &str, operation_name: Option<&str>) -> Option<Opera
 
 /// Whether a document names `__schema` or `__type` (`__typename` is not introspection).
 pub fn introspects(query: &str) -> bool {
-    ["__schema", "__type"].iter().any(|name| {
+    names_any(query, &["__schema", "__type"])
+}
+
+/// Whether a document names a mutation whose answer holds a secret shown once.
+pub fn issues_secret(query: &str) -> bool {
+    names_any(query, &["createApiKey", "createIngestKey"])
+}
+
+/// Whether `query` holds one of `names` as a whole word.
+fn names_any(query: &str, names: &[&str]) -> bool {
+    names.iter().any(|name| {
         query.match_indices(name).any(|(at, _)| {
             !query[at + name.len()..]
                 .chars()

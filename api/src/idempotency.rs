@@ -1,12 +1,13 @@
 //! The `Idempotency-Key` header on requests that create things (GraphQL mutations, lead
 //! capture): the first answer is kept for a day and given again to a retry with the same
-//! key and the same request, marked `Idempotent-Replayed: true`. The same key with a
-//! different request is 422; a retry while the first still runs is 409. A request that
-//! failed on our side gives its key back, so a retry runs it again.
+//! key and the same request from the same caller, marked `Idempotent-Replayed: true`. The
+//! same key with a different request is 422; a retry while the first still runs is 409.
+//! A request that failed on our side gives its key back, so a retry runs it again; one
+//! that ran out of time keeps it (it may have committed) until it counts as abandoned.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rapport_engine::platform::idempotency::{self, Claimed, IdempotencyKey};
+use rapport_engine::platform::idempotency::{self, Claim, Claimed, IdempotencyKey};
 
 use crate::error::code;
 use crate::http::{ApiContext, error_response};
@@ -26,6 +27,14 @@ pub fn from_headers(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Strin
         .map(Some)
 }
 
+/// Who sent a request, as its idempotency keys are scoped.
+pub fn caller_of(principal: &rapport_engine::platform::auth::Principal) -> String {
+    match principal.key_id {
+        Some(id) => format!("key:{id}"),
+        None => "owner".into(),
+    }
+}
+
 /// The 400 refusing a malformed key.
 pub fn malformed(message: &str) -> Response {
     error_response(StatusCode::BAD_REQUEST, code::VALIDATION, message)
@@ -33,22 +42,23 @@ pub fn malformed(message: &str) -> Response {
 
 /// What to do with a request that carries a key.
 pub enum Begun {
-    /// Run it, then [`finish`] with the claimed row.
-    Run(i64),
+    /// Run it, then [`finish`] with the claim.
+    Run(Claim),
     /// Answer this instead of running it.
     Answer(Response),
 }
 
-/// Claims `key` in workspace `ws` for a request of `fingerprint`; `replay` builds the
-/// answer a retry gets from the kept body.
+/// Claims `caller`'s `key` in workspace `ws` for a request of `fingerprint`; `replay`
+/// builds the answer a retry gets from the kept body.
 pub async fn begin(
     ctx: &ApiContext,
     ws: i64,
+    caller: &str,
     key: &IdempotencyKey,
     fingerprint: &str,
     replay: impl FnOnce(String) -> Response,
 ) -> Begun {
-    match idempotency::claim(ctx.db(), ws, key, fingerprint).await {
+    match idempotency::claim(ctx.db(), ws, caller, key, fingerprint).await {
         Ok(Claimed::Fresh(row)) => Begun::Run(row),
         Ok(Claimed::Replay(body)) => {
             let mut answer = replay(body);
@@ -81,13 +91,24 @@ pub async fn begin(
     }
 }
 
-/// Keeps `body`, the answer of the request that claimed `row`; when it `failed_here`
-/// (our side broke), gives the key back instead.
-pub async fn finish(ctx: &ApiContext, row: i64, body: &str, failed_here: bool) {
-    let done = if failed_here {
-        idempotency::release(ctx.db(), row).await
-    } else {
-        idempotency::complete(ctx.db(), row, body).await
+/// How a request with a claimed key ended.
+pub enum Outcome<'a> {
+    /// It answered `body`, kept for retries.
+    Answered(&'a str),
+    /// It changed nothing (refused before it wrote, or our side broke): the key goes
+    /// back, and a retry runs it again.
+    Released,
+    /// It ran out of time and may have committed: the key stays in flight until it
+    /// counts as abandoned, so a retry cannot run it twice.
+    Unknown,
+}
+
+/// Records how the request holding `claim` ended.
+pub async fn finish(ctx: &ApiContext, claim: Claim, outcome: Outcome<'_>) {
+    let done = match outcome {
+        Outcome::Answered(body) => idempotency::complete(ctx.db(), claim, body).await,
+        Outcome::Released => idempotency::release(ctx.db(), claim).await,
+        Outcome::Unknown => Ok(()),
     };
     if let Err(e) = done {
         // The answer still goes out; a retry then finds the key in flight until it is

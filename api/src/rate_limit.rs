@@ -1,7 +1,8 @@
 //! Token buckets per caller: a bucket holds at most `burst` tokens and refills at
-//! `per_second`; a request takes its cost or is refused. In memory, per process; beyond
-//! [`MAX_CALLERS`] callers the buckets start over rather than grow without bound (a
-//! flood of new addresses then gets fresh buckets, which the per-key limit still caps).
+//! `per_second`; a request takes its cost or is refused. In memory, per process. At
+//! [`MAX_CALLERS`] callers the buckets that have refilled (callers who stopped asking)
+//! are forgotten first — they would start full anyway — so a flood of new callers cannot
+//! reset the buckets of the ones being held back.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -44,7 +45,15 @@ impl<K: Eq + Hash> Buckets<K> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_CALLERS && !buckets.contains_key(&key) {
-            buckets.clear();
+            let (per_second, burst) = (self.per_second, self.burst);
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
+            });
+            if buckets.len() >= MAX_CALLERS {
+                // Every caller is being held back: the newest is refused rather than
+                // anyone's bucket forgotten.
+                return Err(Duration::from_secs(1));
+            }
         }
         let (tokens, at) = buckets.entry(key).or_insert((self.burst, now));
         *tokens =

@@ -553,33 +553,52 @@ async fn idempotent(
         request.operation_name.as_deref().unwrap_or_default(),
         &variables,
     ]);
+    if graphql_http::issues_secret(&request.query) {
+        // The kept answer would hold the secret in clear for a day.
+        return graphql_http::request_error(
+            media,
+            StatusCode::BAD_REQUEST,
+            code::VALIDATION,
+            "an Idempotency-Key is not taken for mutations that return a secret \
+             (createApiKey, createIngestKey); list the keys to see whether one was made",
+        );
+    }
     let ws = principal.workspace_id;
-    let row = match crate::idempotency::begin(ctx, ws, key, &fingerprint, |body| {
+    let caller = crate::idempotency::caller_of(&principal);
+    let claim = match crate::idempotency::begin(ctx, ws, &caller, key, &fingerprint, |body| {
         graphql_http::replayed(media, &body)
     })
     .await
     {
-        crate::idempotency::Begun::Run(row) => row,
+        crate::idempotency::Begun::Run(claim) => claim,
         crate::idempotency::Begun::Answer(answer) => return answer,
     };
-    let outcome = run_request(ctx, principal, request, ctx.limits.request_timeout).await;
-    let response = match outcome {
+    use crate::idempotency::Outcome;
+    let response = match run_request(ctx, principal, request, ctx.limits.request_timeout).await {
         Ok(response) => response,
-        Err(refused) => {
-            crate::idempotency::finish(ctx, row, "", true).await;
-            return refused;
+        Err(timed_out) => {
+            crate::idempotency::finish(ctx, claim, Outcome::Unknown).await;
+            return timed_out;
         }
     };
-    // Kept only when the mutation ran and nothing broke on our side; otherwise the key
-    // is given back and a retry runs it again.
-    let failed_here = response.data == async_graphql::Value::Null
+    // Kept when the mutation ran and nothing broke on our side; otherwise the key is
+    // given back and a retry runs it again.
+    let released = response.data == async_graphql::Value::Null
         || response.errors.iter().any(|e| {
-            e.extensions.as_ref().and_then(|x| x.get("code")).is_some_and(|c| {
-                matches!(c, async_graphql::Value::String(c) if c == code::INTERNAL || c == code::TIMEOUT)
-            })
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(
+                    |c| matches!(c, async_graphql::Value::String(c) if c == code::INTERNAL),
+                )
         });
     let body = serde_json::to_string(&response).unwrap_or_default();
-    crate::idempotency::finish(ctx, row, &body, failed_here).await;
+    let outcome = if released {
+        Outcome::Released
+    } else {
+        Outcome::Answered(&body)
+    };
+    crate::idempotency::finish(ctx, claim, outcome).await;
     graphql_http::executed(media, response)
 }
 

@@ -166,7 +166,7 @@ async fn ingest_key_works_from_its_origins_only(backend: Backend) {
     let lin = find_contact(&app, &admin, "lin@example.com").await.unwrap();
     assert_eq!(
         lin["events"]["nodes"],
-        json!([{"type": "product_viewed", "properties": {"sku": "A-1"}}])
+        json!([{"type": "web.product_viewed", "properties": {"sku": "A-1"}}])
     );
 
     // Another origin is refused on the server too, before anything is stored; so is a
@@ -248,6 +248,70 @@ async fn ingest_key_works_from_its_origins_only(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 413);
     assert!(find_contact(&app, &admin, "z@example.com").await.is_none());
+
+    // A capture tells nothing about what is stored: a known, a deleted and an unknown
+    // address get the same answer to the same bad field, and nothing is written.
+    app.ok(&admin, "mutation { createContact(input: {firstName: \"Known\", email: \"known@example.com\"}) { id } }", json!({})).await;
+    let gone = app
+        .ok(&admin, "mutation { createContact(input: {firstName: \"Gone\", email: \"gone@example.com\"}) { id } }", json!({}))
+        .await["createContact"]["id"]
+        .clone();
+    app.ok(
+        &admin,
+        "mutation($c: ID!) { deleteContact(id: $c) }",
+        json!({"c": gone}),
+    )
+    .await;
+    for email in [
+        "known@example.com",
+        "gone@example.com",
+        "unknown@example.com",
+    ] {
+        for (path, body) in [
+            (
+                "identify",
+                json!({"email": email, "firstName": "x".repeat(101)}),
+            ),
+            ("identify", json!({"email": email, "phone": "not a phone"})),
+            (
+                "track",
+                json!({"email": email, "type": "page_view", "properties": []}),
+            ),
+            ("track", json!({"email": email, "type": "Not Snake"})),
+        ] {
+            let r = capture(&app, path, &pk, Some(SHOP), body.clone()).await;
+            assert_eq!(r.status(), 400, "{email} {body}");
+        }
+    }
+    assert!(
+        find_contact(&app, &admin, "unknown@example.com")
+            .await
+            .is_none()
+    );
+    // A retried track with its Idempotency-Key records one event.
+    for _ in 0..2 {
+        let r = reqwest::Client::new()
+            .post(format!("{}/capture/v1/track", app.base))
+            .bearer_auth(&pk)
+            .header("Origin", SHOP)
+            .header("Idempotency-Key", "evt-1")
+            .json(&json!({"email": "lin@example.com", "type": "web.checkout_started"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let lin = find_contact(&app, &admin, "lin@example.com").await.unwrap();
+    let checkouts = lin["events"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "web.checkout_started")
+        .count();
+    assert_eq!(
+        checkouts, 1,
+        "a website's events are typed web.*, once per key"
+    );
 
     // A revoked key is unknown; a read key cannot make or revoke ingest keys.
     let id = record["id"].clone();
@@ -462,7 +526,7 @@ async fn hosted_form_with_double_opt_in(backend: Backend) {
         .expect("signed up");
     assert_eq!(kim["firstName"], "Kim");
     assert_eq!(kim["source"], "form: Newsletter");
-    assert_eq!(kim["events"]["nodes"][0]["type"], "form_submitted");
+    assert_eq!(kim["events"]["nodes"][0]["type"], "web.form_submitted");
     assert_eq!(
         kim["consent"],
         json!([{"purpose": "MARKETING", "status": "PENDING"}])
@@ -683,4 +747,209 @@ async fn graphql_answers_configured_origins() {
             "{origin}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sign_ups_send_one_confirmation_postgres() {
+    concurrent_sign_ups_send_one_confirmation(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sign_ups_send_one_confirmation_sqlite() {
+    concurrent_sign_ups_send_one_confirmation(Backend::Sqlite).await;
+}
+
+/// Many sign-ups of one address at once send it one confirmation; a key with a long name
+/// still creates contacts.
+async fn concurrent_sign_ups_send_one_confirmation(backend: Backend) {
+    let smtp = SmtpServer::start();
+    let config = rapport_api::server::Config {
+        mail: Some(mailer(&smtp)),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(backend, config).await;
+    let admin = app.workspace("Race").await;
+    let name = "N".repeat(100);
+    let pk = app
+        .ok(
+            &admin,
+            "mutation($n: String!, $o: [String!]!) { createIngestKey(name: $n, allowedOrigins: $o) { key } }",
+            json!({"n": name, "o": [SHOP]}),
+        )
+        .await["createIngestKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = capture(
+        &app,
+        "identify",
+        &pk,
+        Some(SHOP),
+        json!({"email": "solo@example.com"}),
+    )
+    .await;
+    assert_eq!(
+        first.status(),
+        202,
+        "a long key name fits the contact's source"
+    );
+    let sends = (0..6).map(|_| {
+        capture(
+            &app,
+            "identify",
+            &pk,
+            Some(SHOP),
+            json!({"email": "solo@example.com", "optIn": true}),
+        )
+    });
+    for r in futures_util::future::join_all(sends).await {
+        assert_eq!(r.status(), 202);
+    }
+    assert_eq!(
+        smtp.received().len(),
+        1,
+        "one confirmation, however many sign-ups at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_belong_to_their_caller() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.workspace("Callers").await;
+    let other = app
+        .ok(
+            &admin,
+            "mutation { createApiKey(name: \"w\", scopes: [WRITE]) { key } }",
+            json!({}),
+        )
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a: Value = create_with(&app, &admin, Some("shared"), "Cy")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b = create_with(&app, &other, Some("shared"), "Cy").await;
+    assert!(
+        b.headers().get("idempotent-replayed").is_none(),
+        "another key's answer is never replayed"
+    );
+    let b: Value = b.json().await.unwrap();
+    assert_ne!(
+        a["data"]["createContact"]["id"],
+        b["data"]["createContact"]["id"]
+    );
+    // A mutation that returns a secret takes no key: its answer would be kept in clear.
+    let r = reqwest::Client::new()
+        .post(format!("{}/graphql", app.base))
+        .bearer_auth(&admin)
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({"query": "mutation { createApiKey(name: \"x\", scopes: [READ]) { key } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("secret"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_opt_in_form_does_not_undo_a_withdrawal() {
+    let smtp = SmtpServer::start();
+    let config = rapport_api::server::Config {
+        mail: Some(mailer(&smtp)),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await;
+    let admin = app.workspace("Withdrawn").await;
+    let topic = app
+        .ok(
+            &admin,
+            "mutation { createEmailTopic(input: {key: \"news\", name: \"News\"}) { id } }",
+            json!({}),
+        )
+        .await["createEmailTopic"]["id"]
+        .clone();
+    let url = app
+        .ok(
+            &admin,
+            "mutation($t: ID!) { createCaptureForm(input: {name: \"Quick\", doubleOptIn: false, topicId: $t}) { url } }",
+            json!({"t": topic}),
+        )
+        .await["createCaptureForm"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page_url = format!("{}/f/{}", app.base, url.split_once("/f/").unwrap().1);
+    let id = app
+        .ok(
+            &admin,
+            "mutation { createContact(input: {email: \"out@example.com\"}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    app.ok(
+        &admin,
+        "mutation($c: ID!) { recordConsent(contactId: $c, input: {purpose: MARKETING, status: WITHDRAWN}) { id } }",
+        json!({"c": id}),
+    )
+    .await;
+    app.ok(
+        &admin,
+        "mutation($c: ID!) { setTopicPreference(contactId: $c, topic: \"news\", subscribed: false) { subscribed } }",
+        json!({"c": id}),
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(&page_url)
+        .form(&[("email", "out@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let after = app
+        .ok(
+            &admin,
+            "query($c: ID!) { contact(id: $c) { consent { purpose status } topicPreferences { subscribed } } }",
+            json!({"c": id}),
+        )
+        .await["contact"]
+        .clone();
+    assert_eq!(
+        after["consent"],
+        json!([{"purpose": "MARKETING", "status": "PENDING"}]),
+        "asked, not granted"
+    );
+    assert_eq!(
+        after["topicPreferences"],
+        json!([{"subscribed": false}]),
+        "the person's own no stands"
+    );
+    assert_eq!(
+        smtp.received().len(),
+        1,
+        "the confirmation request went out"
+    );
+    // A newcomer on the same form is granted at once, as the form says.
+    let r = reqwest::Client::new()
+        .post(&page_url)
+        .form(&[("email", "new@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fresh = find_contact(&app, &admin, "new@example.com").await.unwrap();
+    assert_eq!(
+        fresh["consent"],
+        json!([{"purpose": "MARKETING", "status": "GRANTED"}])
+    );
 }

@@ -38,22 +38,29 @@ fn check_type(raw: &str) -> Result<String> {
     }
 }
 
+/// Checks an event's type and properties as [`track`] will, before anything is written:
+/// the type in snake_case, the properties a JSON object of at most 64 kB.
+pub fn check(event_type: &str, properties: &serde_json::Value) -> Result<String> {
+    let event_type = check_type(event_type)?;
+    if !(properties.is_object() || properties.is_null()) {
+        return Err(EngineError::invalid("properties", "must be a JSON object"));
+    }
+    if properties.to_string().len() > 64 * 1024 {
+        return Err(EngineError::invalid(
+            "properties",
+            "must be at most 64 kB of JSON",
+        ));
+    }
+    Ok(event_type)
+}
+
 /// Records an event.
 pub async fn track(
     db: &impl ConnectionTrait,
     who: &Principal,
     input: EventInput,
 ) -> Result<event::Model> {
-    let event_type = check_type(&input.event_type)?;
-    if !(input.properties.is_object() || input.properties.is_null()) {
-        return Err(EngineError::invalid("properties", "must be a JSON object"));
-    }
-    if input.properties.to_string().len() > 64 * 1024 {
-        return Err(EngineError::invalid(
-            "properties",
-            "must be at most 64 kB of JSON",
-        ));
-    }
+    let event_type = check(&input.event_type, &input.properties)?;
     records::ensure_exists::<contact::Entity>(db, who.workspace_id, input.contact_id).await?;
     let properties = if input.properties.is_null() {
         serde_json::json!({})

@@ -226,7 +226,10 @@ async fn append(
 }
 
 /// Subscribes a contact to topic `topic_id` of workspace `ws` from a sign-up (a hosted
-/// form), recorded with `source`; the caller has identified the person by their form.
+/// form), recorded with `source` — only when they have made no choice on the topic yet:
+/// whoever sends a form may be a stranger, who must not undo the person's own "no". So a
+/// sign-up adds at most one row per contact and topic, and draws nothing from the
+/// person's own budget of changes.
 pub async fn subscribe_from_form(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -235,7 +238,16 @@ pub async fn subscribe_from_form(
     source: &str,
 ) -> Result<()> {
     get(db, ws, topic_id).await?;
-    within_rate(db, ws, contact_id).await?;
+    let chosen = topic_preference::Entity::find()
+        .filter(topic_preference::Column::WorkspaceId.eq(ws))
+        .filter(topic_preference::Column::ContactId.eq(contact_id))
+        .filter(topic_preference::Column::TopicId.eq(topic_id))
+        .one(db)
+        .await?
+        .is_some();
+    if chosen {
+        return Ok(());
+    }
     append(db, ws, contact_id, topic_id, true, source).await
 }
 

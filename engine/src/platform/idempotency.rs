@@ -5,13 +5,15 @@
 //! The key is claimed by inserting its row before the work runs, so two copies of one
 //! request racing each other cannot both run: the second sees the first in flight. A
 //! retry must ask exactly what the first asked (same fingerprint); anything else reusing
-//! the key is refused. Keys are forgotten after [`RETENTION_HOURS`].
+//! the key is refused. Keys belong to their caller (one API key, one ingest key): another
+//! caller's same key is another key, and never sees the first one's answer. Keys are
+//! forgotten after [`RETENTION_HOURS`].
 
 use crate::clock;
 use crate::error::{EngineError, Result};
 use rapport_schema::idempotency_key;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 
 /// How long an answer is kept for retries.
@@ -71,11 +73,19 @@ pub fn fingerprint(parts: &[&str]) -> String {
         .collect()
 }
 
+/// A claimed key: its row and the moment of the claim, which only this request holds
+/// (a retry that took an abandoned key over holds a later one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
 /// What claiming a key found.
 #[derive(Debug)]
 pub enum Claimed {
-    /// The key is new: run the request, then [`complete`] (or [`release`]) the row.
-    Fresh(i64),
+    /// The key is new: run the request, then [`complete`] (or [`release`]) the claim.
+    Fresh(Claim),
     /// The request ran before: its answer, to send again.
     Replay(String),
     /// The first request with this key is still running.
@@ -84,14 +94,18 @@ pub enum Claimed {
     Mismatch,
 }
 
-/// Claims `key` for a request with `fingerprint` in workspace `ws`.
+/// Claims `key` of `caller` (`key:12`, `ingest:3`: who sent it) for a request with
+/// `fingerprint` in workspace `ws`.
 pub async fn claim(
     db: &impl ConnectionTrait,
     ws: i64,
+    caller: &str,
     key: &IdempotencyKey,
     fingerprint: &str,
 ) -> Result<Claimed> {
     let now = clock::now();
+    // A key cannot hold a space, so "<caller> <key>" cannot collide across callers.
+    let stored = format!("{caller} {}", key.as_str());
     // Forgotten keys go first (the workspace's expired ones: bounded by a day of keys),
     // so an expired key is free again.
     idempotency_key::Entity::delete_many()
@@ -103,7 +117,7 @@ pub async fn claim(
         .await?;
     let inserted = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
         workspace_id: Set(ws),
-        key: Set(key.as_str().to_string()),
+        key: Set(stored.clone()),
         fingerprint: Set(fingerprint.to_string()),
         response: Set(None),
         created_at: Set(now),
@@ -122,12 +136,15 @@ pub async fn claim(
     .await?;
     let row = idempotency_key::Entity::find()
         .filter(idempotency_key::Column::WorkspaceId.eq(ws))
-        .filter(idempotency_key::Column::Key.eq(key.as_str()))
+        .filter(idempotency_key::Column::Key.eq(stored.as_str()))
         .one(db)
         .await?
         .ok_or_else(|| EngineError::internal("an idempotency key vanished as it was claimed"))?;
     if inserted == 1 {
-        return Ok(Claimed::Fresh(row.id));
+        return Ok(Claimed::Fresh(Claim {
+            id: row.id,
+            at: row.created_at,
+        }));
     }
     if row.fingerprint != fingerprint {
         return Ok(Claimed::Mismatch);
@@ -151,28 +168,45 @@ pub async fn claim(
         .exec(db)
         .await?;
     Ok(if taken.rows_affected == 1 {
-        Claimed::Fresh(row.id)
+        Claimed::Fresh(Claim {
+            id: row.id,
+            at: now,
+        })
     } else {
         Claimed::InFlight
     })
 }
 
-/// Keeps the answer of the request that claimed row `id`, for its retries.
-pub async fn complete(db: &impl ConnectionTrait, id: i64, response: &str) -> Result<()> {
-    let Some(row) = idempotency_key::Entity::find_by_id(id).one(db).await? else {
-        return Ok(());
-    };
-    let mut row: idempotency_key::ActiveModel = row.into();
-    row.response = Set(Some(response.to_string()));
-    row.completed_at = Set(Some(clock::now()));
-    row.update(db).await?;
+/// Keeps the answer of the request that holds `claim`, for its retries (unless a retry
+/// took the key over meanwhile).
+pub async fn complete(db: &impl ConnectionTrait, claim: Claim, response: &str) -> Result<()> {
+    idempotency_key::Entity::update_many()
+        .col_expr(
+            idempotency_key::Column::Response,
+            sea_orm::sea_query::Expr::value(response.to_string()),
+        )
+        .col_expr(
+            idempotency_key::Column::CompletedAt,
+            sea_orm::sea_query::Expr::value(clock::now()),
+        )
+        .filter(idempotency_key::Column::Id.eq(claim.id))
+        .filter(idempotency_key::Column::CreatedAt.eq(claim.at))
+        .filter(idempotency_key::Column::Response.is_null())
+        .exec(db)
+        .await?;
     Ok(())
 }
 
-/// Gives the key of row `id` back: the request failed on our side, and a retry should
-/// run it again rather than see the failure.
-pub async fn release(db: &impl ConnectionTrait, id: i64) -> Result<()> {
-    idempotency_key::Entity::delete_by_id(id).exec(db).await?;
+/// Gives the key of `claim` back: the request failed on our side before it changed
+/// anything, and a retry should run it again rather than see the failure. A retry that
+/// took the key over keeps it.
+pub async fn release(db: &impl ConnectionTrait, claim: Claim) -> Result<()> {
+    idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::Id.eq(claim.id))
+        .filter(idempotency_key::Column::CreatedAt.eq(claim.at))
+        .filter(idempotency_key::Column::Response.is_null())
+        .exec(db)
+        .await?;
     Ok(())
 }
 

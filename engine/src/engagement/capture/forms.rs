@@ -214,8 +214,7 @@ pub async fn submit(
     let opt_in = if form.double_opt_in {
         Some(super::request_opt_in(db, ws, id, &source).await?)
     } else {
-        super::grant_from_form(db, ws, id, &form.name, proof).await?;
-        None
+        super::grant_from_form(db, ws, id, &form.name, proof).await?
     };
     Ok(Submitted { contact, opt_in })
 }
