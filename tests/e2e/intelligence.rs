@@ -20,6 +20,7 @@ both_backends!(
     scores_follow_changed_data,
     a_lead_score_crossing_enrolls_once,
     churn_for_one_time_buyers,
+    typed_fields_feed_the_lead_score,
 );
 
 async fn seeded(app: &TestApp, contacts: u64) -> String {
@@ -1223,7 +1224,9 @@ async fn a_lead_score_crossing_enrolls_once(app: TestApp) {
 }
 
 async fn churn_for_one_time_buyers(app: TestApp) {
-    let key = seeded(&app, 3000).await;
+    // Churned customers are few: the larger sample keeps the held-out AUC from hanging on
+    // a handful of rows.
+    let key = seeded(&app, 6000).await;
     app.ok(&key, TRAIN, json!({"k": "CUSTOMER_VALUE"})).await;
     let page = app
         .ok(
@@ -1352,4 +1355,74 @@ async fn lifecycle_funnel_follows_the_history(app: TestApp) {
             .iter()
             .all(|r| r["reached"] == 0)
     );
+}
+
+/// Declared number and enum fields are features of the lead score: a field that tells
+/// converters apart lifts the model, and a version keeps reading the fields it was
+/// trained on when more are declared later.
+async fn typed_fields_feed_the_lead_score(app: TestApp) {
+    let created = demo::seed(&app.db, "Demo", &DemoSize::for_contacts(3000), &|_| {})
+        .await
+        .expect("seed");
+    let (ws, key) = (created.workspace.id, created.key.key);
+    let contacts = all_contacts(&app, &key, "email lifecycleStage").await;
+    let rows: Vec<Value> = contacts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let converted = matches!(c["lifecycleStage"].as_str(), Some("CUSTOMER" | "CHURNED"));
+            // "fit" is what a sales team might record: high for those who bought.
+            let fit = if converted { 80 + i % 20 } else { i % 60 };
+            let plan = ["free", "pro"][i % 2];
+            json!({"email": c["email"], "attributes": {"fit": fit, "plan": plan}})
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        app.ok(
+            &key,
+            "mutation($c: [ContactInput!]!) { bulkUpsertContacts(contacts: $c) { created } }",
+            json!({"c": chunk}),
+        )
+        .await;
+    }
+    let declare = "mutation($i: CustomFieldInput!) { createCustomField(input: $i) { id } }";
+    app.ok(
+        &key,
+        declare,
+        json!({"i": {"key": "fit", "kind": "NUMBER"}}),
+    )
+    .await;
+    app.ok(
+        &key,
+        declare,
+        json!({"i": {"key": "plan", "kind": "ENUM", "options": ["free", "pro"]}}),
+    )
+    .await;
+    let model = app.ok(&key, TRAIN, json!({"k": "LEAD_SCORE"})).await["trainModel"].clone();
+    assert_eq!(model["status"], "ACTIVE", "{model}");
+    let features: Vec<&str> = model["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        features.contains(&"field.fit") && features.contains(&"field.plan"),
+        "{features:?}"
+    );
+    assert!(
+        model["auc"].as_f64().unwrap() > 0.9,
+        "the field tells converters apart: {model}"
+    );
+    // Declared after training: the version reads only what it was trained on.
+    app.ok(
+        &key,
+        declare,
+        json!({"i": {"key": "later", "kind": "NUMBER"}}),
+    )
+    .await;
+    let rescored = rapport_engine::intelligence::analytics::lead_score::rescore(&app.db, ws)
+        .await
+        .expect("rescoring with a field declared after training");
+    assert!(rescored > 500, "{rescored}");
 }

@@ -2,7 +2,7 @@
 //! "as of" any moment: as of today for scoring, as of the start of a label window for
 //! training, without leaking what happened after that moment into the features.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
@@ -12,7 +12,30 @@ use sea_orm::{
 };
 
 use crate::error::Result;
-use crate::values::{ActivityKind, DealStatus, Direction, OrderStatus};
+use crate::values::{ActivityKind, DealStatus, Direction, FieldKind, OrderStatus};
+
+/// Typed custom fields the models read, at most: the first by key.
+pub const MAX_FIELD_FEATURES: u64 = 10;
+
+/// A contact's value of a typed custom field, as a model reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FieldValue {
+    /// A number (booleans as 1 or 0).
+    Number(f64),
+    /// An enum option.
+    Option(String),
+}
+
+/// A typed custom field a model may read: numbers and booleans as numbers, enums as
+/// categories. (Text, dates and multi-selects are left out: free text has no levels to
+/// learn, and the others need an encoding of their own.)
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FieldFeature {
+    /// The field's key.
+    pub key: String,
+    /// Numbers rather than categories.
+    pub numeric: bool,
+}
 
 /// Seconds since the epoch; four times smaller than a `DateTime` and plenty precise for
 /// day-scale features.
@@ -100,6 +123,10 @@ pub struct Behaviour {
     pub converted_at: HashMap<i64, Instant>,
     /// Paid orders per contact: (placed at, total in minor units).
     pub orders: HashMap<i64, Vec<(Instant, i64)>>,
+    /// The workspace's typed fields a model may read, with each contact's value. A field
+    /// keeps no history: its value now stands for every moment, so a field the team
+    /// fills in only after a sale would leak the label (choose fields known up front).
+    pub fields: BTreeMap<FieldFeature, HashMap<i64, FieldValue>>,
 }
 
 impl Behaviour {
@@ -285,6 +312,7 @@ impl Behaviour {
                 .or_default()
                 .push((placed.timestamp(), total));
         }
+        b.fields = load_fields(db, workspace_id, contacts).await?;
         Ok(b)
     }
 
@@ -292,4 +320,55 @@ impl Behaviour {
         let first = self.converted_at.entry(contact).or_insert(at);
         *first = (*first).min(at);
     }
+}
+
+/// The workspace's number, boolean and enum fields (the first [`MAX_FIELD_FEATURES`] by
+/// key) with the given contacts' values (everyone's when `None`).
+async fn load_fields(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    contacts: Option<&[i64]>,
+) -> Result<BTreeMap<FieldFeature, HashMap<i64, FieldValue>>> {
+    use sea_orm::QueryOrder;
+    let declared = s::custom_field::Entity::find()
+        .filter(s::custom_field::Column::WorkspaceId.eq(workspace_id))
+        .filter(s::custom_field::Column::Kind.is_in([
+            FieldKind::Number.as_str(),
+            FieldKind::Boolean.as_str(),
+            FieldKind::Enum.as_str(),
+        ]))
+        .order_by_asc(s::custom_field::Column::Key)
+        .limit(MAX_FIELD_FEATURES)
+        .all(db)
+        .await?;
+    let mut out = BTreeMap::new();
+    for field in declared {
+        let numeric = FieldKind::from_db(&field.kind) != FieldKind::Enum;
+        let mut select = s::contact_field_value::Entity::find()
+            .filter(s::contact_field_value::Column::FieldId.eq(field.id));
+        if let Some(ids) = contacts {
+            select =
+                select.filter(s::contact_field_value::Column::ContactId.is_in(ids.iter().copied()));
+        }
+        let mut rows = select.stream(db).await?;
+        let mut values = HashMap::new();
+        while let Some(v) = rows.try_next().await? {
+            let value = if numeric {
+                v.number_value.map(FieldValue::Number)
+            } else {
+                v.text_value.map(FieldValue::Option)
+            };
+            if let Some(value) = value {
+                values.insert(v.contact_id, value);
+            }
+        }
+        out.insert(
+            FieldFeature {
+                key: field.key,
+                numeric,
+            },
+            values,
+        );
+    }
+    Ok(out)
 }

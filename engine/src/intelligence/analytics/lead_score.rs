@@ -10,7 +10,7 @@
 use chrono::Duration;
 use sea_orm::DatabaseConnection;
 
-use super::behaviour::{Behaviour, Instant, Person, Touch, days};
+use super::behaviour::{Behaviour, FieldFeature, FieldValue, Instant, Person, Touch, days};
 use super::registry::{self, GradeRule, StoredModel, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
@@ -68,7 +68,9 @@ pub async fn train(
         .collect();
     let positives = labels.iter().filter(|&&l| l).count();
     let negatives = labels.len() - positives;
-    let table = features(&behaviour, &rows, from);
+    // Every number, boolean and enum field the workspace declares, as a feature.
+    let fields: Vec<FieldFeature> = behaviour.fields.keys().cloned().collect();
+    let table = features(&behaviour, &rows, from, &fields);
     let trained = if positives.min(negatives) < options.min_positives {
         Trained::Refused {
             message: format!(
@@ -164,7 +166,10 @@ pub async fn rescore_with(
             )
         })
         .collect();
-    let table = features(behaviour, &leads, now);
+    // The fields the version was trained on, whatever is declared now (a field deleted
+    // since reads as missing, and is filled as training filled gaps).
+    let fields = trained_fields(&model.classifier);
+    let table = features(behaviour, &leads, now, &fields);
     let predictions = model.classifier.predict(&table)?;
     let ids: Vec<i64> = leads.iter().map(|p| p.id).collect();
     // A partial run grades against everyone's current scores, not just its own few.
@@ -193,8 +198,34 @@ pub async fn rescore_with(
     Ok(new.len())
 }
 
-/// The raw features of each person as of `as_of`; nothing after it is read.
-pub fn features(behaviour: &Behaviour, people: &[&Person], as_of: Instant) -> FeatureTable {
+/// The name of a typed field's feature column.
+pub const FIELD_PREFIX: &str = "field.";
+
+/// The typed fields a trained classifier reads, from its feature names.
+pub fn trained_fields(classifier: &Classifier) -> Vec<FieldFeature> {
+    use crate::intelligence::models::features::FeatureEncoding;
+    classifier
+        .encoder
+        .features
+        .iter()
+        .filter_map(|f| {
+            let key = f.name().strip_prefix(FIELD_PREFIX)?.to_string();
+            Some(FieldFeature {
+                key,
+                numeric: matches!(f, FeatureEncoding::Numeric { .. }),
+            })
+        })
+        .collect()
+}
+
+/// The raw features of each person as of `as_of` (nothing after it is read), with a
+/// column `field.<key>` for each of `fields`.
+pub fn features(
+    behaviour: &Behaviour,
+    people: &[&Person],
+    as_of: Instant,
+    fields: &[FieldFeature],
+) -> FeatureTable {
     let decay = |at: Instant| (-days(at, as_of) * std::f64::consts::LN_2 / HALF_LIFE_DAYS).exp();
     let mut engagement = vec![Some(0.0); people.len()];
     let mut meetings = engagement.clone();
@@ -285,6 +316,24 @@ pub fn features(behaviour: &Behaviour, people: &[&Person], as_of: Instant) -> Fe
         table
             .push(name, column)
             .expect("every column has one value per person");
+    }
+    for field in fields {
+        let values = behaviour.fields.get(field);
+        let value = |p: &Person| values.and_then(|v| v.get(&p.id));
+        let column = if field.numeric {
+            number(&|p| match value(p) {
+                Some(FieldValue::Number(n)) => Some(*n),
+                _ => None,
+            })
+        } else {
+            text(&|p| match value(p) {
+                Some(FieldValue::Option(o)) => Some(o.clone()),
+                _ => None,
+            })
+        };
+        table
+            .push(format!("{FIELD_PREFIX}{}", field.key), column)
+            .expect("field keys are unique and every column has one value per person");
     }
     table
 }
