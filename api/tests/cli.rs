@@ -537,3 +537,53 @@ fn readme_settings_table_matches_help() {
         }
     }
 }
+
+/// `rapport demo --plugin` installs the example next-best-action component and runs it
+/// over the demo's contacts; stdout still ends with the key alone.
+#[test]
+fn demo_installs_the_example_plugin() {
+    let db = temp_db("demo_plugin");
+    let wasm = components().join("next_best_action.wasm");
+    let cache = std::env::temp_dir().join("rapport-test-plugin-cache");
+    let out = rapport(
+        &db,
+        &[
+            "demo",
+            "--contacts",
+            "40",
+            "--plugin",
+            wasm.to_str().unwrap(),
+            "--plugin-cache",
+            cache.to_str().unwrap(),
+        ],
+    );
+    let printed = stdout(&out);
+    assert_eq!(
+        printed.lines().count(),
+        1,
+        "only the key on stdout: {printed}"
+    );
+    assert!(printed.trim().starts_with("rk_"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("plugin next-best-action installed: 40 contacts"),
+        "{log}"
+    );
+    // It is there to run again.
+    let ran: serde_json::Value = serde_json::from_str(&stdout(&rapport(
+        &db,
+        &[
+            "plugin",
+            "run",
+            "--workspace",
+            "1",
+            "--plugin",
+            "next-best-action",
+            "--plugin-cache",
+            cache.to_str().unwrap(),
+        ],
+    )))
+    .unwrap();
+    assert_eq!(ran["contacts"], 40);
+    assert_eq!(ran["failures"], 0);
+}

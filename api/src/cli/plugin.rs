@@ -153,7 +153,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
 
 /// A plugin host for a command that runs outside a server: keys are never cached and
 /// links point at the default public URL.
-fn offline_host(
+pub(crate) fn offline_host(
     conn: &sea_orm::DatabaseConnection,
     cache: &std::path::Path,
 ) -> anyhow::Result<rapport_engine::intelligence::plugins::Host> {
@@ -173,8 +173,21 @@ async fn plugin_run(
     workspace: i64,
     plugin: Option<&str>,
 ) -> anyhow::Result<()> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
     let host = offline_host(conn, cache)?;
+    let summary = run_over_everyone(conn, &host, workspace, plugin).await?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// Runs the workspace's plugins (or only `plugin`) over every live contact; returns what
+/// they did, as JSON.
+pub(crate) async fn run_over_everyone(
+    conn: &sea_orm::DatabaseConnection,
+    host: &rapport_engine::intelligence::plugins::Host,
+    workspace: i64,
+    plugin: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
     if let Some(name) = plugin {
         rapport_engine::intelligence::plugins::registry::by_name(conn, workspace, name).await?;
     }
@@ -191,26 +204,23 @@ async fn plugin_run(
     let (mut scored, mut actions, mut failures) = (0, 0, 0);
     for chunk in ids.chunks(rapport_engine::intelligence::plugins::runs::JOB_BATCH) {
         let s =
-            rapport_engine::intelligence::plugins::runs::run(conn, &host, workspace, chunk, plugin)
+            rapport_engine::intelligence::plugins::runs::run(conn, host, workspace, chunk, plugin)
                 .await?;
         scored += s.scored;
         actions += s.actions;
         failures += s.failures.len();
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::json!({
-            "contacts": ids.len(),
-            "scored": scored,
-            "actions": actions,
-            "failures": failures,
-            "seconds": seconds,
-            "contacts_per_second": ids.len() as f64 / seconds,
-        })
-    );
-    Ok(())
+    Ok(serde_json::json!({
+        "contacts": ids.len(),
+        "scored": scored,
+        "actions": actions,
+        "failures": failures,
+        "seconds": seconds,
+        "contacts_per_second": ids.len() as f64 / seconds,
+    }))
 }
+
 fn plugin_test(
     file: &std::path::Path,
     input: &std::path::Path,

@@ -20,6 +20,10 @@ pub(crate) struct Args {
     /// Seed a fresh demo workspace first and print its API key.
     #[arg(long)]
     demo: bool,
+    /// A next-best-action plugin component for the demo workspace (see `rapport demo
+    /// --plugin`).
+    #[arg(long)]
+    demo_plugin: Option<std::path::PathBuf>,
     /// Contacts in the demo workspace.
     #[arg(long, default_value_t = 500)]
     demo_contacts: u64,
@@ -55,6 +59,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
     let Args {
         addr,
         demo,
+        demo_plugin,
         demo_contacts,
         key_cache_seconds,
         mail,
@@ -72,6 +77,8 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
             &conn,
             "Demo",
             rapport_engine::demo::DemoSize::for_contacts(demo_contacts),
+            demo_plugin.as_deref(),
+            &cli.plugin_cache,
         )
         .await?;
         eprintln!(
