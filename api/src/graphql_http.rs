@@ -345,9 +345,19 @@ pub fn introspects(query: &str) -> bool {
     names_any(query, &["__schema", "__type"])
 }
 
-/// Whether a document names a mutation whose answer holds a secret shown once.
-pub fn issues_secret(query: &str) -> bool {
-    names_any(query, &["createApiKey", "createIngestKey"])
+/// Whether a document asks for a secret: a key shown once, or a signed link that acts
+/// for the person it names.
+pub fn reveals_secret(query: &str) -> bool {
+    names_any(
+        query,
+        &[
+            "createApiKey",
+            "createIngestKey",
+            "confirmUrl",
+            "unsubscribeUrl",
+            "preferencesUrl",
+        ],
+    )
 }
 
 /// Whether `query` holds one of `names` as a whole word.

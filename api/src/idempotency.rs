@@ -2,8 +2,9 @@
 //! capture): the first answer is kept for a day and given again to a retry with the same
 //! key and the same request from the same caller, marked `Idempotent-Replayed: true`. The
 //! same key with a different request is 422; a retry while the first still runs is 409.
-//! A request that failed on our side gives its key back, so a retry runs it again; one
-//! that ran out of time keeps it (it may have committed) until it counts as abandoned.
+//! A request that never ran (it did not parse or validate) gives its key back; one that
+//! ran keeps its answer even when it failed (an earlier part may have committed), and
+//! one that ran out of time answers its retries that its outcome is unknown.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -91,6 +92,9 @@ pub async fn begin(
     }
 }
 
+/// What a retry of a request that ran out of time is told.
+const UNKNOWN_OUTCOME: &str = r#"{"data":null,"errors":[{"message":"the first request with this Idempotency-Key ran out of time, and may or may not have taken effect; check, then retry with a new key","extensions":{"code":"TIMEOUT"}}]}"#;
+
 /// How a request with a claimed key ended.
 pub enum Outcome<'a> {
     /// It answered `body`, kept for retries.
@@ -98,8 +102,8 @@ pub enum Outcome<'a> {
     /// It changed nothing (refused before it wrote, or our side broke): the key goes
     /// back, and a retry runs it again.
     Released,
-    /// It ran out of time and may have committed: the key stays in flight until it
-    /// counts as abandoned, so a retry cannot run it twice.
+    /// It ran out of time and may have committed: retries are answered `TIMEOUT` for
+    /// the rest of the retention, never run again.
     Unknown,
 }
 
@@ -108,7 +112,7 @@ pub async fn finish(ctx: &ApiContext, claim: Claim, outcome: Outcome<'_>) {
     let done = match outcome {
         Outcome::Answered(body) => idempotency::complete(ctx.db(), claim, body).await,
         Outcome::Released => idempotency::release(ctx.db(), claim).await,
-        Outcome::Unknown => Ok(()),
+        Outcome::Unknown => idempotency::complete(ctx.db(), claim, UNKNOWN_OUTCOME).await,
     };
     if let Err(e) = done {
         // The answer still goes out; a retry then finds the key in flight until it is

@@ -553,14 +553,15 @@ async fn idempotent(
         request.operation_name.as_deref().unwrap_or_default(),
         &variables,
     ]);
-    if graphql_http::issues_secret(&request.query) {
+    if graphql_http::reveals_secret(&request.query) {
         // The kept answer would hold the secret in clear for a day.
         return graphql_http::request_error(
             media,
             StatusCode::BAD_REQUEST,
             code::VALIDATION,
-            "an Idempotency-Key is not taken for mutations that return a secret \
-             (createApiKey, createIngestKey); list the keys to see whether one was made",
+            "an Idempotency-Key is not taken for requests whose answer holds a secret \
+             (createApiKey, createIngestKey, or a signed confirmUrl, unsubscribeUrl or \
+             preferencesUrl); check whether the first request took effect instead",
         );
     }
     let ws = principal.workspace_id;
@@ -577,23 +578,20 @@ async fn idempotent(
     let response = match run_request(ctx, principal, request, ctx.limits.request_timeout).await {
         Ok(response) => response,
         Err(timed_out) => {
+            // It may have committed before it was cut off: retries are told so, for the
+            // whole retention, rather than run it again.
             crate::idempotency::finish(ctx, claim, Outcome::Unknown).await;
             return timed_out;
         }
     };
-    // Kept when the mutation ran and nothing broke on our side; otherwise the key is
-    // given back and a retry runs it again.
-    let released = response.data == async_graphql::Value::Null
-        || response.errors.iter().any(|e| {
-            e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .is_some_and(
-                    |c| matches!(c, async_graphql::Value::String(c) if c == code::INTERNAL),
-                )
-        });
+    // The key goes back only when nothing ran (the document did not parse, validate or
+    // fit the limits: errors without a path, no data). Once any field ran, even a failed
+    // answer is kept: an earlier field of the same request may have committed.
+    let nothing_ran = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
     let body = serde_json::to_string(&response).unwrap_or_default();
-    let outcome = if released {
+    let outcome = if nothing_ran {
         Outcome::Released
     } else {
         Outcome::Answered(&body)

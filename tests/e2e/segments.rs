@@ -475,6 +475,15 @@ async fn typed_fields_compare_by_type(app: TestApp) {
         sorted("renewal", "ASC", 10, None).await.0[..2],
         ["F1", "F0"]
     );
+    // orderBy breaks ties in the attribute's direction, whatever it says.
+    let tied = app
+        .ok(
+            &key,
+            "{ contacts(first: 10, orderByAttribute: {key: \"seats\", direction: DESC}, orderBy: [{field: FIRST_NAME}]) { edges { node { firstName } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(tied["contacts"]["edges"][0]["node"]["firstName"], "F1");
     // Only a declared field has an order.
     let (code, message) = app
         .err(

@@ -186,11 +186,14 @@ where
     N: OutputType,
     T: sea_orm::TryGetable + Into<sea_orm::Value> + Send + Sync,
 {
-    // The id breaks ties in the lead's direction.
+    // The other keys, and the id that breaks the last ties, run in the lead's direction.
     let order = if order.is_empty() {
         vec![(E::id_col(), lead.direction)]
     } else {
         order
+            .into_iter()
+            .map(|(c, _)| (c, lead.direction))
+            .collect()
     };
     let keys = SortKeys::new(&order, E::id_col());
     let page =

@@ -24,6 +24,10 @@ impl From<OrderDirection> for SortDirection {
     }
 }
 
+/// What sorting by a typed field adds to a request's cost: the database reads the field
+/// of every contact that matches the filter and sorts them all, whatever the page size.
+pub const ATTRIBUTE_ORDER_COST: usize = 10 * crate::graphql::filters::FILTER_READ_COST;
+
 /// Sort contacts by a typed custom field (numbers as numbers, dates in time), contacts
 /// without a value last; `orderBy` then breaks ties, in the same direction.
 #[derive(InputObject, Clone, Debug)]

@@ -90,7 +90,7 @@ impl Query {
         }
     }
     #[graphql(
-        complexity = "page_cost(first, last) * child_complexity + crate::graphql::filters::contact_filter_cost(&filter)"
+        complexity = "page_cost(first, last) * child_complexity + crate::graphql::filters::contact_filter_cost(&filter) + if order_by_attribute.is_some() { crate::graphql::orders::ATTRIBUTE_ORDER_COST } else { 0 }"
     )]
     async fn contacts(
         &self,

@@ -236,8 +236,9 @@ pub async fn sort_by(
     // MIN/MAX: a multi-select has a row per option and sorts by its first (or last).
     let pick = if asc { "MIN" } else { "MAX" };
     let (column, missing) = match (numeric, asc) {
-        (true, true) => ("number_value", "1e300"),
-        (true, false) => ("number_value", "-1e300"),
+        // The largest finite doubles: a value can only tie with them, and ties fall to ids.
+        (true, true) => ("number_value", "1.7976931348623157e308"),
+        (true, false) => ("number_value", "-1.7976931348623157e308"),
         (false, true) => ("text_value", "'\u{10FFFF}'"),
         (false, false) => ("text_value", "''"),
     };
@@ -248,7 +249,9 @@ pub async fn sort_by(
         field.id
     ));
     let lead = LeadKey {
-        name: format!("attributes.{}", field.key),
+        // The field's id and kind too: a cursor of a field deleted and declared again
+        // (perhaps as another kind) is refused, not compared against other values.
+        name: format!("attributes.{}#{}:{}", field.key, field.id, field.kind),
         expr,
         direction,
     };

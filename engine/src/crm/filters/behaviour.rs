@@ -544,6 +544,8 @@ fn email_permission(at: Evaluation, purpose: ConsentPurpose) -> Condition {
     };
     Condition::all()
         .add(C::Email.is_not_null())
+        // A row without its hash could not be matched against the list: not permitted.
+        .add(C::EmailHash.is_not_null())
         .add(Expr::exists(suppressed).not())
         .add(consent)
 }

@@ -312,7 +312,7 @@ impl Behaviour {
                 .or_default()
                 .push((placed.timestamp(), total));
         }
-        b.fields = load_fields(db, workspace_id, contacts).await?;
+        b.fields = load_fields(db, workspace_id, contacts, None).await?;
         Ok(b)
     }
 
@@ -322,16 +322,22 @@ impl Behaviour {
     }
 }
 
-/// The workspace's number, boolean and enum fields (the first [`MAX_FIELD_FEATURES`] by
-/// key) with the given contacts' values (everyone's when `None`).
-async fn load_fields(
+/// The workspace's number, boolean and enum fields with the given contacts' values
+/// (everyone's when `None`): those keyed `only`, or else the first [`MAX_FIELD_FEATURES`]
+/// by key (what training reads; scoring asks for what its version was trained on).
+pub async fn load_fields(
     db: &DatabaseConnection,
     workspace_id: i64,
     contacts: Option<&[i64]>,
+    only: Option<&[String]>,
 ) -> Result<BTreeMap<FieldFeature, HashMap<i64, FieldValue>>> {
     use sea_orm::QueryOrder;
-    let declared = s::custom_field::Entity::find()
-        .filter(s::custom_field::Column::WorkspaceId.eq(workspace_id))
+    let mut declared = s::custom_field::Entity::find()
+        .filter(s::custom_field::Column::WorkspaceId.eq(workspace_id));
+    if let Some(keys) = only {
+        declared = declared.filter(s::custom_field::Column::Key.is_in(keys.iter().cloned()));
+    }
+    let declared = declared
         .filter(s::custom_field::Column::Kind.is_in([
             FieldKind::Number.as_str(),
             FieldKind::Boolean.as_str(),

@@ -70,7 +70,7 @@ pub async fn train(
     let negatives = labels.len() - positives;
     // Every number, boolean and enum field the workspace declares, as a feature.
     let fields: Vec<FieldFeature> = behaviour.fields.keys().cloned().collect();
-    let table = features(&behaviour, &rows, from, &fields);
+    let table = features(&behaviour, &rows, from, &fields, &behaviour.fields);
     let trained = if positives.min(negatives) < options.min_positives {
         Trained::Refused {
             message: format!(
@@ -167,9 +167,18 @@ pub async fn rescore_with(
         })
         .collect();
     // The fields the version was trained on, whatever is declared now (a field deleted
-    // since reads as missing, and is filled as training filled gaps).
+    // since reads as missing, and is filled as training filled gaps); read afresh when
+    // the loaded ones are not those.
     let fields = trained_fields(&model.classifier);
-    let table = features(behaviour, &leads, now, &fields);
+    let reloaded;
+    let values = if fields.iter().all(|f| behaviour.fields.contains_key(f)) {
+        &behaviour.fields
+    } else {
+        let keys: Vec<String> = fields.iter().map(|f| f.key.clone()).collect();
+        reloaded = super::behaviour::load_fields(db, workspace_id, contacts, Some(&keys)).await?;
+        &reloaded
+    };
+    let table = features(behaviour, &leads, now, &fields, values);
     let predictions = model.classifier.predict(&table)?;
     let ids: Vec<i64> = leads.iter().map(|p| p.id).collect();
     // A partial run grades against everyone's current scores, not just its own few.
@@ -219,12 +228,13 @@ pub fn trained_fields(classifier: &Classifier) -> Vec<FieldFeature> {
 }
 
 /// The raw features of each person as of `as_of` (nothing after it is read), with a
-/// column `field.<key>` for each of `fields`.
+/// column `field.<key>` for each of `fields`, read from `values`.
 pub fn features(
     behaviour: &Behaviour,
     people: &[&Person],
     as_of: Instant,
     fields: &[FieldFeature],
+    values: &std::collections::BTreeMap<FieldFeature, std::collections::HashMap<i64, FieldValue>>,
 ) -> FeatureTable {
     let decay = |at: Instant| (-days(at, as_of) * std::f64::consts::LN_2 / HALF_LIFE_DAYS).exp();
     let mut engagement = vec![Some(0.0); people.len()];
@@ -318,8 +328,8 @@ pub fn features(
             .expect("every column has one value per person");
     }
     for field in fields {
-        let values = behaviour.fields.get(field);
-        let value = |p: &Person| values.and_then(|v| v.get(&p.id));
+        let held = values.get(field);
+        let value = |p: &Person| held.and_then(|v| v.get(&p.id));
         let column = if field.numeric {
             number(&|p| match value(p) {
                 Some(FieldValue::Number(n)) => Some(*n),
