@@ -812,7 +812,7 @@ async fn concurrent_sign_ups_send_one_confirmation(backend: Backend) {
         "identify",
         &pk,
         Some(SHOP),
-        json!({"email": "solo@example.com"}),
+        json!({"email": "solo@example.com", "firstName": "Claim your prize at evil.example"}),
     )
     .await;
     assert_eq!(
@@ -832,10 +832,16 @@ async fn concurrent_sign_ups_send_one_confirmation(backend: Backend) {
     for r in futures_util::future::join_all(sends).await {
         assert_eq!(r.status(), 202);
     }
+    let received = smtp.received();
     assert_eq!(
-        smtp.received().len(),
+        received.len(),
         1,
         "one confirmation, however many sign-ups at once"
+    );
+    assert!(
+        !received[0].contains("evil.example"),
+        "the email carries nothing a stranger typed: {}",
+        received[0]
     );
 }
 

@@ -422,11 +422,9 @@ pub async fn send_confirmation(
     }
     let person = records::get::<contact::Entity>(db, workspace_id, contact_id).await?;
     let to = EmailAddress::parse("email", person.email.as_deref().unwrap_or_default())?;
-    let greeting = if person.first_name.trim().is_empty() {
-        "Hello".to_string()
-    } else {
-        format!("Hello {}", person.first_name.trim())
-    };
+    // No name: whoever knows an address can sign it up and type any "name" (a link, a
+    // lure), and this email must carry nothing a stranger chose.
+    let greeting = "Hello".to_string();
     let mail = crate::platform::email::Outgoing {
         from: sender.clone(),
         from_name: None,
