@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::cors;
 use crate::error::code;
-use crate::http::{ApiContext, bearer, bounded_body, error_response};
+use crate::http::{ApiContext, bearer, bounded_body, error_response, is_json};
 use crate::links::{client_ip, escape, page, proof};
 
 /// Bytes of a capture request's JSON body.
@@ -174,16 +174,7 @@ async fn admit(ctx: &ApiContext, request: Request) -> Result<Admitted, Response>
         .per_key
         .take(caller.key_id, 1.0)
         .map_err(|wait| rate_limited(wait, "with this ingest key"))?;
-    let json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !json {
+    if !is_json(request.headers()) {
         return Err(error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             code::VALIDATION,

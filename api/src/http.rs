@@ -168,6 +168,18 @@ pub async fn bounded_body(request: Request, limit: usize) -> Result<Request, Res
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
+/// Whether the request declares a JSON body (`application/json`, any parameters).
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
 pub(crate) fn is_multipart(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)

@@ -25,7 +25,7 @@ use tower_http::trace::TraceLayer;
 use crate::graphql_http;
 pub use crate::graphql_http::Introspection;
 pub use crate::http::{ApiContext, DEFAULT_KEY_TTL, DEFAULT_LIMITS, DEFAULT_PUBLIC_URL, Limits};
-use crate::http::{authenticate, bounded_body, error_response, is_multipart};
+use crate::http::{authenticate, bounded_body, error_response, is_json, is_multipart};
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -361,16 +361,7 @@ async fn graphql_handler(State(ctx): State<ApiContext>, request: Request) -> Res
     if is_multipart(request.headers()) {
         return upload(&ctx, principal, request, media).await;
     }
-    let json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-        });
-    if !json {
+    if !is_json(request.headers()) {
         return graphql_http::request_error(
             media,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -96,9 +96,37 @@ pub fn parse_scopes(field: &str, raw: &str) -> Result<Vec<Scope>> {
     Ok(scopes)
 }
 
-fn hash(key: &str) -> String {
+/// A secret key shaped `<kind>_<prefix>_<secret>` (`rk` for API keys, `pk` for ingest
+/// keys): the prefix, stored in clear to find the row, and the whole key, of which only
+/// [`secret_hash`] is stored.
+pub fn new_secret(kind: &str) -> (String, String) {
+    let prefix = random_hex(6);
+    let key = format!("{kind}_{prefix}_{}", random_hex(24));
+    (prefix, key)
+}
+
+/// The prefix of a presented key of `kind`; `None` when it is not shaped like one, or too
+/// long to be worth hashing.
+pub fn prefix_of<'a>(kind: &str, presented: &'a str) -> Option<&'a str> {
+    if presented.len() > 256 {
+        return None;
+    }
+    presented
+        .strip_prefix(kind)?
+        .strip_prefix('_')?
+        .split_once('_')
+        .map(|(p, _)| p)
+}
+
+/// The hash stored for a key: hex SHA-256 (a fast hash is enough for 192 random bits).
+pub fn secret_hash(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a presented key is the one whose hash is `stored`, compared in constant time.
+pub fn secret_matches(presented: &str, stored: &str) -> bool {
+    constant_time_eq(secret_hash(presented).as_bytes(), stored.as_bytes())
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -121,13 +149,12 @@ pub async fn create_key(
             "at least one scope is needed (read, write, admin)",
         ));
     }
-    let prefix = random_hex(6);
-    let key = format!("rk_{prefix}_{}", random_hex(24));
+    let (prefix, key) = new_secret("rk");
     let record = api_key::ActiveModel {
         workspace_id: Set(workspace_id),
         name: Set(name),
         prefix: Set(prefix),
-        hash: Set(hash(&key)),
+        hash: Set(secret_hash(&key)),
         scopes: Set(scopes
             .iter()
             .map(Scope::as_str)
@@ -150,17 +177,9 @@ pub async fn authenticate(
     db: &impl ConnectionTrait,
     presented: &str,
 ) -> Result<Option<Authenticated>> {
-    let Some(prefix) = presented
-        .strip_prefix("rk_")
-        .and_then(|rest| rest.split_once('_'))
-        .map(|(p, _)| p)
-    else {
+    let Some(prefix) = prefix_of("rk", presented) else {
         return Ok(None);
     };
-    // A real key is short; anything longer is not worth hashing.
-    if presented.len() > 256 {
-        return Ok(None);
-    }
     let Some(row) = api_key::Entity::find()
         .filter(api_key::Column::Prefix.eq(prefix))
         .one(db)
@@ -168,9 +187,7 @@ pub async fn authenticate(
     else {
         return Ok(None);
     };
-    if row.revoked_at.is_some()
-        || !constant_time_eq(hash(presented).as_bytes(), row.hash.as_bytes())
-    {
+    if row.revoked_at.is_some() || !secret_matches(presented, &row.hash) {
         return Ok(None);
     }
     let stale_use = row
@@ -264,6 +281,21 @@ pub async fn revoke_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_of_one_kind_are_found_only_as_that_kind() {
+        let (prefix, key) = new_secret("pk");
+        assert_eq!(prefix_of("pk", &key), Some(prefix.as_str()));
+        assert_eq!(
+            prefix_of("rk", &key),
+            None,
+            "an ingest key is not an API key"
+        );
+        assert_eq!(prefix_of("pk", "pk_nounderscore"), None);
+        assert_eq!(prefix_of("pk", &format!("pk_a_{}", "x".repeat(300))), None);
+        assert!(secret_matches(&key, &secret_hash(&key)));
+        assert!(!secret_matches(&format!("{key}0"), &secret_hash(&key)));
+    }
 
     #[test]
     fn scopes_imply_lower_ones() {

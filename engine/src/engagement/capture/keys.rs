@@ -9,15 +9,13 @@
 
 use crate::clock;
 use crate::error::{EngineError, Result};
-use crate::platform::auth::Principal;
+use crate::platform::auth::{self, Principal};
 use crate::values::{Scope, Text, excerpt};
-use rand::RngCore;
 use rapport_schema::{ingest_key, ingest_key_origin};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
-use sha2::{Digest, Sha256};
 
 /// Origins one key may name.
 pub const MAX_ORIGINS: usize = 20;
@@ -81,19 +79,6 @@ pub struct IssuedIngestKey {
     pub key: String,
 }
 
-fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn parse_origins(raw: &[String]) -> Result<Vec<WebOrigin>> {
     if raw.is_empty() || raw.len() > MAX_ORIGINS {
         return Err(EngineError::invalid(
@@ -122,14 +107,13 @@ pub async fn create(
     who.require(Scope::Admin)?;
     let name = Text::parse("name", name, 100)?.into_string();
     let origins = parse_origins(origins)?;
-    let prefix = random_hex(6);
-    let key = format!("pk_{prefix}_{}", random_hex(24));
+    let (prefix, key) = auth::new_secret("pk");
     let tx = crate::platform::db::write(db).await?;
     let record = ingest_key::ActiveModel {
         workspace_id: Set(who.workspace_id),
         name: Set(name),
         prefix: Set(prefix),
-        hash: Set(hash(&key)),
+        hash: Set(auth::secret_hash(&key)),
         created_at: Set(clock::now()),
         ..Default::default()
     }
@@ -218,16 +202,9 @@ pub async fn authenticate(
     presented: &str,
     origin: Option<&WebOrigin>,
 ) -> Result<Option<IngestCaller>> {
-    let Some(prefix) = presented
-        .strip_prefix("pk_")
-        .and_then(|rest| rest.split_once('_'))
-        .map(|(p, _)| p)
-    else {
+    let Some(prefix) = auth::prefix_of("pk", presented) else {
         return Ok(None);
     };
-    if presented.len() > 256 {
-        return Ok(None);
-    }
     let Some(row) = ingest_key::Entity::find()
         .filter(ingest_key::Column::Prefix.eq(prefix))
         .one(db)
@@ -235,7 +212,7 @@ pub async fn authenticate(
     else {
         return Ok(None);
     };
-    if row.revoked_at.is_some() || hash(presented) != row.hash {
+    if row.revoked_at.is_some() || !auth::secret_matches(presented, &row.hash) {
         return Ok(None);
     }
     let origin_allowed = match origin {
