@@ -65,3 +65,35 @@ impl<T> OrGraphql<T> for Result<T, EngineError> {
 pub fn invalid(field: &str, message: impl Into<String>) -> Error {
     to_graphql(EngineError::invalid(field, message))
 }
+
+/// The JSON answer to an engine error outside GraphQL (the sign-in routes), with the
+/// same codes and the same silence about our side's failures.
+pub fn engine_response(e: &EngineError) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let (status, code, message) = match e {
+        EngineError::NotFound { .. } => (StatusCode::NOT_FOUND, code::NOT_FOUND, e.to_string()),
+        EngineError::Validation { .. } => (StatusCode::BAD_REQUEST, code::VALIDATION, e.to_string()),
+        EngineError::Conflict(_) => (StatusCode::CONFLICT, code::CONFLICT, e.to_string()),
+        EngineError::Forbidden(_) => (StatusCode::FORBIDDEN, code::FORBIDDEN, e.to_string()),
+        EngineError::Database(_) | EngineError::Internal(_) => {
+            tracing::error!(error = %rapport_engine::error::chain(e), "internal error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL,
+                "internal error".to_string(),
+            )
+        }
+    };
+    let field = match e {
+        EngineError::Validation { field, .. } => Some(field.clone()),
+        _ => None,
+    };
+    let mut extensions = serde_json::json!({"code": code});
+    if let Some(f) = field {
+        extensions["field"] = f.into();
+    }
+    axum::response::IntoResponse::into_response((
+        status,
+        axum::Json(serde_json::json!({"data": null, "errors": [{"message": message, "extensions": extensions}]})),
+    ))
+}

@@ -353,6 +353,7 @@ pub fn reveals_secret(query: &str) -> bool {
         &[
             "createApiKey",
             "createIngestKey",
+            "inviteUser",
             "confirmUrl",
             "unsubscribeUrl",
             "preferencesUrl",

@@ -40,6 +40,10 @@ pub struct ApiContext {
     pub(crate) mail: Option<crate::graphql::Mail>,
     /// Where people reach the server, without a trailing slash, for links in email.
     pub(crate) public_url: Arc<str>,
+    /// How console sessions behave.
+    pub(crate) session_settings: crate::sessions::SessionSettings,
+    /// Sign-in budgets per address.
+    pub(crate) sessions: Arc<crate::sessions::Budgets>,
 }
 
 /// How much one request may ask of the server.
@@ -106,16 +110,21 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         .into_response()
 }
 
-/// The caller of a request with an API key, or the response refusing it.
+/// The caller of a request: an API key (`Authorization: Bearer`), or a console session
+/// (its cookie and its `X-CSRF-Token` header), or the response refusing it. A request
+/// with a key is judged by the key alone.
 pub async fn authenticate(
     ctx: &ApiContext,
     headers: &HeaderMap,
 ) -> Result<rapport_engine::platform::auth::Principal, Response> {
     let Some(key) = bearer(headers) else {
+        if let Some(token) = crate::sessions::session_token(headers) {
+            return crate::sessions::principal_of_session(ctx, headers, token).await;
+        }
         return Err(error_response(
             StatusCode::UNAUTHORIZED,
             code::UNAUTHENTICATED,
-            "missing 'Authorization: Bearer <api key>' header",
+            "missing 'Authorization: Bearer <api key>' header (or a console session)",
         ));
     };
     match ctx.keys.principal(&ctx.db, key).await {

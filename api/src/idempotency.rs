@@ -30,9 +30,10 @@ pub fn from_headers(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Strin
 
 /// Who sent a request, as its idempotency keys are scoped.
 pub fn caller_of(principal: &rapport_engine::platform::auth::Principal) -> String {
-    match principal.key_id {
-        Some(id) => format!("key:{id}"),
-        None => "owner".into(),
+    match (principal.key_id, principal.user_id) {
+        (Some(id), _) => format!("key:{id}"),
+        (None, Some(id)) => format!("user:{id}"),
+        (None, None) => "owner".into(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! `rapport` command line.
 
 pub mod capture;
+pub mod console;
 pub mod cors;
 pub mod error;
 pub mod graphql;
@@ -13,5 +14,6 @@ pub mod links;
 pub mod rate_limit;
 pub mod request_limits;
 pub mod server;
+pub mod sessions;
 pub mod webhooks;
 pub mod workers;

@@ -61,6 +61,8 @@ pub struct Config {
     pub cors_origins: Vec<rapport_engine::engagement::capture::keys::WebOrigin>,
     /// Lead capture's per-address and per-key request budgets.
     pub capture: crate::capture::CaptureLimits,
+    /// Console sessions: their lifetime and the sign-in budget per address.
+    pub sessions: crate::sessions::SessionSettings,
 }
 
 impl Default for Config {
@@ -80,6 +82,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             capture: crate::capture::DEFAULT_CAPTURE_LIMITS,
+            sessions: crate::sessions::DEFAULT_SESSION_SETTINGS,
         }
     }
 }
@@ -131,6 +134,8 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         capture: Arc::new(crate::capture::Budgets::new(config.capture)),
         mail: config.mail,
         public_url,
+        session_settings: config.sessions,
+        sessions: Arc::new(crate::sessions::Budgets::new(config.sessions)),
     };
     let graphql_route = get(graphql_get)
         .post(graphql_handler)
@@ -150,6 +155,8 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         .merge(crate::links::router())
         .merge(crate::capture::router())
         .merge(crate::webhooks::router())
+        .merge(crate::sessions::router())
+        .merge(crate::console::router())
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -551,7 +558,7 @@ async fn idempotent(
             StatusCode::BAD_REQUEST,
             code::VALIDATION,
             "an Idempotency-Key is not taken for requests whose answer holds a secret \
-             (createApiKey, createIngestKey, or a signed confirmUrl, unsubscribeUrl or \
+             (createApiKey, createIngestKey, inviteUser, or a signed confirmUrl, unsubscribeUrl or \
              preferencesUrl); check whether the first request took effect instead",
         );
     }

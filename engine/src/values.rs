@@ -762,8 +762,10 @@ text_enum!(
     Priority { Low => "low", Normal => "normal", High => "high", Urgent => "urgent" }
 );
 text_enum!(
-    /// A team member's role.
-    UserRole { Rep => "rep", Admin => "admin", Manager => "manager", Marketer => "marketer" }
+    /// What a person may do in the workspace: a viewer reads; a member changes the records
+    /// they own and those nobody owns; a manager changes any record; an admin also manages
+    /// people, keys and settings.
+    UserRole { Admin => "admin", Manager => "manager", Member => "member", Viewer => "viewer" }
 );
 text_enum!(
     /// Progress of an order.

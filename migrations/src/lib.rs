@@ -57,6 +57,7 @@ mod m0014_custom_fields;
 mod m0015_topics;
 mod m0016_lead_capture;
 mod m0017_contact_email_hash;
+mod m0018_console_accounts;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -82,6 +83,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_topics::Migration),
             Box::new(m0016_lead_capture::Migration),
             Box::new(m0017_contact_email_hash::Migration),
+            Box::new(m0018_console_accounts::Migration),
         ]
     }
 }

@@ -59,7 +59,10 @@ pub mod entities {
     pub mod team;
     pub mod topic_preference;
     pub mod transactional_message;
+    pub mod sign_in_attempt;
     pub mod user;
+    pub mod user_session;
+    pub mod user_token;
     pub mod workspace;
     pub mod workspace_secret;
 }

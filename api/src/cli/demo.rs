@@ -42,9 +42,21 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
     if let Some(a) = activities {
         size.activities = a;
     }
-    let key = seed(&conn, &name, size, plugin.as_deref(), &cli.plugin_cache).await?;
-    println!("{key}");
+    let seeded = seed(&conn, &name, size, plugin.as_deref(), &cli.plugin_cache).await?;
+    eprintln!(
+        "console sign-in: {} / {}",
+        seeded.sign_in.0, seeded.sign_in.1
+    );
+    println!("{}", seeded.key);
     Ok(())
+}
+
+/// A seeded demo workspace: its admin API key and the console sign-in of its admin.
+pub(crate) struct Seeded {
+    /// The admin API key.
+    pub key: String,
+    /// The admin's email and a password generated for this run.
+    pub sign_in: (String, String),
 }
 
 pub(crate) async fn seed(
@@ -53,7 +65,7 @@ pub(crate) async fn seed(
     size: demo::DemoSize,
     plugin: Option<&std::path::Path>,
     plugin_cache: &std::path::Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Seeded> {
     let bar = ProgressBar::new(size.total());
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})")
@@ -94,7 +106,31 @@ pub(crate) async fn seed(
     if let Some(file) = plugin {
         install_plugin(conn, created.workspace.id, file, plugin_cache).await?;
     }
-    Ok(created.key.key)
+    let sign_in = demo_sign_in(conn, created.workspace.id).await?;
+    Ok(Seeded {
+        key: created.key.key,
+        sign_in,
+    })
+}
+
+/// Gives the demo's admin a password generated now, so the console can be tried at once.
+async fn demo_sign_in(
+    conn: &sea_orm::DatabaseConnection,
+    workspace: i64,
+) -> anyhow::Result<(String, String)> {
+    use rapport_engine::platform::accounts;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let admin = rapport_schema::user::Entity::find()
+        .filter(rapport_schema::user::Column::WorkspaceId.eq(workspace))
+        .filter(rapport_schema::user::Column::Role.eq("admin"))
+        .order_by_asc(rapport_schema::user::Column::Id)
+        .one(conn)
+        .await?
+        .context("the demo has no admin")?;
+    let password = rapport_engine::platform::auth::random_hex(8);
+    accounts::set_password(conn, admin.id, &accounts::Password::parse("password", &password)?)
+        .await?;
+    Ok((admin.email, password))
 }
 
 /// Installs `file` as the workspace's "next-best-action" plugin, with the example's input

@@ -9,6 +9,7 @@ mod model;
 mod plugin;
 mod serve;
 mod settings;
+mod user;
 mod worker;
 
 use anyhow::Context as _;
@@ -82,6 +83,9 @@ enum Command {
     /// Works with WebAssembly plugins.
     #[command(subcommand)]
     Plugin(plugin::Command),
+    /// Console accounts: creates one and prints a link to set its password.
+    #[command(subcommand)]
+    User(user::Command),
 }
 
 /// Runs the command the line names.
@@ -96,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schema => schema(),
         Command::Model(cmd) => model::run(global, cmd).await,
         Command::Plugin(cmd) => plugin::run(global, cmd).await,
+        Command::User(cmd) => user::run(global, cmd).await,
     }
 }
 

@@ -73,7 +73,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
     } = args;
 
     if demo {
-        let key = demo::seed(
+        let seeded = demo::seed(
             &conn,
             "Demo",
             rapport_engine::demo::DemoSize::for_contacts(demo_contacts),
@@ -81,8 +81,16 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
             &cli.plugin_cache,
         )
         .await?;
+        let key = &seeded.key;
+        let console = mail
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         eprintln!(
-            "Demo workspace ready. Try:\n  curl -s http://{addr}/graphql -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"query\":\"{{ contacts(first: 3) {{ totalCount edges {{ node {{ name email company {{ name }} }} }} }} }}\"}}'"
+            "Demo workspace ready.\n  Console: {}/  sign in as {} with password {}\n  API: curl -s http://{addr}/graphql -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"query\":\"{{ contacts(first: 3) {{ totalCount edges {{ node {{ name email company {{ name }} }} }} }} }}\"}}'",
+            console.trim_end_matches('/'),
+            seeded.sign_in.0,
+            seeded.sign_in.1
         );
         println!("{key}");
     }
@@ -138,6 +146,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
         trusted_proxies: limits.trusted_proxies.clone(),
         cors_origins: limits.cors_origins()?,
         capture: limits.capture(),
+        sessions: limits.sessions(),
     };
     serve(conn, addr, config, schedule, workers).await
 }

@@ -51,6 +51,12 @@ pub(crate) struct LimitArgs {
     /// Lead-capture requests one ingest key may take a minute, from everywhere.
     #[arg(long, env = "RAPPORT_CAPTURE_PER_KEY_PER_MINUTE", default_value_t = rapport_api::capture::DEFAULT_CAPTURE_LIMITS.per_key_per_minute)]
     pub(crate) capture_per_key_per_minute: u32,
+    /// Hours a console session lasts after sign-in.
+    #[arg(long, env = "RAPPORT_SESSION_HOURS", default_value_t = rapport_api::sessions::DEFAULT_SESSION_SETTINGS.ttl.as_secs() / 3600)]
+    pub(crate) session_hours: u64,
+    /// Console sign-in, password and reset requests one client address may make a minute.
+    #[arg(long, env = "RAPPORT_SIGN_IN_PER_IP_PER_MINUTE", default_value_t = rapport_api::sessions::DEFAULT_SESSION_SETTINGS.per_ip_per_minute)]
+    pub(crate) sign_in_per_ip_per_minute: u32,
 }
 
 impl LimitArgs {
@@ -82,6 +88,13 @@ impl LimitArgs {
     }
 
     /// Lead capture's budgets.
+    pub(crate) fn sessions(&self) -> rapport_api::sessions::SessionSettings {
+        rapport_api::sessions::SessionSettings {
+            ttl: std::time::Duration::from_secs(self.session_hours.clamp(1, 24 * 90) * 3600),
+            per_ip_per_minute: self.sign_in_per_ip_per_minute,
+        }
+    }
+
     pub(crate) fn capture(&self) -> rapport_api::capture::CaptureLimits {
         rapport_api::capture::CaptureLimits {
             per_ip_per_minute: self.capture_per_ip_per_minute,

@@ -114,7 +114,7 @@ mirror!(
 );
 mirror!(
     /// A team member's role.
-    UserRole { Rep, Admin, Manager, Marketer }
+    UserRole { Admin, Manager, Member, Viewer }
 );
 mirror!(
     /// What an API key may do.

@@ -10,7 +10,7 @@
 //! 3. `types`: every object of the CRM graph, with the sequence objects (an enrollment
 //!    shows its contact, a contact its enrollments);
 //! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `capture`,
-//!    `sequences`, `templates`, `reports`, `plugin_inputs`, and this module, which merges them.
+//!    `sequences`, `templates`, `reports`, `people`, `plugin_inputs`, and this module, which merges them.
 
 pub mod audiences;
 pub mod batching;
@@ -29,6 +29,7 @@ pub mod intelligence;
 pub mod loaders;
 pub mod mutations;
 pub mod orders;
+pub mod people;
 pub mod plugin_inputs;
 pub mod plugins;
 pub mod queries;
@@ -58,6 +59,7 @@ pub struct Queries(
     plugins::PluginQuery,
     sequences::SequenceQuery,
     capture::CaptureQuery,
+    people::PeopleQuery,
 );
 
 /// Every write.
@@ -73,6 +75,7 @@ pub struct Mutations(
     plugins::PluginMutation,
     sequences::SequenceMutation,
     capture::CaptureMutation,
+    people::PeopleMutation,
 );
 
 /// Rapport's schema type.

@@ -29,6 +29,17 @@ fn writer<'a>(ctx: &Context<'a>) -> Result<(&'a Principal, &'a DatabaseConnectio
     Ok((who, ctx.data_unchecked::<DatabaseConnection>()))
 }
 
+/// [`writer`] for a change to row `id` of an owned table: a member changes only their
+/// own rows and rows nobody owns.
+async fn owner_writer<'a, E: records::Owned>(
+    ctx: &Context<'a>,
+    id: i64,
+) -> Result<(&'a Principal, &'a DatabaseConnection)> {
+    let (who, db) = writer(ctx)?;
+    records::ensure_may_change::<E>(db, who, id).await.gql()?;
+    Ok((who, db))
+}
+
 /// Soft delete (to the trash) or, with `hard` and the admin scope, delete for good.
 async fn delete<E: Record>(ctx: &Context<'_>, id: &ID, hard: bool) -> Result<ID> {
     let (who, db) = writer(ctx)?;
@@ -110,9 +121,10 @@ impl Mutation {
         id: ID,
         input: ContactInput,
     ) -> Result<Contact> {
-        let (who, db) = writer(ctx)?;
+        let row = parse_id("id", &id)?;
+        let (who, db) = owner_writer::<s::contact::Entity>(ctx, row).await?;
         Ok(Contact(
-            contacts::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+            contacts::update(db, who, row, input.into_engine()?)
                 .await
                 .gql()?,
         ))
@@ -125,6 +137,7 @@ impl Mutation {
         id: ID,
         #[graphql(default)] hard: bool,
     ) -> Result<ID> {
+        owner_writer::<s::contact::Entity>(ctx, parse_id("id", &id)?).await?;
         if !hard {
             return delete::<s::contact::Entity>(ctx, &id, false).await;
         }
@@ -136,6 +149,7 @@ impl Mutation {
         Ok(id)
     }
     async fn restore_contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
+        owner_writer::<s::contact::Entity>(ctx, parse_id("id", &id)?).await?;
         Ok(Contact(restore::<s::contact::Entity>(ctx, &id).await?))
     }
     /// Creates or updates up to 1000 contacts keyed by email, all or nothing.
@@ -165,11 +179,12 @@ impl Mutation {
         contact_id: ID,
         #[graphql(default)] input: ConvertLeadInput,
     ) -> Result<ConvertLeadPayload> {
-        let (who, db) = writer(ctx)?;
+        let contact = parse_id("contactId", &contact_id)?;
+        let (who, db) = owner_writer::<s::contact::Entity>(ctx, contact).await?;
         let c = contacts::convert_lead(
             db,
             who,
-            parse_id("contactId", &contact_id)?,
+            contact,
             input.into_engine()?,
         )
         .await
@@ -187,9 +202,14 @@ impl Mutation {
         survivor_id: ID,
         merged_ids: Vec<ID>,
     ) -> Result<Contact> {
-        let (who, db) = writer(ctx)?;
         let survivor = parse_id("survivorId", &survivor_id)?;
         let merged = parse_ids("mergedIds", &merged_ids)?;
+        let (who, db) = owner_writer::<s::contact::Entity>(ctx, survivor).await?;
+        for &m in merged.iter().take(100) {
+            records::ensure_may_change::<s::contact::Entity>(db, who, m)
+                .await
+                .gql()?;
+        }
         Ok(Contact(
             rapport_engine::contact_data::merge(db, who, survivor, &merged)
                 .await
@@ -211,9 +231,10 @@ impl Mutation {
         id: ID,
         input: CompanyInput,
     ) -> Result<Company> {
-        let (who, db) = writer(ctx)?;
+        let row = parse_id("id", &id)?;
+        let (who, db) = owner_writer::<s::company::Entity>(ctx, row).await?;
         Ok(Company(
-            companies::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+            companies::update(db, who, row, input.into_engine()?)
                 .await
                 .gql()?,
         ))
@@ -224,9 +245,11 @@ impl Mutation {
         id: ID,
         #[graphql(default)] hard: bool,
     ) -> Result<ID> {
+        owner_writer::<s::company::Entity>(ctx, parse_id("id", &id)?).await?;
         delete::<s::company::Entity>(ctx, &id, hard).await
     }
     async fn restore_company(&self, ctx: &Context<'_>, id: ID) -> Result<Company> {
+        owner_writer::<s::company::Entity>(ctx, parse_id("id", &id)?).await?;
         Ok(Company(restore::<s::company::Entity>(ctx, &id).await?))
     }
     /// Creates or updates up to 1000 companies keyed by domain, all or nothing.
@@ -319,9 +342,10 @@ impl Mutation {
         ))
     }
     async fn update_deal(&self, ctx: &Context<'_>, id: ID, input: DealInput) -> Result<Deal> {
-        let (who, db) = writer(ctx)?;
+        let row = parse_id("id", &id)?;
+        let (who, db) = owner_writer::<s::deal::Entity>(ctx, row).await?;
         Ok(Deal(
-            deals::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+            deals::update(db, who, row, input.into_engine()?)
                 .await
                 .gql()?,
         ))
@@ -332,9 +356,11 @@ impl Mutation {
         id: ID,
         #[graphql(default)] hard: bool,
     ) -> Result<ID> {
+        owner_writer::<s::deal::Entity>(ctx, parse_id("id", &id)?).await?;
         delete::<s::deal::Entity>(ctx, &id, hard).await
     }
     async fn restore_deal(&self, ctx: &Context<'_>, id: ID) -> Result<Deal> {
+        owner_writer::<s::deal::Entity>(ctx, parse_id("id", &id)?).await?;
         Ok(Deal(restore::<s::deal::Entity>(ctx, &id).await?))
     }
     /// Moves a deal to another stage of its pipeline and records the move.
@@ -344,7 +370,7 @@ impl Mutation {
         deal_id: ID,
         stage_id: ID,
     ) -> Result<Deal> {
-        let (who, db) = writer(ctx)?;
+        let (who, db) = owner_writer::<s::deal::Entity>(ctx, parse_id("dealId", &deal_id)?).await?;
         Ok(Deal(
             deals::move_to_stage(
                 db,
@@ -365,7 +391,7 @@ impl Mutation {
         reason: Option<String>,
         competitor: Option<String>,
     ) -> Result<Deal> {
-        let (who, db) = writer(ctx)?;
+        let (who, db) = owner_writer::<s::deal::Entity>(ctx, parse_id("id", &id)?).await?;
         let outcome = match outcome {
             DealOutcome::Won => deals::Outcome::Won,
             DealOutcome::Lost => deals::Outcome::Lost,
@@ -557,6 +583,7 @@ impl Mutation {
 
     async fn create_user(&self, ctx: &Context<'_>, input: UserInput) -> Result<User> {
         let (who, db) = writer(ctx)?;
+        who.require(v::Scope::Admin).gql()?;
         Ok(User(
             team::create_user(db, who, input.into_engine()?)
                 .await
@@ -565,8 +592,17 @@ impl Mutation {
     }
     async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UserInput) -> Result<User> {
         let (who, db) = writer(ctx)?;
+        who.require(v::Scope::Admin).gql()?;
+        let row = parse_id("id", &id)?;
+        if who.user_id == Some(row) && input.role.is_some() {
+            // An admin demoting themselves could leave nobody to undo it.
+            return Err(crate::error::invalid(
+                "input.role",
+                "you cannot change your own role; ask another admin",
+            ));
+        }
         Ok(User(
-            team::update_user(db, who, parse_id("id", &id)?, input.into_engine()?)
+            team::update_user(db, who, row, input.into_engine()?)
                 .await
                 .gql()?,
         ))
@@ -577,7 +613,21 @@ impl Mutation {
         id: ID,
         #[graphql(default)] hard: bool,
     ) -> Result<ID> {
-        delete::<s::user::Entity>(ctx, &id, hard).await
+        let (who, db) = writer(ctx)?;
+        who.require(v::Scope::Admin).gql()?;
+        let row = parse_id("id", &id)?;
+        if who.user_id == Some(row) {
+            return Err(crate::error::invalid(
+                "id",
+                "you cannot remove yourself; ask another admin",
+            ));
+        }
+        let removed = delete::<s::user::Entity>(ctx, &id, hard).await?;
+        // A removed person's sessions end now, not at their expiry.
+        rapport_engine::platform::accounts::sign_out_everywhere(db, row)
+            .await
+            .gql()?;
+        Ok(removed)
     }
     async fn create_team(&self, ctx: &Context<'_>, name: String) -> Result<Team> {
         let (who, db) = writer(ctx)?;

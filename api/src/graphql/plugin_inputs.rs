@@ -39,11 +39,7 @@ impl GraphqlInputs {
     }
 
     async fn execute(&self, workspace_id: i64, doc: ExecutableDocument) -> async_graphql::Response {
-        let principal = Principal {
-            workspace_id,
-            key_id: None,
-            scopes: vec![Scope::Read],
-        };
+        let principal = Principal::acting_for(workspace_id, Scope::Read);
         let mut request = async_graphql::Request::new("");
         request.set_parsed_query(doc);
         let (request, dispatcher) = with_loaders(request, &self.db, principal);

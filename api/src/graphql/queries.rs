@@ -41,6 +41,10 @@ pub struct Viewer {
     pub workspace_id: ID,
     pub workspace_name: String,
     pub scopes: Vec<Scope>,
+    /// The person signed in to the console; null for an API key.
+    pub user: Option<User>,
+    /// Changes reach only records the caller owns or nobody owns (a member).
+    pub owner_bound: bool,
 }
 
 /// Why contacts look like one person.
@@ -75,6 +79,10 @@ impl Query {
             workspace_id: to_id(who.workspace_id),
             workspace_name: ws.map(|w| w.name).unwrap_or_default(),
             scopes: who.scopes.iter().copied().map(Scope::from).collect(),
+            user: crate::graphql::context::load::<s::user::Entity>(ctx, who.user_id)
+                .await?
+                .map(User),
+            owner_bound: who.owner_bound,
         })
     }
 

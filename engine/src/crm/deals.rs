@@ -306,7 +306,7 @@ async fn record_move(
         to_stage_id: Set(to),
         moved_at: Set(clock::now()),
         moved_by_key_id: Set(who.key_id),
-        moved_by_user_id: Set(None),
+        moved_by_user_id: Set(who.user_id),
         ..Default::default()
     }
     .insert(db)

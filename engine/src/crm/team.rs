@@ -75,7 +75,7 @@ pub async fn create_user(
     let now = clock::now();
     let am = user::ActiveModel {
         workspace_id: Set(who.workspace_id),
-        role: Set(UserRole::Rep.as_str().to_string()),
+        role: Set(UserRole::Member.as_str().to_string()),
         team_id: Set(None),
         signature: Set(None),
         created_at: Set(now),

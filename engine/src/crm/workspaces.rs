@@ -39,3 +39,13 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<NewWorkspace>
     tx.commit().await?;
     Ok(NewWorkspace { workspace, key })
 }
+
+/// A workspace's name (empty when there is no such workspace).
+pub async fn name_of(db: &impl sea_orm::ConnectionTrait, id: i64) -> Result<String> {
+    use sea_orm::EntityTrait;
+    Ok(rapport_schema::workspace::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(|w| w.name)
+        .unwrap_or_default())
+}

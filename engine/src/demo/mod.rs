@@ -204,9 +204,9 @@ pub async fn seed(
     for (i, role) in [
         UserRole::Admin,
         UserRole::Manager,
-        UserRole::Rep,
-        UserRole::Rep,
-        UserRole::Marketer,
+        UserRole::Member,
+        UserRole::Member,
+        UserRole::Member,
     ]
     .iter()
     .enumerate()

@@ -23,8 +23,12 @@ pub struct Principal {
     pub workspace_id: i64,
     /// The key's row id, recorded as the actor of changes.
     pub key_id: Option<i64>,
+    /// The person signed in to the console, when the caller is a session rather than a key.
+    pub user_id: Option<i64>,
     /// What the key may do.
     pub scopes: Vec<Scope>,
+    /// A member's session: changes reach only records the person owns or nobody owns.
+    pub owner_bound: bool,
 }
 
 impl Principal {
@@ -33,7 +37,9 @@ impl Principal {
         Self {
             workspace_id,
             key_id: None,
+            user_id: None,
             scopes: Scope::ALL.to_vec(),
+            owner_bound: false,
         }
     }
 
@@ -44,7 +50,9 @@ impl Principal {
         Self {
             workspace_id,
             key_id: None,
+            user_id: None,
             scopes: vec![scope],
+            owner_bound: false,
         }
     }
 
@@ -58,14 +66,28 @@ impl Principal {
         self.scopes.iter().any(|s| rank(s) >= rank(&scope))
     }
 
+    /// Fails with `Forbidden` unless the caller may change a record owned by `owner_id`:
+    /// a member changes only their own records and those nobody owns.
+    pub fn require_owner(&self, owner_id: Option<i64>) -> Result<()> {
+        self.require(Scope::Write)?;
+        match (self.owner_bound, owner_id) {
+            (true, Some(owner)) if Some(owner) != self.user_id => Err(EngineError::Forbidden(
+                "a member changes only the records they own or nobody owns".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Fails with `Forbidden` unless the key carries `scope`.
     pub fn require(&self, scope: Scope) -> Result<()> {
         if self.can(scope) {
             Ok(())
         } else {
-            Err(EngineError::Forbidden(format!(
-                "this API key lacks the '{scope}' scope"
-            )))
+            Err(EngineError::Forbidden(if self.user_id.is_some() {
+                format!("your role does not allow this (it needs '{scope}')")
+            } else {
+                format!("this API key lacks the '{scope}' scope")
+            }))
         }
     }
 }
@@ -129,7 +151,8 @@ pub fn secret_matches(presented: &str, stored: &str) -> bool {
     constant_time_eq(secret_hash(presented).as_bytes(), stored.as_bytes())
 }
 
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes from the OS-seeded generator, as hex.
+pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
@@ -202,7 +225,9 @@ pub async fn authenticate(
         principal: Principal {
             workspace_id: row.workspace_id,
             key_id: Some(row.id),
+            user_id: None,
             scopes,
+            owner_bound: false,
         },
         stale_use,
     }))
@@ -231,7 +256,8 @@ pub async fn touch(db: &impl ConnectionTrait, key_id: i64) -> Result<()> {
     Ok(())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two byte strings are equal, in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -299,17 +325,9 @@ mod tests {
 
     #[test]
     fn scopes_imply_lower_ones() {
-        let admin = Principal {
-            workspace_id: 1,
-            key_id: None,
-            scopes: vec![Scope::Admin],
-        };
+        let admin = Principal::owner(1);
         assert!(admin.can(Scope::Read) && admin.can(Scope::Write));
-        let read = Principal {
-            workspace_id: 1,
-            key_id: None,
-            scopes: vec![Scope::Read],
-        };
+        let read = Principal::acting_for(1, Scope::Read);
         assert!(read.can(Scope::Read) && !read.can(Scope::Write));
         assert!(parse_scopes("s", "read, write").unwrap().len() == 2);
         assert!(parse_scopes("s", "").is_err());

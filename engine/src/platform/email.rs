@@ -161,6 +161,16 @@ impl Mailer {
         }
     }
 
+    /// Whether messages go out over SMTP (rather than into an outbox folder).
+    pub fn is_smtp(&self) -> bool {
+        matches!(self.transport, Transport::Smtp(_))
+    }
+
+    /// Whether messages are signed with DKIM.
+    pub fn signs(&self) -> bool {
+        self.dkim.is_some()
+    }
+
     /// Whether the mail server answers now (an outbox always does).
     pub async fn reachable(&self) -> bool {
         match &self.transport {

@@ -1,10 +1,11 @@
 //! What every feature stands on and none of them owns: the database and its migrations,
-//! workspace-scoped records, keyset pagination, API keys, the email transport, signed
+//! workspace-scoped records, keyset pagination, API keys, console accounts and sessions, the email transport, signed
 //! links, the job queue and the health of background loops.
 //!
 //! May use: the root vocabulary (`error`, `values`, `clock`, `input_limits`). Knows no feature: the queue
 //! carries [`queue::Job`]s (ids only) and runs them with a handler it is given.
 
+pub mod accounts;
 pub mod auth;
 pub mod db;
 pub mod email;

@@ -78,6 +78,55 @@ record!(plugin_action, "PluginAction");
 record!(sequence, "Sequence");
 record!(sequence_enrollment, "SequenceEnrollment");
 
+/// A table whose rows a person owns (contacts, companies, deals): a member changes only
+/// their own rows and rows nobody owns.
+pub trait Owned: Record {
+    /// The owning user.
+    fn owner_col() -> Self::Column;
+}
+
+impl Owned for s::contact::Entity {
+    fn owner_col() -> Self::Column {
+        s::contact::Column::OwnerId
+    }
+}
+impl Owned for s::company::Entity {
+    fn owner_col() -> Self::Column {
+        s::company::Column::OwnerId
+    }
+}
+impl Owned for s::deal::Entity {
+    fn owner_col() -> Self::Column {
+        s::deal::Column::OwnerId
+    }
+}
+
+/// Fails unless `who` may change row `id` of `E`: write scope, and for a member, a row
+/// they own or nobody owns (deleted rows included, so a member cannot restore another's).
+pub async fn ensure_may_change<E: Owned>(
+    db: &impl ConnectionTrait,
+    who: &crate::platform::auth::Principal,
+    id: i64,
+) -> Result<()> {
+    who.require(crate::values::Scope::Write)?;
+    if !who.owner_bound {
+        return Ok(());
+    }
+    use sea_orm::QuerySelect;
+    let owner: Option<Option<i64>> = E::find()
+        .select_only()
+        .column(E::owner_col())
+        .filter(E::workspace_col().eq(who.workspace_id))
+        .filter(E::id_col().eq(id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    match owner {
+        None => Err(EngineError::not_found(E::KIND, id)),
+        Some(owner) => who.require_owner(owner),
+    }
+}
+
 /// Which rows a query sees with respect to soft deletion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Deleted {

@@ -191,6 +191,12 @@ impl DealStageChange {
     async fn moved_by_key_id(&self) -> Option<ID> {
         self.0.moved_by_key_id.map(to_id)
     }
+    /// The person who made the move in the console.
+    async fn moved_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        Ok(load::<s::user::Entity>(ctx, self.0.moved_by_user_id)
+            .await?
+            .map(User))
+    }
     async fn deal(&self, ctx: &Context<'_>) -> Result<Option<Deal>> {
         Ok(load::<s::deal::Entity>(ctx, Some(self.0.deal_id))
             .await?
