@@ -1,1 +1,95 @@
-// placeholder
+// The console's shell: who is signed in, the navigation, and which page a URL shows.
+// URLs are fragments (#/contacts/12), so the server serves one page for all of them
+// and a one-time token in a link (#/set-password?token=…) never reaches a server log.
+
+import { loadSession, currentSession, signOut, whenSignedOut, can } from "./api.js";
+import { h, mount, label, toast } from "./ui.js";
+import { signInPage, setPasswordPage, forgotPage } from "./pages/auth.js";
+import { homePage } from "./pages/home.js";
+import { contactsPage } from "./pages/contacts.js";
+import { contactPage } from "./pages/contact.js";
+import { boardPage } from "./pages/board.js";
+import { settingsPage } from "./pages/settings.js";
+
+const app = document.getElementById("app");
+
+const NAV = [
+  ["#/", "Home", "⌂"],
+  ["#/contacts", "Contacts", "☰"],
+  ["#/board", "Pipeline", "▥"],
+  ["#/settings", "Settings", "⚙"],
+];
+
+function route() {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = raw.split("?");
+  return { path, params: new URLSearchParams(query || "") };
+}
+
+/** Goes to a console URL. */
+export function go(hash) {
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+function shell(active, content) {
+  const session = currentSession();
+  const user = session.user;
+  return h("div", { class: "shell" },
+    h("nav", { class: "side", "aria-label": "Main" },
+      h("div", { class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }, "R"), "Rapport"),
+      h("div", { class: "workspace" }, session.workspaceName || ""),
+      h("div", { class: "nav" }, NAV.map(([href, text, icon]) =>
+        h("a", { href, "aria-current": active === href ? "page" : null }, h("span", { class: "icon", "aria-hidden": "true" }, icon), text))),
+      h("div", { class: "me" },
+        h("div", { class: "who" }, user.name),
+        h("div", { class: "role" }, `${label(user.role)} · ${user.email}`),
+        h("button", { type: "button", id: "sign-out", onclick: async () => {
+          await signOut(false).catch(() => {});
+          go("#/sign-in");
+        } }, "Sign out"),
+        h("button", { type: "button", id: "sign-out-everywhere", onclick: async () => {
+          await signOut(true).catch(() => {});
+          toast("Signed out on every device");
+          go("#/sign-in");
+        } }, "Sign out everywhere"))),
+    h("main", { class: "main", id: "main", tabindex: "-1" }, content));
+}
+
+let rendering = 0;
+async function render() {
+  const ticket = ++rendering;
+  const { path, params } = route();
+  if (path === "/set-password") return mount(app, setPasswordPage(params.get("token") || "", () => go("#/")));
+  if (path === "/forgot") return mount(app, forgotPage());
+  let session = currentSession();
+  if (!session) session = await loadSession();
+  if (ticket !== rendering) return;
+  if (path === "/sign-in" || !session) {
+    if (session) return go("#/");
+    return mount(app, signInPage(() => go(sessionStorage.getItem("rapport.next") || "#/")));
+  }
+  sessionStorage.removeItem("rapport.next");
+  const page = h("div", {});
+  let active = "#/";
+  const contact = path.match(/^\/contacts\/(\d+)$/);
+  if (path === "/" || path === "") homePage(page);
+  else if (path === "/contacts") { active = "#/contacts"; contactsPage(page, params); }
+  else if (contact) { active = "#/contacts"; contactPage(page, contact[1]); }
+  else if (path === "/board") { active = "#/board"; boardPage(page, params); }
+  else if (path === "/settings") { active = "#/settings"; settingsPage(page); }
+  else mount(page, h("div", { class: "panel" }, h("h1", {}, "Not found"), h("p", {}, "There is no page here. "), h("a", { href: "#/" }, "Go home")));
+  mount(app, shell(active, page));
+  document.title = `${document.querySelector(".page-head h1")?.textContent || "Rapport"} · Rapport`;
+}
+
+whenSignedOut(() => {
+  if (route().path !== "/sign-in") {
+    sessionStorage.setItem("rapport.next", location.hash);
+    go("#/sign-in");
+  }
+});
+window.addEventListener("hashchange", render);
+// Exposed for pages that need to know the role.
+export { can };
+render();

@@ -2,7 +2,9 @@
 //! PostgreSQL, one module per feature. One test binary, so the workspace links the API,
 //! the engine and their dependencies into one executable instead of one per feature.
 
+mod accounts;
 mod campaigns;
+mod console;
 mod capture;
 mod consent;
 mod demo;

@@ -1,6 +1,8 @@
 //! Shared harness for end-to-end tests: a real server on a loopback port over a fresh
 //! SQLite file or a fresh PostgreSQL database, driven with GraphQL over HTTP.
 
+pub mod browser;
+
 use rapport_engine::platform::db;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};

@@ -82,4 +82,56 @@ impl Stage {
             .await?
             .map(Pipeline))
     }
+    /// The deals in this stage.
+    #[graphql(complexity = "page_cost(first, last) * child_complexity")]
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DealFilter>,
+        order_by: Option<Vec<DealOrder>>,
+    ) -> Result<Conn<Deal>> {
+        deal_lists::of(
+            ctx,
+            self.0.id,
+            s::deal::Column::StageId,
+            ConnArgs::new(first, after, last, before),
+            filter,
+            order_by,
+        )
+        .await
+    }
+    /// The open deals in this stage, counted and summed per currency (one owner's only,
+    /// with `ownerId`), however many there are.
+    async fn open_totals(&self, ctx: &Context<'_>, owner_id: Option<ID>) -> Result<Vec<StageTotal>> {
+        let ws = principal(ctx)?.workspace_id;
+        let owner = owner_id
+            .map(|id| crate::graphql::ids::parse_id("ownerId", &id))
+            .transpose()?;
+        let db = ctx.data_unchecked::<sea_orm::DatabaseConnection>();
+        Ok(
+            rapport_engine::crm::deals::open_totals(db, ws, self.0.id, owner)
+                .await
+                .gql()?
+                .into_iter()
+                .map(|t| StageTotal {
+                    amount: major(t.amount_minor, &t.currency),
+                    currency: t.currency,
+                    deals: t.deals as i32,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Open deals of one currency in a stage.
+#[derive(SimpleObject)]
+pub struct StageTotal {
+    pub currency: String,
+    pub deals: i32,
+    /// In major units (dollars for USD).
+    pub amount: f64,
 }
