@@ -84,12 +84,20 @@ mod tests {
     fn every_module_the_console_imports_is_served() {
         let served: Vec<&str> = ASSETS.iter().map(|(n, _, _)| *n).collect();
         for (name, _, text) in ASSETS {
-            for line in text.lines().filter(|l| l.trim_start().starts_with("import ")) {
+            for line in text
+                .lines()
+                .filter(|l| l.trim_start().starts_with("import "))
+            {
                 let Some(spec) = line.split(['"', '\'']).nth(1) else {
                     continue;
                 };
                 let dir = std::path::Path::new(name).parent().unwrap();
-                let mut parts: Vec<&str> = dir.to_str().unwrap().split('/').filter(|p| !p.is_empty()).collect();
+                let mut parts: Vec<&str> = dir
+                    .to_str()
+                    .unwrap()
+                    .split('/')
+                    .filter(|p| !p.is_empty())
+                    .collect();
                 for seg in spec.split('/') {
                     match seg {
                         "." => {}
@@ -100,7 +108,10 @@ mod tests {
                     }
                 }
                 let resolved = parts.join("/");
-                assert!(served.contains(&resolved.as_str()), "{name} imports {spec}, which is not served");
+                assert!(
+                    served.contains(&resolved.as_str()),
+                    "{name} imports {spec}, which is not served"
+                );
             }
         }
     }

@@ -72,7 +72,9 @@ pub fn engine_response(e: &EngineError) -> axum::response::Response {
     use axum::http::StatusCode;
     let (status, code, message) = match e {
         EngineError::NotFound { .. } => (StatusCode::NOT_FOUND, code::NOT_FOUND, e.to_string()),
-        EngineError::Validation { .. } => (StatusCode::BAD_REQUEST, code::VALIDATION, e.to_string()),
+        EngineError::Validation { .. } => {
+            (StatusCode::BAD_REQUEST, code::VALIDATION, e.to_string())
+        }
         EngineError::Conflict(_) => (StatusCode::CONFLICT, code::CONFLICT, e.to_string()),
         EngineError::Forbidden(_) => (StatusCode::FORBIDDEN, code::FORBIDDEN, e.to_string()),
         EngineError::Database(_) | EngineError::Internal(_) => {
@@ -94,6 +96,8 @@ pub fn engine_response(e: &EngineError) -> axum::response::Response {
     }
     axum::response::IntoResponse::into_response((
         status,
-        axum::Json(serde_json::json!({"data": null, "errors": [{"message": message, "extensions": extensions}]})),
+        axum::Json(
+            serde_json::json!({"data": null, "errors": [{"message": message, "extensions": extensions}]}),
+        ),
     ))
 }

@@ -12,11 +12,11 @@
 //!   [`AUTH_BODY_BYTES`].
 //! - A refusal never says whether the email is known; a lock-out says until when.
 
+use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use rapport_engine::platform::accounts::{self, Attempt, LinkPurpose, Password, Refusal};
 use rapport_engine::platform::auth::Principal;
 use rapport_engine::platform::email::{self, Outgoing};
@@ -185,7 +185,9 @@ async fn read<T: for<'de> Deserialize<'de>>(
         v4 => v4,
     };
     if let Err(wait) = ctx.sessions.per_ip.take(key, 1.0) {
-        if let Err(e) = accounts::record_rate_limited(ctx.db(), ip.map(|i| i.to_string()).as_deref()).await {
+        if let Err(e) =
+            accounts::record_rate_limited(ctx.db(), ip.map(|i| i.to_string()).as_deref()).await
+        {
             tracing::warn!(error = %e, "recording a rate-limited sign-in failed");
         }
         return Err(rate_limited(
@@ -256,10 +258,9 @@ fn opened(ctx: &ApiContext, opened: accounts::OpenedSession) -> Response {
     response
         .headers_mut()
         .insert(header::SET_COOKIE, cookie(ctx, &opened.token, max_age));
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -320,9 +321,10 @@ async fn current(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response 
     };
     match accounts::session(ctx.db(), token).await {
         Ok(Some(live)) => {
-            let workspace = rapport_engine::crm::workspaces::name_of(ctx.db(), live.user.workspace_id)
-                .await
-                .unwrap_or_default();
+            let workspace =
+                rapport_engine::crm::workspaces::name_of(ctx.db(), live.user.workspace_id)
+                    .await
+                    .unwrap_or_default();
             let mut response = Json(json!({
                 "user": person(&live.user),
                 "csrfToken": accounts::csrf_token(token),
@@ -330,10 +332,9 @@ async fn current(State(ctx): State<ApiContext>, headers: HeaderMap) -> Response 
                 "workspaceName": workspace,
             }))
             .into_response();
-            response.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         Ok(None) => signed_out(),
@@ -357,9 +358,7 @@ async fn session_of_change(
     let Some(token) = session_token(headers) else {
         return Err(signed_out());
     };
-    let csrf = headers
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok());
+    let csrf = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     if !csrf.is_some_and(|c| accounts::csrf_matches(token, c)) {
         return Err(error_response(
             StatusCode::FORBIDDEN,
@@ -433,8 +432,8 @@ async fn set_password(State(ctx): State<ApiContext>, request: Request) -> Respon
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    let ttl = chrono::Duration::from_std(ctx.session_settings.ttl)
-        .unwrap_or(chrono::Duration::hours(12));
+    let ttl =
+        chrono::Duration::from_std(ctx.session_settings.ttl).unwrap_or(chrono::Duration::hours(12));
     match accounts::open_session(ctx.db(), &user, ip.as_deref(), user_agent, ttl).await {
         Ok(session) => opened(&ctx, session),
         Err(e) => internal(&e),
@@ -472,8 +471,7 @@ async fn forgot_password(State(ctx): State<ApiContext>, request: Request) -> Res
             Err(e) => return internal(&e),
         };
         let url = password_link(&ctx.public_url, &link.token);
-        if let Err(e) = send_link_email(&mail, &u, LinkPurpose::Reset, &url, link.record.id).await
-        {
+        if let Err(e) = send_link_email(&mail, &u, LinkPurpose::Reset, &url, link.record.id).await {
             tracing::warn!(error = %e, user = u.id, "sending a password reset failed");
         }
     }

@@ -95,8 +95,11 @@ export function toast(message, kind = "info") {
 }
 
 /** Shows an error: beside its field when the form has one by that name, else atop the form. */
-export function showError(form, error) {
+export function showError(form, raw) {
   clearErrors(form);
+  // The server's messages start lower-case (they also appear inside longer sentences).
+  const message = String(raw.message || "Something went wrong.");
+  const error = { field: raw.field, message: message.charAt(0).toUpperCase() + message.slice(1) };
   const field = error.field ? String(error.field).split(".").pop() : null;
   const input = field && form ? form.querySelector(`[name="${CSS.escape(field)}"]`) : null;
   if (input) {

@@ -53,13 +53,13 @@ pub mod entities {
     pub mod sequence_message;
     pub mod sequence_step_event;
     pub mod sequence_version;
+    pub mod sign_in_attempt;
     pub mod stage;
     pub mod suppression;
     pub mod task;
     pub mod team;
     pub mod topic_preference;
     pub mod transactional_message;
-    pub mod sign_in_attempt;
     pub mod user;
     pub mod user_session;
     pub mod user_token;

@@ -21,10 +21,18 @@ pub async fn person(app: &TestApp, admin_key: &str, email: &str, role: &str) -> 
             json!({"e": email, "r": role}),
         )
         .await;
-    let link = invited["inviteUser"]["link"].as_str().expect("link without a mailer");
+    let link = invited["inviteUser"]["link"]
+        .as_str()
+        .expect("link without a mailer");
     assert_eq!(invited["inviteUser"]["emailed"], false);
     let token = link.split("token=").nth(1).unwrap();
-    let (status, headers, body) = auth(app, "/auth/set-password", json!({"token": token, "password": "a long enough secret"}), None).await;
+    let (status, headers, body) = auth(
+        app,
+        "/auth/set-password",
+        json!({"token": token, "password": "a long enough secret"}),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     session_of(&headers, &body)
 }
@@ -34,7 +42,10 @@ fn session_of(headers: &reqwest::header::HeaderMap, body: &Value) -> Session {
         .get("set-cookie")
         .and_then(|v| v.to_str().ok())
         .expect("a session cookie");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let token = cookie
         .split(';')
         .next()
@@ -49,7 +60,12 @@ fn session_of(headers: &reqwest::header::HeaderMap, body: &Value) -> Session {
 }
 
 /// POSTs JSON to a sign-in route from `ip` (X-Forwarded-For; the tests stand in for the proxy).
-pub async fn auth(app: &TestApp, path: &str, body: Value, ip: Option<&str>) -> (u16, reqwest::header::HeaderMap, Value) {
+pub async fn auth(
+    app: &TestApp,
+    path: &str,
+    body: Value,
+    ip: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}{path}", app.base))
         .json(&body);
@@ -63,7 +79,13 @@ pub async fn auth(app: &TestApp, path: &str, body: Value, ip: Option<&str>) -> (
 }
 
 /// A GraphQL request with a session cookie and (when given) a CSRF header.
-pub async fn as_session(app: &TestApp, s: &Session, csrf: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+pub async fn as_session(
+    app: &TestApp,
+    s: &Session,
+    csrf: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}/graphql", app.base))
         .header("cookie", format!("rapport_session={}", s.token))
@@ -72,7 +94,10 @@ pub async fn as_session(app: &TestApp, s: &Session, csrf: Option<&str>, query: &
         req = req.header("x-csrf-token", c);
     }
     let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn ok(app: &TestApp, s: &Session, query: &str, variables: Value) -> Value {
@@ -97,31 +122,68 @@ async fn a_link_signs_in_once_and_a_session_needs_its_csrf_token(app: TestApp) {
     let link = invited["inviteUser"]["link"].as_str().unwrap().to_string();
     assert!(link.contains("/#/set-password?token=rl_"), "{link}");
     let token = link.split("token=").nth(1).unwrap();
-    let pending = app.ok(&admin, "{ invitations { email role expired } }", json!({})).await;
-    assert_eq!(pending["invitations"], json!([{"email": "ada@example.com", "role": "MANAGER", "expired": false}]));
+    let pending = app
+        .ok(&admin, "{ invitations { email role expired } }", json!({}))
+        .await;
+    assert_eq!(
+        pending["invitations"],
+        json!([{"email": "ada@example.com", "role": "MANAGER", "expired": false}])
+    );
 
     // A short password is refused beside its field, and the link still works afterwards.
-    let (status, _, body) = auth(&app, "/auth/set-password", json!({"token": token, "password": "short"}), None).await;
-    assert_eq!((status, body["errors"][0]["extensions"]["field"].as_str()), (400, Some("password")), "{body}");
-    let (status, headers, body) = auth(&app, "/auth/set-password", json!({"token": token, "password": "correct horse battery"}), None).await;
+    let (status, _, body) = auth(
+        &app,
+        "/auth/set-password",
+        json!({"token": token, "password": "short"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["errors"][0]["extensions"]["field"].as_str()),
+        (400, Some("password")),
+        "{body}"
+    );
+    let (status, headers, body) = auth(
+        &app,
+        "/auth/set-password",
+        json!({"token": token, "password": "correct horse battery"}),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let s = session_of(&headers, &body);
     assert_eq!(body["user"]["role"], "MANAGER");
     // Once only.
-    let (status, _, body) = auth(&app, "/auth/set-password", json!({"token": token, "password": "another long secret"}), None).await;
+    let (status, _, body) = auth(
+        &app,
+        "/auth/set-password",
+        json!({"token": token, "password": "another long secret"}),
+        None,
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.to_string().contains("unknown, used or expired"), "{body}");
+    assert!(
+        body.to_string().contains("unknown, used or expired"),
+        "{body}"
+    );
     let pending = app.ok(&admin, "{ invitations { email } }", json!({})).await;
     assert_eq!(pending["invitations"], json!([]));
 
     // The cookie alone does nothing; with a wrong token neither; with its own it reads.
     let viewer = "{ viewer { scopes ownerBound user { email role } } }";
     let (status, body) = as_session(&app, &s, None, viewer, json!({})).await;
-    assert_eq!((status, body["errors"][0]["extensions"]["code"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    assert_eq!(
+        (status, body["errors"][0]["extensions"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
     let (status, _) = as_session(&app, &s, Some(&"0".repeat(64)), viewer, json!({})).await;
     assert_eq!(status, 403);
     let me = ok(&app, &s, viewer, json!({})).await;
-    assert_eq!(me["viewer"], json!({"scopes": ["WRITE"], "ownerBound": false, "user": {"email": "ada@example.com", "role": "MANAGER"}}));
+    assert_eq!(
+        me["viewer"],
+        json!({"scopes": ["WRITE"], "ownerBound": false, "user": {"email": "ada@example.com", "role": "MANAGER"}})
+    );
     // `/auth/session` hands the page its CSRF token again after a reload.
     let again: Value = reqwest::Client::new()
         .get(format!("{}/auth/session", app.base))
@@ -162,13 +224,28 @@ async fn a_link_signs_in_once_and_a_session_needs_its_csrf_token(app: TestApp) {
     assert_eq!(no_csrf.status().as_u16(), 403);
 
     // Sign in again with the password; answers never hold a hash or another session's token.
-    let (status, headers, body) = auth(&app, "/auth/sign-in", json!({"email": "ADA@example.com", "password": "correct horse battery"}), None).await;
+    let (status, headers, body) = auth(
+        &app,
+        "/auth/sign-in",
+        json!({"email": "ADA@example.com", "password": "correct horse battery"}),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let second = session_of(&headers, &body);
     assert_ne!(second.token, s.token);
-    let people = app.ok(&admin, "{ users(first: 10) { nodes { email role } } }", json!({})).await;
+    let people = app
+        .ok(
+            &admin,
+            "{ users(first: 10) { nodes { email role } } }",
+            json!({}),
+        )
+        .await;
     for text in [body.to_string(), people.to_string(), me.to_string()] {
-        assert!(!text.contains("$argon2") && !text.contains(&s.token) && !text.contains(&second.token), "{text}");
+        assert!(
+            !text.contains("$argon2") && !text.contains(&s.token) && !text.contains(&second.token),
+            "{text}"
+        );
     }
 
     // Signing out ends that session only; signing out everywhere ends the rest.
@@ -181,9 +258,17 @@ async fn a_link_signs_in_once_and_a_session_needs_its_csrf_token(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(out.status().as_u16(), 200);
-    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let (status, body) = as_session(&app, &s, Some(&s.csrf), viewer, json!({})).await;
-    assert_eq!((status, body["errors"][0]["extensions"]["code"].as_str()), (401, Some("UNAUTHENTICATED")));
+    assert_eq!(
+        (status, body["errors"][0]["extensions"]["code"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     ok(&app, &second, viewer, json!({})).await;
     let everywhere = reqwest::Client::new()
         .post(format!("{}/auth/sign-out-everywhere", app.base))
@@ -202,30 +287,72 @@ async fn repeated_failures_lock_an_account_and_are_recorded(app: TestApp) {
     let admin = app.workspace("Lock-out").await;
     person(&app, &admin, "bob@example.com", "MEMBER").await;
     for i in 0..5 {
-        let (status, _, body) = auth(&app, "/auth/sign-in", json!({"email": "bob@example.com", "password": format!("wrong guess {i}")}), Some("203.0.113.5")).await;
+        let (status, _, body) = auth(
+            &app,
+            "/auth/sign-in",
+            json!({"email": "bob@example.com", "password": format!("wrong guess {i}")}),
+            Some("203.0.113.5"),
+        )
+        .await;
         let expected = if i < 4 { 401 } else { 429 };
         assert_eq!(status, expected, "attempt {i}: {body}");
     }
     // Locked: even the right password is refused, with how long to wait.
-    let (status, headers, body) = auth(&app, "/auth/sign-in", json!({"email": "bob@example.com", "password": "a long enough secret"}), Some("203.0.113.6")).await;
+    let (status, headers, body) = auth(
+        &app,
+        "/auth/sign-in",
+        json!({"email": "bob@example.com", "password": "a long enough secret"}),
+        Some("203.0.113.6"),
+    )
+    .await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
     assert!(headers.get("retry-after").is_some());
     assert!(body.to_string().contains("locked"), "{body}");
     // An unknown address is refused like a wrong password: no oracle.
-    let (status, _, unknown) = auth(&app, "/auth/sign-in", json!({"email": "nobody@example.com", "password": "whatever it is"}), Some("203.0.113.7")).await;
+    let (status, _, unknown) = auth(
+        &app,
+        "/auth/sign-in",
+        json!({"email": "nobody@example.com", "password": "whatever it is"}),
+        Some("203.0.113.7"),
+    )
+    .await;
     assert_eq!(status, 401);
-    assert_eq!(unknown["errors"][0]["message"], "the email or the password is wrong");
-    let attempts = app.ok(&admin, "{ signInAttempts(first: 20) { outcome ip user { email } } }", json!({})).await;
-    let outcomes: Vec<&str> = attempts["signInAttempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes.iter().filter(|o| **o == "WRONG_PASSWORD").count(), 5, "{attempts}");
+    assert_eq!(
+        unknown["errors"][0]["message"],
+        "the email or the password is wrong"
+    );
+    let attempts = app
+        .ok(
+            &admin,
+            "{ signInAttempts(first: 20) { outcome ip user { email } } }",
+            json!({}),
+        )
+        .await;
+    let outcomes: Vec<&str> = attempts["signInAttempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "WRONG_PASSWORD").count(),
+        5,
+        "{attempts}"
+    );
     assert!(outcomes.contains(&"LOCKED"), "{attempts}");
     assert_eq!(attempts["signInAttempts"][0]["ip"], "203.0.113.6");
 
     // One address gets 20 sign-in requests a minute, whatever the accounts.
     let mut last = 0;
     for i in 0..21 {
-        let (status, _, _) = auth(&app, "/auth/sign-in", json!({"email": format!("x{i}@example.com"), "password": "not the one at all"}), Some("198.51.100.9")).await;
+        let (status, _, _) = auth(
+            &app,
+            "/auth/sign-in",
+            json!({"email": format!("x{i}@example.com"), "password": "not the one at all"}),
+            Some("198.51.100.9"),
+        )
+        .await;
         last = status;
     }
     assert_eq!(last, 429);
@@ -237,33 +364,109 @@ async fn roles_decide_what_a_session_may_change(app: TestApp) {
     let member = person(&app, &admin, "member@example.com", "MEMBER").await;
     let other = person(&app, &admin, "other@example.com", "MEMBER").await;
     let manager = person(&app, &admin, "manager@example.com", "MANAGER").await;
-    let create = "mutation($o: ID) { createContact(input: {firstName: \"C\", ownerId: $o}) { id } }";
-    let mine = ok(&app, &member, create, json!({"o": member.user_id})).await["createContact"]["id"].clone();
-    let theirs = ok(&app, &member, create, json!({"o": other.user_id})).await["createContact"]["id"].clone();
-    let nobodys = ok(&app, &member, create, json!({"o": null})).await["createContact"]["id"].clone();
-    let update = "mutation($id: ID!) { updateContact(id: $id, input: {lastName: \"Changed\"}) { id } }";
+    let create =
+        "mutation($o: ID) { createContact(input: {firstName: \"C\", ownerId: $o}) { id } }";
+    let mine = ok(&app, &member, create, json!({"o": member.user_id})).await["createContact"]["id"]
+        .clone();
+    let theirs =
+        ok(&app, &member, create, json!({"o": other.user_id})).await["createContact"]["id"].clone();
+    let nobodys =
+        ok(&app, &member, create, json!({"o": null})).await["createContact"]["id"].clone();
+    let update =
+        "mutation($id: ID!) { updateContact(id: $id, input: {lastName: \"Changed\"}) { id } }";
 
     // A viewer reads and changes nothing.
-    ok(&app, &viewer, "{ contacts(first: 5) { totalCount } }", json!({})).await;
-    assert_eq!(refused(&app, &viewer, update, json!({"id": mine})).await, "FORBIDDEN");
-    assert_eq!(refused(&app, &viewer, create, json!({"o": null})).await, "FORBIDDEN");
+    ok(
+        &app,
+        &viewer,
+        "{ contacts(first: 5) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        refused(&app, &viewer, update, json!({"id": mine})).await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        refused(&app, &viewer, create, json!({"o": null})).await,
+        "FORBIDDEN"
+    );
     assert_eq!(refused(&app, &viewer, "mutation($id: ID!) { recordConsent(contactId: $id, input: {purpose: MARKETING, status: GRANTED}) { id } }", json!({"id": mine})).await, "FORBIDDEN");
     // A member changes their own records and nobody's, not a colleague's.
     ok(&app, &member, update, json!({"id": mine})).await;
     ok(&app, &member, update, json!({"id": nobodys})).await;
-    assert_eq!(refused(&app, &member, update, json!({"id": theirs})).await, "FORBIDDEN");
-    assert_eq!(refused(&app, &member, "mutation($id: ID!) { deleteContact(id: $id) }", json!({"id": theirs})).await, "FORBIDDEN");
-    assert_eq!(refused(&app, &member, "mutation($s: ID!, $m: [ID!]!) { mergeContacts(survivorId: $s, mergedIds: $m) { id } }", json!({"s": mine, "m": [theirs]})).await, "FORBIDDEN");
+    assert_eq!(
+        refused(&app, &member, update, json!({"id": theirs})).await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        refused(
+            &app,
+            &member,
+            "mutation($id: ID!) { deleteContact(id: $id) }",
+            json!({"id": theirs})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        refused(
+            &app,
+            &member,
+            "mutation($s: ID!, $m: [ID!]!) { mergeContacts(survivorId: $s, mergedIds: $m) { id } }",
+            json!({"s": mine, "m": [theirs]})
+        )
+        .await,
+        "FORBIDDEN"
+    );
     // A manager changes anyone's, but manages no people and no keys.
     ok(&app, &manager, update, json!({"id": theirs})).await;
     assert_eq!(refused(&app, &manager, "mutation { inviteUser(email: \"x@example.com\", name: \"X\", role: ADMIN) { emailed } }", json!({})).await, "FORBIDDEN");
-    assert_eq!(refused(&app, &manager, "mutation($id: ID!) { updateUser(id: $id, input: {role: ADMIN}) { id } }", json!({"id": manager.user_id})).await, "FORBIDDEN");
-    assert_eq!(refused(&app, &manager, "mutation { createApiKey(name: \"k\", scopes: [READ]) { key } }", json!({})).await, "FORBIDDEN");
+    assert_eq!(
+        refused(
+            &app,
+            &manager,
+            "mutation($id: ID!) { updateUser(id: $id, input: {role: ADMIN}) { id } }",
+            json!({"id": manager.user_id})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        refused(
+            &app,
+            &manager,
+            "mutation { createApiKey(name: \"k\", scopes: [READ]) { key } }",
+            json!({})
+        )
+        .await,
+        "FORBIDDEN"
+    );
     // A role change holds from the next request; a removed person's sessions end.
-    app.ok(&admin, "mutation($id: ID!) { updateUser(id: $id, input: {role: VIEWER}) { id } }", json!({"id": manager.user_id})).await;
-    assert_eq!(refused(&app, &manager, update, json!({"id": theirs})).await, "FORBIDDEN");
-    app.ok(&admin, "mutation($id: ID!) { deleteUser(id: $id) }", json!({"id": other.user_id})).await;
-    let (status, _) = as_session(&app, &other, Some(&other.csrf), "{ viewer { scopes } }", json!({})).await;
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { updateUser(id: $id, input: {role: VIEWER}) { id } }",
+        json!({"id": manager.user_id}),
+    )
+    .await;
+    assert_eq!(
+        refused(&app, &manager, update, json!({"id": theirs})).await,
+        "FORBIDDEN"
+    );
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { deleteUser(id: $id) }",
+        json!({"id": other.user_id}),
+    )
+    .await;
+    let (status, _) = as_session(
+        &app,
+        &other,
+        Some(&other.csrf),
+        "{ viewer { scopes } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 401);
 }
 
@@ -274,15 +477,44 @@ async fn a_session_sees_only_its_workspace(app: TestApp) {
         .ok(&b, "mutation { createContact(input: {firstName: \"Secret\", email: \"secret@b.example\"}) { id } }", json!({}))
         .await["createContact"]["id"]
         .clone();
-    app.ok(&a, "mutation { createContact(input: {firstName: \"Mine\"}) { id } }", json!({})).await;
+    app.ok(
+        &a,
+        "mutation { createContact(input: {firstName: \"Mine\"}) { id } }",
+        json!({}),
+    )
+    .await;
     let s = person(&app, &a, "ann@a.example", "ADMIN").await;
     let list = ok(&app, &s, "{ contacts(first: 10) { totalCount nodes { firstName } } users(first: 10) { nodes { email } } }", json!({})).await;
     assert_eq!(list["contacts"]["totalCount"], 1);
     assert!(!list.to_string().contains("Secret"));
-    assert_eq!(refused(&app, &s, "query($id: ID!) { contact(id: $id) { id } }", json!({"id": in_b})).await, "NOT_FOUND");
-    assert_eq!(refused(&app, &s, "mutation($id: ID!) { updateContact(id: $id, input: {firstName: \"x\"}) { id } }", json!({"id": in_b})).await, "NOT_FOUND");
+    assert_eq!(
+        refused(
+            &app,
+            &s,
+            "query($id: ID!) { contact(id: $id) { id } }",
+            json!({"id": in_b})
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        refused(
+            &app,
+            &s,
+            "mutation($id: ID!) { updateContact(id: $id, input: {firstName: \"x\"}) { id } }",
+            json!({"id": in_b})
+        )
+        .await,
+        "NOT_FOUND"
+    );
     // The same email in B is another account: A's password does not open it.
-    let (status, _, body) = auth(&app, "/auth/sign-in", json!({"email": "ann@a.example", "password": "a long enough secret"}), None).await;
+    let (status, _, body) = auth(
+        &app,
+        "/auth/sign-in",
+        json!({"email": "ann@a.example", "password": "a long enough secret"}),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["user"]["id"].as_str(), Some(s.user_id.as_str()));
 }

@@ -4,9 +4,9 @@
 
 mod accounts;
 mod campaigns;
-mod console;
 mod capture;
 mod consent;
+mod console;
 mod demo;
 mod graph;
 mod graphql_http;

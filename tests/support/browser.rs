@@ -35,7 +35,8 @@ fn executable(name: &str, fallbacks: &[&str]) -> Option<String> {
 
 /// Whether this machine has Chromium and its driver (the test command installs them).
 pub fn available() -> bool {
-    executable("/usr/bin/chromedriver", &[]).is_some() && executable("/usr/bin/chromium", &[]).is_some()
+    executable("/usr/bin/chromedriver", &[]).is_some()
+        && executable("/usr/bin/chromium", &[]).is_some()
 }
 
 /// Where screenshots go.
@@ -61,7 +62,9 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = client.get(format!("{base}/status")).send().await
-                && r.json::<Value>().await.is_ok_and(|v| v["value"]["ready"] == true)
+                && r.json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true)
             {
                 break;
             }
@@ -133,7 +136,11 @@ impl Browser {
 
     /// The current URL.
     pub async fn url(&self) -> String {
-        self.get("/url").await.as_str().unwrap_or_default().to_string()
+        self.get("/url")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The first element matching a CSS selector now, if any.
@@ -167,7 +174,10 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 let body = self.text_of("body").await;
-                panic!("no element {css} on {}; the page says: {body}", self.url().await);
+                panic!(
+                    "no element {css} on {}; the page says: {body}",
+                    self.url().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -207,7 +217,8 @@ impl Browser {
 
     /// Clicks an element.
     pub async fn click(&self, e: &Element) {
-        self.post(&format!("/element/{}/click", e.0), json!({})).await;
+        self.post(&format!("/element/{}/click", e.0), json!({}))
+            .await;
     }
 
     /// Clicks the element matching `css`, waiting for it.
@@ -219,14 +230,16 @@ impl Browser {
     /// Replaces the value of the input matching `css` with `text`.
     pub async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.post(&format!("/element/{}/clear", e.0), json!({})).await;
+        self.post(&format!("/element/{}/clear", e.0), json!({}))
+            .await;
         self.post(&format!("/element/{}/value", e.0), json!({"text": text}))
             .await;
     }
 
     /// Chooses the option with `value` in the select matching `css`.
     pub async fn choose(&self, css: &str, value: &str) {
-        self.click_on(&format!("{css} option[value=\"{value}\"]")).await;
+        self.click_on(&format!("{css} option[value=\"{value}\"]"))
+            .await;
     }
 
     /// Runs a script in the page (its body, with `arguments`); returns its result. An
@@ -285,7 +298,9 @@ impl Drop for Browser {
         // Best effort: the driver's death ends the browser too.
         let url = format!("{}/session/{}", self.base, self.session);
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     let _ = tokio::time::timeout(

@@ -128,8 +128,12 @@ async fn demo_sign_in(
         .await?
         .context("the demo has no admin")?;
     let password = rapport_engine::platform::auth::random_hex(8);
-    accounts::set_password(conn, admin.id, &accounts::Password::parse("password", &password)?)
-        .await?;
+    accounts::set_password(
+        conn,
+        admin.id,
+        &accounts::Password::parse("password", &password)?,
+    )
+    .await?;
     Ok((admin.email, password))
 }
 

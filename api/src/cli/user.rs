@@ -52,7 +52,10 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                         .with_context(|| format!("workspace {ws} does not exist"))?;
                     ws
                 }
-                None => match rapport_schema::workspace::Entity::find().count(conn).await? {
+                None => match rapport_schema::workspace::Entity::find()
+                    .count(conn)
+                    .await?
+                {
                     0 => {
                         let created =
                             rapport_engine::crm::workspaces::create(conn, "Workspace").await?;
@@ -84,16 +87,16 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                 }
                 _ => {
                     let name = name.unwrap_or_else(|| {
-                        email.as_str().split('@').next().unwrap_or("admin").to_string()
+                        email
+                            .as_str()
+                            .split('@')
+                            .next()
+                            .unwrap_or("admin")
+                            .to_string()
                     });
-                    let (invitation, token) = accounts::invite(
-                        conn,
-                        &Principal::owner(ws),
-                        email.as_str(),
-                        &name,
-                        role,
-                    )
-                    .await?;
+                    let (invitation, token) =
+                        accounts::invite(conn, &Principal::owner(ws), email.as_str(), &name, role)
+                            .await?;
                     eprintln!(
                         "user {} ({}) in workspace {ws}; the link works once, until {}",
                         invitation.user.id,
@@ -103,7 +106,10 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                     token
                 }
             };
-            println!("{}", rapport_api::sessions::password_link(&public_url, &token));
+            println!(
+                "{}",
+                rapport_api::sessions::password_link(&public_url, &token)
+            );
         }
     }
     Ok(())

@@ -181,14 +181,9 @@ impl Mutation {
     ) -> Result<ConvertLeadPayload> {
         let contact = parse_id("contactId", &contact_id)?;
         let (who, db) = owner_writer::<s::contact::Entity>(ctx, contact).await?;
-        let c = contacts::convert_lead(
-            db,
-            who,
-            contact,
-            input.into_engine()?,
-        )
-        .await
-        .gql()?;
+        let c = contacts::convert_lead(db, who, contact, input.into_engine()?)
+            .await
+            .gql()?;
         Ok(ConvertLeadPayload {
             contact: Contact(c.contact),
             deal: Deal(c.deal),

@@ -119,9 +119,10 @@ impl PeopleQuery {
             .gql()?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let user = crate::graphql::context::load::<rapport_schema::user::Entity>(ctx, r.user_id)
-                .await?
-                .map(User);
+            let user =
+                crate::graphql::context::load::<rapport_schema::user::Entity>(ctx, r.user_id)
+                    .await?
+                    .map(User);
             out.push(SignInAttempt {
                 id: to_id(r.id),
                 user,
@@ -146,12 +147,10 @@ impl PeopleQuery {
                 from: None,
             });
         };
-        let reachable = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            mail.mailer.reachable(),
-        )
-        .await
-        .unwrap_or(false);
+        let reachable =
+            tokio::time::timeout(std::time::Duration::from_secs(5), mail.mailer.reachable())
+                .await
+                .unwrap_or(false);
         Ok(MailStatus {
             configured: true,
             smtp: mail.mailer.is_smtp(),
@@ -179,7 +178,10 @@ impl PeopleMutation {
             .gql()?;
         let url = crate::sessions::password_link(&ctx.data_unchecked::<PublicUrl>().0, &token);
         let (emailed, email_error) = match ctx.data_unchecked::<Option<Mail>>() {
-            None => (false, Some("this server has no mailer configured".to_string())),
+            None => (
+                false,
+                Some("this server has no mailer configured".to_string()),
+            ),
             Some(mail) => match crate::sessions::send_link_email(
                 mail,
                 &invitation.user,

@@ -181,7 +181,7 @@ async function openDeal(id, redraw) {
       h("div", { class: "grid two" }, field("Move to stage", stageSelect), h("div", {})),
       h("h3", {}, "Close the deal"),
       h("div", { class: "grid two" }, field("Outcome", outcome), field("Reason", reason))) : null);
-  const actions = [{ label: "Close", value: "close" }];
+  const actions = [{ label: "Done", value: "close" }];
   if (editable) {
     actions.push({ label: "Close deal", value: "closed", class: "danger", run: async () => {
       clearErrors(form);

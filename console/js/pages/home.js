@@ -91,7 +91,7 @@ async function funnel(box, pipelineId, period) {
           h("div", { class: "bar-label" },
             h("button", { type: "button", class: "link", "data-stage": i, onclick: () => drill(pipelineId, period, i, s.stage.name) }, `${fmtNumber(s.reached)} reached`),
             ` · ${fmtNumber(s.entered)} entered · ${fmtNumber(s.current)} here now`)),
-        h("div", { role: "cell", class: "small num" },
+        s.stage.isWon || s.stage.isLost ? h("div", { role: "cell", class: "small muted" }, s.stage.isWon ? "closed won" : "closed lost") : h("div", { role: "cell", class: "small num" },
           s.conversionToNext === null ? "–" : `${fmtPercent(s.conversionToNext)} on`,
           " · ", s.dropOff === null ? "–" : `${fmtPercent(s.dropOff)} drop`,
           " · ", s.medianHoursInStage === null ? "–" : hours(s.medianHoursInStage))))));

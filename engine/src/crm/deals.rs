@@ -587,26 +587,24 @@ pub async fn open_totals(
 ) -> Result<Vec<StageTotal>> {
     use sea_orm::sea_query::Expr;
     use sea_orm::{QuerySelect, QueryTrait};
-    let rows: Vec<(String, i64, Option<i64>)> = records::scoped::<deal::Entity>(
-        workspace_id,
-        records::Deleted::Exclude,
-    )
-    .select_only()
-    .column(deal::Column::Currency)
-    .column_as(Expr::cust("COUNT(*)"), "deals")
-    // Summed as BIGINT on both databases (PostgreSQL's SUM of BIGINT is NUMERIC).
-    .column_as(
-        Expr::cust("CAST(SUM(amount_minor) AS BIGINT)"),
-        "amount_minor",
-    )
-    .filter(deal::Column::StageId.eq(stage_id))
-    .filter(deal::Column::Status.eq(DealStatus::Open.as_str()))
-    .apply_if(owner_id, |q, o| q.filter(deal::Column::OwnerId.eq(o)))
-    .group_by(deal::Column::Currency)
-    .order_by_asc(deal::Column::Currency)
-    .into_tuple()
-    .all(db)
-    .await?;
+    let rows: Vec<(String, i64, Option<i64>)> =
+        records::scoped::<deal::Entity>(workspace_id, records::Deleted::Exclude)
+            .select_only()
+            .column(deal::Column::Currency)
+            .column_as(Expr::cust("COUNT(*)"), "deals")
+            // Summed as BIGINT on both databases (PostgreSQL's SUM of BIGINT is NUMERIC).
+            .column_as(
+                Expr::cust("CAST(SUM(amount_minor) AS BIGINT)"),
+                "amount_minor",
+            )
+            .filter(deal::Column::StageId.eq(stage_id))
+            .filter(deal::Column::Status.eq(DealStatus::Open.as_str()))
+            .apply_if(owner_id, |q, o| q.filter(deal::Column::OwnerId.eq(o)))
+            .group_by(deal::Column::Currency)
+            .order_by_asc(deal::Column::Currency)
+            .into_tuple()
+            .all(db)
+            .await?;
     Ok(rows
         .into_iter()
         .map(|(currency, deals, sum)| StageTotal {

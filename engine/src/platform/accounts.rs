@@ -243,11 +243,16 @@ pub async fn sign_in(
                 locked = Some(locked.map_or(t, |l: DateTime<Utc>| l.min(t)));
             }
         }
-        return Ok(Err(locked.map_or(Refusal::WrongCredentials, Refusal::Locked)));
+        return Ok(Err(
+            locked.map_or(Refusal::WrongCredentials, Refusal::Locked)
+        ));
     };
     user::Entity::update_many()
         .col_expr(user::Column::FailedSignIns, Expr::value(0))
-        .col_expr(user::Column::LockedUntil, Expr::value(None::<DateTime<Utc>>))
+        .col_expr(
+            user::Column::LockedUntil,
+            Expr::value(None::<DateTime<Utc>>),
+        )
         .filter(user::Column::Id.eq(u.id))
         .exec(db)
         .await?;

@@ -40,7 +40,10 @@ impl std::fmt::Debug for Model {
             .field("workspace_id", &self.workspace_id)
             .field("email", &self.email)
             .field("role", &self.role)
-            .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "<redacted>"),
+            )
             .field("locked_until", &self.locked_until)
             .finish_non_exhaustive()
     }

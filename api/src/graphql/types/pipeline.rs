@@ -106,7 +106,11 @@ impl Stage {
     }
     /// The open deals in this stage, counted and summed per currency (one owner's only,
     /// with `ownerId`), however many there are.
-    async fn open_totals(&self, ctx: &Context<'_>, owner_id: Option<ID>) -> Result<Vec<StageTotal>> {
+    async fn open_totals(
+        &self,
+        ctx: &Context<'_>,
+        owner_id: Option<ID>,
+    ) -> Result<Vec<StageTotal>> {
         let ws = principal(ctx)?.workspace_id;
         let owner = owner_id
             .map(|id| crate::graphql::ids::parse_id("ownerId", &id))
