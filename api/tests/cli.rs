@@ -587,3 +587,106 @@ fn demo_installs_the_example_plugin() {
     assert_eq!(ran["contacts"], 40);
     assert_eq!(ran["failures"], 0);
 }
+
+/// `rapport user create` prints a one-time link; the password set through it signs in;
+/// and with every log line on (debug), neither the password, its hash, the link's token
+/// nor the session token ever reaches the server's log.
+#[tokio::test]
+async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
+    let db = temp_db("user");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let created = rapport(
+        &db,
+        &[
+            "user",
+            "create",
+            "--email",
+            "first@example.com",
+            "--role",
+            "admin",
+            "--public-url",
+            &format!("http://{addr}"),
+        ],
+    );
+    let link = stdout(&created).trim().to_string();
+    assert!(
+        link.starts_with(&format!("http://{addr}/#/set-password?token=rl_")),
+        "{link}"
+    );
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let bad_role = rapport(&db, &["user", "create", "--email", "x@example.com", "--role", "root"]);
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role"));
+
+    let child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .env("RAPPORT_DATABASE_URL", &db)
+        .env("RAPPORT_LOG", "debug")
+        .args(["serve", "--addr", &addr, "--no-workers", "--no-scheduler"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(format!("http://{addr}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let password = "first admin's passphrase";
+    let set = client
+        .post(format!("http://{addr}/auth/set-password"))
+        .json(&serde_json::json!({"token": token, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status().as_u16(), 200);
+    let signed_in = client
+        .post(format!("http://{addr}/auth/sign-in"))
+        .json(&serde_json::json!({"email": "first@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 200);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_string();
+    let session = cookie.split(';').next().unwrap().to_string();
+    let body: serde_json::Value = signed_in.json().await.unwrap();
+    let me: serde_json::Value = client
+        .post(format!("http://{addr}/graphql"))
+        .header("cookie", &session)
+        .header("x-csrf-token", body["csrfToken"].as_str().unwrap())
+        .json(&serde_json::json!({"query": "{ viewer { scopes user { email role } } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["data"]["viewer"],
+        serde_json::json!({"scopes": ["ADMIN"], "user": {"email": "first@example.com", "role": "ADMIN"}})
+    );
+    // A wrong password, logged as a refusal and nothing more.
+    client
+        .post(format!("http://{addr}/auth/sign-in"))
+        .json(&serde_json::json!({"email": "first@example.com", "password": "a wrong passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("/auth/sign-in"), "the log shows the requests: {log}");
+    let session_token = session.trim_start_matches("rapport_session=");
+    for secret in [password, "a wrong passphrase", "$argon2", token.as_str(), session_token] {
+        assert!(!log.contains(secret), "{secret:?} is in the log");
+    }
+}
