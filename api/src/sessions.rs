@@ -51,17 +51,48 @@ pub const DEFAULT_SESSION_SETTINGS: SessionSettings = SessionSettings {
     per_ip_per_minute: 20,
 };
 
+/// Failures in a row, and the lock they earned, of one email without an account.
+type UnknownEmail = (i32, Option<chrono::DateTime<chrono::Utc>>);
+
 /// This process's sign-in budgets.
 pub struct Budgets {
     per_ip: crate::rate_limit::Buckets<IpAddr>,
+    /// Failures per email that has no account, locked like a real account's, so a lock-out
+    /// says nothing about whether the account exists. In memory, rather than rows written
+    /// for any address a stranger types.
+    unknown: std::sync::Mutex<std::collections::HashMap<String, UnknownEmail>>,
 }
+
+/// Beyond this many unknown addresses the count starts over rather than grow without bound.
+const MAX_UNKNOWN: usize = 50_000;
 
 impl Budgets {
     /// Budgets of `settings`.
     pub fn new(settings: SessionSettings) -> Self {
         Self {
             per_ip: crate::rate_limit::Buckets::per_minute(settings.per_ip_per_minute),
+            unknown: std::sync::Mutex::default(),
         }
+    }
+
+    /// Whether an email without an account is "locked" now, as a real one would be.
+    fn unknown_locked(&self, email: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let map = self.unknown.lock().expect("unknown emails");
+        map.get(&email.trim().to_lowercase())
+            .and_then(|(_, until)| *until)
+            .filter(|t| *t > rapport_engine::clock::now())
+    }
+
+    /// Counts a failure for an email without an account; the lock it is now under, if any.
+    fn unknown_failed(&self, email: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let mut map = self.unknown.lock().expect("unknown emails");
+        if map.len() >= MAX_UNKNOWN {
+            map.clear();
+        }
+        let entry = map.entry(email.trim().to_lowercase()).or_insert((0, None));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = accounts::lock_for(entry.0).map(|d| rapport_engine::clock::now() + d);
+        entry.1
     }
 }
 
@@ -185,11 +216,8 @@ async fn read<T: for<'de> Deserialize<'de>>(
         v4 => v4,
     };
     if let Err(wait) = ctx.sessions.per_ip.take(key, 1.0) {
-        if let Err(e) =
-            accounts::record_rate_limited(ctx.db(), ip.map(|i| i.to_string()).as_deref()).await
-        {
-            tracing::warn!(error = %e, "recording a rate-limited sign-in failed");
-        }
+        // Logged, not stored: a row per refused request would let one address fill a table.
+        tracing::warn!(ip = ?ip, "sign-in requests over the address's budget");
         return Err(rate_limited(
             wait,
             "too many sign-in requests from this address; retry later",
@@ -290,27 +318,40 @@ async fn sign_in(State(ctx): State<ApiContext>, request: Request) -> Response {
         ttl: chrono::Duration::from_std(ctx.session_settings.ttl)
             .unwrap_or(chrono::Duration::hours(12)),
     };
+    if let Some(until) = ctx.sessions.unknown_locked(&body.email) {
+        return locked(until);
+    }
     match accounts::sign_in(ctx.db(), attempt).await {
         Ok(Ok(session)) => opened(&ctx, session),
-        Ok(Err(Refusal::WrongCredentials)) => error_response(
-            StatusCode::UNAUTHORIZED,
-            code::UNAUTHENTICATED,
-            "the email or the password is wrong",
-        ),
-        Ok(Err(Refusal::Locked(until))) => {
-            let wait = (until - rapport_engine::clock::now())
-                .to_std()
-                .unwrap_or(Duration::from_secs(1));
-            rate_limited(
-                wait,
-                &format!(
-                    "too many failed sign-ins: this account is locked for {} s",
-                    wait.as_secs().max(1)
-                ),
-            )
-        }
+        Ok(Err(Refusal::WrongCredentials)) => wrong(),
+        Ok(Err(Refusal::UnknownEmail)) => match ctx.sessions.unknown_failed(&body.email) {
+            Some(until) => locked(until),
+            None => wrong(),
+        },
+        Ok(Err(Refusal::Locked(until))) => locked(until),
         Err(e) => internal(&e),
     }
+}
+
+fn wrong() -> Response {
+    error_response(
+        StatusCode::UNAUTHORIZED,
+        code::UNAUTHENTICATED,
+        "the email or the password is wrong",
+    )
+}
+
+fn locked(until: chrono::DateTime<chrono::Utc>) -> Response {
+    let wait = (until - rapport_engine::clock::now())
+        .to_std()
+        .unwrap_or(Duration::from_secs(1));
+    rate_limited(
+        wait,
+        &format!(
+            "too many failed sign-ins: this account is locked for {} s",
+            wait.as_secs().max(1)
+        ),
+    )
 }
 
 /// `GET /auth/session`: the person signed in and the CSRF token, for a page that was
@@ -454,28 +495,42 @@ async fn forgot_password(State(ctx): State<ApiContext>, request: Request) -> Res
         Ok(r) => r,
         Err(refused) => return refused,
     };
-    let accepted = || (StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response();
-    let users = match accounts::reset_candidates(ctx.db(), &body.email).await {
-        Ok(u) => u,
-        Err(e) => return internal(&e),
-    };
-    let Some(mail) = ctx.mail.clone() else {
-        if !users.is_empty() {
-            tracing::warn!("a password reset was asked for, but this server has no mailer");
-        }
-        return accepted();
-    };
-    for u in users {
-        let link = match accounts::issue_link(ctx.db(), &u, LinkPurpose::Reset, None).await {
-            Ok(l) => l,
-            Err(e) => return internal(&e),
+    // Answered at once, the same for every address; the lookup and the email happen after,
+    // so the answer's timing says nothing about whether the address has an account.
+    let db = ctx.db().clone();
+    let mail = ctx.mail.clone();
+    let public_url = ctx.public_url.clone();
+    tokio::spawn(async move {
+        let users = match accounts::reset_candidates(&db, &body.email).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %rapport_engine::error::chain(&e), "finding a reset's account failed");
+                return;
+            }
         };
-        let url = password_link(&ctx.public_url, &link.token);
-        if let Err(e) = send_link_email(&mail, &u, LinkPurpose::Reset, &url, link.record.id).await {
-            tracing::warn!(error = %e, user = u.id, "sending a password reset failed");
+        let Some(mail) = mail else {
+            if !users.is_empty() {
+                tracing::warn!("a password reset was asked for, but this server has no mailer");
+            }
+            return;
+        };
+        for u in users {
+            let link = match accounts::issue_link(&db, &u, LinkPurpose::Reset, None).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %rapport_engine::error::chain(&e), "issuing a reset link failed");
+                    continue;
+                }
+            };
+            let url = password_link(&public_url, &link.token);
+            if let Err(e) =
+                send_link_email(&mail, &u, LinkPurpose::Reset, &url, link.record.id).await
+            {
+                tracing::warn!(error = %e, user = u.id, "sending a password reset failed");
+            }
         }
-    }
-    accepted()
+    });
+    (StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response()
 }
 
 /// The console address where a one-time link's token sets a password. The token rides in

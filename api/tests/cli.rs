@@ -619,7 +619,17 @@ async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
         "{link}"
     );
     let token = link.split("token=").nth(1).unwrap().to_string();
-    let bad_role = rapport(&db, &["user", "create", "--email", "x@example.com", "--role", "root"]);
+    let bad_role = rapport(
+        &db,
+        &[
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--role",
+            "root",
+        ],
+    );
     assert!(!bad_role.status.success());
     assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role"));
 
@@ -633,7 +643,12 @@ async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
         .unwrap();
     let client = reqwest::Client::new();
     for _ in 0..100 {
-        if client.get(format!("http://{addr}/healthz")).send().await.is_ok() {
+        if client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -653,7 +668,10 @@ async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
         .await
         .unwrap();
     assert_eq!(signed_in.status().as_u16(), 200);
-    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let session = cookie.split(';').next().unwrap().to_string();
     let body: serde_json::Value = signed_in.json().await.unwrap();
     let me: serde_json::Value = client
@@ -684,9 +702,18 @@ async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("/auth/sign-in"), "the log shows the requests: {log}");
+    assert!(
+        log.contains("/auth/sign-in"),
+        "the log shows the requests: {log}"
+    );
     let session_token = session.trim_start_matches("rapport_session=");
-    for secret in [password, "a wrong passphrase", "$argon2", token.as_str(), session_token] {
+    for secret in [
+        password,
+        "a wrong passphrase",
+        "$argon2",
+        token.as_str(),
+        session_token,
+    ] {
         assert!(!log.contains(secret), "{secret:?} is in the log");
     }
 }

@@ -1,7 +1,8 @@
 //! People sign in to the console: users gain a password (argon2id) and a lock-out count,
 //! sessions live server-side as hashes of their cookie tokens, one-time links (invitations
 //! and password resets) likewise, and every sign-in attempt is recorded. Job roles (rep,
-//! marketer) become the access role `member`.
+//! marketer) become the access role `member`. An API key remembers the person who made it,
+//! so removing the person revokes their keys.
 crate::script_migration!("m0018_console_accounts");
 
 const UP: &str = r#"
@@ -10,6 +11,7 @@ ALTER TABLE users ADD COLUMN failed_sign_ins INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN locked_until {ts};
 UPDATE users SET role = 'member' WHERE role IN ('rep', 'marketer');
 CREATE INDEX users_email ON users (email);
+ALTER TABLE api_keys ADD COLUMN created_by_user_id BIGINT;
 
 CREATE TABLE user_sessions (
     id {pk},
@@ -55,6 +57,7 @@ DROP TABLE sign_in_attempts;
 DROP TABLE user_tokens;
 DROP TABLE user_sessions;
 DROP INDEX users_email;
+ALTER TABLE api_keys DROP COLUMN created_by_user_id;
 UPDATE users SET role = 'rep' WHERE role IN ('member', 'viewer');
 ALTER TABLE users DROP COLUMN locked_until;
 ALTER TABLE users DROP COLUMN failed_sign_ins;

@@ -11,8 +11,8 @@ pub struct Session {
     pub user_id: String,
 }
 
-/// Invites `email` with `role` through the API (no mailer: the link comes back), sets the
-/// password through the link, and returns the session that opens.
+/// Invites `email` with `role` through the API, sets the password through the link (which
+/// comes back when there is no mailer), and returns the session that opens.
 pub async fn person(app: &TestApp, admin_key: &str, email: &str, role: &str) -> Session {
     let invited = app
         .ok(
@@ -21,11 +21,36 @@ pub async fn person(app: &TestApp, admin_key: &str, email: &str, role: &str) -> 
             json!({"e": email, "r": role}),
         )
         .await;
-    let link = invited["inviteUser"]["link"]
-        .as_str()
-        .expect("link without a mailer");
-    assert_eq!(invited["inviteUser"]["emailed"], false);
-    let token = link.split("token=").nth(1).unwrap();
+    let token = match invited["inviteUser"]["link"].as_str() {
+        Some(link) => {
+            assert_eq!(invited["inviteUser"]["emailed"], false);
+            link.split("token=").nth(1).unwrap().to_string()
+        }
+        // Emailed: a fresh link straight from the engine (the emailed one stops working).
+        None => {
+            use sea_orm::EntityTrait;
+            let id: i64 = invited["inviteUser"]["invitation"]["user"]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let user = rapport_schema::user::Entity::find_by_id(id)
+                .one(&app.db)
+                .await
+                .unwrap()
+                .unwrap();
+            rapport_engine::platform::accounts::issue_link(
+                &app.db,
+                &user,
+                rapport_engine::platform::accounts::LinkPurpose::Invite,
+                None,
+            )
+            .await
+            .unwrap()
+            .token
+        }
+    };
+    let token = token.as_str();
     let (status, headers, body) = auth(
         app,
         "/auth/set-password",
@@ -419,6 +444,7 @@ async fn roles_decide_what_a_session_may_change(app: TestApp) {
         .await,
         "FORBIDDEN"
     );
+    assert_eq!(refused(&app, &member, "mutation { bulkUpsertContacts(contacts: [{email: \"x@example.com\", firstName: \"X\"}]) { created } }", json!({})).await, "FORBIDDEN");
     // A manager changes anyone's, but manages no people and no keys.
     ok(&app, &manager, update, json!({"id": theirs})).await;
     assert_eq!(refused(&app, &manager, "mutation { inviteUser(email: \"x@example.com\", name: \"X\", role: ADMIN) { emailed } }", json!({})).await, "FORBIDDEN");
@@ -525,3 +551,258 @@ both_backends!(
     roles_decide_what_a_session_may_change,
     a_session_sees_only_its_workspace,
 );
+
+async fn attacks_on_sign_in_find_nothing_to_hold_on_to(backend: rapport_tests::Backend) {
+    let smtp = rapport_tests::SmtpServer::start();
+    let config = rapport_api::server::Config {
+        trusted_proxies: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+        public_url: "http://console.test".into(),
+        mail: Some(rapport_api::graphql::Mail {
+            mailer: rapport_engine::platform::email::Mailer::configure(
+                Some(&smtp.url),
+                std::env::temp_dir().join("rapport-accounts-outbox"),
+            )
+            .unwrap(),
+            from: rapport_engine::values::EmailAddress::parse("from", "crm@rapport.example")
+                .unwrap(),
+        }),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(backend, config).await;
+    let admin = app.workspace("Attacks").await;
+    let boss = person(&app, &admin, "boss@example.com", "ADMIN").await;
+    let member = person(&app, &admin, "mia@example.com", "MEMBER").await;
+    let colleague = person(&app, &admin, "cole@example.com", "MEMBER").await;
+
+    // A burst of wrong guesses all counts: concurrent failures are counted in SQL.
+    let guesses = (0..8).map(|i| {
+        auth(
+            &app,
+            "/auth/sign-in",
+            json!({"email": "mia@example.com", "password": format!("burst guess {i}")}),
+            Some("192.0.2.10"),
+        )
+    });
+    futures_util::future::join_all(guesses).await;
+    let (status, _, _) = auth(
+        &app,
+        "/auth/sign-in",
+        json!({"email": "mia@example.com", "password": "a long enough secret"}),
+        Some("192.0.2.11"),
+    )
+    .await;
+    assert_eq!(status, 429, "the burst locked the account");
+
+    // An address without an account locks the same way, with the same words.
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        let (status, _, body) = auth(
+            &app,
+            "/auth/sign-in",
+            json!({"email": "ghost@example.com", "password": format!("guess {i} for nobody")}),
+            Some("192.0.2.12"),
+        )
+        .await;
+        answers.push((
+            status,
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ));
+    }
+    assert_eq!(
+        answers[0],
+        (401, "the email or the password is wrong".to_string())
+    );
+    assert_eq!(answers[4].0, 429);
+    assert!(
+        answers[4].1.contains("this account is locked"),
+        "{answers:?}"
+    );
+
+    // A withdrawn invitation cannot be turned into an account through "forgot password".
+    let invited = app
+        .ok(&admin, "mutation { inviteUser(email: \"eve@example.com\", name: \"Eve\", role: ADMIN) { invitation { id } } }", json!({}))
+        .await;
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { revokeInvitation(id: $id) }",
+        json!({"id": invited["inviteUser"]["invitation"]["id"]}),
+    )
+    .await;
+    let (status, _, _) = auth(
+        &app,
+        "/auth/forgot-password",
+        json!({"email": "eve@example.com"}),
+        Some("192.0.2.13"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (status, _, _) = auth(
+        &app,
+        "/auth/forgot-password",
+        json!({"email": "boss@example.com"}),
+        Some("192.0.2.13"),
+    )
+    .await;
+    assert_eq!(status, 202);
+    // The answers come at once; the email follows.
+    let mut mail = Vec::new();
+    for _ in 0..100 {
+        mail = smtp.received();
+        if mail
+            .iter()
+            .any(|m| m.contains("boss@example.com") && m.contains("Reset your Rapport password"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let reset_link = mail
+        .iter()
+        .filter(|m| m.contains("boss@example.com") && m.contains("Reset your Rapport password"))
+        .flat_map(|m| rapport_tests::links(m, "http://console.test/#/set-password?token="))
+        .next()
+        .expect("the reset email with its link");
+    assert!(
+        !mail
+            .iter()
+            .any(|m| m.contains("eve@example.com") && m.contains("Reset your Rapport password")),
+        "no reset for eve"
+    );
+    let token = reset_link.split("token=").nth(1).unwrap();
+    let (status, _, _) = auth(
+        &app,
+        "/auth/set-password",
+        json!({"token": token, "password": "the boss's new secret"}),
+        Some("192.0.2.14"),
+    )
+    .await;
+    assert_eq!(status, 200, "the reset link sets a new password");
+    let (status, _) = as_session(
+        &app,
+        &boss,
+        Some(&boss.csrf),
+        "{ viewer { scopes } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 401, "a new password ends the old sessions");
+    let (status, headers, body) = auth(
+        &app,
+        "/auth/sign-in",
+        json!({"email": "boss@example.com", "password": "the boss's new secret"}),
+        Some("192.0.2.14"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let boss = session_of(&headers, &body);
+    let resets = |email: &'static str| {
+        let db = app.db.clone();
+        async move {
+            use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+            let user = rapport_schema::user::Entity::find()
+                .filter(rapport_schema::user::Column::Email.eq(email))
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap();
+            rapport_schema::user_token::Entity::find()
+                .filter(rapport_schema::user_token::Column::UserId.eq(user.id))
+                .filter(rapport_schema::user_token::Column::Purpose.eq("reset"))
+                .count(&db)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        resets("eve@example.com").await,
+        0,
+        "no reset for an account that never signed in"
+    );
+    assert_eq!(resets("boss@example.com").await, 1);
+
+    // Members: no structure, no colleague's tasks, no way around ownership in bulk.
+    assert_eq!(
+        refused(
+            &app,
+            &member,
+            "mutation { createPipeline(input: {name: \"Mine\", stages: [{name: \"A\"}]}) { id } }",
+            json!({})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    let contact = ok(
+        &app,
+        &colleague,
+        "mutation($o: ID) { createContact(input: {firstName: \"Theirs\", ownerId: $o}) { id } }",
+        json!({"o": colleague.user_id}),
+    )
+    .await["createContact"]["id"]
+        .clone();
+    let task = ok(&app, &colleague, "mutation($c: ID, $a: ID) { createTask(input: {title: \"Call\", contactId: $c, assigneeId: $a}) { id } }", json!({"c": contact, "a": colleague.user_id})).await["createTask"]["id"].clone();
+    assert_eq!(
+        refused(
+            &app,
+            &member,
+            "mutation($id: ID!) { deleteTask(id: $id) }",
+            json!({"id": task})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        refused(
+            &app,
+            &member,
+            "mutation($id: ID!) { requestConsent(contactId: $id) { confirmUrl } }",
+            json!({"id": contact})
+        )
+        .await,
+        "FORBIDDEN"
+    );
+    ok(
+        &app,
+        &colleague,
+        "mutation($id: ID!) { deleteTask(id: $id) }",
+        json!({"id": task}),
+    )
+    .await;
+
+    // A removed admin's API keys stop working with them.
+    let key = ok(
+        &app,
+        &boss,
+        "mutation { createApiKey(name: \"boss's\", scopes: [READ]) { key } }",
+        json!({}),
+    )
+    .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.ok(&key, "{ viewer { scopes } }", json!({})).await;
+    app.ok(
+        &admin,
+        "mutation($id: ID!) { deleteUser(id: $id) }",
+        json!({"id": boss.user_id}),
+    )
+    .await;
+    let (status, _) = app
+        .post(Some(&key), "{ viewer { scopes } }", json!({}))
+        .await;
+    assert_eq!(status, 401);
+}
+
+mod attacks_on_sign_in_find_nothing_to_hold_on_to {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::attacks_on_sign_in_find_nothing_to_hold_on_to(rapport_tests::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::attacks_on_sign_in_find_nothing_to_hold_on_to(rapport_tests::Backend::Postgres)
+            .await;
+    }
+}

@@ -154,7 +154,7 @@ async fn sales_work_in_the_console(backend: Backend) {
     b.find("#sign-in-form").await;
     b.screenshot(&format!("sign-in-{db}")).await;
     sign_in(&b, base, &d.admin_email, "not my password").await;
-    b.wait_for_text("the email or the password is wrong").await;
+    b.wait_for_text("The email or the password is wrong").await;
     sign_in(&b, base, &d.admin_email, PASSWORD).await;
 
     // Home: the funnel, the forecast, retention and tasks.
@@ -201,6 +201,24 @@ async fn sales_work_in_the_console(backend: Backend) {
         .expect("saved segment");
     assert_eq!(saved["preview"]["count"].as_i64(), Some(expected));
     b.screenshot(&format!("contacts-{db}")).await;
+    // Bulk: tag the first two contacts on the page.
+    let boxes = b
+        .find_all("#contacts-table tbody input[type=checkbox]")
+        .await;
+    b.click(&boxes[0]).await;
+    b.click(&boxes[1]).await;
+    b.fill("#bulk-actions input[name=bulkTag]", "console-picked")
+        .await;
+    b.click_on("#bulk-tag").await;
+    b.wait_for_text("Tagged 2 contacts").await;
+    let tagged = app
+        .ok(
+            key,
+            "{ contacts(filter: {tags: {has: \"console-picked\"}}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(tagged["contacts"]["totalCount"], 2);
 
     // Customer 360: accept a next best action.
     b.goto(&format!("{base}/#/contacts/{contact_id}")).await;
@@ -263,7 +281,44 @@ async fn sales_work_in_the_console(backend: Backend) {
     b.find("#stage-history li").await;
     b.wait_for_text("by Ada").await;
     b.screenshot(&format!("deal-history-{db}")).await;
-    b.click_on("dialog .dialog-actions button").await;
+    // Close it as lost with a reason, from the same dialog.
+    b.choose("#deal-form select[name=outcome]", "LOST").await;
+    b.fill("#deal-form input[name=reason]", "chose a competitor")
+        .await;
+    b.click_on("dialog .dialog-actions button.danger").await;
+    b.wait_for_text("Closed as lost").await;
+    let closed = app
+        .ok(
+            key,
+            "query($id: ID!) { deal(id: $id) { status lostReason } }",
+            json!({"id": deal_id}),
+        )
+        .await;
+    assert_eq!(
+        closed["deal"],
+        json!({"status": "LOST", "lostReason": "chose a competitor"})
+    );
+    // The board redraws after the dialog closes.
+    let gone = format!(".card[data-deal=\"{deal_id}\"]");
+    for _ in 0..100 {
+        if b.find_now(&gone).await.is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        b.find_now(&gone).await.is_none(),
+        "a closed deal leaves the board"
+    );
+
+    // Settings: an API key is shown once, and works.
+    b.goto(&format!("{base}/#/settings")).await;
+    b.fill("#key-form input[name=name]", "From the console")
+        .await;
+    b.click_on("#key-form button[type=submit]").await;
+    let new_key = b.text(&b.find("#new-key").await).await;
+    assert!(new_key.starts_with("rk_"), "{new_key}");
+    app.ok(&new_key, "{ viewer { scopes } }", json!({})).await;
 
     // Sign out: the cookie the browser held no longer works.
     let cookie = b.cookie("rapport_session").await.expect("session cookie");

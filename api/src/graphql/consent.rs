@@ -426,15 +426,16 @@ impl ConsentMutation {
     ) -> Result<ConsentRequest> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        let (event, token) = consent::request(
-            db,
-            who,
-            parse_id("contactId", &contact_id)?,
-            purpose.into(),
-            source,
+        let contact = parse_id("contactId", &contact_id)?;
+        // It emails the person: a member asks only their own contacts and nobody's.
+        rapport_engine::platform::records::ensure_may_change::<rapport_schema::contact::Entity>(
+            db, who, contact,
         )
         .await
         .gql()?;
+        let (event, token) = consent::request(db, who, contact, purpose.into(), source)
+            .await
+            .gql()?;
         let base = &ctx.data_unchecked::<PublicUrl>().0;
         let confirm_url = format!("{base}/consent/confirm?token={token}");
         let not_sent_because = match ctx.data_unchecked::<Option<crate::graphql::context::Mail>>() {

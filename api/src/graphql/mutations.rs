@@ -40,6 +40,52 @@ async fn owner_writer<'a, E: records::Owned>(
     Ok((who, db))
 }
 
+/// [`writer`] for a change to activity `id`: a member changes activities they wrote, or of
+/// contacts and deals they may change.
+async fn activity_writer<'a>(
+    ctx: &Context<'a>,
+    id: i64,
+) -> Result<(&'a Principal, &'a DatabaseConnection)> {
+    let (who, db) = writer(ctx)?;
+    if who.owner_bound {
+        let a = records::get_with::<s::activity::Entity>(
+            db,
+            who.workspace_id,
+            id,
+            records::Deleted::Include,
+        )
+        .await
+        .gql()?;
+        records::ensure_may_change_attached(db, who, a.author_id, a.contact_id, a.deal_id)
+            .await
+            .gql()?;
+    }
+    Ok((who, db))
+}
+
+/// [`writer`] for a change to task `id`: a member changes tasks assigned to them, or of
+/// contacts and deals they may change.
+async fn task_writer<'a>(
+    ctx: &Context<'a>,
+    id: i64,
+) -> Result<(&'a Principal, &'a DatabaseConnection)> {
+    let (who, db) = writer(ctx)?;
+    if who.owner_bound {
+        let t = records::get_with::<s::task::Entity>(
+            db,
+            who.workspace_id,
+            id,
+            records::Deleted::Include,
+        )
+        .await
+        .gql()?;
+        records::ensure_may_change_attached(db, who, t.assignee_id, t.contact_id, t.deal_id)
+            .await
+            .gql()?;
+    }
+    Ok((who, db))
+}
+
 /// Soft delete (to the trash) or, with `hard` and the admin scope, delete for good.
 async fn delete<E: Record>(ctx: &Context<'_>, id: &ID, hard: bool) -> Result<ID> {
     let (who, db) = writer(ctx)?;
@@ -159,6 +205,14 @@ impl Mutation {
         contacts: Vec<ContactInput>,
     ) -> Result<Vec<UpsertedContact>> {
         let (who, db) = writer(ctx)?;
+        if who.owner_bound {
+            // An upsert by key can reach any record of that key, a colleague's included.
+            return Err(crate::error::to_graphql(
+                rapport_engine::EngineError::Forbidden(
+                    "bulk upserts change anyone's records: they need a manager or an admin".into(),
+                ),
+            ));
+        }
         let inputs = contacts
             .into_iter()
             .map(ContactInput::into_engine)
@@ -200,10 +254,13 @@ impl Mutation {
         let survivor = parse_id("survivorId", &survivor_id)?;
         let merged = parse_ids("mergedIds", &merged_ids)?;
         let (who, db) = owner_writer::<s::contact::Entity>(ctx, survivor).await?;
-        for &m in merged.iter().take(100) {
-            records::ensure_may_change::<s::contact::Entity>(db, who, m)
-                .await
-                .gql()?;
+        if who.owner_bound {
+            let unique: std::collections::BTreeSet<i64> = merged.iter().copied().collect();
+            for m in unique {
+                records::ensure_may_change::<s::contact::Entity>(db, who, m)
+                    .await
+                    .gql()?;
+            }
         }
         Ok(Contact(
             rapport_engine::contact_data::merge(db, who, survivor, &merged)
@@ -254,6 +311,14 @@ impl Mutation {
         companies: Vec<CompanyInput>,
     ) -> Result<Vec<UpsertedCompany>> {
         let (who, db) = writer(ctx)?;
+        if who.owner_bound {
+            // An upsert by key can reach any record of that key, a colleague's included.
+            return Err(crate::error::to_graphql(
+                rapport_engine::EngineError::Forbidden(
+                    "bulk upserts change anyone's records: they need a manager or an admin".into(),
+                ),
+            ));
+        }
         let inputs = companies
             .into_iter()
             .map(CompanyInput::into_engine)
@@ -270,6 +335,7 @@ impl Mutation {
 
     async fn create_pipeline(&self, ctx: &Context<'_>, input: PipelineInput) -> Result<Pipeline> {
         let (who, db) = writer(ctx)?;
+        who.require_manager().gql()?;
         let stages = input
             .stages
             .into_iter()
@@ -288,6 +354,7 @@ impl Mutation {
     }
     async fn rename_pipeline(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<Pipeline> {
         let (who, db) = writer(ctx)?;
+        who.require_manager().gql()?;
         Ok(Pipeline(
             deals::rename_pipeline(db, who, parse_id("id", &id)?, &name)
                 .await
@@ -300,6 +367,7 @@ impl Mutation {
         id: ID,
         #[graphql(default)] hard: bool,
     ) -> Result<ID> {
+        writer(ctx)?.0.require_manager().gql()?;
         delete::<s::pipeline::Entity>(ctx, &id, hard).await
     }
     /// Adds a stage (last, unless a position is given).
@@ -310,6 +378,7 @@ impl Mutation {
         input: StageInput,
     ) -> Result<Stage> {
         let (who, db) = writer(ctx)?;
+        who.require_manager().gql()?;
         Ok(Stage(
             deals::add_stage(
                 db,
@@ -323,6 +392,7 @@ impl Mutation {
     }
     async fn update_stage(&self, ctx: &Context<'_>, id: ID, input: StageInput) -> Result<Stage> {
         let (who, db) = writer(ctx)?;
+        who.require_manager().gql()?;
         Ok(Stage(
             deals::update_stage(db, who, parse_id("id", &id)?, input.into_engine())
                 .await
@@ -412,9 +482,10 @@ impl Mutation {
         id: ID,
         input: ActivityInput,
     ) -> Result<Activity> {
-        let (who, db) = writer(ctx)?;
+        let row = parse_id("id", &id)?;
+        let (who, db) = activity_writer(ctx, row).await?;
         Ok(Activity(
-            activities::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+            activities::update(db, who, row, input.into_engine()?)
                 .await
                 .gql()?,
         ))
@@ -425,9 +496,11 @@ impl Mutation {
         id: ID,
         #[graphql(default)] hard: bool,
     ) -> Result<ID> {
+        activity_writer(ctx, parse_id("id", &id)?).await?;
         delete::<s::activity::Entity>(ctx, &id, hard).await
     }
     async fn restore_activity(&self, ctx: &Context<'_>, id: ID) -> Result<Activity> {
+        activity_writer(ctx, parse_id("id", &id)?).await?;
         Ok(Activity(restore::<s::activity::Entity>(ctx, &id).await?))
     }
 
@@ -438,9 +511,10 @@ impl Mutation {
         ))
     }
     async fn update_task(&self, ctx: &Context<'_>, id: ID, input: TaskInput) -> Result<Task> {
-        let (who, db) = writer(ctx)?;
+        let row = parse_id("id", &id)?;
+        let (who, db) = task_writer(ctx, row).await?;
         Ok(Task(
-            tasks::update(db, who, parse_id("id", &id)?, input.into_engine()?)
+            tasks::update(db, who, row, input.into_engine()?)
                 .await
                 .gql()?,
         ))
@@ -451,9 +525,11 @@ impl Mutation {
         id: ID,
         #[graphql(default)] hard: bool,
     ) -> Result<ID> {
+        task_writer(ctx, parse_id("id", &id)?).await?;
         delete::<s::task::Entity>(ctx, &id, hard).await
     }
     async fn restore_task(&self, ctx: &Context<'_>, id: ID) -> Result<Task> {
+        task_writer(ctx, parse_id("id", &id)?).await?;
         Ok(Task(restore::<s::task::Entity>(ctx, &id).await?))
     }
 
@@ -618,18 +694,28 @@ impl Mutation {
             ));
         }
         let removed = delete::<s::user::Entity>(ctx, &id, hard).await?;
-        // A removed person's sessions end now, not at their expiry.
+        // A removed person's sessions end now, not at their expiry, and the keys they made
+        // stop working with them.
         rapport_engine::platform::accounts::sign_out_everywhere(db, row)
             .await
             .gql()?;
+        if auth::revoke_keys_of(db, who.workspace_id, row)
+            .await
+            .gql()?
+            > 0
+        {
+            ctx.data_unchecked::<Arc<VerifiedKeys>>().forget_all();
+        }
         Ok(removed)
     }
     async fn create_team(&self, ctx: &Context<'_>, name: String) -> Result<Team> {
         let (who, db) = writer(ctx)?;
+        who.require_manager().gql()?;
         Ok(Team(team::create_team(db, who, &name).await.gql()?))
     }
     async fn rename_team(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<Team> {
         let (who, db) = writer(ctx)?;
+        who.require_manager().gql()?;
         Ok(Team(
             team::rename_team(db, who, parse_id("id", &id)?, &name)
                 .await
@@ -642,6 +728,7 @@ impl Mutation {
         id: ID,
         #[graphql(default)] hard: bool,
     ) -> Result<ID> {
+        writer(ctx)?.0.require_manager().gql()?;
         delete::<s::team::Entity>(ctx, &id, hard).await
     }
 
@@ -655,7 +742,7 @@ impl Mutation {
         let (who, db) = writer(ctx)?;
         who.require(v::Scope::Admin).gql()?;
         let scopes: Vec<v::Scope> = scopes.into_iter().map(Into::into).collect();
-        let issued = auth::create_key(db, who.workspace_id, &name, &scopes)
+        let issued = auth::create_key_by(db, who.workspace_id, &name, &scopes, who.user_id)
             .await
             .gql()?;
         Ok(CreatedApiKey {

@@ -43,7 +43,21 @@ impl GraphqlInputs {
         let mut request = async_graphql::Request::new("");
         request.set_parsed_query(doc);
         let (request, dispatcher) = with_loaders(request, &self.db, principal);
-        dispatcher.drive(self.schema.execute(request)).await
+        let schema = self.schema.clone();
+        // On a task of its own: an input query often runs inside another GraphQL request
+        // (registerPlugin's sample run), and one execution polled inside the other would
+        // stack both resolver trees on one thread's stack.
+        let run = tokio::spawn(async move { dispatcher.drive(schema.execute(request)).await });
+        match run.await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(error = %e, "a plugin's input query panicked");
+                async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
+                    "internal error",
+                    None,
+                )])
+            }
+        }
     }
 }
 

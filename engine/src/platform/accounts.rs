@@ -67,10 +67,24 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// Password hashes computed at once, at most: each takes ~19 MiB and a core for tens of
+/// milliseconds, so a flood of sign-ins queues here instead of exhausting memory.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    )
+});
+
 /// The argon2id hash of a password, as a PHC string (runs on a blocking thread: it takes
 /// tens of milliseconds by design).
 pub async fn hash_password(password: &Password) -> Result<String> {
     let plain = password.0.clone();
+    let _turn = HASHING
+        .acquire()
+        .await
+        .map_err(|e| EngineError::internal_from("the hashing queue closed", e))?;
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
         let salt = SaltString::generate(&mut OsRng);
@@ -90,6 +104,9 @@ async fn verify_password(presented: &str, stored: String) -> bool {
         return false;
     }
     let presented = presented.to_string();
+    let Ok(_turn) = HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::{PasswordHash, PasswordVerifier};
         PasswordHash::new(&stored).is_ok_and(|h| {
@@ -157,8 +174,12 @@ pub struct OpenedSession {
 /// Why a sign-in was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// Unknown email or wrong password (not told apart).
+    /// Wrong password.
     WrongCredentials,
+    /// No account signs in with this email. Callers answer it exactly as
+    /// [`Refusal::WrongCredentials`] (and lock it out alike), so sign-in tells nobody
+    /// which addresses have accounts.
+    UnknownEmail,
     /// Too many failures in a row: refused until then, whatever the password.
     Locked(DateTime<Utc>),
 }
@@ -186,7 +207,7 @@ pub async fn sign_in(
     let Ok(email) = EmailAddress::parse("email", attempt.email) else {
         verify_password(attempt.password, DECOY_HASH.clone()).await;
         record_attempt(db, None, attempt.ip, "unknown_email").await?;
-        return Ok(Err(Refusal::WrongCredentials));
+        return Ok(Err(Refusal::UnknownEmail));
     };
     let now = clock::now();
     let candidates = user::Entity::find()
@@ -200,7 +221,7 @@ pub async fn sign_in(
     if candidates.is_empty() {
         verify_password(attempt.password, DECOY_HASH.clone()).await;
         record_attempt(db, None, attempt.ip, "unknown_email").await?;
-        return Ok(Err(Refusal::WrongCredentials));
+        return Ok(Err(Refusal::UnknownEmail));
     }
     if let Some(until) = candidates
         .iter()
@@ -230,14 +251,31 @@ pub async fn sign_in(
     let Some(u) = matched else {
         let mut locked = None;
         for u in &candidates {
-            let failures = u.failed_sign_ins.saturating_add(1);
-            let until = lock_for(failures).map(|d| now + d);
+            // Counted in SQL: concurrent wrong guesses each count (a count read before the
+            // hash and written back after it would let a burst count as one).
             user::Entity::update_many()
-                .col_expr(user::Column::FailedSignIns, Expr::value(failures))
-                .col_expr(user::Column::LockedUntil, Expr::value(until))
+                .col_expr(
+                    user::Column::FailedSignIns,
+                    sea_orm::ExprTrait::add(Expr::col(user::Column::FailedSignIns), 1),
+                )
                 .filter(user::Column::Id.eq(u.id))
                 .exec(db)
                 .await?;
+            let failures = user::Entity::find_by_id(u.id)
+                .select_only()
+                .column(user::Column::FailedSignIns)
+                .into_tuple::<i32>()
+                .one(db)
+                .await?
+                .unwrap_or(u.failed_sign_ins + 1);
+            let until = lock_for(failures).map(|d| now + d);
+            if until.is_some() {
+                user::Entity::update_many()
+                    .col_expr(user::Column::LockedUntil, Expr::value(until))
+                    .filter(user::Column::Id.eq(u.id))
+                    .exec(db)
+                    .await?;
+            }
             record_attempt(db, Some(u), attempt.ip, "wrong_password").await?;
             if let Some(t) = until {
                 locked = Some(locked.map_or(t, |l: DateTime<Utc>| l.min(t)));
@@ -259,12 +297,6 @@ pub async fn sign_in(
     record_attempt(db, Some(&u), attempt.ip, "signed_in").await?;
     let opened = open_session(db, &u, attempt.ip, attempt.user_agent, attempt.ttl).await?;
     Ok(Ok(opened))
-}
-
-/// Records a refusal made before any account was looked at (the caller's address was
-/// over its budget).
-pub async fn record_rate_limited(db: &impl ConnectionTrait, ip: Option<&str>) -> Result<()> {
-    record_attempt(db, None, ip, "rate_limited").await
 }
 
 async fn record_attempt(
@@ -463,6 +495,16 @@ pub async fn redeem_link(
     if !token.starts_with("rl_") || token.len() > 100 {
         return Err(expired());
     }
+    // A cheap look first: an unknown or spent link costs no password hash.
+    let live = user_token::Entity::find()
+        .filter(user_token::Column::TokenHash.eq(auth::secret_hash(token)))
+        .filter(user_token::Column::UsedAt.is_null())
+        .filter(user_token::Column::ExpiresAt.gt(clock::now()))
+        .one(db)
+        .await?;
+    if live.is_none() {
+        return Err(expired());
+    }
     // Hashed before the transaction: it takes tens of milliseconds.
     let hash = hash_password(password).await?;
     let now = clock::now();
@@ -523,16 +565,19 @@ pub async fn set_password(
     Ok(())
 }
 
-/// The person a password reset is for: a live account of that email that can sign in or
-/// was invited; `None` otherwise (the caller answers the same either way). At most one
-/// reset link per account per five minutes.
+/// The people a password reset is for: live accounts of that email that already sign in
+/// (the caller answers the same either way). At most one reset link per account per five
+/// minutes.
 pub async fn reset_candidates(db: &impl ConnectionTrait, email: &str) -> Result<Vec<user::Model>> {
     let Ok(email) = EmailAddress::parse("email", email) else {
         return Ok(Vec::new());
     };
+    // Only people who already sign in: an account that never set a password got its first
+    // one from an invitation an admin made, which an admin may have withdrawn.
     let users = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .filter(user::Column::DeletedAt.is_null())
+        .filter(user::Column::PasswordHash.is_not_null())
         .limit(5)
         .all(db)
         .await?;

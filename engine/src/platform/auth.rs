@@ -78,6 +78,18 @@ impl Principal {
         }
     }
 
+    /// Fails with `Forbidden` unless the caller may change the workspace's structure
+    /// (pipelines, stages, teams): write scope, and not a member.
+    pub fn require_manager(&self) -> Result<()> {
+        self.require(Scope::Write)?;
+        if self.owner_bound {
+            return Err(EngineError::Forbidden(
+                "pipelines, stages and teams are changed by managers and admins".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Fails with `Forbidden` unless the key carries `scope`.
     pub fn require(&self, scope: Scope) -> Result<()> {
         if self.can(scope) {
@@ -165,6 +177,17 @@ pub async fn create_key(
     name: &str,
     scopes: &[Scope],
 ) -> Result<IssuedKey> {
+    create_key_by(db, workspace_id, name, scopes, None).await
+}
+
+/// Creates a key made by a person (`created_by`), whose removal revokes it.
+pub async fn create_key_by(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    name: &str,
+    scopes: &[Scope],
+    created_by: Option<i64>,
+) -> Result<IssuedKey> {
     let name = Text::parse("name", name, 100)?.into_string();
     if scopes.is_empty() {
         return Err(EngineError::invalid(
@@ -184,11 +207,31 @@ pub async fn create_key(
             .collect::<Vec<_>>()
             .join(",")),
         created_at: Set(clock::now()),
+        created_by_user_id: Set(created_by),
         ..Default::default()
     }
     .insert(db)
     .await?;
     Ok(IssuedKey { record, key })
+}
+
+/// Revokes every live key a person made (they were removed); returns how many.
+pub async fn revoke_keys_of(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    user_id: i64,
+) -> Result<u64> {
+    Ok(api_key::Entity::update_many()
+        .col_expr(
+            api_key::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(clock::now()),
+        )
+        .filter(api_key::Column::WorkspaceId.eq(workspace_id))
+        .filter(api_key::Column::CreatedByUserId.eq(user_id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Checks a presented key; `None` when it is unknown, malformed or revoked.

@@ -127,6 +127,29 @@ pub async fn ensure_may_change<E: Owned>(
     }
 }
 
+/// Fails unless `who` may change a row that hangs off a contact and/or a deal (an
+/// activity, a task, a recommended action): for a member, a row they wrote or are assigned
+/// (`own`), or one whose contact and deal they may change.
+pub async fn ensure_may_change_attached(
+    db: &impl ConnectionTrait,
+    who: &crate::platform::auth::Principal,
+    own: Option<i64>,
+    contact_id: Option<i64>,
+    deal_id: Option<i64>,
+) -> Result<()> {
+    who.require(crate::values::Scope::Write)?;
+    if !who.owner_bound || (own.is_some() && own == who.user_id) {
+        return Ok(());
+    }
+    if let Some(c) = contact_id {
+        ensure_may_change::<s::contact::Entity>(db, who, c).await?;
+    }
+    if let Some(d) = deal_id {
+        ensure_may_change::<s::deal::Entity>(db, who, d).await?;
+    }
+    Ok(())
+}
+
 /// Which rows a query sees with respect to soft deletion.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Deleted {

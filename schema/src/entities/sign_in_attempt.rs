@@ -10,7 +10,7 @@ pub struct Model {
     pub workspace_id: Option<i64>,
     pub user_id: Option<i64>,
     pub ip: Option<String>,
-    /// signed_in, wrong_password, unknown_email, locked or rate_limited.
+    /// signed_in, wrong_password, unknown_email or locked.
     pub outcome: String,
     pub at: DateTimeUtc,
 }

@@ -37,6 +37,11 @@ pub async fn enroll(
             .filter(|id| seen.insert(*id))
             .collect()
     };
+    if who.owner_bound {
+        for &c in &unique {
+            records::ensure_may_change::<contact::Entity>(db, who, c).await?;
+        }
+    }
     let found: HashSet<i64> = records::scoped::<contact::Entity>(ws, Deleted::Exclude)
         .select_only()
         .column(contact::Column::Id)

@@ -150,6 +150,9 @@ async fn open_action(
     id: i64,
 ) -> Result<plugin_action::Model> {
     let a = records::get::<plugin_action::Entity>(db, who.workspace_id, id).await?;
+    // Accepting acts on the contact (a task for its owner, an enrollment): a member answers
+    // only for contacts they may change.
+    records::ensure_may_change_attached(db, who, None, Some(a.contact_id), None).await?;
     if a.status != "open" {
         return Err(EngineError::Conflict(format!(
             "the action is already {}",
