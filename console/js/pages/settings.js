@@ -2,7 +2,7 @@
 // latest sign-ins. Changing any of it needs an admin; others see who is in the workspace.
 
 import { gql, can, currentSession } from "../api.js";
-import { h, mount, field, select, label, fmtDate, fmtDateTime, badge, loading, empty, toast, confirm, showError, clearErrors } from "../ui.js";
+import { h, mount, field, select, label, fmtDate, fmtDateTime, badge, loading, empty, toast, dialog, confirm, showError, clearErrors } from "../ui.js";
 
 const ROLES = [["ADMIN", "Admin"], ["MANAGER", "Manager"], ["MEMBER", "Member"], ["VIEWER", "Viewer"]];
 const ROLE_HELP = "Viewers read; members change their own and unowned records; managers change any record; admins also manage people, keys and settings.";
@@ -38,7 +38,7 @@ function section(title, body) {
 async function loadPeople(box, admin) {
   let users;
   try {
-    users = (await gql(`{ users(first: 200, orderBy: [{field: NAME, direction: ASC}]) { nodes { id name email role createdAt team { name } } } }`)).users.nodes;
+    users = (await gql(`{ users(first: 200, orderBy: [{field: NAME, direction: ASC}]) { nodes { id name email role canSignIn createdAt team { name } } } }`)).users.nodes;
   } catch (e) {
     return mount(box, empty(e.message));
   }
@@ -60,12 +60,20 @@ async function loadPeople(box, admin) {
         });
       }
       return h("tr", { "data-user": u.id },
-        h("td", {}, u.name, u.id === me ? h("span", { class: "muted small" }, " (you)") : null),
+        h("td", {}, u.name, u.id === me ? h("span", { class: "muted small" }, " (you)") : null, u.canSignIn ? null : [" ", badge("cannot sign in yet", "warn")]),
         h("td", {}, u.email),
         h("td", {}, role || badge(label(u.role), u.role === "ADMIN" ? "accent" : "")),
         h("td", {}, u.team?.name || "–"),
         h("td", { class: "small" }, fmtDate(u.createdAt)),
-        admin ? h("td", { class: "right" }, u.id !== me ? h("button", { type: "button", class: "ghost", onclick: async () => {
+        admin ? h("td", { class: "right" }, admin && !u.canSignIn ? h("button", { type: "button", class: "ghost", "data-invite": u.id, onclick: async () => {
+          try {
+            const r = (await gql(`mutation I($email: String!, $name: String!, $role: UserRole!) { inviteUser(email: $email, name: $name, role: $role) { emailed link emailError } }`, { email: u.email, name: u.name, role: u.role })).inviteUser;
+            if (r.emailed) toast(`Invitation sent to ${u.email}.`);
+            else await dialog("Invitation link", h("div", {}, h("p", {}, `The email could not be sent (${r.emailError}). Give ${u.email} this one-time link yourself:`), h("div", { class: "secret" }, r.link)), [{ label: "Done", value: "done" }]);
+          } catch (e) {
+            toast(e.message, "error");
+          }
+        } }, "Invite") : null, u.id !== me ? h("button", { type: "button", class: "ghost", onclick: async () => {
           if (!(await confirm("Remove person", `${u.name} will be signed out and can no longer sign in. Their records stay.`, "Remove", "danger solid"))) return;
           try {
             await gql(`mutation D($id: ID!) { deleteUser(id: $id) }`, { id: u.id });

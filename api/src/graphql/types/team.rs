@@ -23,6 +23,10 @@ impl User {
     async fn role(&self) -> UserRole {
         UserRole::from_db(&self.0.role)
     }
+    /// Whether the person has set a password and can sign in to the console.
+    async fn can_sign_in(&self) -> bool {
+        self.0.password_hash.is_some()
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
