@@ -32,7 +32,6 @@ const QUERY = `query Contact360($id: ID!) {
       ... on EmailSent { kind state opens clicks }
     } } }
   }
-  findDuplicates(contactId: $id, limit: 5) { reason contacts { id name email createdAt } }
 }`;
 
 export async function contactPage(page, id) {
@@ -53,7 +52,8 @@ export async function contactPage(page, id) {
         h("div", { class: "sub" }, [c.email, c.company?.name, `owned by ${c.owner?.name || "nobody"}`].filter(Boolean).join(" · "))),
       h("div", { class: "toolbar" },
         editable ? h("button", { type: "button", id: "edit-contact", onclick: () => edit(c, reload) }, "Edit") : null,
-        editable && data.findDuplicates.length ? h("button", { type: "button", id: "merge-duplicates", onclick: () => merge(c, data.findDuplicates, reload) }, "Merge duplicates") : null,
+        // Looked for on demand: matching similar names costs a scan of the workspace.
+        editable ? h("button", { type: "button", id: "merge-duplicates", onclick: () => merge(c, reload) }, "Find duplicates") : null,
         can("admin") ? h("button", { type: "button", class: "danger", id: "erase-contact", onclick: () => erase(c) }, "Erase") : null)),
     h("div", { class: "grid side-main" },
       h("div", {},
@@ -211,11 +211,22 @@ async function edit(c, reload) {
   ]);
 }
 
-async function merge(c, groups, reload) {
+async function merge(c, reload) {
+  let groups;
+  try {
+    groups = (await gql(`query D($id: ID!) { findDuplicates(contactId: $id, limit: 5) { reason contacts { id name email createdAt } } }`, { id: c.id })).findDuplicates;
+  } catch (e) {
+    toast(e.message, "error");
+    return;
+  }
   const others = new Map();
   for (const g of groups) for (const x of g.contacts) if (x.id !== c.id) others.set(x.id, { ...x, reason: g.reason });
   const boxes = [...others.values()].map((x) => h("label", { class: "row", style: { fontWeight: 400 } },
     h("input", { type: "checkbox", value: x.id, checked: true }), `${x.name} · ${x.email || "no email"} · ${label(x.reason)}`));
+  if (!boxes.length) {
+    toast(`Nobody looks like ${c.name}.`);
+    return;
+  }
   const body = h("div", {}, h("p", {}, `These look like ${c.name}. Merging moves their history, deals and consent to ${c.name} and removes them.`), boxes);
   const choice = await dialog("Merge duplicates", body, [{ label: "Cancel", value: "cancel" }, { label: "Merge", value: "merge", class: "primary" }]);
   if (choice !== "merge") return;
