@@ -22,14 +22,14 @@ const QUERY = `query Contact360($id: ID!) {
     sequenceEnrollments { id status currentStep enrolledAt exitReason sequence { name } }
     deals(first: 20) { nodes { id name amount currency status stage { name } owner { name } } }
     timeline(first: 40) { edges { occurredAt node { __typename
-      ... on Activity { kind subject body direction author { name } }
-      ... on Order { total currency status }
-      ... on Inquiry { subject channel status }
-      ... on Task { title status dueAt }
+      ... on Activity { activityKind: kind activitySubject: subject direction author { name } }
+      ... on Order { total currency orderStatus: status }
+      ... on Inquiry { inquirySubject: subject channel inquiryStatus: status }
+      ... on Task { title taskStatus: status dueAt }
       ... on Event { type }
       ... on LifecycleChange { fromStage toStage }
-      ... on ConsentRecord { purpose status }
-      ... on EmailSent { kind state opens clicks }
+      ... on ConsentRecord { purpose consentStatus: status }
+      ... on EmailSent { emailKind: kind state opens clicks }
     } } }
   }
 }`;
@@ -58,7 +58,7 @@ export async function contactPage(page, id) {
     h("div", { class: "grid side-main" },
       h("div", {},
         scoresPanel(c),
-        actionsPanel(c, reload),
+        actionsPanel(c, editable, reload),
         detailsPanel(c),
         consentPanel(c)),
       h("div", {},
@@ -88,16 +88,17 @@ function scoresPanel(c) {
       plugins.map((p) => [h("dt", {}, p.name), h("dd", { class: "num" }, `${p.score.toFixed(1)}${p.grade ? ` (${p.grade})` : ""}`)])));
 }
 
-function actionsPanel(c, reload) {
+function actionsPanel(c, editable, reload) {
   const open = c.nextBestActions.filter((a) => a.status === "OPEN");
   return panel("Next best actions",
     open.length ? open.map((a) => h("div", { class: "action", "data-action": a.id },
       h("div", { class: "row" }, badge(label(a.kind), "accent"), h("span", { class: "small muted" }, `priority ${a.priority} · ${a.source}`)),
       h("p", { style: { margin: "6px 0" } }, a.rationale),
       a.params.length ? h("div", { class: "small muted" }, a.params.map((p) => `${p.key}: ${p.value}`).join(" · ")) : null,
-      can("write") ? h("div", { class: "row", style: { marginTop: "8px" } },
-        h("button", { type: "button", class: "primary", "data-accept": a.id, onclick: () => respond(a, true, reload) }, "Accept"),
-        h("button", { type: "button", "data-reject": a.id, onclick: () => respond(a, false, reload) }, "Reject")) : null))
+      // Answering acts on the contact: shown to those who may change it.
+      editable ? h("div", { class: "row", style: { marginTop: "8px" } },
+        h("button", { type: "button", class: "primary", "data-accept": a.id, "aria-label": `Accept: ${a.rationale}`, onclick: () => respond(a, true, reload) }, "Accept"),
+        h("button", { type: "button", "data-reject": a.id, "aria-label": `Reject: ${a.rationale}`, onclick: () => respond(a, false, reload) }, "Reject")) : null))
       : h("p", { class: "muted" }, "Nothing recommended right now."));
 }
 
@@ -158,14 +159,14 @@ const ICONS = { Activity: "✎", Order: "$", Inquiry: "?", Task: "☑", Event: "
 
 function describe(n) {
   switch (n.__typename) {
-    case "Activity": return [h("strong", {}, label(n.kind)), n.subject ? ` — ${n.subject}` : "", n.author ? h("div", { class: "small muted" }, `by ${n.author.name}`) : null];
-    case "Order": return [h("strong", {}, "Order"), ` ${fmtMoney(n.total, n.currency)} · ${label(n.status)}`];
-    case "Inquiry": return [h("strong", {}, "Inquiry"), ` — ${n.subject} (${label(n.channel)}, ${label(n.status)})`];
-    case "Task": return [h("strong", {}, "Task"), ` — ${n.title} · ${label(n.status)}`];
+    case "Activity": return [h("strong", {}, label(n.activityKind)), n.activitySubject ? ` — ${n.activitySubject}` : "", n.author ? h("div", { class: "small muted" }, `by ${n.author.name}`) : null];
+    case "Order": return [h("strong", {}, "Order"), ` ${fmtMoney(n.total, n.currency)} · ${label(n.orderStatus)}`];
+    case "Inquiry": return [h("strong", {}, "Inquiry"), ` — ${n.inquirySubject} (${label(n.channel)}, ${label(n.inquiryStatus)})`];
+    case "Task": return [h("strong", {}, "Task"), ` — ${n.title} · ${label(n.taskStatus)}`];
     case "Event": return [h("strong", {}, "Event"), ` ${n.type}`];
     case "LifecycleChange": return [h("strong", {}, "Stage"), ` ${n.fromStage ? label(n.fromStage) : "new"} → ${label(n.toStage)}`];
-    case "ConsentRecord": return [h("strong", {}, "Consent"), ` ${label(n.purpose)}: ${label(n.status)}`];
-    case "EmailSent": return [h("strong", {}, `${label(n.kind)} email`), ` ${label(n.state)} · ${n.opens} opens · ${n.clicks} clicks`];
+    case "ConsentRecord": return [h("strong", {}, "Consent"), ` ${label(n.purpose)}: ${label(n.consentStatus)}`];
+    case "EmailSent": return [h("strong", {}, `${label(n.emailKind)} email`), ` ${label(n.state)} · ${n.opens} opens · ${n.clicks} clicks`];
     default: return n.__typename;
   }
 }

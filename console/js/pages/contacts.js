@@ -9,7 +9,10 @@ const STAGES = ["LEAD", "QUALIFIED", "OPPORTUNITY", "CUSTOMER", "CHURNED", "LOST
 const SORTS = [["CREATED_AT:DESC", "Newest first"], ["CREATED_AT:ASC", "Oldest first"], ["LAST_NAME:ASC", "Last name A–Z"], ["LAST_NAME:DESC", "Last name Z–A"], ["LIFECYCLE_STAGE:ASC", "Lifecycle stage"]];
 
 let users = null;
+// Forgotten on every page of contacts: people are invited and removed while the tab is open,
+// and another person may sign in to another workspace in the same tab.
 async function loadUsers() {
+  users = null;
   if (!users) users = (await gql(`{ users(first: 200, orderBy: [{field: NAME, direction: ASC}]) { nodes { id name } } }`)).users.nodes;
   return users;
 }
