@@ -8,7 +8,7 @@
 //! budget, then the body, read only up to [`CAPTURE_BODY_BYTES`]. Answers say only that
 //! the request was accepted: an ingest key reads nothing.
 
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,13 +18,13 @@ use rapport_engine::engagement::consent;
 use rapport_engine::platform::idempotency;
 use serde::Deserialize;
 use serde_json::json;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::cors;
 use crate::error::code;
 use crate::http::{ApiContext, bearer, bounded_body, error_response, is_json};
-use crate::links::{client_ip, escape, page, proof};
+use crate::links::{escape, page, proof};
 
 /// Bytes of a capture request's JSON body.
 pub const CAPTURE_BODY_BYTES: usize = 16 * 1024;
@@ -74,37 +74,17 @@ impl Budgets {
 }
 
 fn rate_limited(wait: Duration, what: &str) -> Response {
-    let mut refused = error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        code::RATE_LIMITED,
-        &format!("too many requests {what}; retry later"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-        refused.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    refused
+    crate::http::too_many(wait, &format!("too many requests {what}; retry later"))
 }
 
 fn peer_ip(ctx: &ApiContext, request: &Request) -> Option<IpAddr> {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    client_ip(peer, request.headers(), ctx.trusted_proxies())
+    crate::http::request_ip(ctx, request)
 }
 
 fn within_ip_budget(ctx: &ApiContext, ip: Option<IpAddr>) -> Result<(), Duration> {
-    // Without connect info (a router under test) every caller shares one budget.
-    let ip = match ip.unwrap_or(IpAddr::from([0, 0, 0, 0])) {
-        // One IPv6 subscriber holds a whole /64: the budget is the network's.
-        IpAddr::V6(v6) => {
-            let mut bytes = v6.octets();
-            bytes[8..].fill(0);
-            IpAddr::from(bytes)
-        }
-        v4 => v4,
-    };
-    ctx.capture.per_ip.take(ip, 1.0)
+    ctx.capture
+        .per_ip
+        .take(crate::rate_limit::address_key(ip), 1.0)
 }
 
 /// `OPTIONS /capture/v1/*`: a preflight carries no key, so it is told whether any live

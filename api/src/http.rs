@@ -110,6 +110,24 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
         .into_response()
 }
 
+/// A 429 `RATE_LIMITED` answer saying `message`, with `Retry-After` for `wait`.
+pub fn too_many(wait: Duration, message: &str) -> Response {
+    let mut refused = error_response(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED, message);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        refused.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    refused
+}
+
+/// Where a request came from: its peer, or the client a trusted proxy names.
+pub fn request_ip(ctx: &ApiContext, request: &Request) -> Option<std::net::IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    crate::links::client_ip(peer, request.headers(), ctx.trusted_proxies())
+}
+
 /// The caller of a request: an API key (`Authorization: Bearer`), or a console session
 /// (its cookie and its `X-CSRF-Token` header), or the response refusing it. A request
 /// with a key is judged by the key alone.

@@ -9,6 +9,19 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The bucket key of a client address: an IPv6 subscriber holds a whole /64, so the budget
+/// is the network's; without an address (a router under test) every caller shares one.
+pub fn address_key(ip: Option<std::net::IpAddr>) -> std::net::IpAddr {
+    match ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])) {
+        std::net::IpAddr::V6(v6) => {
+            let mut bytes = v6.octets();
+            bytes[8..].fill(0);
+            std::net::IpAddr::from(bytes)
+        }
+        v4 => v4,
+    }
+}
+
 /// Callers one set of buckets remembers.
 pub const MAX_CALLERS: usize = 100_000;
 

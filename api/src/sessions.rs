@@ -13,7 +13,7 @@
 //! - A refusal never says whether the email is known; a lock-out says until when.
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,12 +22,11 @@ use rapport_engine::platform::auth::Principal;
 use rapport_engine::platform::email::{self, Outgoing};
 use serde::Deserialize;
 use serde_json::json;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::error::code;
 use crate::http::{ApiContext, bounded_body, error_response, is_json};
-use crate::links::client_ip;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "rapport_session";
@@ -159,21 +158,7 @@ fn internal(e: &rapport_engine::EngineError) -> Response {
     )
 }
 
-fn rate_limited(wait: Duration, message: &str) -> Response {
-    let mut refused = error_response(StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED, message);
-    if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-        refused.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    refused
-}
-
-fn peer_ip(ctx: &ApiContext, request: &Request) -> Option<IpAddr> {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    client_ip(peer, request.headers(), ctx.trusted_proxies())
-}
+use crate::http::too_many as rate_limited;
 
 /// Whether a request's `Origin`, when it has one, is this server: the public URL's
 /// origin, or the origin the browser addressed (`Host`).
@@ -206,15 +191,8 @@ async fn read<T: for<'de> Deserialize<'de>>(
     ctx: &ApiContext,
     request: Request,
 ) -> Result<(T, Option<IpAddr>, HeaderMap), Response> {
-    let ip = peer_ip(ctx, &request);
-    let key = match ip.unwrap_or(IpAddr::from([0, 0, 0, 0])) {
-        IpAddr::V6(v6) => {
-            let mut bytes = v6.octets();
-            bytes[8..].fill(0);
-            IpAddr::from(bytes)
-        }
-        v4 => v4,
-    };
+    let ip = crate::http::request_ip(ctx, &request);
+    let key = crate::rate_limit::address_key(ip);
     if let Err(wait) = ctx.sessions.per_ip.take(key, 1.0) {
         // Logged, not stored: a row per refused request would let one address fill a table.
         tracing::warn!(ip = ?ip, "sign-in requests over the address's budget");
