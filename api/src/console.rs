@@ -2,8 +2,11 @@
 //! `rapport serve` needs nothing beside it). It is plain JavaScript modules and CSS, with
 //! no build step, and talks only to the public GraphQL API and the sign-in routes.
 //!
-//! Its pages run under a strict content security policy: scripts and styles only from
-//! this server, no inline script, no frames, requests only to this server.
+//! Its pages run under a strict content security policy: scripts only from this server,
+//! no inline script, requests only to this server. Email previews are `srcdoc` frames
+//! sandboxed without scripts; they inherit this policy, so it lets inline styles (email
+//! HTML is styled inline) and https images (an email's pictures) through, and nothing
+//! that runs.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -12,10 +15,11 @@ use axum::routing::get;
 
 use crate::http::ApiContext;
 
-/// The console's policy: nothing inline, nothing from elsewhere.
-const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; \
-     base-uri 'none'; form-action 'self'";
+/// The console's policy: no script but its own, no request but to this server.
+const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self'; \
+     font-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'";
 
 macro_rules! assets {
     ($($name:literal => $kind:literal),+ $(,)?) => {
@@ -37,6 +41,11 @@ assets! {
     "js/pages/contact.js" => "text/javascript; charset=utf-8",
     "js/pages/board.js" => "text/javascript; charset=utf-8",
     "js/pages/settings.js" => "text/javascript; charset=utf-8",
+    "js/pages/campaigns.js" => "text/javascript; charset=utf-8",
+    "js/pages/sequences.js" => "text/javascript; charset=utf-8",
+    "js/pages/segments.js" => "text/javascript; charset=utf-8",
+    "js/pages/templates.js" => "text/javascript; charset=utf-8",
+    "js/pages/plugins.js" => "text/javascript; charset=utf-8",
 }
 
 const INDEX: &str = include_str!("../../console/index.html");

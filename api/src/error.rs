@@ -41,12 +41,26 @@ pub fn to_graphql(e: EngineError) -> Error {
         EngineError::Validation { field, .. } => Some(field.clone()),
         _ => None,
     };
+    let line = match &e {
+        EngineError::Validation { message, .. } => line_in(message),
+        _ => None,
+    };
     Error::new(e.to_string()).extend_with(|_, ext| {
         ext.set("code", code);
         if let Some(f) = &field {
             ext.set("field", f.as_str());
         }
+        if let Some(l) = line {
+            ext.set("line", l);
+        }
     })
+}
+
+/// The line an error concerns, when its message says (`… (line 3)`, as template and
+/// filter errors do), so an editor can mark it.
+fn line_in(message: &str) -> Option<u32> {
+    let (_, rest) = message.rsplit_once("(line ")?;
+    rest.split_once(')')?.0.trim().parse().ok()
 }
 
 /// `.gql()?` turns an engine result into a GraphQL result with the right code.
@@ -100,4 +114,23 @@ pub fn engine_response(e: &EngineError) -> axum::response::Response {
             serde_json::json!({"data": null, "errors": [{"message": message, "extensions": extensions}]}),
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_in;
+
+    #[test]
+    fn the_line_an_error_names_is_read_from_its_last_mention() {
+        assert_eq!(line_in("does not parse: unexpected end (line 3)"), Some(3));
+        assert_eq!(
+            line_in("uses unknown variable 'x' (line 12) (known: a, b)"),
+            Some(12)
+        );
+        assert_eq!(
+            line_in("uses unknown variable 'x' (known: a (line b))"),
+            None
+        );
+        assert_eq!(line_in("is required"), None);
+    }
 }

@@ -139,3 +139,27 @@ export function canChange(ownerId) {
   if (session?.user?.role !== "MEMBER") return true;
   return !ownerId || String(ownerId) === String(session.user.id);
 }
+
+/**
+ * Runs a GraphQL document with one file (the multipart request spec): the file goes to
+ * variable `fileVariable`. Resolves to `data`, or throws the first error.
+ */
+export async function uploadGraphql(query, variables, fileVariable, file) {
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query, variables: { ...variables, [fileVariable]: null } }));
+  form.append("map", JSON.stringify({ 0: [`variables.${fileVariable}`] }));
+  form.append("0", file, file.name);
+  const response = await fetch("/graphql", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { Accept: "application/graphql-response+json, application/json", "X-CSRF-Token": csrf || "" },
+    body: form,
+  });
+  const body = await json(response);
+  if (response.status === 401) {
+    session = null;
+    onSignedOut();
+  }
+  if ((body.errors && body.errors.length) || !response.ok) throw fromBody(body, response.status, response);
+  return body.data;
+}

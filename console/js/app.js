@@ -10,6 +10,11 @@ import { contactsPage } from "./pages/contacts.js";
 import { contactPage } from "./pages/contact.js";
 import { boardPage } from "./pages/board.js";
 import { settingsPage } from "./pages/settings.js";
+import { campaignsPage, campaignPage } from "./pages/campaigns.js";
+import { sequencesPage, sequencePage } from "./pages/sequences.js";
+import { segmentsPage, segmentPage } from "./pages/segments.js";
+import { templatesPage, templatePage } from "./pages/templates.js";
+import { pluginsPage, pluginPage } from "./pages/plugins.js";
 
 const app = document.getElementById("app");
 
@@ -17,6 +22,11 @@ const NAV = [
   ["#/", "Home", "⌂"],
   ["#/contacts", "Contacts", "☰"],
   ["#/board", "Pipeline", "▥"],
+  ["#/campaigns", "Campaigns", "✉"],
+  ["#/sequences", "Sequences", "⇢"],
+  ["#/segments", "Segments", "◎"],
+  ["#/templates", "Templates", "▤"],
+  ["#/plugins", "Plugins & models", "◈"],
   ["#/settings", "Settings", "⚙"],
 ];
 
@@ -56,6 +66,15 @@ function shell(active, content) {
     h("main", { class: "main", id: "main", tabindex: "-1" }, content));
 }
 
+// Section → [its list page, one item's page].
+const PAGES = {
+  campaigns: [campaignsPage, campaignPage],
+  sequences: [sequencesPage, sequencePage],
+  segments: [segmentsPage, segmentPage],
+  templates: [templatesPage, templatePage],
+  plugins: [pluginsPage, pluginPage],
+};
+
 let rendering = 0;
 async function render() {
   const ticket = ++rendering;
@@ -73,11 +92,18 @@ async function render() {
   const page = h("div", {});
   let active = "#/";
   const contact = path.match(/^\/contacts\/(\d+)$/);
+  let m;
   if (path === "/" || path === "") homePage(page);
   else if (path === "/contacts") { active = "#/contacts"; contactsPage(page, params); }
   else if (contact) { active = "#/contacts"; contactPage(page, contact[1]); }
   else if (path === "/board") { active = "#/board"; boardPage(page, params); }
   else if (path === "/settings") { active = "#/settings"; settingsPage(page); }
+  else if ((m = path.match(/^\/(campaigns|sequences|segments|templates|plugins)(?:\/([^/]+))?$/))) {
+    active = `#/${m[1]}`;
+    const [list, one] = PAGES[m[1]];
+    if (m[2]) one(page, decodeURIComponent(m[2]));
+    else list(page);
+  }
   else mount(page, h("div", { class: "panel" }, h("h1", {}, "Not found"), h("p", {}, "There is no page here. "), h("a", { href: "#/" }, "Go home")));
   mount(app, shell(active, page));
   document.title = `${document.querySelector(".page-head h1")?.textContent || "Rapport"} · Rapport`;

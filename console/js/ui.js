@@ -185,3 +185,44 @@ export async function attempt(work, form = null) {
     return undefined;
   }
 }
+
+/** A page's heading: its title, a line under it, and actions on the right. */
+export function pageHead(title, sub, ...actions) {
+  return h("div", { class: "page-head" },
+    h("div", {}, h("h1", {}, title), sub ? h("div", { class: "sub" }, sub) : null),
+    h("div", { class: "toolbar" }, actions));
+}
+
+let sectionIds = 0;
+/** A titled panel; `actions` sit right of the title. */
+export function panel(title, body, ...actions) {
+  const id = `p${++sectionIds}`;
+  return h("section", { class: "panel", "aria-labelledby": id },
+    h("div", { class: "panel-head" }, h("h2", { id }, title), actions.length ? h("div", { class: "row" }, actions) : null),
+    body);
+}
+
+/** A status as a coloured badge: good, running, stopped or neutral. */
+export function statusBadge(status) {
+  const s = String(status || "").toUpperCase();
+  const tone = ["SENT", "ACTIVE", "COMPLETED", "DELIVERED"].includes(s) ? "good"
+    : ["SENDING", "SCHEDULED", "RUNNING"].includes(s) ? "accent"
+      : ["PAUSED", "HELD", "PENDING", "QUEUED"].includes(s) ? "warn"
+        : ["CANCELLED", "FAILED", "ARCHIVED", "BOUNCED", "EXITED"].includes(s) ? "bad" : "";
+  return badge(label(s), tone);
+}
+
+/** Runs `work` once per `ms` while `el` stays in the page; returns a stop function. */
+export function every(ms, el, work) {
+  let timer = null;
+  const tick = async () => {
+    if (!el.isConnected) return;
+    try {
+      await work();
+    } finally {
+      if (el.isConnected) timer = setTimeout(tick, ms);
+    }
+  };
+  timer = setTimeout(tick, ms);
+  return () => clearTimeout(timer);
+}

@@ -74,6 +74,43 @@ impl Segment {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+    /// The campaigns that send to it and the sequences it enrolls into (by trigger), so
+    /// nobody changes an audience without seeing what it feeds.
+    async fn used_by(&self, ctx: &Context<'_>) -> Result<Vec<SegmentUse>> {
+        use rapport_engine::engagement::sequences::{self, definition::Trigger};
+        use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+        let ws = self.0.workspace_id;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let mut out: Vec<SegmentUse> = records::scoped::<s::campaign::Entity>(ws, Deleted::Exclude)
+            .filter(s::campaign::Column::SegmentId.eq(self.0.id))
+            .order_by_desc(s::campaign::Column::Id)
+            .all(db)
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?
+            .into_iter()
+            .map(|c| SegmentUse {
+                kind: "campaign".into(),
+                id: to_id(c.id),
+                name: c.name,
+                status: c.status,
+            })
+            .collect();
+        for q in sequences::list(db, ws).await.gql()? {
+            let enrolls =
+                q.definition.triggers.iter().any(
+                    |t| matches!(t, Trigger::Segment { segment_id } if *segment_id == self.0.id),
+                );
+            if enrolls {
+                out.push(SegmentUse {
+                    kind: "sequence".into(),
+                    id: to_id(q.sequence.id),
+                    name: q.sequence.name,
+                    status: q.sequence.status,
+                });
+            }
+        }
+        Ok(out)
+    }
     /// The members now: the filter is evaluated on every read.
     #[graphql(complexity = "page_cost(first, last) * child_complexity")]
     async fn contacts(
@@ -116,6 +153,17 @@ impl Segment {
             sample: conn.edges.into_iter().map(|e| e.node).collect(),
         })
     }
+}
+
+/// A campaign or sequence that uses a segment.
+#[derive(SimpleObject)]
+pub struct SegmentUse {
+    /// `campaign` or `sequence`.
+    pub kind: String,
+    pub id: ID,
+    pub name: String,
+    /// Its status, lower-case (`draft`, `sending`, `active`, …).
+    pub status: String,
 }
 
 /// Reading segments.

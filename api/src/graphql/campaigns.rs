@@ -406,12 +406,49 @@ impl Campaign {
         .map(CampaignMessage)
         .collect())
     }
+    /// Whom it would reach if it were sent now, and why the others would be skipped (the
+    /// rules the send applies per message). Counts up to 200,000 segment members.
+    async fn reach(&self, ctx: &Context<'_>) -> Result<CampaignReach> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let r = campaigns::reach(db, who.workspace_id, &self.0)
+            .await
+            .gql()?;
+        Ok(CampaignReach {
+            members: r.members,
+            will_receive: r.will_receive,
+            no_address: r.no_address,
+            suppressed: r.suppressed,
+            no_consent: r.no_consent,
+            topic_opted_out: r.topic_opted_out,
+            complete: r.complete,
+        })
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.campaign.created_at
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.campaign.updated_at
     }
+}
+
+/// Whom a campaign would reach now.
+#[derive(SimpleObject)]
+pub struct CampaignReach {
+    /// Contacts in the segment now.
+    pub members: u64,
+    /// Of those, how many would be sent the email.
+    pub will_receive: u64,
+    /// Skipped: no valid email address.
+    pub no_address: u64,
+    /// Skipped: the address is on the suppression list.
+    pub suppressed: u64,
+    /// Skipped: no granted marketing consent (none on record, pending, denied, withdrawn).
+    pub no_consent: u64,
+    /// Skipped: opted out of the campaign's topic.
+    pub topic_opted_out: u64,
+    /// Whether every member was counted (false past 200,000).
+    pub complete: bool,
 }
 
 /// A background job that used up its attempts.
@@ -613,6 +650,33 @@ impl CampaignMutation {
             .await
             .gql()?;
         Ok(id)
+    }
+    /// Sends each variant, rendered for `contactId` (default: the segment's first member),
+    /// to `to` with `[Test]` before the subject, straight through the mailer. Its links do
+    /// nothing and no consent applies: the mail reaches the marketer, not the contact.
+    /// Returns how many messages went.
+    async fn send_campaign_test(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        to: String,
+        contact_id: Option<ID>,
+    ) -> Result<i32> {
+        let who = principal(ctx)?;
+        who.require(Scope::Write).gql()?;
+        let to = values::EmailAddress::parse("to", &to).gql()?;
+        let sample = contact_id.map(|c| parse_id("contactId", &c)).transpose()?;
+        let Some(mail) = ctx.data_unchecked::<Option<crate::graphql::Mail>>() else {
+            return Err(crate::error::to_graphql(
+                rapport_engine::EngineError::invalid("to", "this server has no mailer configured"),
+            ));
+        };
+        let c = load(ctx, parse_id("id", &id)?).await?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let sent = campaigns::send_test(db, &mail.mailer, who, &c.0, &to, sample)
+            .await
+            .gql()?;
+        Ok(sent as i32)
     }
     /// Puts a failed job back in the queue with fresh attempts (admin).
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {

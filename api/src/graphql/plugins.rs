@@ -7,7 +7,7 @@ use std::io::Read;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
-use rapport_engine::intelligence::plugins::{Host, actions, registry, runs};
+use rapport_engine::intelligence::plugins::{Host, actions, distribution, registry, runs};
 use rapport_engine::values::Scope;
 use rapport_schema as s;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -428,6 +428,17 @@ pub async fn score_history(
     Ok(out)
 }
 
+/// How a plugin's current scores spread over the workspace.
+#[derive(SimpleObject)]
+pub struct ScoreDistribution {
+    /// Contacts with a current score.
+    pub count: u64,
+    /// Their mean score.
+    pub mean: Option<f64>,
+    /// Counts in ten 10-point buckets: 0–10, 10–20, …, 90–100.
+    pub buckets: Vec<u64>,
+}
+
 /// A plugin of this workspace.
 pub struct Plugin(pub s::plugin::Model);
 
@@ -459,6 +470,16 @@ impl Plugin {
         Ok(match self.0.active_version_id {
             Some(id) => version_of(ctx, id).await?.map(PluginVersion),
             None => None,
+        })
+    }
+    /// How its current scores spread over the workspace's contacts.
+    async fn score_distribution(&self, ctx: &Context<'_>) -> Result<ScoreDistribution> {
+        let ws = principal(ctx)?.workspace_id;
+        let d = distribution::of(db(ctx), ws, self.0.id).await.gql()?;
+        Ok(ScoreDistribution {
+            count: d.count,
+            mean: d.mean,
+            buckets: d.buckets.to_vec(),
         })
     }
     /// Every version, newest first.

@@ -209,6 +209,39 @@ impl TemplateQuery {
             replayed: false,
         })
     }
+    /// The variables a template may use (`contact.first_name`, …; `contact.attributes.*`
+    /// stands for any custom attribute), for editors to offer.
+    async fn email_template_variables(&self) -> Vec<String> {
+        templates::variables()
+    }
+    /// A template not saved yet (an editor's draft), checked as saving would check it and
+    /// rendered for one contact. Its links are placeholders: a preview changes nothing.
+    /// Errors name the part (`field`) and, where known, the line (`extensions.line`).
+    async fn preview_email_template(
+        &self,
+        ctx: &Context<'_>,
+        input: EmailTemplateInput,
+        contact_id: ID,
+    ) -> Result<RenderedEmail> {
+        let who = principal(ctx)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let base = &ctx.data_unchecked::<PublicUrl>().0;
+        let unsubscribe = format!("{base}/unsubscribe?token=preview");
+        let preferences = format!("{base}/preferences?token=preview");
+        let pages = templates::PageLinks {
+            unsubscribe: &unsubscribe,
+            preferences: &preferences,
+        };
+        let contact = parse_id("contactId", &contact_id)?;
+        let out = templates::preview_draft(db, who, input.into(), contact, &pages)
+            .await
+            .gql()?;
+        Ok(RenderedEmail {
+            subject: out.subject,
+            html: out.html,
+            text: out.text,
+        })
+    }
     /// Every template, by name.
     async fn email_templates(&self, ctx: &Context<'_>) -> Result<Vec<EmailTemplate>> {
         use sea_orm::QueryOrder;

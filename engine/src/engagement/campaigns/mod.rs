@@ -48,10 +48,12 @@ use crate::values::{
 };
 
 mod feedback;
+mod reach;
 mod send;
 mod stats;
 
 pub use feedback::{note_bounce, note_unsubscribe, track};
+pub use reach::{MAX_COUNTED, Reach, reach, send_test};
 pub use send::send_batch;
 use send::*;
 pub use stats::{VariantStats, messages, stats, total};

@@ -130,7 +130,43 @@ fn allowed(variable: &str) -> bool {
     }
 }
 
-/// Checks that each part parses and names only known variables.
+/// Every variable a template may use, as `group.field` paths (`contact.attributes.*`
+/// stands for any custom attribute), for editors to offer.
+pub fn variables() -> Vec<String> {
+    let fields = |group: &str, list: &[&str]| -> Vec<String> {
+        list.iter().map(|f| format!("{group}.{f}")).collect()
+    };
+    let mut out = fields("contact", CONTACT_FIELDS);
+    out.push("contact.attributes.*".into());
+    out.extend(fields("company", COMPANY_FIELDS));
+    out.extend(fields("owner", personal::OWNER_FIELDS));
+    out.extend(fields("lead_score", personal::LEAD_SCORE_FIELDS));
+    out.extend(fields("churn_risk", personal::CHURN_RISK_FIELDS));
+    out.extend(fields("last_order", personal::LAST_ORDER_FIELDS));
+    out.extend(fields("open_deal", personal::OPEN_DEAL_FIELDS));
+    out.push("recommendations".into());
+    out.extend(GLOBALS.iter().map(|g| g.to_string()));
+    out
+}
+
+/// ` (line N)` for the first line of `source` that mentions `variable` inside a tag, so an
+/// editor can mark it; empty when no line does (it came from an `include`, say).
+fn line_of(source: &str, variable: &str) -> String {
+    source
+        .lines()
+        .position(|l| {
+            l.match_indices(variable).any(|(at, _)| {
+                let before = &l[..at];
+                before.rfind("{{").max(before.rfind("{%"))
+                    > before.rfind("}}").max(before.rfind("%}"))
+            })
+        })
+        .map(|i| format!(" (line {})", i + 1))
+        .unwrap_or_default()
+}
+
+/// Checks that each part parses and names only known variables. Errors name the part
+/// and, where it is known, the line: `does not parse: … (line 3)`.
 pub fn check(parts: &TemplateParts) -> Result<()> {
     let env = environment();
     for (field, source) in [
@@ -142,7 +178,11 @@ pub fn check(parts: &TemplateParts) -> Result<()> {
         let template = env.template_from_str(source).map_err(|e| {
             EngineError::invalid(
                 field,
-                format!("does not parse: {}", e.detail().unwrap_or("syntax error")),
+                format!(
+                    "does not parse: {}{}",
+                    e.detail().unwrap_or("syntax error"),
+                    e.line().map(|l| format!(" (line {l})")).unwrap_or_default()
+                ),
             )
         })?;
         language::check(field, &template)?;
@@ -156,7 +196,8 @@ pub fn check(parts: &TemplateParts) -> Result<()> {
             return Err(EngineError::invalid(
                 field,
                 format!(
-                    "uses unknown variable '{first}' (known: contact.{}, contact.attributes.*, company.{}, owner.{}, lead_score.{}, churn_risk.{}, last_order.{}, open_deal.{}, recommendations (each: {}), {})",
+                    "uses unknown variable '{first}'{} (known: contact.{}, contact.attributes.*, company.{}, owner.{}, lead_score.{}, churn_risk.{}, last_order.{}, open_deal.{}, recommendations (each: {}), {})",
+                    line_of(source, first),
                     CONTACT_FIELDS.join("/"),
                     COMPANY_FIELDS.join("/"),
                     personal::OWNER_FIELDS.join("/"),
@@ -332,6 +373,25 @@ pub async fn create(
     .await?)
 }
 
+/// Renders a template that is not saved (an editor's draft) for one contact, after the
+/// checks [`create`] makes, so what previews is what would save. Reads only.
+pub async fn preview_draft(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    input: EmailTemplateInput,
+    contact_id: i64,
+    pages: &PageLinks<'_>,
+) -> Result<TemplateParts> {
+    let parts = TemplateParts {
+        subject: input.subject.unwrap_or_default(),
+        html: input.html.unwrap_or_default(),
+        text: input.text.unwrap_or_default(),
+    };
+    Text::parse("subject", &parts.subject, 2000)?;
+    check(&parts)?;
+    render_parts_for(db, who.workspace_id, parts, contact_id, pages).await
+}
+
 /// Changes a template; the result is checked as a whole before it is saved.
 pub async fn update(
     db: &impl ConnectionTrait,
@@ -367,6 +427,23 @@ pub async fn render_for(
     contact_id: i64,
     pages: &PageLinks<'_>,
 ) -> Result<TemplateParts> {
+    let parts = TemplateParts {
+        subject: template.subject.clone(),
+        html: template.html.clone(),
+        text: template.text.clone(),
+    };
+    render_parts_for(db, workspace_id, parts, contact_id, pages).await
+}
+
+/// Renders template parts for one contact of the workspace. Parts not saved yet must
+/// pass [`check`] first, as a saved template did.
+pub async fn render_parts_for(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    parts: TemplateParts,
+    contact_id: i64,
+    pages: &PageLinks<'_>,
+) -> Result<TemplateParts> {
     let person = records::get::<contact::Entity>(db, workspace_id, contact_id).await?;
     let firm = match person.company_id {
         Some(c) => Some(
@@ -374,11 +451,6 @@ pub async fn render_for(
                 .await?,
         ),
         None => None,
-    };
-    let parts = TemplateParts {
-        subject: template.subject.clone(),
-        html: template.html.clone(),
-        text: template.text.clone(),
     };
     let needs = Needs::of_parts([&parts]);
     let personal = personal::load(db, workspace_id, &[&person], needs).await?;

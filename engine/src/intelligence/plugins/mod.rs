@@ -6,6 +6,7 @@
 //! which belongs to the API, so the API provides [`Inputs`].
 
 pub mod actions;
+pub mod distribution;
 pub mod registry;
 pub mod runs;
 

@@ -109,7 +109,7 @@ pub async fn register(
             ),
         ));
     }
-    sample_run(
+    let sample = sample_run(
         db,
         host,
         who.workspace_id,
@@ -206,7 +206,7 @@ pub async fn register(
         &p,
         Some(version.id),
         "registered",
-        Some(format!("version {}", version.version)),
+        Some(format!("version {}; {sample}", version.version)),
         who.key_id,
     )
     .await?;
@@ -230,7 +230,7 @@ async fn sample_run(
     config: &serde_json::Value,
     limits: &Limits,
     implements: Capabilities,
-) -> Result<()> {
+) -> Result<String> {
     let sample: Option<i64> = contact::Entity::find()
         .filter(contact::Column::WorkspaceId.eq(workspace_id))
         .filter(contact::Column::DeletedAt.is_null())
@@ -260,23 +260,47 @@ async fn sample_run(
         config: config.to_string(),
         as_of: clock::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
+    let subject = if input.contact_id == "0" {
+        "an empty workspace".to_string()
+    } else {
+        format!("contact {}", input.contact_id)
+    };
     let (l, lim) = (loaded.clone(), limits.clone());
     let outcome = blocking(move || {
-        let score = implements.score.then(|| l.score(&input, &lim).map(|_| ()));
-        let actions = implements
-            .next_best_actions
-            .then(|| l.next_best_actions(&input, &lim).map(|_| ()));
+        let score = implements.score.then(|| {
+            l.score(&input, &lim).map(|c| {
+                format!(
+                    "score {:.1} (fuel {}, {} µs)",
+                    c.value.score,
+                    c.fuel_used,
+                    c.elapsed.as_micros()
+                )
+            })
+        });
+        let actions = implements.next_best_actions.then(|| {
+            l.next_best_actions(&input, &lim).map(|c| {
+                format!(
+                    "{} action(s) (fuel {}, {} µs)",
+                    c.value.len(),
+                    c.fuel_used,
+                    c.elapsed.as_micros()
+                )
+            })
+        });
         score.into_iter().chain(actions).collect::<Vec<_>>()
     })
     .await?;
+    // What the sample run answered, for the plugin's event log and its author.
+    let mut said = Vec::new();
     for result in outcome {
         match result {
+            Ok(summary) => said.push(summary),
             // A refusal is an answer: the plugin runs and says this input does not suit it.
-            Ok(()) | Err(rapport_plugins::Error::Refused { .. }) => {}
+            Err(rapport_plugins::Error::Refused { .. }) => said.push("refused the input".into()),
             Err(e) => return Err(plugin_error("wasm", name.as_str(), &e)),
         }
     }
-    Ok(())
+    Ok(format!("sample run on {subject}: {}", said.join("; ")))
 }
 
 /// Queues every contact of the workspace for the plugins, after a change of what runs.
