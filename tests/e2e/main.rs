@@ -3,6 +3,7 @@
 //! the engine and their dependencies into one executable instead of one per feature.
 
 mod accounts;
+mod authoring;
 mod campaigns;
 mod capture;
 mod consent;
