@@ -226,3 +226,9 @@ export function every(ms, el, work) {
   timer = setTimeout(tick, ms);
   return () => clearTimeout(timer);
 }
+
+/** Goes to a console URL, drawing the page again when it is the current one. */
+export function navigate(hash) {
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
+}

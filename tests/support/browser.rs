@@ -242,6 +242,13 @@ impl Browser {
             .await;
     }
 
+    /// Puts the file at `path` in the file input matching `css`.
+    pub async fn attach(&self, css: &str, path: &str) {
+        let e = self.find(css).await;
+        self.post(&format!("/element/{}/value", e.0), json!({"text": path}))
+            .await;
+    }
+
     /// Runs a script in the page (its body, with `arguments`); returns its result. An
     /// async body is awaited.
     pub async fn run(&self, script: &str, args: Value) -> Value {

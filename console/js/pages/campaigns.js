@@ -3,7 +3,7 @@
 // progress, per-variant results, messages with their state, and the controls.
 
 import { gql, can } from "../api.js";
-import { h, mount, field, select, label, fmtDateTime, fmtPercent, loading, empty, toast, pageHead, panel, statusBadge, every, showError, clearErrors, confirm } from "../ui.js";
+import { h, mount, field, select, label, fmtDateTime, fmtPercent, loading, empty, toast, pageHead, panel, statusBadge, every, showError, clearErrors, confirm, navigate } from "../ui.js";
 import { codeEditor, templateVariables, variableMenu, renderedView, firstContact } from "./templates.js";
 
 const CAMPAIGN = `id name status statusReason fromEmail fromName ratePerSecond scheduledAt startedAt finishedAt createdAt winnerVariantId
@@ -82,7 +82,8 @@ async function builder(page, c) {
   const drawVariants = () => {
     mount(variantsBox, variants.map((v, i) => variantCard(v, i, meta.emailTemplates, vars, () => sample, variants.length > 1 ? () => { variants.splice(i, 1); drawVariants(); } : null)),
       h("button", { type: "button", id: "add-variant", onclick: () => {
-        variants.push({ name: String.fromCharCode(65 + variants.length), weight: 1, subject: variants[0]?.subject || "", html: variants[0]?.html || "", text: variants[0]?.text || "" });
+        const first = variants[0]?.editors;
+        variants.push({ name: String.fromCharCode(65 + variants.length), weight: 1, subject: first?.subject.area.value || "", html: first?.html.area.value || "", text: first?.text.area.value || "" });
         abOn.checked = true;
         abBox.hidden = false;
         drawVariants();
@@ -104,7 +105,7 @@ async function builder(page, c) {
       if (!c) {
         const created = (await gql(`mutation C($input: CampaignInput!) { createCampaign(input: $input) { id } }`, { input: input() })).createCampaign;
         toast("Draft saved.");
-        location.hash = `#/campaigns/${created.id}`;
+        navigate(`#/campaigns/${created.id}`);
         return created.id;
       }
       await gql(`mutation U($id: ID!, $input: CampaignInput!) { updateCampaign(id: $id, input: $input) { id } }`, { id: c.id, input: input() });
@@ -143,7 +144,7 @@ async function builder(page, c) {
         try {
           await gql(`mutation S($id: ID!) { sendCampaign(id: $id) { id status } }`, { id: c.id });
           toast("Sending started.");
-          location.hash = `#/campaigns/${c.id}`;
+          navigate(`#/campaigns/${c.id}`);
         } catch (e) {
           toast(e.message, "error");
         }
@@ -155,7 +156,7 @@ async function builder(page, c) {
         try {
           await gql(`mutation S($id: ID!, $at: DateTime) { scheduleCampaign(id: $id, at: $at) { id } }`, { id: c.id, at: new Date(when.value).toISOString() });
           toast(`Scheduled for ${fmtDateTime(new Date(when.value).toISOString())}.`);
-          location.hash = `#/campaigns/${c.id}`;
+          navigate(`#/campaigns/${c.id}`);
         } catch (e) {
           toast(e.message, "error");
         }
@@ -172,7 +173,7 @@ async function builder(page, c) {
       c ? h("button", { type: "button", class: "danger", onclick: async () => {
         if (!(await confirm("Delete draft", `“${c.name}” will be deleted.`, "Delete", "danger solid"))) return;
         await gql(`mutation D($id: ID!) { deleteCampaign(id: $id) }`, { id: c.id }).catch((e) => toast(e.message, "error"));
-        location.hash = "#/campaigns";
+        navigate("#/campaigns");
       } }, "Delete draft") : null) : null);
   drawVariants();
   mount(page,

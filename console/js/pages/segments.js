@@ -3,7 +3,7 @@
 // rules (or as JSON, for filters the rules cannot show) with a live count and sample.
 
 import { gql, can } from "../api.js";
-import { h, mount, field, select, label, loading, empty, toast, pageHead, panel, statusBadge, showError, clearErrors, confirm } from "../ui.js";
+import { h, mount, field, select, label, loading, empty, toast, pageHead, panel, statusBadge, showError, clearErrors, confirm, navigate } from "../ui.js";
 
 const STAGES = ["LEAD", "QUALIFIED", "OPPORTUNITY", "CUSTOMER", "CHURNED", "LOST"];
 
@@ -199,7 +199,7 @@ export async function segmentPage(page, id) {
       if (id === "new") {
         const created = (await gql(`mutation C($input: SegmentInput!) { createSegment(input: $input) { id name } }`, { input })).createSegment;
         toast(`Segment “${created.name}” saved.`);
-        location.hash = `#/segments/${created.id}`;
+        navigate(`#/segments/${created.id}`);
       } else {
         await gql(`mutation U($id: ID!, $input: SegmentInput!) { updateSegment(id: $id, input: $input) { id } }`, { id, input });
         toast("Segment saved.");
@@ -220,7 +220,7 @@ export async function segmentPage(page, id) {
         try {
           await gql(`mutation D($id: ID!) { deleteSegment(id: $id) }`, { id });
           toast("Segment deleted.");
-          location.hash = "#/segments";
+          navigate("#/segments");
         } catch (e) {
           toast(e.message, "error");
         }

@@ -4,10 +4,10 @@
 // enrollments, live per-step numbers on the graph, and the enrollments.
 
 import { gql, can } from "../api.js";
-import { h, mount, field, select, label, fmtDateTime, loading, empty, toast, pageHead, panel, statusBadge, every, confirm, dialog } from "../ui.js";
+import { h, mount, field, select, label, fmtDateTime, loading, empty, toast, pageHead, panel, statusBadge, every, confirm, dialog, navigate } from "../ui.js";
 
 const KINDS = [["wait", "Wait"], ["sendEmail", "Send email"], ["branch", "Branch"], ["updateContact", "Update contact"], ["createTask", "Create task"], ["enroll", "Enroll in sequence"], ["exit", "Exit"]];
-const ICON = { wait: "◷", sendEmail: "✉", branch: "◇", updateContact: "✎", createTask: "☑", enroll: "⇢", exit: "⏹" };
+const ICON = { wait: "◷", sendEmail: "✉", branch: "◇", updateContact: "✎", createTask: "☑", enroll: "⇢", exit: "■" };
 const STAGES = ["lead", "qualified", "opportunity", "customer", "churned", "lost"];
 
 export async function sequencesPage(page) {
@@ -302,7 +302,7 @@ export async function sequencePage(page, id) {
   };
 
   const drawErrors = () => mount(errorsBox, general.length || problems.size ? h("div", { class: "form-error", role: "alert" },
-    h("strong", {}, "Not saved. "), [...general, ...[...problems].map(([sid, p]) => `${sid}: ${p}`)].join(" · ")) : null);
+    h("strong", {}, "Not saved. "), [...general, ...problems.values()].join(" · ")) : null);
 
   const save = async () => {
     problems = new Map();
@@ -311,7 +311,7 @@ export async function sequencePage(page, id) {
       if (!seq) {
         const created = (await gql(`mutation C($d: JSON!) { createSequence(definition: $d) { id } }`, { d: def })).createSequence;
         toast("Sequence saved as a draft.");
-        location.hash = `#/sequences/${created.id}`;
+        navigate(`#/sequences/${created.id}`);
         return;
       }
       const updated = (await gql(`mutation U($id: ID!, $d: JSON!) { updateSequence(id: $id, definition: $d) { version } }`, { id: seq.id, d: def })).updateSequence;
@@ -543,7 +543,7 @@ async function importJson() {
       }
     } },
   ]);
-  if (made) location.hash = `#/sequences/${made.id}`;
+  if (made) navigate(`#/sequences/${made.id}`);
 }
 
 function enrollBox(seq, writable) {

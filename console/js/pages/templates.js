@@ -3,7 +3,7 @@
 // (HTML and text side by side), and errors marked on the line they concern.
 
 import { gql, can } from "../api.js";
-import { h, mount, field, label, fmtDate, loading, empty, toast, pageHead, panel, confirm } from "../ui.js";
+import { h, mount, field, label, fmtDate, loading, empty, toast, pageHead, panel, confirm, navigate } from "../ui.js";
 
 let variables = null;
 /** The variables the renderer knows, from the server (it refuses any other). */
@@ -203,7 +203,7 @@ export async function templatePage(page, id) {
       if (id === "new") {
         const created = (await gql(`mutation C($input: EmailTemplateInput!) { createEmailTemplate(input: $input) { id name } }`, { input })).createEmailTemplate;
         toast(`Template “${created.name}” saved.`);
-        location.hash = `#/templates/${created.id}`;
+        navigate(`#/templates/${created.id}`);
       } else {
         await gql(`mutation U($id: ID!, $input: EmailTemplateInput!) { updateEmailTemplate(id: $id, input: $input) { id } }`, { id, input });
         toast("Template saved.");
@@ -221,7 +221,7 @@ export async function templatePage(page, id) {
         if (!(await confirm("Delete template", `“${t.name}” will be deleted. Campaigns keep the copy they made.`, "Delete", "danger solid"))) return;
         try {
           await gql(`mutation D($id: ID!) { deleteEmailTemplate(id: $id) }`, { id });
-          location.hash = "#/templates";
+          navigate("#/templates");
         } catch (e) {
           toast(e.message, "error");
         }
