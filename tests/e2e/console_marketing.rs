@@ -161,7 +161,8 @@ async fn campaigns_from_the_browser(backend: Backend) {
         "<p>Hello {{ contact.first_name }},</p>\n<p>Our spring collection is in.</p>\n<p>See it, {{ contact.frist_name }}</p>\n<p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
     )
     .await;
-    b.wait_for_text("Line 3: uses unknown variable 'contact.frist_name'").await;
+    b.wait_for_text("Line 3: uses unknown variable 'contact.frist_name'")
+        .await;
     assert_eq!(b.text_of(".gutter .bad").await, "3");
     b.screenshot(&format!("template-error-{db}")).await;
     b.fill(
