@@ -129,6 +129,7 @@ export function can(what) {
   const role = session?.user?.role || "VIEWER";
   const rank = { VIEWER: 0, MEMBER: 1, MANAGER: 2, ADMIN: 3 }[role] ?? 0;
   if (what === "write") return rank >= 1;
+  if (what === "manage") return rank >= 2;
   if (what === "admin") return rank >= 3;
   return true;
 }

@@ -1,5 +1,5 @@
 //! The one place that knows what every kind of job does: campaigns' launches, sends and
-//! A/B decisions, sequence steps, transactional email, plugin runs. The queue ([`crate::platform::queue`])
+//! A/B decisions, sequence steps, transactional email, plugin runs, model training. The queue ([`crate::platform::queue`])
 //! stores and retries jobs without knowing any feature; a process that works them builds
 //! a [`Worker`] and hands it to [`work`].
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::engagement::outbound::Context;
 use crate::engagement::{campaigns, sequences, transactional};
 use crate::error::{EngineError, Result};
+use crate::intelligence::analytics::trainings;
 use crate::intelligence::plugins;
 use crate::platform::health::Health;
 use crate::platform::queue::{self, Handler, Job, WorkerOptions};
@@ -80,6 +81,10 @@ impl Handler for Worker {
                 workspace_id,
                 message_id,
             } => transactional::deliver(ctx, *workspace_id, *message_id).await,
+            Job::TrainModel {
+                workspace_id,
+                training_id,
+            } => trainings::run(&ctx.db, *workspace_id, *training_id).await,
         }
     }
 }

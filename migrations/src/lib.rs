@@ -58,6 +58,7 @@ mod m0015_topics;
 mod m0016_lead_capture;
 mod m0017_contact_email_hash;
 mod m0018_console_accounts;
+mod m0019_model_trainings;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -84,6 +85,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_lead_capture::Migration),
             Box::new(m0017_contact_email_hash::Migration),
             Box::new(m0018_console_accounts::Migration),
+            Box::new(m0019_model_trainings::Migration),
         ]
     }
 }

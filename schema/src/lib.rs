@@ -32,6 +32,7 @@ pub mod entities {
     pub mod inquiry;
     pub mod insight_change;
     pub mod lifecycle_change;
+    pub mod model_training;
     pub mod model_version;
     pub mod order;
     pub mod order_line;

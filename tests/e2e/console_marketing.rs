@@ -370,6 +370,7 @@ async fn plugins_from_the_browser(backend: Backend) {
     let Some(d) = demo(backend).await else { return };
     let (app, key) = (&d.app, &d.key);
     let db = db_name(backend);
+    let _workers = app.workers(&d.smtp.url);
     let b = Browser::start().await;
     let base = &app.base;
     sign_in(&b, &d).await;
@@ -442,6 +443,24 @@ async fn plugins_from_the_browser(backend: Backend) {
     assert_eq!(active["plugin"]["activeVersion"]["version"], 1);
     assert_eq!(active["plugin"]["events"][0]["kind"], "rolled_back");
     b.screenshot(&format!("plugin-page-{db}")).await;
+
+    // Train a model now: a job whose progress the page follows to the new version.
+    let count = |v: &serde_json::Value| v["models"].as_array().unwrap().len();
+    let before = count(
+        &app.ok(key, "{ models(kind: LEAD_SCORE) { version } }", json!({}))
+            .await,
+    );
+    b.goto(&format!("{base}/#/plugins")).await;
+    b.click_on("[data-train=LEAD_SCORE]").await;
+    b.find("#models-table .training").await;
+    b.wait_for_text(&format!("Lead score: version {}", before + 1))
+        .await;
+    let after = count(
+        &app.ok(key, "{ models(kind: LEAD_SCORE) { version } }", json!({}))
+            .await,
+    );
+    assert_eq!(after, before + 1);
+    b.screenshot(&format!("models-{db}")).await;
 }
 
 /// Runs a scenario on a runtime with the stack the `rapport` binary gives its threads.

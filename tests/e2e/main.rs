@@ -17,4 +17,5 @@ mod intelligence;
 mod plugins;
 mod segments;
 mod sequences;
+mod trainings;
 mod transactional;

@@ -10,7 +10,8 @@
 //! 3. `types`: every object of the CRM graph, with the sequence objects (an enrollment
 //!    shows its contact, a contact its enrollments);
 //! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `capture`,
-//!    `sequences`, `templates`, `reports`, `people`, `plugin_inputs`, and this module, which merges them.
+//!    `sequences`, `templates`, `trainings`, `reports`, `people`, `plugin_inputs`, and this
+//!    module, which merges them.
 
 pub mod audiences;
 pub mod batching;
@@ -36,6 +37,7 @@ pub mod queries;
 pub mod reports;
 pub mod sequences;
 pub mod templates;
+pub mod trainings;
 pub mod types;
 
 use crate::keys::VerifiedKeys;
@@ -60,6 +62,7 @@ pub struct Queries(
     sequences::SequenceQuery,
     capture::CaptureQuery,
     people::PeopleQuery,
+    trainings::TrainingQuery,
 );
 
 /// Every write.
@@ -76,6 +79,7 @@ pub struct Mutations(
     sequences::SequenceMutation,
     capture::CaptureMutation,
     people::PeopleMutation,
+    trainings::TrainingMutation,
 );
 
 /// Rapport's schema type.

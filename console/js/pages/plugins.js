@@ -231,34 +231,71 @@ async function uploadPage(page) {
   suggest();
 }
 
+const TRAINING = "id kind state stage progress error version { version status message }";
+
 async function drawModels(box) {
   let models;
+  let trainings;
   try {
-    models = (await gql(`{ models { id kind version status message auc logLoss metrics rows positives trainedAt activatedAt } }`)).models;
+    ({ models, modelTrainings: trainings } = await gql(`{ models { id kind version status message auc logLoss metrics rows positives trainedAt activatedAt } modelTrainings(first: 20) { ${TRAINING} } }`));
   } catch (e) {
     return mount(box, empty(e.message));
   }
-  const admin = can("admin");
+  const manager = can("manage");
   const kinds = ["LEAD_SCORE", "WIN_PROBABILITY", "CHURN", "CUSTOMER_VALUE", "RECOMMENDATIONS", "BEHAVIOUR_SEGMENTS"];
+  // A training shows in its model's first row until it ends, then the table redraws.
+  const follow = (cell, training) => {
+    const bar = h("div", { class: "bar small-bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-label": "Training progress" }, h("span", {}));
+    const stage = h("div", { class: "small muted" });
+    const show = (t) => {
+      bar.setAttribute("aria-valuenow", String(Math.round(t.progress * 100)));
+      bar.firstChild.style.width = `${Math.round(t.progress * 100)}%`;
+      stage.textContent = `${label(t.state)}: ${t.stage}`;
+    };
+    show(training);
+    mount(cell, h("div", { class: "training", "data-training": training.id }, bar, stage));
+    const poll = async () => {
+      if (!cell.isConnected) return;
+      let t;
+      try {
+        t = (await gql(`query T($id: ID!) { modelTraining(id: $id) { ${TRAINING} } }`, { id: training.id })).modelTraining;
+      } catch {
+        return setTimeout(poll, 2000);
+      }
+      show(t);
+      if (t.state === "DONE") {
+        toast(`${label(t.kind)}: version ${t.version?.version} ${label(t.version?.status || "").toLowerCase()}${t.version?.message ? ` (${t.version.message})` : ""}.`);
+        return drawModels(box);
+      }
+      if (t.state === "FAILED") {
+        toast(`${label(t.kind)}: training failed (${t.error}).`, "error");
+        return drawModels(box);
+      }
+      setTimeout(poll, 1000);
+    };
+    setTimeout(poll, 1000);
+  };
+  const trainCell = (kind) => {
+    const cell = h("div", {});
+    const running = trainings.find((t) => t.kind === kind && (t.state === "QUEUED" || t.state === "RUNNING"));
+    if (running) follow(cell, running);
+    else if (manager) {
+      mount(cell, h("button", { type: "button", "data-train": kind, onclick: async () => {
+        try {
+          const t = (await gql(`mutation T($k: ModelKind!) { startModelTraining(kind: $k) { ${TRAINING} } }`, { k: kind })).startModelTraining;
+          follow(cell, t);
+        } catch (e) {
+          toast(e.message, "error");
+        }
+      } }, "Train now"));
+    }
+    return cell;
+  };
   mount(box, h("div", { class: "table-wrap" }, h("table", { id: "models-table" },
     h("thead", {}, h("tr", {}, ["Model", "Version", "Status", "AUC", "Calibration", "Holdout error", "Rows", "Trained", ""].map((t) => h("th", {}, t)))),
     h("tbody", {}, kinds.flatMap((kind) => {
       const versions = models.filter((m) => m.kind === kind).sort((a, b) => b.version - a.version).slice(0, 4);
-      const train = admin ? h("button", { type: "button", "data-train": kind, onclick: async (ev) => {
-        const button = ev.currentTarget;
-        button.disabled = true;
-        button.textContent = "Training…";
-        try {
-          const v = (await gql(`mutation T($k: ModelKind!) { trainModel(kind: $k) { version status message } }`, { k: kind })).trainModel;
-          toast(`${label(kind)}: version ${v.version} ${label(v.status).toLowerCase()}${v.message ? ` (${v.message})` : ""}.`);
-          drawModels(box);
-        } catch (e) {
-          toast(e.message, "error");
-          button.disabled = false;
-          button.textContent = "Train now";
-        }
-      } }, "Train now") : null;
-      if (!versions.length) return [h("tr", {}, h("td", {}, label(kind)), h("td", { colspan: "7", class: "muted" }, "Not trained yet."), h("td", { class: "right" }, train))];
+      if (!versions.length) return [h("tr", {}, h("td", {}, label(kind)), h("td", { colspan: "7", class: "muted" }, "Not trained yet."), h("td", { class: "right" }, trainCell(kind)))];
       return versions.map((m, i) => h("tr", { "data-model": m.id },
         h("td", {}, i === 0 ? label(kind) : ""),
         h("td", {}, `v${m.version}`),
@@ -268,7 +305,7 @@ async function drawModels(box) {
         h("td", { class: "num" }, holdout(m)),
         h("td", { class: "num" }, m.rows.toLocaleString("en-US")),
         h("td", { class: "small" }, fmtDateTime(m.trainedAt)),
-        h("td", { class: "right" }, i === 0 ? train : null, admin && m.status === "CANDIDATE" ? h("button", { type: "button", onclick: async () => {
+        h("td", { class: "right" }, i === 0 ? trainCell(kind) : null, can("admin") && m.status === "CANDIDATE" ? h("button", { type: "button", onclick: async () => {
           try {
             await gql(`mutation A($id: ID!) { activateModel(id: $id) { id } }`, { id: m.id });
             toast(`Version ${m.version} is active.`);

@@ -90,6 +90,13 @@ pub enum Job {
         /// The message.
         message_id: i64,
     },
+    /// Train a new version of a model, as a person asked (a `model_trainings` row).
+    TrainModel {
+        /// Workspace.
+        workspace_id: i64,
+        /// The request.
+        training_id: i64,
+    },
 }
 
 impl Job {
@@ -103,6 +110,7 @@ impl Job {
             Job::RunPlugins { .. } => "run_plugins",
             Job::AdvanceEnrollments { .. } => "advance_enrollments",
             Job::SendTransactional { .. } => "send_transactional",
+            Job::TrainModel { .. } => "train_model",
         }
     }
 
@@ -115,7 +123,8 @@ impl Job {
             | Job::ResumeWhenReachable { workspace_id, .. }
             | Job::RunPlugins { workspace_id, .. }
             | Job::AdvanceEnrollments { workspace_id, .. }
-            | Job::SendTransactional { workspace_id, .. } => *workspace_id,
+            | Job::SendTransactional { workspace_id, .. }
+            | Job::TrainModel { workspace_id, .. } => *workspace_id,
         }
     }
 }

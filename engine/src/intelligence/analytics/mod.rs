@@ -17,6 +17,7 @@ pub mod recommendations;
 pub mod registry;
 pub mod schedule;
 pub mod segments;
+pub mod trainings;
 pub mod win_probability;
 
 use crate::error::Result;
@@ -38,7 +39,8 @@ pub(crate) fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Trains a new version of a model from the caller's workspace (write scope).
+/// Trains a new version of a model from the caller's workspace (write scope), in this
+/// request; [`trainings::request`] does the same as a job.
 pub async fn train(
     db: &DatabaseConnection,
     who: &Principal,
@@ -46,30 +48,45 @@ pub async fn train(
     options: &lead_score::TrainOptions,
 ) -> Result<model_version::Model> {
     who.require(Scope::Write)?;
-    let version = match kind {
-        ModelKind::LeadScore => lead_score::train(db, who.workspace_id, options).await,
-        ModelKind::WinProbability => {
-            win_probability::train(db, who.workspace_id, Some(options.min_positives)).await
-        }
-        ModelKind::CustomerValue => {
-            customer_value::train(db, who.workspace_id, options.min_positives).await
-        }
-        ModelKind::Recommendations => {
-            recommendations::train(db, who.workspace_id, options.min_positives).await
-        }
-        ModelKind::BehaviourSegments => {
-            segments::train(db, who.workspace_id, options.min_positives).await
-        }
-        ModelKind::Churn => churn::train(db, who.workspace_id, options.min_positives).await,
-    }?;
-    if matches!(
-        kind,
-        ModelKind::CustomerValue | ModelKind::Churn | ModelKind::Recommendations
-    ) && version.status == crate::values::ModelStatus::Active.as_str()
-    {
+    let version = fit(db, who.workspace_id, kind, options).await?;
+    if rescores_contacts(kind, &version) {
         insights::refresh_contacts(db, who.workspace_id, None).await?;
     }
     Ok(version)
+}
+
+/// Fits, measures and records a new version of `kind` for the workspace.
+async fn fit(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    kind: ModelKind,
+    options: &lead_score::TrainOptions,
+) -> Result<model_version::Model> {
+    match kind {
+        ModelKind::LeadScore => lead_score::train(db, workspace_id, options).await,
+        ModelKind::WinProbability => {
+            win_probability::train(db, workspace_id, Some(options.min_positives)).await
+        }
+        ModelKind::CustomerValue => {
+            customer_value::train(db, workspace_id, options.min_positives).await
+        }
+        ModelKind::Recommendations => {
+            recommendations::train(db, workspace_id, options.min_positives).await
+        }
+        ModelKind::BehaviourSegments => {
+            segments::train(db, workspace_id, options.min_positives).await
+        }
+        ModelKind::Churn => churn::train(db, workspace_id, options.min_positives).await,
+    }
+}
+
+/// Whether a new version of `kind` changes what contacts' insights say (customer value,
+/// churn and recommendations feed them), once it is active.
+fn rescores_contacts(kind: ModelKind, version: &model_version::Model) -> bool {
+    matches!(
+        kind,
+        ModelKind::CustomerValue | ModelKind::Churn | ModelKind::Recommendations
+    ) && version.status == crate::values::ModelStatus::Active.as_str()
 }
 
 /// Rescores with the active versions of every model; returns how many subjects. What
