@@ -102,7 +102,7 @@ export function whenSignedOut(handler) {
 }
 
 /** Runs a GraphQL document; resolves to `data`, or throws the first error. */
-export async function gql(query, variables = {}) {
+export async function gql(query, variables = {}, retried = false) {
   const response = await fetch("/graphql", {
     method: "POST",
     credentials: "same-origin",
@@ -115,6 +115,9 @@ export async function gql(query, variables = {}) {
   });
   const body = await json(response);
   if (response.status === 401) {
+    // Signing in again in another tab replaces the cookie, and with it the CSRF token
+    // this tab holds: ask for the session once more before calling it ended.
+    if (!retried && (await loadSession().catch(() => null))) return gql(query, variables, true);
     session = null;
     onSignedOut();
     throw fromBody(body, 401, response);

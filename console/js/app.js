@@ -106,7 +106,25 @@ async function render() {
   }
   else mount(page, h("div", { class: "panel" }, h("h1", {}, "Not found"), h("p", {}, "There is no page here. "), h("a", { href: "#/" }, "Go home")));
   mount(app, shell(active, page));
-  document.title = `${document.querySelector(".page-head h1")?.textContent || "Rapport"} · Rapport`;
+  announce(page);
+}
+
+// Pages draw after their data arrives: once the page's heading is there, the tab's title
+// names it and focus moves to it, so a screen reader hears where a link led.
+let watching = null;
+function announce(page) {
+  watching?.disconnect();
+  const done = () => {
+    const title = page.querySelector(".page-head h1, h1");
+    if (!title) return false;
+    document.title = `${title.textContent} · Rapport`;
+    if (!title.hasAttribute("tabindex")) title.setAttribute("tabindex", "-1");
+    if (!page.contains(document.activeElement) || document.activeElement === document.body) title.focus({ preventScroll: true });
+    return true;
+  };
+  if (done()) return;
+  watching = new MutationObserver(() => { if (done()) watching.disconnect(); });
+  watching.observe(page, { childList: true, subtree: true });
 }
 
 whenSignedOut(() => {

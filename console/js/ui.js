@@ -143,13 +143,25 @@ export function select(name, options, value) {
 export function dialog(title, body, actions) {
   return new Promise((resolve) => {
     const d = h("dialog", { "aria-labelledby": "dialog-title" });
+    // While an action runs, every button waits: a second click must not send it twice.
+    let busy = false;
     const buttons = actions.map((a) => h("button", { type: "button", class: a.class || "", onclick: async () => {
+      if (busy) return;
       if (a.run) {
-        const ok = await a.run(d);
+        busy = true;
+        buttons.forEach((b) => { b.disabled = true; });
+        let ok;
+        try {
+          ok = await a.run(d);
+        } finally {
+          busy = false;
+          buttons.forEach((b) => { b.disabled = false; });
+        }
         if (ok === false) return;
       }
       d.close(a.value);
     } }, a.label));
+    d.addEventListener("cancel", (e) => { if (busy) e.preventDefault(); });
     append(d, [h("div", { class: "dialog-body" }, h("h2", { id: "dialog-title" }, title), body), h("div", { class: "dialog-actions" }, buttons)]);
     d.addEventListener("close", () => {
       resolve(d.returnValue || null);

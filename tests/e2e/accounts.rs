@@ -771,6 +771,33 @@ async fn attacks_on_sign_in_find_nothing_to_hold_on_to(backend: rapport_tests::B
     )
     .await;
 
+    // An admin made a manager keeps no admin key.
+    let kept = ok(
+        &app,
+        &boss,
+        "mutation { createApiKey(name: \"boss's admin key\", scopes: [ADMIN]) { key } }",
+        json!({}),
+    )
+    .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.ok(&kept, "{ viewer { scopes } }", json!({})).await;
+    let set_role =
+        "mutation($id: ID!, $r: UserRole!) { updateUser(id: $id, input: {role: $r}) { role } }";
+    app.ok(
+        &admin,
+        set_role,
+        json!({"id": boss.user_id, "r": "MANAGER"}),
+    )
+    .await;
+    let (status, _) = app
+        .post(Some(&kept), "{ viewer { scopes } }", json!({}))
+        .await;
+    assert_eq!(status, 401);
+    app.ok(&admin, set_role, json!({"id": boss.user_id, "r": "ADMIN"}))
+        .await;
+
     // A removed admin's API keys stop working with them.
     let key = ok(
         &app,

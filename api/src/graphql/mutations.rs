@@ -672,11 +672,23 @@ impl Mutation {
                 "you cannot change your own role; ask another admin",
             ));
         }
-        Ok(User(
-            team::update_user(db, who, row, input.into_engine()?)
+        let demoted = input
+            .role
+            .is_some_and(|r| v::UserRole::from(r) != v::UserRole::Admin);
+        let updated = team::update_user(db, who, row, input.into_engine()?)
+            .await
+            .gql()?;
+        // Only admins make API keys, and a key keeps the scopes it was made with: one who
+        // is no longer an admin must not keep admin keys.
+        if demoted
+            && auth::revoke_keys_of(db, who.workspace_id, row)
                 .await
-                .gql()?,
-        ))
+                .gql()?
+                > 0
+        {
+            ctx.data_unchecked::<Arc<VerifiedKeys>>().forget_all();
+        }
+        Ok(User(updated))
     }
     async fn delete_user(
         &self,

@@ -120,9 +120,25 @@ function dragging(el, d, stage, redraw) {
         over?.classList.add("over");
       }
     };
-    const up = async (e) => {
+    // A drag the system took away (pointercancel) or the person called off (Escape)
+    // puts the card back and moves nothing.
+    const stop = () => {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
+      window.removeEventListener("pointercancel", cancel);
+      window.removeEventListener("keydown", escape);
+    };
+    const cancel = () => {
+      stop();
+      ghost?.remove();
+      el.classList.remove("dragging");
+      over?.classList.remove("over");
+    };
+    const escape = (e) => {
+      if (e.key === "Escape") cancel();
+    };
+    const up = async (e) => {
+      stop();
       if (!ghost) {
         openDeal(d.id, redraw);
         return;
@@ -143,6 +159,8 @@ function dragging(el, d, stage, redraw) {
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);
+    window.addEventListener("pointercancel", cancel);
+    window.addEventListener("keydown", escape);
   });
 }
 

@@ -215,7 +215,8 @@ pub async fn create_key_by(
     Ok(IssuedKey { record, key })
 }
 
-/// Revokes every live key a person made (they were removed); returns how many.
+/// Revokes every live key a person made (they were removed, or are no longer an admin);
+/// returns how many.
 pub async fn revoke_keys_of(
     db: &impl ConnectionTrait,
     workspace_id: i64,
