@@ -4,7 +4,7 @@
 
 import { gql, can } from "../api.js";
 import { h, mount, field, select, label, fmtDateTime, fmtPercent, loading, empty, toast, pageHead, panel, statusBadge, every, showError, clearErrors, confirm, navigate } from "../ui.js";
-import { codeEditor, templateVariables, variableMenu, renderedView, firstContact } from "./templates.js";
+import { codeEditor, templateVariables, variableMenu, renderedView, firstContact, contactPicker } from "./templates.js";
 
 const CAMPAIGN = `id name status statusReason fromEmail fromName ratePerSecond scheduledAt startedAt finishedAt createdAt winnerVariantId
   segment { id name } topic { id name }
@@ -167,7 +167,8 @@ async function builder(page, c) {
     h("div", { class: "grid three" }, field("Sender address", fromEmail), field("Sender name", fromName), field("Topic", topic)),
     h("div", { class: "grid three" }, field("Messages per second", rate), h("div", { class: "field" }, h("label", { for: "ab-on" }, "A/B test"), h("label", { class: "check" }, abOn, " Send the variants to a share first, the winner to the rest"))),
     abBox,
-    h("h3", { style: { marginTop: "8px" } }, "Variants"),
+    h("div", { class: "panel-head", style: { marginTop: "8px" } }, h("h3", { style: { margin: 0 } }, "Variants"),
+      contactPicker((id, who) => { sample = { id, name: who }; variants.forEach((v) => v.refresh?.()); }, "Preview the variants for")),
     variantsBox,
     writable ? h("div", { class: "row", style: { marginTop: "16px" } }, h("button", { type: "button", class: "primary", id: "save-campaign", onclick: save }, "Save draft"),
       c ? h("button", { type: "button", class: "danger", onclick: async () => {
@@ -182,7 +183,7 @@ async function builder(page, c) {
       panel("Campaign", form),
       h("div", { class: "stack" }, panel("Before sending", reachBox), sendBox ? panel("Test and send", sendBox) : null)));
   if (segment.value) sizeOf(segment.value, segmentCount);
-  sample = await firstContact().catch(() => null);
+  if (!sample) sample = await firstContact().catch(() => null);
   variants.forEach((v) => v.refresh?.());
   if (c) reach(c.id, reachBox);
 }
@@ -190,8 +191,9 @@ async function builder(page, c) {
 async function sizeOf(segmentId, box) {
   if (!segmentId) return mount(box);
   try {
-    const s = (await gql(`query S($id: ID!) { segment(id: $id) { preview(sample: 0) { count } } }`, { id: segmentId })).segment;
-    mount(box, `${s.preview.count.toLocaleString("en-US")} contacts now.`);
+    const s = (await gql(`query S($id: ID!) { segment(id: $id) { preview(sample: 3) { count sample { id name } } } }`, { id: segmentId })).segment;
+    const names = s.preview.sample.map((c) => c.name).filter(Boolean);
+    mount(box, `${s.preview.count.toLocaleString("en-US")} contacts now`, names.length ? `, such as ${names.join(", ")}` : "", ".");
   } catch (e) {
     mount(box, e.message);
   }

@@ -25,10 +25,34 @@ export async function templatesPage(page) {
     return mount(list, empty(e.message));
   }
   if (!templates.length) return mount(list, empty("No template yet."));
-  mount(list, h("div", { class: "cards" }, templates.map((t) => h("a", { class: "tile", href: `#/templates/${t.id}`, "data-template": t.id },
-    h("div", { class: "tile-title" }, t.name),
-    h("div", { class: "small muted" }, t.subject),
-    h("div", { class: "small muted" }, `Edited ${fmtDate(t.updatedAt)}`)))));
+  // Choosing a tile previews it for the workspace's first contact; its link opens the editor.
+  const shown = h("div", { id: "library-preview" }, empty("Choose a template to preview it."));
+  const who = await firstContact().catch(() => null);
+  const show = async (t, tile) => {
+    list.querySelectorAll(".tile[aria-pressed]").forEach((x) => x.setAttribute("aria-pressed", "false"));
+    tile.setAttribute("aria-pressed", "true");
+    if (!who) return mount(shown, empty("Add a contact to preview templates for."));
+    mount(shown, loading());
+    try {
+      const out = (await gql(`query P($id: ID!, $c: ID!) { emailTemplate(id: $id) { preview(contactId: $c) { subject html text } } }`, { id: t.id, c: who.id })).emailTemplate.preview;
+      mount(shown, h("div", { class: "small muted", style: { marginBottom: "8px" } }, `${t.name}, for ${who.name}`), renderedView(out));
+    } catch (e) {
+      mount(shown, empty(e.message));
+    }
+  };
+  mount(list, h("div", { class: "grid side-main library" },
+    h("div", { class: "cards" }, templates.map((t) => {
+      const tile = h("div", { class: "tile", role: "button", tabindex: "0", "aria-pressed": "false", "data-template": t.id },
+        h("div", { class: "tile-title" }, t.name),
+        h("div", { class: "small muted" }, t.subject),
+        h("div", { class: "row small", style: { marginTop: "6px" } }, h("span", { class: "muted" }, `Edited ${fmtDate(t.updatedAt)}`), h("span", { class: "spacer" }), h("a", { href: `#/templates/${t.id}` }, "Edit")));
+      tile.addEventListener("click", (e) => { if (!e.target.closest("a")) show(t, tile); });
+      tile.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); show(t, tile); } });
+      return tile;
+    })),
+    shown));
+  const first = list.querySelector(".tile");
+  if (first) show(templates[0], first);
 }
 
 /**
