@@ -3,10 +3,10 @@
 //! no build step, and talks only to the public GraphQL API and the sign-in routes.
 //!
 //! Its pages run under a strict content security policy: scripts only from this server,
-//! no inline script, requests only to this server. Email previews are `srcdoc` frames
-//! sandboxed without scripts; they inherit this policy, so it lets inline styles (email
-//! HTML is styled inline) and https images (an email's pictures) through, and nothing
-//! that runs.
+//! no inline script, requests only to this server, no frame that loads a URL. Email
+//! previews are `srcdoc` frames sandboxed without scripts; they inherit this policy, so it
+//! lets inline styles through (email HTML is styled inline) but not remote images: as in
+//! a mail client, opening a preview must not tell a template's image host who looked.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -17,8 +17,8 @@ use crate::http::ApiContext;
 
 /// The console's policy: no script but its own, no request but to this server.
 const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self'; \
-     font-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     font-src 'self'; frame-src 'none'; frame-ancestors 'none'; base-uri 'none'; \
      form-action 'self'";
 
 macro_rules! assets {

@@ -101,6 +101,11 @@ export function whenSignedOut(handler) {
   onSignedOut = handler;
 }
 
+/** Whether a 403 says the CSRF token does not belong to the session cookie. */
+function staleToken(body) {
+  return /X-CSRF-Token/.test(body?.errors?.[0]?.message || "");
+}
+
 /** Runs a GraphQL document; resolves to `data`, or throws the first error. */
 export async function gql(query, variables = {}, retried = false) {
   const response = await fetch("/graphql", {
@@ -114,10 +119,12 @@ export async function gql(query, variables = {}, retried = false) {
     body: JSON.stringify({ query, variables }),
   });
   const body = await json(response);
+  // Signing in again in another tab replaces the cookie, and with it the CSRF token this
+  // tab holds (the server answers 403): ask for the session once more, then retry.
+  if (response.status === 403 && !retried && staleToken(body) && (await loadSession().catch(() => null))) {
+    return gql(query, variables, true);
+  }
   if (response.status === 401) {
-    // Signing in again in another tab replaces the cookie, and with it the CSRF token
-    // this tab holds: ask for the session once more before calling it ended.
-    if (!retried && (await loadSession().catch(() => null))) return gql(query, variables, true);
     session = null;
     onSignedOut();
     throw fromBody(body, 401, response);
@@ -148,7 +155,7 @@ export function canChange(ownerId) {
  * Runs a GraphQL document with one file (the multipart request spec): the file goes to
  * variable `fileVariable`. Resolves to `data`, or throws the first error.
  */
-export async function uploadGraphql(query, variables, fileVariable, file) {
+export async function uploadGraphql(query, variables, fileVariable, file, retried = false) {
   const form = new FormData();
   form.append("operations", JSON.stringify({ query, variables: { ...variables, [fileVariable]: null } }));
   form.append("map", JSON.stringify({ 0: [`variables.${fileVariable}`] }));
@@ -160,6 +167,9 @@ export async function uploadGraphql(query, variables, fileVariable, file) {
     body: form,
   });
   const body = await json(response);
+  if (response.status === 403 && !retried && staleToken(body) && (await loadSession().catch(() => null))) {
+    return uploadGraphql(query, variables, fileVariable, file, true);
+  }
   if (response.status === 401) {
     session = null;
     onSignedOut();

@@ -244,3 +244,40 @@ export function navigate(hash) {
   if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
   else location.hash = hash;
 }
+
+/**
+ * A source of tickets for answers that may arrive out of order: `const current = next();`
+ * before asking, `if (!current()) return;` after; only the latest ask is current.
+ */
+export function latest() {
+  let n = 0;
+  return () => {
+    const mine = ++n;
+    return () => mine === n;
+  };
+}
+
+/**
+ * An onclick handler that runs `work` once at a time: its button is disabled (and says
+ * so to assistive technology) until the work ends, so a second click sends nothing twice.
+ */
+export function once(work) {
+  return async (event) => {
+    const button = event?.currentTarget;
+    if (button?.dataset.busy) return;
+    if (button) {
+      button.dataset.busy = "1";
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
+    }
+    try {
+      await work(event);
+    } finally {
+      if (button) {
+        delete button.dataset.busy;
+        button.disabled = false;
+        button.removeAttribute("aria-busy");
+      }
+    }
+  };
+}

@@ -14,6 +14,7 @@ both_backends!(
     reach_says_whom_a_send_skips_and_the_send_agrees,
     segments_say_what_uses_them,
     plugins_report_their_sample_run_and_score_spread,
+    costly_reads_cost_what_they_do,
 );
 
 const PREVIEW: &str = "query($i: EmailTemplateInput!, $c: ID!) { previewEmailTemplate(input: $i, contactId: $c) { subject html text } }";
@@ -310,8 +311,9 @@ async fn plugins_report_their_sample_run_and_score_spread(app: TestApp) {
 }
 
 /// A test send goes to the typed address only, once per variant, rendered for the
-/// segment's first contact, with links that do nothing; it needs write scope and a real
-/// address, and queues nothing.
+/// segment's first contact, with links that do nothing; it needs write scope and the
+/// address of a person of the workspace who is not suppressed, queues nothing, and a
+/// workspace sends at most 30 an hour.
 async fn test_sends(backend: Backend) {
     let smtp = SmtpServer::start();
     let config = rapport_api::server::Config {
@@ -329,6 +331,24 @@ async fn test_sends(backend: Backend) {
     };
     let app = TestApp::spawn_with(backend, config).await;
     let key = app.workspace("Tests").await;
+    // The marketer is a person of the workspace; test mail goes to people only.
+    for (email, name) in [
+        ("me@marketing.example", "Mia"),
+        ("gone@marketing.example", "Gus"),
+    ] {
+        app.ok(
+            &key,
+            "mutation($e: String!, $n: String!) { createUser(input: {email: $e, name: $n, role: MEMBER}) { id } }",
+            json!({"e": email, "n": name}),
+        )
+        .await;
+    }
+    app.ok(
+        &key,
+        "mutation { suppressEmail(email: \"gone@marketing.example\") { reason } }",
+        json!({}),
+    )
+    .await;
     contact(&app, &key, json!({"firstName": "Grace", "lastName": "Hopper", "email": "grace@navy.example", "tags": ["t"]})).await;
     let seg = app
         .ok(
@@ -398,7 +418,26 @@ async fn test_sends(backend: Backend) {
     let (code, field, _) =
         error_of(&app, &key, SEND, json!({"id": c, "to": "not an address"})).await;
     assert_eq!((code.as_str(), field.as_str()), ("VALIDATION", "to"));
+    // Not an open relay: strangers and suppressed colleagues get nothing.
+    for to in ["victim@elsewhere.example", "gone@marketing.example"] {
+        let (code, field, _) = error_of(&app, &key, SEND, json!({"id": c, "to": to})).await;
+        assert_eq!(
+            (code.as_str(), field.as_str()),
+            ("VALIDATION", "to"),
+            "{to}"
+        );
+    }
     assert_eq!(smtp.received().len(), 2);
+    // And a few an hour: 30 messages in all (two per call), then RATE_LIMITED.
+    for _ in 0..14 {
+        app.ok(&key, SEND, json!({"id": c, "to": "me@marketing.example"}))
+            .await;
+    }
+    let (code, _) = app
+        .err(&key, SEND, json!({"id": c, "to": "me@marketing.example"}))
+        .await;
+    assert_eq!(code, "RATE_LIMITED");
+    assert_eq!(smtp.received().len(), 30);
 }
 
 mod test_sends {
@@ -410,4 +449,104 @@ mod test_sends {
     async fn postgres() {
         super::test_sends(rapport_tests::Backend::Postgres).await;
     }
+}
+
+/// The reads that walk a segment or render a template are priced as what they do, so a
+/// read key cannot fold hundreds of them into one request; what the console asks passes.
+async fn costly_reads_cost_what_they_do(app: TestApp) {
+    let key = app.workspace("Costs").await;
+    let read = app
+        .ok(
+            &key,
+            "mutation { createApiKey(name: \"reader\", scopes: [READ]) { key } }",
+            json!({}),
+        )
+        .await["createApiKey"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ada = contact(
+        &app,
+        &key,
+        json!({"firstName": "Ada", "lastName": "B", "tags": ["t"]}),
+    )
+    .await;
+    let seg = app
+        .ok(
+            &key,
+            "mutation { createSegment(input: {name: \"t\", filter: {tags: {has: \"t\"}}}) { id } }",
+            json!({}),
+        )
+        .await["createSegment"]["id"]
+        .clone();
+    let c = app
+        .ok(
+            &key,
+            "mutation($i: CampaignInput!) { createCampaign(input: $i) { id } }",
+            json!({"i": {"name": "C", "segmentId": seg, "fromEmail": "news@shop.example",
+                "variants": [{"name": "A", "subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}]}}),
+        )
+        .await["createCampaign"]["id"]
+        .clone();
+    let complex = |body: &Value| {
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("complex"))
+    };
+    // Every campaign's reach in one list: refused before any is counted.
+    let (_, body) = app
+        .post(
+            Some(&read),
+            "{ campaigns { reach { members } } }",
+            json!({}),
+        )
+        .await;
+    assert!(complex(&body), "{body}");
+    // Many aliased reaches or previews: refused too.
+    let reaches: String = (0..5)
+        .map(|i| format!("r{i}: campaign(id: $c) {{ reach {{ members }} }} "))
+        .collect();
+    let (_, body) = app
+        .post(
+            Some(&read),
+            &format!("query($c: ID!) {{ {reaches} }}"),
+            json!({"c": c}),
+        )
+        .await;
+    assert!(complex(&body), "{body}");
+    let previews: String = (0..60)
+        .map(|i| format!("p{i}: previewEmailTemplate(input: $i, contactId: $c) {{ subject }} "))
+        .collect();
+    let (_, body) = app
+        .post(
+            Some(&read),
+            &format!("query($i: EmailTemplateInput!, $c: ID!) {{ {previews} }}"),
+            json!({"i": {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}, "c": ada}),
+        )
+        .await;
+    assert!(complex(&body), "{body}");
+    // One reach, the list without it, and one preview are what the console asks: fine.
+    app.ok(
+        &read,
+        "query($c: ID!) { campaign(id: $c) { reach { members willReceive } } }",
+        json!({"c": c}),
+    )
+    .await;
+    app.ok(&read, "{ campaigns { id name status segment { name } stats { recipients sent openRate clickRate } } }", json!({})).await;
+    app.ok(
+        &read,
+        PREVIEW,
+        json!({"i": {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}, "c": ada}),
+    )
+    .await;
+    // A template source past its bound is refused before it is parsed.
+    let huge = "x".repeat(300 * 1024);
+    let (code, field, _) = error_of(
+        &app,
+        &key,
+        PREVIEW,
+        json!({"i": {"subject": "Hi", "html": huge, "text": "Hi"}, "c": ada}),
+    )
+    .await;
+    assert_eq!((code.as_str(), field.as_str()), ("VALIDATION", "html"));
 }

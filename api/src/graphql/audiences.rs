@@ -76,6 +76,7 @@ impl Segment {
     }
     /// The campaigns that send to it and the sequences it enrolls into (by trigger), so
     /// nobody changes an audience without seeing what it feeds.
+    #[graphql(complexity = 50)]
     async fn used_by(&self, ctx: &Context<'_>) -> Result<Vec<SegmentUse>> {
         use rapport_engine::engagement::sequences::{self, definition::Trigger};
         use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};

@@ -1,7 +1,9 @@
 //! Campaigns on the graph: drafts, scheduling, pause/resume/cancel, per-variant stats and
 //! message states, and the job queue's dead letters.
 
-use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject};
+use async_graphql::{
+    Context, ErrorExtensions, ID, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
+};
 use chrono::{DateTime, Utc};
 use rapport_engine::engagement::campaigns::{self, VariantStats};
 use rapport_engine::platform::queue::{self as jobs, Queue};
@@ -407,7 +409,9 @@ impl Campaign {
         .collect())
     }
     /// Whom it would reach if it were sent now, and why the others would be skipped (the
-    /// rules the send applies per message). Counts up to 200,000 segment members.
+    /// rules the send applies per message). Counts up to 200,000 segment members, so it
+    /// costs as much as a few large pages.
+    #[graphql(complexity = 25_000)]
     async fn reach(&self, ctx: &Context<'_>) -> Result<CampaignReach> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
@@ -429,6 +433,20 @@ impl Campaign {
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.campaign.updated_at
+    }
+}
+
+/// Test emails a workspace may send: [`TEST_SENDS_PER_HOUR`] an hour, all at once if it
+/// likes.
+pub struct TestSendBudget(pub crate::rate_limit::Buckets<i64>);
+
+/// Test emails (one per variant) a workspace may send an hour.
+pub const TEST_SENDS_PER_HOUR: u32 = 30;
+
+impl Default for TestSendBudget {
+    fn default() -> Self {
+        let per_hour = f64::from(TEST_SENDS_PER_HOUR);
+        Self(crate::rate_limit::Buckets::new(per_hour / 3600.0, per_hour))
     }
 }
 
@@ -491,7 +509,9 @@ impl CampaignQuery {
     async fn campaign(&self, ctx: &Context<'_>, id: ID) -> Result<Campaign> {
         load(ctx, parse_id("id", &id)?).await
     }
-    /// Campaigns, newest first, optionally in one status.
+    /// Campaigns, newest first, optionally in one status (at most 500). Each costs what
+    /// it selects, as a page of 50 would.
+    #[graphql(complexity = "50 * child_complexity")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
@@ -653,8 +673,9 @@ impl CampaignMutation {
     }
     /// Sends each variant, rendered for `contactId` (default: the segment's first member),
     /// to `to` with `[Test]` before the subject, straight through the mailer. Its links do
-    /// nothing and no consent applies: the mail reaches the marketer, not the contact.
-    /// Returns how many messages went.
+    /// nothing and no consent applies: the mail reaches the marketer, not the contact, so
+    /// `to` must be the address of a person of this workspace, not suppressed. A workspace
+    /// sends at most 30 test emails an hour (else RATE_LIMITED). Returns how many went.
     async fn send_campaign_test(
         &self,
         ctx: &Context<'_>,
@@ -668,11 +689,29 @@ impl CampaignMutation {
         let sample = contact_id.map(|c| parse_id("contactId", &c)).transpose()?;
         let Some(mail) = ctx.data_unchecked::<Option<crate::graphql::Mail>>() else {
             return Err(crate::error::to_graphql(
-                rapport_engine::EngineError::invalid("to", "this server has no mailer configured"),
+                rapport_engine::EngineError::internal(
+                    "a test send was asked of a server with no mailer configured",
+                ),
             ));
         };
         let c = load(ctx, parse_id("id", &id)?).await?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
+        // Whom first, so a refused address costs nothing of the budget.
+        campaigns::test_recipient(db, who.workspace_id, &to)
+            .await
+            .gql()?;
+        // A workspace sends a few test mails an hour, one per variant, whatever its keys.
+        if let Err(wait) = ctx
+            .data_unchecked::<TestSendBudget>()
+            .0
+            .take(who.workspace_id, c.0.variants.len().max(1) as f64)
+        {
+            return Err(async_graphql::Error::new(format!(
+                "too many test emails; try again in {} s",
+                wait.as_secs().max(1)
+            ))
+            .extend_with(|_, e| e.set("code", crate::error::code::RATE_LIMITED)));
+        }
         let sent = campaigns::send_test(db, &mail.mailer, who, &c.0, &to, sample)
             .await
             .gql()?;

@@ -133,6 +133,7 @@ fn builder(
     Schema::build(Queries::default(), Mutations::default(), EmptySubscription)
         .data(db)
         .data(keys)
+        .data(campaigns::TestSendBudget::default())
         .data(public)
         .data(mail)
         .limit_depth(16)

@@ -473,6 +473,7 @@ impl Plugin {
         })
     }
     /// How its current scores spread over the workspace's contacts.
+    #[graphql(complexity = 100)]
     async fn score_distribution(&self, ctx: &Context<'_>) -> Result<ScoreDistribution> {
         let ws = principal(ctx)?.workspace_id;
         let d = distribution::of(db(ctx), ws, self.0.id).await.gql()?;

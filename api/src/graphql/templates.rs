@@ -217,6 +217,7 @@ impl TemplateQuery {
     /// A template not saved yet (an editor's draft), checked as saving would check it and
     /// rendered for one contact. Its links are placeholders: a preview changes nothing.
     /// Errors name the part (`field`) and, where known, the line (`extensions.line`).
+    #[graphql(complexity = 2_000)]
     async fn preview_email_template(
         &self,
         ctx: &Context<'_>,

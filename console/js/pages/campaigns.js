@@ -2,8 +2,8 @@
 // template, sender and rate), what a send would reach and a test send, then live
 // progress, per-variant results, messages with their state, and the controls.
 
-import { gql, can } from "../api.js";
-import { h, mount, field, select, label, fmtDateTime, fmtPercent, loading, empty, toast, pageHead, panel, statusBadge, every, showError, clearErrors, confirm, navigate } from "../ui.js";
+import { gql, can, currentSession } from "../api.js";
+import { h, mount, field, select, label, fmtDateTime, fmtPercent, loading, empty, toast, pageHead, panel, statusBadge, every, showError, clearErrors, confirm, navigate, latest, once } from "../ui.js";
 import { codeEditor, templateVariables, variableMenu, renderedView, firstContact, contactPicker } from "./templates.js";
 
 const CAMPAIGN = `id name status statusReason fromEmail fromName ratePerSecond scheduledAt startedAt finishedAt createdAt winnerVariantId
@@ -125,20 +125,21 @@ async function builder(page, c) {
   };
 
   const reachBox = h("div", { id: "campaign-reach" }, c ? loading() : empty("Save the draft to see whom it reaches."));
-  const testTo = h("input", { name: "testTo", type: "email", placeholder: "you@yourcompany.com", "aria-label": "Send a test to" });
+  // Test mail goes only to people of the workspace: start with the person at the keyboard.
+  const testTo = h("input", { name: "testTo", type: "email", value: currentSession()?.user?.email || "", "aria-label": "Send a test to" });
   const when = h("input", { name: "scheduleAt", type: "datetime-local", "aria-label": "Send at" });
   const sendBox = c && writable ? h("div", { class: "stack" },
-    h("div", {}, h("h3", {}, "Test send"), h("div", { class: "row" }, testTo, h("button", { type: "button", id: "send-test", onclick: async () => {
+    h("div", {}, h("h3", {}, "Test send"), h("div", { class: "row" }, testTo, h("button", { type: "button", id: "send-test", onclick: once(async () => {
       if (!(await save())) return;
       try {
-        const n = (await gql(`mutation T($id: ID!, $to: String!) { sendCampaignTest(id: $id, to: $to) }`, { id: c.id, to: testTo.value })).sendCampaignTest;
+        const n = (await gql(`mutation T($id: ID!, $to: String!, $c: ID) { sendCampaignTest(id: $id, to: $to, contactId: $c) }`, { id: c.id, to: testTo.value, c: sample?.id || null })).sendCampaignTest;
         toast(`${n} test ${n === 1 ? "email" : "emails"} sent to ${testTo.value}.`);
       } catch (e) {
         toast(e.message, "error");
       }
-    } }, "Send test")), h("div", { class: "small muted" }, "Each variant, rendered for the segment's first contact, with “[Test]” in the subject. Its links do nothing.")),
+    }) }, "Send test")), h("div", { class: "small muted" }, "Each variant, rendered for the contact the previews show, with “[Test]” in the subject, to a person of this workspace. Its links do nothing.")),
     h("div", {}, h("h3", {}, "Send"), h("div", { class: "row" },
-      h("button", { type: "button", class: "primary", id: "send-now", onclick: async () => {
+      h("button", { type: "button", class: "primary", id: "send-now", onclick: once(async () => {
         if (!(await save())) return;
         if (!(await confirm("Send campaign", "The email goes out now to everyone the segment holds who may receive it.", "Send now"))) return;
         try {
@@ -148,9 +149,9 @@ async function builder(page, c) {
         } catch (e) {
           toast(e.message, "error");
         }
-      } }, "Send now"),
+      }) }, "Send now"),
       h("span", { class: "muted" }, "or"), when,
-      h("button", { type: "button", id: "schedule", onclick: async () => {
+      h("button", { type: "button", id: "schedule", onclick: once(async () => {
         if (!when.value) return toast("Choose when to send first.", "error");
         if (!(await save())) return;
         try {
@@ -160,7 +161,7 @@ async function builder(page, c) {
         } catch (e) {
           toast(e.message, "error");
         }
-      } }, "Schedule")))) : null;
+      }) }, "Schedule")))) : null;
 
   mount(form,
     h("div", { class: "grid two" }, field("Name", name), field("Segment", segment, h("span", {}, segmentCount, " ", h("a", { href: "#/segments/new" }, "Build a new segment")))),
@@ -170,11 +171,15 @@ async function builder(page, c) {
     h("div", { class: "panel-head", style: { marginTop: "8px" } }, h("h3", { style: { margin: 0 } }, "Variants"),
       contactPicker((id, who) => { sample = { id, name: who }; variants.forEach((v) => v.refresh?.()); }, "Preview the variants for")),
     variantsBox,
-    writable ? h("div", { class: "row", style: { marginTop: "16px" } }, h("button", { type: "button", class: "primary", id: "save-campaign", onclick: save }, "Save draft"),
+    writable ? h("div", { class: "row", style: { marginTop: "16px" } }, h("button", { type: "button", class: "primary", id: "save-campaign", onclick: once(save) }, "Save draft"),
       c ? h("button", { type: "button", class: "danger", onclick: async () => {
         if (!(await confirm("Delete draft", `“${c.name}” will be deleted.`, "Delete", "danger solid"))) return;
-        await gql(`mutation D($id: ID!) { deleteCampaign(id: $id) }`, { id: c.id }).catch((e) => toast(e.message, "error"));
-        navigate("#/campaigns");
+        try {
+          await gql(`mutation D($id: ID!) { deleteCampaign(id: $id) }`, { id: c.id });
+          navigate("#/campaigns");
+        } catch (e) {
+          toast(e.message, "error");
+        }
       } }, "Delete draft") : null) : null);
   drawVariants();
   mount(page,
@@ -188,10 +193,13 @@ async function builder(page, c) {
   if (c) reach(c.id, reachBox);
 }
 
+const sizeTickets = latest();
 async function sizeOf(segmentId, box) {
+  const current = sizeTickets();
   if (!segmentId) return mount(box);
   try {
     const s = (await gql(`query S($id: ID!) { segment(id: $id) { preview(sample: 3) { count sample { id name } } } }`, { id: segmentId })).segment;
+    if (!current()) return;
     const names = s.preview.sample.map((c) => c.name).filter(Boolean);
     mount(box, `${s.preview.count.toLocaleString("en-US")} contacts now`, names.length ? `, such as ${names.join(", ")}` : "", ".");
   } catch (e) {
@@ -199,14 +207,18 @@ async function sizeOf(segmentId, box) {
   }
 }
 
+const reachTickets = latest();
 async function reach(id, box) {
+  const current = reachTickets();
   mount(box, loading());
   let r;
   try {
     r = (await gql(`query R($id: ID!) { campaign(id: $id) { reach { members willReceive noAddress suppressed noConsent topicOptedOut complete } } }`, { id })).campaign.reach;
   } catch (e) {
-    return mount(box, empty(e.message));
+    if (current()) mount(box, empty(e.message));
+    return;
   }
+  if (!current()) return;
   const row = (text, n, tone = "") => h("tr", {}, h("td", {}, text), h("td", { class: `right num ${tone}` }, n.toLocaleString("en-US")));
   mount(box,
     h("div", { class: "stat" }, h("span", { class: "value", id: "will-receive" }, r.willReceive.toLocaleString("en-US")), h("span", { class: "label" }, `of ${r.members.toLocaleString("en-US")} in the segment will receive it${r.complete ? "" : " (first 200,000 counted)"}`)),
@@ -240,9 +252,11 @@ function variantCard(v, i, templates, vars, sampleOf, remove) {
   });
   const preview = h("div", { class: "variant-preview" });
   let timer = null;
+  const tickets = latest();
   v.refresh = () => {
     clearTimeout(timer);
     timer = setTimeout(async () => {
+      const current = tickets();
       const who = sampleOf();
       if (!who) return mount(preview, empty("Add a contact to preview for."));
       // Nothing written yet: nothing to preview, and no error to show.
@@ -250,13 +264,15 @@ function variantCard(v, i, templates, vars, sampleOf, remove) {
       try {
         const out = (await gql(`query R($input: EmailTemplateInput!, $c: ID!) { previewEmailTemplate(input: $input, contactId: $c) { subject html text } }`,
           { input: { subject: v.editors.subject.area.value, html: v.editors.html.area.value, text: v.editors.text.area.value }, c: who.id })).previewEmailTemplate;
+        if (!current()) return;
         Object.values(v.editors).forEach((e) => e.clear());
         mount(preview, h("div", { class: "small muted" }, `Preview for ${who.name}`), renderedView(out));
       } catch (e) {
+        if (!current()) return;
         Object.values(v.editors).forEach((ed) => ed.clear());
         const ed = v.editors[e.field];
         if (ed) ed.mark(e.errors?.[0]?.extensions?.line ?? null, String(e.message).replace(/^(subject|html|text): /, ""));
-        mount(preview, empty("The preview comes back when the variant renders."));
+        mount(preview, empty(ed ? "The preview comes back when the variant renders." : e.message));
       }
     }, 500);
   };
@@ -283,6 +299,8 @@ async function results(page, c) {
     h("div", { class: "grid two" }, panel("Messages", messages), can("admin") ? panel("Failed jobs", failed) : h("div", {})));
   let last = null;
   let state = "";
+  let shownState = "";
+  let stop = () => {};
   const draw = async () => {
     let data;
     try {
@@ -294,8 +312,11 @@ async function results(page, c) {
     const s = data.stats;
     const perSecond = last ? Math.max(0, (s.sent - last.sent) / ((now - last.at) / 1000)) : null;
     last = { sent: s.sent, at: now };
-    mount(head, pageHead(data.name, h("span", {}, h("a", { href: "#/campaigns" }, "← All campaigns"), " · ", statusBadge(data.status), data.statusReason ? h("span", { class: "muted" }, ` ${data.statusReason}`) : null), controls));
-    drawControls(controls, data, draw);
+    // The heading and its buttons change only with the status, so focus stays put.
+    if (data.status !== state) {
+      mount(head, pageHead(data.name, h("span", {}, h("a", { href: "#/campaigns" }, "← All campaigns"), " · ", statusBadge(data.status), data.statusReason ? h("span", { class: "muted" }, ` ${data.statusReason}`) : null), controls));
+      drawControls(controls, data, draw);
+    }
     const done = s.sent + s.skipped + s.failed + s.bounced + s.unknown;
     mount(progress,
       h("div", { class: "grid three tiles" },
@@ -309,12 +330,20 @@ async function results(page, c) {
     drawVariants(variantsBox, data);
     if (data.status !== state) {
       state = data.status;
-      drawMessages(messages, data, "");
+      shownState = messages.querySelector("select[name=state]")?.value || shownState;
+      drawMessages(messages, data, shownState);
       if (can("admin")) drawFailed(failed);
     }
+    // A sent or cancelled campaign changes only as opens and clicks come in: look less often.
+    if (["SENT", "CANCELLED"].includes(data.status) && !slow) {
+      slow = true;
+      stop();
+      stop = every(30000, progress, draw);
+    }
   };
+  let slow = false;
   await draw();
-  every(2000, progress, draw);
+  if (!slow) stop = every(2000, progress, draw);
 }
 
 function tile(text, value, id) {
@@ -366,7 +395,7 @@ function badge2(text) {
 }
 
 async function drawMessages(box, c, state) {
-  const filter = select("state", [["", "Every state"], ...["QUEUED", "HELD", "SENT", "SKIPPED", "FAILED", "BOUNCED", "UNKNOWN", "CANCELLED"].map((s) => [s, label(s)])], state);
+  const filter = select("state", [["", "Every state"], ...["QUEUED", "HELD", "SENDING", "SENT", "SKIPPED", "FAILED", "BOUNCED", "UNKNOWN", "CANCELLED"].map((s) => [s, label(s)])], state);
   filter.setAttribute("aria-label", "Messages in state");
   filter.addEventListener("change", () => drawMessages(box, c, filter.value));
   let list;

@@ -4,7 +4,7 @@
 // every built-in model version with its measured quality.
 
 import { gql, can, uploadGraphql } from "../api.js";
-import { h, mount, field, label, fmtDateTime, fmtPercent, loading, empty, toast, pageHead, panel, badge, confirm } from "../ui.js";
+import { h, mount, field, label, fmtDateTime, fmtPercent, loading, empty, toast, pageHead, panel, badge, confirm, once } from "../ui.js";
 import { codeEditor } from "./templates.js";
 
 const DEFAULT_QUERY = `query Input($contactId: ID!) {
@@ -179,6 +179,13 @@ async function uploadPage(page) {
   query.area.addEventListener("click", suggest);
   const tryQuery = async () => {
     query.clear();
+    // Only a query: this runs with the signed-in person's rights, and a mutation pasted
+    // here would change data.
+    const text = query.area.value.replace(/#[^\n]*/g, "").trim();
+    if (!/^(query\b|\{)/.test(text)) {
+      query.mark(null, "the input query must be a query (it starts with `query` or `{`)");
+      return false;
+    }
     const first = (await gql(`{ contacts(first: 1) { nodes { id } } }`).catch(() => null))?.contacts.nodes[0];
     try {
       const data = await gql(query.area.value, { contactId: first?.id || "0" });
@@ -194,10 +201,10 @@ async function uploadPage(page) {
   mount(form,
     h("div", { class: "grid two" }, field("Name", name), field("Component (.wasm)", wasm)),
     query.box, suggestions,
-    h("div", { class: "row" }, h("button", { type: "button", id: "try-query", onclick: tryQuery }, "Try the query")), tried,
+    h("div", { class: "row" }, h("button", { type: "button", id: "try-query", onclick: once(tryQuery) }, "Try the query")), tried,
     config.box,
     field("Failures in a row that turn it off", threshold),
-    h("div", { class: "row" }, h("button", { type: "button", class: "primary", id: "upload-plugin", onclick: async () => {
+    h("div", { class: "row" }, h("button", { type: "button", class: "primary", id: "upload-plugin", onclick: once(async () => {
       let configValue;
       try {
         configValue = JSON.parse(config.area.value || "{}");
@@ -220,7 +227,7 @@ async function uploadPage(page) {
         if (e.field === "inputQuery") query.mark(null, e.message);
         mount(outcome, h("div", { class: "form-error", role: "alert" }, e.message));
       }
-    } }, "Upload and activate")),
+    }) }, "Upload and activate")),
     outcome);
   mount(page, pageHead("Upload a plugin", h("a", { href: "#/plugins" }, "← Plugins & models")),
     h("div", { class: "grid side-main reverse" }, panel("Component", form),

@@ -118,7 +118,13 @@ export async function segmentPage(page, id) {
   const editor = h("div", {});
   const count = h("div", { class: "stat" }, h("span", { class: "value", id: "segment-count" }, "…"), h("span", { class: "label" }, "contacts match now"));
   const sample = h("div", { id: "segment-sample" }, loading());
-  const form = h("form", { id: "segment-form", onsubmit: (e) => { e.preventDefault(); save(); } });
+  let saving = false;
+  const form = h("form", { id: "segment-form", onsubmit: async (e) => {
+    e.preventDefault();
+    if (saving) return;
+    saving = true;
+    try { await save(); } finally { saving = false; }
+  } });
 
   const current = () => {
     if (mode === "rules") return filterOfRules(rules);
@@ -214,7 +220,7 @@ export async function segmentPage(page, id) {
     h("div", { class: "panel-head" }, h("h3", { style: { margin: 0 } }, "Who is in it"), toggle),
     editor,
     writable ? h("div", { class: "row", style: { marginTop: "16px" } },
-      h("button", { type: "submit", class: "primary", id: "save-segment" }, id === "new" ? "Create segment" : "Save segment"),
+      h("button", { type: "submit", class: "primary", id: "save-segment", "data-busy": null }, id === "new" ? "Create segment" : "Save segment"),
       id !== "new" ? h("button", { type: "button", class: "danger", onclick: async () => {
         if (!(await confirm("Delete segment", `“${seg.name}” will be deleted. Campaigns already sent keep their recipients.`, "Delete", "danger solid"))) return;
         try {

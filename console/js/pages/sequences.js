@@ -4,7 +4,7 @@
 // enrollments, live per-step numbers on the graph, and the enrollments.
 
 import { gql, can } from "../api.js";
-import { h, mount, field, select, label, fmtDateTime, loading, empty, toast, pageHead, panel, statusBadge, every, confirm, dialog, navigate } from "../ui.js";
+import { h, mount, field, select, label, fmtDateTime, loading, empty, toast, pageHead, panel, statusBadge, every, confirm, dialog, navigate, latest, once } from "../ui.js";
 
 const KINDS = [["wait", "Wait"], ["sendEmail", "Send email"], ["branch", "Branch"], ["updateContact", "Update contact"], ["createTask", "Create task"], ["enroll", "Enroll in sequence"], ["exit", "Exit"]];
 const ICON = { wait: "◷", sendEmail: "✉", branch: "◇", updateContact: "✎", createTask: "☑", enroll: "⇢", exit: "■" };
@@ -114,6 +114,8 @@ export async function sequencePage(page, id) {
   const head = h("div", {});
 
   const drawGraph = () => {
+    // Redrawing replaces the node buttons: the one that had focus gets it back.
+    const focused = canvas.contains(document.activeElement) ? document.activeElement.dataset?.step : null;
     const { pos, rows } = layout(def);
     const W = 230, H = 92, GX = 40, GY = 56;
     const widest = Math.max(1, ...[...pos.values()].map((p) => p.of));
@@ -163,7 +165,7 @@ export async function sequencePage(page, id) {
       const st = stats.get(s.id);
       const problem = problems.get(s.id);
       return h("button", { type: "button", class: `node ${s.kind}${chosen === s.id ? " chosen" : ""}${problem ? " invalid" : ""}${s.id === def.start ? " start" : ""}`,
-        style: { left: `${p.left}px`, top: `${p.top}px`, width: `${W}px`, height: `${H}px` }, "data-step": s.id,
+        style: { left: `${p.left}px`, top: `${p.top}px`, width: `${W}px`, height: `${H}px` }, "data-step": s.id, "aria-pressed": chosen === s.id ? "true" : "false",
         "aria-label": `Step ${s.id}: ${label(s.kind)}${problem ? `, error: ${problem}` : ""}`,
         onclick: () => { chosen = s.id; drawGraph(); drawInspector(); } },
       h("div", { class: "node-head" }, h("span", { class: "node-icon", "aria-hidden": "true" }, ICON[s.kind] || "•"), h("strong", {}, s.id), s.id === def.start ? h("span", { class: "badge accent" }, "start") : null),
@@ -175,6 +177,7 @@ export async function sequencePage(page, id) {
       problem ? h("div", { class: "node-error", role: "alert" }, problem) : null);
     });
     mount(canvas, h("div", { class: "graph-inner", style: { width: `${width}px`, height: `${height}px` } }, svg, nodes));
+    if (focused) canvas.querySelector(`.node[data-step="${CSS.escape(focused)}"]`)?.focus({ preventScroll: true });
   };
 
   const stepIds = () => def.steps.map((s) => [s.id, s.id]);
@@ -345,7 +348,7 @@ export async function sequencePage(page, id) {
   } }, text2);
   const drawHead = () => mount(head, pageHead(seq ? seq.name : "New sequence",
     h("span", {}, h("a", { href: "#/sequences" }, "← All sequences"), seq ? [" · ", statusBadge(seq.status), ` · version ${seq.version}`] : null),
-    writable ? h("button", { type: "button", class: "primary", id: "save-sequence", onclick: save }, seq ? "Save version" : "Create draft") : null,
+    writable ? h("button", { type: "button", class: "primary", id: "save-sequence", onclick: once(save) }, seq ? "Save version" : "Create draft") : null,
     writable && seq && ["DRAFT", "PAUSED"].includes(seq.status) ? lifecycle("activate", "Activate", "") : null,
     writable && seq?.status === "ACTIVE" ? lifecycle("pause", "Pause") : null,
     writable && seq && seq.status !== "ARCHIVED" ? lifecycle("archive", "Archive", "danger") : null,
@@ -384,7 +387,8 @@ export async function sequencePage(page, id) {
       drawGraph();
     };
     await loadStats().catch(() => {});
-    every(3000, canvas, loadStats);
+    // An archived sequence's numbers no longer move.
+    if (seq.status !== "ARCHIVED") every(3000, canvas, async () => { if (seq.status !== "ARCHIVED") await loadStats(); });
   }
 }
 
@@ -550,7 +554,7 @@ function enrollBox(seq, writable) {
   if (!writable) return empty("Enrolling needs write access.");
   const ids = h("input", { name: "enrollIds", placeholder: "Contact ids, e.g. 12, 15" });
   const seg = h("div", {});
-  return h("div", { class: "stack" }, h("div", { class: "row" }, ids, h("button", { type: "button", id: "enroll", onclick: async () => {
+  return h("div", { class: "stack" }, h("div", { class: "row" }, ids, h("button", { type: "button", id: "enroll", onclick: once(async () => {
     const list = ids.value.split(/[\s,]+/).filter(Boolean);
     if (!list.length) return toast("Type contact ids first.", "error");
     try {
@@ -560,7 +564,7 @@ function enrollBox(seq, writable) {
     } catch (e) {
       toast(e.message, "error");
     }
-  } }, "Enroll")), seg);
+  }) }, "Enroll")), seg);
 }
 
 function versionsBox(seq, writable) {
@@ -571,9 +575,12 @@ function versionsBox(seq, writable) {
   from.setAttribute("aria-label", "Compare version");
   to.setAttribute("aria-label", "with version");
   const out = h("div", { id: "version-diff" });
+  const tickets = latest();
   const show = async () => {
+    const current = tickets();
     try {
       const all = (await gql(`query V($id: ID!) { sequence(id: $id) { versions { version definition } } }`, { id: seq.id })).sequence.versions;
+      if (!current()) return;
       const a = all.find((v) => String(v.version) === from.value)?.definition;
       const b = all.find((v) => String(v.version) === to.value)?.definition;
       const changes = diff(a, b);
@@ -610,7 +617,7 @@ function migrateBox(seq) {
   from.addEventListener("change", drawMap);
   drawMap().catch(() => {});
   return h("div", { class: "stack", style: { marginTop: "14px" } }, h("h3", {}, "Move enrollments to the current version"), h("div", { class: "row" }, "From", from), map,
-    h("button", { type: "button", id: "migrate", onclick: async () => {
+    h("button", { type: "button", id: "migrate", onclick: once(async () => {
       const stepMap = {};
       map.querySelectorAll("select").forEach((s) => { stepMap[s.name.slice(4)] = s.value; });
       try {
@@ -620,7 +627,7 @@ function migrateBox(seq) {
       } catch (e) {
         toast(e.message, "error");
       }
-    } }, "Move enrollments"), box);
+    }) }, "Move enrollments"), box);
 }
 
 function enrollmentsBox(seq) {

@@ -3,7 +3,7 @@
 // (HTML and text side by side), and errors marked on the line they concern.
 
 import { gql, can } from "../api.js";
-import { h, mount, field, label, fmtDate, loading, empty, toast, pageHead, panel, confirm, navigate } from "../ui.js";
+import { h, mount, field, label, fmtDate, loading, empty, toast, pageHead, panel, confirm, navigate, latest, once } from "../ui.js";
 
 let variables = null;
 /** The variables the renderer knows, from the server (it refuses any other). */
@@ -20,7 +20,7 @@ export async function templatesPage(page) {
     panel("Library", list));
   let templates;
   try {
-    templates = (await gql(`{ emailTemplates { id name subject updatedAt } }`)).emailTemplates;
+    templates = (await gql(`{ emailTemplates { id name subject html text updatedAt } }`)).emailTemplates;
   } catch (e) {
     return mount(list, empty(e.message));
   }
@@ -28,30 +28,34 @@ export async function templatesPage(page) {
   // Choosing a tile previews it for the workspace's first contact; its link opens the editor.
   const shown = h("div", { id: "library-preview" }, empty("Choose a template to preview it."));
   const who = await firstContact().catch(() => null);
-  const show = async (t, tile) => {
-    list.querySelectorAll(".tile[aria-pressed]").forEach((x) => x.setAttribute("aria-pressed", "false"));
-    tile.setAttribute("aria-pressed", "true");
+  const tickets = latest();
+  const show = async (t, button) => {
+    const current = tickets();
+    list.querySelectorAll("[aria-pressed]").forEach((x) => x.setAttribute("aria-pressed", "false"));
+    button.setAttribute("aria-pressed", "true");
     if (!who) return mount(shown, empty("Add a contact to preview templates for."));
     mount(shown, loading());
     try {
-      const out = (await gql(`query P($id: ID!, $c: ID!) { emailTemplate(id: $id) { preview(contactId: $c) { subject html text } } }`, { id: t.id, c: who.id })).emailTemplate.preview;
+      // The draft preview: placeholder links, so looking at a template mints no token.
+      const out = (await gql(`query P($i: EmailTemplateInput!, $c: ID!) { previewEmailTemplate(input: $i, contactId: $c) { subject html text } }`,
+        { i: { subject: t.subject, html: t.html, text: t.text }, c: who.id })).previewEmailTemplate;
+      if (!current()) return;
       mount(shown, h("div", { class: "small muted", style: { marginBottom: "8px" } }, `${t.name}, for ${who.name}`), renderedView(out));
     } catch (e) {
-      mount(shown, empty(e.message));
+      if (current()) mount(shown, empty(e.message));
     }
   };
   mount(list, h("div", { class: "grid side-main library" },
     h("div", { class: "cards" }, templates.map((t) => {
-      const tile = h("div", { class: "tile", role: "button", tabindex: "0", "aria-pressed": "false", "data-template": t.id },
+      const preview = h("button", { type: "button", class: "ghost", "aria-pressed": "false", "aria-label": `Preview ${t.name}` }, "Preview");
+      preview.addEventListener("click", () => show(t, preview));
+      return h("div", { class: "tile", "data-template": t.id },
         h("div", { class: "tile-title" }, t.name),
         h("div", { class: "small muted" }, t.subject),
-        h("div", { class: "row small", style: { marginTop: "6px" } }, h("span", { class: "muted" }, `Edited ${fmtDate(t.updatedAt)}`), h("span", { class: "spacer" }), h("a", { href: `#/templates/${t.id}` }, "Edit")));
-      tile.addEventListener("click", (e) => { if (!e.target.closest("a")) show(t, tile); });
-      tile.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); show(t, tile); } });
-      return tile;
+        h("div", { class: "row small", style: { marginTop: "6px" } }, h("span", { class: "muted" }, `Edited ${fmtDate(t.updatedAt)}`), h("span", { class: "spacer" }), preview, h("a", { class: "button", href: `#/templates/${t.id}` }, "Edit")));
     })),
     shown));
-  const first = list.querySelector(".tile");
+  const first = list.querySelector(".tile button");
   if (first) show(templates[0], first);
 }
 
@@ -126,16 +130,19 @@ export function insertAtCaret(area, text) {
 /** A contact picker: type to search, choose one; calls `chosen(id, name)`. */
 export function contactPicker(chosen, labelText = "Preview for") {
   const input = h("input", { type: "search", name: "previewContact", placeholder: "Search a contact by name or email", autocomplete: "off" });
-  const options = h("div", { class: "picker-options", role: "listbox" });
+  const options = h("div", { class: "picker-options", "aria-label": "Matching contacts" });
   let timer = null;
+  const tickets = latest();
   input.addEventListener("input", () => {
     clearTimeout(timer);
     timer = setTimeout(async () => {
+      const current = tickets();
       const q = input.value.trim();
       const filter = q ? { or: [{ firstName: { contains: q } }, { lastName: { contains: q } }, { email: { contains: q.toLowerCase() } }] } : null;
       try {
         const nodes = (await gql(`query P($f: ContactFilter) { contacts(first: 6, filter: $f) { nodes { id name email } } }`, { f: filter })).contacts.nodes;
-        mount(options, nodes.map((c) => h("button", { type: "button", role: "option", class: "ghost", onclick: () => {
+        if (!current()) return;
+        mount(options, nodes.map((c) => h("button", { type: "button", class: "ghost", onclick: () => {
           input.value = c.name || c.email;
           mount(options);
           chosen(c.id, c.name);
@@ -240,7 +247,7 @@ export async function templatePage(page, id) {
 
   mount(page,
     pageHead(id === "new" ? "New template" : t.name, h("a", { href: "#/templates" }, "← All templates"),
-      writable ? h("button", { type: "button", class: "primary", id: "save-template", onclick: save }, id === "new" ? "Create template" : "Save template") : null,
+      writable ? h("button", { type: "button", class: "primary", id: "save-template", onclick: once(save) }, id === "new" ? "Create template" : "Save template") : null,
       writable && id !== "new" ? h("button", { type: "button", class: "danger", onclick: async () => {
         if (!(await confirm("Delete template", `“${t.name}” will be deleted. Campaigns keep the copy they made.`, "Delete", "danger solid"))) return;
         try {

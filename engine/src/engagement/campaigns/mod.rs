@@ -53,7 +53,7 @@ mod send;
 mod stats;
 
 pub use feedback::{note_bounce, note_unsubscribe, track};
-pub use reach::{MAX_COUNTED, Reach, reach, send_test};
+pub use reach::{MAX_COUNTED, Reach, reach, send_test, test_recipient};
 pub use send::send_batch;
 use send::*;
 pub use stats::{VariantStats, messages, stats, total};

@@ -8,7 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rapport_schema::{consent_event, contact, suppression as suppression_row, topic_preference};
+use rapport_schema::{
+    consent_event, contact, suppression as suppression_row, topic_preference, user,
+};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Campaign, audience_condition};
@@ -72,7 +74,17 @@ pub async fn reach(db: &impl ConnectionTrait, workspace_id: i64, c: &Campaign) -
         after = last;
         count_page(db, workspace_id, c.campaign.topic_id, &page, &mut out).await?;
         if out.members as usize >= MAX_COUNTED {
-            out.complete = (page.len() as u64) < PAGE;
+            // Counted as many as a reach may: complete only if nobody is left.
+            let more: Option<i64> =
+                records::scoped::<contact::Entity>(workspace_id, Deleted::Exclude)
+                    .filter(condition.clone())
+                    .filter(contact::Column::Id.gt(after))
+                    .select_only()
+                    .column(contact::Column::Id)
+                    .into_tuple()
+                    .one(db)
+                    .await?;
+            out.complete = more.is_none();
             break;
         }
         if (page.len() as u64) < PAGE {
@@ -164,7 +176,8 @@ const TEST_LINK: &str = "https://example.invalid/test-send-has-no-working-links"
 /// Sends each variant of a campaign, rendered for `sample` (or the segment's first
 /// member), to `to`, with `[Test]` before the subject and links that do nothing (write
 /// scope). Returns how many messages went. Consent does not apply: the recipient is the
-/// marketer, not the contact.
+/// marketer, not the contact. So that nobody can use it to mail the world, `to` must be
+/// the address of a person of the workspace, and not suppressed.
 pub async fn send_test(
     db: &impl ConnectionTrait,
     mailer: &Mailer,
@@ -175,6 +188,7 @@ pub async fn send_test(
 ) -> Result<usize> {
     who.require(Scope::Write)?;
     let ws = who.workspace_id;
+    test_recipient(db, ws, to).await?;
     let contact_id = match sample {
         Some(id) => records::get::<contact::Entity>(db, ws, id).await?.id,
         None => {
@@ -233,7 +247,53 @@ pub async fn send_test(
             ),
             unsubscribe_url: None,
         })?;
-        mailer.send(message).await?;
+        // The mail server's refusal is ours to look into, not the marketer's input.
+        mailer.send(message).await.map_err(|e| match e {
+            EngineError::Conflict(why) => {
+                EngineError::internal(format!("a test send failed: {why}"))
+            }
+            other => other,
+        })?;
+        tracing::info!(
+            campaign = c.campaign.id,
+            key = ?who.key_id,
+            user = ?who.user_id,
+            variants = c.variants.len(),
+            "campaign test sent to a person of the workspace"
+        );
     }
     Ok(c.variants.len())
+}
+
+/// Refuses a test send's address unless it belongs to a person of the workspace and is not
+/// suppressed: test mail reaches colleagues, never the world.
+pub async fn test_recipient(db: &impl ConnectionTrait, ws: i64, to: &EmailAddress) -> Result<()> {
+    let colleague = user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(ws))
+        .filter(user::Column::DeletedAt.is_null())
+        .filter(user::Column::Email.eq(to.as_str()))
+        .select_only()
+        .column(user::Column::Id)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    if colleague.is_none() {
+        return Err(EngineError::invalid(
+            "to",
+            "test emails go only to people of this workspace (a user's email address)",
+        ));
+    }
+    let hash = suppression::email_hash(to);
+    let suppressed = suppression_row::Entity::find()
+        .filter(suppression_row::Column::WorkspaceId.eq(ws))
+        .filter(suppression_row::Column::EmailHash.eq(hash))
+        .one(db)
+        .await?;
+    if suppressed.is_some() {
+        return Err(EngineError::invalid(
+            "to",
+            "the address is on the suppression list",
+        ));
+    }
+    Ok(())
 }

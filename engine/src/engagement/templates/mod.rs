@@ -63,6 +63,9 @@ impl PageLinks<'_> {
 /// Instructions one render may spend: ample for an email, fatal for a runaway loop.
 const FUEL: u64 = 100_000;
 
+/// The most a template part's source may hold, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
+
 /// The most a rendered subject may hold, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 2_000;
 /// The most a rendered HTML or text body may hold, in bytes: fuel counts steps, not
@@ -174,6 +177,13 @@ pub fn check(parts: &TemplateParts) -> Result<()> {
         ("html", &parts.html),
         ("text", &parts.text),
     ] {
+        // Checked before the parser sees it: the work of a check grows with the source.
+        if source.len() > MAX_SOURCE_BYTES {
+            return Err(EngineError::invalid(
+                field,
+                format!("is longer than {MAX_SOURCE_BYTES} bytes"),
+            ));
+        }
         language::check_operators(field, source)?;
         let template = env.template_from_str(source).map_err(|e| {
             EngineError::invalid(
@@ -388,6 +398,12 @@ pub async fn preview_draft(
         text: input.text.unwrap_or_default(),
     };
     Text::parse("subject", &parts.subject, 2000)?;
+    if parts.html.trim().is_empty() && parts.text.trim().is_empty() {
+        return Err(EngineError::invalid(
+            "text",
+            "an email needs an HTML or a text body",
+        ));
+    }
     check(&parts)?;
     render_parts_for(db, who.workspace_id, parts, contact_id, pages).await
 }
