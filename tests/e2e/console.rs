@@ -3,82 +3,11 @@
 //! viewer may not do, lock-out and sign-out. Each check saves a screenshot under the
 //! target directory's `console-screenshots/`.
 
-use rapport_tests::browser::{self, Browser};
-use rapport_tests::{Backend, SmtpServer, TestApp, component, links, plugin_cache, repo_file};
+use rapport_tests::browser::Browser;
+use rapport_tests::{Backend, component, links, repo_file};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "demo password 42";
-const PUBLIC: &str = "http://console.test";
-
-/// A server with a mailer and the demo's data; its admin signs in with [`PASSWORD`].
-struct Demo {
-    app: TestApp,
-    smtp: SmtpServer,
-    key: String,
-    admin_email: String,
-}
-
-async fn demo(backend: Backend) -> Option<Demo> {
-    if !browser::available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Chromium and chromedriver are missing: scripts/test installs them (apt-get install chromium chromium-driver)"
-        );
-        eprintln!("skipped: no Chromium here (scripts/test installs it)");
-        return None;
-    }
-    let smtp = SmtpServer::start();
-    let outbox = std::env::temp_dir().join("rapport-console-outbox");
-    let config = rapport_api::server::Config {
-        plugin_cache: Some(plugin_cache()),
-        trusted_proxies: vec![std::net::Ipv4Addr::LOCALHOST.into()],
-        public_url: PUBLIC.into(),
-        mail: Some(rapport_api::graphql::Mail {
-            mailer: rapport_engine::platform::email::Mailer::configure(Some(&smtp.url), outbox)
-                .unwrap(),
-            from: rapport_engine::values::EmailAddress::parse("from", "crm@rapport.example")
-                .unwrap(),
-        }),
-        ..Default::default()
-    };
-    let app = TestApp::spawn_with(backend, config).await;
-    let size = rapport_engine::demo::DemoSize::for_contacts(120);
-    let created = rapport_engine::demo::seed(&app.db, "Demo", &size, &|_| {})
-        .await
-        .expect("demo");
-    let ws = created.workspace.id;
-    rapport_engine::demo::showcase::build(&app.db, ws)
-        .await
-        .expect("showcase");
-    let admin = {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-        rapport_schema::user::Entity::find()
-            .filter(rapport_schema::user::Column::WorkspaceId.eq(ws))
-            .filter(rapport_schema::user::Column::Role.eq("admin"))
-            .order_by_asc(rapport_schema::user::Column::Id)
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    let pw = rapport_engine::platform::accounts::Password::parse("password", PASSWORD).unwrap();
-    rapport_engine::platform::accounts::set_password(&app.db, admin.id, &pw)
-        .await
-        .unwrap();
-    Some(Demo {
-        app,
-        smtp,
-        key: created.key.key,
-        admin_email: admin.email,
-    })
-}
-
-fn db_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    }
-}
+use crate::console_demo::{PASSWORD, PUBLIC, db_name, demo, run};
 
 async fn sign_in(b: &Browser, base: &str, email: &str, password: &str) {
     b.goto(&format!("{base}/#/sign-in")).await;
@@ -99,7 +28,9 @@ async fn from_page(b: &Browser, query: &str) -> Value {
 }
 
 async fn sales_work_in_the_console(backend: Backend) {
-    let Some(d) = demo(backend).await else { return };
+    let Some(d) = demo(backend, 120, true).await else {
+        return;
+    };
     let (app, key) = (&d.app, &d.key);
     let db = db_name(backend);
     // Next best actions for the 360 page: the example plugin over the first contacts.
@@ -343,7 +274,9 @@ async fn sales_work_in_the_console(backend: Backend) {
 }
 
 async fn invitations_viewers_and_lock_out(backend: Backend) {
-    let Some(d) = demo(backend).await else { return };
+    let Some(d) = demo(backend, 120, true).await else {
+        return;
+    };
     let app = &d.app;
     let db = db_name(backend);
     let b = Browser::start().await;
@@ -458,44 +391,33 @@ async fn invitations_viewers_and_lock_out(backend: Backend) {
     b.screenshot(&format!("locked-{db}")).await;
 }
 
-/// Runs a scenario on a runtime whose threads have the stack the `rapport` binary gives
-/// its own (the console's larger documents nest deeper futures than a debug build's
-/// default 2 MiB stack holds).
-fn run(scenario: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(16 * 1024 * 1024)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(scenario);
-}
-
 mod sales {
+    use super::run;
     #[test]
     fn sqlite() {
-        super::run(super::sales_work_in_the_console(
+        run(super::sales_work_in_the_console(
             rapport_tests::Backend::Sqlite,
         ));
     }
     #[test]
     fn postgres() {
-        super::run(super::sales_work_in_the_console(
+        run(super::sales_work_in_the_console(
             rapport_tests::Backend::Postgres,
         ));
     }
 }
 
 mod people {
+    use super::run;
     #[test]
     fn sqlite() {
-        super::run(super::invitations_viewers_and_lock_out(
+        run(super::invitations_viewers_and_lock_out(
             rapport_tests::Backend::Sqlite,
         ));
     }
     #[test]
     fn postgres() {
-        super::run(super::invitations_viewers_and_lock_out(
+        run(super::invitations_viewers_and_lock_out(
             rapport_tests::Backend::Postgres,
         ));
     }

@@ -8,78 +8,11 @@
 //! under the target directory's `console-screenshots/`.
 
 use chrono::Duration;
-use rapport_tests::browser::{self, Browser};
-use rapport_tests::{Backend, SmtpServer, TestApp, header, links, plugin_cache, repo_file};
+use rapport_tests::browser::Browser;
+use rapport_tests::{Backend, TestApp, header, links, repo_file};
 use serde_json::json;
 
-const PASSWORD: &str = "demo password 42";
-const PUBLIC: &str = "http://console.test";
-
-struct Demo {
-    app: TestApp,
-    smtp: SmtpServer,
-    key: String,
-    admin_email: String,
-}
-
-async fn demo(backend: Backend) -> Option<Demo> {
-    if !browser::available() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Chromium and chromedriver are missing: scripts/test installs them"
-        );
-        eprintln!("skipped: no Chromium here (scripts/test installs it)");
-        return None;
-    }
-    let smtp = SmtpServer::start();
-    let config = rapport_api::server::Config {
-        plugin_cache: Some(plugin_cache()),
-        public_url: PUBLIC.into(),
-        mail: Some(rapport_api::graphql::Mail {
-            mailer: rapport_engine::platform::email::Mailer::configure(
-                Some(&smtp.url),
-                std::env::temp_dir().join("rapport-console-marketing-outbox"),
-            )
-            .unwrap(),
-            from: rapport_engine::values::EmailAddress::parse("from", "crm@rapport.example")
-                .unwrap(),
-        }),
-        ..Default::default()
-    };
-    let app = TestApp::spawn_with(backend, config).await;
-    let size = rapport_engine::demo::DemoSize::for_contacts(80);
-    let created = rapport_engine::demo::seed(&app.db, "Demo", &size, &|_| {})
-        .await
-        .expect("demo");
-    let admin = {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-        rapport_schema::user::Entity::find()
-            .filter(rapport_schema::user::Column::WorkspaceId.eq(created.workspace.id))
-            .filter(rapport_schema::user::Column::Role.eq("admin"))
-            .order_by_asc(rapport_schema::user::Column::Id)
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap()
-    };
-    let pw = rapport_engine::platform::accounts::Password::parse("password", PASSWORD).unwrap();
-    rapport_engine::platform::accounts::set_password(&app.db, admin.id, &pw)
-        .await
-        .unwrap();
-    Some(Demo {
-        app,
-        smtp,
-        key: created.key.key,
-        admin_email: admin.email,
-    })
-}
-
-fn db_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    }
-}
+use crate::console_demo::{Demo, PASSWORD, db_name, demo, run};
 
 async fn sign_in(b: &Browser, d: &Demo) {
     b.goto(&format!("{}/#/sign-in", d.app.base)).await;
@@ -125,7 +58,9 @@ async fn blur(b: &Browser) {
 }
 
 async fn campaigns_from_the_browser(backend: Backend) {
-    let Some(d) = demo(backend).await else { return };
+    let Some(d) = demo(backend, 80, false).await else {
+        return;
+    };
     let (app, key, smtp) = (&d.app, &d.key, &d.smtp);
     let db = db_name(backend);
     consenting(app, key, "spring", 4).await;
@@ -288,7 +223,9 @@ async fn campaigns_from_the_browser(backend: Backend) {
 }
 
 async fn sequences_from_the_browser(backend: Backend) {
-    let Some(d) = demo(backend).await else { return };
+    let Some(d) = demo(backend, 80, false).await else {
+        return;
+    };
     let (app, key, smtp) = (&d.app, &d.key, &d.smtp);
     let db = db_name(backend);
     let people = consenting(app, key, "drip", 2).await;
@@ -375,7 +312,9 @@ async fn wait_stats(b: &Browser, step: &str, text: &str) {
 }
 
 async fn plugins_from_the_browser(backend: Backend) {
-    let Some(d) = demo(backend).await else { return };
+    let Some(d) = demo(backend, 80, false).await else {
+        return;
+    };
     let (app, key) = (&d.app, &d.key);
     let db = db_name(backend);
     let _workers = app.workers(&d.smtp.url);
@@ -471,57 +410,49 @@ async fn plugins_from_the_browser(backend: Backend) {
     b.screenshot(&format!("models-{db}")).await;
 }
 
-/// Runs a scenario on a runtime with the stack the `rapport` binary gives its threads.
-fn run(scenario: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(16 * 1024 * 1024)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(scenario);
-}
-
 mod marketing_campaigns {
+    use super::run;
     #[test]
     fn sqlite() {
-        super::run(super::campaigns_from_the_browser(
+        run(super::campaigns_from_the_browser(
             rapport_tests::Backend::Sqlite,
         ));
     }
     #[test]
     fn postgres() {
-        super::run(super::campaigns_from_the_browser(
+        run(super::campaigns_from_the_browser(
             rapport_tests::Backend::Postgres,
         ));
     }
 }
 
 mod marketing_sequences {
+    use super::run;
     #[test]
     fn sqlite() {
-        super::run(super::sequences_from_the_browser(
+        run(super::sequences_from_the_browser(
             rapport_tests::Backend::Sqlite,
         ));
     }
     #[test]
     fn postgres() {
-        super::run(super::sequences_from_the_browser(
+        run(super::sequences_from_the_browser(
             rapport_tests::Backend::Postgres,
         ));
     }
 }
 
 mod developer_plugins {
+    use super::run;
     #[test]
     fn sqlite() {
-        super::run(super::plugins_from_the_browser(
+        run(super::plugins_from_the_browser(
             rapport_tests::Backend::Sqlite,
         ));
     }
     #[test]
     fn postgres() {
-        super::run(super::plugins_from_the_browser(
+        run(super::plugins_from_the_browser(
             rapport_tests::Backend::Postgres,
         ));
     }

@@ -8,6 +8,7 @@ mod campaigns;
 mod capture;
 mod consent;
 mod console;
+mod console_demo;
 mod console_marketing;
 mod demo;
 mod graph;

@@ -9,7 +9,7 @@ use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use rapport_engine::intelligence::analytics::customer_value::{CustomerValue, CustomerValueModel};
 use rapport_engine::intelligence::analytics::recommendations::{self, RecommendationModel};
-use rapport_engine::intelligence::analytics::{self, insights, lead_score::TrainOptions, registry};
+use rapport_engine::intelligence::analytics::{self, insights, registry};
 use rapport_engine::values;
 use rapport_schema as s;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
@@ -356,22 +356,13 @@ impl IntelligenceMutation {
     ) -> Result<ModelVersion> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        let mut options = TrainOptions::default();
-        if let Some(t) = grade_thresholds {
-            options.grades = registry::GradeRule::thresholds(&t).gql()?;
+        let options = rapport_engine::intelligence::analytics::trainings::TrainRequest {
+            grade_thresholds,
+            min_positives,
+            window_days,
         }
-        if let Some(m) = min_positives {
-            if m < 1 {
-                return Err(invalid("minPositives", "must be at least 1"));
-            }
-            options.min_positives = m as usize;
-        }
-        if let Some(w) = window_days {
-            if !(1..=730).contains(&w) {
-                return Err(invalid("windowDays", "must be between 1 and 730"));
-            }
-            options.window_days = i64::from(w);
-        }
+        .options()
+        .gql()?;
         Ok(ModelVersion(
             analytics::train(db, who, kind.into(), &options)
                 .await

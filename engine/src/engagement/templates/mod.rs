@@ -346,14 +346,9 @@ pub struct EmailTemplateInput {
     pub text: Option<String>,
 }
 
-/// Saves a new template after checking it (write scope).
-pub async fn create(
-    db: &impl ConnectionTrait,
-    who: &Principal,
-    input: EmailTemplateInput,
-) -> Result<email_template::Model> {
-    who.require(Scope::Write)?;
-    let name = Text::parse("name", input.name.as_deref().unwrap_or_default(), 200)?;
+/// A new template's parts (absent parts empty), with the rules a template must meet: a
+/// subject, a body, and [`check`].
+fn checked_parts(input: EmailTemplateInput) -> Result<TemplateParts> {
     let parts = TemplateParts {
         subject: input.subject.unwrap_or_default(),
         html: input.html.unwrap_or_default(),
@@ -367,6 +362,18 @@ pub async fn create(
         ));
     }
     check(&parts)?;
+    Ok(parts)
+}
+
+/// Saves a new template after checking it (write scope).
+pub async fn create(
+    db: &impl ConnectionTrait,
+    who: &Principal,
+    input: EmailTemplateInput,
+) -> Result<email_template::Model> {
+    who.require(Scope::Write)?;
+    let name = Text::parse("name", input.name.as_deref().unwrap_or_default(), 200)?;
+    let parts = checked_parts(input)?;
     let now = clock::now();
     Ok(email_template::ActiveModel {
         workspace_id: Set(who.workspace_id),
@@ -392,19 +399,7 @@ pub async fn preview_draft(
     contact_id: i64,
     pages: &PageLinks<'_>,
 ) -> Result<TemplateParts> {
-    let parts = TemplateParts {
-        subject: input.subject.unwrap_or_default(),
-        html: input.html.unwrap_or_default(),
-        text: input.text.unwrap_or_default(),
-    };
-    Text::parse("subject", &parts.subject, 2000)?;
-    if parts.html.trim().is_empty() && parts.text.trim().is_empty() {
-        return Err(EngineError::invalid(
-            "text",
-            "an email needs an HTML or a text body",
-        ));
-    }
-    check(&parts)?;
+    let parts = checked_parts(input)?;
     render_parts_for(db, who.workspace_id, parts, contact_id, pages).await
 }
 
