@@ -76,7 +76,9 @@ export async function pluginPage(page, name) {
       admin ? h("a", { class: "button", href: `#/plugins/new?name=${encodeURIComponent(p.name)}`, id: "upload-version" }, "Upload new version") : null,
       admin ? (p.enabled ? h("button", { type: "button", id: "disable-plugin", onclick: () => toggle("disable") }, "Disable") : h("button", { type: "button", class: "primary", id: "enable-plugin", onclick: () => toggle("enable") }, "Enable")) : null),
     h("div", { class: "grid two" },
-      panel("Score spread", distribution(p.scoreDistribution)),
+      panel("Score spread", p.versions.find((v) => v.id === p.activeVersion?.id)?.implementsScore === false
+        ? empty("This plugin gives no score: it offers next best actions (their acceptance is on the right).")
+        : distribution(p.scoreDistribution)),
       panel("Circuit breaker", h("div", { class: "stack" }, breaker(p),
         h("p", { class: "small muted" }, `After ${p.failureThreshold} failed calls in a row the plugin is turned off until someone enables it again.`),
         p.disabledReason ? h("div", { class: "form-error" }, p.disabledReason) : null,
