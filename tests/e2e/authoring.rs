@@ -90,16 +90,7 @@ async fn draft_previews_pin_errors_to_their_line(app: TestApp) {
     let theirs = contact(&app, &other, json!({"firstName": "Eve", "lastName": "X"})).await;
     let (code, _, _) = error_of(&app, &key, PREVIEW, json!({"i": good, "c": theirs})).await;
     assert_eq!(code, "NOT_FOUND");
-    let read = app
-        .ok(
-            &key,
-            "mutation { createApiKey(name: \"reader\", scopes: [READ]) { key } }",
-            json!({}),
-        )
-        .await["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let read = app.scoped_key(&key, "READ").await;
     app.ok(&read, PREVIEW, json!({"i": good, "c": ada})).await;
 
     let vars = app.ok(&key, "{ emailTemplateVariables }", json!({})).await;
@@ -401,16 +392,7 @@ async fn test_sends(backend: Backend) {
         json!({"status": "DRAFT", "messages": []})
     );
 
-    let read = app
-        .ok(
-            &key,
-            "mutation { createApiKey(name: \"reader\", scopes: [READ]) { key } }",
-            json!({}),
-        )
-        .await["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let read = app.scoped_key(&key, "READ").await;
     let (code, _) = app
         .err(&read, SEND, json!({"id": c, "to": "me@marketing.example"}))
         .await;
@@ -455,16 +437,7 @@ mod test_sends {
 /// read key cannot fold hundreds of them into one request; what the console asks passes.
 async fn costly_reads_cost_what_they_do(app: TestApp) {
     let key = app.workspace("Costs").await;
-    let read = app
-        .ok(
-            &key,
-            "mutation { createApiKey(name: \"reader\", scopes: [READ]) { key } }",
-            json!({}),
-        )
-        .await["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let read = app.scoped_key(&key, "READ").await;
     let ada = contact(
         &app,
         &key,

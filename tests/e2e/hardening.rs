@@ -18,18 +18,6 @@ both_backends!(
 );
 
 /// A key of the workspace with only the given scope.
-async fn scoped_key(app: &TestApp, admin: &str, scope: &str) -> String {
-    app.ok(
-        admin,
-        &format!("mutation {{ createApiKey(name: \"{scope}\", scopes: [{scope}]) {{ key }} }}"),
-        json!({}),
-    )
-    .await["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn nested(depth: usize, key: &str, leaf: Value) -> Value {
     let mut v = leaf;
     for _ in 0..depth {
@@ -51,7 +39,7 @@ async fn alive(app: &TestApp, key: &str) {
 
 async fn hostile_filters_are_refused_and_the_server_lives(app: TestApp) {
     let admin = app.workspace("Hostile filters").await;
-    let read = scoped_key(&app, &admin, "READ").await;
+    let read = app.scoped_key(&admin, "READ").await;
     let q = "query($f: ContactFilter) { contacts(first: 5, filter: $f) { totalCount } }";
     let leaf = json!({"email": {"eq": "a@example.com"}});
 
@@ -140,7 +128,7 @@ async fn hostile_filters_are_refused_and_the_server_lives(app: TestApp) {
 
 async fn query_cost_counts_pages_and_aliases(app: TestApp) {
     let admin = app.workspace("Cost").await;
-    let read = scoped_key(&app, &admin, "READ").await;
+    let read = app.scoped_key(&admin, "READ").await;
     // Three levels of big pages: 100 × 500 × 500 rows asked for.
     let deep = "{ companies(first: 100) { edges { node { contacts(first: 500) { edges { node { company { contacts(first: 500) { edges { node { id } } } } } } } } } } }";
     let (code, message) = app.err(&read, deep, json!({})).await;
@@ -287,7 +275,7 @@ async fn control_characters_are_refused_in_names(app: TestApp) {
 
 async fn templates_render_at_most_their_byte_limit(app: TestApp) {
     let admin = app.workspace("Template bomb").await;
-    let read = scoped_key(&app, &admin, "READ").await;
+    let read = app.scoped_key(&admin, "READ").await;
     let contact = app
         .ok(
             &admin,
@@ -383,7 +371,7 @@ async fn marketing(app: &TestApp, key: &str, contact: &Value) -> String {
 
 async fn consent_links_work_only_where_they_belong(app: TestApp) {
     let admin = app.workspace("Links").await;
-    let read = scoped_key(&app, &admin, "READ").await;
+    let read = app.scoped_key(&admin, "READ").await;
     let contact = app
         .ok(
             &admin,
@@ -602,7 +590,7 @@ async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
     )
     .await;
     // A key made now and not used yet: its first use is due to be recorded.
-    let read = scoped_key(&app, &key, "READ").await;
+    let read = app.scoped_key(&key, "READ").await;
     // Another process takes the write lock and holds it for 14 s (longer than the
     // 10 s busy timeout, so the workers' polling fails).
     let url = app.database_url.clone();

@@ -48,16 +48,7 @@ async fn training_is_a_job_with_progress(app: TestApp) {
         body["errors"][0]["extensions"]["field"], "windowDays",
         "{body}"
     );
-    let read = app
-        .ok(
-            &demo_key,
-            "mutation { createApiKey(name: \"reader\", scopes: [READ]) { key } }",
-            json!({}),
-        )
-        .await["createApiKey"]["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let read = app.scoped_key(&demo_key, "READ").await;
     let (code, _) = app.err(&read, START, json!({"k": "WIN_PROBABILITY"})).await;
     assert_eq!(code, "FORBIDDEN");
     let (code, _) = app.err(&key, WATCH, json!({"id": first["id"]})).await;

@@ -488,6 +488,19 @@ impl TestApp {
             .key
     }
 
+    /// A new key of `admin`'s workspace with one scope (`READ`, `WRITE`, `ADMIN`).
+    pub async fn scoped_key(&self, admin: &str, scope: &str) -> String {
+        self.ok(
+            admin,
+            &format!("mutation {{ createApiKey(name: \"{scope}\", scopes: [{scope}]) {{ key }} }}"),
+            json!({}),
+        )
+        .await["createApiKey"]["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// SQL statements run so far.
     pub fn statements(&self) -> usize {
         self.statements.load(Ordering::SeqCst)
