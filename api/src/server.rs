@@ -63,6 +63,8 @@ pub struct Config {
     pub capture: crate::capture::CaptureLimits,
     /// Console sessions: their lifetime and the sign-in budget per address.
     pub sessions: crate::sessions::SessionSettings,
+    /// Which webhook endpoints may be registered (the workers have their own copy).
+    pub webhooks: rapport_engine::integrations::webhooks::Settings,
 }
 
 impl Default for Config {
@@ -83,6 +85,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             capture: crate::capture::DEFAULT_CAPTURE_LIMITS,
             sessions: crate::sessions::DEFAULT_SESSION_SETTINGS,
+            webhooks: rapport_engine::integrations::webhooks::Settings::new(),
         }
     }
 }
@@ -114,9 +117,12 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
             db.clone(),
             keys.clone(),
             public,
-            config.mail.clone(),
-            plugins,
-            config.clock,
+            graphql::Services {
+                mail: config.mail.clone(),
+                plugins,
+                clock: config.clock,
+                webhooks: config.webhooks,
+            },
             graphql::cost_budget::CostBudget::new(
                 config.limits.key_cost_per_second,
                 10 * graphql::MAX_COMPLEXITY as u64,

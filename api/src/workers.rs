@@ -1,4 +1,4 @@
-//! The job queue's workers and the sequence ticker, with what only the API can give them:
+//! The job queue's workers, the sequence ticker and the webhook dispatcher, with what only the API can give them:
 //! the plugin host, whose input queries run through the API's GraphQL schema.
 
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::time::Duration;
 use rapport_engine::clock::{self, Clock};
 use rapport_engine::engagement::outbound::{Context, Outbound};
 use rapport_engine::engagement::sequences::runner::{self, Ticking};
+use rapport_engine::integrations::webhooks;
 use rapport_engine::platform::email::Mailer;
 use rapport_engine::platform::health::Health;
 use rapport_engine::platform::queue::{Queue, WorkerOptions};
@@ -40,6 +41,8 @@ pub struct WorkerConfig {
     pub ticking: Ticking,
     /// Where the workers and the ticker report whether they run.
     pub health: Arc<Health>,
+    /// How webhooks are delivered.
+    pub webhooks: webhooks::Settings,
 }
 
 /// Consecutive failed sends after which a campaign pauses itself, by default.
@@ -64,12 +67,13 @@ impl WorkerConfig {
             clock: clock::system(),
             ticking: Ticking::default(),
             health: Arc::default(),
+            webhooks: webhooks::Settings::new(),
         }
     }
 }
 
-/// Runs workers on `db`'s queue, and the sequence ticker beside them, until `shutdown`
-/// resolves.
+/// Runs workers on `db`'s queue, and the sequence ticker and webhook dispatcher beside
+/// them, until `shutdown` resolves.
 pub async fn run(
     db: DatabaseConnection,
     config: WorkerConfig,
@@ -86,6 +90,8 @@ pub async fn run(
                 .ok()
         }
     };
+    let sender =
+        webhooks::delivery::Sender::new(config.webhooks.clone(), Some(config.mailer.clone()))?;
     let context = Context {
         queue: Queue::new(&db)?,
         outbound: Outbound {
@@ -110,12 +116,25 @@ pub async fn run(
             let _ = ticker_stopped.await;
         },
     ));
+    let (stop_dispatcher, dispatcher_stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = tokio::spawn(webhooks::delivery::run_dispatcher(
+        context.db.clone(),
+        context.queue.clone(),
+        config.webhooks,
+        config.health.clone(),
+        async {
+            let _ = dispatcher_stopped.await;
+        },
+    ));
     let worker = Worker {
         engagement: context,
         plugins,
+        webhooks: sender,
     };
     let outcome = worker::work(worker, config.options, config.health, shutdown).await;
     let _ = stop_ticker.send(());
+    let _ = stop_dispatcher.send(());
     let _ = ticker.await;
+    let _ = dispatcher.await;
     outcome
 }

@@ -12,7 +12,8 @@ fn rank(module: &str) -> Option<usize> {
         "consent" | "intelligence" | "plugins" => 1,
         "types" => 2,
         "queries" | "mutations" | "audiences" | "campaigns" | "sequences" | "templates"
-        | "fields" | "reports" | "plugin_inputs" | "capture" | "people" | "trainings" | "mod" => 3,
+        | "fields" | "reports" | "plugin_inputs" | "capture" | "people" | "trainings"
+        | "webhooks" | "mod" => 3,
         _ => return None,
     })
 }

@@ -15,8 +15,8 @@ use crate::engagement::{sequences, suppression};
 use crate::error::Result;
 use crate::intelligence::{analytics, plugins};
 use crate::platform::auth::Principal;
-use crate::platform::db;
-use crate::values::{EmailAddress, SuppressionReason};
+use crate::platform::{db, outbox};
+use crate::values::{EmailAddress, SuppressionReason, WebhookEventType};
 
 /// What erasing a contact does to a store's rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +136,20 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
     // Last: consent history, campaign and transactional messages go with the contact rows
     // (the database cascades them), deals are unlinked.
     contacts::erase_for_good(&tx, ws, &people).await?;
+    // Events not yet delivered carried the person's data: they go, and the apps hear only
+    // that the contact is gone.
+    for &person in &people {
+        let subject = outbox::Subject {
+            typename: "Contact",
+            id: person,
+        };
+        outbox::forget(&tx, ws, subject).await?;
+        let data = serde_json::json!({
+            "object": { "__typename": "Contact", "id": person.to_string() },
+            "erased": true,
+        });
+        outbox::emit(&tx, ws, WebhookEventType::ContactDeleted, subject, data).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -151,10 +165,26 @@ pub async fn merge(
 ) -> Result<contact::Model> {
     let tx = db::write(db).await?;
     let (survivor, merged) = duplicates::merge(&tx, who, survivor_id, merged).await?;
-    for from in merged {
+    for &from in &merged {
         plugins::runs::merge_contacts(&tx, from, survivor_id).await?;
         sequences::merge_contacts(&tx, from, survivor_id).await?;
     }
+    let data = serde_json::json!({
+        "object": outbox::object("Contact", &survivor),
+        "mergedIds": merged.iter().map(i64::to_string).collect::<Vec<_>>(),
+    });
+    let subject = outbox::Subject {
+        typename: "Contact",
+        id: survivor_id,
+    };
+    outbox::emit(
+        &tx,
+        who.workspace_id,
+        WebhookEventType::ContactMerged,
+        subject,
+        data,
+    )
+    .await?;
     tx.commit().await?;
     Ok(survivor)
 }

@@ -16,7 +16,9 @@
 //!    campaigns, sequences, tracking;
 //! 5. [`intelligence`]: models, analytics and plugins, which read everything below and
 //!    act through engagement;
-//! 6. at the top, the modules that name every feature: [`worker`] (which job runs what),
+//! 6. [`integrations`]: outbound webhooks, which send what the other rooms wrote to the
+//!    outbox;
+//! 7. at the top, the modules that name every feature: [`worker`] (which job runs what),
 //!    [`contact_data`] (every store of a contact's data, for erasure and merging),
 //!    [`timeline`] (a contact's 360° view) and [`demo`].
 
@@ -31,6 +33,7 @@ pub mod crm;
 
 pub mod engagement;
 
+pub mod integrations;
 pub mod intelligence;
 
 pub mod contact_data;

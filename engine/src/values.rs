@@ -792,6 +792,19 @@ text_enum!(
     FormField { FirstName => "first_name", LastName => "last_name", Phone => "phone" }
 );
 text_enum!(
+    /// A change an app can hear about through a webhook endpoint (`webhook.test` is what
+    /// `sendTestWebhook` sends).
+    WebhookEventType {
+        ContactCreated => "contact.created", ContactUpdated => "contact.updated",
+        ContactDeleted => "contact.deleted", ContactMerged => "contact.merged",
+        DealCreated => "deal.created", DealStageChanged => "deal.stage_changed",
+        DealWon => "deal.won", DealLost => "deal.lost",
+        ActivityCreated => "activity.created", OrderCreated => "order.created",
+        ConsentChanged => "consent.changed",
+        WebhookTest => "webhook.test",
+    }
+);
+text_enum!(
     /// Why an address is suppressed.
     SuppressionReason { Manual => "manual", HardBounce => "hard_bounce", Complaint => "complaint", Erased => "erased" }
 );

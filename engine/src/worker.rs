@@ -1,5 +1,5 @@
 //! The one place that knows what every kind of job does: campaigns' launches, sends and
-//! A/B decisions, sequence steps, transactional email, plugin runs, model training. The queue ([`crate::platform::queue`])
+//! A/B decisions, sequence steps, transactional email, plugin runs, model training, webhook deliveries. The queue ([`crate::platform::queue`])
 //! stores and retries jobs without knowing any feature; a process that works them builds
 //! a [`Worker`] and hands it to [`work`].
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::engagement::outbound::Context;
 use crate::engagement::{campaigns, sequences, transactional};
 use crate::error::{EngineError, Result};
+use crate::integrations::webhooks;
 use crate::intelligence::analytics::trainings;
 use crate::intelligence::plugins;
 use crate::platform::health::Health;
@@ -20,6 +21,8 @@ pub struct Worker {
     pub engagement: Context,
     /// The plugin host, for `RunPlugins` (none: such jobs fail and are retried elsewhere).
     pub plugins: Option<plugins::Host>,
+    /// What sends webhook deliveries.
+    pub webhooks: webhooks::delivery::Sender,
 }
 
 impl Handler for Worker {
@@ -85,6 +88,22 @@ impl Handler for Worker {
                 workspace_id,
                 training_id,
             } => trainings::run(&ctx.db, *workspace_id, *training_id).await,
+            Job::DeliverWebhooks {
+                workspace_id,
+                endpoint_id,
+                delivery_ids,
+                claimed_at,
+            } => {
+                webhooks::delivery::deliver(
+                    &ctx.db,
+                    &self.webhooks,
+                    *workspace_id,
+                    *endpoint_id,
+                    delivery_ids,
+                    *claimed_at,
+                )
+                .await
+            }
         }
     }
 }

@@ -12,7 +12,8 @@ fn rank(first: &str) -> Option<usize> {
         "crm" => 2,
         "engagement" => 3,
         "intelligence" => 4,
-        "worker" | "contact_data" | "timeline" | "demo" => 5,
+        "integrations" => 5,
+        "worker" | "contact_data" | "timeline" | "demo" => 6,
         _ => return None,
     })
 }

@@ -59,6 +59,7 @@ mod m0016_lead_capture;
 mod m0017_contact_email_hash;
 mod m0018_console_accounts;
 mod m0019_model_trainings;
+mod m0020_webhooks;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -86,6 +87,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0017_contact_email_hash::Migration),
             Box::new(m0018_console_accounts::Migration),
             Box::new(m0019_model_trainings::Migration),
+            Box::new(m0020_webhooks::Migration),
         ]
     }
 }

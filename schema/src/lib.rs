@@ -64,6 +64,10 @@ pub mod entities {
     pub mod user;
     pub mod user_session;
     pub mod user_token;
+    pub mod webhook_attempt;
+    pub mod webhook_delivery;
+    pub mod webhook_endpoint;
+    pub mod webhook_event;
     pub mod workspace;
     pub mod workspace_secret;
 }

@@ -20,3 +20,4 @@ mod segments;
 mod sequences;
 mod trainings;
 mod transactional;
+mod webhooks;

@@ -2,6 +2,7 @@
 //! SQLite file or a fresh PostgreSQL database, driven with GraphQL over HTTP.
 
 pub mod browser;
+pub mod receiver;
 
 use rapport_engine::platform::db;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -282,6 +283,18 @@ impl Drop for SmtpServer {
     }
 }
 
+/// Webhook settings for tests: loopback receivers allowed, retries and dispatch in
+/// milliseconds.
+pub fn test_webhooks() -> rapport_engine::integrations::webhooks::Settings {
+    let mut settings = rapport_engine::integrations::webhooks::Settings::new();
+    settings.allow_private = true;
+    settings.retry_base = std::time::Duration::from_millis(100);
+    settings.every = std::time::Duration::from_millis(50);
+    settings.lease = std::time::Duration::from_secs(3);
+    settings.timeout = std::time::Duration::from_secs(3);
+    settings
+}
+
 impl TestApp {
     /// Starts a server on a fresh, migrated database.
     pub async fn spawn(backend: Backend) -> Self {
@@ -289,6 +302,8 @@ impl TestApp {
             plugin_cache: Some(plugin_cache()),
             // The tests stand in for the reverse proxy, setting X-Forwarded-For.
             trusted_proxies: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+            // Webhook receivers in tests listen on loopback.
+            webhooks: test_webhooks(),
             ..Default::default()
         };
         Self::spawn_with(backend, config).await
@@ -331,6 +346,15 @@ impl TestApp {
             .expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.expect("json body"))
+    }
+
+    /// The database this server runs on.
+    pub fn backend(&self) -> Backend {
+        if self.database_url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
     }
 
     /// Starts a server on a fresh, migrated database, configured.
@@ -394,6 +418,7 @@ impl TestApp {
             slow_every: std::time::Duration::ZERO,
             lease: std::time::Duration::from_secs(3),
         };
+        config.webhooks = test_webhooks();
         config
     }
 

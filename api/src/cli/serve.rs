@@ -122,6 +122,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
     )
     .inspect_err(|e| tracing::error!(error = %e, "serving without plugins"))
     .ok();
+    let webhooks = workers.webhooks(&mail)?;
     let workers = (!no_workers)
         .then(|| workers.config(&mail, public_url.clone()))
         .transpose()?
@@ -147,6 +148,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
         cors_origins: limits.cors_origins()?,
         capture: limits.capture(),
         sessions: limits.sessions(),
+        webhooks,
     };
     serve(conn, addr, config, schedule, workers).await
 }

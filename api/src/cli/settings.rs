@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use rapport_api::workers;
 use rapport_engine::engagement::sequences::runner::Ticking;
+use rapport_engine::integrations::webhooks::Settings as WebhookSettings;
 use rapport_engine::platform::queue;
 
 /// What one request may ask of `serve`.
@@ -204,9 +205,39 @@ pub(crate) struct WorkerArgs {
     /// worker that died holding it).
     #[arg(long, env = "RAPPORT_SEQUENCE_LEASE_SECONDS", default_value_t = Ticking::DEFAULT.lease.as_secs())]
     pub(crate) sequence_lease_seconds: u64,
+    /// Allow webhook endpoints on private, loopback and link-local addresses (closed
+    /// networks and tests); without it they are refused, after DNS and at every redirect.
+    #[arg(long, env = "RAPPORT_ALLOW_PRIVATE_WEBHOOKS")]
+    pub(crate) allow_private_webhooks: bool,
+    /// Seconds one webhook delivery attempt may take.
+    #[arg(long, env = "RAPPORT_WEBHOOK_TIMEOUT_SECONDS", default_value_t = WebhookSettings::new().timeout.as_secs())]
+    pub(crate) webhook_timeout_seconds: u64,
+    /// Milliseconds before a failed webhook delivery's first retry; later retries wait up
+    /// to 5760 times this (about 30 hours in all with the default).
+    #[arg(long, env = "RAPPORT_WEBHOOK_RETRY_MS", default_value_t = WebhookSettings::new().retry_base.as_millis() as u64)]
+    pub(crate) webhook_retry_ms: u64,
+    /// Hours a webhook endpoint may fail without one success before it is disabled and
+    /// its admins are told.
+    #[arg(long, env = "RAPPORT_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = WebhookSettings::new().disable_after.num_hours() as u64)]
+    pub(crate) webhook_disable_after_hours: u64,
 }
 
 impl WorkerArgs {
+    /// How webhooks are checked and delivered, for the API and the workers alike.
+    pub(crate) fn webhooks(&self, mail: &MailArgs) -> anyhow::Result<WebhookSettings> {
+        let mut settings = WebhookSettings::new();
+        settings.allow_private = self.allow_private_webhooks;
+        settings.timeout = std::time::Duration::from_secs(self.webhook_timeout_seconds.max(1));
+        settings.retry_base = std::time::Duration::from_millis(self.webhook_retry_ms.max(1));
+        settings.disable_after =
+            chrono::Duration::hours(self.webhook_disable_after_hours.max(1) as i64);
+        settings.notify_from = Some(rapport_engine::values::EmailAddress::parse(
+            "--mail-from",
+            &mail.mail_from,
+        )?);
+        Ok(settings)
+    }
+
     pub(crate) fn config(
         &self,
         mail: &MailArgs,
@@ -226,6 +257,7 @@ impl WorkerArgs {
             slow_every: std::time::Duration::from_secs(self.sequence_slow_tick_seconds.max(1)),
             lease: std::time::Duration::from_secs(self.sequence_lease_seconds.max(1)),
         };
+        config.webhooks = self.webhooks(mail)?;
         Ok(config)
     }
 }

@@ -39,6 +39,7 @@ pub mod sequences;
 pub mod templates;
 pub mod trainings;
 pub mod types;
+pub mod webhooks;
 
 use crate::keys::VerifiedKeys;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
@@ -63,6 +64,7 @@ pub struct Queries(
     capture::CaptureQuery,
     people::PeopleQuery,
     trainings::TrainingQuery,
+    webhooks::WebhookQuery,
 );
 
 /// Every write.
@@ -80,6 +82,7 @@ pub struct Mutations(
     capture::CaptureMutation,
     people::PeopleMutation,
     trainings::TrainingMutation,
+    webhooks::WebhookMutation,
 );
 
 /// Rapport's schema type.
@@ -90,20 +93,32 @@ pub type RapportSchema = Schema<Queries, Mutations, EmptySubscription>;
 /// as many values as a response of a few tens of megabytes holds.
 pub const MAX_COMPLEXITY: usize = 100_000;
 
+/// What the schema's resolvers use besides the database and keys: the mail transport,
+/// the plugin host, the clock, and the webhook settings.
+pub struct Services {
+    /// Where the API's own email goes (invitations, resets, test sends).
+    pub mail: Option<Mail>,
+    /// With a host, plugins can be registered and run.
+    pub plugins: Option<rapport_engine::intelligence::plugins::Host>,
+    /// The time.
+    pub clock: Arc<dyn rapport_engine::clock::Clock>,
+    /// Which webhook targets are allowed.
+    pub webhooks: rapport_engine::integrations::webhooks::Settings,
+}
+
 /// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
-/// ask for an unbounded amount of work. With `plugins`, plugins can be registered and run.
+/// ask for an unbounded amount of work.
 pub fn build(
     db: DatabaseConnection,
     keys: Arc<VerifiedKeys>,
     public: PublicUrl,
-    mail: Option<Mail>,
-    plugins: Option<rapport_engine::intelligence::plugins::Host>,
-    clock: Arc<dyn rapport_engine::clock::Clock>,
+    services: Services,
     budget: cost_budget::CostBudget,
 ) -> RapportSchema {
-    builder(db, keys, public, mail)
-        .data(plugins)
-        .data(clock)
+    builder(db, keys, public, services.mail)
+        .data(services.plugins)
+        .data(services.clock)
+        .data(services.webhooks)
         .extension(budget)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -119,6 +134,7 @@ pub fn build_for_plugins(
     builder(db, keys, public, None)
         .data(None::<rapport_engine::intelligence::plugins::Host>)
         .data(rapport_engine::clock::system())
+        .data(rapport_engine::integrations::webhooks::Settings::new())
         .extension(async_graphql::extensions::Analyzer)
         .limit_complexity(250_000)
         .finish()

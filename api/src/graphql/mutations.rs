@@ -185,7 +185,11 @@ impl Mutation {
     ) -> Result<ID> {
         owner_writer::<s::contact::Entity>(ctx, parse_id("id", &id)?).await?;
         if !hard {
-            return delete::<s::contact::Entity>(ctx, &id, false).await;
+            let (who, db) = writer(ctx)?;
+            rapport_engine::crm::contacts::delete(db, who, parse_id("id", &id)?)
+                .await
+                .gql()?;
+            return Ok(id);
         }
         let (who, db) = writer(ctx)?;
         who.require(v::Scope::Admin).gql()?;

@@ -3,8 +3,8 @@
 use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
-use crate::platform::records;
-use crate::values::{ActivityKind, Direction, Patch, Text};
+use crate::platform::{outbox, records};
+use crate::values::{ActivityKind, Direction, Patch, Text, WebhookEventType};
 use chrono::{DateTime, Utc};
 use rapport_schema::{activity, contact, deal, user};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
@@ -94,7 +94,29 @@ pub async fn create(
         ..Default::default()
     };
     apply(db, who.workspace_id, &mut am, input).await?;
-    Ok(am.insert(db).await?)
+    let saved = am.insert(db).await?;
+    // About a contact, it is ordered with the contact's other events and forgotten with
+    // them on erasure.
+    let subject = match saved.contact_id {
+        Some(id) => outbox::Subject {
+            typename: "Contact",
+            id,
+        },
+        None => outbox::Subject {
+            typename: "Activity",
+            id: saved.id,
+        },
+    };
+    let data = serde_json::json!({ "object": outbox::object("Activity", &saved) });
+    outbox::emit(
+        db,
+        who.workspace_id,
+        WebhookEventType::ActivityCreated,
+        subject,
+        data,
+    )
+    .await?;
+    Ok(saved)
 }
 
 /// Changes the given fields of an activity.

@@ -3,8 +3,8 @@
 use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
-use crate::platform::records;
-use crate::values::{Currency, Money, OrderStatus, Patch, Text, WebUrl};
+use crate::platform::{outbox, records};
+use crate::values::{Currency, Money, OrderStatus, Patch, Text, WebUrl, WebhookEventType};
 use chrono::{DateTime, Utc};
 use rapport_schema::{contact, order, order_line, product};
 use sea_orm::{
@@ -255,6 +255,13 @@ pub async fn create_order(
     }))
     .exec_without_returning(&tx)
     .await?;
+    // Ordered with the rest of the contact's events, and forgotten with them on erasure.
+    let subject = outbox::Subject {
+        typename: "Contact",
+        id: saved.contact_id,
+    };
+    let data = serde_json::json!({ "object": outbox::object("Order", &saved) });
+    outbox::emit(&tx, ws, WebhookEventType::OrderCreated, subject, data).await?;
     tx.commit().await?;
     Ok(saved)
 }

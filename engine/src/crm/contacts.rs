@@ -3,9 +3,11 @@
 use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
+use crate::platform::outbox;
 use crate::platform::records::{self, Deleted};
 use crate::values::{
     Attributes, EmailAddress, LifecycleStage, Patch, PhoneNumber, Tag, Text, TimeZoneName,
+    WebhookEventType,
 };
 use rapport_schema::{
     activity, company, contact, contact_merge, contact_tag, event, inquiry, order, task, user,
@@ -168,6 +170,12 @@ async fn write(
     mut am: contact::ActiveModel,
     p: ParsedContact,
 ) -> Result<contact::Model> {
+    // The row before this write, for the webhook's changed fields (none for a new one).
+    let row_before = if matches!(am.id, sea_orm::ActiveValue::NotSet) {
+        None
+    } else {
+        sea_orm::TryIntoModel::<contact::Model>::try_into_model(am.clone()).ok()
+    };
     // The stage before this write, for the lifecycle history (none for a new contact).
     let before = match (&am.id, &am.lifecycle_stage) {
         (sea_orm::ActiveValue::NotSet, _) => None,
@@ -237,7 +245,40 @@ async fn write(
     if before.as_deref() != Some(saved.lifecycle_stage.as_str()) {
         note_lifecycle(db, ws, saved.id, before.as_deref(), &saved.lifecycle_stage).await?;
     }
+    let subject = outbox::Subject {
+        typename: "Contact",
+        id: saved.id,
+    };
+    match &row_before {
+        None => outbox::created(db, ws, WebhookEventType::ContactCreated, subject, &saved).await?,
+        Some(old) => {
+            outbox::updated(
+                db,
+                ws,
+                WebhookEventType::ContactUpdated,
+                subject,
+                old,
+                &saved,
+            )
+            .await?
+        }
+    }
     Ok(saved)
+}
+
+/// Moves a contact to the trash, telling webhooks (`contact.deleted`).
+pub async fn delete(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<()> {
+    let ws = who.workspace_id;
+    let tx = crate::platform::db::write(db).await?;
+    let row = records::get::<contact::Entity>(&tx, ws, id).await?;
+    records::soft_delete::<contact::Entity>(&tx, ws, id).await?;
+    let subject = outbox::Subject {
+        typename: "Contact",
+        id,
+    };
+    outbox::created(&tx, ws, WebhookEventType::ContactDeleted, subject, &row).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Records a change of lifecycle stage (`from` is `None` for a new contact), which

@@ -6,8 +6,8 @@
 use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
-use crate::platform::records;
-use crate::values::{Currency, DealStatus, Money, Patch, Text};
+use crate::platform::{outbox, records};
+use crate::values::{Currency, DealStatus, Money, Patch, Text, WebhookEventType};
 use chrono::NaiveDate;
 use rapport_schema::{company, contact, deal, deal_stage_change, pipeline, stage, user};
 use sea_orm::{
@@ -390,7 +390,37 @@ pub(crate) async fn create_in(
     input.owner_id.apply(&mut am.owner_id);
     let saved = am.insert(db).await?;
     record_move(db, who, saved.id, None, stage.id).await?;
+    tell(db, None, &saved).await?;
     Ok(saved)
+}
+
+/// Tells webhooks what a write did to a deal: `deal.created` for a new one, `deal.won` or
+/// `deal.lost` when it closed, `deal.stage_changed` when it only moved.
+async fn tell(
+    db: &impl ConnectionTrait,
+    before: Option<&deal::Model>,
+    after: &deal::Model,
+) -> Result<()> {
+    let subject = outbox::Subject {
+        typename: "Deal",
+        id: after.id,
+    };
+    let ws = after.workspace_id;
+    let Some(before) = before else {
+        return outbox::created(db, ws, WebhookEventType::DealCreated, subject, after).await;
+    };
+    let event = match DealStatus::from_db(&after.status) {
+        s if s.as_str() == before.status => None,
+        DealStatus::Won => Some(WebhookEventType::DealWon),
+        DealStatus::Lost => Some(WebhookEventType::DealLost),
+        DealStatus::Open => None,
+    };
+    let event =
+        event.or((before.stage_id != after.stage_id).then_some(WebhookEventType::DealStageChanged));
+    match event {
+        Some(e) => outbox::updated(db, ws, e, subject, before, after).await,
+        None => Ok(()),
+    }
 }
 
 /// Creates a deal in its pipeline's first stage (or the stage given).
@@ -462,6 +492,7 @@ pub async fn update(
     if let Some(to) = moved_to {
         record_move(&tx, who, id, Some(from_stage), to).await?;
     }
+    tell(&tx, Some(&current), &saved).await?;
     tx.commit().await?;
     Ok(saved)
 }
@@ -482,11 +513,12 @@ pub async fn move_to_stage(
         return Ok(current);
     }
     let from = current.stage_id;
-    let mut am: deal::ActiveModel = current.into();
+    let mut am: deal::ActiveModel = current.clone().into();
     enter_stage(&mut am, &target);
     am.updated_at = Set(clock::now());
     let saved = am.update(&tx).await?;
     record_move(&tx, who, id, Some(from), target.id).await?;
+    tell(&tx, Some(&current), &saved).await?;
     tx.commit().await?;
     Ok(saved)
 }
@@ -540,6 +572,7 @@ pub async fn close(
             }
         });
     let from = current.stage_id;
+    let before = current.clone();
     let mut am: deal::ActiveModel = current.into();
     if let Some(s) = &target {
         enter_stage(&mut am, s);
@@ -562,6 +595,7 @@ pub async fn close(
     if let Some(s) = target {
         record_move(&tx, who, id, Some(from), s.id).await?;
     }
+    tell(&tx, Some(&before), &saved).await?;
     tx.commit().await?;
     Ok(saved)
 }

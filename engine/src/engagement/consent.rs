@@ -17,10 +17,11 @@ use crate::clock;
 use crate::engagement::suppression;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
-use crate::platform::links;
 use crate::platform::records::{self, Deleted};
+use crate::platform::{links, outbox};
 use crate::values::{
     ConsentChannel, ConsentPurpose, ConsentStatus, EmailAddress, LawfulBasis, Scope, Text,
+    WebhookEventType,
 };
 
 /// What a person agreed to, as a client reports it.
@@ -87,7 +88,7 @@ async fn append(
     let text = |field: &str, v: Option<&str>, max| -> Result<Option<String>> {
         Ok(Text::parse_opt(field, v, max)?.map(Text::into_string))
     };
-    Ok(consent_event::ActiveModel {
+    let saved = consent_event::ActiveModel {
         workspace_id: Set(workspace_id),
         contact_id: Set(contact_id),
         channel: Set(channel.as_str().to_string()),
@@ -103,7 +104,27 @@ async fn append(
         ..Default::default()
     }
     .insert(db)
-    .await?)
+    .await?;
+    let mut object = outbox::object("ConsentEvent", &saved);
+    // The proof stays in Rapport: an app needs the decision, not the person's address.
+    if let Some(fields) = object.as_object_mut() {
+        fields.remove("proofIp");
+        fields.remove("proofUserAgent");
+    }
+    let subject = outbox::Subject {
+        typename: "Contact",
+        id: contact_id,
+    };
+    let data = serde_json::json!({ "object": object });
+    outbox::emit(
+        db,
+        workspace_id,
+        WebhookEventType::ConsentChanged,
+        subject,
+        data,
+    )
+    .await?;
+    Ok(saved)
 }
 
 /// Every consent event of the given contacts, oldest first.
@@ -434,7 +455,7 @@ pub async fn send_confirmation(
             "<p>{}</p><p>Please confirm that you want to receive our emails:</p>\
              <p><a href=\"{confirm_url}\">Confirm my subscription</a></p>\
              <p>If you did not ask for this, ignore this email.</p>",
-            html_escape(&greeting)
+            crate::platform::email::escape_html(&greeting)
         ),
         text: format!(
             "{greeting},\n\nPlease confirm that you want to receive our emails:\n{confirm_url}\n\n\
@@ -448,11 +469,4 @@ pub async fn send_confirmation(
     };
     mailer.send(crate::platform::email::build(&mail)?).await?;
     Ok(None)
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -261,6 +261,14 @@ pub fn message_id(key: &str, from: &EmailAddress) -> String {
     format!("<{digest}@{}>", from.domain())
 }
 
+/// Text made safe to put in an HTML body or attribute.
+pub fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// Builds the MIME message.
 pub fn build(mail: &Outgoing) -> Result<Message> {
     // Names are refused with control characters on save; one stored before that rule

@@ -81,8 +81,8 @@ pub const CONFIRM_VALID_DAYS: i64 = 7;
 const BLOCK: usize = 64;
 
 /// HMAC-SHA256 (RFC 2104), written out because the `hmac` crate in the tree pairs with a
-/// newer `sha2` than ours.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+/// newer `sha2` than ours. Webhook signatures use it too.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut k = [0u8; BLOCK];
     if key.len() > BLOCK {
         k[..32].copy_from_slice(&Sha256::digest(key));

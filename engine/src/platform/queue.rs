@@ -90,6 +90,17 @@ pub enum Job {
         /// The message.
         message_id: i64,
     },
+    /// Send webhook deliveries the dispatcher claimed for one endpoint.
+    DeliverWebhooks {
+        /// Workspace.
+        workspace_id: i64,
+        /// The endpoint.
+        endpoint_id: i64,
+        /// Deliveries (at most a few hundred), in order.
+        delivery_ids: Vec<i64>,
+        /// The claim: deliveries claimed again since belong to the newer job.
+        claimed_at: DateTime<Utc>,
+    },
     /// Train a new version of a model, as a person asked (a `model_trainings` row).
     TrainModel {
         /// Workspace.
@@ -111,6 +122,7 @@ impl Job {
             Job::AdvanceEnrollments { .. } => "advance_enrollments",
             Job::SendTransactional { .. } => "send_transactional",
             Job::TrainModel { .. } => "train_model",
+            Job::DeliverWebhooks { .. } => "deliver_webhooks",
         }
     }
 
@@ -124,7 +136,8 @@ impl Job {
             | Job::RunPlugins { workspace_id, .. }
             | Job::AdvanceEnrollments { workspace_id, .. }
             | Job::SendTransactional { workspace_id, .. }
-            | Job::TrainModel { workspace_id, .. } => *workspace_id,
+            | Job::TrainModel { workspace_id, .. }
+            | Job::DeliverWebhooks { workspace_id, .. } => *workspace_id,
         }
     }
 }

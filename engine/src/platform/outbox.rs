@@ -1,0 +1,272 @@
+//! The webhook outbox: a change worth telling an app is written as an event in the same
+//! transaction as the change itself, with one delivery owed to each enabled endpoint of
+//! the workspace that subscribed to its type. A change that rolls back takes its event
+//! with it; one that commits cannot lose it. Sending is the integrations room's work
+//! (`integrations::webhooks`); this module only writes, so every room can call it.
+//!
+//! The object in an event is the row as the API names it: camelCase fields, ids as
+//! text, a `__typename`, without the columns only Rapport reads (workspace, hashes).
+
+use chrono::{DateTime, Utc};
+use rapport_schema::{webhook_delivery, webhook_endpoint, webhook_event};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::clock;
+use crate::error::Result;
+use crate::values::WebhookEventType;
+
+/// Columns an event never carries: they are Rapport's own bookkeeping or secrets.
+const HIDDEN: &[&str] = &[
+    "workspace_id",
+    "email_hash",
+    "phone_normalized",
+    "secret",
+    "key_hash",
+];
+
+/// Fields whose change alone is not worth an event.
+const NOISE: &[&str] = &["updatedAt"];
+
+/// What an event is about: a type name as the API spells it and a row id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// `Contact`, `Deal`, ...
+    pub typename: &'static str,
+    /// The row.
+    pub id: i64,
+}
+
+impl Subject {
+    /// `Contact:12`: the key deliveries keep their order by.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.typename, self.id)
+    }
+}
+
+/// A row as an event shows it: camelCase keys, ids as text, `__typename` first.
+pub fn object(typename: &str, row: &impl Serialize) -> Value {
+    let mut out = Map::new();
+    out.insert("__typename".into(), Value::String(typename.into()));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(row) {
+        for (key, value) in fields {
+            if HIDDEN.contains(&key.as_str()) {
+                continue;
+            }
+            let is_id = key == "id" || key.ends_with("_id");
+            let value = match value {
+                Value::Number(n) if is_id => Value::String(n.to_string()),
+                other => other,
+            };
+            out.insert(camel(&key), value);
+        }
+    }
+    Value::Object(out)
+}
+
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The fields that differ between two objects (as [`object`] made them), and their
+/// values before; `updatedAt` alone does not count.
+pub fn changes(before: &Value, after: &Value) -> (Vec<String>, Map<String, Value>) {
+    let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else {
+        return (Vec::new(), Map::new());
+    };
+    let mut changed = Vec::new();
+    let mut previous = Map::new();
+    for (key, value) in after {
+        if NOISE.contains(&key.as_str()) {
+            continue;
+        }
+        let old = before.get(key).unwrap_or(&Value::Null);
+        if old != value {
+            changed.push(key.clone());
+            previous.insert(key.clone(), old.clone());
+        }
+    }
+    (changed, previous)
+}
+
+/// Records that `row` was created (or otherwise reported whole).
+pub async fn created(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    event: WebhookEventType,
+    subject: Subject,
+    row: &impl Serialize,
+) -> Result<()> {
+    let data = json!({ "object": object(subject.typename, row) });
+    emit(db, workspace_id, event, subject, data).await
+}
+
+/// Records that a row changed from `before` to `after`, naming the changed fields and
+/// their old values; nothing when no field but `updatedAt` changed.
+pub async fn updated(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    event: WebhookEventType,
+    subject: Subject,
+    before: &impl Serialize,
+    after: &impl Serialize,
+) -> Result<()> {
+    let after = object(subject.typename, after);
+    let (changed, previous) = changes(&object(subject.typename, before), &after);
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let data = json!({ "object": after, "changedFields": changed, "previous": previous });
+    emit(db, workspace_id, event, subject, data).await
+}
+
+/// Writes an event with `data` and a pending delivery for every enabled endpoint of the
+/// workspace subscribed to `event`; writes nothing when no endpoint listens.
+pub async fn emit(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    event: WebhookEventType,
+    subject: Subject,
+    data: Value,
+) -> Result<()> {
+    let endpoints: Vec<i64> = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::WorkspaceId.eq(workspace_id))
+        .filter(webhook_endpoint::Column::Enabled.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|e| subscribed(&e.events, event))
+        .map(|e| e.id)
+        .collect();
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    emit_to(
+        db,
+        workspace_id,
+        event,
+        subject,
+        data,
+        &endpoints,
+        clock::now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes an event for exactly `endpoints` (a test delivery, or a replay); returns it.
+pub async fn emit_to(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    event: WebhookEventType,
+    subject: Subject,
+    data: Value,
+    endpoints: &[i64],
+    now: DateTime<Utc>,
+) -> Result<webhook_event::Model> {
+    let payload = json!({
+        "type": event.as_str(),
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "workspaceId": workspace_id.to_string(),
+        "data": data,
+    });
+    let saved = webhook_event::ActiveModel {
+        workspace_id: Set(workspace_id),
+        event_type: Set(event.as_str().to_string()),
+        subject: Set(subject.key()),
+        payload: Set(payload),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    let rows = endpoints
+        .iter()
+        .map(|&endpoint_id| webhook_delivery::ActiveModel {
+            workspace_id: Set(workspace_id),
+            endpoint_id: Set(endpoint_id),
+            event_id: Set(saved.id),
+            subject: Set(saved.subject.clone()),
+            state: Set("pending".into()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            created_at: Set(now),
+            ..Default::default()
+        });
+    webhook_delivery::Entity::insert_many(rows).exec(db).await?;
+    Ok(saved)
+}
+
+/// Whether an endpoint's stored list of event types holds `event`.
+pub fn subscribed(events: &Value, event: WebhookEventType) -> bool {
+    events
+        .as_array()
+        .is_some_and(|list| list.iter().any(|e| e.as_str() == Some(event.as_str())))
+}
+
+/// Forgets what the outbox holds about one subject (erasure): its events, and with them
+/// their deliveries and attempts.
+pub async fn forget(db: &impl ConnectionTrait, workspace_id: i64, subject: Subject) -> Result<()> {
+    webhook_event::Entity::delete_many()
+        .filter(webhook_event::Column::WorkspaceId.eq(workspace_id))
+        .filter(webhook_event::Column::Subject.eq(subject.key()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Row {
+        id: i64,
+        workspace_id: i64,
+        company_id: Option<i64>,
+        first_name: String,
+        updated_at: String,
+    }
+
+    #[test]
+    fn objects_speak_the_api() {
+        let row = Row {
+            id: 7,
+            workspace_id: 1,
+            company_id: Some(3),
+            first_name: "Ada".into(),
+            updated_at: "t".into(),
+        };
+        assert_eq!(
+            object("Contact", &row),
+            json!({"__typename": "Contact", "id": "7", "companyId": "3", "firstName": "Ada", "updatedAt": "t"})
+        );
+    }
+
+    #[test]
+    fn changes_name_fields_and_old_values_but_not_the_clock() {
+        let before = json!({"id": "1", "firstName": "Ada", "updatedAt": "a"});
+        let after = json!({"id": "1", "firstName": "Grace", "updatedAt": "b"});
+        let (changed, previous) = changes(&before, &after);
+        assert_eq!(changed, vec!["firstName".to_string()]);
+        assert_eq!(Value::Object(previous), json!({"firstName": "Ada"}));
+        let (none, _) = changes(
+            &before,
+            &json!({"id": "1", "firstName": "Ada", "updatedAt": "c"}),
+        );
+        assert!(none.is_empty());
+    }
+}
