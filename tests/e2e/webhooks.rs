@@ -422,7 +422,7 @@ async fn a_failing_receiver_gets_the_event_on_the_fourth_attempt(app: TestApp) {
     let before = receiver.received().len();
     app.ok(
         &key,
-        "mutation($id: ID!) { updateContact(id: $id, input: {lastName: \"Waiting\"}) { id } }",
+        "mutation($id: ID!) { updateContact(id: $id, input: {lastName: \"Unheard\"}) { id } }",
         json!({"id": id}),
     )
     .await;
@@ -432,7 +432,7 @@ async fn a_failing_receiver_gets_the_event_on_the_fourth_attempt(app: TestApp) {
         before,
         "a disabled endpoint gets nothing"
     );
-    // Enabled again, what waited goes out.
+    // Enabled again, it hears what follows.
     receiver.answer(200);
     app.ok(
         &key,
@@ -440,9 +440,17 @@ async fn a_failing_receiver_gets_the_event_on_the_fourth_attempt(app: TestApp) {
         json!({"id": endpoint_id}),
     )
     .await;
+    app.ok(
+        &key,
+        "mutation($id: ID!) { updateContact(id: $id, input: {lastName: \"Back\"}) { id } }",
+        json!({"id": id}),
+    )
+    .await;
     let got = receiver.until(15, |got| got.len() > before).await;
     let last = verified(got.last().unwrap(), &secret);
-    assert_eq!(last["data"]["object"]["lastName"], "Waiting");
+    assert_eq!(last["data"]["object"]["lastName"], "Back");
+    assert_eq!(last["data"]["previous"]["lastName"], "Unheard");
+    assert_eq!(got.len(), before + 1);
 }
 
 async fn deliveries_of_a_dead_worker_are_sent_once_by_another(app: TestApp) {

@@ -69,7 +69,8 @@ impl WebhookEndpoint {
             .map(|e| e.as_str())
             .collect()
     }
-    /// Whether deliveries go out; a disabled endpoint's deliveries wait.
+    /// Whether it hears about changes; a disabled endpoint is owed nothing new, and what
+    /// it was owed waits until it is enabled again.
     async fn enabled(&self) -> bool {
         self.0.enabled
     }

@@ -603,10 +603,10 @@ async fn notify_admins(
             subject: "A webhook endpoint was disabled".into(),
             html: format!(
                 "<p>Rapport stopped sending webhooks to <code>{url}</code>: {why}.</p>\
-                 <p>Deliveries wait until an admin enables the endpoint again.</p>"
+                 <p>Nothing more is sent to it until an admin enables it again; deliveries it was still owed wait, and the delivery log can replay any event.</p>"
             ),
             text: format!(
-                "Rapport stopped sending webhooks to {}: {reason}.\n\nDeliveries wait until an admin enables the endpoint again.\n",
+                "Rapport stopped sending webhooks to {}: {reason}.\n\nNothing more is sent to it until an admin enables it again; deliveries it was still owed wait, and the delivery log can replay any event.\n",
                 endpoint.url
             ),
             key: format!(

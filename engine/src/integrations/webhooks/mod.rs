@@ -44,7 +44,8 @@ pub struct EndpointInput {
     pub events: Option<Vec<String>>,
     /// What it is for.
     pub description: Option<String>,
-    /// Whether it receives deliveries; enabling clears why it was disabled.
+    /// Whether it hears about changes (a disabled endpoint is owed nothing new; what it
+    /// was owed waits); enabling clears why it was disabled.
     pub enabled: Option<bool>,
 }
 
