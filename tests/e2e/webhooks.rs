@@ -3,7 +3,8 @@
 //! mutation that fails emits nothing; a receiver that fails three times gets the event on
 //! the fourth attempt, with every attempt in the log; 410 Gone disables the endpoint;
 //! deliveries claimed by a worker that died are sent by another, once; private addresses
-//! are refused without the operator's flag, on save and at delivery.
+//! are refused without the operator's flag, on save and at delivery; an endpoint that
+//! keeps failing is disabled and its admins get an email.
 
 use rapport_engine::integrations::webhooks::delivery::signature;
 use rapport_tests::receiver::{Received, Receiver};
@@ -14,6 +15,7 @@ both_backends!(every_change_is_told_once_signed_and_in_order);
 both_backends!(a_failing_receiver_gets_the_event_on_the_fourth_attempt);
 both_backends!(deliveries_of_a_dead_worker_are_sent_once_by_another);
 both_backends!(private_targets_are_refused_without_the_flag);
+both_backends!(an_endpoint_failing_too_long_is_disabled_and_admins_told);
 
 const CREATE: &str = "mutation($i: WebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret endpoint { id url events enabled } } }";
 const LOG: &str = "query($id: ID!) { webhookEndpoint(id: $id) { enabled disabledReason failingSince deliveries { id messageId eventType subject state attemptCount lastStatus attempts { status latencyMs error responseExcerpt } } } }";
@@ -565,4 +567,77 @@ async fn private_targets_are_refused_without_the_flag(app: TestApp) {
         "{attempt}"
     );
     assert!(receiver.received().is_empty());
+}
+
+async fn an_endpoint_failing_too_long_is_disabled_and_admins_told(app: TestApp) {
+    let key = app.workspace("Failing").await;
+    app.ok(
+        &key,
+        "mutation { createUser(input: {name: \"Ops\", email: \"ops@hooks.example\", role: ADMIN}) { id } }",
+        json!({}),
+    )
+    .await;
+    app.ok(
+        &key,
+        "mutation { createUser(input: {name: \"Rep\", email: \"rep@hooks.example\", role: MEMBER}) { id } }",
+        json!({}),
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.answer(500);
+    let (endpoint_id, _) = endpoint(&app, &key, &receiver.url, &["contact.created"]).await;
+    let smtp = SmtpServer::start();
+    let mut config = app.worker_config(&smtp.url);
+    // "Too long" is a second here (five days by default).
+    config.webhooks.disable_after = chrono::Duration::seconds(1);
+    config.webhooks.notify_from =
+        Some(rapport_engine::values::EmailAddress::parse("from", "rapport@hooks.example").unwrap());
+    let _workers = app.workers_with(config);
+    app.ok(
+        &key,
+        "mutation { createContact(input: {firstName: \"Never\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let log = app
+        .until(&key, LOG, json!({"id": endpoint_id}), 30, |d| {
+            d["webhookEndpoint"]["enabled"] == false
+        })
+        .await["webhookEndpoint"]
+        .clone();
+    let reason = log["disabledReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("every delivery failed since"),
+        "{reason}"
+    );
+    assert!(reason.contains("the endpoint answered 500"), "{reason}");
+    let attempts = log["deliveries"][0]["attemptCount"].as_i64().unwrap();
+    assert!(attempts >= 2, "retried before giving up: {log}");
+    // The admin is told; the member is not.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mail = loop {
+        let got = smtp.received();
+        if let Some(m) = got
+            .iter()
+            .find(|m| m.contains("A webhook endpoint was disabled"))
+        {
+            break m.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no email to the admins"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(mail.contains("ops@hooks.example"), "{mail}");
+    assert!(
+        !smtp
+            .received()
+            .iter()
+            .any(|m| m.contains("rep@hooks.example"))
+    );
+    // Nothing more is tried while it is disabled.
+    let tried = receiver.received().len();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(receiver.received().len(), tried);
 }

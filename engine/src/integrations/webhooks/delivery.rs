@@ -520,7 +520,12 @@ async fn record(
     }
     am.update(&tx).await?;
     // The endpoint's health: a success ends a run of failures; a run that lasted too long,
-    // or a 410, disables it.
+    // or a 410, disables it. A success for an endpoint that was not failing when the job
+    // began needs no look (a run that began since ends with the next success).
+    if delivered && endpoint.failing_since.is_none() {
+        tx.commit().await?;
+        return Ok(());
+    }
     let current = webhook_endpoint::Entity::find_by_id(endpoint.id)
         .one(&tx)
         .await?;
