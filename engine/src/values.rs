@@ -801,6 +801,9 @@ text_enum!(
         DealWon => "deal.won", DealLost => "deal.lost",
         ActivityCreated => "activity.created", OrderCreated => "order.created",
         ConsentChanged => "consent.changed",
+        MessageSent => "message.sent", MessageOpened => "message.opened",
+        MessageClicked => "message.clicked", MessageBounced => "message.bounced",
+        MessageUnsubscribed => "message.unsubscribed",
         WebhookTest => "webhook.test",
     }
 );

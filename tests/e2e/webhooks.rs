@@ -4,11 +4,12 @@
 //! the fourth attempt, with every attempt in the log; 410 Gone disables the endpoint;
 //! deliveries claimed by a worker that died are sent by another, once; private addresses
 //! are refused without the operator's flag, on save and at delivery; an endpoint that
-//! keeps failing is disabled and its admins get an email.
+//! keeps failing is disabled and its admins get an email; an email's send and click are
+//! told.
 
 use rapport_engine::integrations::webhooks::delivery::signature;
 use rapport_tests::receiver::{Received, Receiver};
-use rapport_tests::{SmtpServer, TestApp, both_backends};
+use rapport_tests::{SmtpServer, TestApp, both_backends, links};
 use serde_json::{Value, json};
 
 both_backends!(every_change_is_told_once_signed_and_in_order);
@@ -16,6 +17,7 @@ both_backends!(a_failing_receiver_gets_the_event_on_the_fourth_attempt);
 both_backends!(deliveries_of_a_dead_worker_are_sent_once_by_another);
 both_backends!(private_targets_are_refused_without_the_flag);
 both_backends!(an_endpoint_failing_too_long_is_disabled_and_admins_told);
+both_backends!(an_email_is_told_when_sent_and_clicked);
 
 const CREATE: &str = "mutation($i: WebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret endpoint { id url events enabled } } }";
 const LOG: &str = "query($id: ID!) { webhookEndpoint(id: $id) { enabled disabledReason failingSince deliveries { id messageId eventType subject state attemptCount lastStatus attempts { status latencyMs error responseExcerpt } } } }";
@@ -640,4 +642,71 @@ async fn an_endpoint_failing_too_long_is_disabled_and_admins_told(app: TestApp) 
     let tried = receiver.received().len();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(receiver.received().len(), tried);
+}
+
+async fn an_email_is_told_when_sent_and_clicked(app: TestApp) {
+    let key = app.workspace("Mail hooks").await;
+    let receiver = Receiver::start().await;
+    let (_, secret) = endpoint(
+        &app,
+        &key,
+        &receiver.url,
+        &["message.sent", "message.opened", "message.clicked"],
+    )
+    .await;
+    let contact = app
+        .ok(
+            &key,
+            "mutation { createContact(input: {firstName: \"Ada\", email: \"ada@mail-hooks.example\"}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    let template = app
+        .ok(
+            &key,
+            "mutation($i: EmailTemplateInput!) { createEmailTemplate(input: $i) { id } }",
+            json!({"i": {
+                "name": "Receipt",
+                "subject": "Your receipt",
+                "html": "<p>Thanks!</p><a href=\"https://shop.example/orders/1\">Your order</a>",
+                "text": "Thanks! https://shop.example/orders/1"
+            }}),
+        )
+        .await["createEmailTemplate"]["id"]
+        .clone();
+    let smtp = SmtpServer::start();
+    let _workers = app.workers(&smtp.url);
+    let sent = app
+        .ok(
+            &key,
+            "mutation($i: SendEmailInput!) { sendEmail(input: $i) { id } }",
+            json!({"i": {"contactId": contact, "templateId": template, "idempotencyKey": "order-1", "fromEmail": "shop@mail-hooks.example"}}),
+        )
+        .await["sendEmail"]["id"]
+        .clone();
+    let got = receiver.until(20, |got| !got.is_empty()).await;
+    let body = verified(&got[0], &secret);
+    assert_eq!(body["type"], "message.sent");
+    assert_eq!(body["data"]["object"]["__typename"], "TransactionalEmail");
+    assert_eq!(body["data"]["object"]["id"], sent);
+    assert_eq!(body["data"]["object"]["contactId"], contact);
+    assert_eq!(body["data"]["object"]["state"], "sent");
+
+    // The recipient clicks: the app hears which link.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mail = loop {
+        if let Some(m) = smtp.received().into_iter().next() {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no email");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let clicks = links(&mail, &format!("{}/t/c/", app.base));
+    let (status, _, _) = app.get(&clicks[0]).await;
+    assert_eq!(status, 302);
+    let got = receiver.until(20, |got| got.len() >= 2).await;
+    let clicked = verified(&got[1], &secret);
+    assert_eq!(clicked["type"], "message.clicked");
+    assert_eq!(clicked["data"]["url"], "https://shop.example/orders/1");
 }

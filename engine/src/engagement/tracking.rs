@@ -10,12 +10,37 @@
 use crate::values::ConsentPurpose;
 
 use crate::platform::links::{Action, Claim, Signer};
+use crate::platform::outbox;
 
 /// How the activity recording a campaign email's first open begins; such inbound email
 /// activities are not replies.
 pub const OPENED_SUBJECT: &str = "Opened campaign email: ";
 /// How the activity recording a campaign email's first click begins.
 pub const CLICKED_SUBJECT: &str = "Clicked in campaign email: ";
+
+/// Tells webhooks what happened to an email a contact was sent — `message.sent`,
+/// `.opened` (the first open), `.clicked` (every click, with the URL), `.bounced`,
+/// `.unsubscribed` — with the message as the API names it (`typename`: `CampaignMessage`,
+/// `SequenceMessage`, `TransactionalEmail`), ordered with the contact's other events.
+pub async fn tell(
+    db: &impl sea_orm::ConnectionTrait,
+    workspace_id: i64,
+    contact_id: i64,
+    event: crate::values::WebhookEventType,
+    typename: &'static str,
+    message: &impl serde::Serialize,
+    url: Option<&str>,
+) -> crate::error::Result<()> {
+    let mut data = serde_json::json!({ "object": outbox::object(typename, message) });
+    if let Some(url) = url {
+        data["url"] = serde_json::Value::String(url.to_string());
+    }
+    let subject = outbox::Subject {
+        typename: "Contact",
+        id: contact_id,
+    };
+    outbox::emit(db, workspace_id, event, subject, data).await
+}
 
 /// Adds tracking to an HTML body: `http(s)` links become signed click redirects (the
 /// unsubscribe link stays as it is) and an open pixel goes before `</body>`.

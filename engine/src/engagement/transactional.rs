@@ -27,7 +27,9 @@ use crate::platform::email::{self, Delivery};
 use crate::platform::links::{self, Action, Claim};
 use crate::platform::queue::{Job, Queue};
 use crate::platform::records::{self, Deleted};
-use crate::values::{ConsentPurpose, EmailAddress, MessageState, Scope, SuppressionReason, Text};
+use crate::values::{
+    ConsentPurpose, EmailAddress, MessageState, Scope, SuppressionReason, Text, WebhookEventType,
+};
 
 /// A client's key for one send: 1 to 200 visible ASCII characters (a UUID, `order-123/receipt`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -398,7 +400,29 @@ async fn send_claimed(
     })?;
     match ctx.outbound.mailer.deliver(mail).await {
         Delivery::Sent => {
-            settle(db, id, MessageState::Sending, MessageState::Sent, None, now).await?;
+            let tx = crate::platform::db::write(db).await?;
+            settle(
+                &tx,
+                id,
+                MessageState::Sending,
+                MessageState::Sent,
+                None,
+                now,
+            )
+            .await?;
+            if let Some(m) = message::Entity::find_by_id(id).one(&tx).await? {
+                crate::engagement::tracking::tell(
+                    &tx,
+                    m.workspace_id,
+                    m.contact_id,
+                    WebhookEventType::MessageSent,
+                    "TransactionalEmail",
+                    &m,
+                    None,
+                )
+                .await?;
+            }
+            tx.commit().await?;
             tracing::info!(message = id, "transactional email sent");
             Ok(())
         }
@@ -527,6 +551,21 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim, id: i64) -> Result<Op
         ..Default::default()
     }
     .insert(&tx)
+    .await?;
+    let event = if url.is_some() {
+        WebhookEventType::MessageClicked
+    } else {
+        WebhookEventType::MessageOpened
+    };
+    crate::engagement::tracking::tell(
+        &tx,
+        m.workspace_id,
+        m.contact_id,
+        event,
+        "TransactionalEmail",
+        &m,
+        url.as_deref(),
+    )
     .await?;
     tx.commit().await?;
     Ok(url)

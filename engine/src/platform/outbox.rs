@@ -24,6 +24,9 @@ const HIDDEN: &[&str] = &[
     "phone_normalized",
     "secret",
     "key_hash",
+    "claimed_at",
+    "claimed_by",
+    "idempotency_key",
 ];
 
 /// Fields whose change alone is not worth an event.
@@ -142,15 +145,7 @@ pub async fn emit(
     subject: Subject,
     data: Value,
 ) -> Result<()> {
-    let endpoints: Vec<i64> = webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::WorkspaceId.eq(workspace_id))
-        .filter(webhook_endpoint::Column::Enabled.eq(true))
-        .all(db)
-        .await?
-        .into_iter()
-        .filter(|e| subscribed(&e.events, event))
-        .map(|e| e.id)
-        .collect();
+    let endpoints = listeners(db, workspace_id, event).await?;
     if endpoints.is_empty() {
         return Ok(());
     }
@@ -165,6 +160,24 @@ pub async fn emit(
     )
     .await?;
     Ok(())
+}
+
+/// The enabled endpoints of a workspace subscribed to `event`: a writer of many events
+/// of one kind asks once, and skips building them when nobody listens.
+pub async fn listeners(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    event: WebhookEventType,
+) -> Result<Vec<i64>> {
+    Ok(webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::WorkspaceId.eq(workspace_id))
+        .filter(webhook_endpoint::Column::Enabled.eq(true))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|e| subscribed(&e.events, event))
+        .map(|e| e.id)
+        .collect())
 }
 
 /// Writes an event for exactly `endpoints` (a test delivery, or a replay); returns it.

@@ -96,6 +96,23 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<Stri
         .insert(&tx)
         .await?;
     }
+    let told = match claim.action {
+        Action::Open => Some(WebhookEventType::MessageOpened),
+        Action::Click => Some(WebhookEventType::MessageClicked),
+        _ => None,
+    };
+    if let Some(event) = told {
+        tracking::tell(
+            &tx,
+            m.workspace_id,
+            m.contact_id,
+            event,
+            "CampaignMessage",
+            &m,
+            url.as_deref(),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(url)
 }
@@ -112,6 +129,22 @@ pub async fn note_unsubscribe(db: &impl ConnectionTrait, claim: &Claim) -> Resul
             .filter(campaign_message::Column::WorkspaceId.eq(claim.ws))
             .exec(db)
             .await?;
+        let m = campaign_message::Entity::find_by_id(msg)
+            .filter(campaign_message::Column::WorkspaceId.eq(claim.ws))
+            .one(db)
+            .await?;
+        if let Some(m) = m {
+            tracking::tell(
+                db,
+                m.workspace_id,
+                m.contact_id,
+                WebhookEventType::MessageUnsubscribed,
+                "CampaignMessage",
+                &m,
+                None,
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -146,6 +179,18 @@ pub async fn note_bounce(
             .filter(campaign_message::Column::Id.eq(id))
             .exec(db)
             .await?;
+        if let Some(m) = campaign_message::Entity::find_by_id(id).one(db).await? {
+            tracking::tell(
+                db,
+                workspace_id,
+                contact_id,
+                WebhookEventType::MessageBounced,
+                "CampaignMessage",
+                &m,
+                None,
+            )
+            .await?;
+        }
     }
     Ok(())
 }

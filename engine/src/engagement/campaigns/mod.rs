@@ -34,7 +34,7 @@ use crate::engagement::outbound::Context;
 use crate::engagement::suppression;
 use crate::engagement::templates::{self, TemplateParts};
 use crate::engagement::tracking::{
-    CLICKED_SUBJECT, Links, MAILBOX_GONE, MessageKind, OPENED_SUBJECT, track_html,
+    self, CLICKED_SUBJECT, Links, MAILBOX_GONE, MessageKind, OPENED_SUBJECT, track_html,
 };
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
@@ -44,7 +44,7 @@ use crate::platform::queue::{Job, Queue};
 use crate::platform::records::{self, Deleted};
 use crate::values::{
     ActivityKind, CampaignStatus, ConsentPurpose, Direction, EmailAddress, MessageState, Patch,
-    Scope, SuppressionReason, Text, WinnerMetric,
+    Scope, SuppressionReason, Text, WebhookEventType, WinnerMetric,
 };
 
 mod feedback;

@@ -380,7 +380,11 @@ pub(super) const MARK_SENT_WITHIN: Duration = Duration::from_millis(100);
 /// so this write need not wait for the disk: if it is lost in a crash the rows stay
 /// `sending` and end as `unknown`, never sent twice. On PostgreSQL it therefore commits
 /// asynchronously, which halves the fsyncs per message.
-pub(super) async fn mark_sent(db: &DatabaseConnection, ids: &mut Vec<i64>) -> Result<()> {
+pub(super) async fn mark_sent(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    ids: &mut Vec<i64>,
+) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -389,18 +393,50 @@ pub(super) async fn mark_sent(db: &DatabaseConnection, ids: &mut Vec<i64>) -> Re
         tx.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
             .await?;
     }
+    let batch: Vec<i64> = std::mem::take(ids);
     campaign_message::Entity::update_many()
         .col_expr(
             campaign_message::Column::State,
             Expr::value(MessageState::Sent.as_str()),
         )
         .col_expr(campaign_message::Column::SentAt, Expr::value(clock::now()))
-        .filter(campaign_message::Column::Id.is_in(ids.drain(..)))
+        .filter(campaign_message::Column::Id.is_in(batch.iter().copied()))
         .filter(campaign_message::Column::State.eq(MessageState::Sending.as_str()))
         .exec(&tx)
         .await?;
+    // `message.sent` for each, when an endpoint of the workspace listens: one look per
+    // group, the rows read only then.
+    if listening(&tx, workspace_id, WebhookEventType::MessageSent).await? {
+        let sent = campaign_message::Entity::find()
+            .filter(campaign_message::Column::Id.is_in(batch))
+            .filter(campaign_message::Column::WorkspaceId.eq(workspace_id))
+            .all(&tx)
+            .await?;
+        for m in sent {
+            tracking::tell(
+                &tx,
+                workspace_id,
+                m.contact_id,
+                WebhookEventType::MessageSent,
+                "CampaignMessage",
+                &m,
+                None,
+            )
+            .await?;
+        }
+    }
     tx.commit().await?;
     Ok(())
+}
+
+async fn listening(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    event: WebhookEventType,
+) -> Result<bool> {
+    Ok(!crate::platform::outbox::listeners(db, workspace_id, event)
+        .await?
+        .is_empty())
 }
 
 /// Messages of one batch in flight at once: a mail server answers each in a round trip
@@ -537,7 +573,7 @@ pub(super) async fn paced_send(
     let failed = match send_one(ctx, c, variants, links, r, gate).await? {
         Attempt::Sent(message) => {
             progress.accepted(message);
-            mark_sent(&ctx.db, &mut progress.take_accepted(false)).await?;
+            mark_sent(&ctx.db, c.workspace_id, &mut progress.take_accepted(false)).await?;
             false
         }
         Attempt::Done => false,
@@ -609,7 +645,7 @@ pub async fn send_batch(
             error.get_or_insert(e);
         }
     }
-    mark_sent(db, &mut progress.take_accepted(true)).await?;
+    mark_sent(db, c.workspace_id, &mut progress.take_accepted(true)).await?;
     if let Some(e) = error {
         return Err(e);
     }

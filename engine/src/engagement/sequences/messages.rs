@@ -79,6 +79,21 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim, id: i64) -> Result<Op
     }
     .insert(&tx)
     .await?;
+    let event = if url.is_some() {
+        WebhookEventType::MessageClicked
+    } else {
+        WebhookEventType::MessageOpened
+    };
+    tracking::tell(
+        &tx,
+        m.workspace_id,
+        m.contact_id,
+        event,
+        "SequenceMessage",
+        &m,
+        url.as_deref(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(url)
 }

@@ -37,11 +37,12 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::clock::Clock;
+use crate::engagement::tracking;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
 use crate::platform::links::{Action as LinkAction, Claim};
 use crate::platform::records::{self, Deleted};
-use crate::values::{EnrollmentStatus, Scope, SequenceStatus};
+use crate::values::{EnrollmentStatus, Scope, SequenceStatus, WebhookEventType};
 pub use definition::Definition;
 pub use enrollments::*;
 pub use messages::*;

@@ -97,6 +97,18 @@ pub(super) async fn mark_sent(
         .filter(sequence_message::Column::State.eq(MessageState::Sending.as_str()))
         .exec(tx)
         .await?;
+    if let Some(m) = sequence_message::Entity::find_by_id(id).one(tx).await? {
+        crate::engagement::tracking::tell(
+            tx,
+            m.workspace_id,
+            m.contact_id,
+            crate::values::WebhookEventType::MessageSent,
+            "SequenceMessage",
+            &m,
+            None,
+        )
+        .await?;
+    }
     Ok(())
 }
 
