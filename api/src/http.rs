@@ -44,6 +44,17 @@ pub struct ApiContext {
     pub(crate) session_settings: crate::sessions::SessionSettings,
     /// Sign-in budgets per address.
     pub(crate) sessions: Arc<crate::sessions::Budgets>,
+    /// Requests per API key or console session ([`Limits::requests_per_minute`]).
+    pub(crate) requests: Arc<crate::rate_limit::Buckets<Caller>>,
+}
+
+/// Whose request budget: the workspace, the key, the console person.
+pub(crate) type Caller = (i64, Option<i64>, Option<i64>);
+
+/// The request budget of [`Limits::requests_per_minute`]: a minute's worth may come at once.
+pub(crate) fn request_budget(limits: &Limits) -> crate::rate_limit::Buckets<Caller> {
+    let per_minute = f64::from(limits.requests_per_minute.max(1));
+    crate::rate_limit::Buckets::new(per_minute / 60.0, per_minute)
 }
 
 /// How much one request may ask of the server.
@@ -61,6 +72,9 @@ pub struct Limits {
     /// Query complexity one API key may spend per second (each request costs at most
     /// [`crate::graphql::MAX_COMPLEXITY`]; a key may save up ten requests' worth).
     pub key_cost_per_second: u64,
+    /// Requests one API key or console session may make per minute (a minute's worth
+    /// may come at once); past it, 429 `RATE_LIMITED` with `Retry-After`.
+    pub requests_per_minute: u32,
 }
 
 /// The defaults of [`Limits`], which the command line's flags also start from.
@@ -70,6 +84,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     request_timeout: Duration::from_secs(30),
     upload_timeout: Duration::from_secs(300),
     key_cost_per_second: 5_000_000,
+    requests_per_minute: 600,
 };
 
 impl Default for Limits {
@@ -132,6 +147,26 @@ pub fn request_ip(ctx: &ApiContext, request: &Request) -> Option<std::net::IpAdd
 /// (its cookie and its `X-CSRF-Token` header), or the response refusing it. A request
 /// with a key is judged by the key alone.
 pub async fn authenticate(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+) -> Result<rapport_engine::platform::auth::Principal, Response> {
+    let principal = identify(ctx, headers).await?;
+    let caller = (principal.workspace_id, principal.key_id, principal.user_id);
+    if let Err(wait) = ctx.requests.take(caller, 1.0) {
+        return Err(too_many(
+            wait,
+            &format!(
+                "more than {} requests a minute with this API key or session; retry in {} s",
+                ctx.limits.requests_per_minute,
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    Ok(principal)
+}
+
+/// The caller a request's headers name, verified.
+async fn identify(
     ctx: &ApiContext,
     headers: &HeaderMap,
 ) -> Result<rapport_engine::platform::auth::Principal, Response> {

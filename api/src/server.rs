@@ -142,6 +142,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         public_url,
         session_settings: config.sessions,
         sessions: Arc::new(crate::sessions::Budgets::new(config.sessions)),
+        requests: Arc::new(crate::http::request_budget(&config.limits)),
     };
     let graphql_route = get(graphql_get)
         .post(graphql_handler)

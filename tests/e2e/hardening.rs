@@ -719,6 +719,51 @@ async fn a_key_that_spends_its_query_budget_is_rate_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_past_its_requests_per_minute_gets_429_with_retry_after() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        rapport_api::server::Config {
+            limits: rapport_api::server::Limits {
+                requests_per_minute: 5,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let key = app.workspace("Requests").await;
+    let other = app.workspace("Other requests").await;
+    let ask = |key: String| {
+        let url = format!("{}/graphql", app.base);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"query": "{ contacts(first: 1) { totalCount } }"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(ask(key.clone()).await.status(), 200);
+    }
+    let refused = ask(key.clone()).await;
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&wait), "Retry-After: {wait}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED", "{body}");
+    // Another key has its own budget; an unknown key is refused as unknown, not counted.
+    assert_eq!(ask(other).await.status(), 200);
+    assert_eq!(ask("rk_nobody_0000".into()).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_loads_nothing_from_elsewhere() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let page = reqwest::Client::new()

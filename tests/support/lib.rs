@@ -304,6 +304,11 @@ impl TestApp {
             trusted_proxies: vec![std::net::Ipv4Addr::LOCALHOST.into()],
             // Webhook receivers in tests listen on loopback.
             webhooks: test_webhooks(),
+            // Tests poll; the request limit has its own test.
+            limits: rapport_api::server::Limits {
+                requests_per_minute: 1_000_000,
+                ..Default::default()
+            },
             ..Default::default()
         };
         Self::spawn_with(backend, config).await

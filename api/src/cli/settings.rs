@@ -25,6 +25,10 @@ pub(crate) struct LimitArgs {
     /// Query complexity one API key may spend per second (a request costs at most 100,000).
     #[arg(long, env = "RAPPORT_KEY_COST_PER_SECOND", default_value_t = rapport_api::server::DEFAULT_LIMITS.key_cost_per_second)]
     pub(crate) key_cost_per_second: u64,
+    /// Requests one API key or console session may make per minute; past it, 429 with
+    /// Retry-After.
+    #[arg(long, env = "RAPPORT_REQUESTS_PER_MINUTE", default_value_t = rapport_api::server::DEFAULT_LIMITS.requests_per_minute)]
+    pub(crate) requests_per_minute: u32,
     /// Do not serve GraphiQL to browsers at `GET /graphql`.
     #[arg(long, env = "RAPPORT_NO_GRAPHIQL")]
     pub(crate) no_graphiql: bool,
@@ -110,6 +114,7 @@ impl LimitArgs {
             request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds.max(1)),
             upload_timeout: std::time::Duration::from_secs(self.upload_timeout_seconds.max(1)),
             key_cost_per_second: self.key_cost_per_second,
+            requests_per_minute: self.requests_per_minute.max(1),
         }
     }
 }
