@@ -757,7 +757,10 @@ async fn a_key_past_its_requests_per_minute_gets_429_with_retry_after() {
         .unwrap();
     assert!((1..=12).contains(&wait), "Retry-After: {wait}");
     let body: serde_json::Value = refused.json().await.unwrap();
-    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED", "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{body}"
+    );
     // Another key has its own budget; an unknown key is refused as unknown, not counted.
     assert_eq!(ask(other).await.status(), 200);
     assert_eq!(ask("rk_nobody_0000".into()).await.status(), 401);
