@@ -324,17 +324,28 @@ impl Documents {
 /// The kind of the operation `params` would run, when the document parses and names it
 /// unambiguously (the execution reports the rest).
 pub fn operation_kind(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
+    operation(query, operation_name).map(|(kind, _)| kind)
+}
+
+/// The kind and name of the operation a request runs (the one named, or the only one).
+pub fn operation(
+    query: &str,
+    operation_name: Option<&str>,
+) -> Option<(OperationType, Option<String>)> {
     let document = async_graphql::parser::parse_query(query).ok()?;
     match &document.operations {
-        DocumentOperations::Single(op) => Some(op.node.ty),
+        DocumentOperations::Single(op) => Some((op.node.ty, None)),
         // A named operation is kept in `Multiple` even when it is the only one, and then
         // runs without its name being given.
         DocumentOperations::Multiple(ops) => match operation_name {
             Some(name) => ops
                 .iter()
                 .find(|(n, _)| n.as_str() == name)
-                .map(|(_, op)| op.node.ty),
-            None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+                .map(|(n, op)| (op.node.ty, Some(n.to_string()))),
+            None if ops.len() == 1 => ops
+                .iter()
+                .next()
+                .map(|(n, op)| (op.node.ty, Some(n.to_string()))),
             None => None,
         },
     }

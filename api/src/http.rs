@@ -46,6 +46,10 @@ pub struct ApiContext {
     pub(crate) sessions: Arc<crate::sessions::Budgets>,
     /// Requests per API key or console session ([`Limits::requests_per_minute`]).
     pub(crate) requests: Arc<crate::rate_limit::Buckets<Caller>>,
+    /// What `/metrics` reports of the HTTP side.
+    pub(crate) metrics: crate::metrics::Shared,
+    /// The bearer token `/metrics` answers (off without one).
+    pub(crate) metrics_token: Option<Arc<str>>,
 }
 
 /// Whose request budget: the workspace, the key, the console person.

@@ -11,6 +11,7 @@ pub mod http;
 pub mod idempotency;
 pub mod keys;
 pub mod links;
+pub mod metrics;
 pub mod rate_limit;
 pub mod request_limits;
 pub mod server;

@@ -65,6 +65,8 @@ pub struct Config {
     pub sessions: crate::sessions::SessionSettings,
     /// Which webhook endpoints may be registered (the workers have their own copy).
     pub webhooks: rapport_engine::integrations::webhooks::Settings,
+    /// The bearer token `/metrics` answers; without one it is off.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Config {
@@ -86,6 +88,7 @@ impl Default for Config {
             capture: crate::capture::DEFAULT_CAPTURE_LIMITS,
             sessions: crate::sessions::DEFAULT_SESSION_SETTINGS,
             webhooks: rapport_engine::integrations::webhooks::Settings::new(),
+            metrics_token: None,
         }
     }
 }
@@ -143,6 +146,8 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         session_settings: config.sessions,
         sessions: Arc::new(crate::sessions::Budgets::new(config.sessions)),
         requests: Arc::new(crate::http::request_budget(&config.limits)),
+        metrics: Arc::default(),
+        metrics_token: config.metrics_token.map(Arc::from),
     };
     let graphql_route = get(graphql_get)
         .post(graphql_handler)
@@ -164,6 +169,11 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         .merge(crate::webhooks::router())
         .merge(crate::sessions::router())
         .merge(crate::console::router())
+        .merge(crate::metrics::router())
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            crate::metrics::track,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -518,7 +528,16 @@ async fn run(
         ctx.documents.register(hash, &request.query);
     }
     use async_graphql::parser::types::OperationType;
-    let kind = graphql_http::operation_kind(&request.query, request.operation_name.as_deref());
+    let operation = graphql_http::operation(&request.query, request.operation_name.as_deref());
+    let kind = operation.as_ref().map(|(kind, _)| *kind);
+    ctx.metrics.operation(
+        operation.as_ref().and_then(|(_, name)| name.as_deref()),
+        match kind {
+            Some(OperationType::Mutation) => "mutation",
+            Some(OperationType::Subscription) => "subscription",
+            _ => "query",
+        },
+    );
     let Some(idempotency_key) = post else {
         if let Some(OperationType::Mutation | OperationType::Subscription) = kind {
             let mut refused = graphql_http::request_error(

@@ -15,6 +15,7 @@ mod graph;
 mod graphql_http;
 mod hardening;
 mod intelligence;
+mod metrics;
 mod plugins;
 mod segments;
 mod sequences;

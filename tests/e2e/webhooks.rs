@@ -18,6 +18,7 @@ both_backends!(deliveries_of_a_dead_worker_are_sent_once_by_another);
 both_backends!(private_targets_are_refused_without_the_flag);
 both_backends!(an_endpoint_failing_too_long_is_disabled_and_admins_told);
 both_backends!(an_email_is_told_when_sent_and_clicked);
+both_backends!(erasure_takes_undelivered_events_about_the_person);
 
 const CREATE: &str = "mutation($i: WebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret endpoint { id url events enabled } } }";
 const LOG: &str = "query($id: ID!) { webhookEndpoint(id: $id) { enabled disabledReason failingSince deliveries { id messageId eventType subject state attemptCount lastStatus attempts { status latencyMs error responseExcerpt } } } }";
@@ -709,4 +710,78 @@ async fn an_email_is_told_when_sent_and_clicked(app: TestApp) {
     let clicked = verified(&got[1], &secret);
     assert_eq!(clicked["type"], "message.clicked");
     assert_eq!(clicked["data"]["url"], "https://shop.example/orders/1");
+}
+
+async fn erasure_takes_undelivered_events_about_the_person(app: TestApp) {
+    let key = app.workspace("Erasure hooks").await;
+    let receiver = Receiver::start().await;
+    // The receiver is down: everything stays owed, in the outbox.
+    receiver.answer(500);
+    let (endpoint_id, _) = endpoint(
+        &app,
+        &key,
+        &receiver.url,
+        &[
+            "contact.created",
+            "deal.created",
+            "activity.created",
+            "contact.deleted",
+        ],
+    )
+    .await;
+    let erin = app
+        .ok(
+            &key,
+            "mutation { createContact(input: {firstName: \"Erin\", lastName: \"Forgotten\", email: \"erin@erase.example\"}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { createDeal(input: {name: \"Erin Forgotten deal\", contactId: $id}) { id } }",
+        json!({"id": erin}),
+    )
+    .await;
+    app.ok(
+        &key,
+        "mutation($id: ID!) { createActivity(input: {kind: NOTE, body: \"Erin Forgotten called\", contactId: $id}) { id } }",
+        json!({"id": erin}),
+    )
+    .await;
+    let other = app
+        .ok(
+            &key,
+            "mutation { createContact(input: {firstName: \"Kept\"}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { deleteContact(id: $id, hard: true) }",
+        json!({"id": erin}),
+    )
+    .await;
+    let log = app.ok(
+        &key,
+        "query($id: ID!) { webhookEndpoint(id: $id) { deliveries { eventType subject payload } } }",
+        json!({"id": endpoint_id}),
+    )
+    .await["webhookEndpoint"]["deliveries"]
+        .clone();
+    let text = log.to_string();
+    assert!(!text.contains("Forgotten"), "{log:#}");
+    assert!(!text.contains("erin@erase.example"), "{log:#}");
+    let types: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["contact.deleted", "contact.created"], "{log:#}");
+    let deleted = &log[0]["payload"]["data"];
+    assert_eq!(deleted["erased"], true);
+    assert_eq!(deleted["object"]["id"], erin);
+    assert_eq!(log[1]["payload"]["data"]["object"]["id"], other);
 }

@@ -149,6 +149,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
         capture: limits.capture(),
         sessions: limits.sessions(),
         webhooks,
+        metrics_token: limits.metrics_token.clone().filter(|t| !t.is_empty()),
     };
     serve(conn, addr, config, schedule, workers).await
 }

@@ -29,6 +29,10 @@ pub(crate) struct LimitArgs {
     /// Retry-After.
     #[arg(long, env = "RAPPORT_REQUESTS_PER_MINUTE", default_value_t = rapport_api::server::DEFAULT_LIMITS.requests_per_minute)]
     pub(crate) requests_per_minute: u32,
+    /// A bearer token for `GET /metrics` (Prometheus text format, every workspace's
+    /// numbers); without it the endpoint is off.
+    #[arg(long, env = "RAPPORT_METRICS_TOKEN", hide_env_values = true)]
+    pub(crate) metrics_token: Option<String>,
     /// Do not serve GraphiQL to browsers at `GET /graphql`.
     #[arg(long, env = "RAPPORT_NO_GRAPHIQL")]
     pub(crate) no_graphiql: bool,

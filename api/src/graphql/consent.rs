@@ -407,11 +407,16 @@ impl ConsentMutation {
             user_agent: input.user_agent,
             form: input.form,
         };
-        Ok(ConsentRecord(
-            consent::record(db, who, parse_id("contactId", &contact_id)?, input)
-                .await
-                .gql()?,
-        ))
+        let contact_id = parse_id("contactId", &contact_id)?;
+        // The consent event and its webhook event commit together.
+        let tx = rapport_engine::platform::db::write(db)
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?;
+        let saved = consent::record(&tx, who, contact_id, input).await.gql()?;
+        tx.commit()
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?;
+        Ok(ConsentRecord(saved))
     }
 
     /// Starts a double opt-in: records `pending` and returns the signed confirmation link

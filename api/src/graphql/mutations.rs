@@ -200,7 +200,12 @@ impl Mutation {
     }
     async fn restore_contact(&self, ctx: &Context<'_>, id: ID) -> Result<Contact> {
         owner_writer::<s::contact::Entity>(ctx, parse_id("id", &id)?).await?;
-        Ok(Contact(restore::<s::contact::Entity>(ctx, &id).await?))
+        let (who, db) = writer(ctx)?;
+        Ok(Contact(
+            rapport_engine::crm::contacts::restore(db, who, parse_id("id", &id)?)
+                .await
+                .gql()?,
+        ))
     }
     /// Creates or updates up to 1000 contacts keyed by email, all or nothing.
     async fn bulk_upsert_contacts(
@@ -474,11 +479,16 @@ impl Mutation {
 
     async fn create_activity(&self, ctx: &Context<'_>, input: ActivityInput) -> Result<Activity> {
         let (who, db) = writer(ctx)?;
-        Ok(Activity(
-            activities::create(db, who, input.into_engine()?)
-                .await
-                .gql()?,
-        ))
+        let input = input.into_engine()?;
+        // The activity and its webhook event commit together.
+        let tx = rapport_engine::platform::db::write(db)
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?;
+        let saved = activities::create(&tx, who, input).await.gql()?;
+        tx.commit()
+            .await
+            .map_err(|e| crate::error::to_graphql(e.into()))?;
+        Ok(Activity(saved))
     }
     async fn update_activity(
         &self,

@@ -266,6 +266,31 @@ async fn write(
     Ok(saved)
 }
 
+/// Brings a contact back from the trash, telling webhooks (`contact.updated`, with
+/// `deletedAt` among the changed fields).
+pub async fn restore(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<contact::Model> {
+    let ws = who.workspace_id;
+    let tx = crate::platform::db::write(db).await?;
+    let before = records::get_with::<contact::Entity>(&tx, ws, id, Deleted::Include).await?;
+    records::restore::<contact::Entity>(&tx, ws, id).await?;
+    let after = records::get::<contact::Entity>(&tx, ws, id).await?;
+    let subject = outbox::Subject {
+        typename: "Contact",
+        id,
+    };
+    outbox::updated(
+        &tx,
+        ws,
+        WebhookEventType::ContactUpdated,
+        subject,
+        &before,
+        &after,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
 /// Moves a contact to the trash, telling webhooks (`contact.deleted`).
 pub async fn delete(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<()> {
     let ws = who.workspace_id;
@@ -639,11 +664,25 @@ pub async fn convert_lead(
         ..Default::default()
     };
     let deal = crate::crm::deals::create_in(&tx, who, deal_input).await?;
+    let before = current.clone();
     let mut am: contact::ActiveModel = current.into();
     am.lifecycle_stage = Set(LifecycleStage::Opportunity.as_str().to_string());
     am.company_id = Set(company_id);
     am.updated_at = Set(clock::now());
     let contact = am.update(&tx).await?;
+    let subject = outbox::Subject {
+        typename: "Contact",
+        id,
+    };
+    outbox::updated(
+        &tx,
+        ws,
+        WebhookEventType::ContactUpdated,
+        subject,
+        &before,
+        &contact,
+    )
+    .await?;
     note_lifecycle(
         &tx,
         ws,

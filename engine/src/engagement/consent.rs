@@ -364,12 +364,16 @@ pub struct Proof {
 /// while the request it answers is still the latest word on that purpose: it is used
 /// up once it granted, and void once consent was withdrawn (or asked for again) after it.
 pub async fn follow(
-    db: &impl ConnectionTrait,
+    db: &sea_orm::DatabaseConnection,
     token: &str,
     action: links::Action,
     proof: Proof,
 ) -> Result<(links::Claim, consent_event::Model)> {
     let claim = links::verify(db, token, action).await?;
+    // The decision, the event and its webhook in one transaction: the history read below
+    // is the one the new event follows.
+    let tx = crate::platform::db::write(db).await?;
+    let db = &tx;
     let (status, source) = match claim.action {
         links::Action::Unsubscribe => (ConsentStatus::Withdrawn, "unsubscribe link"),
         links::Action::Confirm => (ConsentStatus::Granted, "double opt-in confirmation"),
@@ -420,6 +424,7 @@ pub async fn follow(
         },
     )
     .await?;
+    tx.commit().await?;
     Ok((claim, event))
 }
 

@@ -145,6 +145,18 @@ impl Mailer {
     /// (4xx, no connection) from a final one (5xx), and both from an unknown outcome (a
     /// timeout after the message may have been accepted), which must not be retried.
     pub async fn deliver(&self, message: Message) -> Delivery {
+        let delivery = self.hand_over(message).await;
+        let outcome = match &delivery {
+            Delivery::Sent => "sent",
+            Delivery::Rejected(..) => "rejected",
+            Delivery::Deferred(_) => "deferred",
+            Delivery::Unknown(_) => "unknown",
+        };
+        crate::platform::metrics::EMAILS.inc(&[outcome]);
+        delivery
+    }
+
+    async fn hand_over(&self, message: Message) -> Delivery {
         match &self.transport {
             Transport::Smtp(t) => match t.send(self.prepare(message)).await {
                 Ok(_) => Delivery::Sent,

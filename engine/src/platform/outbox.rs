@@ -29,6 +29,19 @@ const HIDDEN: &[&str] = &[
     "idempotency_key",
 ];
 
+/// Bytes of one text field an event carries; a longer one (an activity's body, say) is
+/// cut there and marked, so one write cannot make a delivery of megabytes. The app reads
+/// the whole value from the API.
+pub const MAX_TEXT: usize = 4096;
+
+fn cut(text: &str) -> String {
+    let mut end = MAX_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[cut; read the rest from the API]", &text[..end])
+}
+
 /// Fields whose change alone is not worth an event.
 const NOISE: &[&str] = &["updatedAt"];
 
@@ -60,6 +73,7 @@ pub fn object(typename: &str, row: &impl Serialize) -> Value {
             let is_id = key == "id" || key.ends_with("_id");
             let value = match value {
                 Value::Number(n) if is_id => Value::String(n.to_string()),
+                Value::String(text) if text.len() > MAX_TEXT => Value::String(cut(&text)),
                 other => other,
             };
             out.insert(camel(&key), value);
@@ -190,6 +204,17 @@ pub async fn emit_to(
     endpoints: &[i64],
     now: DateTime<Utc>,
 ) -> Result<webhook_event::Model> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Ids come from a sequence when a row is written, not when it commits: two
+        // transactions about one subject could commit in the other order than their ids.
+        // Writers of one subject's events take turns, so id order is commit order.
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("webhook:{workspace_id}:{}", subject.key()).into()],
+        ))
+        .await?;
+    }
     let payload = json!({
         "type": event.as_str(),
         "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -230,12 +255,29 @@ pub fn subscribed(events: &Value, event: WebhookEventType) -> bool {
         .is_some_and(|list| list.iter().any(|e| e.as_str() == Some(event.as_str())))
 }
 
-/// Forgets what the outbox holds about one subject (erasure): its events, and with them
+/// Forgets what the outbox holds about a contact (erasure): the events about them, and
+/// those of other subjects whose object names them (a deal's, an activity's) — with them
 /// their deliveries and attempts.
 pub async fn forget(db: &impl ConnectionTrait, workspace_id: i64, subject: Subject) -> Result<()> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    // Stored JSON reads back as text with a space after each colon on PostgreSQL (jsonb)
+    // and without one on SQLite.
+    let mention = format!("%\"contactId\":\"{}\"%", subject.id);
+    let spaced = format!("%\"contactId\": \"{}\"%", subject.id);
+    let text = || {
+        Func::cast_as(
+            Expr::col(webhook_event::Column::Payload),
+            sea_orm::sea_query::Alias::new("TEXT"),
+        )
+    };
     webhook_event::Entity::delete_many()
         .filter(webhook_event::Column::WorkspaceId.eq(workspace_id))
-        .filter(webhook_event::Column::Subject.eq(subject.key()))
+        .filter(
+            sea_orm::Condition::any()
+                .add(webhook_event::Column::Subject.eq(subject.key()))
+                .add(Expr::expr(text()).like(mention))
+                .add(Expr::expr(text()).like(spaced)),
+        )
         .exec(db)
         .await?;
     Ok(())

@@ -292,6 +292,7 @@ struct JobFailed(String);
 async fn run<H: Handler>(job: Job, handler: Data<Arc<H>>) -> std::result::Result<(), BoxDynError> {
     let span = tracing::info_span!("job", kind = job.kind(), workspace = job.workspace_id());
     let outcome = tracing::Instrument::instrument(handler.handle(&job), span).await;
+    crate::platform::metrics::JOBS.inc(&[job.kind(), if outcome.is_ok() { "ok" } else { "error" }]);
     outcome.map_err(|e| {
         tracing::warn!(error = %e, ?job, "job failed");
         Box::new(JobFailed(e.to_string())) as BoxDynError

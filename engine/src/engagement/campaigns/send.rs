@@ -3,6 +3,7 @@
 //! pauses a campaign, and the settling of claims whose answer was lost.
 
 use super::*;
+use crate::platform::outbox;
 
 /// What one message needs to be sent.
 pub(super) struct Recipient {
@@ -406,37 +407,34 @@ pub(super) async fn mark_sent(
         .await?;
     // `message.sent` for each, when an endpoint of the workspace listens: one look per
     // group, the rows read only then.
-    if listening(&tx, workspace_id, WebhookEventType::MessageSent).await? {
+    let endpoints = outbox::listeners(&tx, workspace_id, WebhookEventType::MessageSent).await?;
+    if !endpoints.is_empty() {
         let sent = campaign_message::Entity::find()
             .filter(campaign_message::Column::Id.is_in(batch))
             .filter(campaign_message::Column::WorkspaceId.eq(workspace_id))
             .all(&tx)
             .await?;
+        let now = clock::now();
         for m in sent {
-            tracking::tell(
+            let subject = outbox::Subject {
+                typename: "Contact",
+                id: m.contact_id,
+            };
+            let data = json!({ "object": outbox::object("CampaignMessage", &m) });
+            outbox::emit_to(
                 &tx,
                 workspace_id,
-                m.contact_id,
                 WebhookEventType::MessageSent,
-                "CampaignMessage",
-                &m,
-                None,
+                subject,
+                data,
+                &endpoints,
+                now,
             )
             .await?;
         }
     }
     tx.commit().await?;
     Ok(())
-}
-
-async fn listening(
-    db: &impl ConnectionTrait,
-    workspace_id: i64,
-    event: WebhookEventType,
-) -> Result<bool> {
-    Ok(!crate::platform::outbox::listeners(db, workspace_id, event)
-        .await?
-        .is_empty())
 }
 
 /// Messages of one batch in flight at once: a mail server answers each in a round trip

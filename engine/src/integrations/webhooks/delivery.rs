@@ -51,7 +51,7 @@ pub struct Settings {
     /// How often the dispatcher looks for due deliveries.
     pub every: Duration,
     /// How long a claimed delivery belongs to its job before the dispatcher presumes the
-    /// worker dead and claims it again.
+    /// worker dead and claims it again (each attempt renews it; at least three timeouts).
     pub lease: Duration,
     /// How long an endpoint may fail without a success before it is disabled.
     pub disable_after: chrono::Duration,
@@ -160,16 +160,20 @@ struct Claimed {
     workspace_id: i64,
     endpoint_id: i64,
     id: i64,
+    subject: String,
 }
 
+/// A claimed delivery: workspace, endpoint, delivery and subject.
+pub type ClaimedDelivery = (i64, i64, i64, String);
+
 /// Claims up to `limit` due deliveries of enabled endpoints whose subject has nothing
-/// earlier still owed; returns (workspace, endpoint, delivery) in id order.
+/// earlier still owed; returns them in id order.
 pub async fn claim_due(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     lease: Duration,
     limit: usize,
-) -> Result<Vec<(i64, i64, i64)>> {
+) -> Result<Vec<ClaimedDelivery>> {
     let stale = now - chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(2));
     let backend = db.get_database_backend();
     // An earlier delivery of the same endpoint and subject holds the later ones back while
@@ -183,7 +187,7 @@ pub async fn claim_due(
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.endpoint_id = d.endpoint_id \
                AND e.subject = d.subject AND e.id < d.id AND \
                ((e.state = 'pending' AND e.next_attempt_at > $1) OR (e.state = 'sending' AND e.claimed_at >= $2))) \
-             ORDER BY d.id LIMIT $3) RETURNING workspace_id, endpoint_id, id"
+             ORDER BY d.id LIMIT $3) RETURNING workspace_id, endpoint_id, id, subject"
         }
         _ => {
             "UPDATE webhook_deliveries SET state = 'sending', claimed_at = ?1 WHERE id IN (\
@@ -193,7 +197,7 @@ pub async fn claim_due(
              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.endpoint_id = d.endpoint_id \
                AND e.subject = d.subject AND e.id < d.id AND \
                ((e.state = 'pending' AND e.next_attempt_at > ?1) OR (e.state = 'sending' AND e.claimed_at >= ?2))) \
-             ORDER BY d.id LIMIT ?3) RETURNING workspace_id, endpoint_id, id"
+             ORDER BY d.id LIMIT ?3) RETURNING workspace_id, endpoint_id, id, subject"
         }
     };
     let tx = crate::platform::db::write(db).await?;
@@ -214,12 +218,14 @@ pub async fn claim_due(
     rows.sort_by_key(|r| r.id);
     Ok(rows
         .into_iter()
-        .map(|r| (r.workspace_id, r.endpoint_id, r.id))
+        .map(|r| (r.workspace_id, r.endpoint_id, r.id, r.subject))
         .collect())
 }
 
-/// One pass of the dispatcher: claims every due delivery and queues them in jobs of at
-/// most [`JOB_SIZE`], one endpoint per job. Returns how many it queued.
+/// One pass of the dispatcher: claims every due delivery and queues them in jobs of about
+/// [`JOB_SIZE`], one endpoint per job. A subject's deliveries always go in one job, which
+/// sends them in order: split over two jobs running side by side, a later one could go
+/// out while an earlier one fails. Returns how many it queued.
 pub async fn dispatch(
     db: &DatabaseConnection,
     queue: &Queue,
@@ -229,31 +235,62 @@ pub async fn dispatch(
     let mut queued = 0;
     loop {
         let now = clock::now();
-        let claimed = claim_due(db, now, settings.lease, CLAIM).await?;
-        let mut by_endpoint: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
-        for (ws, endpoint, id) in &claimed {
-            by_endpoint.entry((*ws, *endpoint)).or_default().push(*id);
-        }
-        for ((workspace_id, endpoint_id), ids) in by_endpoint {
-            for chunk in ids.chunks(JOB_SIZE) {
-                queue
-                    .push(
-                        Job::DeliverWebhooks {
-                            workspace_id,
-                            endpoint_id,
-                            delivery_ids: chunk.to_vec(),
-                            claimed_at: now,
-                        },
-                        None,
-                    )
-                    .await?;
-            }
+        // An attempt renews its row's lease, so the lease need only outlast one attempt.
+        let lease = settings.lease.max(settings.timeout * 3);
+        let claimed = claim_due(db, now, lease, CLAIM).await?;
+        for ((workspace_id, endpoint_id), ids) in jobs(&claimed) {
+            queue
+                .push(
+                    Job::DeliverWebhooks {
+                        workspace_id,
+                        endpoint_id,
+                        delivery_ids: ids,
+                        claimed_at: now,
+                    },
+                    None,
+                )
+                .await?;
         }
         queued += claimed.len();
         if claimed.len() < CLAIM {
             return Ok(queued);
         }
     }
+}
+
+/// Cuts claimed deliveries into jobs: per endpoint, whole subjects (in id order) until a
+/// job holds [`JOB_SIZE`]; a subject with more than that is a job of its own.
+pub fn jobs(claimed: &[ClaimedDelivery]) -> Vec<((i64, i64), Vec<i64>)> {
+    let mut by_endpoint: HashMap<(i64, i64), Vec<(&str, i64)>> = HashMap::new();
+    for (ws, endpoint, id, subject) in claimed {
+        by_endpoint
+            .entry((*ws, *endpoint))
+            .or_default()
+            .push((subject.as_str(), *id));
+    }
+    let mut out = Vec::new();
+    for (key, rows) in by_endpoint {
+        let mut subjects: Vec<(&str, Vec<i64>)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (subject, id) in rows {
+            let at = *index.entry(subject).or_insert_with(|| {
+                subjects.push((subject, Vec::new()));
+                subjects.len() - 1
+            });
+            subjects[at].1.push(id);
+        }
+        let mut job: Vec<i64> = Vec::new();
+        for (_, ids) in subjects {
+            if !job.is_empty() && job.len() + ids.len() > JOB_SIZE {
+                out.push((key, std::mem::take(&mut job)));
+            }
+            job.extend(ids);
+        }
+        if !job.is_empty() {
+            out.push((key, job));
+        }
+    }
+    out
 }
 
 /// What sends deliveries: the guarded HTTP client, the settings and, for the email that
@@ -319,7 +356,12 @@ pub async fn deliver(
         return Ok(());
     }
     if !endpoint.enabled {
-        release(db, &rows.iter().map(|d| d.id).collect::<Vec<_>>()).await?;
+        release(
+            db,
+            &rows.iter().map(|d| d.id).collect::<Vec<_>>(),
+            claimed_at,
+        )
+        .await?;
         return Ok(());
     }
     let events: HashMap<i64, webhook_event::Model> = webhook_event::Entity::find()
@@ -340,25 +382,38 @@ pub async fn deliver(
     }
     let endpoint = &endpoint;
     let events = &events;
-    let results: Vec<Result<Option<u16>>> = futures_util::stream::iter(subjects)
+    // A 410 from any subject stops the whole job: the endpoint is gone for all of them.
+    let gone = &std::sync::atomic::AtomicBool::new(false);
+    let results: Vec<Result<()>> = futures_util::stream::iter(subjects)
         .map(|(_, group)| async move {
-            let mut last = None;
             let mut rest = group.into_iter();
             while let Some(d) = rest.next() {
+                if gone.load(std::sync::atomic::Ordering::SeqCst) {
+                    release(db, &[d.id], claimed_at).await?;
+                    continue;
+                }
+                // The claim is checked and renewed before each attempt: a job slower than
+                // the lease finds its rows taken over and leaves them to the newer job.
+                let Some(claim) = renew(db, d.id, claimed_at).await? else {
+                    continue;
+                };
                 let Some(event) = events.get(&d.event_id) else {
                     continue;
                 };
                 let outcome = attempt(sender, endpoint, event).await;
+                if outcome.status == Some(410) {
+                    gone.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let ok = outcome.delivered();
-                last = outcome.status.or(last);
-                record(db, sender, endpoint, &d, &outcome).await?;
+                record(db, sender, endpoint, &d, claim, &outcome).await?;
                 if !ok {
                     // The subject waits for this one's retry: hand the rest back.
-                    release(db, &rest.map(|d| d.id).collect::<Vec<_>>()).await?;
+                    let ids: Vec<i64> = rest.map(|d| d.id).collect();
+                    release(db, &ids, claimed_at).await?;
                     break;
                 }
             }
-            Ok(last)
+            Ok(())
         })
         .buffer_unordered(PARALLEL_SUBJECTS)
         .collect()
@@ -369,8 +424,31 @@ pub async fn deliver(
     Ok(())
 }
 
-/// Hands claimed deliveries back, untried, for the dispatcher to claim again.
-async fn release(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {
+/// Takes one claimed delivery for an attempt: still this job's claim (`claimed_at`
+/// unchanged) and still `sending`, its lease renewed to now. `None`: another job has it.
+async fn renew(
+    db: &impl ConnectionTrait,
+    id: i64,
+    claimed_at: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let now = clock::now().max(claimed_at + chrono::Duration::microseconds(1));
+    let taken = webhook_delivery::Entity::update_many()
+        .col_expr(
+            webhook_delivery::Column::ClaimedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(webhook_delivery::Column::Id.eq(id))
+        .filter(webhook_delivery::Column::State.eq(State::Sending.as_str()))
+        .filter(webhook_delivery::Column::ClaimedAt.eq(claimed_at))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok((taken == 1).then_some(now))
+}
+
+/// Hands claimed deliveries back, untried, for the dispatcher to claim again — those
+/// still held by this claim.
+async fn release(db: &impl ConnectionTrait, ids: &[i64], claimed_at: DateTime<Utc>) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -385,6 +463,7 @@ async fn release(db: &impl ConnectionTrait, ids: &[i64]) -> Result<()> {
         )
         .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
         .filter(webhook_delivery::Column::State.eq(State::Sending.as_str()))
+        .filter(webhook_delivery::Column::ClaimedAt.eq(claimed_at))
         .exec(db)
         .await?;
     Ok(())
@@ -476,18 +555,27 @@ fn describe(e: &reqwest::Error) -> String {
     format!("{what}: {}", health::describe(e))
 }
 
-/// Stores an attempt and what follows from it for the delivery and the endpoint.
+/// Stores an attempt and what follows from it for the delivery (if it is still held by
+/// `claim`) and the endpoint.
 async fn record(
     db: &DatabaseConnection,
     sender: &Sender,
     endpoint: &webhook_endpoint::Model,
     d: &webhook_delivery::Model,
+    claim: DateTime<Utc>,
     outcome: &Outcome,
 ) -> Result<()> {
     let now = clock::now();
     let attempts = d.attempts + 1;
     let gone = outcome.status == Some(410);
     let delivered = outcome.delivered();
+    crate::platform::metrics::WEBHOOK_ATTEMPTS.inc(&[if delivered {
+        "delivered"
+    } else if gone {
+        "gone"
+    } else {
+        "failed"
+    }]);
     let tx = crate::platform::db::write(db).await?;
     webhook_attempt::ActiveModel {
         workspace_id: Set(d.workspace_id),
@@ -502,23 +590,50 @@ async fn record(
     }
     .insert(&tx)
     .await?;
-    let mut am: webhook_delivery::ActiveModel = d.clone().into();
-    am.attempts = Set(attempts);
-    am.claimed_at = Set(None);
-    am.last_status = Set(outcome.status.map(i32::from));
-    am.last_error = Set(outcome.error.clone());
-    if delivered {
-        am.state = Set(State::Delivered.as_str().into());
-        am.delivered_at = Set(Some(now));
+    let (state, delivered_at, next_attempt_at) = if delivered {
+        (State::Delivered, Some(now), d.next_attempt_at)
     } else if gone || attempts >= MAX_ATTEMPTS {
-        am.state = Set(State::Failed.as_str().into());
+        (State::Failed, None, d.next_attempt_at)
     } else {
-        am.state = Set(State::Pending.as_str().into());
         let wait = retry_delay(sender.settings.retry_base, attempts);
-        am.next_attempt_at =
-            Set(now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)));
+        let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
+        (State::Pending, None, next)
+    };
+    use sea_orm::sea_query::Expr;
+    let mine = webhook_delivery::Entity::update_many()
+        .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempts))
+        .col_expr(
+            webhook_delivery::Column::ClaimedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            webhook_delivery::Column::LastStatus,
+            Expr::value(outcome.status.map(i32::from)),
+        )
+        .col_expr(
+            webhook_delivery::Column::LastError,
+            Expr::value(outcome.error.clone()),
+        )
+        .col_expr(webhook_delivery::Column::State, Expr::value(state.as_str()))
+        .col_expr(
+            webhook_delivery::Column::DeliveredAt,
+            Expr::value(delivered_at),
+        )
+        .col_expr(
+            webhook_delivery::Column::NextAttemptAt,
+            Expr::value(next_attempt_at),
+        )
+        .filter(webhook_delivery::Column::Id.eq(d.id))
+        .filter(webhook_delivery::Column::ClaimedAt.eq(claim))
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    if mine == 0 {
+        // Taken over meanwhile (this attempt outlived the lease): the attempt is in the log,
+        // the delivery's state is the newer job's.
+        tx.commit().await?;
+        return Ok(());
     }
-    am.update(&tx).await?;
     // The endpoint's health: a success ends a run of failures; a run that lasted too long,
     // or a 410, disables it. A success for an endpoint that was not failing when the job
     // began needs no look (a run that began since ends with the next success).
@@ -558,10 +673,24 @@ async fn record(
             if let Some(reason) = reason
                 && current.enabled
             {
-                am.enabled = Set(false);
-                am.disabled_reason = Set(Some(reason.clone()));
-                changed = true;
-                disabled = Some(reason);
+                // Only the one write that turns it off tells the admins.
+                let turned_off = webhook_endpoint::Entity::update_many()
+                    .col_expr(
+                        webhook_endpoint::Column::Enabled,
+                        sea_orm::sea_query::Expr::value(false),
+                    )
+                    .col_expr(
+                        webhook_endpoint::Column::DisabledReason,
+                        sea_orm::sea_query::Expr::value(Some(reason.clone())),
+                    )
+                    .filter(webhook_endpoint::Column::Id.eq(current.id))
+                    .filter(webhook_endpoint::Column::Enabled.eq(true))
+                    .exec(&tx)
+                    .await?
+                    .rows_affected;
+                if turned_off == 1 {
+                    disabled = Some(reason);
+                }
             }
         }
         if changed {
@@ -684,6 +813,47 @@ mod tests {
             signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    #[test]
+    fn a_subject_never_spans_two_jobs() {
+        let mut claimed = Vec::new();
+        // Endpoint 1: subject A has 150 deliveries, B 100, C 1, interleaved; endpoint 2: one.
+        for i in 0..150 {
+            claimed.push((1, 1, i * 3, "A".to_string()));
+            if i < 100 {
+                claimed.push((1, 1, i * 3 + 1, "B".to_string()));
+            }
+        }
+        claimed.push((1, 1, 1000, "C".to_string()));
+        claimed.push((1, 2, 1001, "A".to_string()));
+        let jobs = jobs(&claimed);
+        let subject_of: HashMap<i64, (i64, &str)> = claimed
+            .iter()
+            .map(|(_, e, id, s)| (*id, (*e, s.as_str())))
+            .collect();
+        let mut seen: HashMap<(i64, &str), usize> = HashMap::new();
+        for (n, ((_, endpoint), ids)) in jobs.iter().enumerate() {
+            for id in ids {
+                let (e, s) = subject_of[id];
+                assert_eq!(e, *endpoint);
+                let job = *seen.entry((e, s)).or_insert(n);
+                assert_eq!(job, n, "subject {s} of endpoint {e} is in two jobs");
+            }
+            // Within a subject, ids stay in order.
+            let a: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|i| subject_of[i].1 == "A")
+                .collect();
+            assert!(a.windows(2).all(|w| w[0] < w[1]));
+        }
+        assert_eq!(
+            jobs.iter().map(|(_, ids)| ids.len()).sum::<usize>(),
+            claimed.len()
+        );
+        assert!(jobs.iter().all(|(_, ids)| ids.len() <= JOB_SIZE
+            || ids.iter().all(|i| subject_of[i].1 == subject_of[&ids[0]].1)));
     }
 
     #[test]

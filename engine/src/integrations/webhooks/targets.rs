@@ -71,9 +71,25 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public_v4(v4);
             }
             let s = v6.segments();
-            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                return is_public_v4(Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32));
+            let last32 = Ipv4Addr::from(((s[6] as u32) << 16) | s[7] as u32);
+            // NAT64 (64:ff9b::/96) and IPv4-translated addresses (::ffff:0:a.b.c.d) reach
+            // the IPv4 address in their last 32 bits.
+            if (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0])
+                || s[0..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
+                return is_public_v4(last32);
+            }
+            // Local-use NAT64 (64:ff9b:1::/48) may put it anywhere: never a target.
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+                return false;
+            }
+            // 6to4 (2002::/16) carries an IPv4 address in bits 16 to 48.
+            if s[0] == 0x2002 {
+                return is_public_v4(Ipv4Addr::from(((s[1] as u32) << 16) | s[2] as u32));
+            }
+            // Teredo (2001::/32) tunnels to an address it hides: never a target.
+            if s[0] == 0x2001 && s[1] == 0 {
+                return false;
             }
             !(v6.is_loopback()
                 || v6.is_unspecified()
@@ -103,8 +119,11 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
+/// Why a target is refused, without the address it resolved to: an admin learns that the
+/// name is internal, not what the inside of the network looks like (the log has it).
 fn refusal(host: &str, ip: IpAddr) -> String {
-    format!("{host} is {ip}, a private or reserved address; webhooks go to public addresses only")
+    tracing::info!(%host, %ip, "webhook target refused");
+    format!("{host} is a private or reserved address; webhooks go to public addresses only")
 }
 
 /// Refuses a URL whose host is a literal address that is not public.
@@ -131,7 +150,10 @@ pub async fn resolve_checked(
 ) -> std::result::Result<Vec<SocketAddr>, String> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
         .await
-        .map_err(|e| format!("{host} could not be resolved ({e})"))?
+        .map_err(|e| {
+            tracing::info!(%host, error = %e, "webhook target unresolved");
+            format!("{host} could not be resolved")
+        })?
         .collect();
     if addrs.is_empty() {
         return Err(format!("{host} has no address"));
@@ -193,6 +215,9 @@ pub fn client(allow_private: bool, timeout: std::time::Duration) -> Result<reqwe
         }
     });
     reqwest::Client::builder()
+        // A proxy would resolve the target itself, past the guarded resolver: none, even
+        // when HTTP(S)_PROXY is set in the environment.
+        .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .redirect(policy)
         .timeout(timeout)
@@ -225,11 +250,21 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "::ffff:0:7f00:1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
             "::7f00:1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} passed");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "2002:5db8:d822::1",
+            "64:ff9b::5db8:d822",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} refused");
         }
     }

@@ -18,6 +18,7 @@ use super::registry::{self, record_event};
 use super::{Host, blocking};
 use crate::clock;
 use crate::error::Result;
+use crate::platform::metrics;
 
 /// Complexity one batched input query may reach; with a query's own cost this gives the
 /// batch size.
@@ -341,6 +342,23 @@ async fn store(
         .await?
         .into_iter()
         .collect();
+    for o in outcomes {
+        for fuel in [
+            o.score.as_ref().map(|r| r.as_ref().map(|c| c.fuel_used)),
+            o.actions.as_ref().map(|r| r.as_ref().map(|c| c.fuel_used)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            match fuel {
+                Ok(fuel) => {
+                    metrics::PLUGIN_CALLS.inc(&["ok"]);
+                    metrics::PLUGIN_FUEL.add(&[], fuel as f64);
+                }
+                Err(_) => metrics::PLUGIN_CALLS.inc(&["error"]),
+            }
+        }
+    }
     for o in outcomes {
         if let Some(Ok(call)) = &o.score {
             current.push(plugin_score::ActiveModel {

@@ -63,6 +63,7 @@ pub(super) async fn update_contact(
         }
     }
     let old_stage = contact.lifecycle_stage.clone();
+    let row_before = contact.clone();
     let mut am: contact::ActiveModel = contact.into();
     am.tags = Set(Value::from(tags.clone()));
     am.attributes = Set(attrs);
@@ -76,6 +77,18 @@ pub(super) async fn update_contact(
     }
     am.updated_at = Set(crate::clock::now());
     let saved = am.update(tx).await?;
+    crate::platform::outbox::updated(
+        tx,
+        saved.workspace_id,
+        crate::values::WebhookEventType::ContactUpdated,
+        crate::platform::outbox::Subject {
+            typename: "Contact",
+            id: saved.id,
+        },
+        &row_before,
+        &saved,
+    )
+    .await?;
     if let Some(fields) = &fields {
         crate::crm::fields::sync(tx, fields, &saved).await?;
     }
