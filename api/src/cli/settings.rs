@@ -229,6 +229,9 @@ pub(crate) struct WorkerArgs {
     /// its admins are told.
     #[arg(long, env = "RAPPORT_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = WebhookSettings::new().disable_after.num_hours() as u64)]
     pub(crate) webhook_disable_after_hours: u64,
+    /// Days webhook events and their delivery log are kept once nothing is owed for them.
+    #[arg(long, env = "RAPPORT_WEBHOOK_RETENTION_DAYS", default_value_t = WebhookSettings::new().retention.num_days() as u64)]
+    pub(crate) webhook_retention_days: u64,
 }
 
 impl WorkerArgs {
@@ -240,6 +243,7 @@ impl WorkerArgs {
         settings.retry_base = std::time::Duration::from_millis(self.webhook_retry_ms.max(1));
         settings.disable_after =
             chrono::Duration::hours(self.webhook_disable_after_hours.max(1) as i64);
+        settings.retention = chrono::Duration::days(self.webhook_retention_days.max(1) as i64);
         settings.notify_from = Some(rapport_engine::values::EmailAddress::parse(
             "--mail-from",
             &mail.mail_from,

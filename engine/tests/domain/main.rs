@@ -6,6 +6,7 @@ mod enrollments;
 mod records;
 mod score_triggers;
 mod segments;
+mod webhook_outbox;
 
 use rapport_engine::crm::{contacts, workspaces};
 use rapport_engine::platform::auth::Principal;

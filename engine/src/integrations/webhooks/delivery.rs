@@ -57,6 +57,8 @@ pub struct Settings {
     pub disable_after: chrono::Duration,
     /// The sender of the email that tells admins an endpoint was disabled.
     pub notify_from: Option<EmailAddress>,
+    /// How long events are kept once nothing is owed for them (the delivery log's reach).
+    pub retention: chrono::Duration,
 }
 
 impl Settings {
@@ -70,6 +72,7 @@ impl Settings {
             lease: Duration::from_secs(120),
             disable_after: chrono::Duration::days(5),
             notify_from: None,
+            retention: chrono::Duration::days(30),
         }
     }
 }
@@ -755,6 +758,30 @@ async fn notify_admins(
     Ok(())
 }
 
+/// Deletes events older than `retention` with nothing still owed (no delivery pending or
+/// being sent), and with them their deliveries and attempts. Returns how many went.
+pub async fn prune(db: &DatabaseConnection, retention: chrono::Duration) -> Result<u64> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let before = clock::now() - retention;
+    let owed = Query::select()
+        .column(webhook_delivery::Column::EventId)
+        .from(webhook_delivery::Entity)
+        .and_where(
+            Expr::col(webhook_delivery::Column::State)
+                .is_in([State::Pending.as_str(), State::Sending.as_str()]),
+        )
+        .to_owned();
+    Ok(webhook_event::Entity::delete_many()
+        .filter(webhook_event::Column::CreatedAt.lt(before))
+        .filter(webhook_event::Column::Id.not_in_subquery(owed))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// How often old events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// Runs [`dispatch`] every [`Settings::every`] until `shutdown` resolves; a failed or
 /// panicking pass is logged and reported to `health`, and the next one runs as usual.
 pub async fn run_dispatcher(
@@ -770,6 +797,7 @@ pub async fn run_dispatcher(
     tokio::pin!(shutdown);
     let mut interval = tokio::time::interval(settings.every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = &mut shutdown => {
@@ -777,6 +805,14 @@ pub async fn run_dispatcher(
                 return;
             }
             _ = interval.tick() => {
+                if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    last_prune = Some(Instant::now());
+                    match prune(&db, settings.retention).await {
+                        Ok(n) if n > 0 => tracing::info!(events = n, "old webhook events pruned"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = ?e, "pruning old webhook events"),
+                    }
+                }
                 let outcome = std::panic::AssertUnwindSafe(
                     dispatch(&db, &queue, &settings).instrument(tracing::info_span!("webhook_dispatch")),
                 )
