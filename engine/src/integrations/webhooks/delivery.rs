@@ -385,6 +385,9 @@ pub async fn deliver(
     }
     let endpoint = &endpoint;
     let events = &events;
+    let half_lease =
+        chrono::Duration::from_std(sender.settings.lease.max(sender.settings.timeout * 3) / 2)
+            .unwrap_or(chrono::Duration::seconds(60));
     // A 410 from any subject stops the whole job: the endpoint is gone for all of them.
     let gone = &std::sync::atomic::AtomicBool::new(false);
     let results: Vec<Result<()>> = futures_util::stream::iter(subjects)
@@ -395,10 +398,17 @@ pub async fn deliver(
                     release(db, &[d.id], claimed_at).await?;
                     continue;
                 }
-                // The claim is checked and renewed before each attempt: a job slower than
-                // the lease finds its rows taken over and leaves them to the newer job.
-                let Some(claim) = renew(db, d.id, claimed_at).await? else {
-                    continue;
+                // Past half the lease, the claim is checked and renewed before each
+                // attempt: a job slower than the lease finds its rows taken over and
+                // leaves them to the newer job. Before that no dispatcher can have taken
+                // them, and the record of the attempt checks the claim anyway.
+                let claim = if clock::now() - claimed_at < half_lease {
+                    claimed_at
+                } else {
+                    match renew(db, d.id, claimed_at).await? {
+                        Some(claim) => claim,
+                        None => continue,
+                    }
                 };
                 let Some(event) = events.get(&d.event_id) else {
                     continue;
@@ -580,6 +590,12 @@ async fn record(
         "failed"
     }]);
     let tx = crate::platform::db::write(db).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Lost in a crash, this record means one more delivery of an event the receiver
+        // already has (the same webhook-id): not worth waiting for the disk per attempt.
+        tx.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
+            .await?;
+    }
     webhook_attempt::ActiveModel {
         workspace_id: Set(d.workspace_id),
         endpoint_id: Set(d.endpoint_id),
