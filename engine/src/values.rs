@@ -804,6 +804,9 @@ text_enum!(
         MessageSent => "message.sent", MessageOpened => "message.opened",
         MessageClicked => "message.clicked", MessageBounced => "message.bounced",
         MessageUnsubscribed => "message.unsubscribed",
+        EnrollmentStarted => "sequence.enrollment.started",
+        EnrollmentCompleted => "sequence.enrollment.completed",
+        EnrollmentExited => "sequence.enrollment.exited",
         WebhookTest => "webhook.test",
     }
 );

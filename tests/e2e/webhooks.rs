@@ -19,6 +19,7 @@ both_backends!(private_targets_are_refused_without_the_flag);
 both_backends!(an_endpoint_failing_too_long_is_disabled_and_admins_told);
 both_backends!(an_email_is_told_when_sent_and_clicked);
 both_backends!(erasure_takes_undelivered_events_about_the_person);
+both_backends!(an_enrollment_is_told_when_it_starts_and_completes);
 
 const CREATE: &str = "mutation($i: WebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret endpoint { id url events enabled } } }";
 const LOG: &str = "query($id: ID!) { webhookEndpoint(id: $id) { enabled disabledReason failingSince deliveries { id messageId eventType subject state attemptCount lastStatus attempts { status latencyMs error responseExcerpt } } } }";
@@ -784,4 +785,73 @@ async fn erasure_takes_undelivered_events_about_the_person(app: TestApp) {
     assert_eq!(deleted["erased"], true);
     assert_eq!(deleted["object"]["id"], erin);
     assert_eq!(log[1]["payload"]["data"]["object"]["id"], other);
+}
+
+async fn an_enrollment_is_told_when_it_starts_and_completes(app: TestApp) {
+    let key = app.workspace("Sequence hooks").await;
+    let receiver = Receiver::start().await;
+    let (_, secret) = endpoint(
+        &app,
+        &key,
+        &receiver.url,
+        &[
+            "sequence.enrollment.started",
+            "sequence.enrollment.completed",
+            "contact.updated",
+        ],
+    )
+    .await;
+    let contact = app
+        .ok(
+            &key,
+            "mutation { createContact(input: {firstName: \"Seq\"}) { id } }",
+            json!({}),
+        )
+        .await["createContact"]["id"]
+        .clone();
+    let sequence = app
+        .ok(
+            &key,
+            "mutation($d: JSON!) { createSequence(definition: $d) { id } }",
+            json!({"d": {
+                "name": "Tag and done",
+                "fromEmail": "hello@seq-hooks.example",
+                "start": "mark",
+                "steps": [{"id": "mark", "kind": "updateContact", "addTags": ["sequenced"]}]
+            }}),
+        )
+        .await["createSequence"]["id"]
+        .clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { activateSequence(id: $id) { status } }",
+        json!({"id": sequence}),
+    )
+    .await;
+    let smtp = SmtpServer::start();
+    let _workers = app.workers(&smtp.url);
+    app.ok(
+        &key,
+        "mutation($s: ID!, $c: [ID!]!) { enrollInSequence(sequenceId: $s, contactIds: $c) { enrollments { id } } }",
+        json!({"s": sequence, "c": [contact]}),
+    )
+    .await;
+    let got = receiver.until(30, |got| got.len() >= 3).await;
+    let bodies: Vec<Value> = got.iter().map(|r| verified(r, &secret)).collect();
+    let types: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "sequence.enrollment.started",
+            "contact.updated",
+            "sequence.enrollment.completed"
+        ],
+        "{bodies:#?}"
+    );
+    let started = &bodies[0]["data"]["object"];
+    assert_eq!(started["__typename"], "SequenceEnrollment");
+    assert_eq!(started["sequenceId"], sequence);
+    assert_eq!(started["contactId"], contact);
+    assert_eq!(bodies[1]["data"]["changedFields"], json!(["tags"]));
+    assert_eq!(bodies[2]["data"]["object"]["status"], "completed");
 }

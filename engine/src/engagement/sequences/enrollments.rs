@@ -181,8 +181,43 @@ pub(crate) async fn enroll_in(
         .exec_without_returning(db)
         .await?;
     }
+    tell(
+        db,
+        s.sequence.workspace_id,
+        &created,
+        WebhookEventType::EnrollmentStarted,
+    )
+    .await?;
     out.enrollments = created;
     Ok(out)
+}
+
+/// Tells webhooks about enrollments that started or ended, ordered with each contact's
+/// other events; one look for listeners, none of the work when nobody listens.
+pub(crate) async fn tell(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    enrollments: &[sequence_enrollment::Model],
+    event: WebhookEventType,
+) -> Result<()> {
+    use crate::platform::outbox;
+    if enrollments.is_empty() {
+        return Ok(());
+    }
+    let endpoints = outbox::listeners(db, workspace_id, event).await?;
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let now = crate::clock::now();
+    for e in enrollments {
+        let subject = outbox::Subject {
+            typename: "Contact",
+            id: e.contact_id,
+        };
+        let data = json!({ "object": outbox::object("SequenceEnrollment", e) });
+        outbox::emit_to(db, workspace_id, event, subject, data, &endpoints, now).await?;
+    }
+    Ok(())
 }
 
 /// An update that ends the active enrollments the caller's filters pick, with a status

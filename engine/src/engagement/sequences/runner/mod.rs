@@ -661,6 +661,14 @@ async fn finish_in(
         .insert(tx)
         .await?;
         cur.row.status = status.as_str().into();
+        cur.row.exit_reason = Some(reason.into());
+        cur.row.finished_at = Some(b.now);
+        let event = if status == EnrollmentStatus::Completed {
+            crate::values::WebhookEventType::EnrollmentCompleted
+        } else {
+            crate::values::WebhookEventType::EnrollmentExited
+        };
+        super::enrollments::tell(tx, b.ws, std::slice::from_ref(&cur.row), event).await?;
     }
     Ok(ended)
 }
