@@ -398,6 +398,15 @@ async fn hostile_plugins_fail_cleanly_and_trip_the_breaker(app: TestApp) {
         );
     }
     let query = "query($contactId: ID!) { contact(id: $contactId) { tags } }";
+    // An app listens for plugins that stop (no worker runs here: the delivery stays owed).
+    let hook = app
+        .ok(
+            &key,
+            "mutation { createWebhookEndpoint(input: {url: \"http://127.0.0.1:9/hook\", events: [\"plugin.disabled\"]}) { endpoint { id } } }",
+            json!({}),
+        )
+        .await["createWebhookEndpoint"]["endpoint"]["id"]
+        .clone();
 
     // A plugin that loops forever on some contacts passes the sample (the first contact)
     // and then fails on those, until its circuit breaker opens.
@@ -448,6 +457,19 @@ async fn hostile_plugins_fail_cleanly_and_trip_the_breaker(app: TestApp) {
         "{p}"
     );
     assert_eq!(p["events"][0]["kind"], "auto_disabled");
+    let told = app
+        .ok(
+            &key,
+            "query($id: ID!) { webhookEndpoint(id: $id) { deliveries { eventType payload } } }",
+            json!({"id": hook}),
+        )
+        .await["webhookEndpoint"]["deliveries"]
+        .clone();
+    assert_eq!(told[0]["eventType"], "plugin.disabled", "{told}");
+    let data = &told[0]["payload"]["data"];
+    assert_eq!(data["disabledBy"], "circuit_breaker");
+    assert_eq!(data["object"]["name"], "hostile");
+    assert_eq!(data["object"]["disabledReason"], p["disabledReason"]);
     // Disabled plugins do not run.
     let idle = app.ok(&key, RUN, json!({"ids": [victims[0]]})).await;
     assert_eq!(idle["runPlugins"]["plugins"], 0);

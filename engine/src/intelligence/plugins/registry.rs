@@ -386,6 +386,36 @@ pub async fn events(
         .await?)
 }
 
+/// Tells webhooks that a plugin stopped running (`plugin.disabled`), by hand or by its
+/// circuit breaker (`reason` says which), in the transaction that disabled it.
+pub(crate) async fn tell_disabled(
+    db: &impl ConnectionTrait,
+    p: &plugin::Model,
+    by: &str,
+) -> Result<()> {
+    use crate::platform::outbox;
+    let subject = outbox::Subject {
+        typename: "Plugin",
+        id: p.id,
+    };
+    let object = serde_json::json!({
+        "__typename": "Plugin",
+        "id": p.id.to_string(),
+        "name": p.name,
+        "enabled": p.enabled,
+        "disabledReason": p.disabled_reason,
+    });
+    let data = serde_json::json!({ "object": object, "disabledBy": by });
+    outbox::emit(
+        db,
+        p.workspace_id,
+        crate::values::WebhookEventType::PluginDisabled,
+        subject,
+        data,
+    )
+    .await
+}
+
 /// Enables or disables a plugin by hand. Enabling resets the circuit breaker.
 pub async fn set_enabled(
     db: &DatabaseConnection,
@@ -404,6 +434,9 @@ pub async fn set_enabled(
     let p = am.update(&txn).await?;
     let kind = if enabled { "enabled" } else { "disabled" };
     record_event(&txn, &p, p.active_version_id, kind, None, who.key_id).await?;
+    if !enabled {
+        tell_disabled(&txn, &p, "admin").await?;
+    }
     txn.commit().await?;
     if enabled {
         rescore_soon(db, who.workspace_id).await;

@@ -293,6 +293,7 @@ async fn run_plugin(
                 None,
             )
             .await?;
+            super::registry::tell_disabled(&txn, &p, "circuit_breaker").await?;
         }
         txn.commit().await?;
         if tripped.is_some() {
