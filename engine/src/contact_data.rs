@@ -139,10 +139,7 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
     // Events not yet delivered carried the person's data: they go, and the apps hear only
     // that the contact is gone.
     for &person in &people {
-        let subject = outbox::Subject {
-            typename: "Contact",
-            id: person,
-        };
+        let subject = outbox::Subject::contact(person);
         outbox::forget(&tx, ws, subject).await?;
         let data = serde_json::json!({
             "object": { "__typename": "Contact", "id": person.to_string() },
@@ -173,10 +170,7 @@ pub async fn merge(
         "object": outbox::object("Contact", &survivor),
         "mergedIds": merged.iter().map(i64::to_string).collect::<Vec<_>>(),
     });
-    let subject = outbox::Subject {
-        typename: "Contact",
-        id: survivor_id,
-    };
+    let subject = outbox::Subject::contact(survivor_id);
     outbox::emit(
         &tx,
         who.workspace_id,

@@ -98,10 +98,7 @@ pub async fn create(
     // About a contact, it is ordered with the contact's other events and forgotten with
     // them on erasure.
     let subject = match saved.contact_id {
-        Some(id) => outbox::Subject {
-            typename: "Contact",
-            id,
-        },
+        Some(id) => outbox::Subject::contact(id),
         None => outbox::Subject {
             typename: "Activity",
             id: saved.id,

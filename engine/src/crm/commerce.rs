@@ -256,10 +256,7 @@ pub async fn create_order(
     .exec_without_returning(&tx)
     .await?;
     // Ordered with the rest of the contact's events, and forgotten with them on erasure.
-    let subject = outbox::Subject {
-        typename: "Contact",
-        id: saved.contact_id,
-    };
+    let subject = outbox::Subject::contact(saved.contact_id);
     let data = serde_json::json!({ "object": outbox::object("Order", &saved) });
     outbox::emit(&tx, ws, WebhookEventType::OrderCreated, subject, data).await?;
     tx.commit().await?;

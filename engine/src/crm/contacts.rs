@@ -245,10 +245,7 @@ async fn write(
     if before.as_deref() != Some(saved.lifecycle_stage.as_str()) {
         note_lifecycle(db, ws, saved.id, before.as_deref(), &saved.lifecycle_stage).await?;
     }
-    let subject = outbox::Subject {
-        typename: "Contact",
-        id: saved.id,
-    };
+    let subject = outbox::Subject::contact(saved.id);
     match &row_before {
         None => outbox::created(db, ws, WebhookEventType::ContactCreated, subject, &saved).await?,
         Some(old) => {
@@ -274,10 +271,7 @@ pub async fn restore(db: &DatabaseConnection, who: &Principal, id: i64) -> Resul
     let before = records::get_with::<contact::Entity>(&tx, ws, id, Deleted::Include).await?;
     records::restore::<contact::Entity>(&tx, ws, id).await?;
     let after = records::get::<contact::Entity>(&tx, ws, id).await?;
-    let subject = outbox::Subject {
-        typename: "Contact",
-        id,
-    };
+    let subject = outbox::Subject::contact(id);
     outbox::updated(
         &tx,
         ws,
@@ -297,10 +291,7 @@ pub async fn delete(db: &DatabaseConnection, who: &Principal, id: i64) -> Result
     let tx = crate::platform::db::write(db).await?;
     let row = records::get::<contact::Entity>(&tx, ws, id).await?;
     records::soft_delete::<contact::Entity>(&tx, ws, id).await?;
-    let subject = outbox::Subject {
-        typename: "Contact",
-        id,
-    };
+    let subject = outbox::Subject::contact(id);
     outbox::created(&tx, ws, WebhookEventType::ContactDeleted, subject, &row).await?;
     tx.commit().await?;
     Ok(())
@@ -670,10 +661,7 @@ pub async fn convert_lead(
     am.company_id = Set(company_id);
     am.updated_at = Set(clock::now());
     let contact = am.update(&tx).await?;
-    let subject = outbox::Subject {
-        typename: "Contact",
-        id,
-    };
+    let subject = outbox::Subject::contact(id);
     outbox::updated(
         &tx,
         ws,

@@ -111,10 +111,7 @@ async fn append(
         fields.remove("proofIp");
         fields.remove("proofUserAgent");
     }
-    let subject = outbox::Subject {
-        typename: "Contact",
-        id: contact_id,
-    };
+    let subject = outbox::Subject::contact(contact_id);
     let data = serde_json::json!({ "object": object });
     outbox::emit(
         db,

@@ -35,10 +35,7 @@ pub async fn tell(
     if let Some(url) = url {
         data["url"] = serde_json::Value::String(url.to_string());
     }
-    let subject = outbox::Subject {
-        typename: "Contact",
-        id: contact_id,
-    };
+    let subject = outbox::Subject::contact(contact_id);
     outbox::emit(db, workspace_id, event, subject, data).await
 }
 

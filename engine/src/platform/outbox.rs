@@ -55,6 +55,15 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// A contact: the subject of its own events and of those about it (activities,
+    /// orders, consent, email), so they keep one order and are forgotten together.
+    pub fn contact(id: i64) -> Subject {
+        Subject {
+            typename: "Contact",
+            id,
+        }
+    }
+
     /// `Contact:12`: the key deliveries keep their order by.
     pub fn key(&self) -> String {
         format!("{}:{}", self.typename, self.id)

@@ -416,10 +416,7 @@ pub(super) async fn mark_sent(
             .await?;
         let now = clock::now();
         for m in sent {
-            let subject = outbox::Subject {
-                typename: "Contact",
-                id: m.contact_id,
-            };
+            let subject = outbox::Subject::contact(m.contact_id);
             let data = json!({ "object": outbox::object("CampaignMessage", &m) });
             outbox::emit_to(
                 &tx,

@@ -210,10 +210,7 @@ pub(crate) async fn tell(
     }
     let now = crate::clock::now();
     for e in enrollments {
-        let subject = outbox::Subject {
-            typename: "Contact",
-            id: e.contact_id,
-        };
+        let subject = outbox::Subject::contact(e.contact_id);
         let data = json!({ "object": outbox::object("SequenceEnrollment", e) });
         outbox::emit_to(db, workspace_id, event, subject, data, &endpoints, now).await?;
     }

@@ -81,10 +81,7 @@ pub(super) async fn update_contact(
         tx,
         saved.workspace_id,
         crate::values::WebhookEventType::ContactUpdated,
-        crate::platform::outbox::Subject {
-            typename: "Contact",
-            id: saved.id,
-        },
+        crate::platform::outbox::Subject::contact(saved.id),
         &row_before,
         &saved,
     )
