@@ -1127,7 +1127,10 @@ mod tests {
             let e = NaiveTime::from_hms_opt((start + len) % 24, 0, 0).unwrap();
             let open = next_open(from, tz, s, e, &[]);
             prop_assert!(open >= from);
-            prop_assert!(open - from <= Duration::days(1));
+            // A day whose window falls in the spring-forward gap (02:00–03:00 on
+            // the second Sunday of March) has no open moment, so the next one
+            // can be two days away.
+            prop_assert!(open - from <= Duration::days(2));
             let t = open.with_timezone(&tz).time();
             let inside = if s <= e { t >= s && t < e } else { t >= s || t < e };
             prop_assert!(inside, "{} local {} not in {}–{}", open, t, s, e);
