@@ -166,7 +166,25 @@ pub async fn authenticate(
             ),
         ));
     }
+    rapport_engine::platform::audit::identify(principal.key_id, principal.user_id);
     Ok(principal)
+}
+
+/// Runs a request within an audit trail holding where it came from; [`authenticate`]
+/// adds who sent it, and the mutations it runs are recorded with both.
+pub async fn audit_trail(
+    axum::extract::State(ctx): axum::extract::State<ApiContext>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let actor = rapport_engine::platform::audit::Actor::from_request(
+        request_ip(&ctx, &request).map(|ip| ip.to_string()),
+        request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    rapport_engine::platform::audit::within(actor, next.run(request)).await
 }
 
 /// The caller a request's headers name, verified.

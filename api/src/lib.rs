@@ -16,5 +16,6 @@ pub mod rate_limit;
 pub mod request_limits;
 pub mod server;
 pub mod sessions;
+pub mod subscriptions;
 pub mod webhooks;
 pub mod workers;

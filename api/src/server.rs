@@ -125,6 +125,10 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
                 plugins,
                 clock: config.clock,
                 webhooks: config.webhooks,
+                live: rapport_engine::platform::live::Live::start(
+                    db.clone(),
+                    config.health.clone(),
+                ),
             },
             graphql::cost_budget::CostBudget::new(
                 config.limits.key_cost_per_second,
@@ -155,6 +159,10 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             crate::cors::graphql_answers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            crate::http::audit_trail,
         ));
     let mut router = Router::new();
     if config.graphiql {
@@ -329,10 +337,14 @@ async fn healthz(State(ctx): State<ApiContext>) -> Response {
     }
 }
 
-/// `GET /graphql`: a browser asking for a page without a query gets GraphiQL; anything
-/// else is a query over GET (never a mutation: 405), answered as `Accept` asks.
+/// `GET /graphql`: a WebSocket upgrade opens a subscription socket; a browser asking for
+/// a page without a query gets GraphiQL; anything else is a query over GET (never a
+/// mutation: 405), answered as `Accept` asks.
 #[tracing::instrument(name = "graphql", skip_all, fields(workspace = tracing::field::Empty))]
 async fn graphql_get(State(ctx): State<ApiContext>, request: Request) -> Response {
+    if crate::subscriptions::is_upgrade(request.headers()) {
+        return crate::subscriptions::upgrade(ctx, request).await;
+    }
     let query_string = request.uri().query().unwrap_or_default().to_string();
     if query_string.is_empty() && ctx.graphiql && graphql_http::wants_html(request.headers()) {
         return graphiql().await;

@@ -1,4 +1,5 @@
-//! The job queue's workers, the sequence ticker and the webhook dispatcher, with what only the API can give them:
+//! The job queue's workers, the sequence ticker, the webhook dispatcher and the audit log's
+//! pruner, with what only the API can give them:
 //! the plugin host, whose input queries run through the API's GraphQL schema.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use rapport_engine::clock::{self, Clock};
 use rapport_engine::engagement::outbound::{Context, Outbound};
 use rapport_engine::engagement::sequences::runner::{self, Ticking};
 use rapport_engine::integrations::webhooks;
+use rapport_engine::platform::audit;
 use rapport_engine::platform::email::Mailer;
 use rapport_engine::platform::health::Health;
 use rapport_engine::platform::queue::{Queue, WorkerOptions};
@@ -43,6 +45,8 @@ pub struct WorkerConfig {
     pub health: Arc<Health>,
     /// How webhooks are delivered.
     pub webhooks: webhooks::Settings,
+    /// How long the audit log keeps its rows.
+    pub audit_retention: chrono::Duration,
 }
 
 /// Consecutive failed sends after which a campaign pauses itself, by default.
@@ -68,12 +72,13 @@ impl WorkerConfig {
             ticking: Ticking::default(),
             health: Arc::default(),
             webhooks: webhooks::Settings::new(),
+            audit_retention: chrono::Duration::days(audit::DEFAULT_RETENTION_DAYS as i64),
         }
     }
 }
 
-/// Runs workers on `db`'s queue, and the sequence ticker and webhook dispatcher beside
-/// them, until `shutdown` resolves.
+/// Runs workers on `db`'s queue, and the sequence ticker, webhook dispatcher and audit
+/// pruner beside them, until `shutdown` resolves.
 pub async fn run(
     db: DatabaseConnection,
     config: WorkerConfig,
@@ -126,6 +131,15 @@ pub async fn run(
             let _ = dispatcher_stopped.await;
         },
     ));
+    let (stop_pruner, pruner_stopped) = tokio::sync::oneshot::channel::<()>();
+    let pruner = tokio::spawn(audit::run_pruner(
+        context.db.clone(),
+        config.audit_retention,
+        config.health.clone(),
+        async {
+            let _ = pruner_stopped.await;
+        },
+    ));
     let worker = Worker {
         engagement: context,
         plugins,
@@ -134,6 +148,8 @@ pub async fn run(
     let outcome = worker::work(worker, config.options, config.health, shutdown).await;
     let _ = stop_ticker.send(());
     let _ = stop_dispatcher.send(());
+    let _ = stop_pruner.send(());
+    let _ = pruner.await;
     let _ = ticker.await;
     let _ = dispatcher.await;
     outcome

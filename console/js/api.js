@@ -177,3 +177,55 @@ export async function uploadGraphql(query, variables, fileVariable, file, retrie
   if ((body.errors && body.errors.length) || !response.ok) throw fromBody(body, response.status, response);
   return body.data;
 }
+
+/**
+ * Follows a GraphQL subscription over the socket at /graphql (graphql-transport-ws): the
+ * session's cookie goes with the upgrade, its CSRF token in `connection_init`. `onNext`
+ * gets each event's data. It stops once `owner` (the page element it serves) has left
+ * the document, or when the returned function is called; a dropped socket is opened again
+ * after a pause that doubles up to half a minute.
+ */
+export function subscribe(query, variables, onNext, owner) {
+  let socket = null;
+  let stopped = false;
+  let pause = 1000;
+  const stop = () => {
+    stopped = true;
+    clearInterval(watch);
+    if (socket) socket.close();
+  };
+  // Nothing tells a socket its page went away: look now and then.
+  const watch = setInterval(() => {
+    if (owner && !owner.isConnected) stop();
+  }, 2000);
+  const open = () => {
+    if (stopped) return;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/graphql`, "graphql-transport-ws");
+    socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init", payload: { csrfToken: csrf || "" } }));
+    socket.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.type === "connection_ack") {
+        pause = 1000;
+        socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query, variables } }));
+      } else if (message.type === "ping") {
+        socket.send(JSON.stringify({ type: "pong" }));
+      } else if (message.type === "next" && message.payload && message.payload.data) {
+        if (owner && !owner.isConnected) return stop();
+        onNext(message.payload.data);
+      }
+    };
+    socket.onclose = () => {
+      if (stopped) return;
+      setTimeout(open, pause);
+      pause = Math.min(pause * 2, 30000);
+    };
+  };
+  open();
+  return stop;
+}

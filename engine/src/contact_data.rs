@@ -1,5 +1,5 @@
-//! Every store of a contact's data, in one list: what the right to erasure deletes and
-//! what a merge moves to the surviving contact.
+//! Every store of a contact's data, in one list: what the right to erasure deletes, what a
+//! merge moves to the surviving contact, and what a data-subject access request exports.
 //!
 //! A contact's data is spread over the rooms that keep it — the CRM's activities and
 //! orders, engagement's messages and enrollments, intelligence's scores and plugin
@@ -15,7 +15,7 @@ use crate::engagement::{sequences, suppression};
 use crate::error::Result;
 use crate::intelligence::{analytics, plugins};
 use crate::platform::auth::Principal;
-use crate::platform::{db, outbox};
+use crate::platform::{audit, db, outbox};
 use crate::values::{EmailAddress, SuppressionReason, WebhookEventType};
 
 /// What erasing a contact does to a store's rows.
@@ -136,6 +136,8 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
     // Last: consent history, campaign and transactional messages go with the contact rows
     // (the database cascades them), deals are unlinked.
     contacts::erase_for_good(&tx, ws, &people).await?;
+    // The audit log keeps its rows about them, without their values.
+    audit::erase(&tx, ws, &people).await?;
     // Events not yet delivered carried the person's data: they go, and the apps hear only
     // that the contact is gone.
     for &person in &people {
@@ -181,4 +183,155 @@ pub async fn merge(
     .await?;
     tx.commit().await?;
     Ok(survivor)
+}
+
+/// Rows one store may give an export; a person with more is refused with a clear error
+/// rather than answered in part.
+pub const MAX_EXPORT_ROWS: u64 = 100_000;
+
+/// Everything Rapport holds about a contact, as JSON, for a data-subject access request:
+/// the contact (and the contacts earlier merged into it, the same person), every row of
+/// every store of [`STORES`] that names them, their built-in scores and score history,
+/// the webhook events still kept about them, and the audit log's rows about them. Rows are
+/// as stored, column names as in the database.
+pub async fn export(
+    db: &DatabaseConnection,
+    who: &Principal,
+    id: i64,
+) -> Result<serde_json::Value> {
+    use rapport_schema as s;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let ws = who.workspace_id;
+    let people = contacts::erasure_set(db, ws, id).await?;
+    let mut stores = serde_json::Map::new();
+    stores.insert(
+        "contacts".into(),
+        rows::<s::contact::Entity>(db, "contacts", "id", &people).await?,
+    );
+    for store in STORES {
+        let found = store_rows(db, store, &people).await?;
+        let entry = stores
+            .entry(store.table)
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let (Some(list), serde_json::Value::Array(more)) = (entry.as_array_mut(), found) {
+            // `contacts` is named twice (the rows and the merged-in rows): each row once.
+            for row in more {
+                if !list.contains(&row) {
+                    list.push(row);
+                }
+            }
+        }
+    }
+    let scores = s::score::Entity::find()
+        .filter(s::score::Column::WorkspaceId.eq(ws))
+        .filter(s::score::Column::Kind.is_in(analytics::registry::contact_kinds()))
+        .filter(s::score::Column::SubjectId.is_in(people.iter().copied()))
+        .all(db)
+        .await?;
+    let history = s::score_history::Entity::find()
+        .filter(s::score_history::Column::WorkspaceId.eq(ws))
+        .filter(s::score_history::Column::Kind.is_in(analytics::registry::contact_kinds()))
+        .filter(s::score_history::Column::SubjectId.is_in(people.iter().copied()))
+        .all(db)
+        .await?;
+    let subjects: Vec<String> = people
+        .iter()
+        .map(|&p| outbox::Subject::contact(p).key())
+        .collect();
+    let events = s::webhook_event::Entity::find()
+        .filter(s::webhook_event::Column::WorkspaceId.eq(ws))
+        .filter(s::webhook_event::Column::Subject.is_in(subjects.clone()))
+        .all(db)
+        .await?;
+    let audit_rows = s::audit_event::Entity::find()
+        .filter(s::audit_event::Column::WorkspaceId.eq(ws))
+        .filter(s::audit_event::Column::Subject.is_in(subjects))
+        .all(db)
+        .await?;
+    stores.insert("scores".into(), json(scores)?);
+    stores.insert("score_history".into(), json(history)?);
+    stores.insert("webhook_events".into(), json(events)?);
+    stores.insert("audit_events".into(), json(audit_rows)?);
+    Ok(serde_json::json!({
+        "contactId": id.to_string(),
+        "mergedIds": people[1..].iter().map(i64::to_string).collect::<Vec<_>>(),
+        "exportedAt": crate::clock::now(),
+        "stores": stores,
+    }))
+}
+
+/// The rows of `store` that name one of `people`.
+async fn store_rows(
+    db: &DatabaseConnection,
+    store: &Store,
+    people: &[i64],
+) -> Result<serde_json::Value> {
+    use rapport_schema as s;
+    let (t, c) = (store.table, store.column);
+    match t {
+        "contact_tags" => rows::<s::contact_tag::Entity>(db, t, c, people).await,
+        "deals" => rows::<s::deal::Entity>(db, t, c, people).await,
+        "activities" => rows::<s::activity::Entity>(db, t, c, people).await,
+        "tasks" => rows::<s::task::Entity>(db, t, c, people).await,
+        "inquiries" => rows::<s::inquiry::Entity>(db, t, c, people).await,
+        "orders" => rows::<s::order::Entity>(db, t, c, people).await,
+        "events" => rows::<s::event::Entity>(db, t, c, people).await,
+        "contact_field_values" => rows::<s::contact_field_value::Entity>(db, t, c, people).await,
+        "contact_merges" => rows::<s::contact_merge::Entity>(db, t, c, people).await,
+        "contacts" => rows::<s::contact::Entity>(db, t, c, people).await,
+        "consent_events" => rows::<s::consent_event::Entity>(db, t, c, people).await,
+        "topic_preferences" => rows::<s::topic_preference::Entity>(db, t, c, people).await,
+        "campaign_messages" => rows::<s::campaign_message::Entity>(db, t, c, people).await,
+        "sequence_enrollments" => rows::<s::sequence_enrollment::Entity>(db, t, c, people).await,
+        "sequence_messages" => rows::<s::sequence_message::Entity>(db, t, c, people).await,
+        "transactional_messages" => {
+            rows::<s::transactional_message::Entity>(db, t, c, people).await
+        }
+        "lifecycle_changes" => rows::<s::lifecycle_change::Entity>(db, t, c, people).await,
+        "plugin_scores" => rows::<s::plugin_score::Entity>(db, t, c, people).await,
+        "plugin_score_history" => rows::<s::plugin_score_history::Entity>(db, t, c, people).await,
+        "contact_insights" => rows::<s::contact_insight::Entity>(db, t, c, people).await,
+        "insight_changes" => rows::<s::insight_change::Entity>(db, t, c, people).await,
+        "plugin_actions" => rows::<s::plugin_action::Entity>(db, t, c, people).await,
+        other => Err(crate::EngineError::internal(format!(
+            "the export does not know the store {other}"
+        ))),
+    }
+}
+
+/// The rows of entity `E` whose `column` is one of `people`, at most
+/// [`MAX_EXPORT_ROWS`].
+async fn rows<E>(
+    db: &DatabaseConnection,
+    table: &str,
+    column: &str,
+    people: &[i64],
+) -> Result<serde_json::Value>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: serde::Serialize,
+{
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    use std::str::FromStr;
+    let col = E::Column::from_str(column)
+        .map_err(|_| crate::EngineError::internal(format!("{table} has no column {column}")))?;
+    let found = E::find()
+        .filter(col.is_in(people.iter().copied()))
+        .limit(MAX_EXPORT_ROWS + 1)
+        .all(db)
+        .await?;
+    if found.len() as u64 > MAX_EXPORT_ROWS {
+        return Err(crate::EngineError::invalid(
+            "id",
+            format!(
+                "this contact has more than {MAX_EXPORT_ROWS} rows in {table}; \
+                 export that table with the list API instead"
+            ),
+        ));
+    }
+    json(found)
+}
+
+fn json(rows: impl serde::Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(rows).map_err(|e| crate::EngineError::internal_from("exporting rows", e))
 }

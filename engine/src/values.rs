@@ -807,6 +807,7 @@ text_enum!(
         EnrollmentStarted => "sequence.enrollment.started",
         EnrollmentCompleted => "sequence.enrollment.completed",
         EnrollmentExited => "sequence.enrollment.exited",
+        ScoreChanged => "score.changed",
         PluginDisabled => "plugin.disabled",
         WebhookTest => "webhook.test",
     }

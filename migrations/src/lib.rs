@@ -60,6 +60,8 @@ mod m0017_contact_email_hash;
 mod m0018_console_accounts;
 mod m0019_model_trainings;
 mod m0020_webhooks;
+mod m0021_audit_log;
+mod m0022_live_notices;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -88,6 +90,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0018_console_accounts::Migration),
             Box::new(m0019_model_trainings::Migration),
             Box::new(m0020_webhooks::Migration),
+            Box::new(m0021_audit_log::Migration),
+            Box::new(m0022_live_notices::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@
 pub mod entities {
     pub mod activity;
     pub mod api_key;
+    pub mod audit_event;
     pub mod bounce_event;
     pub mod campaign;
     pub mod campaign_message;
@@ -32,6 +33,7 @@ pub mod entities {
     pub mod inquiry;
     pub mod insight_change;
     pub mod lifecycle_change;
+    pub mod live_notice;
     pub mod model_training;
     pub mod model_version;
     pub mod order;

@@ -21,7 +21,7 @@ both_backends!(
 
 /// Creates `n` contacts tagged `tag` (`p{i}@{tag}.example`); every contact whose index is
 /// in `granted` gets marketing consent. Returns their ids in index order.
-async fn audience(
+pub(crate) async fn audience(
     app: &TestApp,
     key: &str,
     tag: &str,
@@ -51,7 +51,7 @@ async fn audience(
     ids
 }
 
-async fn segment(app: &TestApp, key: &str, tag: &str) -> Value {
+pub(crate) async fn segment(app: &TestApp, key: &str, tag: &str) -> Value {
     app.ok(
         key,
         "mutation($t: String!) { createSegment(input: {name: $t, filter: {tags: {has: $t}}}) { id } }",
@@ -74,7 +74,7 @@ fn variant(name: &str, subject: &str) -> Value {
     })
 }
 
-async fn campaign(app: &TestApp, key: &str, segment: &Value, extra: Value) -> Value {
+pub(crate) async fn campaign(app: &TestApp, key: &str, segment: &Value, extra: Value) -> Value {
     let mut input = json!({
         "name": "Spring launch",
         "segmentId": segment,
@@ -88,7 +88,7 @@ async fn campaign(app: &TestApp, key: &str, segment: &Value, extra: Value) -> Va
     app.ok(key, CREATE, json!({"i": input})).await["createCampaign"].clone()
 }
 
-async fn send(app: &TestApp, key: &str, id: &Value) {
+pub(crate) async fn send(app: &TestApp, key: &str, id: &Value) {
     app.ok(
         key,
         "mutation($id: ID!) { sendCampaign(id: $id) { id } }",

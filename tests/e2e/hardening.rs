@@ -673,8 +673,17 @@ async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
     )
     .await;
     assert_eq!(smtp.received().len(), 1);
-    let (status, body) = ready().await;
-    assert_eq!(status, 200, "{body}");
+    // Every loop is back. A loop that meets a busy database now and then restarts after
+    // 50 ms and says so meanwhile, so readiness is read until it holds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = ready().await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready again: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     workers.stop().await;
 }
 

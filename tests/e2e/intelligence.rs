@@ -1017,6 +1017,15 @@ async fn scores_follow_changed_data(app: TestApp) {
     });
     let (cold, other) = (scored[0], scored[scored.len() / 2]);
     let before = cold["leadScore"]["score"].as_f64().unwrap();
+    // An app listening for score changes hears of this one only.
+    let hook = app
+        .ok(
+            &key,
+            "mutation { createWebhookEndpoint(input: {url: \"http://127.0.0.1:9/hook\", events: [\"score.changed\"]}) { endpoint { id } } }",
+            json!({}),
+        )
+        .await["createWebhookEndpoint"]["endpoint"]["id"]
+        .clone();
     let since = chrono::Utc::now();
     // A burst of meetings and replies.
     for (i, kind) in ["MEETING", "MEETING", "MEETING", "EMAIL", "EMAIL", "CALL"]
@@ -1039,6 +1048,21 @@ async fn scores_follow_changed_data(app: TestApp) {
     let after = app.ok(&key, q, json!({"id": cold["id"]})).await;
     let after = after["contact"]["leadScore"]["score"].as_f64().unwrap();
     assert!(after > before * 2.0, "{before} -> {after}");
+    let told = app
+        .ok(
+            &key,
+            "query($id: ID!) { webhookEndpoint(id: $id) { deliveries { payload } } }",
+            json!({"id": hook}),
+        )
+        .await["webhookEndpoint"]["deliveries"]
+        .clone();
+    assert_eq!(told.as_array().unwrap().len(), 1, "{told}");
+    let data = &told[0]["payload"]["data"];
+    assert_eq!(told[0]["payload"]["type"], "score.changed");
+    assert_eq!(data["object"]["kind"], "lead_score");
+    assert_eq!(data["object"]["subject"]["id"], cold["id"]);
+    assert_eq!(data["object"]["score"].as_f64().unwrap(), after);
+    assert_eq!(data["previous"]["score"].as_f64().unwrap(), before);
     let untouched = app.ok(&key, q, json!({"id": other["id"]})).await;
     assert_eq!(
         untouched["contact"]["leadScore"]["score"],

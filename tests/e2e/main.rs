@@ -3,6 +3,7 @@
 //! the engine and their dependencies into one executable instead of one per feature.
 
 mod accounts;
+mod audit;
 mod authoring;
 mod campaigns;
 mod capture;
@@ -19,6 +20,7 @@ mod metrics;
 mod plugins;
 mod segments;
 mod sequences;
+mod subscriptions;
 mod trainings;
 mod transactional;
 mod webhooks;

@@ -232,6 +232,9 @@ pub(crate) struct WorkerArgs {
     /// Days webhook events and their delivery log are kept once nothing is owed for them.
     #[arg(long, env = "RAPPORT_WEBHOOK_RETENTION_DAYS", default_value_t = WebhookSettings::new().retention.num_days() as u64)]
     pub(crate) webhook_retention_days: u64,
+    /// Days the audit log keeps its rows.
+    #[arg(long, env = "RAPPORT_AUDIT_RETENTION_DAYS", default_value_t = rapport_engine::platform::audit::DEFAULT_RETENTION_DAYS)]
+    pub(crate) audit_retention_days: u32,
 }
 
 impl WorkerArgs {
@@ -271,6 +274,7 @@ impl WorkerArgs {
             lease: std::time::Duration::from_secs(self.sequence_lease_seconds.max(1)),
         };
         config.webhooks = self.webhooks(mail)?;
+        config.audit_retention = chrono::Duration::days(self.audit_retention_days.max(1) as i64);
         Ok(config)
     }
 }

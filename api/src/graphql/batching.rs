@@ -32,18 +32,25 @@ impl Dispatcher {
 
     /// Runs `execution` to completion, dispatching queued loads whenever it is blocked.
     pub async fn drive<F: Future>(self, execution: F) -> F::Output {
-        Driven {
-            execution: Box::pin(execution),
-            queue: self.queue,
-            running: Vec::new(),
-            blocked_since: None,
-        }
-        .await
+        let mut execution = Box::pin(execution);
+        let mut driver = Driver::new(self.queue);
+        std::future::poll_fn(move |cx| driver.poll(cx, |cx| execution.as_mut().poll(cx))).await
+    }
+
+    /// The responses of `stream` (a subscription), each resolved with loads dispatched
+    /// whenever it is blocked, as [`Dispatcher::drive`] does for one.
+    pub fn drive_stream<S: futures_util::Stream + Send + 'static>(
+        self,
+        stream: S,
+    ) -> impl futures_util::Stream<Item = S::Item> + Send + 'static {
+        let mut stream = Box::pin(stream);
+        let mut driver = Driver::new(self.queue);
+        futures_util::stream::poll_fn(move |cx| driver.poll(cx, |cx| stream.as_mut().poll_next(cx)))
     }
 }
 
-struct Driven<F: Future> {
-    execution: Pin<Box<F>>,
+/// Polls a request's execution and starts its queued loads when it is blocked.
+struct Driver {
     queue: Arc<Mutex<Vec<Task>>>,
     running: Vec<Task>,
     /// The waker the execution was last polled with, while queued tasks wait.
@@ -60,16 +67,28 @@ impl Wake for Flag {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
+
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::SeqCst);
         self.outer.wake_by_ref();
     }
 }
 
-impl<F: Future> Future for Driven<F> {
-    type Output = F::Output;
+impl Driver {
+    fn new(queue: Arc<Mutex<Vec<Task>>>) -> Self {
+        Driver {
+            queue,
+            running: Vec::new(),
+            blocked_since: None,
+        }
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    /// One poll of the execution (`step`), then of the loads it is waiting for.
+    fn poll<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        step: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
         // The execution counts as blocked when nothing woke it during a whole round trip
         // through the scheduler: a resolver that merely yielded (tokio defers such wakes
         // until after the poll) would have set the flag by now.
@@ -85,11 +104,7 @@ impl<F: Future> Future for Driven<F> {
             outer: cx.waker().clone(),
         });
         let waker = Waker::from(flag.clone());
-        if let Poll::Ready(out) = self
-            .execution
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-        {
+        if let Poll::Ready(out) = step(&mut Context::from_waker(&waker)) {
             return Poll::Ready(out);
         }
         // A finished load wakes the execution through the outer waker, which polls us again.

@@ -10,10 +10,12 @@
 //! 3. `types`: every object of the CRM graph, with the sequence objects (an enrollment
 //!    shows its contact, a contact its enrollments);
 //! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `capture`,
-//!    `sequences`, `templates`, `trainings`, `reports`, `people`, `plugin_inputs`, and this
-//!    module, which merges them.
+//!    `sequences`, `templates`, `trainings`, `reports`, `people`, `plugin_inputs`, `webhooks`,
+//!    `audit` (the audit log, and the extension that records mutations), `live` (the
+//!    subscriptions), and this module, which merges them.
 
 pub mod audiences;
+pub mod audit;
 pub mod batching;
 pub mod campaigns;
 pub mod capture;
@@ -27,6 +29,7 @@ pub mod filters;
 pub mod ids;
 pub mod inputs;
 pub mod intelligence;
+pub mod live;
 pub mod loaders;
 pub mod mutations;
 pub mod orders;
@@ -42,7 +45,7 @@ pub mod types;
 pub mod webhooks;
 
 use crate::keys::VerifiedKeys;
-use async_graphql::{EmptySubscription, MergedObject, Schema};
+use async_graphql::{MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
@@ -65,6 +68,7 @@ pub struct Queries(
     people::PeopleQuery,
     trainings::TrainingQuery,
     webhooks::WebhookQuery,
+    audit::AuditQuery,
 );
 
 /// Every write.
@@ -86,7 +90,7 @@ pub struct Mutations(
 );
 
 /// Rapport's schema type.
-pub type RapportSchema = Schema<Queries, Mutations, EmptySubscription>;
+pub type RapportSchema = Schema<Queries, Mutations, live::LiveSubscription>;
 
 /// The most one request may cost: each field costs 1, a list field its page size times
 /// what each row selects (see [`connection::page_cost`]), aliases count separately. About
@@ -104,6 +108,8 @@ pub struct Services {
     pub clock: Arc<dyn rapport_engine::clock::Clock>,
     /// Which webhook targets are allowed.
     pub webhooks: rapport_engine::integrations::webhooks::Settings,
+    /// The changes subscriptions follow.
+    pub live: rapport_engine::platform::live::Live,
 }
 
 /// Builds the schema over `db`. Depth and complexity are bounded so one request cannot
@@ -119,7 +125,9 @@ pub fn build(
         .data(services.plugins)
         .data(services.clock)
         .data(services.webhooks)
+        .data(services.live)
         .extension(budget)
+        .extension(audit::AuditTrail)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
@@ -145,14 +153,18 @@ fn builder(
     keys: Arc<VerifiedKeys>,
     public: PublicUrl,
     mail: Option<Mail>,
-) -> async_graphql::SchemaBuilder<Queries, Mutations, EmptySubscription> {
-    Schema::build(Queries::default(), Mutations::default(), EmptySubscription)
-        .data(db)
-        .data(keys)
-        .data(campaigns::TestSendBudget::default())
-        .data(public)
-        .data(mail)
-        .limit_depth(16)
+) -> async_graphql::SchemaBuilder<Queries, Mutations, live::LiveSubscription> {
+    Schema::build(
+        Queries::default(),
+        Mutations::default(),
+        live::LiveSubscription,
+    )
+    .data(db)
+    .data(keys)
+    .data(campaigns::TestSendBudget::default())
+    .data(public)
+    .data(mail)
+    .limit_depth(16)
 }
 
 /// A plugin host for `db`: compiled components cached in `cache_dir`, input queries run
@@ -195,7 +207,11 @@ pub fn with_loaders(
 
 /// The SDL of the schema, as exported to `schema/rapport.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Queries::default(), Mutations::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        Queries::default(),
+        Mutations::default(),
+        live::LiveSubscription,
+    )
+    .finish()
+    .sdl()
 }

@@ -97,6 +97,24 @@ impl Query {
             )),
         }
     }
+    /// Everything Rapport holds about a contact, as one JSON document, for a data-subject
+    /// access request (admins): the contact and the contacts merged into it, every row of
+    /// every table that names them, their scores, the webhook events still kept and the
+    /// audit log's rows about them. Works on a contact in the trash too.
+    #[graphql(complexity = 1000)]
+    async fn export_contact_data(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<async_graphql::Json<serde_json::Value>> {
+        let who = crate::graphql::context::principal(ctx)?;
+        who.require(values::Scope::Admin).gql()?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let exported = rapport_engine::contact_data::export(db, who, parse_id("id", &id)?)
+            .await
+            .gql()?;
+        Ok(async_graphql::Json(exported))
+    }
     #[graphql(
         complexity = "page_cost(first, last) * child_complexity + crate::graphql::filters::contact_filter_cost(&filter) + if order_by_attribute.is_some() { crate::graphql::orders::ATTRIBUTE_ORDER_COST } else { 0 }"
     )]

@@ -2,7 +2,7 @@
 // mouse, pen and touch all work) or use its dialog to move it; every move is recorded in
 // the deal's stage history. Close won or lost with a reason.
 
-import { gql, can, canChange } from "../api.js";
+import { gql, can, canChange, subscribe } from "../api.js";
 import { h, mount, field, select, label, fmtMoney, fmtDateTime, age, badge, loading, empty, toast, dialog, showError, clearErrors } from "../ui.js";
 
 const CARDS = 50;
@@ -38,6 +38,16 @@ export async function boardPage(page, params) {
     board);
   if (!state.pipeline) return mount(board, empty("No pipeline yet."));
   await draw(board, state);
+  // Moves made elsewhere (another person, an app, a sequence) redraw the board, a burst
+  // of them once, and never under a card being dragged.
+  let pending = null;
+  subscribe(`subscription Board($p: ID!) { dealChanged(pipelineId: $p) { id } }`, { p: state.pipeline }, () => {
+    clearTimeout(pending);
+    pending = setTimeout(function later() {
+      if (board.querySelector(".card.dragging")) pending = setTimeout(later, 500);
+      else draw(board, state);
+    }, 250);
+  }, board);
   if (params.get("deal")) openDeal(params.get("deal"), () => draw(board, state));
 }
 

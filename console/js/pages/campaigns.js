@@ -2,7 +2,7 @@
 // template, sender and rate), what a send would reach and a test send, then live
 // progress, per-variant results, messages with their state, and the controls.
 
-import { gql, can, currentSession } from "../api.js";
+import { gql, can, currentSession, subscribe } from "../api.js";
 import { h, mount, field, select, label, fmtDateTime, fmtPercent, loading, empty, toast, pageHead, panel, statusBadge, every, showError, clearErrors, confirm, navigate, latest, once } from "../ui.js";
 import { codeEditor, templateVariables, variableMenu, renderedView, firstContact, contactPicker } from "./templates.js";
 
@@ -343,7 +343,9 @@ async function results(page, c) {
   };
   let slow = false;
   await draw();
-  if (!slow) stop = every(2000, progress, draw);
+  // Sending progress arrives as it commits; opens and clicks are looked for now and then.
+  subscribe(`subscription Progress($id: ID!) { campaignProgress(id: $id) { id } }`, { id: c.id }, () => draw(), progress);
+  if (!slow) stop = every(10000, progress, draw);
 }
 
 function tile(text, value, id) {

@@ -104,6 +104,15 @@ pub async fn create(
             id: saved.id,
         },
     };
+    if let Some(contact_id) = saved.contact_id {
+        let notice = crate::platform::live::Notice {
+            workspace_id: who.workspace_id,
+            topic: crate::platform::live::Topic::Activity,
+            scope_id: contact_id,
+            object_id: saved.id,
+        };
+        crate::platform::live::publish(db, notice).await?;
+    }
     let data = serde_json::json!({ "object": outbox::object("Activity", &saved) });
     outbox::emit(
         db,

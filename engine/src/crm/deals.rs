@@ -6,7 +6,7 @@
 use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
-use crate::platform::{outbox, records};
+use crate::platform::{live, outbox, records};
 use crate::values::{Currency, DealStatus, Money, Patch, Text, WebhookEventType};
 use chrono::NaiveDate;
 use rapport_schema::{company, contact, deal, deal_stage_change, pipeline, stage, user};
@@ -406,6 +406,14 @@ async fn tell(
         id: after.id,
     };
     let ws = after.workspace_id;
+    // The board follows every change of a deal, not only those webhooks report.
+    let notice = live::Notice {
+        workspace_id: ws,
+        topic: live::Topic::Deal,
+        scope_id: after.pipeline_id,
+        object_id: after.id,
+    };
+    live::publish(db, notice).await?;
     let Some(before) = before else {
         return outbox::created(db, ws, WebhookEventType::DealCreated, subject, after).await;
     };

@@ -16,6 +16,7 @@
 
 use crate::clock;
 use crate::error::{EngineError, Result};
+use crate::platform::audit;
 use crate::platform::auth::{self, Principal};
 use crate::values::{EmailAddress, Scope, Text, UserRole};
 use chrono::{DateTime, Duration, Utc};
@@ -206,7 +207,7 @@ pub async fn sign_in(
 ) -> Result<std::result::Result<OpenedSession, Refusal>> {
     let Ok(email) = EmailAddress::parse("email", attempt.email) else {
         verify_password(attempt.password, DECOY_HASH.clone()).await;
-        record_attempt(db, None, attempt.ip, "unknown_email").await?;
+        record_attempt(db, None, &attempt, "unknown_email").await?;
         return Ok(Err(Refusal::UnknownEmail));
     };
     let now = clock::now();
@@ -220,7 +221,7 @@ pub async fn sign_in(
         .await?;
     if candidates.is_empty() {
         verify_password(attempt.password, DECOY_HASH.clone()).await;
-        record_attempt(db, None, attempt.ip, "unknown_email").await?;
+        record_attempt(db, None, &attempt, "unknown_email").await?;
         return Ok(Err(Refusal::UnknownEmail));
     }
     if let Some(until) = candidates
@@ -233,7 +234,7 @@ pub async fn sign_in(
             .all(|u| u.locked_until.is_some_and(|t| t > now))
     {
         for u in &candidates {
-            record_attempt(db, Some(u), attempt.ip, "locked").await?;
+            record_attempt(db, Some(u), &attempt, "locked").await?;
         }
         return Ok(Err(Refusal::Locked(until)));
     }
@@ -276,7 +277,7 @@ pub async fn sign_in(
                     .exec(db)
                     .await?;
             }
-            record_attempt(db, Some(u), attempt.ip, "wrong_password").await?;
+            record_attempt(db, Some(u), &attempt, "wrong_password").await?;
             if let Some(t) = until {
                 locked = Some(locked.map_or(t, |l: DateTime<Utc>| l.min(t)));
             }
@@ -294,17 +295,34 @@ pub async fn sign_in(
         .filter(user::Column::Id.eq(u.id))
         .exec(db)
         .await?;
-    record_attempt(db, Some(&u), attempt.ip, "signed_in").await?;
+    record_attempt(db, Some(&u), &attempt, "signed_in").await?;
     let opened = open_session(db, &u, attempt.ip, attempt.user_agent, attempt.ttl).await?;
     Ok(Ok(opened))
 }
 
+/// Keeps a sign-in attempt: in the attempts the console shows, and — for a known
+/// account — in its workspace's audit log.
 async fn record_attempt(
     db: &impl ConnectionTrait,
     u: Option<&user::Model>,
-    ip: Option<&str>,
+    attempt: &Attempt<'_>,
     outcome: &str,
 ) -> Result<()> {
+    let ip = attempt.ip;
+    if let Some(u) = u {
+        let actor = audit::Actor {
+            user_id: Some(u.id),
+            ..audit::Actor::from_request(ip.map(str::to_string), attempt.user_agent)
+        };
+        let entry = audit::Entry {
+            operation: "signIn".into(),
+            object_type: Some("User".into()),
+            object_id: Some(u.id.to_string()),
+            outcome: outcome.into(),
+            ..Default::default()
+        };
+        audit::record(db, u.workspace_id, &actor, entry).await?;
+    }
     sign_in_attempt::ActiveModel {
         workspace_id: Set(u.map(|u| u.workspace_id)),
         user_id: Set(u.map(|u| u.id)),

@@ -4,6 +4,9 @@
 //! with it; one that commits cannot lose it. Sending is the integrations room's work
 //! (`integrations::webhooks`); this module only writes, so every room can call it.
 //!
+//! Each change is also the audit log's ([`audit::note`]): within a mutation, it is
+//! recorded with its caller whether or not an app listens.
+//!
 //! The object in an event is the row as the API names it: camelCase fields, ids as
 //! text, a `__typename`, without the columns only Rapport reads (workspace, hashes).
 
@@ -15,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock;
 use crate::error::Result;
+use crate::platform::audit;
 use crate::values::WebhookEventType;
 
 /// Columns an event never carries: they are Rapport's own bookkeeping or secrets.
@@ -137,7 +141,15 @@ pub async fn created(
     row: &impl Serialize,
 ) -> Result<()> {
     let data = json!({ "object": object(subject.typename, row) });
-    emit(db, workspace_id, event, subject, data).await
+    audit::note(
+        db,
+        workspace_id,
+        event,
+        (subject.typename, subject.id),
+        audit::Change::Created(&data["object"]),
+    )
+    .await?;
+    send(db, workspace_id, event, subject, data).await
 }
 
 /// Records that a row changed from `before` to `after`, naming the changed fields and
@@ -155,13 +167,44 @@ pub async fn updated(
     if changed.is_empty() {
         return Ok(());
     }
+    audit::note(
+        db,
+        workspace_id,
+        event,
+        (subject.typename, subject.id),
+        audit::Change::Updated {
+            after: &after,
+            previous: &previous,
+        },
+    )
+    .await?;
     let data = json!({ "object": after, "changedFields": changed, "previous": previous });
-    emit(db, workspace_id, event, subject, data).await
+    send(db, workspace_id, event, subject, data).await
 }
 
 /// Writes an event with `data` and a pending delivery for every enabled endpoint of the
-/// workspace subscribed to `event`; writes nothing when no endpoint listens.
+/// workspace subscribed to `event`; writes no event when no endpoint listens. Within a
+/// mutation, the change goes to the audit log too.
 pub async fn emit(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    event: WebhookEventType,
+    subject: Subject,
+    data: Value,
+) -> Result<()> {
+    audit::note(
+        db,
+        workspace_id,
+        event,
+        (subject.typename, subject.id),
+        audit::Change::Other(&data),
+    )
+    .await?;
+    send(db, workspace_id, event, subject, data).await
+}
+
+/// The outbox's part of [`emit`]: the event and its deliveries, when anyone listens.
+async fn send(
     db: &impl ConnectionTrait,
     workspace_id: i64,
     event: WebhookEventType,

@@ -1,6 +1,7 @@
 //! The engine's rules that need a database but no HTTP, on an in-memory SQLite database
 //! each: one test binary, a module per room.
 
+mod audit_log;
 mod contact_data;
 mod enrollments;
 mod records;

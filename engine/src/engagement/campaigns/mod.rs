@@ -506,7 +506,32 @@ async fn set_status(
     if matches!(to, CampaignStatus::Sent | CampaignStatus::Cancelled) {
         update = update.col_expr(campaign::Column::FinishedAt, Expr::value(now));
     }
-    Ok(update.exec(db).await?.rows_affected > 0)
+    let moved = update.exec(db).await?.rows_affected > 0;
+    if moved {
+        tell_progress(db, id).await?;
+    }
+    Ok(moved)
+}
+
+/// Tells subscribers to `campaignProgress` that a campaign's state or counts changed.
+pub(crate) async fn tell_progress(db: &impl ConnectionTrait, id: i64) -> Result<()> {
+    use crate::platform::live;
+    let workspace: Option<i64> = campaign::Entity::find_by_id(id)
+        .select_only()
+        .column(campaign::Column::WorkspaceId)
+        .into_tuple()
+        .one(db)
+        .await?;
+    if let Some(workspace_id) = workspace {
+        let notice = live::Notice {
+            workspace_id,
+            topic: live::Topic::Campaign,
+            scope_id: id,
+            object_id: id,
+        };
+        live::publish(db, notice).await?;
+    }
+    Ok(())
 }
 
 /// Pauses a scheduled or sending campaign: batches already running stop at their next

@@ -384,6 +384,7 @@ pub(super) const MARK_SENT_WITHIN: Duration = Duration::from_millis(100);
 pub(super) async fn mark_sent(
     db: &DatabaseConnection,
     workspace_id: i64,
+    campaign_id: i64,
     ids: &mut Vec<i64>,
 ) -> Result<()> {
     if ids.is_empty() {
@@ -430,6 +431,13 @@ pub(super) async fn mark_sent(
             .await?;
         }
     }
+    let notice = crate::platform::live::Notice {
+        workspace_id,
+        topic: crate::platform::live::Topic::Campaign,
+        scope_id: campaign_id,
+        object_id: campaign_id,
+    };
+    crate::platform::live::publish(&tx, notice).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -568,7 +576,13 @@ pub(super) async fn paced_send(
     let failed = match send_one(ctx, c, variants, links, r, gate).await? {
         Attempt::Sent(message) => {
             progress.accepted(message);
-            mark_sent(&ctx.db, c.workspace_id, &mut progress.take_accepted(false)).await?;
+            mark_sent(
+                &ctx.db,
+                c.workspace_id,
+                c.id,
+                &mut progress.take_accepted(false),
+            )
+            .await?;
             false
         }
         Attempt::Done => false,
@@ -640,7 +654,7 @@ pub async fn send_batch(
             error.get_or_insert(e);
         }
     }
-    mark_sent(db, c.workspace_id, &mut progress.take_accepted(true)).await?;
+    mark_sent(db, c.workspace_id, c.id, &mut progress.take_accepted(true)).await?;
     if let Some(e) = error {
         return Err(e);
     }

@@ -21,7 +21,7 @@ use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::intelligence::models::classifier::{Classifier, Contribution, Report};
 use crate::platform::auth::Principal;
-use crate::values::{ModelKind, ModelStatus};
+use crate::values::{ModelKind, ModelStatus, WebhookEventType};
 
 /// How probabilities become letter grades.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -402,8 +402,95 @@ pub async fn store_scores(
         score_history::Entity::insert_many(history)
             .exec_without_returning(&tx)
             .await?;
+        tell_changes(
+            &tx,
+            workspace_id,
+            kind,
+            model_version_id,
+            chunk,
+            &previous,
+            now,
+        )
+        .await?;
         tx.commit().await?;
     }
+    Ok(())
+}
+
+/// Whether a score moved enough to tell anyone: a new whole point, a new grade, or a
+/// first score. Rescoring moves most scores by fractions as time passes; those are noise.
+pub fn score_moved(previous: Option<(f64, Option<&str>)>, score: f64, grade: Option<&str>) -> bool {
+    match previous {
+        None => true,
+        Some((old, old_grade)) => old.round() != score.round() || old_grade != grade,
+    }
+}
+
+/// Tells subscribers (`scoreChanged`) and webhooks (`score.changed`) about the scores of a
+/// batch that moved, with the old and new values; one look for listening endpoints,
+/// no event built when none listens.
+async fn tell_changes(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: ModelKind,
+    model_version_id: i64,
+    chunk: &[NewScore],
+    previous: &HashMap<i64, (f64, Option<String>)>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    use crate::platform::{live, outbox};
+    let endpoints = outbox::listeners(db, workspace_id, WebhookEventType::ScoreChanged).await?;
+    let typename = if kind == ModelKind::WinProbability {
+        "Deal"
+    } else {
+        "Contact"
+    };
+    let mut notices = Vec::new();
+    for s in chunk {
+        let before = previous.get(&s.subject_id);
+        let old = before.map(|(score, grade)| (*score, grade.as_deref()));
+        if !score_moved(old, s.score, s.grade.as_deref()) {
+            continue;
+        }
+        if typename == "Contact" {
+            notices.push(live::Notice {
+                workspace_id,
+                topic: live::Topic::Score,
+                scope_id: s.subject_id,
+                object_id: s.subject_id,
+            });
+        }
+        if endpoints.is_empty() {
+            continue;
+        }
+        let subject = outbox::Subject {
+            typename,
+            id: s.subject_id,
+        };
+        let data = serde_json::json!({
+            "object": {
+                "__typename": "Score",
+                "kind": kind.as_str(),
+                "subject": { "__typename": typename, "id": s.subject_id.to_string() },
+                "score": s.score,
+                "grade": s.grade,
+                "modelVersionId": model_version_id.to_string(),
+                "computedAt": now,
+            },
+            "previous": before.map(|(score, grade)| serde_json::json!({ "score": score, "grade": grade })),
+        });
+        outbox::emit_to(
+            db,
+            workspace_id,
+            WebhookEventType::ScoreChanged,
+            subject,
+            data,
+            &endpoints,
+            now,
+        )
+        .await?;
+    }
+    live::publish_many(db, &notices).await?;
     Ok(())
 }
 
@@ -540,12 +627,7 @@ pub async fn forget_older(
 
 /// Deletes every score and score history row about the given contacts (erasure).
 pub async fn erase_contact_scores(db: &impl ConnectionTrait, contacts: &[i64]) -> Result<()> {
-    let kinds = [
-        ModelKind::LeadScore,
-        ModelKind::BehaviourSegments,
-        ModelKind::Churn,
-    ]
-    .map(|k| k.as_str());
+    let kinds = contact_kinds();
     score::Entity::delete_many()
         .filter(score::Column::Kind.is_in(kinds))
         .filter(score::Column::SubjectId.is_in(contacts.iter().copied()))
@@ -557,6 +639,16 @@ pub async fn erase_contact_scores(db: &impl ConnectionTrait, contacts: &[i64]) -
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// The kinds of built-in score whose subject is a contact.
+pub fn contact_kinds() -> [&'static str; 3] {
+    [
+        ModelKind::LeadScore,
+        ModelKind::BehaviourSegments,
+        ModelKind::Churn,
+    ]
+    .map(|k| k.as_str())
 }
 
 /// Keeps the strongest positive and the strongest negative reasons of a prediction

@@ -305,6 +305,60 @@ async fn run_plugin(
     Ok(())
 }
 
+/// Tells subscribers (`scoreChanged`) and webhooks (`score.changed`) about the plugin
+/// scores of a batch that moved by a whole point or are new, with the old value.
+async fn tell_changes(
+    db: &impl sea_orm::ConnectionTrait,
+    p: &plugin::Model,
+    v: &plugin_version::Model,
+    outcomes: &[Outcome],
+    previous: &HashMap<i64, f64>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    use crate::platform::{live, outbox};
+    use crate::values::WebhookEventType;
+    let event = WebhookEventType::ScoreChanged;
+    let endpoints = outbox::listeners(db, p.workspace_id, event).await?;
+    let mut notices = Vec::new();
+    for o in outcomes {
+        let Some(Ok(call)) = &o.score else { continue };
+        let old = previous.get(&o.contact_id).copied();
+        let score = call.value.score;
+        if !crate::intelligence::analytics::registry::score_moved(
+            old.map(|s| (s, None)),
+            score,
+            None,
+        ) {
+            continue;
+        }
+        notices.push(live::Notice {
+            workspace_id: p.workspace_id,
+            topic: live::Topic::Score,
+            scope_id: o.contact_id,
+            object_id: o.contact_id,
+        });
+        if endpoints.is_empty() {
+            continue;
+        }
+        let data = serde_json::json!({
+            "object": {
+                "__typename": "PluginScore",
+                "plugin": p.name,
+                "pluginId": p.id.to_string(),
+                "versionId": v.id.to_string(),
+                "subject": { "__typename": "Contact", "id": o.contact_id.to_string() },
+                "score": score,
+                "computedAt": now,
+            },
+            "previous": old.map(|s| serde_json::json!({ "score": s })),
+        });
+        let subject = outbox::Subject::contact(o.contact_id);
+        outbox::emit_to(db, p.workspace_id, event, subject, data, &endpoints, now).await?;
+    }
+    live::publish_many(db, &notices).await?;
+    Ok(())
+}
+
 /// Whether `failed` of `made` calls is a failure rate that opens the breaker.
 fn rate_trips(made: u32, failed: u32) -> bool {
     made >= RATE_WINDOW && f64::from(failed) >= RATE_LIMIT * f64::from(made)
@@ -409,6 +463,7 @@ async fn store(
         plugin_score_history::Entity::insert_many(history)
             .exec(&txn)
             .await?;
+        tell_changes(&txn, p, v, outcomes, &previous, now).await?;
     }
 
     let answered: Vec<i64> = outcomes
