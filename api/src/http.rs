@@ -50,6 +50,8 @@ pub struct ApiContext {
     pub(crate) metrics: crate::metrics::Shared,
     /// The bearer token `/metrics` answers (off without one).
     pub(crate) metrics_token: Option<Arc<str>>,
+    /// The open subscription sockets of each caller.
+    pub(crate) sockets: Arc<crate::subscriptions::Sockets>,
 }
 
 /// Whose request budget: the workspace, the key, the console person.

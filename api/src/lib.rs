@@ -5,6 +5,7 @@ pub mod capture;
 pub mod console;
 pub mod cors;
 pub mod error;
+pub mod export;
 pub mod graphql;
 pub mod graphql_http;
 pub mod http;

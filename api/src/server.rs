@@ -152,6 +152,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         requests: Arc::new(crate::http::request_budget(&config.limits)),
         metrics: Arc::default(),
         metrics_token: config.metrics_token.map(Arc::from),
+        sockets: Arc::default(),
     };
     let graphql_route = get(graphql_get)
         .post(graphql_handler)
@@ -175,6 +176,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         .merge(crate::links::router())
         .merge(crate::capture::router())
         .merge(crate::webhooks::router())
+        .merge(crate::export::router())
         .merge(crate::sessions::router())
         .merge(crate::console::router())
         .merge(crate::metrics::router())

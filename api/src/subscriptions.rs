@@ -8,8 +8,9 @@
 //! names no caller within [`INIT_TIMEOUT`] is closed. Only subscriptions run here: queries
 //! and mutations go over HTTP, where idempotency keys and the audit log are.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
@@ -23,7 +24,7 @@ use futures_util::stream::BoxStream;
 use rapport_engine::platform::auth::Principal;
 
 use crate::error::code;
-use crate::http::{ApiContext, error_response};
+use crate::http::{ApiContext, Caller, error_response};
 
 /// How long a socket may stay open without naming its caller.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +44,51 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// How often an open socket's caller is checked again: a revoked key, an ended session
+/// or a demoted user closes their sockets within this.
+pub const RECHECK: Duration = Duration::from_secs(60);
+
+/// Sockets one key or session may hold open.
+pub const MAX_SOCKETS: usize = 20;
+
+/// The open sockets of each caller.
+#[derive(Default)]
+pub struct Sockets(Mutex<HashMap<Caller, usize>>);
+
+/// A socket's place among its caller's; given back when dropped.
+struct Slot(Arc<Sockets>, Caller);
+
+impl Sockets {
+    fn take(self: &Arc<Self>, caller: Caller) -> Option<Slot> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(caller).or_default();
+        if *n >= MAX_SOCKETS {
+            return None;
+        }
+        *n += 1;
+        Some(Slot(self.clone(), caller))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Who a socket runs as, how they proved it (to check again), and their socket's place.
+struct Known {
+    principal: Principal,
+    headers: HeaderMap,
+    _slot: Slot,
+}
+
 /// Upgrades `GET /graphql` to a subscription socket.
 pub async fn upgrade(ctx: ApiContext, request: Request) -> HttpResponse {
     let (mut parts, _) = request.into_parts();
@@ -60,19 +106,16 @@ pub async fn upgrade(ctx: ApiContext, request: Request) -> HttpResponse {
         Ok(s) => s,
         Err(rejection) => return rejection.into_response(),
     };
-    let headers = parts.headers;
+    let headers = only_credentials(&parts.headers);
+    let caller: Arc<OnceLock<Known>> = Arc::new(OnceLock::new());
     // A key on the upgrade request is checked before the socket opens.
-    let known = if crate::http::bearer(&headers).is_some() {
-        match crate::http::authenticate(&ctx, &headers).await {
-            Ok(p) => Some(p),
+    if crate::http::bearer(&headers).is_some() {
+        match identify(&ctx, headers.clone()).await {
+            Ok(known) => {
+                let _ = caller.set(known);
+            }
             Err(refused) => return refused,
         }
-    } else {
-        None
-    };
-    let caller: Arc<OnceLock<Principal>> = Arc::new(OnceLock::new());
-    if let Some(p) = known {
-        let _ = caller.set(p);
     }
     let executor = SocketExecutor {
         ctx: ctx.clone(),
@@ -85,46 +128,64 @@ pub async fn upgrade(ctx: ApiContext, request: Request) -> HttpResponse {
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| async move {
             let init_caller = caller.clone();
+            let init_ctx = ctx.clone();
             let serve = GraphQLWebSocket::new(stream, executor, protocol)
                 .on_connection_init(move |payload| async move {
                     if init_caller.get().is_some() {
                         return Ok(Data::default());
                     }
-                    match identify(&ctx, &headers, &payload).await {
-                        Ok(p) => {
-                            let _ = init_caller.set(p);
-                            Ok(Data::default())
-                        }
-                        Err(message) => Err(async_graphql::Error::new(message)),
-                    }
+                    let known = identify(&init_ctx, with_payload(headers, &payload))
+                        .await
+                        .map_err(|_| {
+                            async_graphql::Error::new(
+                                "not authenticated: send {\"authorization\": \"Bearer <api key>\"} \
+                                 (or a console session's csrfToken) in connection_init",
+                            )
+                        })?;
+                    let _ = init_caller.set(known);
+                    Ok(Data::default())
                 })
                 .serve();
             tokio::pin!(serve);
             // A socket that never names its caller is dropped, which closes it.
             tokio::select! {
-                _ = &mut serve => {}
-                _ = tokio::time::sleep(INIT_TIMEOUT) => {
-                    if caller.get().is_some() {
-                        serve.await;
+                _ = &mut serve => return,
+                _ = tokio::time::sleep(INIT_TIMEOUT) => {}
+            }
+            let Some(known) = caller.get() else { return };
+            let mut recheck =
+                tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+            loop {
+                tokio::select! {
+                    _ = &mut serve => return,
+                    _ = recheck.tick() => {
+                        if crate::http::authenticate(&ctx, &known.headers).await.is_err() {
+                            return;
+                        }
                     }
                 }
             }
         })
 }
 
-/// The caller a `connection_init` payload names, with the upgrade request's cookie and
-/// origin: checked exactly as an HTTP request with those headers would be.
-async fn identify(
-    ctx: &ApiContext,
-    upgrade: &HeaderMap,
-    payload: &serde_json::Value,
-) -> Result<Principal, String> {
+/// The headers of an upgrade request that may name its caller.
+fn only_credentials(upgrade: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for name in [header::COOKIE, header::ORIGIN, header::USER_AGENT] {
+    for name in [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::ORIGIN,
+        header::USER_AGENT,
+    ] {
         if let Some(v) = upgrade.get(&name) {
             headers.insert(name, v.clone());
         }
     }
+    headers
+}
+
+/// `headers` with the credentials a `connection_init` payload carries, as HTTP headers.
+fn with_payload(mut headers: HeaderMap, payload: &serde_json::Value) -> HeaderMap {
     let field = |name: &str| {
         payload
             .get(name)
@@ -138,16 +199,34 @@ async fn identify(
     if let Some(v) = field("csrfToken") {
         headers.insert("x-csrf-token", v);
     }
-    crate::http::authenticate(ctx, &headers)
-        .await
-        .map_err(|_| "not authenticated: send {\"authorization\": \"Bearer <api key>\"} (or a console session's csrfToken) in connection_init".to_string())
+    headers
+}
+
+/// The caller `headers` name, checked exactly as an HTTP request with them would be, and
+/// a place among their sockets.
+async fn identify(ctx: &ApiContext, headers: HeaderMap) -> Result<Known, HttpResponse> {
+    let principal = crate::http::authenticate(ctx, &headers).await?;
+    let Some(slot) =
+        ctx.sockets
+            .take((principal.workspace_id, principal.key_id, principal.user_id))
+    else {
+        return Err(crate::http::too_many(
+            RECHECK,
+            &format!("at most {MAX_SOCKETS} open sockets per API key or session"),
+        ));
+    };
+    Ok(Known {
+        principal,
+        headers,
+        _slot: slot,
+    })
 }
 
 /// Runs a socket's subscriptions as its caller, with the request's batch loaders.
 #[derive(Clone)]
 struct SocketExecutor {
     ctx: ApiContext,
-    caller: Arc<OnceLock<Principal>>,
+    caller: Arc<OnceLock<Known>>,
     /// Subscriptions open on this socket.
     open: Arc<AtomicUsize>,
 }
@@ -183,11 +262,23 @@ impl Executor for SocketExecutor {
         _session: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let once = |r: Response| futures_util::stream::once(async move { r }).boxed();
-        let Some(who) = self.caller.get().cloned() else {
+        let Some(who) = self.caller.get().map(|k| k.principal.clone()) else {
             return once(refusal(code::UNAUTHENTICATED, "not authenticated"));
         };
         if let Err(e) = crate::request_limits::check(&request) {
             return once(refusal(code::VALIDATION, &e.to_string()));
+        }
+        if self.ctx.documents.is_trusted_only() {
+            let mut params = crate::graphql_http::Params {
+                query: Some(request.query.clone()),
+                ..Default::default()
+            };
+            if self.ctx.documents.resolve(&mut params).is_err() {
+                return once(refusal(
+                    code::FORBIDDEN,
+                    "this server runs only its trusted documents",
+                ));
+            }
         }
         let kind =
             crate::graphql_http::operation(&request.query, request.operation_name.as_deref())
@@ -223,8 +314,15 @@ impl Executor for SocketExecutor {
         let stream = self.ctx.schema.execute_stream(request);
         dispatcher
             .drive_stream(stream)
-            .map(move |r| {
+            .map(move |mut r| {
                 let _ = &open;
+                // Errors from parsing and validating the document carry no code yet.
+                for e in &mut r.errors {
+                    let ext = e.extensions.get_or_insert_with(Default::default);
+                    if ext.get("code").is_none() {
+                        ext.set("code", code::VALIDATION);
+                    }
+                }
                 r
             })
             .boxed()

@@ -214,12 +214,14 @@ pub async fn export(
             .entry(store.table)
             .or_insert_with(|| serde_json::Value::Array(Vec::new()));
         if let (Some(list), serde_json::Value::Array(more)) = (entry.as_array_mut(), found) {
-            // `contacts` is named twice (the rows and the merged-in rows): each row once.
-            for row in more {
-                if !list.contains(&row) {
-                    list.push(row);
-                }
-            }
+            // `contacts` is named twice (the people and the rows merged into them): each
+            // row once, by id.
+            let known: std::collections::HashSet<Option<i64>> =
+                list.iter().map(|r| r["id"].as_i64()).collect();
+            list.extend(more.into_iter().filter(|r| {
+                let id = r["id"].as_i64();
+                id.is_none() || !known.contains(&id)
+            }));
         }
     }
     let scores = s::score::Entity::find()

@@ -5,6 +5,7 @@
 mod accounts;
 mod audit;
 mod authoring;
+mod bulk;
 mod campaigns;
 mod capture;
 mod consent;

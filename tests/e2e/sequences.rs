@@ -114,17 +114,28 @@ async fn wait_for(
 ) -> HashMap<String, Value> {
     let deadline = std::time::Instant::now() + StdDuration::from_secs(60);
     loop {
-        let data = app.ok(key, ENROLLMENTS, json!({"s": sequence})).await;
-        let all = data["sequence"]["enrollments"].as_array().unwrap().clone();
-        if all.len() >= count && all.iter().all(&done) {
-            return all
-                .into_iter()
-                .map(|e| (e["contactId"].as_str().unwrap().to_string(), e))
-                .collect();
+        let read = || async {
+            let data = app.ok(key, ENROLLMENTS, json!({"s": sequence})).await;
+            data["sequence"]["enrollments"].as_array().unwrap().clone()
+        };
+        let seen = |all: &Vec<Value>| all.len() >= count && all.iter().all(&done);
+        // An enrollment and its history are read by separate statements, so one read can
+        // pair a row from before a step committed with the history from after it. Once the
+        // condition is seen, everything it saw has committed: a second read is whole.
+        let first = read().await;
+        if seen(&first) {
+            let all = read().await;
+            if seen(&all) {
+                return all
+                    .into_iter()
+                    .map(|e| (e["contactId"].as_str().unwrap().to_string(), e))
+                    .collect();
+            }
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "still waiting for {what}: {data}"
+            "still waiting for {what}: {}",
+            Value::Array(first)
         );
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }

@@ -32,7 +32,19 @@ pub struct TestApp {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn unique_name() -> String {
+/// The runtime a test runs its server on: two workers with the stack `rapport` gives its
+/// own (8 MiB: debug builds spend far more stack per frame than release ones).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+}
+
+/// A name no other test of this run uses (databases, files).
+pub fn unique_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -626,13 +638,17 @@ macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(rapport_tests::TestApp::spawn(rapport_tests::Backend::Sqlite).await).await;
+                #[test]
+                fn sqlite() {
+                    rapport_tests::runtime().block_on(async {
+                        super::$name(rapport_tests::TestApp::spawn(rapport_tests::Backend::Sqlite).await).await;
+                    });
                 }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(rapport_tests::TestApp::spawn(rapport_tests::Backend::Postgres).await).await;
+                #[test]
+                fn postgres() {
+                    rapport_tests::runtime().block_on(async {
+                        super::$name(rapport_tests::TestApp::spawn(rapport_tests::Backend::Postgres).await).await;
+                    });
                 }
             }
         )+

@@ -5,6 +5,7 @@
 
 mod api_key;
 mod demo;
+mod import;
 mod model;
 mod plugin;
 mod serve;
@@ -86,6 +87,9 @@ enum Command {
     /// Console accounts: creates one and prints a link to set its password.
     #[command(subcommand)]
     User(user::Command),
+    /// Imports data from files.
+    #[command(subcommand)]
+    Import(import::Command),
 }
 
 /// Runs the command the line names.
@@ -101,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(cmd) => model::run(global, cmd).await,
         Command::Plugin(cmd) => plugin::run(global, cmd).await,
         Command::User(cmd) => user::run(global, cmd).await,
+        Command::Import(cmd) => import::run(global, cmd).await,
     }
 }
 

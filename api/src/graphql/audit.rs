@@ -1,14 +1,19 @@
-//! The audit log on the graph: the extension that names each mutation to the engine's
-//! trail (so the changes the rooms report are recorded with their caller) and writes a row
-//! for a mutation no room reported, and `auditLog` for admins.
+//! The audit log on the graph: the mutation root, wrapped so each mutation is named to the
+//! engine's trail while it runs (the changes the rooms report are then recorded with
+//! their caller) and gets a row of its own when no room reported it; and `auditLog` for
+//! admins.
+//!
+//! A wrapper of the root rather than a schema extension: an extension's field hook runs
+//! for every field of every query, and costs each one a boxed future and stack.
 
-use std::sync::{Arc, Mutex};
+use std::borrow::Cow;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextResolve, ResolveInfo,
-};
+use async_graphql::parser::types::Field;
+use async_graphql::registry::{MetaType, Registry};
+use async_graphql::resolver_utils::ContainerType;
 use async_graphql::{
-    Context, ID, InputObject, Json, Object, Result, ServerResult, Value, Variables,
+    Context, ContextSelectionSet, ID, InputObject, Json, Object, ObjectType, OutputType,
+    Positioned, Result, ServerError, ServerResult, Value,
 };
 use chrono::{DateTime, Utc};
 use rapport_engine::platform::audit;
@@ -21,85 +26,107 @@ use crate::error::{OrGraphql, invalid};
 use crate::graphql::context::principal;
 use crate::graphql::ids::{parse_id, to_id};
 
-/// Bytes of a mutation's arguments a row keeps; longer ones keep only their names.
-const MAX_ARGUMENTS: usize = 8 * 1024;
+/// Mutations one request may hold: each is a write and an audit row, and a document of
+/// thousands of aliased mutations is no client's need.
+pub const MAX_MUTATIONS: u32 = 50;
 
-/// Argument names whose values never reach the log.
-const SECRET: &[&str] = &["password", "secret", "token"];
+/// The mutation root `M`, audited.
+pub struct Audited<M>(pub M);
 
-/// The schema's extension: one per request.
-pub struct AuditTrail;
-
-impl ExtensionFactory for AuditTrail {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Trail::default())
+impl<M: ObjectType> OutputType for Audited<M> {
+    fn type_name() -> Cow<'static, str> {
+        M::type_name()
     }
-}
 
-#[derive(Default)]
-struct Trail {
-    /// The request's variables, to read the arguments a mutation was given.
-    variables: Mutex<Variables>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for Trail {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: async_graphql::Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<async_graphql::Request> {
-        *self.variables.lock().unwrap_or_else(|e| e.into_inner()) = request.variables.clone();
-        next.run(ctx, request).await
+    fn create_type_info(registry: &mut Registry) -> String {
+        M::create_type_info(registry)
     }
 
     async fn resolve(
         &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let is_mutation = info.path_node.parent.is_none()
-            && ctx.schema_env.registry.mutation_type.as_deref() == Some(info.parent_type);
-        if !is_mutation {
-            return next.run(ctx, info).await;
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        async_graphql::resolver_utils::resolve_container_serial(ctx, self).await
+    }
+}
+
+impl<M: ObjectType> ObjectType for Audited<M> {}
+
+impl<M: ObjectType> ContainerType for Audited<M> {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<Value>> {
+        let name = ctx.item.node.name.node.as_str();
+        if name.starts_with("__") {
+            return self.0.resolve_field(ctx).await;
         }
-        audit::begin(info.name);
+        if audit::begin(name) > MAX_MUTATIONS {
+            audit::end();
+            return Err(ServerError::new(
+                format!("at most {MAX_MUTATIONS} mutations in one request"),
+                Some(ctx.item.pos),
+            ));
+        }
         let asked = Asked {
-            operation: info.name.to_string(),
-            object_type: info
-                .return_type
-                .trim_matches(|c| matches!(c, '[' | ']' | '!'))
-                .to_string(),
-            arguments: self.arguments(&info),
+            operation: name.to_string(),
+            object_type: return_type::<M>(ctx, name),
+            arguments: arguments(ctx),
         };
-        let result = next.run(ctx, info).await;
+        let result = self.0.resolve_field(ctx).await;
         let noted = audit::end();
-        let (Some(who), Ok(db)) = (
-            ctx.data_opt::<Principal>(),
-            ctx.data::<DatabaseConnection>(),
-        ) else {
-            return result;
-        };
         // A failed mutation changed nothing (its transaction rolled back), so a row that
         // says so is written even when a room had noted a change; a successful one that no
         // room reported gets a row of its own.
         if result.is_ok() && noted > 0 {
             return result;
         }
-        let operation = asked.operation.clone();
-        let entry = asked.entry(&result);
+        let (Some(who), Ok(db)) = (
+            ctx.data_opt::<Principal>(),
+            ctx.data::<DatabaseConnection>(),
+        ) else {
+            return result;
+        };
         let actor = audit::actor().unwrap_or_else(|| audit::Actor {
             api_key_id: who.key_id,
             user_id: who.user_id,
             ..Default::default()
         });
+        let entry = asked.entry(&result);
         if let Err(e) = audit::record(db, who.workspace_id, &actor, entry).await {
-            tracing::error!(error = ?e, operation, "the audit log could not be written");
+            tracing::error!(error = ?e, operation = name, "the audit log could not be written");
         }
         result
     }
+}
+
+/// The named type a root field of `M` returns (`Contact` for `Contact!`).
+fn return_type<M: OutputType>(ctx: &Context<'_>, field: &str) -> String {
+    match ctx.schema_env.registry.types.get(&*M::type_name()) {
+        Some(MetaType::Object { fields, .. }) => fields
+            .get(field)
+            .map(|f| {
+                f.ty.trim_matches(|c| matches!(c, '[' | ']' | '!'))
+                    .to_string()
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// The field's arguments with the variables filled in.
+fn arguments(ctx: &Context<'_>) -> serde_json::Map<String, serde_json::Value> {
+    let variables = &ctx.query_env.variables;
+    let mut out = serde_json::Map::new();
+    for (name, value) in &ctx.item.node.arguments {
+        let value = value
+            .node
+            .clone()
+            .into_const_with(|v| variables.get(&v).cloned().ok_or(()))
+            .ok()
+            .and_then(|v| v.into_json().ok())
+            .unwrap_or(serde_json::Value::Null);
+        out.insert(name.node.to_string(), value);
+    }
+    out
 }
 
 /// What a mutation was asked, read before it runs.
@@ -110,9 +137,8 @@ struct Asked {
 }
 
 impl Asked {
-    /// The row for a mutation no room reported: its type and id, as far as the arguments
-    /// and the answer tell them, and its arguments (only their names when it failed, whose
-    /// values describe nothing that exists).
+    /// The row for a mutation no room reported, or one that failed: its type and id, as
+    /// far as the arguments and the answer tell them, its arguments' names and their ids.
     fn entry(self, result: &ServerResult<Option<Value>>) -> audit::Entry {
         let Asked {
             operation,
@@ -145,17 +171,13 @@ impl Asked {
                 .and_then(text)
                 .unwrap_or_else(|| "ERROR".into()),
         };
-        let names = || serde_json::json!({ "argumentNames": arguments.keys().collect::<Vec<_>>() });
-        let changes = if result.is_ok() {
-            let shown = serde_json::Value::Object(arguments.clone());
-            if shown.to_string().len() <= MAX_ARGUMENTS {
-                serde_json::json!({ "arguments": shown })
-            } else {
-                names()
-            }
-        } else {
-            names()
-        };
+        // Values are not kept: they may be a person's (an address to suppress, a test
+        // recipient) or a secret, and erasure could not find them. The ids say what the
+        // mutation was about; the rooms' own rows say what changed.
+        let changes = serde_json::json!({
+            "argumentNames": arguments.keys().collect::<Vec<_>>(),
+            "ids": identifiers(&arguments),
+        });
         audit::Entry {
             operation,
             action: None,
@@ -168,25 +190,6 @@ impl Asked {
     }
 }
 
-impl Trail {
-    /// The field's arguments with the variables filled in, secrets blanked.
-    fn arguments(&self, info: &ResolveInfo<'_>) -> serde_json::Map<String, serde_json::Value> {
-        let variables = self.variables.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = serde_json::Map::new();
-        for (name, value) in &info.field.arguments {
-            let value = value
-                .node
-                .clone()
-                .into_const_with(|v| variables.get(&v).cloned().ok_or(()))
-                .ok()
-                .and_then(|v| v.into_json().ok())
-                .unwrap_or(serde_json::Value::Null);
-            out.insert(name.node.to_string(), blank_secrets(value));
-        }
-        out
-    }
-}
-
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -194,27 +197,30 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// `value` with the values of secret-named keys replaced, at any depth (bounded by the
-/// request limits that measured the variables).
-fn blank_secrets(mut value: serde_json::Value) -> serde_json::Value {
-    let mut stack = vec![&mut value];
-    while let Some(v) = stack.pop() {
-        match v {
+/// The id-valued arguments (`id`, `contactId`, `stageIds`, at any depth, by dotted path).
+fn identifiers(arguments: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    let mut stack: Vec<(String, &serde_json::Value)> =
+        arguments.iter().map(|(k, v)| (k.clone(), v)).collect();
+    while let Some((path, value)) = stack.pop() {
+        let key = path.rsplit('.').next().unwrap_or(&path);
+        let id_like = key == "id" || key.ends_with("Id") || key.ends_with("Ids");
+        match value {
             serde_json::Value::Object(fields) => {
-                for (key, field) in fields.iter_mut() {
-                    let lower = key.to_ascii_lowercase();
-                    if SECRET.iter().any(|s| lower.contains(s)) {
-                        *field = serde_json::Value::String("[hidden]".into());
-                    } else {
-                        stack.push(field);
-                    }
-                }
+                stack.extend(fields.iter().map(|(k, v)| (format!("{path}.{k}"), v)));
             }
-            serde_json::Value::Array(items) => stack.extend(items.iter_mut()),
+            serde_json::Value::String(_) | serde_json::Value::Number(_) if id_like => {
+                out.insert(path, value.clone());
+            }
+            serde_json::Value::Array(items)
+                if id_like && items.iter().all(|i| i.is_string() || i.is_number()) =>
+            {
+                out.insert(path, value.clone());
+            }
             _ => {}
         }
     }
-    value
+    serde_json::Value::Object(out)
 }
 
 /// One row of the audit log.
@@ -368,17 +374,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_hidden_at_any_depth() {
+    fn only_ids_are_kept_of_the_arguments() {
         let args = serde_json::json!({
-            "input": {"name": "x", "password": "p", "items": [{"apiToken": "t", "ok": 1}]},
-            "secret": "s"
+            "id": "4",
+            "input": {"name": "x", "password": "p", "contactId": "9", "stageIds": ["1", "2"], "owner": {"userId": 3}},
+            "email": "a@b.example"
         });
         assert_eq!(
-            blank_secrets(args),
-            serde_json::json!({
-                "input": {"name": "x", "password": "[hidden]", "items": [{"apiToken": "[hidden]", "ok": 1}]},
-                "secret": "[hidden]"
-            })
+            identifiers(args.as_object().unwrap()),
+            serde_json::json!({"id": "4", "input.contactId": "9", "input.stageIds": ["1", "2"], "input.owner.userId": 3})
         );
     }
 }

@@ -38,7 +38,7 @@ fn caller<'a>(ctx: &Context<'a>) -> Result<(Principal, DatabaseConnection, &'a L
 /// from now on. A subscriber that fell behind skips what it missed and goes on.
 fn changes(live: &Live, workspace_id: i64, topic: Topic, scope_id: i64) -> impl Stream<Item = i64> {
     use tokio::sync::broadcast::error::RecvError;
-    stream::unfold(live.subscribe(), move |mut rx| async move {
+    stream::unfold(live.subscribe(topic), move |mut rx| async move {
         loop {
             match rx.recv().await {
                 Ok(Notice {

@@ -11,7 +11,7 @@
 //!    shows its contact, a contact its enrollments);
 //! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `capture`,
 //!    `sequences`, `templates`, `trainings`, `reports`, `people`, `plugin_inputs`, `webhooks`,
-//!    `audit` (the audit log, and the extension that records mutations), `live` (the
+//!    `audit` (the audit log, and the mutation root's wrapper that records mutations), `live` (the
 //!    subscriptions), and this module, which merges them.
 
 pub mod audiences;
@@ -90,7 +90,7 @@ pub struct Mutations(
 );
 
 /// Rapport's schema type.
-pub type RapportSchema = Schema<Queries, Mutations, live::LiveSubscription>;
+pub type RapportSchema = Schema<Queries, audit::Audited<Mutations>, live::LiveSubscription>;
 
 /// The most one request may cost: each field costs 1, a list field its page size times
 /// what each row selects (see [`connection::page_cost`]), aliases count separately. About
@@ -127,7 +127,6 @@ pub fn build(
         .data(services.webhooks)
         .data(services.live)
         .extension(budget)
-        .extension(audit::AuditTrail)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
 }
@@ -153,10 +152,10 @@ fn builder(
     keys: Arc<VerifiedKeys>,
     public: PublicUrl,
     mail: Option<Mail>,
-) -> async_graphql::SchemaBuilder<Queries, Mutations, live::LiveSubscription> {
+) -> async_graphql::SchemaBuilder<Queries, audit::Audited<Mutations>, live::LiveSubscription> {
     Schema::build(
         Queries::default(),
-        Mutations::default(),
+        audit::Audited(Mutations::default()),
         live::LiveSubscription,
     )
     .data(db)
@@ -209,7 +208,7 @@ pub fn with_loaders(
 pub fn sdl() -> String {
     Schema::build(
         Queries::default(),
-        Mutations::default(),
+        audit::Audited(Mutations::default()),
         live::LiveSubscription,
     )
     .finish()

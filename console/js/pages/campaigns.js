@@ -344,7 +344,15 @@ async function results(page, c) {
   let slow = false;
   await draw();
   // Sending progress arrives as it commits; opens and clicks are looked for now and then.
-  subscribe(`subscription Progress($id: ID!) { campaignProgress(id: $id) { id } }`, { id: c.id }, () => draw(), progress);
+  // A paced send reports every few hundred milliseconds: one redraw a second at most.
+  let pending = null;
+  subscribe(`subscription Progress($id: ID!) { campaignProgress(id: $id) { id } }`, { id: c.id }, () => {
+    if (pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      draw();
+    }, 1000);
+  }, progress);
   if (!slow) stop = every(10000, progress, draw);
 }
 

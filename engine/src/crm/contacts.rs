@@ -496,6 +496,19 @@ pub async fn bulk_upsert(
     Ok(out)
 }
 
+/// Checks one input as [`bulk_upsert`] would before writing (every value parsed, the email
+/// present), without touching the database; errors name `field`.
+pub fn check_upsert(input: &ContactInput, field: &str) -> Result<()> {
+    let p = parse(input.clone(), field)?;
+    if !matches!(p.email, Patch::Set(_)) {
+        return Err(EngineError::invalid(
+            format!("{field}.email"),
+            "is required to upsert (it is the key)",
+        ));
+    }
+    Ok(())
+}
+
 /// The people an erasure of `id` concerns: the contact and those earlier merged into it,
 /// which were the same person. Deleted contacts count too: erasure is for good.
 pub async fn erasure_set(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<Vec<i64>> {

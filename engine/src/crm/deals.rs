@@ -414,6 +414,16 @@ async fn tell(
         object_id: after.id,
     };
     live::publish(db, notice).await?;
+    if let Some(b) = before
+        && b.pipeline_id != after.pipeline_id
+    {
+        // Moved to another pipeline: it left the old board.
+        let left = live::Notice {
+            scope_id: b.pipeline_id,
+            ..notice
+        };
+        live::publish(db, left).await?;
+    }
     let Some(before) = before else {
         return outbox::created(db, ws, WebhookEventType::DealCreated, subject, after).await;
     };

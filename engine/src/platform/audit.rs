@@ -63,6 +63,8 @@ struct Trail {
     operation: Option<String>,
     /// Rows written for it so far.
     noted: u32,
+    /// Mutations the request has run.
+    mutations: u32,
 }
 
 tokio::task_local! {
@@ -102,12 +104,16 @@ pub fn actor() -> Option<Actor> {
     with_trail(|t| t.actor.clone())
 }
 
-/// Starts recording the changes of mutation `operation`.
-pub fn begin(operation: &str) {
+/// Starts recording the changes of mutation `operation`; how many mutations the request
+/// has begun, this one included (0 outside a request).
+pub fn begin(operation: &str) -> u32 {
     with_trail(|t| {
         t.operation = Some(operation.to_string());
         t.noted = 0;
-    });
+        t.mutations += 1;
+        t.mutations
+    })
+    .unwrap_or(0)
 }
 
 /// Stops recording; the number of rows written since [`begin`].
@@ -400,7 +406,7 @@ mod tests {
             assert_eq!(seen.api_key_id, Some(4));
             assert_eq!(seen.user_agent.unwrap().len(), MAX_USER_AGENT);
             assert!(with_trail(|t| t.operation.clone()).unwrap().is_none());
-            begin("updateContact");
+            assert_eq!(begin("updateContact"), 1);
             with_trail(|t| t.noted += 2);
             assert_eq!(end(), 2);
             assert_eq!(end(), 0);

@@ -157,10 +157,58 @@ pub async fn publish_many(db: &impl ConnectionTrait, notices: &[Notice]) -> Resu
     Ok(())
 }
 
-/// The notices this process hears, for its subscribers (cheap to clone).
+/// The notices this process hears, for its subscribers (cheap to clone). Each topic has
+/// a channel of its own, so a burst of one (a workspace's first scoring) cannot push
+/// another's notices out of a slow subscriber's backlog.
 #[derive(Clone, Debug)]
 pub struct Live {
-    sender: broadcast::Sender<Notice>,
+    senders: Senders<broadcast::Sender<Notice>>,
+}
+
+/// One of `T` per topic.
+#[derive(Clone, Debug)]
+struct Senders<T> {
+    deal: T,
+    activity: T,
+    score: T,
+    campaign: T,
+}
+
+impl<T> Senders<T> {
+    fn of(&self, topic: Topic) -> &T {
+        match topic {
+            Topic::Deal => &self.deal,
+            Topic::Activity => &self.activity,
+            Topic::Score => &self.score,
+            Topic::Campaign => &self.campaign,
+        }
+    }
+
+    fn map<U>(&self, f: impl Fn(&T) -> U) -> Senders<U> {
+        Senders {
+            deal: f(&self.deal),
+            activity: f(&self.activity),
+            score: f(&self.score),
+            campaign: f(&self.campaign),
+        }
+    }
+}
+
+type Weak = Senders<broadcast::WeakSender<Notice>>;
+
+impl Weak {
+    /// Hands `notice` to its topic's subscribers; false once no `Live` is left.
+    fn send(&self, notice: Notice) -> bool {
+        let Some(sender) = self.of(notice.topic).upgrade() else {
+            return false;
+        };
+        let _ = sender.send(notice);
+        true
+    }
+
+    fn alive(&self) -> bool {
+        self.deal.upgrade().is_some()
+    }
 }
 
 /// Notices a slow subscriber may fall behind by before it skips some (it then reads the
@@ -177,34 +225,39 @@ impl Live {
     /// Starts listening on `db` in the background, reporting to `health`; stops when the
     /// last clone of the returned `Live` is dropped.
     pub fn start(db: DatabaseConnection, health: Arc<Health>) -> Live {
-        let (sender, _) = broadcast::channel(BACKLOG);
-        let live = Live { sender };
-        let weak = live.sender.downgrade();
-        tokio::spawn(supervise(db, weak, health));
+        let channel = || broadcast::channel(BACKLOG).0;
+        let live = Live {
+            senders: Senders {
+                deal: channel(),
+                activity: channel(),
+                score: channel(),
+                campaign: channel(),
+            },
+        };
+        tokio::spawn(supervise(db, live.senders.map(|s| s.downgrade()), health));
         live
     }
 
-    /// A receiver of every notice heard from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
-        self.sender.subscribe()
+    /// A receiver of the notices of `topic` heard from now on.
+    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Notice> {
+        self.senders.of(topic).subscribe()
     }
 }
 
 const NAME: &str = "live notices";
 
 /// Runs the listener, restarting it after a back-off when it fails, until nobody holds
-/// the sender.
-async fn supervise(
-    db: DatabaseConnection,
-    sender: broadcast::WeakSender<Notice>,
-    health: Arc<Health>,
-) {
+/// the senders.
+async fn supervise(db: DatabaseConnection, senders: Weak, health: Arc<Health>) {
     let mut backoff = Backoff::default();
+    // SQLite's place in `live_notices`, kept across restarts so rows committed during a
+    // back-off are still read.
+    let mut last = None;
     loop {
         let started = std::time::Instant::now();
         let outcome = match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => listen(&db, &sender, &health).await,
-            _ => poll(&db, &sender, &health).await,
+            sea_orm::DbBackend::Postgres => listen(&db, &senders, &health).await,
+            _ => poll(&db, &senders, &health, &mut last).await,
         };
         match outcome {
             Ok(()) => {
@@ -221,30 +274,29 @@ async fn supervise(
     }
 }
 
-/// PostgreSQL: `LISTEN` on a connection of its own; `Ok` once nobody holds the `Live`.
-async fn listen(
-    db: &DatabaseConnection,
-    sender: &broadcast::WeakSender<Notice>,
-    health: &Health,
-) -> Result<()> {
-    use sea_orm::sqlx::postgres::PgListener;
+/// PostgreSQL: `LISTEN` on a connection of its own, outside the pool the requests share;
+/// `Ok` once nobody holds the `Live`.
+async fn listen(db: &DatabaseConnection, senders: &Weak, health: &Health) -> Result<()> {
+    use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
     let failed = |e: sea_orm::sqlx::Error| EngineError::internal_from("listening for notices", e);
-    let mut listener = PgListener::connect_with(db.get_postgres_connection_pool())
+    let options = db.get_postgres_connection_pool().connect_options();
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*options).clone())
         .await
         .map_err(failed)?;
+    let mut listener = PgListener::connect_with(&own).await.map_err(failed)?;
     listener.listen(CHANNEL).await.map_err(failed)?;
     health.running(NAME);
     loop {
         // Not cut short by a timer: a read cancelled halfway would lose its place in the
         // connection's stream. A process without subscribers stops at the next notice.
-        let next = listener.try_recv().await;
-        let Some(sender) = sender.upgrade() else {
-            return Ok(());
-        };
-        match next {
+        match listener.try_recv().await {
             Ok(Some(n)) => {
-                if let Some(notice) = Notice::decode(n.payload()) {
-                    let _ = sender.send(notice);
+                if let Some(notice) = Notice::decode(n.payload())
+                    && !senders.send(notice)
+                {
+                    return Ok(());
                 }
             }
             // The connection dropped and is made again; notices sent meanwhile are lost.
@@ -257,41 +309,53 @@ async fn listen(
 /// SQLite: reads the notices past the last id seen, and drops old ones.
 async fn poll(
     db: &DatabaseConnection,
-    sender: &broadcast::WeakSender<Notice>,
+    senders: &Weak,
     health: &Health,
+    last: &mut Option<i64>,
 ) -> Result<()> {
-    let mut last: i64 = live_notice::Entity::find()
-        .select_only()
-        .column_as(live_notice::Column::Id.max(), "max")
-        .into_tuple::<Option<i64>>()
-        .one(db)
-        .await?
-        .flatten()
-        .unwrap_or(0);
+    if last.is_none() {
+        *last = Some(
+            live_notice::Entity::find()
+                .select_only()
+                .column_as(live_notice::Column::Id.max(), "max")
+                .into_tuple::<Option<i64>>()
+                .one(db)
+                .await?
+                .flatten()
+                .unwrap_or(0),
+        );
+    }
     health.running(NAME);
     let mut interval = tokio::time::interval(POLL_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pruned = std::time::Instant::now();
     loop {
         interval.tick().await;
-        let Some(sender) = sender.upgrade() else {
+        if !senders.alive() {
             return Ok(());
-        };
-        let rows = live_notice::Entity::find()
-            .filter(live_notice::Column::Id.gt(last))
-            .order_by_asc(live_notice::Column::Id)
-            .limit(1000)
-            .all(db)
-            .await?;
-        for row in rows {
-            last = row.id;
-            if let Some(topic) = Topic::parse(&row.topic) {
-                let _ = sender.send(Notice {
-                    workspace_id: row.workspace_id,
-                    topic,
-                    scope_id: row.scope_id,
-                    object_id: row.object_id,
-                });
+        }
+        loop {
+            let rows = live_notice::Entity::find()
+                .filter(live_notice::Column::Id.gt(last.unwrap_or(0)))
+                .order_by_asc(live_notice::Column::Id)
+                .limit(1000)
+                .all(db)
+                .await?;
+            let full = rows.len() == 1000;
+            for row in rows {
+                *last = Some(row.id);
+                if let Some(topic) = Topic::parse(&row.topic) {
+                    senders.send(Notice {
+                        workspace_id: row.workspace_id,
+                        topic,
+                        scope_id: row.scope_id,
+                        object_id: row.object_id,
+                    });
+                }
+            }
+            // A burst is read to its end before the next tick.
+            if !full {
+                break;
             }
         }
         if pruned.elapsed() >= Duration::from_secs(60) {

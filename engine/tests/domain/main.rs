@@ -2,6 +2,7 @@
 //! each: one test binary, a module per room.
 
 mod audit_log;
+mod bulk_import;
 mod contact_data;
 mod enrollments;
 mod records;
