@@ -62,6 +62,7 @@ mod m0019_model_trainings;
 mod m0020_webhooks;
 mod m0021_audit_log;
 mod m0022_live_notices;
+mod m0023_contacts_by_id;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -92,6 +93,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0020_webhooks::Migration),
             Box::new(m0021_audit_log::Migration),
             Box::new(m0022_live_notices::Migration),
+            Box::new(m0023_contacts_by_id::Migration),
         ]
     }
 }

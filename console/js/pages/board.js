@@ -38,13 +38,17 @@ export async function boardPage(page, params) {
     board);
   if (!state.pipeline) return mount(board, empty("No pipeline yet."));
   await draw(board, state);
-  // Moves made elsewhere (another person, an app, a sequence) redraw the board, a burst
-  // of them once, and never under a card being dragged.
+  // Changes made elsewhere (another person, an app, a sequence) redraw the board, a burst
+  // of them once, and never under a card being dragged or an open dialog. A change the
+  // board already shows (this page's own move) redraws nothing.
   let pending = null;
-  subscribe(`subscription Board($p: ID!) { dealChanged(pipelineId: $p) { id } }`, { p: state.pipeline }, () => {
+  subscribe(`subscription Board($p: ID!) { dealChanged(pipelineId: $p) { id status stage { id } } }`, { p: state.pipeline }, (data) => {
+    const d = data.dealChanged;
+    const shown = board.querySelector(`.column[data-stage="${d.stage.id}"] .card[data-deal="${d.id}"]`);
+    if (shown && d.status === "OPEN") return;
     clearTimeout(pending);
     pending = setTimeout(function later() {
-      if (board.querySelector(".card.dragging")) pending = setTimeout(later, 500);
+      if (board.querySelector(".card.dragging") || document.querySelector("dialog[open]")) pending = setTimeout(later, 500);
       else draw(board, state);
     }, 250);
   }, board);
