@@ -53,6 +53,9 @@ pub fn to_graphql(e: EngineError) -> Error {
         if let Some(l) = line {
             ext.set("line", l);
         }
+        if let Some(id) = crate::request_id::current() {
+            ext.set("requestId", id);
+        }
     })
 }
 
@@ -108,6 +111,7 @@ pub fn engine_response(e: &EngineError) -> axum::response::Response {
     if let Some(f) = field {
         extensions["field"] = f.into();
     }
+    crate::request_id::stamp(&mut extensions);
     axum::response::IntoResponse::into_response((
         status,
         axum::Json(

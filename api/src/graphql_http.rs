@@ -386,8 +386,9 @@ fn names_any(query: &str, names: &[&str]) -> bool {
 
 /// An answer in `media`, for an error found before the request ran.
 pub fn request_error(media: MediaType, status: StatusCode, code: &str, message: &str) -> Response {
-    let mut body =
-        serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    let mut extensions = serde_json::json!({"code": code});
+    crate::request_id::stamp(&mut extensions);
+    let mut body = serde_json::json!({"errors": [{"message": message, "extensions": extensions}]});
     if media == MediaType::Json {
         body["data"] = Value::Null;
     }

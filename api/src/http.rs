@@ -124,9 +124,11 @@ impl ApiContext {
 
 /// A JSON error in the GraphQL errors shape, for requests that never reach GraphQL.
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut extensions = json!({"code": code});
+    crate::request_id::stamp(&mut extensions);
     (
         status,
-        Json(json!({"data": null, "errors": [{"message": message, "extensions": {"code": code}}]})),
+        Json(json!({"data": null, "errors": [{"message": message, "extensions": extensions}]})),
     )
         .into_response()
 }

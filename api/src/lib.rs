@@ -4,8 +4,8 @@
 pub mod capture;
 pub mod console;
 pub mod cors;
+pub mod downloads;
 pub mod error;
-pub mod export;
 pub mod graphql;
 pub mod graphql_http;
 pub mod http;
@@ -14,6 +14,7 @@ pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod rate_limit;
+pub mod request_id;
 pub mod request_limits;
 pub mod server;
 pub mod sessions;

@@ -180,11 +180,9 @@ pub async fn unsubscribe(
     .await
     {
         Ok((claim, _)) => {
-            if let Err(e) =
-                rapport_engine::engagement::campaigns::note_unsubscribe(ctx.db(), &claim).await
-            {
-                // The withdrawal is recorded; only the campaign's statistic is missing.
-                tracing::error!(error = ?e, "noting an unsubscribe on its campaign message");
+            if let Err(e) = rapport_engine::engagement::note_unsubscribe(ctx.db(), &claim).await {
+                // The withdrawal is recorded; only the message's statistic and event are missing.
+                tracing::error!(error = ?e, "noting an unsubscribe on its message");
             }
             page(
                 StatusCode::OK,

@@ -176,7 +176,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         .merge(crate::links::router())
         .merge(crate::capture::router())
         .merge(crate::webhooks::router())
-        .merge(crate::export::router())
+        .merge(crate::downloads::router())
         .merge(crate::sessions::router())
         .merge(crate::console::router())
         .merge(crate::metrics::router())
@@ -194,6 +194,8 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
                 + Duration::from_secs(5),
         ))
         .layer(TraceLayer::new_for_http())
+        // Outermost: the id's span holds every other layer's logs.
+        .layer(axum::middleware::from_fn(crate::request_id::assign))
         .with_state(ctx)
 }
 
@@ -440,7 +442,9 @@ async fn upload(
     request: Request,
     media: graphql_http::MediaType,
 ) -> Response {
-    let request = match bounded_body(request, ctx.limits.upload_bytes).await {
+    // Streamed, not buffered: the files go to temporary files as they arrive (a CSV
+    // import may be tens of megabytes), and the stream ends where the limit is passed.
+    let (request, too_large) = match streamed_body(request, ctx.limits.upload_bytes) {
         Ok(r) => r,
         Err(response) => return response,
     };
@@ -452,6 +456,17 @@ async fn upload(
         .await
         {
             Ok(r) => r.into_inner(),
+            Err(_) if too_large.load(std::sync::atomic::Ordering::Relaxed) => {
+                return graphql_http::request_error(
+                    media,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    code::VALIDATION,
+                    &format!(
+                        "the upload is larger than {} bytes",
+                        ctx.limits.upload_bytes
+                    ),
+                );
+            }
             Err(e) => {
                 return graphql_http::request_error(
                     media,
@@ -477,6 +492,44 @@ async fn upload(
         return refused;
     }
     execute(ctx, principal, request, media, ctx.limits.upload_timeout).await
+}
+
+/// The request with a body that fails once more than `limit` bytes came (the flag then
+/// says so); a declared length over the limit is refused before anything is read.
+fn streamed_body(
+    request: Request,
+    limit: usize,
+) -> Result<(Request, Arc<std::sync::atomic::AtomicBool>), Response> {
+    use futures_util::StreamExt;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::VALIDATION,
+            &format!("the request body is larger than {limit} bytes"),
+        ));
+    }
+    let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = too_large.clone();
+    let (parts, body) = request.into_parts();
+    let mut seen = 0usize;
+    let limited = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len();
+        if seen > limit {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(axum::Error::new(std::io::Error::other("too large")));
+        }
+        Ok(chunk)
+    });
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from_stream(limited)),
+        too_large,
+    ))
 }
 
 fn not_trusted(media: graphql_http::MediaType) -> Response {

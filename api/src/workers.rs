@@ -8,7 +8,7 @@ use std::time::Duration;
 use rapport_engine::clock::{self, Clock};
 use rapport_engine::engagement::outbound::{Context, Outbound};
 use rapport_engine::engagement::sequences::runner::{self, Ticking};
-use rapport_engine::integrations::webhooks;
+use rapport_engine::integrations::{imports, webhooks};
 use rapport_engine::platform::audit;
 use rapport_engine::platform::email::Mailer;
 use rapport_engine::platform::health::Health;
@@ -112,45 +112,49 @@ pub async fn run(
         clock: config.clock,
         db,
     };
-    let (stop_ticker, ticker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ticker = tokio::spawn(runner::run_ticker(
-        Arc::new(context.clone()),
-        config.ticking,
-        config.health.clone(),
-        async {
-            let _ = ticker_stopped.await;
-        },
-    ));
-    let (stop_dispatcher, dispatcher_stopped) = tokio::sync::oneshot::channel::<()>();
-    let dispatcher = tokio::spawn(webhooks::delivery::run_dispatcher(
-        context.db.clone(),
-        context.queue.clone(),
-        config.webhooks,
-        config.health.clone(),
-        async {
-            let _ = dispatcher_stopped.await;
-        },
-    ));
-    let (stop_pruner, pruner_stopped) = tokio::sync::oneshot::channel::<()>();
-    let pruner = tokio::spawn(audit::run_pruner(
-        context.db.clone(),
-        config.audit_retention,
-        config.health.clone(),
-        async {
-            let _ = pruner_stopped.await;
-        },
-    ));
+    // One signal stops every loop beside the workers once they are done.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let on_stop = || {
+        let mut rx = stopping.clone();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+    };
+    let loops = [
+        tokio::spawn(runner::run_ticker(
+            Arc::new(context.clone()),
+            config.ticking,
+            config.health.clone(),
+            on_stop(),
+        )),
+        tokio::spawn(webhooks::delivery::run_dispatcher(
+            context.db.clone(),
+            context.queue.clone(),
+            config.webhooks,
+            config.health.clone(),
+            on_stop(),
+        )),
+        tokio::spawn(audit::run_pruner(
+            context.db.clone(),
+            config.audit_retention,
+            config.health.clone(),
+            on_stop(),
+        )),
+        tokio::spawn(imports::run_pruner(
+            context.db.clone(),
+            config.health.clone(),
+            on_stop(),
+        )),
+    ];
     let worker = Worker {
         engagement: context,
         plugins,
         webhooks: sender,
     };
     let outcome = worker::work(worker, config.options, config.health, shutdown).await;
-    let _ = stop_ticker.send(());
-    let _ = stop_dispatcher.send(());
-    let _ = stop_pruner.send(());
-    let _ = pruner.await;
-    let _ = ticker.await;
-    let _ = dispatcher.await;
+    let _ = stop.send(true);
+    for running in loops {
+        let _ = running.await;
+    }
     outcome
 }

@@ -13,7 +13,7 @@ fn rank(module: &str) -> Option<usize> {
         "types" => 2,
         "queries" | "mutations" | "audiences" | "campaigns" | "sequences" | "templates"
         | "fields" | "reports" | "plugin_inputs" | "capture" | "people" | "trainings"
-        | "webhooks" | "audit" | "live" | "mod" => 3,
+        | "webhooks" | "audit" | "live" | "imports" | "mod" => 3,
         _ => return None,
     })
 }

@@ -1,5 +1,5 @@
 //! The one place that knows what every kind of job does: campaigns' launches, sends and
-//! A/B decisions, sequence steps, transactional email, plugin runs, model training, webhook deliveries. The queue ([`crate::platform::queue`])
+//! A/B decisions, sequence steps, transactional email, plugin runs, model training, webhook deliveries, CSV imports. The queue ([`crate::platform::queue`])
 //! stores and retries jobs without knowing any feature; a process that works them builds
 //! a [`Worker`] and hands it to [`work`].
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::engagement::outbound::Context;
 use crate::engagement::{campaigns, sequences, transactional};
 use crate::error::{EngineError, Result};
-use crate::integrations::webhooks;
+use crate::integrations::{imports, webhooks};
 use crate::intelligence::analytics::trainings;
 use crate::intelligence::plugins;
 use crate::platform::health::Health;
@@ -88,6 +88,10 @@ impl Handler for Worker {
                 workspace_id,
                 training_id,
             } => trainings::run(&ctx.db, *workspace_id, *training_id).await,
+            Job::ImportCsv {
+                workspace_id,
+                import_id,
+            } => imports::run(&ctx.db, *workspace_id, *import_id).await,
             Job::DeliverWebhooks {
                 workspace_id,
                 endpoint_id,

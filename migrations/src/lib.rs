@@ -63,6 +63,7 @@ mod m0020_webhooks;
 mod m0021_audit_log;
 mod m0022_live_notices;
 mod m0023_contacts_by_id;
+mod m0024_imports;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -94,6 +95,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0021_audit_log::Migration),
             Box::new(m0022_live_notices::Migration),
             Box::new(m0023_contacts_by_id::Migration),
+            Box::new(m0024_imports::Migration),
         ]
     }
 }

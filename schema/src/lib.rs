@@ -28,6 +28,8 @@ pub mod entities {
     pub mod email_topic;
     pub mod event;
     pub mod idempotency_key;
+    pub mod import;
+    pub mod import_chunk;
     pub mod ingest_key;
     pub mod ingest_key_origin;
     pub mod inquiry;

@@ -16,6 +16,7 @@ mod demo;
 mod graph;
 mod graphql_http;
 mod hardening;
+mod imports;
 mod intelligence;
 mod metrics;
 mod plugins;

@@ -190,4 +190,30 @@ async fn a_receipt_is_sent_once_per_key_and_tracked(app: TestApp) {
         times.windows(2).all(|w| w[0] >= w[1]),
         "newest first: {times:?}"
     );
+
+    // A bounce of Ada's address answers the receipt, her latest email: webhooks hear
+    // `message.bounced` with the transactional message.
+    let receiver = rapport_tests::receiver::Receiver::start().await;
+    app.ok(
+        &key,
+        "mutation($i: WebhookEndpointInput!) { createWebhookEndpoint(input: $i) { secret } }",
+        json!({"i": {"url": receiver.url, "events": ["message.bounced"]}}),
+    )
+    .await;
+    let answer = reqwest::Client::new()
+        .post(format!("{}/webhooks/bounce", app.base))
+        .bearer_auth(&key)
+        .json(&json!({"email": "ada@tx.example", "type": "soft"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let got = receiver.until(20, |got| !got.is_empty()).await;
+    let event = got[0].json();
+    assert_eq!(event["type"], "message.bounced", "{event}");
+    assert_eq!(
+        event["data"]["object"]["__typename"], "TransactionalMessage",
+        "{event}"
+    );
+    assert_eq!(event["data"]["object"]["id"], first["id"], "{event}");
 }

@@ -332,9 +332,24 @@ impl TestApp {
         &self,
         key: &str,
         query: &str,
-        mut variables: Value,
+        variables: Value,
         file_variable: &str,
         bytes: Vec<u8>,
+    ) -> (u16, Value) {
+        let file = ("plugin.wasm", "application/wasm", bytes);
+        self.upload_file(key, query, variables, file_variable, file)
+            .await
+    }
+
+    /// Posts a GraphQL request with one file (name, media type, bytes) going to variable
+    /// `file_variable` (the multipart request spec); returns the HTTP status and body.
+    pub async fn upload_file(
+        &self,
+        key: &str,
+        query: &str,
+        mut variables: Value,
+        file_variable: &str,
+        (name, media, bytes): (&str, &str, Vec<u8>),
     ) -> (u16, Value) {
         variables[file_variable] = Value::Null;
         let form = reqwest::multipart::Form::new()
@@ -349,8 +364,8 @@ impl TestApp {
             .part(
                 "0",
                 reqwest::multipart::Part::bytes(bytes)
-                    .file_name("plugin.wasm")
-                    .mime_str("application/wasm")
+                    .file_name(name.to_string())
+                    .mime_str(media)
                     .unwrap(),
             );
         let resp = self

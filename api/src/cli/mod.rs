@@ -49,6 +49,32 @@ pub(crate) struct Global {
         default_value = "rapport-plugin-cache"
     )]
     plugin_cache: std::path::PathBuf,
+    /// How log lines are written: `text` for people, `json` (one object a line, with the
+    /// request id of the request that caused it) for a log pipeline.
+    #[arg(
+        long,
+        global = true,
+        env = "RAPPORT_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Plain lines for people.
+    Text,
+    /// One JSON object a line, with the fields of the spans it happened in.
+    Json,
+}
+
+impl Cli {
+    /// The log format asked for.
+    pub fn log_format(&self) -> LogFormat {
+        self.global.log_format
+    }
 }
 
 impl Global {

@@ -491,6 +491,7 @@ entity_filter!(
         status: DealStatusFilter,
         lost_reason: StringFilter,
         competitor: StringFilter,
+        external_id: StringFilter,
         closed_at: DateTimeFilter,
         created_at: DateTimeFilter,
         updated_at: DateTimeFilter,

@@ -143,6 +143,9 @@ pub struct DealInput {
     pub currency: Option<String>,
     pub expected_close_date: MaybeUndefined<NaiveDate>,
     pub owner_id: MaybeUndefined<ID>,
+    /// The deal's id in another system, unique in the workspace: what a deal import
+    /// upserts by.
+    pub external_id: MaybeUndefined<String>,
 }
 
 impl DealInput {
@@ -158,6 +161,7 @@ impl DealInput {
             currency: self.currency,
             expected_close_date: patch(self.expected_close_date),
             owner_id: patch_id("ownerId", self.owner_id)?,
+            external_id: patch(self.external_id),
         })
     }
 }

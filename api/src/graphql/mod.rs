@@ -10,7 +10,7 @@
 //! 3. `types`: every object of the CRM graph, with the sequence objects (an enrollment
 //!    shows its contact, a contact its enrollments);
 //! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `capture`,
-//!    `sequences`, `templates`, `trainings`, `reports`, `people`, `plugin_inputs`, `webhooks`,
+//!    `sequences`, `templates`, `trainings`, `imports`, `reports`, `people`, `plugin_inputs`, `webhooks`,
 //!    `audit` (the audit log, and the mutation root's wrapper that records mutations), `live` (the
 //!    subscriptions), and this module, which merges them.
 
@@ -27,6 +27,7 @@ pub mod enums;
 pub mod fields;
 pub mod filters;
 pub mod ids;
+pub mod imports;
 pub mod inputs;
 pub mod intelligence;
 pub mod live;
@@ -67,6 +68,7 @@ pub struct Queries(
     capture::CaptureQuery,
     people::PeopleQuery,
     trainings::TrainingQuery,
+    imports::ImportQuery,
     webhooks::WebhookQuery,
     audit::AuditQuery,
 );
@@ -86,6 +88,7 @@ pub struct Mutations(
     capture::CaptureMutation,
     people::PeopleMutation,
     trainings::TrainingMutation,
+    imports::ImportMutation,
     webhooks::WebhookMutation,
 );
 

@@ -204,6 +204,19 @@ pub async fn update(
     Ok(saved)
 }
 
+/// Checks one input as [`bulk_upsert`] would before writing (every value parsed, the
+/// domain present), without touching the database; errors name `field`.
+pub fn check_upsert(input: &CompanyInput, field: &str) -> Result<()> {
+    let p = parse(input.clone(), field)?;
+    if !matches!(p.domain, Patch::Set(_)) {
+        return Err(EngineError::invalid(
+            format!("{field}.domain"),
+            "is required to upsert (it is the key)",
+        ));
+    }
+    Ok(())
+}
+
 /// Creates or updates many companies keyed by domain, all or nothing.
 pub async fn bulk_upsert(
     db: &DatabaseConnection,

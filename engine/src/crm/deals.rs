@@ -247,6 +247,43 @@ pub struct DealInput {
     pub expected_close_date: Patch<NaiveDate>,
     /// The team member who owns it.
     pub owner_id: Patch<i64>,
+    /// Its id in another system, unique in the workspace (1–200 characters).
+    pub external_id: Patch<String>,
+}
+
+/// The most deals one bulk call may upsert.
+pub const BULK_LIMIT: usize = 1000;
+
+fn external_id_of(field: &str, input: &DealInput) -> Result<Patch<String>> {
+    input
+        .external_id
+        .clone()
+        .parse(|e| Text::parse(field, &e, 200).map(Text::into_string))
+}
+
+/// Refuses an external id another deal of the workspace has.
+async fn ensure_external_id_free(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    external_id: &Patch<String>,
+    except: Option<i64>,
+) -> Result<()> {
+    let Patch::Set(wanted) = external_id else {
+        return Ok(());
+    };
+    let mut q = deal::Entity::find()
+        .filter(deal::Column::WorkspaceId.eq(ws))
+        .filter(deal::Column::ExternalId.eq(wanted.as_str()));
+    if let Some(id) = except {
+        q = q.filter(deal::Column::Id.ne(id));
+    }
+    if let Some(other) = q.one(db).await? {
+        return Err(EngineError::Conflict(format!(
+            "deal {} already has the external id {wanted}",
+            other.id
+        )));
+    }
+    Ok(())
 }
 
 async fn first_pipeline(db: &impl ConnectionTrait, ws: i64) -> Result<pipeline::Model> {
@@ -353,7 +390,9 @@ pub(crate) async fn create_in(
     let name = Text::parse("name", input.name.as_deref().unwrap_or(""), 200)?.into_string();
     let currency = Currency::parse("currency", input.currency.as_deref().unwrap_or("USD"))?;
     let money = Money::parse("amount", input.amount.unwrap_or(0.0), currency)?;
+    let external_id = external_id_of("externalId", &input)?;
     check_links(db, ws, &input).await?;
+    ensure_external_id_free(db, ws, &external_id, None).await?;
     let pipeline = match input.pipeline_id {
         Some(id) => records::get::<pipeline::Entity>(db, ws, id).await?,
         None => first_pipeline(db, ws).await?,
@@ -388,6 +427,7 @@ pub(crate) async fn create_in(
     input.company_id.apply(&mut am.company_id);
     input.expected_close_date.apply(&mut am.expected_close_date);
     input.owner_id.apply(&mut am.owner_id);
+    external_id.apply(&mut am.external_id);
     let saved = am.insert(db).await?;
     record_move(db, who, saved.id, None, stage.id).await?;
     tell(db, None, &saved).await?;
@@ -460,13 +500,26 @@ pub async fn update(
     id: i64,
     input: DealInput,
 ) -> Result<deal::Model> {
-    let ws = who.workspace_id;
     let tx = crate::platform::db::write(db).await?;
-    let current = records::get::<deal::Entity>(&tx, ws, id).await?;
-    check_links(&tx, ws, &input).await?;
+    let saved = update_in(&tx, who, id, input).await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+async fn update_in(
+    tx: &impl ConnectionTrait,
+    who: &Principal,
+    id: i64,
+    input: DealInput,
+) -> Result<deal::Model> {
+    let ws = who.workspace_id;
+    let current = records::get::<deal::Entity>(tx, ws, id).await?;
+    let external_id = external_id_of("externalId", &input)?;
+    check_links(tx, ws, &input).await?;
+    ensure_external_id_free(tx, ws, &external_id, Some(id)).await?;
     let pipeline_id = input.pipeline_id.unwrap_or(current.pipeline_id);
     if pipeline_id != current.pipeline_id {
-        records::get::<pipeline::Entity>(&tx, ws, pipeline_id).await?;
+        records::get::<pipeline::Entity>(tx, ws, pipeline_id).await?;
         if input.stage_id.is_none() {
             return Err(EngineError::invalid(
                 "stageId",
@@ -495,7 +548,7 @@ pub async fn update(
     am.pipeline_id = Set(pipeline_id);
     let moved_to = match input.stage_id {
         Some(s) if s != from_stage || pipeline_id != current.pipeline_id => {
-            let s = stage_in(&tx, ws, s, pipeline_id).await?;
+            let s = stage_in(tx, ws, s, pipeline_id).await?;
             enter_stage(&mut am, &s);
             Some(s.id)
         }
@@ -505,14 +558,72 @@ pub async fn update(
     input.company_id.apply(&mut am.company_id);
     input.expected_close_date.apply(&mut am.expected_close_date);
     input.owner_id.apply(&mut am.owner_id);
+    external_id.apply(&mut am.external_id);
     am.updated_at = Set(clock::now());
-    let saved = am.update(&tx).await?;
+    let saved = am.update(tx).await?;
     if let Some(to) = moved_to {
-        record_move(&tx, who, id, Some(from_stage), to).await?;
+        record_move(tx, who, id, Some(from_stage), to).await?;
     }
-    tell(&tx, Some(&current), &saved).await?;
-    tx.commit().await?;
+    tell(tx, Some(&current), &saved).await?;
     Ok(saved)
+}
+
+/// Creates or updates many deals, all or nothing: a deal whose `external_id` another deal
+/// of the workspace has is updated (a deleted one is a conflict), any other is created.
+/// Returns each deal and whether it was created, in input order.
+pub async fn bulk_upsert(
+    db: &DatabaseConnection,
+    who: &Principal,
+    inputs: Vec<DealInput>,
+) -> Result<Vec<(deal::Model, bool)>> {
+    let ws = who.workspace_id;
+    if inputs.len() > BULK_LIMIT {
+        return Err(EngineError::invalid(
+            "deals",
+            format!("at most {BULK_LIMIT} deals per call (got {})", inputs.len()),
+        ));
+    }
+    let mut keys = std::collections::HashMap::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let field = format!("deals[{i}].externalId");
+        if let Patch::Set(key) = external_id_of(&field, input)?
+            && let Some(j) = keys.insert(key.clone(), i)
+        {
+            return Err(EngineError::invalid(
+                field,
+                format!("{key} also appears at deals[{j}]"),
+            ));
+        }
+    }
+    let tx = crate::platform::db::write(db).await?;
+    let existing: std::collections::HashMap<String, deal::Model> = deal::Entity::find()
+        .filter(deal::Column::WorkspaceId.eq(ws))
+        .filter(deal::Column::ExternalId.is_in(keys.into_keys()))
+        .all(&tx)
+        .await?
+        .into_iter()
+        .filter_map(|d| d.external_id.clone().map(|k| (k, d)))
+        .collect();
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let found = match &input.external_id {
+            Patch::Set(key) => existing.get(key.trim()),
+            _ => None,
+        };
+        let done = match found {
+            Some(d) if d.deleted_at.is_some() => {
+                return Err(EngineError::Conflict(format!(
+                    "deals[{i}]: deal {} is deleted; restore it first",
+                    d.id
+                )));
+            }
+            Some(d) => (update_in(&tx, who, d.id, input).await?, false),
+            None => (create_in(&tx, who, input).await?, true),
+        };
+        out.push(done);
+    }
+    tx.commit().await?;
+    Ok(out)
 }
 
 /// Moves a deal to another stage of its pipeline and records the move. Moving a closed

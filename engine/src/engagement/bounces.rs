@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use crate::clock;
-use crate::engagement::suppression;
+use crate::engagement::{suppression, tracking};
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
 use crate::values::{EmailAddress, Scope, SuppressionReason, Text};
@@ -122,7 +122,7 @@ pub async fn record(db: &impl ConnectionTrait, who: &Principal, report: Report) 
             .all(db)
             .await?;
         for contact_id in bounced {
-            crate::engagement::campaigns::note_bounce(db, who.workspace_id, contact_id).await?;
+            note_bounce(db, who.workspace_id, contact_id).await?;
         }
     }
     let suppressed = suppression::lookup(db, who.workspace_id, &report.email)
@@ -132,6 +132,50 @@ pub async fn record(db: &impl ConnectionTrait, who: &Principal, report: Report) 
         suppressed,
         soft_bounces,
     })
+}
+
+/// Puts a bounce on the email it answers: the latest sent to the contact, a campaign's
+/// (marked bounced, for its statistics), a sequence's or a transactional one; each
+/// reports `message.bounced` to webhooks.
+async fn note_bounce(db: &impl ConnectionTrait, workspace_id: i64, contact_id: i64) -> Result<()> {
+    use rapport_schema::{campaign_message, sequence_message, transactional_message};
+    use sea_orm::QueryOrder;
+    let campaign: Option<chrono::DateTime<chrono::Utc>> = campaign_message::Entity::find()
+        .select_only()
+        .column(campaign_message::Column::SentAt)
+        .filter(campaign_message::Column::WorkspaceId.eq(workspace_id))
+        .filter(campaign_message::Column::ContactId.eq(contact_id))
+        .filter(campaign_message::Column::SentAt.is_not_null())
+        .order_by_desc(campaign_message::Column::SentAt)
+        .into_tuple::<Option<chrono::DateTime<chrono::Utc>>>()
+        .one(db)
+        .await?
+        .flatten();
+    let sequence = sequence_message::Entity::find()
+        .filter(sequence_message::Column::WorkspaceId.eq(workspace_id))
+        .filter(sequence_message::Column::ContactId.eq(contact_id))
+        .filter(sequence_message::Column::SentAt.is_not_null())
+        .order_by_desc(sequence_message::Column::SentAt)
+        .one(db)
+        .await?;
+    let transactional = transactional_message::Entity::find()
+        .filter(transactional_message::Column::WorkspaceId.eq(workspace_id))
+        .filter(transactional_message::Column::ContactId.eq(contact_id))
+        .filter(transactional_message::Column::SentAt.is_not_null())
+        .order_by_desc(transactional_message::Column::SentAt)
+        .one(db)
+        .await?;
+    let seq_at = sequence.as_ref().and_then(|m| m.sent_at);
+    let tx_at = transactional.as_ref().and_then(|m| m.sent_at);
+    let bounced = crate::values::WebhookEventType::MessageBounced;
+    let (ws, contact) = (workspace_id, contact_id);
+    if let Some(m) = sequence.filter(|_| seq_at >= campaign && seq_at >= tx_at) {
+        return tracking::tell(db, ws, contact, bounced, "SequenceMessage", &m, None).await;
+    }
+    if let Some(m) = transactional.filter(|_| tx_at >= campaign) {
+        return tracking::tell(db, ws, contact, bounced, "TransactionalMessage", &m, None).await;
+    }
+    crate::engagement::campaigns::note_bounce(db, workspace_id, contact_id).await
 }
 
 /// Reads the per-recipient fields of a delivery status notification (RFC 3464): one

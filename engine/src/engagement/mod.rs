@@ -32,3 +32,47 @@ pub async fn track(db: &DatabaseConnection, claim: &Claim) -> Result<Option<Stri
         (None, None) => campaigns::track(db, claim).await,
     }
 }
+
+/// Records that a contact unsubscribed through a link of the campaign, sequence or
+/// transactional message the claim names: the campaign's statistic, and the
+/// `message.unsubscribed` webhook event for any of the three.
+pub async fn note_unsubscribe(db: &DatabaseConnection, claim: &Claim) -> Result<()> {
+    use crate::values::WebhookEventType::MessageUnsubscribed;
+    use rapport_schema::{sequence_message, transactional_message};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    match (claim.seq, claim.tx) {
+        (Some(id), _) => {
+            let m = sequence_message::Entity::find_by_id(id)
+                .filter(sequence_message::Column::WorkspaceId.eq(claim.ws))
+                .one(db)
+                .await?;
+            if let Some(m) = m {
+                let (ws, contact) = (m.workspace_id, m.contact_id);
+                tracking::tell(
+                    db,
+                    ws,
+                    contact,
+                    MessageUnsubscribed,
+                    "SequenceMessage",
+                    &m,
+                    None,
+                )
+                .await?;
+            }
+            Ok(())
+        }
+        (None, Some(id)) => {
+            let m = transactional_message::Entity::find_by_id(id)
+                .filter(transactional_message::Column::WorkspaceId.eq(claim.ws))
+                .one(db)
+                .await?;
+            if let Some(m) = m {
+                let (ws, contact) = (m.workspace_id, m.contact_id);
+                let typename = "TransactionalMessage";
+                tracking::tell(db, ws, contact, MessageUnsubscribed, typename, &m, None).await?;
+            }
+            Ok(())
+        }
+        (None, None) => campaigns::note_unsubscribe(db, claim).await,
+    }
+}

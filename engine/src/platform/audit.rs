@@ -364,32 +364,11 @@ pub async fn run_pruner(
     health: std::sync::Arc<Health>,
     shutdown: impl Future<Output = ()>,
 ) {
-    const NAME: &str = "audit log pruner";
     const EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-    health.running(NAME);
-    tokio::pin!(shutdown);
-    let mut interval = tokio::time::interval(EVERY);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => {
-                health.stopped(NAME);
-                return;
-            }
-            _ = interval.tick() => match prune(&db, retention).await {
-                Ok(n) => {
-                    health.running(NAME);
-                    if n > 0 {
-                        tracing::info!(rows = n, "old audit log rows pruned");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = ?e, "pruning the audit log");
-                    health.failed(NAME, health::describe(&e), EVERY);
-                }
-            },
-        }
-    }
+    health::periodic("audit log pruner", EVERY, health, shutdown, || {
+        prune(&db, retention)
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -106,6 +106,45 @@ impl Health {
     }
 }
 
+/// Runs `pass` every `every` (the first at once) until `shutdown` resolves, reporting to
+/// `health` as `name`: a failed pass is logged and reported, and the next runs as usual.
+/// A pass says how many rows it handled, logged when there were any.
+pub async fn periodic<F, Fut>(
+    name: &'static str,
+    every: Duration,
+    health: std::sync::Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()>,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::error::Result<u64>>,
+{
+    health.running(name);
+    tokio::pin!(shutdown);
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                health.stopped(name);
+                return;
+            }
+            _ = interval.tick() => match pass().await {
+                Ok(n) => {
+                    health.running(name);
+                    if n > 0 {
+                        tracing::info!(rows = n, "{name} ran");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "{name} failed");
+                    health.failed(name, describe(&e), every);
+                }
+            },
+        }
+    }
+}
+
 /// An error with its causes, for the operator: a client sees "internal error", the health
 /// report says which database error it was.
 pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {

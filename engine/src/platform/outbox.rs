@@ -95,7 +95,8 @@ pub fn object(typename: &str, row: &impl Serialize) -> Value {
     Value::Object(out)
 }
 
-fn camel(snake: &str) -> String {
+/// A stored column's name as the API spells it (`expected_close_date` → `expectedCloseDate`).
+pub(crate) fn camel(snake: &str) -> String {
     let mut out = String::with_capacity(snake.len());
     let mut upper = false;
     for c in snake.chars() {

@@ -108,6 +108,13 @@ pub enum Job {
         /// The request.
         training_id: i64,
     },
+    /// Import an uploaded CSV file (an `imports` row).
+    ImportCsv {
+        /// Workspace.
+        workspace_id: i64,
+        /// The import.
+        import_id: i64,
+    },
 }
 
 impl Job {
@@ -123,6 +130,7 @@ impl Job {
             Job::SendTransactional { .. } => "send_transactional",
             Job::TrainModel { .. } => "train_model",
             Job::DeliverWebhooks { .. } => "deliver_webhooks",
+            Job::ImportCsv { .. } => "import_csv",
         }
     }
 
@@ -137,7 +145,8 @@ impl Job {
             | Job::AdvanceEnrollments { workspace_id, .. }
             | Job::SendTransactional { workspace_id, .. }
             | Job::TrainModel { workspace_id, .. }
-            | Job::DeliverWebhooks { workspace_id, .. } => *workspace_id,
+            | Job::DeliverWebhooks { workspace_id, .. }
+            | Job::ImportCsv { workspace_id, .. } => *workspace_id,
         }
     }
 }

@@ -37,6 +37,10 @@ impl Deal {
     async fn competitor(&self) -> Option<&str> {
         self.0.competitor.as_deref()
     }
+    /// Its id in another system (unique in the workspace).
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
     async fn closed_at(&self) -> Option<DateTime<Utc>> {
         self.0.closed_at
     }

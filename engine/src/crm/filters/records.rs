@@ -41,6 +41,7 @@ record_filter!(
         status: EnumFilter<values::DealStatus> => Status,
         lost_reason: StringFilter => LostReason,
         competitor: StringFilter => Competitor,
+        external_id: StringFilter => ExternalId,
         closed_at: DateTimeFilter => ClosedAt,
         created_at: DateTimeFilter => CreatedAt,
         updated_at: DateTimeFilter => UpdatedAt,
