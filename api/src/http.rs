@@ -46,6 +46,8 @@ pub struct ApiContext {
     pub(crate) sessions: Arc<crate::sessions::Budgets>,
     /// Requests per API key or console session ([`Limits::requests_per_minute`]).
     pub(crate) requests: Arc<crate::rate_limit::Buckets<Caller>>,
+    /// Inbound webhook calls per API key ([`Limits::inbound_webhooks_per_minute`]).
+    pub(crate) inbound: Arc<crate::rate_limit::Buckets<Caller>>,
     /// What `/metrics` reports of the HTTP side.
     pub(crate) metrics: crate::metrics::Shared,
     /// The bearer token `/metrics` answers (off without one).
@@ -59,7 +61,17 @@ pub(crate) type Caller = (i64, Option<i64>, Option<i64>);
 
 /// The request budget of [`Limits::requests_per_minute`]: a minute's worth may come at once.
 pub(crate) fn request_budget(limits: &Limits) -> crate::rate_limit::Buckets<Caller> {
-    let per_minute = f64::from(limits.requests_per_minute.max(1));
+    per_minute(limits.requests_per_minute)
+}
+
+/// The budget of [`Limits::inbound_webhooks_per_minute`], kept apart from the API's: a
+/// mail provider's burst of bounce reports does not spend the app's requests.
+pub(crate) fn inbound_budget(limits: &Limits) -> crate::rate_limit::Buckets<Caller> {
+    per_minute(limits.inbound_webhooks_per_minute)
+}
+
+fn per_minute(n: u32) -> crate::rate_limit::Buckets<Caller> {
+    let per_minute = f64::from(n.max(1));
     crate::rate_limit::Buckets::new(per_minute / 60.0, per_minute)
 }
 
@@ -81,6 +93,9 @@ pub struct Limits {
     /// Requests one API key or console session may make per minute (a minute's worth
     /// may come at once); past it, 429 `RATE_LIMITED` with `Retry-After`.
     pub requests_per_minute: u32,
+    /// Inbound webhook calls (bounce reports) one API key may make per minute, apart
+    /// from [`Self::requests_per_minute`]; past it, 429 `RATE_LIMITED`.
+    pub inbound_webhooks_per_minute: u32,
 }
 
 /// The defaults of [`Limits`], which the command line's flags also start from.
@@ -91,6 +106,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     upload_timeout: Duration::from_secs(300),
     key_cost_per_second: 5_000_000,
     requests_per_minute: 600,
+    inbound_webhooks_per_minute: 6000,
 };
 
 impl Default for Limits {
@@ -158,14 +174,32 @@ pub async fn authenticate(
     ctx: &ApiContext,
     headers: &HeaderMap,
 ) -> Result<rapport_engine::platform::auth::Principal, Response> {
+    spend(ctx, headers, &ctx.requests, ctx.limits.requests_per_minute).await
+}
+
+/// [`authenticate`] for inbound webhooks (a mail provider's bounce reports): the same
+/// checks, spending from their own budget.
+pub async fn authenticate_inbound(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+) -> Result<rapport_engine::platform::auth::Principal, Response> {
+    let limit = ctx.limits.inbound_webhooks_per_minute;
+    spend(ctx, headers, &ctx.inbound, limit).await
+}
+
+async fn spend(
+    ctx: &ApiContext,
+    headers: &HeaderMap,
+    budget: &crate::rate_limit::Buckets<Caller>,
+    per_minute: u32,
+) -> Result<rapport_engine::platform::auth::Principal, Response> {
     let principal = identify(ctx, headers).await?;
     let caller = (principal.workspace_id, principal.key_id, principal.user_id);
-    if let Err(wait) = ctx.requests.take(caller, 1.0) {
+    if let Err(wait) = budget.take(caller, 1.0) {
         return Err(too_many(
             wait,
             &format!(
-                "more than {} requests a minute with this API key or session; retry in {} s",
-                ctx.limits.requests_per_minute,
+                "more than {per_minute} requests a minute with this API key or session; retry in {} s",
                 wait.as_secs().max(1)
             ),
         ));

@@ -150,6 +150,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         session_settings: config.sessions,
         sessions: Arc::new(crate::sessions::Budgets::new(config.sessions)),
         requests: Arc::new(crate::http::request_budget(&config.limits)),
+        inbound: Arc::new(crate::http::inbound_budget(&config.limits)),
         metrics: Arc::default(),
         metrics_token: config.metrics_token.map(Arc::from),
         sockets: Arc::default(),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::code;
-use crate::http::{ApiContext, authenticate, bounded_body, error_response};
+use crate::http::{ApiContext, authenticate_inbound, bounded_body, error_response};
 
 /// The accepted body.
 #[derive(Deserialize)]
@@ -51,7 +51,7 @@ fn reports(body: BounceBody) -> Result<Vec<Report>, EngineError> {
 /// Records each report; answers with what happened to each address.
 pub async fn bounce(State(ctx): State<ApiContext>, request: Request) -> Response {
     // The key first, from the headers: an unauthenticated caller's body is never read.
-    let who = match authenticate(&ctx, request.headers()).await {
+    let who = match authenticate_inbound(&ctx, request.headers()).await {
         Ok(p) => p,
         Err(response) => return response,
     };

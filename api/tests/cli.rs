@@ -718,3 +718,88 @@ async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
         assert!(!log.contains(secret), "{secret:?} is in the log");
     }
 }
+
+/// `--log-format json`: one JSON object a line, each naming the request that caused it;
+/// the same id comes back in `X-Request-Id` and in an error's `extensions.requestId`. A
+/// client's id is taken when it is a short plain token, replaced otherwise (it goes into
+/// every log line).
+#[tokio::test]
+async fn json_logs_and_answers_name_each_request() {
+    let db = temp_db("json_logs");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .env("RAPPORT_DATABASE_URL", &db)
+        .env("RAPPORT_LOG", "info,tower_http=debug")
+        .args(["serve", "--addr", &addr, "--no-workers", "--no-scheduler"])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = client
+        .post(format!("http://{addr}/graphql"))
+        .header("x-request-id", "trace-me-42")
+        .json(&serde_json::json!({"query": "{ viewer { scopes } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(refused.headers()["x-request-id"], "trace-me-42");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["requestId"], "trace-me-42",
+        "{body}"
+    );
+    let replaced = client
+        .get(format!("http://{addr}/healthz"))
+        .header("x-request-id", "not\ta plain token")
+        .send()
+        .await
+        .unwrap();
+    let id = replaced.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "a new id: {id}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s["request_id"] == "trace-me-42"))),
+        "a line names the request: {log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+}

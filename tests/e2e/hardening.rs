@@ -728,12 +728,14 @@ async fn a_key_that_spends_its_query_budget_is_rate_limited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_past_its_requests_per_minute_gets_429_with_retry_after() {
+async fn a_key_past_its_requests_per_minute_gets_429_with_retry_after_and_webhooks_have_their_own()
+{
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         rapport_api::server::Config {
             limits: rapport_api::server::Limits {
                 requests_per_minute: 5,
+                inbound_webhooks_per_minute: 3,
                 ..Default::default()
             },
             ..Default::default()
@@ -773,6 +775,19 @@ async fn a_key_past_its_requests_per_minute_gets_429_with_retry_after() {
     // Another key has its own budget; an unknown key is refused as unknown, not counted.
     assert_eq!(ask(other).await.status(), 200);
     assert_eq!(ask("rk_nobody_0000".into()).await.status(), 401);
+    // Bounce reports have a budget of their own: the spent key still reports them, up
+    // to theirs.
+    let bounce = || {
+        reqwest::Client::new()
+            .post(format!("{}/webhooks/bounce", app.base))
+            .bearer_auth(&key)
+            .json(&json!({"email": "gone@requests.example", "type": "soft"}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(bounce().await.unwrap().status(), 200);
+    }
+    assert_eq!(bounce().await.unwrap().status(), 429);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 both_backends!(an_uploaded_csv_is_a_job_with_progress_and_a_reject_file);
 
 const IMPORT: &str =
-    "mutation($kind: ImportKind!, $file: Upload!, $mapping: [ColumnMappingInput!], $dry: Boolean) {
+    "mutation($kind: ImportKind!, $file: Upload!, $mapping: [ColumnMappingInput!], $dry: Boolean! = false) {
   importCsv(kind: $kind, file: $file, mapping: $mapping, dryRun: $dry) {
     id kind state dryRun fileName fileBytes columns { header target }
   }

@@ -29,6 +29,10 @@ pub(crate) struct LimitArgs {
     /// Retry-After.
     #[arg(long, env = "RAPPORT_REQUESTS_PER_MINUTE", default_value_t = rapport_api::server::DEFAULT_LIMITS.requests_per_minute)]
     pub(crate) requests_per_minute: u32,
+    /// Inbound webhook calls (bounce reports) one API key may make per minute, apart from
+    /// --requests-per-minute; past it, 429 with Retry-After.
+    #[arg(long, env = "RAPPORT_INBOUND_WEBHOOKS_PER_MINUTE", default_value_t = rapport_api::server::DEFAULT_LIMITS.inbound_webhooks_per_minute)]
+    pub(crate) inbound_webhooks_per_minute: u32,
     /// A bearer token for `GET /metrics` (Prometheus text format, every workspace's
     /// numbers); without it the endpoint is off.
     #[arg(long, env = "RAPPORT_METRICS_TOKEN", hide_env_values = true)]
@@ -119,6 +123,7 @@ impl LimitArgs {
             upload_timeout: std::time::Duration::from_secs(self.upload_timeout_seconds.max(1)),
             key_cost_per_second: self.key_cost_per_second,
             requests_per_minute: self.requests_per_minute.max(1),
+            inbound_webhooks_per_minute: self.inbound_webhooks_per_minute.max(1),
         }
     }
 }
