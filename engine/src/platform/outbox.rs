@@ -153,6 +153,37 @@ pub async fn created(
     send(db, workspace_id, event, subject, data).await
 }
 
+/// [`created`] for many rows of one kind written together: the listeners are looked up
+/// once, and nothing is built for webhooks when nobody listens.
+pub async fn created_many<'a, T: Serialize + 'a>(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    event: WebhookEventType,
+    rows: impl IntoIterator<Item = (Subject, &'a T)>,
+) -> Result<()> {
+    let endpoints = listeners(db, workspace_id, event).await?;
+    let audited = audit::actor().is_some();
+    if endpoints.is_empty() && !audited {
+        return Ok(());
+    }
+    let now = clock::now();
+    for (subject, row) in rows {
+        let data = json!({ "object": object(subject.typename, row) });
+        audit::note(
+            db,
+            workspace_id,
+            event,
+            (subject.typename, subject.id),
+            audit::Change::Created(&data["object"]),
+        )
+        .await?;
+        if !endpoints.is_empty() {
+            emit_to(db, workspace_id, event, subject, data, &endpoints, now).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Records that a row changed from `before` to `after`, naming the changed fields and
 /// their old values; nothing when no field but `updatedAt` changed.
 pub async fn updated(

@@ -19,6 +19,9 @@ use sea_orm::{
 use serde_json::json;
 use std::collections::HashMap;
 
+mod bulk;
+pub use bulk::{Upserted, bulk_upsert, check_upsert};
+
 /// The most contacts one bulk call may upsert.
 pub const BULK_LIMIT: usize = 1000;
 
@@ -163,25 +166,13 @@ async fn ensure_email_free(
     Ok(())
 }
 
-/// Writes the parsed fields onto `am` and, when tags change, the tag rows.
-async fn write(
-    db: &impl ConnectionTrait,
-    ws: i64,
-    mut am: contact::ActiveModel,
+/// Sets a row's fields from a parsed input (`fields`, the workspace's typed fields, when
+/// the input has attributes: they are checked against them); the tags to store beside it.
+fn fill(
+    am: &mut contact::ActiveModel,
     p: ParsedContact,
-) -> Result<contact::Model> {
-    // The row before this write, for the webhook's changed fields (none for a new one).
-    let row_before = if matches!(am.id, sea_orm::ActiveValue::NotSet) {
-        None
-    } else {
-        sea_orm::TryIntoModel::<contact::Model>::try_into_model(am.clone()).ok()
-    };
-    // The stage before this write, for the lifecycle history (none for a new contact).
-    let before = match (&am.id, &am.lifecycle_stage) {
-        (sea_orm::ActiveValue::NotSet, _) => None,
-        (_, sea_orm::ActiveValue::Unchanged(v) | sea_orm::ActiveValue::Set(v)) => Some(v.clone()),
-        _ => None,
-    };
+    fields: Option<&HashMap<String, super::fields::Field>>,
+) -> Result<Option<Vec<Tag>>> {
     if let Some(v) = p.first_name {
         am.first_name = Set(v);
     }
@@ -213,24 +204,45 @@ async fn write(
     p.source.apply(&mut am.source);
     // Typed fields are checked before anything is written, and their typed copies
     // rewritten after.
-    let fields = match &p.attributes {
-        Some(a) => {
-            let fields = super::fields::definitions(db, ws).await?;
-            let json = a.clone().into_json();
-            if let Some(map) = json.as_object() {
-                super::fields::check(&fields, map, &p.attributes_field)?;
-            }
-            am.attributes = Set(json);
-            Some(fields)
+    if let (Some(a), Some(fields)) = (&p.attributes, fields) {
+        let json = a.clone().into_json();
+        if let Some(map) = json.as_object() {
+            super::fields::check(fields, map, &p.attributes_field)?;
         }
-        None => None,
-    };
+        am.attributes = Set(json);
+    }
     (p.timezone.parse(|t| Ok(t.as_str().to_string()))?).apply(&mut am.timezone);
-    let tags = p.tags.clone();
-    if let Some(t) = &tags {
+    if let Some(t) = &p.tags {
         am.tags = Set(json!(t.iter().map(Tag::as_str).collect::<Vec<_>>()));
     }
     am.updated_at = Set(clock::now());
+    Ok(p.tags)
+}
+
+/// Writes the parsed fields onto `am` and, when tags change, the tag rows.
+async fn write(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    mut am: contact::ActiveModel,
+    p: ParsedContact,
+) -> Result<contact::Model> {
+    // The row before this write, for the webhook's changed fields (none for a new one).
+    let row_before = if matches!(am.id, sea_orm::ActiveValue::NotSet) {
+        None
+    } else {
+        sea_orm::TryIntoModel::<contact::Model>::try_into_model(am.clone()).ok()
+    };
+    // The stage before this write, for the lifecycle history (none for a new contact).
+    let before = match (&am.id, &am.lifecycle_stage) {
+        (sea_orm::ActiveValue::NotSet, _) => None,
+        (_, sea_orm::ActiveValue::Unchanged(v) | sea_orm::ActiveValue::Set(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let fields = match &p.attributes {
+        Some(_) => Some(super::fields::definitions(db, ws).await?),
+        None => None,
+    };
+    let tags = fill(&mut am, p, fields.as_ref())?;
     let saved = if matches!(am.id, sea_orm::ActiveValue::NotSet) {
         am.insert(db).await?
     } else {
@@ -408,105 +420,6 @@ pub async fn update(
     let saved = write(&tx, ws, current.into(), p).await?;
     tx.commit().await?;
     Ok(saved)
-}
-
-/// The result of upserting one contact.
-pub struct Upserted {
-    /// The contact as stored.
-    pub contact: contact::Model,
-    /// Whether it was new.
-    pub created: bool,
-}
-
-/// Creates or updates many contacts keyed by email, all or nothing.
-///
-/// Every input is parsed before anything is written, so one bad row fails the call with
-/// its index named and leaves the database untouched.
-pub async fn bulk_upsert(
-    db: &DatabaseConnection,
-    who: &Principal,
-    inputs: Vec<ContactInput>,
-) -> Result<Vec<Upserted>> {
-    let ws = who.workspace_id;
-    if inputs.len() > BULK_LIMIT {
-        return Err(EngineError::invalid(
-            "contacts",
-            format!(
-                "at most {BULK_LIMIT} contacts per call (got {})",
-                inputs.len()
-            ),
-        ));
-    }
-    let mut parsed = Vec::with_capacity(inputs.len());
-    let mut seen = HashMap::new();
-    for (i, input) in inputs.into_iter().enumerate() {
-        let field = format!("contacts[{i}]");
-        let p = parse(input, &field)?;
-        let Patch::Set(email) = &p.email else {
-            return Err(EngineError::invalid(
-                format!("{field}.email"),
-                "is required to upsert (it is the key)",
-            ));
-        };
-        if let Some(j) = seen.insert(email.as_str().to_string(), i) {
-            return Err(EngineError::invalid(
-                format!("{field}.email"),
-                format!("{email} also appears at contacts[{j}]"),
-            ));
-        }
-        parsed.push(p);
-    }
-    let tx = crate::platform::db::write(db).await?;
-    let emails: Vec<String> = seen.into_keys().collect();
-    let existing: HashMap<String, contact::Model> = contact::Entity::find()
-        .filter(contact::Column::WorkspaceId.eq(ws))
-        .filter(contact::Column::Email.is_in(emails))
-        .all(&tx)
-        .await?
-        .into_iter()
-        .filter_map(|c| c.email.clone().map(|e| (e, c)))
-        .collect();
-    let mut out = Vec::with_capacity(parsed.len());
-    for (i, p) in parsed.into_iter().enumerate() {
-        check_references(&tx, ws, &p).await?;
-        let Patch::Set(email) = &p.email else {
-            unreachable!("checked above")
-        };
-        let found = existing.get(email.as_str()).cloned();
-        let created = found.is_none();
-        let am = match found {
-            Some(c) if c.deleted_at.is_some() => {
-                return Err(EngineError::Conflict(format!(
-                    "contacts[{i}]: contact {} with email {email} is deleted; restore it first",
-                    c.id
-                )));
-            }
-            Some(c) => c.into(),
-            None => {
-                require_identity(&p, &format!("contacts[{i}]"))?;
-                new_row(ws)
-            }
-        };
-        out.push(Upserted {
-            contact: write(&tx, ws, am, p).await?,
-            created,
-        });
-    }
-    tx.commit().await?;
-    Ok(out)
-}
-
-/// Checks one input as [`bulk_upsert`] would before writing (every value parsed, the email
-/// present), without touching the database; errors name `field`.
-pub fn check_upsert(input: &ContactInput, field: &str) -> Result<()> {
-    let p = parse(input.clone(), field)?;
-    if !matches!(p.email, Patch::Set(_)) {
-        return Err(EngineError::invalid(
-            format!("{field}.email"),
-            "is required to upsert (it is the key)",
-        ));
-    }
-    Ok(())
 }
 
 /// The people an erasure of `id` concerns: the contact and those earlier merged into it,
