@@ -16,6 +16,7 @@ use futures_util::{StreamExt, stream};
 use rapport_engine::crm::filters::{
     CompanyFilter, ContactFilter, DealFilter, Evaluation, Filter, MAX_SUBQUERIES,
 };
+use rapport_engine::error::EngineError;
 use rapport_engine::integrations::bulk::{self, Format, Kind};
 use rapport_engine::integrations::imports;
 use rapport_engine::platform::auth::Principal;
@@ -52,24 +53,20 @@ fn condition(
     kind: Kind,
     filter: &serde_json::Value,
     at: Evaluation,
-) -> Result<Condition, Response> {
-    let refused = |e: rapport_engine::error::EngineError| crate::error::engine_response(&e);
+) -> Result<Condition, EngineError> {
     match kind {
         Kind::Contacts => {
-            let parsed = ContactFilter::parse("filter", filter).map_err(refused)?;
+            let parsed = ContactFilter::parse("filter", filter)?;
             if parsed.cost() > MAX_SUBQUERIES {
-                return Err(invalid(&format!(
-                    "filter: reads other tables more than {MAX_SUBQUERIES} times"
-                )));
+                return Err(EngineError::invalid(
+                    "filter",
+                    format!("reads other tables more than {MAX_SUBQUERIES} times"),
+                ));
             }
-            parsed.condition(at).map_err(refused)
+            parsed.condition(at)
         }
-        Kind::Companies => CompanyFilter::parse("filter", filter)
-            .and_then(|f| f.condition(at))
-            .map_err(refused),
-        Kind::Deals => DealFilter::parse("filter", filter)
-            .and_then(|f| f.condition(at))
-            .map_err(refused),
+        Kind::Companies => CompanyFilter::parse("filter", filter)?.condition(at),
+        Kind::Deals => DealFilter::parse("filter", filter)?.condition(at),
     }
 }
 
@@ -126,7 +123,7 @@ async fn export(
     let at = Evaluation::new(who.workspace_id, rapport_engine::clock::now());
     let condition = match condition(kind, &filter, at) {
         Ok(c) => c,
-        Err(refused) => return refused,
+        Err(e) => return crate::error::engine_response(&e),
     };
     let db = ctx.db.clone();
     let ws = who.workspace_id;

@@ -445,10 +445,22 @@ async fn upload(
 ) -> Response {
     // Streamed, not buffered: the files go to temporary files as they arrive (a CSV
     // import may be tens of megabytes), and the stream ends where the limit is passed.
-    let (request, too_large) = match streamed_body(request, ctx.limits.upload_bytes) {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > ctx.limits.upload_bytes as u64) {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::VALIDATION,
+            &format!(
+                "the request body is larger than {} bytes",
+                ctx.limits.upload_bytes
+            ),
+        );
+    }
+    let (request, too_large) = streamed_body(request, ctx.limits.upload_bytes);
     let request =
         match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
             request,
@@ -496,24 +508,9 @@ async fn upload(
 }
 
 /// The request with a body that fails once more than `limit` bytes came (the flag then
-/// says so); a declared length over the limit is refused before anything is read.
-fn streamed_body(
-    request: Request,
-    limit: usize,
-) -> Result<(Request, Arc<std::sync::atomic::AtomicBool>), Response> {
+/// says so).
+fn streamed_body(request: Request, limit: usize) -> (Request, Arc<std::sync::atomic::AtomicBool>) {
     use futures_util::StreamExt;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            code::VALIDATION,
-            &format!("the request body is larger than {limit} bytes"),
-        ));
-    }
     let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = too_large.clone();
     let (parts, body) = request.into_parts();
@@ -527,10 +524,10 @@ fn streamed_body(
         }
         Ok(chunk)
     });
-    Ok((
+    (
         Request::from_parts(parts, axum::body::Body::from_stream(limited)),
         too_large,
-    ))
+    )
 }
 
 fn not_trusted(media: graphql_http::MediaType) -> Response {

@@ -51,34 +51,94 @@ pub const RECHECK: Duration = Duration::from_secs(60);
 /// Sockets one key or session may hold open.
 pub const MAX_SOCKETS: usize = 20;
 
-/// The open sockets of each caller.
+/// Sockets one client address may hold open, named or not yet: what one machine may
+/// keep of the server's memory before it names a caller.
+pub const MAX_SOCKETS_PER_ADDRESS: usize = 200;
+
+/// Sockets one process holds open at most, whoever holds them.
+pub const MAX_OPEN_SOCKETS: usize = 10_000;
+
+/// The open sockets: of each caller, of each client address, and in all.
 #[derive(Default)]
-pub struct Sockets(Mutex<HashMap<Caller, usize>>);
+pub struct Sockets {
+    callers: Counter<Caller>,
+    addresses: Counter<std::net::IpAddr>,
+    total: AtomicUsize,
+}
+
+/// Open sockets counted by a key.
+struct Counter<K>(Mutex<HashMap<K, usize>>);
+
+impl<K> Default for Counter<K> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Counter<K> {
+    /// Counts one more for `key` unless it holds `max` already.
+    fn take(&self, key: K, max: usize) -> bool {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_default();
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn give(&self, key: &K) {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(key);
+            }
+        }
+    }
+}
 
 /// A socket's place among its caller's; given back when dropped.
 struct Slot(Arc<Sockets>, Caller);
 
+/// A socket's place among its address's and the process's; given back when dropped.
+struct Opening(Arc<Sockets>, Option<std::net::IpAddr>);
+
 impl Sockets {
     fn take(self: &Arc<Self>, caller: Caller) -> Option<Slot> {
-        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(caller).or_default();
-        if *n >= MAX_SOCKETS {
+        self.callers
+            .take(caller, MAX_SOCKETS)
+            .then(|| Slot(self.clone(), caller))
+    }
+
+    /// A place for a new socket from `address`, before anyone is named.
+    fn open(self: &Arc<Self>, address: Option<std::net::IpAddr>) -> Option<Opening> {
+        if self.total.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN_SOCKETS {
+            self.total.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        *n += 1;
-        Some(Slot(self.clone(), caller))
+        if let Some(ip) = address
+            && !self.addresses.take(ip, MAX_SOCKETS_PER_ADDRESS)
+        {
+            self.total.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Opening(self.clone(), address))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut open = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.1);
-            }
+        self.0.callers.give(&self.1);
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if let Some(ip) = &self.1 {
+            self.0.addresses.give(ip);
         }
+        self.0.total.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -91,6 +151,13 @@ struct Known {
 
 /// Upgrades `GET /graphql` to a subscription socket.
 pub async fn upgrade(ctx: ApiContext, request: Request) -> HttpResponse {
+    let address = crate::http::request_ip(&ctx, &request);
+    let Some(opening) = ctx.sockets.open(address) else {
+        return crate::http::too_many(
+            Duration::from_secs(10),
+            &format!("too many open sockets (at most {MAX_SOCKETS_PER_ADDRESS} from one address)"),
+        );
+    };
     let (mut parts, _) = request.into_parts();
     let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
         Ok(p) => p,
@@ -127,6 +194,7 @@ pub async fn upgrade(ctx: ApiContext, request: Request) -> HttpResponse {
         .max_frame_size(MAX_MESSAGE)
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |stream| async move {
+            let _opening = opening;
             let init_caller = caller.clone();
             let init_ctx = ctx.clone();
             let serve = GraphQLWebSocket::new(stream, executor, protocol)

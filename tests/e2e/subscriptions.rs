@@ -318,3 +318,42 @@ async fn a_worker_processs_campaign_progress_reaches_the_server(app: TestApp) {
         .count();
     assert!(partial >= 1, "progress came in steps: {seen:#?}");
 }
+
+/// One address cannot hold the server's memory with sockets that never name a caller:
+/// past `MAX_SOCKETS_PER_ADDRESS` open at once, the upgrade is refused (429) before a
+/// socket opens, and the places come back as sockets close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_opens_a_bounded_number_of_sockets() {
+    let app = TestApp::spawn(rapport_tests::Backend::Sqlite).await;
+    let url = format!("{}/graphql", app.base.replacen("http", "ws", 1));
+    let open = || {
+        let mut request = url.clone().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(request)
+    };
+    let mut held = Vec::new();
+    for _ in 0..rapport_api::subscriptions::MAX_SOCKETS_PER_ADDRESS {
+        held.push(open().await.expect("a socket within the limit").0);
+    }
+    match open().await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429)
+        }
+        other => panic!("expected 429, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    for mut ws in held.drain(..) {
+        let _ = ws.close(None).await;
+    }
+    let mut reopened = false;
+    for _ in 0..50 {
+        if open().await.is_ok() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "closed sockets give their places back");
+}

@@ -253,6 +253,7 @@ pub async fn bulk_upsert(
         parsed.push(p);
     }
     let tx = crate::platform::db::write(db).await?;
+    crate::platform::db::plan_each(&tx).await?;
     let existing: HashMap<String, company::Model> = company::Entity::find()
         .filter(company::Column::WorkspaceId.eq(ws))
         .filter(company::Column::Domain.is_in(seen.into_keys()))

@@ -596,6 +596,7 @@ pub async fn bulk_upsert(
         }
     }
     let tx = crate::platform::db::write(db).await?;
+    crate::platform::db::plan_each(&tx).await?;
     let existing: std::collections::HashMap<String, deal::Model> = deal::Entity::find()
         .filter(deal::Column::WorkspaceId.eq(ws))
         .filter(deal::Column::ExternalId.is_in(keys.into_keys()))

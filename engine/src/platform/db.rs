@@ -55,3 +55,16 @@ pub async fn write<C: TransactionTrait>(db: &C) -> std::result::Result<C::Transa
     })
     .await
 }
+
+/// Makes PostgreSQL plan each statement of the transaction for its values rather than
+/// reuse a generic plan (a no-op on SQLite). A bulk writer needs this: a lookup the
+/// connection prepared while a table was empty keeps a generic plan that walks the whole
+/// workspace (`workspace_id` only, filtering the rest), which turns an import that grows
+/// the table into quadratic work; PostgreSQL replans only after an `ANALYZE`.
+pub async fn plan_each(tx: &impl ConnectionTrait) -> Result<()> {
+    if tx.get_database_backend() == DatabaseBackend::Postgres {
+        tx.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await?;
+    }
+    Ok(())
+}

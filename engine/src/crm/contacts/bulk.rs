@@ -25,6 +25,10 @@ pub struct Upserted {
     pub created: bool,
 }
 
+/// A contact input parsed for an upsert by email, its email present ([`check_upsert`]).
+#[derive(Clone)]
+pub struct Checked(ParsedContact);
+
 /// Creates or updates many contacts keyed by email, all or nothing.
 ///
 /// Every input is parsed before anything is written, so one bad row fails the call with
@@ -34,7 +38,6 @@ pub async fn bulk_upsert(
     who: &Principal,
     inputs: Vec<ContactInput>,
 ) -> Result<Vec<Upserted>> {
-    let ws = who.workspace_id;
     if inputs.len() > BULK_LIMIT {
         return Err(EngineError::invalid(
             "contacts",
@@ -44,26 +47,47 @@ pub async fn bulk_upsert(
             ),
         ));
     }
-    let mut parsed = Vec::with_capacity(inputs.len());
+    let checked = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, input)| check_upsert(input, &format!("contacts[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    upsert_checked(db, who, checked).await
+}
+
+/// [`bulk_upsert`] of inputs already checked (an import checks each row as it reads it,
+/// to refuse only that row).
+pub async fn upsert_checked(
+    db: &DatabaseConnection,
+    who: &Principal,
+    rows: Vec<Checked>,
+) -> Result<Vec<Upserted>> {
+    let ws = who.workspace_id;
+    if rows.len() > BULK_LIMIT {
+        return Err(EngineError::invalid(
+            "contacts",
+            format!(
+                "at most {BULK_LIMIT} contacts per call (got {})",
+                rows.len()
+            ),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(rows.len());
     let mut seen = HashMap::new();
-    for (i, input) in inputs.into_iter().enumerate() {
-        let field = format!("contacts[{i}]");
-        let p = parse(input, &field)?;
+    for (i, Checked(p)) in rows.into_iter().enumerate() {
         let Patch::Set(email) = &p.email else {
-            return Err(EngineError::invalid(
-                format!("{field}.email"),
-                "is required to upsert (it is the key)",
-            ));
+            unreachable!("checked")
         };
         if let Some(j) = seen.insert(email.as_str().to_string(), i) {
             return Err(EngineError::invalid(
-                format!("{field}.email"),
+                format!("contacts[{i}].email"),
                 format!("{email} also appears at contacts[{j}]"),
             ));
         }
         parsed.push(p);
     }
     let tx = crate::platform::db::write(db).await?;
+    crate::platform::db::plan_each(&tx).await?;
     let emails: Vec<String> = seen.into_keys().collect();
     let existing: HashMap<String, contact::Model> = contact::Entity::find()
         .filter(contact::Column::WorkspaceId.eq(ws))
@@ -206,15 +230,15 @@ async fn create_many(
     Ok(out)
 }
 
-/// Checks one input as [`bulk_upsert`] would before writing (every value parsed, the email
-/// present), without touching the database; errors name `field`.
-pub fn check_upsert(input: &ContactInput, field: &str) -> Result<()> {
-    let p = parse(input.clone(), field)?;
+/// Checks one input as [`bulk_upsert`] does before writing (every value parsed, the
+/// email present), without touching the database; errors name `field`.
+pub fn check_upsert(input: ContactInput, field: &str) -> Result<Checked> {
+    let p = parse(input, field)?;
     if !matches!(p.email, Patch::Set(_)) {
         return Err(EngineError::invalid(
             format!("{field}.email"),
             "is required to upsert (it is the key)",
         ));
     }
-    Ok(())
+    Ok(Checked(p))
 }

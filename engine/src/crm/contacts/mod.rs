@@ -20,7 +20,7 @@ use serde_json::json;
 use std::collections::HashMap;
 
 mod bulk;
-pub use bulk::{Upserted, bulk_upsert, check_upsert};
+pub use bulk::{Checked, Upserted, bulk_upsert, check_upsert, upsert_checked};
 
 /// The most contacts one bulk call may upsert.
 pub const BULK_LIMIT: usize = 1000;
@@ -55,6 +55,7 @@ pub struct ContactInput {
 }
 
 /// The input after parsing: every value checked.
+#[derive(Clone)]
 struct ParsedContact {
     first_name: Option<String>,
     last_name: Option<String>,

@@ -5,12 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 
 use rapport_schema::{company, contact, deal};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+};
 
 use super::rows::{References, Row, to_row};
 use super::{Kind, Target, suggest};
 use crate::crm::companies::{self, CompanyInput};
-use crate::crm::contacts::{self, ContactInput};
+use crate::crm::contacts;
 use crate::crm::deals::{self, DealInput};
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
@@ -239,7 +241,7 @@ pub(super) struct Pending {
 /// A row ready to write: its references looked up.
 #[derive(Clone)]
 enum Ready {
-    Contact(ContactInput),
+    Contact(contacts::Checked),
     Company(CompanyInput),
     Deal(DealInput),
 }
@@ -284,7 +286,13 @@ impl<W: Write> Batches<'_, W> {
         }
         let rows = std::mem::take(batch);
         let references = match self.kind {
-            Kind::Deals => Some(References::load(self.db, self.who.workspace_id, &rows).await?),
+            Kind::Deals => {
+                let tx = self.db.begin().await?;
+                crate::platform::db::plan_each(&tx).await?;
+                let found = References::load(&tx, self.who.workspace_id, &rows).await?;
+                tx.commit().await?;
+                Some(found)
+            }
             _ => None,
         };
         let mut ready = Vec::with_capacity(rows.len());
@@ -321,7 +329,10 @@ impl<W: Write> Batches<'_, W> {
         }
         if self.dry_run {
             let keys: Vec<String> = ready.iter().filter_map(|(_, _, k)| k.clone()).collect();
-            let known = known_keys(self.db, self.who.workspace_id, self.kind, keys).await?;
+            let tx = self.db.begin().await?;
+            crate::platform::db::plan_each(&tx).await?;
+            let known = known_keys(&tx, self.who.workspace_id, self.kind, keys).await?;
+            tx.commit().await?;
             for (_, _, key) in ready {
                 let Some(key) = key else {
                     self.count(true);
@@ -366,7 +377,7 @@ async fn upsert(db: &DatabaseConnection, who: &Principal, rows: Vec<Ready>) -> R
         }
     }
     Ok(if !people.is_empty() {
-        contacts::bulk_upsert(db, who, people)
+        contacts::upsert_checked(db, who, people)
             .await?
             .into_iter()
             .map(|u| u.created)
@@ -388,7 +399,7 @@ async fn upsert(db: &DatabaseConnection, who: &Principal, rows: Vec<Ready>) -> R
 
 /// Which of `keys` already name a record of the workspace.
 async fn known_keys(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
     ws: i64,
     kind: Kind,
     keys: Vec<String>,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use rapport_schema::{company, contact, pipeline, stage};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::{Map, Value};
 
 use super::import::Pending;
@@ -19,7 +19,7 @@ use crate::values::{Domain, LifecycleStage, Patch};
 
 /// A row as the API's input for its kind.
 pub(super) enum Row {
-    Contact(ContactInput),
+    Contact(contacts::Checked),
     Company(CompanyInput),
     /// A deal names its pipeline, stage, contact and company as people know them; they
     /// are looked up when its batch is written.
@@ -50,12 +50,12 @@ pub(super) fn to_row(
     match kind {
         Kind::Contacts => {
             let input = to_contact(cells(), field)?;
-            contacts::check_upsert(&input, field)?;
-            let Patch::Set(email) = &input.email else {
-                unreachable!("checked above")
+            let key = match &input.email {
+                Patch::Set(email) => email.trim().to_ascii_lowercase(),
+                _ => String::new(),
             };
-            let key = email.trim().to_ascii_lowercase();
-            Ok((Row::Contact(input), Some(key)))
+            let checked = contacts::check_upsert(input, field)?;
+            Ok((Row::Contact(checked), Some(key)))
         }
         Kind::Companies => {
             let mut input = CompanyInput::default();
@@ -210,7 +210,7 @@ pub(super) struct References {
 
 impl References {
     pub(super) async fn load(
-        db: &DatabaseConnection,
+        db: &impl sea_orm::ConnectionTrait,
         ws: i64,
         rows: &[Pending],
     ) -> Result<References> {
@@ -366,12 +366,13 @@ mod tests {
             Target::Field("phone"),
             Target::Attribute("plan".into()),
         ];
-        let (Row::Contact(input), key) =
-            to_row(Kind::Contacts, &record, &targets, "line 2").unwrap()
+        let (Row::Contact(_), key) = to_row(Kind::Contacts, &record, &targets, "line 2").unwrap()
         else {
             panic!("a contact row")
         };
         assert_eq!(key.as_deref(), Some("a@b.example"));
+        let cells = record.iter().zip(&targets).filter(|(v, _)| !v.is_empty());
+        let input = to_contact(cells, "line 2").unwrap();
         assert_eq!(input.email, Patch::Set("a@b.example".into()));
         assert_eq!(input.tags, Some(vec!["vip".into(), "beta".into()]));
         assert!(
