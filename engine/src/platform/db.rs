@@ -68,3 +68,18 @@ pub async fn plan_each(tx: &impl ConnectionTrait) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refreshes PostgreSQL's statistics of `tables` (`ANALYZE`; a no-op on SQLite, whose
+/// planner prefers the unique index anyway). A bulk writer calls it as a table grows:
+/// without statistics — autovacuum off, or not yet round — the planner takes a table it
+/// never measured for small and picks an index on `workspace_id` alone for a lookup by
+/// workspace and email, reading the whole workspace per batch.
+pub async fn refresh_statistics(db: &impl ConnectionTrait, tables: &[&str]) -> Result<()> {
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        for table in tables {
+            db.execute_unprepared(&format!("ANALYZE \"{table}\""))
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -34,6 +34,8 @@ pub struct Report {
 
 /// Rows upserted in one transaction.
 const BATCH: usize = 500;
+/// Rows written before the statistics of the tables an import grows are first refreshed.
+const FIRST_STATISTICS: u64 = 1000;
 /// Bytes one row may hold.
 pub const MAX_ROW_BYTES: usize = 64 * 1024;
 /// Columns a file may have.
@@ -150,6 +152,7 @@ pub async fn import(
         would_create: HashSet::new(),
         report: Report::default(),
         rejected: csv::Writer::from_writer(rejects),
+        next_statistics: FIRST_STATISTICS,
     };
     let mut out_headers: Vec<&str> = headers.iter().collect();
     out_headers.push("error");
@@ -257,6 +260,9 @@ struct Batches<'a, W: Write> {
     would_create: HashSet<String>,
     report: Report,
     rejected: csv::Writer<W>,
+    /// Rows written when the tables' statistics are refreshed next (see
+    /// [`crate::platform::db::refresh_statistics`]); four times as many each time.
+    next_statistics: u64,
 }
 
 impl<W: Write> Batches<'_, W> {
@@ -359,6 +365,11 @@ impl<W: Write> Batches<'_, W> {
                     }
                 }
             }
+        }
+        let written = self.report.created + self.report.updated;
+        if written >= self.next_statistics {
+            self.next_statistics = written.saturating_mul(4);
+            crate::platform::db::refresh_statistics(self.db, self.kind.tables()).await?;
         }
         Ok(())
     }

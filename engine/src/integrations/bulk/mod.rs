@@ -107,6 +107,15 @@ impl Kind {
         }
     }
 
+    /// The tables an import of this kind grows.
+    pub fn tables(self) -> &'static [&'static str] {
+        match self {
+            Kind::Contacts => &["contacts", "contact_tags", "lifecycle_changes"],
+            Kind::Companies => &["companies"],
+            Kind::Deals => &["deals", "deal_stage_history"],
+        }
+    }
+
     /// The field every file of this kind must map a column to.
     pub fn required(self) -> (&'static str, &'static str) {
         match self {
@@ -241,6 +250,18 @@ mod tests {
                 }
             }
             assert_eq!(Kind::parse("k", kind.as_str()).unwrap(), kind);
+            for table in kind.tables() {
+                use sea_orm::EntityName;
+                let known = [
+                    rapport_schema::contact::Entity.table_name(),
+                    rapport_schema::contact_tag::Entity.table_name(),
+                    rapport_schema::lifecycle_change::Entity.table_name(),
+                    rapport_schema::company::Entity.table_name(),
+                    rapport_schema::deal::Entity.table_name(),
+                    rapport_schema::deal_stage_change::Entity.table_name(),
+                ];
+                assert!(known.contains(table), "{table} is no table of ours");
+            }
         }
     }
 }
