@@ -18,6 +18,31 @@ fn temp_db(name: &str) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// A loopback address with a port nobody listens on.
+fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Waits (up to 10 s) until the server at `addr` answers.
+async fn up(client: &reqwest::Client, addr: &str) {
+    for _ in 0..100 {
+        if client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn stdout(o: &std::process::Output) -> String {
     assert!(
         o.status.success(),
@@ -101,12 +126,7 @@ async fn serve_answers_and_stops_gracefully_on_sigterm_on_postgres() {
 }
 
 async fn serve_and_stop(db: &str) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let child = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .env("RAPPORT_DATABASE_URL", db)
         .env("RAPPORT_LOG", "warn")
@@ -595,12 +615,7 @@ fn demo_installs_the_example_plugin() {
 #[tokio::test]
 async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
     let db = temp_db("user");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let created = rapport(
         &db,
         &[
@@ -643,17 +658,7 @@ async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("http://{addr}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    up(&client, &addr).await;
     let password = "first admin's passphrase";
     let set = client
         .post(format!("http://{addr}/auth/set-password"))
@@ -726,12 +731,7 @@ async fn user_create_links_to_a_password_and_secrets_stay_out_of_the_log() {
 #[tokio::test]
 async fn json_logs_and_answers_name_each_request() {
     let db = temp_db("json_logs");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let child = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .env("RAPPORT_DATABASE_URL", &db)
         .env("RAPPORT_LOG", "info,tower_http=debug")
@@ -742,17 +742,7 @@ async fn json_logs_and_answers_name_each_request() {
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("http://{addr}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    up(&client, &addr).await;
     let refused = client
         .post(format!("http://{addr}/graphql"))
         .header("x-request-id", "trace-me-42")

@@ -128,25 +128,9 @@ pub async fn start<R: Read>(
     let targets = bulk::import::columns(kind, &headers, mapping)?;
     let columns = describe(&headers, &targets);
     let tx = crate::platform::db::write(db).await?;
-    let row = import::ActiveModel {
-        workspace_id: Set(who.workspace_id),
-        kind: Set(kind.as_str().into()),
-        state: Set(ImportState::Queued.as_str().into()),
-        dry_run: Set(dry_run),
-        file_name: Set(file_name),
-        file_bytes: Set(0),
-        columns: Set(serde_json::to_value(&columns).expect("columns serialise")),
-        processed: Set(0),
-        created: Set(0),
-        updated: Set(0),
-        failed: Set(0),
-        requested_by_key_id: Set(who.key_id),
-        requested_by_user_id: Set(who.user_id),
-        created_at: Set(clock::now()),
-        ..Default::default()
-    }
-    .insert(&tx)
-    .await?;
+    let row = queued(who, kind.as_str(), dry_run, file_name, 0, &columns)
+        .insert(&tx)
+        .await?;
     let mut bytes = first.len();
     store_chunk(&tx, row.id, FILE, 0, first).await?;
     let mut seq = 1;
@@ -211,23 +195,14 @@ pub async fn confirm(
             "the file of import {id} was already imported or has expired; upload it again"
         )));
     }
-    let row = import::ActiveModel {
-        workspace_id: Set(ws),
-        kind: Set(dry.kind.clone()),
-        state: Set(ImportState::Queued.as_str().into()),
-        dry_run: Set(false),
-        file_name: Set(dry.file_name.clone()),
-        file_bytes: Set(dry.file_bytes),
-        columns: Set(serde_json::to_value(&columns).expect("columns serialise")),
-        processed: Set(0),
-        created: Set(0),
-        updated: Set(0),
-        failed: Set(0),
-        requested_by_key_id: Set(who.key_id),
-        requested_by_user_id: Set(who.user_id),
-        created_at: Set(clock::now()),
-        ..Default::default()
-    }
+    let row = queued(
+        who,
+        &dry.kind,
+        false,
+        dry.file_name.clone(),
+        dry.file_bytes,
+        &columns,
+    )
     .insert(&tx)
     .await?;
     import_chunk::Entity::update_many()
@@ -238,6 +213,34 @@ pub async fn confirm(
         .await?;
     tx.commit().await?;
     queue_job(db, queue, row).await
+}
+
+/// A new import's row, queued, counts at zero.
+fn queued(
+    who: &Principal,
+    kind: &str,
+    dry_run: bool,
+    file_name: String,
+    file_bytes: i64,
+    columns: &[Column],
+) -> import::ActiveModel {
+    import::ActiveModel {
+        workspace_id: Set(who.workspace_id),
+        kind: Set(kind.into()),
+        state: Set(ImportState::Queued.as_str().into()),
+        dry_run: Set(dry_run),
+        file_name: Set(file_name),
+        file_bytes: Set(file_bytes),
+        columns: Set(serde_json::to_value(columns).expect("columns serialise")),
+        processed: Set(0),
+        created: Set(0),
+        updated: Set(0),
+        failed: Set(0),
+        requested_by_key_id: Set(who.key_id),
+        requested_by_user_id: Set(who.user_id),
+        created_at: Set(clock::now()),
+        ..Default::default()
+    }
 }
 
 fn describe(headers: &[&str], targets: &[Target]) -> Vec<Column> {
