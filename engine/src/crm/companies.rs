@@ -253,15 +253,17 @@ pub async fn bulk_upsert(
         parsed.push(p);
     }
     let tx = crate::platform::db::write(db).await?;
-    crate::platform::db::plan_each(&tx).await?;
-    let existing: HashMap<String, company::Model> = company::Entity::find()
-        .filter(company::Column::WorkspaceId.eq(ws))
-        .filter(company::Column::Domain.is_in(seen.into_keys()))
-        .all(&tx)
-        .await?
-        .into_iter()
-        .filter_map(|c| c.domain.clone().map(|d| (d, c)))
-        .collect();
+    let existing: HashMap<String, company::Model> = crate::platform::db::planned_lookup(
+        &tx,
+        company::Entity::find()
+            .filter(company::Column::WorkspaceId.eq(ws))
+            .filter(company::Column::Domain.is_in(seen.into_keys()))
+            .all(&tx),
+    )
+    .await?
+    .into_iter()
+    .filter_map(|c| c.domain.clone().map(|d| (d, c)))
+    .collect();
     let mut out = Vec::with_capacity(parsed.len());
     for (i, p) in parsed.into_iter().enumerate() {
         let Patch::Set(domain) = &p.domain else {

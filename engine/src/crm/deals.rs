@@ -596,11 +596,14 @@ pub async fn bulk_upsert(
         }
     }
     let tx = crate::platform::db::write(db).await?;
-    crate::platform::db::plan_each(&tx).await?;
-    let existing: std::collections::HashMap<String, deal::Model> = deal::Entity::find()
-        .filter(deal::Column::WorkspaceId.eq(ws))
-        .filter(deal::Column::ExternalId.is_in(keys.into_keys()))
-        .all(&tx)
+    let existing: std::collections::HashMap<String, deal::Model> =
+        crate::platform::db::planned_lookup(
+            &tx,
+            deal::Entity::find()
+                .filter(deal::Column::WorkspaceId.eq(ws))
+                .filter(deal::Column::ExternalId.is_in(keys.into_keys()))
+                .all(&tx),
+        )
         .await?
         .into_iter()
         .filter_map(|d| d.external_id.clone().map(|k| (k, d)))

@@ -91,6 +91,43 @@ pub async fn within<F: Future>(actor: Actor, work: F) -> F::Output {
         .await
 }
 
+/// The current task's trail (its caller and the mutation being resolved), for a task it
+/// spawns to record its changes under ([`carry_into`]).
+#[derive(Clone, Debug)]
+pub struct Carried {
+    actor: Actor,
+    operation: Option<String>,
+}
+
+/// What [`carry_into`] needs to go on with the current trail in another task; `None`
+/// outside a trail.
+pub fn carried() -> Option<Carried> {
+    with_trail(|t| Carried {
+        actor: t.actor.clone(),
+        operation: t.operation.clone(),
+    })
+}
+
+/// Runs `work` (spawned by a task that had a trail) with that trail's caller and
+/// mutation, so what it changes is recorded as the spawning task's would be.
+pub async fn carry_into<F: Future>(carried: Option<Carried>, work: F) -> F::Output {
+    match carried {
+        None => work.await,
+        Some(c) => {
+            TRAIL
+                .scope(
+                    Mutex::new(Trail {
+                        actor: c.actor,
+                        operation: c.operation,
+                        ..Trail::default()
+                    }),
+                    work,
+                )
+                .await
+        }
+    }
+}
+
 /// Names the caller once the request was authenticated.
 pub fn identify(api_key_id: Option<i64>, user_id: Option<i64>) {
     with_trail(|t| {

@@ -69,6 +69,23 @@ pub async fn plan_each(tx: &impl ConnectionTrait) -> Result<()> {
     Ok(())
 }
 
+/// Runs `lookup` as [`plan_each`] does, then lets the rest of the transaction reuse
+/// plans again. A bulk writer looks up its batch's keys this way before it writes: its
+/// inserts fire a foreign-key check per row, each a statement too, and replanning every
+/// check cost more than the rows themselves.
+pub async fn planned_lookup<T>(
+    tx: &impl ConnectionTrait,
+    lookup: impl std::future::Future<Output = std::result::Result<T, sea_orm::DbErr>>,
+) -> Result<T> {
+    plan_each(tx).await?;
+    let found = lookup.await?;
+    if tx.get_database_backend() == DatabaseBackend::Postgres {
+        tx.execute_unprepared("SET LOCAL plan_cache_mode TO DEFAULT")
+            .await?;
+    }
+    Ok(found)
+}
+
 /// Refreshes PostgreSQL's statistics of `tables` (`ANALYZE`; a no-op on SQLite, whose
 /// planner prefers the unique index anyway). A bulk writer calls it as a table grows:
 /// without statistics — autovacuum off, or not yet round — the planner takes a table it

@@ -87,16 +87,18 @@ pub async fn upsert_checked(
         parsed.push(p);
     }
     let tx = crate::platform::db::write(db).await?;
-    crate::platform::db::plan_each(&tx).await?;
     let emails: Vec<String> = seen.into_keys().collect();
-    let existing: HashMap<String, contact::Model> = contact::Entity::find()
-        .filter(contact::Column::WorkspaceId.eq(ws))
-        .filter(contact::Column::Email.is_in(emails))
-        .all(&tx)
-        .await?
-        .into_iter()
-        .filter_map(|c| c.email.clone().map(|e| (e, c)))
-        .collect();
+    let existing: HashMap<String, contact::Model> = crate::platform::db::planned_lookup(
+        &tx,
+        contact::Entity::find()
+            .filter(contact::Column::WorkspaceId.eq(ws))
+            .filter(contact::Column::Email.is_in(emails))
+            .all(&tx),
+    )
+    .await?
+    .into_iter()
+    .filter_map(|c| c.email.clone().map(|e| (e, c)))
+    .collect();
     let mut out: Vec<Option<Upserted>> = (0..parsed.len()).map(|_| None).collect();
     let mut fresh = Vec::new();
     for (i, p) in parsed.into_iter().enumerate() {
@@ -204,9 +206,8 @@ async fn create_many(
             .await?;
     }
     if let Some(fields) = &fields {
-        for (_, c) in &out {
-            crate::crm::fields::sync(db, fields, c).await?;
-        }
+        let saved: Vec<&contact::Model> = out.iter().map(|(_, c)| c).collect();
+        crate::crm::fields::sync_many(db, fields, &saved).await?;
     }
     let now = clock::now();
     rapport_schema::lifecycle_change::Entity::insert_many(out.iter().map(|(_, c)| {

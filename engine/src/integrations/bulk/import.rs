@@ -1,12 +1,13 @@
 //! The CSV import: a file read row by row, each row checked as the API checks its input,
 //! batches upserted in a transaction each, refused rows written to a reject file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Write};
 
 use rapport_schema::{company, contact, deal};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
+    ColumnTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
 };
 
 use super::rows::{References, Row, to_row};
@@ -153,6 +154,12 @@ pub async fn import(
         report: Report::default(),
         rejected: csv::Writer::from_writer(rejects),
         next_statistics: FIRST_STATISTICS,
+        refused: Vec::new(),
+        in_flight: VecDeque::new(),
+        depth: match db.get_database_backend() {
+            DatabaseBackend::Postgres => 2,
+            _ => 1,
+        },
     };
     let mut out_headers: Vec<&str> = headers.iter().collect();
     out_headers.push("error");
@@ -168,7 +175,8 @@ pub async fn import(
                 // A row that does not read as CSV (bad quoting, invalid UTF-8) is refused;
                 // the reader goes on with the next line.
                 out.report.processed += 1;
-                out.refuse(&csv::StringRecord::new(), &format!("not CSV: {e}"))?;
+                let line = e.position().map_or(out.report.processed + 1, |p| p.line());
+                out.refuse(line, csv::StringRecord::new(), format!("not CSV: {e}"));
                 continue;
             }
         };
@@ -193,7 +201,7 @@ pub async fn import(
         let (row, key) = match checked {
             Ok(done) => done,
             Err(e) => {
-                out.refuse(&record, &e.to_string())?;
+                out.refuse(line, record.clone(), e.to_string());
                 continue;
             }
         };
@@ -214,6 +222,7 @@ pub async fn import(
         }
     }
     out.write(&mut batch).await?;
+    out.finish().await?;
     out.rejected
         .flush()
         .map_err(|e| EngineError::internal_from("writing the reject file", e))?;
@@ -263,16 +272,57 @@ struct Batches<'a, W: Write> {
     /// Rows written when the tables' statistics are refreshed next (see
     /// [`crate::platform::db::refresh_statistics`]); four times as many each time.
     next_statistics: u64,
+    /// Rows refused since the last batch was sent, by line: they go to the reject file
+    /// with that batch's, so the file keeps the input's order.
+    refused: Vec<Refused>,
+    /// Batches being written, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// Batches written at once. On PostgreSQL two transactions keep both cores busy
+    /// (most of an import's time is the server's index and foreign-key work), while this
+    /// task reads the next rows; SQLite writes one at a time, so one is in flight there.
+    depth: usize,
+}
+
+/// A refused row: its line, its values and why.
+type Refused = (u64, csv::StringRecord, String);
+
+/// A batch written by its own task.
+struct InFlight {
+    task: Writing,
+    /// Its rows (line, values, input), to try one by one when the batch is refused.
+    rows: Vec<(u64, csv::StringRecord, Ready)>,
+    /// Its keys: a later batch with one of them waits for this one.
+    keys: HashSet<String>,
+    /// Rows refused before it was sent.
+    refused: Vec<Refused>,
+}
+
+/// A batch's task, stopped if the import stops first (its transaction rolls back).
+struct Writing(tokio::task::JoinHandle<Result<Vec<bool>>>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl<W: Write> Batches<'_, W> {
-    fn refuse(&mut self, record: &csv::StringRecord, why: &str) -> Result<()> {
+    fn refuse(&mut self, line: u64, record: csv::StringRecord, why: String) {
         self.report.failed += 1;
-        let mut row: Vec<&str> = record.iter().collect();
-        row.push(why);
-        self.rejected
-            .write_record(&row)
-            .map_err(|e| EngineError::internal_from("writing the reject file", e))
+        self.refused.push((line, record, why));
+    }
+
+    /// Writes refused rows to the reject file in line order.
+    fn write_refused(&mut self, mut refused: Vec<Refused>) -> Result<()> {
+        refused.sort_by_key(|(line, _, _)| *line);
+        for (_, record, why) in refused {
+            let mut row: Vec<&str> = record.iter().collect();
+            row.push(&why);
+            self.rejected
+                .write_record(&row)
+                .map_err(|e| EngineError::internal_from("writing the reject file", e))?;
+        }
+        Ok(())
     }
 
     fn count(&mut self, created: bool) {
@@ -283,9 +333,9 @@ impl<W: Write> Batches<'_, W> {
         }
     }
 
-    /// Upserts a batch (in a dry run, counts what it would create and update); a batch
-    /// the database refuses as a whole is tried row by row, so one row's conflict refuses
-    /// only that row.
+    /// Sends a batch to be upserted (in a dry run, counts what it would create and
+    /// update). A batch sharing a key with one in flight, or over the depth, waits for
+    /// the earlier ones first.
     async fn write(&mut self, batch: &mut Vec<Pending>) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -302,7 +352,9 @@ impl<W: Write> Batches<'_, W> {
             _ => None,
         };
         let mut ready = Vec::with_capacity(rows.len());
+        let mut keys = HashSet::with_capacity(rows.len());
         for p in rows {
+            let line = p.record.position().map_or(0, |at| at.line());
             let resolved = match p.row {
                 Row::Contact(i) => Ok(Ready::Contact(i)),
                 Row::Company(i) => Ok(Ready::Company(i)),
@@ -312,66 +364,128 @@ impl<W: Write> Batches<'_, W> {
                     stage,
                     contact_email,
                     company_domain,
-                } => {
-                    let at = p.record.position().map_or(0, |at| at.line());
-                    references
-                        .as_ref()
-                        .expect("loaded for deals")
-                        .resolve(
-                            &format!("line {at}"),
-                            input,
-                            pipeline,
-                            stage,
-                            contact_email,
-                            company_domain,
-                        )
-                        .map(Ready::Deal)
-                }
+                } => references
+                    .as_ref()
+                    .expect("loaded for deals")
+                    .resolve(
+                        &format!("line {line}"),
+                        input,
+                        pipeline,
+                        stage,
+                        contact_email,
+                        company_domain,
+                    )
+                    .map(Ready::Deal),
             };
             match resolved {
-                Ok(r) => ready.push((p.record, r, p.key)),
-                Err(e) => self.refuse(&p.record, &e.to_string())?,
+                Ok(r) => {
+                    if let Some(k) = &p.key {
+                        keys.insert(k.clone());
+                    }
+                    ready.push((line, p.record, r, p.key));
+                }
+                Err(e) => self.refuse(line, p.record, e.to_string()),
             }
         }
         if self.dry_run {
-            let keys: Vec<String> = ready.iter().filter_map(|(_, _, k)| k.clone()).collect();
-            let tx = self.db.begin().await?;
-            crate::platform::db::plan_each(&tx).await?;
-            let known = known_keys(&tx, self.who.workspace_id, self.kind, keys).await?;
-            tx.commit().await?;
-            for (_, _, key) in ready {
-                let Some(key) = key else {
-                    self.count(true);
-                    continue;
-                };
-                let created = !known.contains(&key) && !self.would_create.contains(&key);
-                if created {
-                    self.would_create.insert(key);
-                }
-                self.count(created);
-            }
-            return Ok(());
+            return self.count_dry(ready).await;
         }
-        let (records, inputs): (Vec<_>, Vec<_>) = ready.into_iter().map(|(r, i, _)| (r, i)).unzip();
-        match upsert(self.db, self.who, inputs.clone()).await {
+        while self.in_flight.len() >= self.depth
+            || self.in_flight.iter().any(|f| !f.keys.is_disjoint(&keys))
+        {
+            self.settle_oldest().await?;
+        }
+        let inputs: Vec<Ready> = ready.iter().map(|(_, _, r, _)| r.clone()).collect();
+        let (db, who) = (self.db.clone(), self.who.clone());
+        let work =
+            crate::platform::audit::carry_into(crate::platform::audit::carried(), async move {
+                upsert(&db, &who, inputs).await
+            });
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            work,
+            tracing::Span::current(),
+        ));
+        self.in_flight.push_back(InFlight {
+            task: Writing(task),
+            rows: ready
+                .into_iter()
+                .map(|(l, rec, r, _)| (l, rec, r))
+                .collect(),
+            keys,
+            refused: std::mem::take(&mut self.refused),
+        });
+        Ok(())
+    }
+
+    /// What a dry run's batch would do: the keys the workspace or an earlier row of the
+    /// file holds are updates.
+    async fn count_dry(
+        &mut self,
+        ready: Vec<(u64, csv::StringRecord, Ready, Option<String>)>,
+    ) -> Result<()> {
+        let keys: Vec<String> = ready.iter().filter_map(|(_, _, _, k)| k.clone()).collect();
+        let tx = self.db.begin().await?;
+        crate::platform::db::plan_each(&tx).await?;
+        let known = known_keys(&tx, self.who.workspace_id, self.kind, keys).await?;
+        tx.commit().await?;
+        for (_, _, _, key) in ready {
+            let Some(key) = key else {
+                self.count(true);
+                continue;
+            };
+            let created = !known.contains(&key) && !self.would_create.contains(&key);
+            if created {
+                self.would_create.insert(key);
+            }
+            self.count(created);
+        }
+        let refused = std::mem::take(&mut self.refused);
+        self.write_refused(refused)
+    }
+
+    /// Waits for the oldest batch in flight and counts what it did. A batch the database
+    /// refused as a whole is tried row by row, so one row's conflict refuses only that
+    /// row; our side failing fails the import.
+    async fn settle_oldest(&mut self) -> Result<()> {
+        let Some(mut done) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let outcome = (&mut done.task.0)
+            .await
+            .map_err(|e| EngineError::internal_from("an import batch's task", e))?;
+        let mut refused = std::mem::take(&mut done.refused);
+        match outcome {
             Ok(created) => created.into_iter().for_each(|c| self.count(c)),
             Err(EngineError::Internal(e)) => return Err(EngineError::Internal(e)),
             Err(_) => {
-                for (record, input) in records.into_iter().zip(inputs) {
+                for (line, record, input) in std::mem::take(&mut done.rows) {
                     match upsert(self.db, self.who, vec![input]).await {
                         Ok(created) => self.count(created.first().copied().unwrap_or(false)),
                         Err(EngineError::Internal(e)) => return Err(EngineError::Internal(e)),
-                        Err(e) => self.refuse(&record, &e.to_string())?,
+                        Err(e) => {
+                            self.report.failed += 1;
+                            refused.push((line, record, e.to_string()));
+                        }
                     }
                 }
             }
         }
+        self.write_refused(refused)?;
         let written = self.report.created + self.report.updated;
         if written >= self.next_statistics {
             self.next_statistics = written.saturating_mul(4);
             crate::platform::db::refresh_statistics(self.db, self.kind.tables()).await?;
         }
         Ok(())
+    }
+
+    /// Waits for every batch in flight and writes the rows refused after the last.
+    async fn finish(&mut self) -> Result<()> {
+        while !self.in_flight.is_empty() {
+            self.settle_oldest().await?;
+        }
+        let refused = std::mem::take(&mut self.refused);
+        self.write_refused(refused)
     }
 }
 
