@@ -9,6 +9,7 @@ use rapport_engine::clock::{self, Clock};
 use rapport_engine::engagement::outbound::{Context, Outbound};
 use rapport_engine::engagement::sequences::runner::{self, Ticking};
 use rapport_engine::integrations::{imports, webhooks};
+use rapport_engine::intelligence::plugins::call_records::{self, Capture};
 use rapport_engine::platform::audit;
 use rapport_engine::platform::email::Mailer;
 use rapport_engine::platform::health::Health;
@@ -37,6 +38,9 @@ pub struct WorkerConfig {
     /// A plugin host built by the caller and shared with the API; when `None`, the
     /// workers build their own.
     pub plugins: Option<rapport_engine::intelligence::plugins::Host>,
+    /// Which plugin calls are recorded as runs (for a host the workers build), and how
+    /// long the records are kept.
+    pub plugin_capture: Capture,
     /// The time drip sequences run on.
     pub clock: Arc<dyn Clock>,
     /// How often due sequence steps and triggers are looked for.
@@ -68,6 +72,7 @@ impl WorkerConfig {
             options: WorkerOptions::default(),
             plugin_cache: None,
             plugins: None,
+            plugin_capture: Capture::default(),
             clock: clock::system(),
             ticking: Ticking::default(),
             health: Arc::default(),
@@ -77,8 +82,8 @@ impl WorkerConfig {
     }
 }
 
-/// Runs workers on `db`'s queue, and the sequence ticker, webhook dispatcher and audit
-/// pruner beside them, until `shutdown` resolves.
+/// Runs workers on `db`'s queue, and the sequence ticker, webhook dispatcher and the
+/// audit log's, imports' and plugin runs' pruners beside them, until `shutdown` resolves.
 pub async fn run(
     db: DatabaseConnection,
     config: WorkerConfig,
@@ -93,6 +98,10 @@ pub async fn run(
             crate::graphql::plugin_host(&db, keys, public, config.plugin_cache.clone())
                 .inspect_err(|e| tracing::error!(error = %e, "workers run without plugins"))
                 .ok()
+                .map(|mut host| {
+                    host.capture = config.plugin_capture.clone();
+                    host
+                })
         }
     };
     let sender =
@@ -142,6 +151,12 @@ pub async fn run(
         )),
         tokio::spawn(imports::run_pruner(
             context.db.clone(),
+            config.health.clone(),
+            on_stop(),
+        )),
+        tokio::spawn(call_records::run_pruner(
+            context.db.clone(),
+            config.plugin_capture.retention,
             config.health.clone(),
             on_stop(),
         )),

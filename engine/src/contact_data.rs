@@ -112,6 +112,8 @@ pub const STORES: &[Store] = &[
     store("contact_insights", OnErase::Delete, OnMerge::Stay),
     store("insight_changes", OnErase::Delete, OnMerge::Stay),
     store("plugin_actions", OnErase::Delete, OnMerge::Move),
+    // A recorded plugin call's input is the contact's data as the plugin saw it.
+    store("plugin_runs", OnErase::Delete, OnMerge::Move),
 ];
 
 /// Deletes a contact and everything personal attached to it, for good (right to
@@ -295,6 +297,7 @@ async fn store_rows(
         "contact_insights" => rows::<s::contact_insight::Entity>(db, t, c, people).await,
         "insight_changes" => rows::<s::insight_change::Entity>(db, t, c, people).await,
         "plugin_actions" => rows::<s::plugin_action::Entity>(db, t, c, people).await,
+        "plugin_runs" => rows::<s::plugin_run::Entity>(db, t, c, people).await,
         other => Err(crate::EngineError::internal(format!(
             "the export does not know the store {other}"
         ))),

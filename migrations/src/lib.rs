@@ -64,6 +64,7 @@ mod m0021_audit_log;
 mod m0022_live_notices;
 mod m0023_contacts_by_id;
 mod m0024_imports;
+mod m0025_plugin_runs;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -96,6 +97,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0022_live_notices::Migration),
             Box::new(m0023_contacts_by_id::Migration),
             Box::new(m0024_imports::Migration),
+            Box::new(m0025_plugin_runs::Migration),
         ]
     }
 }

@@ -26,5 +26,5 @@ pub use error::{Error, Limit};
 pub use limits::Limits;
 pub use runtime::{Loaded, Runtime, sha256_hex};
 pub use sandbox::{
-    Action, ActionKind, Call, Capabilities, Description, Input, LogLine, Reason, Score,
+    Action, ActionKind, Attempt, Call, Capabilities, Description, Input, LogLine, Reason, Score,
 };

@@ -13,7 +13,7 @@ use wasmtime::{Config, Engine};
 
 use crate::error::{Error, Limit};
 use crate::limits::Limits;
-use crate::sandbox::{self, Action, Call, Description, Input, PluginPre, Score, State};
+use crate::sandbox::{self, Action, Attempt, Call, Description, Input, PluginPre, Score, State};
 
 /// How often the engine's epoch advances: the granularity of wall-time limits.
 const TICK: Duration = Duration::from_millis(1);
@@ -270,11 +270,20 @@ impl Loaded {
             |p, s| p.call_describe(s),
             sandbox::describe_result,
         )
+        .into_call()
     }
 
     /// `score(input)` under `limits`.
     pub fn score(&self, input: &Input, limits: &Limits) -> Result<Call<Score>, Error> {
-        let store = self.prepare(input, limits)?;
+        self.attempt_score(input, limits).into_call()
+    }
+
+    /// `score(input)` under `limits`, with the log and costs of a failed call too.
+    pub fn attempt_score(&self, input: &Input, limits: &Limits) -> Attempt<Score> {
+        let store = match self.prepare(input, limits) {
+            Ok(store) => store,
+            Err(e) => return Attempt::refused(e),
+        };
         let wit = sandbox::to_wit(input);
         sandbox::call(
             &self.pre,
@@ -291,7 +300,20 @@ impl Loaded {
         input: &Input,
         limits: &Limits,
     ) -> Result<Call<Vec<Action>>, Error> {
-        let store = self.prepare(input, limits)?;
+        self.attempt_next_best_actions(input, limits).into_call()
+    }
+
+    /// `next-best-actions(input)` under `limits`, with the log and costs of a failed call
+    /// too.
+    pub fn attempt_next_best_actions(
+        &self,
+        input: &Input,
+        limits: &Limits,
+    ) -> Attempt<Vec<Action>> {
+        let store = match self.prepare(input, limits) {
+            Ok(store) => store,
+            Err(e) => return Attempt::refused(e),
+        };
         let wit = sandbox::to_wit(input);
         sandbox::call(
             &self.pre,

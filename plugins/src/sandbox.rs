@@ -163,6 +163,46 @@ pub struct Call<T> {
     pub log_dropped: usize,
 }
 
+/// A call's answer or fault, with what it cost and what it logged either way: a failed
+/// call's log is what its author needs to see (run records keep it, replay compares it).
+#[derive(Debug)]
+pub struct Attempt<T> {
+    /// The answer, or why there is none.
+    pub result: Result<T, Error>,
+    /// Fuel consumed, instantiation included (0 when refused before running).
+    pub fuel_used: u64,
+    /// Wall time, instantiation included.
+    pub elapsed: Duration,
+    /// Lines logged, within the log limit (the WASI streams last).
+    pub log: Vec<LogLine>,
+    /// Lines dropped once the log limit was reached.
+    pub log_dropped: usize,
+}
+
+impl<T> Attempt<T> {
+    /// An attempt refused before the plugin ran.
+    pub(crate) fn refused(error: Error) -> Self {
+        Attempt {
+            result: Err(error),
+            fuel_used: 0,
+            elapsed: Duration::ZERO,
+            log: Vec::new(),
+            log_dropped: 0,
+        }
+    }
+
+    /// The answer with its costs, or the fault.
+    pub fn into_call(self) -> Result<Call<T>, Error> {
+        Ok(Call {
+            value: self.result?,
+            fuel_used: self.fuel_used,
+            elapsed: self.elapsed,
+            log: self.log,
+            log_dropped: self.log_dropped,
+        })
+    }
+}
+
 /// What a store holds for one call.
 pub struct State {
     wasi: WasiCtx,
@@ -395,22 +435,25 @@ pub(crate) fn store(
     store
 }
 
-/// Runs `f` on a fresh instance in `store` and turns every failure into an [`Error`].
+/// Runs `f` on a fresh instance in `store` and turns every failure into an [`Error`],
+/// keeping the log and costs whether or not it answered.
 pub(crate) fn call<T, R>(
     pre: &PluginPre<State>,
     mut store: Store<State>,
     limits: &Limits,
     f: impl FnOnce(&Plugin, &mut Store<State>) -> wasmtime::Result<R>,
     convert: impl FnOnce(R, &Limits) -> Result<T, Error>,
-) -> Result<Call<T>, Error> {
+) -> Attempt<T> {
     let started = Instant::now();
     let outcome = pre
         .instantiate(&mut store)
         .and_then(|plugin| f(&plugin, &mut store));
     let elapsed = started.elapsed();
     let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-    let raw = outcome.map_err(|e| classify(e, store.data(), limits))?;
-    let value = convert(raw, limits)?;
+    let result = match outcome {
+        Ok(raw) => convert(raw, limits),
+        Err(e) => Err(classify(e, store.data(), limits)),
+    };
     let state = store.into_data();
     let mut log = state.log;
     for (level, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
@@ -419,13 +462,13 @@ pub(crate) fn call<T, R>(
             log.push(level, String::from_utf8_lossy(&text).into_owned());
         }
     }
-    Ok(Call {
-        value,
+    Attempt {
+        result,
         fuel_used,
         elapsed,
         log: log.lines,
         log_dropped: log.dropped,
-    })
+    }
 }
 
 fn classify(e: wasmtime::Error, state: &State, limits: &Limits) -> Error {

@@ -42,7 +42,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
     if let Some(a) = activities {
         size.activities = a;
     }
-    let seeded = seed(&conn, &name, size, plugin.as_deref(), &cli.plugin_cache).await?;
+    let seeded = seed(&conn, &name, size, plugin.as_deref(), cli).await?;
     eprintln!(
         "console sign-in: {} / {}",
         seeded.sign_in.0, seeded.sign_in.1
@@ -64,7 +64,7 @@ pub(crate) async fn seed(
     name: &str,
     size: demo::DemoSize,
     plugin: Option<&std::path::Path>,
-    plugin_cache: &std::path::Path,
+    cli: &super::Global,
 ) -> anyhow::Result<Seeded> {
     let bar = ProgressBar::new(size.total());
     bar.set_style(
@@ -104,7 +104,7 @@ pub(crate) async fn seed(
         );
     }
     if let Some(file) = plugin {
-        install_plugin(conn, created.workspace.id, file, plugin_cache).await?;
+        install_plugin(conn, created.workspace.id, file, cli).await?;
     }
     let sign_in = demo_sign_in(conn, created.workspace.id).await?;
     Ok(Seeded {
@@ -143,10 +143,10 @@ async fn install_plugin(
     conn: &sea_orm::DatabaseConnection,
     workspace: i64,
     file: &std::path::Path,
-    cache: &std::path::Path,
+    cli: &super::Global,
 ) -> anyhow::Result<()> {
     use rapport_engine::intelligence::plugins::registry;
-    let host = super::plugin::offline_host(conn, cache)?;
+    let host = super::plugin::offline_host(conn, cli)?;
     let registration = registry::Registration {
         name: "next-best-action".into(),
         wasm: std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,

@@ -15,6 +15,7 @@ mod worker;
 
 use anyhow::Context as _;
 use clap::Parser;
+use rapport_engine::intelligence::plugins::call_records::Capture;
 use rapport_engine::platform::db;
 
 /// Rapport: a headless CRM engine with a GraphQL API.
@@ -49,6 +50,16 @@ pub(crate) struct Global {
         default_value = "rapport-plugin-cache"
     )]
     plugin_cache: std::path::PathBuf,
+    /// The share (0–1) of answered plugin calls recorded as runs (`Plugin.runs`); calls
+    /// that fail or are refused are always recorded.
+    #[arg(long, global = true, env = "RAPPORT_PLUGIN_RUN_SAMPLE", default_value_t = Capture::DEFAULT_SAMPLE)]
+    plugin_run_sample: f64,
+    /// Plugin inputs larger than this many bytes are recorded by hash and size only.
+    #[arg(long, global = true, env = "RAPPORT_PLUGIN_RUN_INPUT_BYTES", default_value_t = Capture::DEFAULT_INPUT_BYTES)]
+    plugin_run_input_bytes: usize,
+    /// Days recorded plugin runs are kept.
+    #[arg(long, global = true, env = "RAPPORT_PLUGIN_RUN_RETENTION_DAYS", default_value_t = Capture::DEFAULT_RETENTION_DAYS)]
+    plugin_run_retention_days: u32,
     /// How log lines are written: `text` for people, `json` (one object a line, with the
     /// request id of the request that caused it) for a log pipeline.
     #[arg(
@@ -78,6 +89,15 @@ impl Cli {
 }
 
 impl Global {
+    /// Which plugin calls are recorded as runs, and for how long.
+    fn plugin_capture(&self) -> Capture {
+        Capture {
+            sample: self.plugin_run_sample.clamp(0.0, 1.0),
+            input_bytes: self.plugin_run_input_bytes,
+            retention: chrono::Duration::days(self.plugin_run_retention_days.max(1) as i64),
+        }
+    }
+
     /// The database, migrated to this version's schema.
     async fn connect(&self) -> anyhow::Result<sea_orm::DatabaseConnection> {
         let conn = db::connect(&self.database_url, self.max_connections)

@@ -1,5 +1,5 @@
-//! `rapport plugin`: install a component in a workspace, run plugins over it, test a
-//! component on an input without a database, scaffold a new plugin.
+//! `rapport plugin`: install a component in a workspace, run plugins over it, replay a
+//! recorded call, test a component on an input without a database, scaffold a new plugin.
 
 use anyhow::Context as _;
 use rapport_engine::platform::auth;
@@ -55,6 +55,18 @@ pub(crate) enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Plays a recorded call (`Plugin.runs`) again: the run's captured input against a
+    /// component file (default: the version that made the call), under that version's
+    /// limits; prints what was recorded, what happened now and what differs, as JSON.
+    Replay {
+        /// The run's id.
+        run: i64,
+        /// The component to replay against (.wasm), a fixed build, say.
+        #[arg(long)]
+        component: Option<std::path::PathBuf>,
+        #[arg(long)]
+        workspace: i64,
+    },
     /// Creates a new plugin project that builds as it is.
     New {
         /// The project's (and plugin's) name.
@@ -99,7 +111,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                 limits: parse("limits", limits)?,
                 failure_threshold: None,
             };
-            let host = offline_host(&conn, &cli.plugin_cache)?;
+            let host = offline_host(&conn, cli)?;
             let who = auth::Principal::owner(workspace);
             let r = rapport_engine::intelligence::plugins::registry::register(
                 &conn,
@@ -125,7 +137,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
         }
         Command::Run { workspace, plugin } => {
             let conn = cli.connect().await?;
-            plugin_run(&conn, &cli.plugin_cache, workspace, plugin.as_deref()).await
+            plugin_run(&conn, cli, workspace, plugin.as_deref()).await
         }
         Command::Test {
             file,
@@ -143,6 +155,14 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
             .await
             .context("the plugin test panicked")?
         }
+        Command::Replay {
+            run,
+            component,
+            workspace,
+        } => {
+            let conn = cli.connect().await?;
+            plugin_replay(&conn, &cli.plugin_cache, workspace, run, component).await
+        }
         Command::New {
             name,
             lang: PluginLang::Rust,
@@ -155,25 +175,27 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
 /// links point at the default public URL.
 pub(crate) fn offline_host(
     conn: &sea_orm::DatabaseConnection,
-    cache: &std::path::Path,
+    cli: &Global,
 ) -> anyhow::Result<rapport_engine::intelligence::plugins::Host> {
-    Ok(rapport_api::graphql::plugin_host(
+    let mut host = rapport_api::graphql::plugin_host(
         conn,
         std::sync::Arc::new(rapport_api::keys::VerifiedKeys::new(
             std::time::Duration::ZERO,
         )),
         rapport_api::graphql::PublicUrl(rapport_api::server::DEFAULT_PUBLIC_URL.into()),
-        Some(cache.to_path_buf()),
-    )?)
+        Some(cli.plugin_cache.clone()),
+    )?;
+    host.capture = cli.plugin_capture();
+    Ok(host)
 }
 
 async fn plugin_run(
     conn: &sea_orm::DatabaseConnection,
-    cache: &std::path::Path,
+    cli: &Global,
     workspace: i64,
     plugin: Option<&str>,
 ) -> anyhow::Result<()> {
-    let host = offline_host(conn, cache)?;
+    let host = offline_host(conn, cli)?;
     let summary = run_over_everyone(conn, &host, workspace, plugin).await?;
     println!("{summary}");
     Ok(())
@@ -219,6 +241,52 @@ pub(crate) async fn run_over_everyone(
         "seconds": seconds,
         "contacts_per_second": ids.len() as f64 / seconds,
     }))
+}
+
+async fn plugin_replay(
+    conn: &sea_orm::DatabaseConnection,
+    cache: &std::path::Path,
+    workspace: i64,
+    run: i64,
+    component: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use rapport_engine::intelligence::plugins::call_records;
+    let run = call_records::get(conn, workspace, run).await?;
+    let (version, stored) = call_records::recorded_component(conn, &run).await?;
+    let wasm = match &component {
+        Some(file) => std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+        None => stored,
+    };
+    let limits: rapport_plugins::Limits =
+        serde_json::from_value(version.limits.clone()).unwrap_or_default();
+    let cache = cache.to_path_buf();
+    // Off the async runtime's workers, as `plugin test` runs (WASI's blocking calls).
+    let replay = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let loaded = rapport_plugins::Runtime::new(Some(cache))?.load(&wasm)?;
+        Ok(call_records::replay(&run, &loaded, &limits)?)
+    })
+    .await
+    .context("the replay panicked")??;
+    let mut out = serde_json::to_value(&replay)?;
+    out["reproduced"] = replay.reproduced().into();
+    out["component"] = match &component {
+        Some(file) => file.display().to_string().into(),
+        None => format!("version {} as stored", version.version).into(),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    if replay.reproduced() {
+        eprintln!(
+            "run {}: the replay did what the recorded call did",
+            replay.run_id
+        );
+    } else {
+        eprintln!(
+            "run {}: the replay differs in {}",
+            replay.run_id,
+            replay.differences.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn plugin_test(

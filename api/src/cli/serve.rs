@@ -78,7 +78,7 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
             "Demo",
             rapport_engine::demo::DemoSize::for_contacts(demo_contacts),
             demo_plugin.as_deref(),
-            &cli.plugin_cache,
+            cli,
         )
         .await?;
         let key = &seeded.key;
@@ -121,13 +121,18 @@ pub(crate) async fn run(cli: &Global, args: Args) -> anyhow::Result<()> {
         Some(cli.plugin_cache.clone()),
     )
     .inspect_err(|e| tracing::error!(error = %e, "serving without plugins"))
-    .ok();
+    .ok()
+    .map(|mut host| {
+        host.capture = cli.plugin_capture();
+        host
+    });
     let webhooks = workers.webhooks(&mail)?;
     let workers = (!no_workers)
         .then(|| workers.config(&mail, public_url.clone()))
         .transpose()?
         .map(|mut w| {
             w.plugin_cache = Some(cli.plugin_cache.clone());
+            w.plugin_capture = cli.plugin_capture();
             w.plugins = plugins.clone();
             w.health = health.clone();
             w

@@ -22,6 +22,7 @@ pub(crate) async fn run(cli: &Global, Args { mail, workers }: Args) -> anyhow::R
         .unwrap_or_else(|| rapport_api::server::DEFAULT_PUBLIC_URL.to_string());
     let mut config = workers.config(&mail, public_url)?;
     config.plugin_cache = Some(cli.plugin_cache.clone());
+    config.plugin_capture = cli.plugin_capture();
     tracing::info!(
         concurrency = config.options.concurrency,
         "running job workers"

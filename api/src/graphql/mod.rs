@@ -36,6 +36,7 @@ pub mod mutations;
 pub mod orders;
 pub mod people;
 pub mod plugin_inputs;
+pub mod plugin_runs;
 pub mod plugins;
 pub mod queries;
 pub mod reports;
@@ -185,6 +186,7 @@ pub fn plugin_host(
     Ok(rapport_engine::intelligence::plugins::Host {
         runtime,
         inputs: Arc::new(plugin_inputs::GraphqlInputs::new(schema, db.clone())),
+        capture: Default::default(),
     })
 }
 

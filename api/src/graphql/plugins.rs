@@ -366,6 +366,16 @@ impl RecommendedAction {
             .and_then(|v| v.as_i64())
             .map(to_id)
     }
+    /// The email accepting queued, for `sendEmail` actions (`transactionalEmail(id)`
+    /// follows it).
+    async fn message_id(&self) -> Option<ID> {
+        self.0
+            .outcome
+            .as_ref()
+            .and_then(|o| o.get("messageId"))
+            .and_then(|v| v.as_i64())
+            .map(to_id)
+    }
 }
 
 /// A contact's open actions, from every enabled plugin, highest priority first.
@@ -506,6 +516,21 @@ impl Plugin {
                 at: e.at,
             })
             .collect())
+    }
+    /// Its recorded calls, newest first: `first` (1–100) of those older than `before` (a
+    /// run id), about `contactId` only, failed ones only (`failed: true`). Every call that
+    /// did not answer is recorded, and a sample of the rest. Admin keys only: the inputs
+    /// are contacts' data.
+    #[graphql(complexity = "first.max(0) as usize * child_complexity")]
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        contact_id: Option<ID>,
+        failed: Option<bool>,
+        before: Option<ID>,
+        #[graphql(default = 20)] first: i32,
+    ) -> Result<Vec<super::plugin_runs::PluginRunRecord>> {
+        super::plugin_runs::list(ctx, &self.0, contact_id, failed, before, first).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -797,17 +822,32 @@ impl PluginMutation {
     }
 
     /// Accepts a recommended action and carries it out: `CREATE_TASK` and `CALL` create a
-    /// task for the contact's owner; `SEND_EMAIL`, `OFFER` and `CUSTOM` are recorded for
-    /// the app to carry out; `ENROLL_SEQUENCE` is refused (no sequences yet).
+    /// task for the contact's owner; `SEND_EMAIL` sends the saved template its `template`
+    /// parameter names to the contact, from `fromEmail` (default: the server's
+    /// `--mail-from`), through the job queue and the consent rules of its `purpose`
+    /// parameter (`marketing` by default: only with a granted opt-in), once;
+    /// `ENROLL_SEQUENCE` enrolls the contact in the active sequence its `sequence`
+    /// parameter names (refused when there is none; skipped, and said so in the outcome,
+    /// when the contact may not be enrolled); `OFFER` and `CUSTOM` are recorded for the app
+    /// to carry out.
     async fn accept_action(
         &self,
         ctx: &Context<'_>,
         id: ID,
         note: Option<String>,
+        from_email: Option<String>,
+        from_name: Option<String>,
     ) -> Result<RecommendedAction> {
         let id = parse_id("id", &id)?;
+        let configured = ctx.data_unchecked::<Option<crate::graphql::context::Mail>>();
+        let sender = from_email
+            .or_else(|| configured.as_ref().map(|m| m.from.as_str().to_string()))
+            .map(|email| actions::Sender {
+                email,
+                name: from_name,
+            });
         Ok(RecommendedAction(
-            actions::accept(db(ctx), principal(ctx)?, id, note)
+            actions::accept(db(ctx), principal(ctx)?, id, note, sender.as_ref())
                 .await
                 .gql()?,
         ))

@@ -1,5 +1,6 @@
 //! Recommended actions: what is open for a contact, accepting (which carries the action
-//! out where Rapport can) or rejecting, and acceptance rates.
+//! out where Rapport can: a task, an email, an enrollment) or rejecting, and acceptance
+//! rates.
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use crate::crm::tasks::{self, TaskInput};
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
 use crate::platform::records;
-use crate::values::{Patch, Scope};
+use crate::values::{ConsentPurpose, Patch, Scope};
 
 /// Open actions of contacts, highest priority first (then newest), by contact.
 pub async fn open_for(
@@ -46,21 +47,41 @@ pub fn param(a: &plugin_action::Model, key: &str) -> Option<String> {
     params.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
+/// Who the emails of accepted `send-email` actions are from.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    /// The sender's address.
+    pub email: String,
+    /// The sender's display name.
+    pub name: Option<String>,
+}
+
 /// Accepts an open action and carries it out: `create-task` and `call` create a task for
-/// the contact's owner (title and due date from the parameters). `send-email`, `offer`
-/// and `custom` are recorded as accepted for the calling app to carry out.
-/// `enroll-sequence` enrolls the contact in the active sequence named by `sequence`
-/// (unless re-entry rules keep them out, which the outcome says).
+/// the contact's owner (title and due date from the parameters). `send-email` sends the
+/// saved template its `template` names to the contact from `sender`, through the
+/// transactional path: the job queue, the consent rules of its `purpose` (`marketing`, the
+/// default, needs a granted opt-in; `transactional` stops only at a withdrawal), at most
+/// once per action. `enroll-sequence` enrolls the contact in the active sequence named by
+/// `sequence` (unless re-entry rules keep them out, which the outcome says). `offer` and
+/// `custom` are recorded as accepted for the calling app to carry out.
 pub async fn accept(
     db: &DatabaseConnection,
     who: &Principal,
     action_id: i64,
     note: Option<String>,
+    sender: Option<&Sender>,
 ) -> Result<plugin_action::Model> {
     who.require(Scope::Write)?;
     let a = open_action(db, who, action_id).await?;
     let kind = ActionKind::parse(&a.kind)
         .ok_or_else(|| EngineError::Conflict(format!("unknown action kind {}", a.kind)))?;
+    // The email is queued before the action is marked accepted, under a key the action
+    // owns: an accept that fails after queuing and is tried again finds the message it
+    // queued instead of sending a second one.
+    let emailed = match kind {
+        ActionKind::SendEmail => Some(send_email(db, who, &a, sender).await?),
+        _ => None,
+    };
     let txn = crate::platform::db::write(db).await?;
     let outcome = match kind {
         ActionKind::CreateTask | ActionKind::Call => {
@@ -125,11 +146,67 @@ pub async fn accept(
                 _ => serde_json::json!({"sequenceId": s.sequence.id}),
             })
         }
-        ActionKind::SendEmail | ActionKind::Offer | ActionKind::Custom => None,
+        ActionKind::SendEmail => emailed,
+        ActionKind::Offer | ActionKind::Custom => None,
     };
     let done = answer(&txn, who, a, "accepted", note, outcome).await?;
     txn.commit().await?;
     Ok(done)
+}
+
+/// Queues a `send-email` action's email; its outcome names the message and template.
+async fn send_email(
+    db: &DatabaseConnection,
+    who: &Principal,
+    a: &plugin_action::Model,
+    sender: Option<&Sender>,
+) -> Result<serde_json::Value> {
+    use crate::engagement::transactional::{self, SendEmailInput};
+    use rapport_schema::email_template;
+    let name = param(a, "template").ok_or_else(|| {
+        EngineError::invalid("action", "a send-email action needs a `template` parameter")
+    })?;
+    let template = email_template::Entity::find()
+        .filter(email_template::Column::WorkspaceId.eq(who.workspace_id))
+        .filter(email_template::Column::Name.eq(name.as_str()))
+        .filter(email_template::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            EngineError::invalid(
+                "action",
+                format!("the action asks for the email template '{name}', which does not exist"),
+            )
+        })?;
+    let purpose = match param(a, "purpose").as_deref() {
+        None | Some("marketing") => ConsentPurpose::Marketing,
+        Some("transactional") => ConsentPurpose::Transactional,
+        Some(other) => {
+            return Err(EngineError::invalid(
+                "action",
+                format!("the action's purpose '{other}' is neither marketing nor transactional"),
+            ));
+        }
+    };
+    let sender = sender.ok_or_else(|| {
+        EngineError::invalid("fromEmail", "a send-email action needs a sender address")
+    })?;
+    let queue = crate::platform::queue::Queue::new(db)?;
+    let queued = transactional::send(
+        db,
+        &queue,
+        who,
+        SendEmailInput {
+            contact_id: a.contact_id,
+            template_id: template.id,
+            purpose,
+            idempotency_key: format!("plugin-action-{}", a.id),
+            from_email: sender.email.clone(),
+            from_name: sender.name.clone(),
+        },
+    )
+    .await?;
+    Ok(serde_json::json!({"messageId": queued.message.id, "templateId": template.id}))
 }
 
 /// Rejects an open action.

@@ -6,6 +6,7 @@
 //! which belongs to the API, so the API provides [`Inputs`].
 
 pub mod actions;
+pub mod call_records;
 pub mod distribution;
 pub mod registry;
 pub mod runs;
@@ -41,6 +42,8 @@ pub struct Host {
     pub runtime: Runtime,
     /// Input queries.
     pub inputs: Arc<dyn Inputs>,
+    /// Which calls are recorded as runs.
+    pub capture: call_records::Capture,
 }
 
 impl std::fmt::Debug for Host {

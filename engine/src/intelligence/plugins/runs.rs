@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use rapport_plugins::{Input, Limits};
-use rapport_schema::{plugin, plugin_action, plugin_score, plugin_score_history, plugin_version};
+use rapport_schema::{
+    plugin, plugin_action, plugin_run, plugin_score, plugin_score_history, plugin_version,
+};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
@@ -14,6 +16,7 @@ use sea_orm::{
 
 use tracing::Instrument;
 
+use super::call_records::{self, Export};
 use super::registry::{self, record_event};
 use super::{Host, blocking};
 use crate::clock;
@@ -149,12 +152,12 @@ const RATE_LIMIT: f64 = 0.5;
 
 /// Text from a plugin, fit to store: NUL is the one character PostgreSQL cannot hold
 /// (in text or in JSON), and a plugin must not be able to fail its whole batch with it.
-fn clean(text: &str) -> String {
+pub(super) fn clean(text: &str) -> String {
     text.replace('\0', "")
 }
 
 /// [`clean`] for every string (and key) of a JSON value from a plugin.
-fn clean_json(value: serde_json::Value) -> serde_json::Value {
+pub(super) fn clean_json(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
         Value::String(s) => Value::String(clean(&s)),
@@ -210,16 +213,29 @@ async fn run_plugin(
         let (l, lim, scores, recommends) = (loaded.clone(), limits.clone(), v.scores, v.recommends);
         let (start, threshold) = (failures, p.failure_threshold);
         let (start_calls, start_failed) = (run_calls, run_failed);
+        let capture = host.capture.clone();
         // The breaker is checked between calls: once it opens, the rest of the batch is
         // not run at all. It opens on failures in a row, or on a failure rate.
-        let (outcomes, after, calls_after, failed_after) = blocking(move || {
+        let (outcomes, after, calls_after, failed_after, captured) = blocking(move || {
             let (mut failures, mut made, mut failed) = (start, start_calls, start_failed);
             let mut outcomes = Vec::with_capacity(calls.len());
+            let mut captured = Vec::new();
             for input in &calls {
+                let score = scores.then(|| {
+                    let a = l.attempt_score(input, &lim);
+                    captured.extend(call_records::capture(&capture, Export::Score, input, &a));
+                    a.into_call()
+                });
+                let actions = recommends.then(|| {
+                    let a = l.attempt_next_best_actions(input, &lim);
+                    let export = Export::NextBestActions;
+                    captured.extend(call_records::capture(&capture, export, input, &a));
+                    a.into_call()
+                });
                 let o = Outcome {
                     contact_id: input.contact_id.parse().unwrap_or_default(),
-                    score: scores.then(|| l.score(input, &lim)),
-                    actions: recommends.then(|| l.next_best_actions(input, &lim)),
+                    score,
+                    actions,
                 };
                 made += 1;
                 if o.fault().is_some() {
@@ -233,7 +249,7 @@ async fn run_plugin(
                     break;
                 }
             }
-            (outcomes, failures, made, failed)
+            (outcomes, failures, made, failed, captured)
         })
         .await?;
         failures = after;
@@ -270,7 +286,7 @@ async fn run_plugin(
         } else {
             None
         };
-        let (scored, actions) = store(db, &p, v, &outcomes).await?;
+        let (scored, actions) = store(db, &p, v, &outcomes, captured).await?;
         summary.scored += scored;
         summary.actions += actions;
 
@@ -364,16 +380,18 @@ fn rate_trips(made: u32, failed: u32) -> bool {
     made >= RATE_WINDOW && f64::from(failed) >= RATE_LIMIT * f64::from(made)
 }
 
-/// Stores one batch's scores (current and history) and replaces the contacts' open
-/// actions from this plugin with the new ones, in one transaction.
+/// Stores one batch's scores (current and history) and its run records, and replaces the
+/// contacts' open actions from this plugin with the new ones, in one transaction.
 async fn store(
     db: &DatabaseConnection,
     p: &plugin::Model,
     v: &plugin_version::Model,
     outcomes: &[Outcome],
+    captured: Vec<call_records::Captured>,
 ) -> Result<(usize, usize)> {
     let now = clock::now();
     let txn = crate::platform::db::write(db).await?;
+    call_records::store(&txn, p, v.id, captured, now).await?;
     let mut scored = 0;
     let mut current = Vec::new();
     let mut history = Vec::new();
@@ -593,10 +611,16 @@ pub async fn merge_contacts(db: &impl sea_orm::ConnectionTrait, from: i64, to: i
         .filter(plugin_score::Column::ContactId.eq(from))
         .exec(db)
         .await?;
+    plugin_run::Entity::update_many()
+        .col_expr(plugin_run::Column::ContactId, Expr::value(to))
+        .filter(plugin_run::Column::ContactId.eq(from))
+        .exec(db)
+        .await?;
     Ok(())
 }
 
-/// Erases everything plugins said about contacts (their right to erasure).
+/// Erases everything plugins said about contacts, and the inputs recorded of them (their
+/// right to erasure).
 pub async fn erase_contacts(db: &impl sea_orm::ConnectionTrait, contacts: &[i64]) -> Result<()> {
     let ids = || contacts.iter().copied();
     plugin_score::Entity::delete_many()
@@ -609,6 +633,10 @@ pub async fn erase_contacts(db: &impl sea_orm::ConnectionTrait, contacts: &[i64]
         .await?;
     plugin_action::Entity::delete_many()
         .filter(plugin_action::Column::ContactId.is_in(ids()))
+        .exec(db)
+        .await?;
+    plugin_run::Entity::delete_many()
+        .filter(plugin_run::Column::ContactId.is_in(ids()))
         .exec(db)
         .await?;
     Ok(())

@@ -2,7 +2,8 @@
 //!
 //! - an open deal with no touch for `quietDays` (14) → call the contact about it;
 //! - a lead scoring at least `hotScore` (70) with no open deal → a task to qualify them;
-//! - a customer untouched for `winBackDays` (90) → an offer;
+//! - a customer untouched for `winBackDays` (90) → the win-back email `winBackTemplate`
+//!   names (a saved template; accepting sends it, with consent), or an offer without one;
 //! - a lead who may get marketing email, with no open task → enroll in `nurtureSequence`
 //!   (when configured).
 //!
@@ -19,6 +20,7 @@ struct Config {
     hot_score: f64,
     win_back_days: f64,
     nurture_sequence: Option<String>,
+    win_back_template: Option<String>,
 }
 
 impl Default for Config {
@@ -28,6 +30,7 @@ impl Default for Config {
             hot_score: 70.0,
             win_back_days: 90.0,
             nurture_sequence: None,
+            win_back_template: None,
         }
     }
 }
@@ -98,10 +101,15 @@ impl Guest for NextBestAction {
         }
 
         if stage == "CUSTOMER" && quiet_for.is_none_or(|q| q >= config.win_back_days) {
-            actions.push(
-                Action::new(ActionKind::Offer, 50, "a customer who has gone quiet")
+            actions.push(match &config.win_back_template {
+                Some(template) => {
+                    Action::new(ActionKind::SendEmail, 50, "a customer who has gone quiet")
+                        .param("template", template)
+                        .param("purpose", "marketing")
+                }
+                None => Action::new(ActionKind::Offer, 50, "a customer who has gone quiet")
                     .param("offer", "win-back"),
-            );
+            });
         }
 
         let open_tasks = c.pointer("/tasks/totalCount").and_then(Value::as_u64).unwrap_or(0);
