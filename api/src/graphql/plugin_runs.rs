@@ -63,8 +63,8 @@ pub struct PluginLogLine {
     pub message: String,
 }
 
-/// One recorded plugin call: every call that failed or was refused, and a sample of the
-/// answered ones. `rapport plugin replay ID` plays it again against a component file.
+/// One recorded plugin call: every call that failed, and a sample of the answered and
+/// refused ones. `rapport plugin replay ID` plays it again against a component file.
 pub struct PluginRunRecord(pub s::plugin_run::Model);
 
 #[Object]

@@ -519,7 +519,7 @@ impl Plugin {
     }
     /// Its recorded calls, newest first: `first` (1–100) of those older than `before` (a
     /// run id), about `contactId` only, failed ones only (`failed: true`). Every call that
-    /// did not answer is recorded, and a sample of the rest. Admin keys only: the inputs
+    /// failed is recorded, and a sample of the rest. Admin keys only: the inputs
     /// are contacts' data.
     #[graphql(complexity = "first.max(0) as usize * child_complexity")]
     async fn runs(
@@ -824,8 +824,8 @@ impl PluginMutation {
     /// Accepts a recommended action and carries it out: `CREATE_TASK` and `CALL` create a
     /// task for the contact's owner; `SEND_EMAIL` sends the saved template its `template`
     /// parameter names to the contact, from `fromEmail` (default: the server's
-    /// `--mail-from`), through the job queue and the consent rules of its `purpose`
-    /// parameter (`marketing` by default: only with a granted opt-in), once;
+    /// `--mail-from`), through the job queue and marketing's consent rules (only with a
+    /// granted opt-in), once;
     /// `ENROLL_SEQUENCE` enrolls the contact in the active sequence its `sequence`
     /// parameter names (refused when there is none; skipped, and said so in the outcome,
     /// when the contact may not be enrolled); `OFFER` and `CUSTOM` are recorded for the app

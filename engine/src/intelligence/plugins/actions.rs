@@ -59,9 +59,8 @@ pub struct Sender {
 /// Accepts an open action and carries it out: `create-task` and `call` create a task for
 /// the contact's owner (title and due date from the parameters). `send-email` sends the
 /// saved template its `template` names to the contact from `sender`, through the
-/// transactional path: the job queue, the consent rules of its `purpose` (`marketing`, the
-/// default, needs a granted opt-in; `transactional` stops only at a withdrawal), at most
-/// once per action. `enroll-sequence` enrolls the contact in the active sequence named by
+/// transactional path: the job queue and marketing's consent rules (a granted opt-in),
+/// at most once per action. `enroll-sequence` enrolls the contact in the active sequence named by
 /// `sequence` (unless re-entry rules keep them out, which the outcome says). `offer` and
 /// `custom` are recorded as accepted for the calling app to carry out.
 pub async fn accept(
@@ -178,16 +177,9 @@ async fn send_email(
                 format!("the action asks for the email template '{name}', which does not exist"),
             )
         })?;
-    let purpose = match param(a, "purpose").as_deref() {
-        None | Some("marketing") => ConsentPurpose::Marketing,
-        Some("transactional") => ConsentPurpose::Transactional,
-        Some(other) => {
-            return Err(EngineError::invalid(
-                "action",
-                format!("the action's purpose '{other}' is neither marketing nor transactional"),
-            ));
-        }
-    };
+    // Always marketing: the purpose decides whose consent is needed, and a plugin's
+    // answer must not be able to waive the opt-in a recommended email needs.
+    let purpose = ConsentPurpose::Marketing;
     let sender = sender.ok_or_else(|| {
         EngineError::invalid("fromEmail", "a send-email action needs a sender address")
     })?;

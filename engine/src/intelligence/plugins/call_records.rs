@@ -1,6 +1,6 @@
 //! Run records: what a plugin call was given and what it did — its input, answer or
-//! fault, log, fuel and time — kept for every call that did not answer and for a sample of
-//! the rest ([`Capture`]), so that a plugin misbehaving in production can be read and
+//! fault, log, fuel and time — kept for every call that failed and for a sample of the
+//! rest (answers and refusals) ([`Capture`]), so that a plugin misbehaving in production can be read and
 //! replayed ([`replay`]) instead of debugged by guessing its input.
 //!
 //! The captured input is the contact's data as the input query returned it: personal
@@ -21,7 +21,7 @@ use crate::platform::health::{self, Health};
 /// Which calls are recorded, how much of their input, and for how long.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Capture {
-    /// The share (0–1) of answered calls recorded; calls that did not answer always are.
+    /// The share (0–1) of answered or refused calls recorded; failed calls always are.
     pub sample: f64,
     /// Inputs larger than this many bytes are recorded by hash and size only.
     pub input_bytes: usize,
@@ -38,7 +38,7 @@ impl Capture {
     /// Days records are kept, by default.
     pub const DEFAULT_RETENTION_DAYS: u32 = 14;
 
-    /// Whether a call is recorded: always when it did not answer, else by sampling.
+    /// Whether a call is recorded: always when it failed, else by sampling.
     fn wants(&self, answered: bool) -> bool {
         !answered || (self.sample > 0.0 && rand::random::<f64>() < self.sample)
     }
@@ -145,7 +145,13 @@ pub(crate) fn capture<T: Serialize>(
     input: &Input,
     attempt: &Attempt<T>,
 ) -> Option<Captured> {
-    if !capture.wants(attempt.result.is_ok()) {
+    // A refusal ("bad-input") is an answer about the input, common in normal running:
+    // sampled like answers, so only faults are always kept.
+    let answered = match &attempt.result {
+        Ok(_) => true,
+        Err(e) => matches!(e, rapport_plugins::Error::Refused { .. }),
+    };
+    if !capture.wants(answered) {
         return None;
     }
     Some(Captured {
@@ -331,6 +337,14 @@ pub fn replay(run: &plugin_run::Model, component: &Loaded, limits: &Limits) -> R
             Observed::of(&component.attempt_next_best_actions(&input, limits))
         }
     };
+    // Stored text lost its NUL characters (PostgreSQL cannot hold them): the replay is
+    // compared as it would have been stored.
+    let mut replayed = replayed;
+    replayed.output = replayed.output.map(super::runs::clean_json);
+    replayed.error = replayed.error.map(|e| super::runs::clean(&e));
+    for line in &mut replayed.log {
+        line.message = super::runs::clean(&line.message);
+    }
     let recorded = Observed {
         output: run.output.clone(),
         error: run.error.clone(),

@@ -105,7 +105,6 @@ impl Guest for NextBestAction {
                 Some(template) => {
                     Action::new(ActionKind::SendEmail, 50, "a customer who has gone quiet")
                         .param("template", template)
-                        .param("purpose", "marketing")
                 }
                 None => Action::new(ActionKind::Offer, 50, "a customer who has gone quiet")
                     .param("offer", "win-back"),
