@@ -6,7 +6,7 @@
 //!    through the batch loader), `ids`, `enums`, `batching`, `loaders`, `connection`,
 //!    `cost_budget`, `filters`, `inputs`;
 //! 2. the facts about a contact that other rooms keep, which the CRM objects show and
-//!    which show no CRM object: `consent`, `intelligence`, `plugins`;
+//!    which show no CRM object: `consent`, `intelligence`, `plugins`, `plugin_runs`;
 //! 3. `types`: every object of the CRM graph, with the sequence objects (an enrollment
 //!    shows its contact, a contact its enrollments);
 //! 4. the root fields: `queries`, `mutations`, `audiences`, `campaigns`, `capture`,
