@@ -402,24 +402,28 @@ pub fn executed(media: MediaType, response: async_graphql::Response) -> Response
     let did_not_run = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let mut body = serde_json::to_value(&response).unwrap_or_else(|_| {
-        serde_json::json!({"data": null, "errors": [{"message": "internal error", "extensions": {"code": code::INTERNAL}}]})
-    });
-    let status = if media == MediaType::GraphqlResponse && did_not_run {
-        if let Some(o) = body.as_object_mut() {
-            o.remove("data");
+    let (status, body) = if media == MediaType::GraphqlResponse && did_not_run {
+        let mut body = serde_json::json!({ "errors": response.errors });
+        if !response.extensions.is_empty() {
+            body["extensions"] = serde_json::to_value(&response.extensions).unwrap_or_default();
         }
-        StatusCode::BAD_REQUEST
+        (StatusCode::BAD_REQUEST, serde_json::to_string(&body))
     } else {
-        StatusCode::OK
+        // Written from the response itself: its objects keep the order of the selection,
+        // as the spec asks (a serde_json::Value would sort the keys).
+        (StatusCode::OK, serde_json::to_string(&response))
     };
-    answer(media, status, &body)
+    let body = body.unwrap_or_else(|_| {
+        serde_json::json!({"data": null, "errors": [{"message": "internal error", "extensions": {"code": code::INTERNAL}}]})
+            .to_string()
+    });
+    answer_text(media, status, body)
 }
 
-/// The answer kept for an `Idempotency-Key`, given again to a retry.
+/// The answer kept for an `Idempotency-Key`, given again to a retry as it was written.
 pub fn replayed(media: MediaType, body: &str) -> Response {
-    match serde_json::from_str::<Value>(body) {
-        Ok(body) => answer(media, StatusCode::OK, &body),
+    match serde_json::from_str::<serde::de::IgnoredAny>(body) {
+        Ok(_) => answer_text(media, StatusCode::OK, body.to_string()),
         Err(_) => request_error(
             media,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -430,7 +434,11 @@ pub fn replayed(media: MediaType, body: &str) -> Response {
 }
 
 fn answer(media: MediaType, status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+    answer_text(media, status, body.to_string())
+}
+
+fn answer_text(media: MediaType, status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod request_id;
 pub mod request_limits;
+pub mod response_order;
 pub mod server;
 pub mod sessions;
 pub mod subscriptions;

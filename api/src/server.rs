@@ -751,6 +751,7 @@ async fn run_request(
     if !may_introspect(ctx, &principal) {
         request = request.disable_introspection();
     }
+    let (query, operation) = (request.query.clone(), request.operation_name.clone());
     let (request, dispatcher) = graphql::with_loaders(request, &ctx.db, principal);
     let execution = dispatcher.drive(ctx.schema.execute(request));
     let Ok(mut response) = tokio::time::timeout(timeout, execution).await else {
@@ -763,6 +764,7 @@ async fn run_request(
             ),
         ));
     };
+    crate::response_order::in_selection_order(&query, operation.as_deref(), &mut response.data);
     // Errors from parsing and validating the query itself carry no code yet.
     for e in &mut response.errors {
         let ext = e.extensions.get_or_insert_with(Default::default);

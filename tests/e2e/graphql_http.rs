@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 both_backends!(
     the_reference_audit_passes,
-    queries_over_get_and_persisted_queries
+    queries_over_get_and_persisted_queries,
+    answers_keep_the_order_of_the_selection
 );
 
 /// Runs the audit script with Node 22 and returns (id, name, status, reason) per audit.
@@ -229,4 +230,64 @@ async fn queries_over_get_and_persisted_queries(app: TestApp) {
     );
     let typename = post(&open, &reader, json!({"query": "{ __typename }"})).await;
     assert_eq!(typename["data"]["__typename"], "Queries");
+}
+
+/// The keys of the objects in `text`'s `data`, in the order written.
+fn keys_in_order(text: &str, keys: &[&str]) -> Vec<usize> {
+    keys.iter()
+        .map(|k| {
+            text.find(&format!("\"{k}\""))
+                .unwrap_or_else(|| panic!("{k} in {text}"))
+        })
+        .collect()
+}
+
+async fn answers_keep_the_order_of_the_selection(app: TestApp) {
+    let key = app.workspace("Order").await;
+    app.ok(
+        &key,
+        "mutation { createContact(input: {email: \"order@example.com\", firstName: \"Ada\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    // Not alphabetical, not the order fields complete in: the order asked.
+    let query = "{ contacts(first: 5) { totalCount pageInfo { hasNextPage endCursor } \
+                 nodes { lastName firstName email id } } }";
+    let keys = [
+        "totalCount",
+        "pageInfo",
+        "hasNextPage",
+        "endCursor",
+        "nodes",
+        "lastName",
+        "firstName",
+        "email",
+    ];
+    let raw = |query: &'static str, idempotency: Option<&'static str>| {
+        let key = key.clone();
+        let base = app.base.clone();
+        async move {
+            let mut req = reqwest::Client::new()
+                .post(format!("{base}/graphql"))
+                .bearer_auth(key)
+                .json(&json!({"query": query}));
+            if let Some(k) = idempotency {
+                req = req.header("Idempotency-Key", k);
+            }
+            req.send().await.unwrap().text().await.unwrap()
+        }
+    };
+    let text = raw(query, None).await;
+    let at = keys_in_order(&text, &keys);
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+    // A mutation's answer kept for its Idempotency-Key comes back in the same order.
+    let create = "mutation { createContact(input: {email: \"kept@example.com\", firstName: \"Kept\"}) \
+                  { lastName firstName email id } }";
+    let (first, again) = (
+        raw(create, Some("order-1")).await,
+        raw(create, Some("order-1")).await,
+    );
+    assert_eq!(first, again, "the retry is answered with the first answer");
+    let at = keys_in_order(&again, &["lastName", "firstName", "email", "id"]);
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{again}");
 }

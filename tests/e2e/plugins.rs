@@ -971,8 +971,37 @@ async fn an_accepted_send_email_action_mails_once_with_consent(app: TestApp) {
     assert!(message.is_string(), "{accepted}");
     let (code, _) = app.err(&key, ACCEPT, json!({"id": to_keen})).await;
     assert_eq!(code, "CONFLICT", "an action is accepted once");
-    let shy_message =
-        app.ok(&key, ACCEPT, json!({"id": to_shy})).await["acceptAction"]["messageId"].clone();
+    // Three answers at once: one accepts, the others find it answered (one email, once).
+    let at_once: Vec<Value> = futures_util::future::join_all(
+        (0..3).map(|_| app.post(Some(&key), ACCEPT, json!({"id": to_shy.clone()}))),
+    )
+    .await
+    .into_iter()
+    .map(|(_, body)| body)
+    .collect();
+    let won: Vec<&Value> = at_once.iter().filter(|r| r["errors"].is_null()).collect();
+    assert_eq!(won.len(), 1, "{at_once:?}");
+    for lost in at_once.iter().filter(|r| !r["errors"].is_null()) {
+        assert_eq!(
+            lost["errors"][0]["extensions"]["code"], "CONFLICT",
+            "{lost}"
+        );
+    }
+    let shy_message = won[0]["data"]["acceptAction"]["messageId"].clone();
+    // The action's email key is Rapport's own: a client cannot claim or probe it.
+    let template = app
+        .ok(&key, "{ emailTemplates { id name } }", json!({}))
+        .await["emailTemplates"][0]["id"]
+        .clone();
+    let (code, message_text) = app
+        .err(
+            &key,
+            "mutation($i: SendEmailInput!) { sendEmail(input: $i) { id } }",
+            json!({"i": {"contactId": shy, "templateId": template, "fromEmail": "a@winback.example",
+                "idempotencyKey": "rapport:plugin-action:1"}}),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message_text}");
 
     let _workers = app.workers(&smtp.url);
     const STATE: &str = "query($id: ID!) { transactionalEmail(id: $id) { state reason purpose } }";

@@ -289,7 +289,7 @@ fn evaluate_clv(
                 _ => String::new(),
             };
             w.push_str(&format!(
-                "{},{:.6},{:.6},{}\n",
+                "{},{},{},{}\n",
                 r.customer,
                 m.probability_alive(&r.history),
                 purchases,

@@ -47,7 +47,8 @@ pub struct SendEmailInput {
     #[graphql(default_with = "Purpose::Transactional")]
     pub purpose: Purpose,
     /// The client's key for this send (1–200 visible ASCII characters): the same key
-    /// again returns the first message instead of sending another.
+    /// again returns the first message instead of sending another. Keys starting with
+    /// `rapport:` are Rapport's own (the emails of accepted plugin actions).
     pub idempotency_key: String,
     pub from_email: String,
     pub from_name: Option<String>,
@@ -315,7 +316,11 @@ impl TemplateMutation {
                 contact_id: parse_id("contactId", &input.contact_id)?,
                 template_id: parse_id("templateId", &input.template_id)?,
                 purpose: input.purpose.into(),
-                idempotency_key: input.idempotency_key,
+                idempotency_key: transactional::IdempotencyKey::parse(
+                    "idempotencyKey",
+                    &input.idempotency_key,
+                )
+                .gql()?,
                 from_email: input.from_email,
                 from_name: input.from_name,
             },

@@ -31,27 +31,44 @@ use crate::values::{
     ConsentPurpose, EmailAddress, MessageState, Scope, SuppressionReason, Text, WebhookEventType,
 };
 
-/// A client's key for one send: 1 to 200 visible ASCII characters (a UUID, `order-123/receipt`).
+/// A key for one send: a client's, 1 to 200 visible ASCII characters (a UUID,
+/// `order-123/receipt`), or one of Rapport's own sends ([`IdempotencyKey::of_action`]),
+/// under a prefix clients may not use, so a client's key never finds Rapport's message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     /// The longest key accepted.
     pub const MAX_LEN: usize = 200;
+    /// The prefix of the keys of Rapport's own sends.
+    pub const RESERVED: &str = "rapport:";
 
-    /// Parses a key; `field` names the input in errors.
+    /// Parses a client's key; `field` names the input in errors.
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
-        if (1..=Self::MAX_LEN).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
-            Ok(Self(raw.to_string()))
-        } else {
-            Err(EngineError::invalid(
+        if !(1..=Self::MAX_LEN).contains(&raw.len()) || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(EngineError::invalid(
                 field,
                 format!(
                     "an idempotency key is 1 to {} visible ASCII characters without spaces",
                     Self::MAX_LEN
                 ),
-            ))
+            ));
         }
+        if raw.starts_with(Self::RESERVED) {
+            return Err(EngineError::invalid(
+                field,
+                format!(
+                    "keys starting with {:?} are Rapport's own; choose another",
+                    Self::RESERVED
+                ),
+            ));
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    /// The key of the email sent for an accepted plugin action: accepting again finds it.
+    pub fn of_action(action_id: i64) -> Self {
+        Self(format!("{}plugin-action:{action_id}", Self::RESERVED))
     }
 
     /// The key as text.
@@ -70,8 +87,8 @@ pub struct SendEmailInput {
     /// Whose consent rules apply: transactional mail needs no opt-in but stops at a
     /// withdrawal or a suppressed address; marketing needs a granted opt-in.
     pub purpose: ConsentPurpose,
-    /// The client's key for this send.
-    pub idempotency_key: String,
+    /// The key of this send.
+    pub idempotency_key: IdempotencyKey,
     /// The sender's address.
     pub from_email: String,
     /// The sender's display name.
@@ -98,10 +115,10 @@ pub async fn send(
 ) -> Result<Queued> {
     who.require(Scope::Write)?;
     let ws = who.workspace_id;
-    let key = IdempotencyKey::parse("idempotencyKey", &input.idempotency_key)?;
+    let key = &input.idempotency_key;
     let from = EmailAddress::parse("fromEmail", &input.from_email)?;
     let from_name = Text::parse_opt("fromName", input.from_name.as_deref(), 200)?;
-    if let Some(first) = by_key(db, ws, &key).await? {
+    if let Some(first) = by_key(db, ws, key).await? {
         return replay(queue, first, &input).await;
     }
     records::ensure_exists::<contact::Entity>(db, ws, input.contact_id).await?;
@@ -132,7 +149,7 @@ pub async fn send(
         Ok(row) => row,
         // Two requests with one key at once: the unique index lets one in; the other
         // answers with it.
-        Err(e) => match by_key(db, ws, &key).await? {
+        Err(e) => match by_key(db, ws, key).await? {
             Some(first) => return replay(queue, first, &input).await,
             None => return Err(e.into()),
         },

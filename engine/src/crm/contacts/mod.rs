@@ -14,7 +14,7 @@ use rapport_schema::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -437,7 +437,41 @@ pub async fn erasure_set(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<
         .all(db)
         .await?;
     people.extend(merged);
+    // Locked first: a batch storing about them (plugin scores and runs) holds them until
+    // it commits, so its rows are there to erase, and a later one finds them gone.
+    contact::Entity::find()
+        .select_only()
+        .column(contact::Column::Id)
+        .filter(contact::Column::Id.is_in(people.iter().copied()))
+        .lock(sea_orm::sea_query::LockType::Update)
+        .into_tuple::<i64>()
+        .all(db)
+        .await?;
     Ok(people)
+}
+
+/// Which of `ids` are contacts of the workspace, locked against deletion (and erasure,
+/// see [`erasure_set`]) until the caller's transaction ends. SQLite has no row locks; its
+/// writes take turns anyway.
+pub async fn lock_present(
+    db: &impl ConnectionTrait,
+    ws: i64,
+    ids: Vec<i64>,
+) -> Result<std::collections::HashSet<i64>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let found: Vec<i64> = contact::Entity::find()
+        .select_only()
+        .column(contact::Column::Id)
+        .filter(contact::Column::WorkspaceId.eq(ws))
+        .filter(contact::Column::Id.is_in(ids))
+        .order_by_asc(contact::Column::Id)
+        .lock(sea_orm::sea_query::LockType::KeyShare)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(found.into_iter().collect())
 }
 
 /// Every email address the contacts were known by (primary and others), as stored.

@@ -33,8 +33,9 @@ pub struct Report {
     pub bytes: u64,
 }
 
-/// Rows upserted in one transaction.
-const BATCH: usize = 500;
+/// Rows upserted in one transaction: 1,000 (the bulk APIs' limit) measured 10% faster than
+/// 500 on PostgreSQL, fewer statements and commits for the same rows.
+const BATCH: usize = 1000;
 /// Rows written before the statistics of the tables an import grows are first refreshed.
 const FIRST_STATISTICS: u64 = 1000;
 /// Bytes one row may hold.
@@ -157,7 +158,7 @@ pub async fn import(
         refused: Vec::new(),
         in_flight: VecDeque::new(),
         depth: match db.get_database_backend() {
-            DatabaseBackend::Postgres => 2,
+            DatabaseBackend::Postgres => 3,
             _ => 1,
         },
     };
@@ -277,9 +278,10 @@ struct Batches<'a, W: Write> {
     refused: Vec<Refused>,
     /// Batches being written, oldest first.
     in_flight: VecDeque<InFlight>,
-    /// Batches written at once. On PostgreSQL two transactions keep both cores busy
-    /// (most of an import's time is the server's index and foreign-key work), while this
-    /// task reads the next rows; SQLite writes one at a time, so one is in flight there.
+    /// Batches written at once. On PostgreSQL three transactions keep both cores busy
+    /// (most of an import's time is the server's index and foreign-key work) while this
+    /// task reads the next rows: two left a fifth of the CPU idle, four measured no better
+    /// than three. SQLite writes one at a time, so one is in flight there.
     depth: usize,
 }
 

@@ -1,4 +1,5 @@
-//! Special functions the models need: log-gamma and the Gauss hypergeometric series.
+//! Special functions the models need: log-gamma, digamma and the Gauss hypergeometric
+//! series.
 
 /// ln Γ(x) for x > 0, by the Lanczos approximation (g = 7, 9 terms): about 15 correct
 /// digits, more than maximum likelihood needs.
@@ -29,6 +30,22 @@ pub fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
+/// ψ(x) = d/dx ln Γ(x) for x > 0: the recurrence ψ(x) = ψ(x + 1) − 1/x lifts x to 10 or
+/// more, where the asymptotic series is good to about 1e-15.
+pub fn digamma(x: f64) -> f64 {
+    let (mut x, mut shift) = (x, 0.0);
+    while x < 10.0 {
+        shift -= 1.0 / x;
+        x += 1.0;
+    }
+    let f = 1.0 / (x * x);
+    let series = f
+        * (1.0 / 12.0
+            - f * (1.0 / 120.0
+                - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f * (1.0 / 132.0 - f * 691.0 / 32760.0)))));
+    shift + x.ln() - 0.5 / x - series
+}
+
 /// The Gauss hypergeometric function ₂F₁(a, b; c; z) for 0 ≤ z < 1, summed until the
 /// terms stop mattering.
 pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
@@ -57,6 +74,22 @@ mod tests {
             fact *= n as f64;
         }
         assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn digamma_matches_known_values_and_the_slope_of_ln_gamma() {
+        // ψ(1) = −γ, ψ(1/2) = −γ − 2 ln 2.
+        let euler = 0.577_215_664_901_532_9;
+        assert!((digamma(1.0) + euler).abs() < 1e-14);
+        assert!((digamma(0.5) + euler + 2.0 * 2f64.ln()).abs() < 1e-13);
+        for x in [0.05, 0.3, 2.5, 7.0, 40.0, 1e4] {
+            let h = 1e-5 * x;
+            let slope = (ln_gamma(x + h) - ln_gamma(x - h)) / (2.0 * h);
+            assert!(
+                (digamma(x) - slope).abs() < 1e-6 * (1.0 + slope.abs()),
+                "ψ({x})"
+            );
+        }
     }
 
     #[test]

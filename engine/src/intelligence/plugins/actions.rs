@@ -8,8 +8,8 @@ use chrono::Duration;
 use rapport_plugins::ActionKind;
 use rapport_schema::{contact, plugin, plugin_action};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use crate::clock;
@@ -192,7 +192,7 @@ async fn send_email(
             contact_id: a.contact_id,
             template_id: template.id,
             purpose,
-            idempotency_key: format!("plugin-action-{}", a.id),
+            idempotency_key: transactional::IdempotencyKey::of_action(a.id),
             from_email: sender.email.clone(),
             from_name: sender.name.clone(),
         },
@@ -231,6 +231,9 @@ async fn open_action(
     Ok(a)
 }
 
+/// Marks an open action answered. Only an action still open is changed, so of two
+/// answers at once one wins and the other is a CONFLICT (and its transaction, with the
+/// task or enrollment it made, rolls back).
 async fn answer(
     db: &impl sea_orm::ConnectionTrait,
     who: &Principal,
@@ -239,13 +242,33 @@ async fn answer(
     note: Option<String>,
     outcome: Option<serde_json::Value>,
 ) -> Result<plugin_action::Model> {
-    let mut am: plugin_action::ActiveModel = a.into();
-    am.status = Set(status.to_string());
-    am.responded_at = Set(Some(clock::now()));
-    am.responded_by = Set(who.key_id);
-    am.note = Set(note);
-    am.outcome = Set(outcome);
-    Ok(am.update(db).await?)
+    let now = clock::now();
+    let changed = plugin_action::Entity::update_many()
+        .set(plugin_action::ActiveModel {
+            status: Set(status.to_string()),
+            responded_at: Set(Some(now)),
+            responded_by: Set(who.key_id),
+            note: Set(note.clone()),
+            outcome: Set(outcome.clone()),
+            ..Default::default()
+        })
+        .filter(plugin_action::Column::Id.eq(a.id))
+        .filter(plugin_action::Column::Status.eq("open"))
+        .exec(db)
+        .await?;
+    if changed.rows_affected == 0 {
+        return Err(EngineError::Conflict(
+            "the action was answered meanwhile".into(),
+        ));
+    }
+    Ok(plugin_action::Model {
+        status: status.to_string(),
+        responded_at: Some(now),
+        responded_by: who.key_id,
+        note,
+        outcome,
+        ..a
+    })
 }
 
 /// How people answered one plugin's actions of one kind.

@@ -8,7 +8,7 @@
 //! in size, and pruned after a retention.
 
 use rapport_plugins::{Attempt, Input, Limits, Loaded, LogLine};
-use rapport_schema::{plugin, plugin_component, plugin_run, plugin_version};
+use rapport_schema::{plugin, plugin_run, plugin_version};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -87,7 +87,7 @@ impl Export {
 /// A call to record, built where the call ran and stored with its batch's results.
 #[derive(Clone, Debug)]
 pub(crate) struct Captured {
-    contact_id: i64,
+    pub(crate) contact_id: i64,
     export: Export,
     input_sha256: String,
     input_bytes: usize,
@@ -275,15 +275,7 @@ pub async fn recorded_component(
         .one(db)
         .await?
         .ok_or_else(|| EngineError::not_found("PluginVersion", run.version_id))?;
-    let wasm = plugin_component::Entity::find()
-        .filter(plugin_component::Column::WorkspaceId.eq(v.workspace_id))
-        .filter(plugin_component::Column::Sha256.eq(&v.wasm_sha256))
-        .select_only()
-        .column(plugin_component::Column::Wasm)
-        .into_tuple::<Vec<u8>>()
-        .one(db)
-        .await?
-        .ok_or_else(|| EngineError::not_found("PluginComponent", &v.wasm_sha256))?;
+    let wasm = super::registry::component_bytes(db, &v).await?;
     Ok((v, wasm))
 }
 
@@ -375,11 +367,32 @@ pub fn replay(run: &plugin_run::Model, component: &Loaded, limits: &Limits) -> R
 
 /// Deletes the records older than `retention`; how many went.
 pub async fn prune(db: &impl ConnectionTrait, retention: chrono::Duration) -> Result<u64> {
-    Ok(plugin_run::Entity::delete_many()
-        .filter(plugin_run::Column::At.lt(clock::now() - retention))
-        .exec(db)
-        .await?
-        .rows_affected)
+    // In chunks: a day of a busy workspace's runs in one statement would hold its locks
+    // and WAL for as long as it takes, while the batches go on recording.
+    const CHUNK: u64 = 5000;
+    let cutoff = clock::now() - retention;
+    let mut pruned = 0;
+    loop {
+        let ids: Vec<i64> = plugin_run::Entity::find()
+            .select_only()
+            .column(plugin_run::Column::Id)
+            .filter(plugin_run::Column::At.lt(cutoff))
+            .limit(CHUNK)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let found = ids.len() as u64;
+        if found > 0 {
+            pruned += plugin_run::Entity::delete_many()
+                .filter(plugin_run::Column::Id.is_in(ids))
+                .exec(db)
+                .await?
+                .rows_affected;
+        }
+        if found < CHUNK {
+            return Ok(pruned);
+        }
+    }
 }
 
 /// Prunes records every hour until `shutdown` resolves; a failed pass is logged and

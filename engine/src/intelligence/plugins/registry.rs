@@ -477,6 +477,22 @@ pub async fn roll_back(
     Ok(p)
 }
 
+/// The stored component (its wasm bytes) of a version.
+pub(crate) async fn component_bytes(
+    db: &impl sea_orm::ConnectionTrait,
+    v: &plugin_version::Model,
+) -> Result<Vec<u8>> {
+    plugin_component::Entity::find()
+        .filter(plugin_component::Column::WorkspaceId.eq(v.workspace_id))
+        .filter(plugin_component::Column::Sha256.eq(&v.wasm_sha256))
+        .select_only()
+        .column(plugin_component::Column::Wasm)
+        .into_tuple::<Vec<u8>>()
+        .one(db)
+        .await?
+        .ok_or_else(|| EngineError::not_found("PluginComponent", &v.wasm_sha256))
+}
+
 /// The compiled component of a version: from this process's memory when it ran before,
 /// otherwise read from the database and loaded (the runtime's disk cache saves compiling).
 pub(crate) async fn loaded(
@@ -487,15 +503,7 @@ pub(crate) async fn loaded(
     if let Some(found) = host.runtime.cached(&v.wasm_sha256) {
         return Ok(found);
     }
-    let wasm = plugin_component::Entity::find()
-        .filter(plugin_component::Column::WorkspaceId.eq(v.workspace_id))
-        .filter(plugin_component::Column::Sha256.eq(&v.wasm_sha256))
-        .select_only()
-        .column(plugin_component::Column::Wasm)
-        .into_tuple::<Vec<u8>>()
-        .one(db)
-        .await?
-        .ok_or_else(|| EngineError::not_found("PluginComponent", &v.wasm_sha256))?;
+    let wasm = component_bytes(db, v).await?;
     let runtime = host.runtime.clone();
     blocking(move || runtime.load(&wasm)).await?.map_err(|e| {
         tracing::error!(error = %e, "a stored plugin no longer loads");

@@ -286,7 +286,7 @@ async fn run_plugin(
         } else {
             None
         };
-        let (scored, actions) = store(db, &p, v, &outcomes, captured).await?;
+        let (scored, actions) = store(db, &p, v, outcomes, captured).await?;
         summary.scored += scored;
         summary.actions += actions;
 
@@ -386,11 +386,23 @@ async fn store(
     db: &DatabaseConnection,
     p: &plugin::Model,
     v: &plugin_version::Model,
-    outcomes: &[Outcome],
-    captured: Vec<call_records::Captured>,
+    mut outcomes: Vec<Outcome>,
+    mut captured: Vec<call_records::Captured>,
 ) -> Result<(usize, usize)> {
     let now = clock::now();
     let txn = crate::platform::db::write(db).await?;
+    // Nothing is stored about a person erased while the batch ran: the contacts still
+    // here are locked until this commits, so an erasure after this point waits for it
+    // and then removes what it stored.
+    let here = crate::crm::contacts::lock_present(
+        &txn,
+        p.workspace_id,
+        outcomes.iter().map(|o| o.contact_id).collect(),
+    )
+    .await?;
+    outcomes.retain(|o| here.contains(&o.contact_id));
+    captured.retain(|c| here.contains(&c.contact_id));
+    let outcomes = &outcomes[..];
     call_records::store(&txn, p, v.id, captured, now).await?;
     let mut scored = 0;
     let mut current = Vec::new();
