@@ -125,6 +125,7 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
     let ws = who.workspace_id;
     let tx = db::write(db).await?;
     let people = contacts::erasure_set(&tx, ws, id).await?;
+    contacts::lock_for_erasure(&tx, &people).await?;
     analytics::registry::erase_contact_scores(&tx, &people).await?;
     analytics::insights::erase(&tx, &people).await?;
     plugins::runs::erase_contacts(&tx, &people).await?;
@@ -297,11 +298,53 @@ async fn store_rows(
         "contact_insights" => rows::<s::contact_insight::Entity>(db, t, c, people).await,
         "insight_changes" => rows::<s::insight_change::Entity>(db, t, c, people).await,
         "plugin_actions" => rows::<s::plugin_action::Entity>(db, t, c, people).await,
-        "plugin_runs" => rows::<s::plugin_run::Entity>(db, t, c, people).await,
+        "plugin_runs" => {
+            runs_fit(db, people).await?;
+            rows::<s::plugin_run::Entity>(db, t, c, people).await
+        }
         other => Err(crate::EngineError::internal(format!(
             "the export does not know the store {other}"
         ))),
     }
+}
+
+/// Bytes of plugin run records (captured inputs, answers, logs) one export may hold: a
+/// plugin failing on every call for a person can leave thousands of 64 KiB inputs, and
+/// the export is built in memory.
+pub const MAX_EXPORT_RUN_BYTES: i64 = 64 << 20;
+
+/// Refuses an export whose plugin run records are over [`MAX_EXPORT_RUN_BYTES`], measured
+/// by the database before any is loaded.
+async fn runs_fit(db: &DatabaseConnection, people: &[i64]) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let ids = people
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(COALESCE(LENGTH(input), 0) + LENGTH(config) \
+         + COALESCE(LENGTH(CAST(output AS TEXT)), 0) + LENGTH(CAST(log AS TEXT)) \
+         + COALESCE(LENGTH(error), 0)), 0) AS BIGINT) FROM plugin_runs WHERE contact_id IN ({ids})"
+    );
+    let bytes: i64 = db
+        .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0);
+    if bytes > MAX_EXPORT_RUN_BYTES {
+        return Err(crate::EngineError::invalid(
+            "id",
+            format!(
+                "this contact's plugin run records hold {} MiB, more than an export takes \
+                 ({} MiB); read them with Plugin.runs(contactId) or prune them first",
+                bytes >> 20,
+                MAX_EXPORT_RUN_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The rows of entity `E` whose `column` is one of `people`, at most

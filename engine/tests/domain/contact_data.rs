@@ -155,3 +155,72 @@ async fn erasure_leaves_no_row_in_any_store() {
         "the erased address is suppressed (as a hash)"
     );
 }
+
+#[tokio::test]
+async fn a_batch_finds_only_the_contacts_still_here_and_of_its_workspace() {
+    // A plugin batch stores scores and runs only for what this returns (in the same
+    // transaction, the rows locked on PostgreSQL): an erased contact gets nothing.
+    let db = database().await;
+    let who = crate::owner(&db, "Here").await;
+    let other = crate::owner(&db, "Elsewhere").await;
+    let kept = crate::contact(&db, &who, "kept@here.example").await;
+    let erased = crate::contact(&db, &who, "erased@here.example").await;
+    let foreign = crate::contact(&db, &other, "foreign@elsewhere.example").await;
+    contact_data::erase(&db, &who, erased).await.unwrap();
+    let here = contacts::lock_present(&db, who.workspace_id, vec![kept, erased, foreign])
+        .await
+        .unwrap();
+    assert_eq!(here.into_iter().collect::<Vec<_>>(), [kept]);
+}
+
+#[tokio::test]
+async fn an_export_refuses_plugin_run_records_over_its_budget_before_loading_them() {
+    let db = database().await;
+    let who = crate::owner(&db, "Runs").await;
+    let person = crate::contact(&db, &who, "runs@here.example").await;
+    let ws = who.workspace_id;
+    let exec = |sql: String| {
+        let db = db.clone();
+        async move {
+            db.execute_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.clone(),
+            ))
+            .await
+            .expect(&sql);
+        }
+    };
+    let at = "'2026-01-01 00:00:00'";
+    exec(format!(
+        "INSERT INTO plugins (workspace_id, name, enabled, consecutive_failures, \
+         failure_threshold, created_at, updated_at) VALUES ({ws}, 'p', 1, 0, 5, {at}, {at})"
+    ))
+    .await;
+    exec(format!(
+        "INSERT INTO plugin_versions (workspace_id, plugin_id, version, declared_name, \
+         declared_version, scores, recommends, wasm_sha256, input_query, input_cost, config, \
+         limits, created_at) VALUES ({ws}, 1, 1, 'p', '1', 1, 0, 'x', '{{}}', 0, '{{}}', '{{}}', {at})"
+    ))
+    .await;
+    let run = |mib: u32| {
+        format!(
+            "INSERT INTO plugin_runs (workspace_id, plugin_id, version_id, contact_id, export, \
+             input_sha256, input_bytes, input, config, as_of, log, log_dropped, fuel_used, \
+             micros, failed, at) VALUES ({ws}, 1, 1, {person}, 'score', 'h', {}, \
+             printf('%.*c', {}, 'x'), '{{}}', 'now', '[]', 0, 0, 0, 1, {at})",
+            mib << 20,
+            mib << 20
+        )
+    };
+    exec(run(1)).await;
+    let out = contact_data::export(&db, &who, person).await.unwrap();
+    assert_eq!(out["stores"]["plugin_runs"].as_array().unwrap().len(), 1);
+    for _ in 0..64 {
+        exec(run(1)).await;
+    }
+    let err = contact_data::export(&db, &who, person)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plugin run records"), "{err}");
+}

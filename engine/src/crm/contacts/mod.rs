@@ -437,21 +437,27 @@ pub async fn erasure_set(db: &impl ConnectionTrait, ws: i64, id: i64) -> Result<
         .all(db)
         .await?;
     people.extend(merged);
-    // Locked first: a batch storing about them (plugin scores and runs) holds them until
-    // it commits, so its rows are there to erase, and a later one finds them gone.
+    Ok(people)
+}
+
+/// Locks the contacts about to be erased, first in the erasing transaction: a batch
+/// storing about them ([`lock_present`]: plugin scores and runs) holds them until it
+/// commits, so its rows are there to erase, and a later one finds them gone.
+pub async fn lock_for_erasure(db: &impl ConnectionTrait, people: &[i64]) -> Result<()> {
     contact::Entity::find()
         .select_only()
         .column(contact::Column::Id)
         .filter(contact::Column::Id.is_in(people.iter().copied()))
+        .order_by_asc(contact::Column::Id)
         .lock(sea_orm::sea_query::LockType::Update)
         .into_tuple::<i64>()
         .all(db)
         .await?;
-    Ok(people)
+    Ok(())
 }
 
 /// Which of `ids` are contacts of the workspace, locked against deletion (and erasure,
-/// see [`erasure_set`]) until the caller's transaction ends. SQLite has no row locks; its
+/// see [`lock_for_erasure`]) until the caller's transaction ends. SQLite has no row locks; its
 /// writes take turns anyway.
 pub async fn lock_present(
     db: &impl ConnectionTrait,
