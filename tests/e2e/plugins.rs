@@ -189,6 +189,15 @@ async fn example_plugins_score_and_recommend_through_graphql(app: TestApp) {
         (w1 - w).abs() < 0.5,
         "back to version 1's weights: {w1} vs {w}"
     );
+    // The history is of changes: scoring again with nothing changed adds no row.
+    const HISTORY: &str = "query($id: ID!) { contact(id: $id) { pluginScoreHistory(plugin: \"engagement\") { score } } }";
+    let rows = |v: Value| v["contact"]["pluginScoreHistory"].as_array().unwrap().len();
+    let before = rows(app.ok(&key, HISTORY, json!({"id": warm})).await);
+    app.ok(&key, RUN, json!({"ids": [warm]})).await;
+    assert_eq!(
+        rows(app.ok(&key, HISTORY, json!({"id": warm})).await),
+        before
+    );
 
     // Next-best actions: an open deal nobody touched for a month → call about it.
     let pipeline = app

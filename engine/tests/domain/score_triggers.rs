@@ -348,3 +348,25 @@ async fn score_triggers_are_checked_on_save() {
         assert!(message.contains(expected), "{trigger}: {message}");
     }
 }
+
+#[tokio::test]
+async fn the_score_history_records_changes_only() {
+    let db = database().await;
+    let who = owner(&db, "History").await;
+    let ada = contact(&db, &who, "ada@history.example").await;
+    let version = active_model(&db, &who, ModelKind::LeadScore).await;
+    let rows = || async {
+        rapport_schema::score_history::Entity::find()
+            .filter(rapport_schema::score_history::Column::SubjectId.eq(ada))
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.score, h.previous_score))
+            .collect::<Vec<_>>()
+    };
+    for s in [40.0, 40.0, 55.0, 55.0] {
+        score(&db, &who, ModelKind::LeadScore, version, &[(ada, s)]).await;
+    }
+    assert_eq!(rows().await, [(40.0, None), (55.0, Some(40.0))]);
+}

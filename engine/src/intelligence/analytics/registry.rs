@@ -336,7 +336,8 @@ pub const REASONS_KEPT: usize = 3;
 
 const BATCH: usize = 400;
 
-/// Replaces the current scores of the given subjects and appends them to the history.
+/// Replaces the current scores of the given subjects and appends those that changed (or
+/// are new) to the history.
 pub async fn store_scores(
     db: &DatabaseConnection,
     workspace_id: i64,
@@ -387,21 +388,33 @@ pub async fn store_scores(
             )
             .exec_without_returning(&tx)
             .await?;
-        let history = chunk.iter().map(|s| score_history::ActiveModel {
-            workspace_id: Set(workspace_id),
-            kind: Set(kind.as_str().to_string()),
-            subject_id: Set(s.subject_id),
-            model_version_id: Set(model_version_id),
-            score: Set(s.score),
-            grade: Set(s.grade.clone()),
-            computed_at: Set(now),
-            previous_score: Set(previous.get(&s.subject_id).map(|p| p.0)),
-            previous_grade: Set(previous.get(&s.subject_id).and_then(|p| p.1.clone())),
-            ..Default::default()
-        });
-        score_history::Entity::insert_many(history)
-            .exec_without_returning(&tx)
-            .await?;
+        // History is of changes: a rescore that gives the same score and grade (most of
+        // the every-minute and every-six-hours refreshes) adds nothing to read.
+        let moved = |s: &&NewScore| match previous.get(&s.subject_id) {
+            None => true,
+            Some((score, grade)) => (score - s.score).abs() > 1e-9 || grade != &s.grade,
+        };
+        let history: Vec<score_history::ActiveModel> = chunk
+            .iter()
+            .filter(moved)
+            .map(|s| score_history::ActiveModel {
+                workspace_id: Set(workspace_id),
+                kind: Set(kind.as_str().to_string()),
+                subject_id: Set(s.subject_id),
+                model_version_id: Set(model_version_id),
+                score: Set(s.score),
+                grade: Set(s.grade.clone()),
+                computed_at: Set(now),
+                previous_score: Set(previous.get(&s.subject_id).map(|p| p.0)),
+                previous_grade: Set(previous.get(&s.subject_id).and_then(|p| p.1.clone())),
+                ..Default::default()
+            })
+            .collect();
+        if !history.is_empty() {
+            score_history::Entity::insert_many(history)
+                .exec_without_returning(&tx)
+                .await?;
+        }
         tell_changes(
             &tx,
             workspace_id,

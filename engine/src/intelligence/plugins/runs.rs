@@ -459,6 +459,12 @@ async fn store(
                 computed_at: Set(now),
                 ..Default::default()
             });
+            // History is of changes: the same score again adds no row.
+            let before = previous.get(&o.contact_id).copied();
+            if before.is_some_and(|b| (b - call.value.score).abs() <= 1e-9) {
+                scored += 1;
+                continue;
+            }
             history.push(plugin_score_history::ActiveModel {
                 workspace_id: Set(p.workspace_id),
                 plugin_id: Set(p.id),
@@ -490,9 +496,11 @@ async fn store(
             )
             .exec(&txn)
             .await?;
-        plugin_score_history::Entity::insert_many(history)
-            .exec(&txn)
-            .await?;
+        if !history.is_empty() {
+            plugin_score_history::Entity::insert_many(history)
+                .exec(&txn)
+                .await?;
+        }
         tell_changes(&txn, p, v, outcomes, &previous, now).await?;
     }
 
