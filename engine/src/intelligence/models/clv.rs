@@ -516,6 +516,25 @@ mod tests {
         );
     }
 
+    /// Asserts that `grad` is `f`'s slope at `theta`, by central differences.
+    fn agrees_with_differences(
+        theta: &[f64],
+        grad: &[f64],
+        mut f: impl FnMut(&[f64], &mut [f64]) -> f64,
+    ) {
+        let mut scratch = vec![0.0; theta.len()];
+        for i in 0..theta.len() {
+            let (mut up, mut down) = (theta.to_vec(), theta.to_vec());
+            up[i] += 1e-6;
+            down[i] -= 1e-6;
+            let slope = (f(&up, &mut scratch) - f(&down, &mut scratch)) / 2e-6;
+            assert!(
+                (grad[i] - slope).abs() < 1e-5 * (1.0 + slope.abs()),
+                "θ{i}: {grad:?}"
+            );
+        }
+    }
+
     #[test]
     fn likelihood_gradients_match_finite_differences() {
         let data: Vec<PurchaseHistory> = cdnow().into_iter().map(|(h, _)| h).collect();
@@ -531,19 +550,7 @@ mod tests {
             b: theta[3].exp(),
         };
         assert!((value + direct.log_likelihood(&data)).abs() < 1e-7 * value.abs());
-        let mut scratch = [0.0; 4];
-        for i in 0..4 {
-            let (mut up, mut down) = (theta, theta);
-            up[i] += 1e-6;
-            down[i] -= 1e-6;
-            let slope = (grouped.bg_nbd(&up, &mut scratch, &mut terms)
-                - grouped.bg_nbd(&down, &mut scratch, &mut terms))
-                / 2e-6;
-            assert!(
-                (grad[i] - slope).abs() < 1e-5 * (1.0 + slope.abs()),
-                "θ{i}: {grad:?}"
-            );
-        }
+        agrees_with_differences(&theta, &grad, |t, g| grouped.bg_nbd(t, g, &mut terms));
 
         let spend: Vec<Spend> = cdnow()
             .into_iter()
@@ -565,19 +572,7 @@ mod tests {
         };
         let ll: f64 = spend.iter().map(|s| direct.log_likelihood_of(s)).sum();
         assert!((value + ll).abs() < 1e-7 * value.abs());
-        let mut scratch = [0.0; 3];
-        for i in 0..3 {
-            let (mut up, mut down) = (theta, theta);
-            up[i] += 1e-6;
-            down[i] -= 1e-6;
-            let slope = (grouped.gamma_gamma(&up, &mut scratch, &mut terms)
-                - grouped.gamma_gamma(&down, &mut scratch, &mut terms))
-                / 2e-6;
-            assert!(
-                (grad[i] - slope).abs() < 1e-5 * (1.0 + slope.abs()),
-                "θ{i}: {grad:?}"
-            );
-        }
+        agrees_with_differences(&theta, &grad, |t, g| grouped.gamma_gamma(t, g, &mut terms));
     }
 
     #[test]
