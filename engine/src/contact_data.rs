@@ -107,6 +107,9 @@ pub const STORES: &[Store] = &[
         OnMerge::MoveUnlessSurvivorHas,
     ),
     store("plugin_score_history", OnErase::Delete, OnMerge::Move),
+    // A shadow score is never shown: a merged contact's stays behind, and the survivor
+    // gets its own at the next run.
+    store("plugin_shadow_scores", OnErase::Delete, OnMerge::Stay),
     // A merged contact's insights stay behind and go at the next full rescoring; the
     // survivor's are recomputed from the orders it absorbed.
     store("contact_insights", OnErase::Delete, OnMerge::Stay),
@@ -295,6 +298,7 @@ async fn store_rows(
         "lifecycle_changes" => rows::<s::lifecycle_change::Entity>(db, t, c, people).await,
         "plugin_scores" => rows::<s::plugin_score::Entity>(db, t, c, people).await,
         "plugin_score_history" => rows::<s::plugin_score_history::Entity>(db, t, c, people).await,
+        "plugin_shadow_scores" => rows::<s::plugin_shadow_score::Entity>(db, t, c, people).await,
         "contact_insights" => rows::<s::contact_insight::Entity>(db, t, c, people).await,
         "insight_changes" => rows::<s::insight_change::Entity>(db, t, c, people).await,
         "plugin_actions" => rows::<s::plugin_action::Entity>(db, t, c, people).await,

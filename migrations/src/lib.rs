@@ -65,6 +65,7 @@ mod m0022_live_notices;
 mod m0023_contacts_by_id;
 mod m0024_imports;
 mod m0025_plugin_runs;
+mod m0026_plugin_shadows;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -98,6 +99,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0023_contacts_by_id::Migration),
             Box::new(m0024_imports::Migration),
             Box::new(m0025_plugin_runs::Migration),
+            Box::new(m0026_plugin_shadows::Migration),
         ]
     }
 }

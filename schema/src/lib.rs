@@ -48,6 +48,7 @@ pub mod entities {
     pub mod plugin_run;
     pub mod plugin_score;
     pub mod plugin_score_history;
+    pub mod plugin_shadow_score;
     pub mod plugin_version;
     pub mod product;
     pub mod score;

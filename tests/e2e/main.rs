@@ -19,6 +19,7 @@ mod hardening;
 mod imports;
 mod intelligence;
 mod metrics;
+mod plugin_quality;
 mod plugins;
 mod segments;
 mod sequences;

@@ -154,6 +154,7 @@ async fn install_plugin(
         config: None,
         limits: None,
         failure_threshold: None,
+        shadow: false,
     };
     let who = rapport_engine::platform::auth::Principal::owner(workspace);
     registry::register(conn, &host, &who, registration)

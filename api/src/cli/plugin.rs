@@ -25,6 +25,31 @@ pub(crate) enum Command {
         /// Limits per call, as JSON (`{"fuel": 50000000, "timeMs": 200}`).
         #[arg(long)]
         limits: Option<String>,
+        /// Registers it as the plugin's shadow version: scored apart, never shown or
+        /// acted on, until promoted.
+        #[arg(long)]
+        shadow: bool,
+        #[arg(long)]
+        workspace: i64,
+    },
+    /// Measures a plugin's score: scores the leads of a past moment as of that moment and
+    /// compares with who converted after it, beside the built-in lead score (the same as
+    /// `Plugin.backtest`); prints AUC, lift and calibration as JSON.
+    Backtest {
+        /// The plugin's name.
+        name: String,
+        /// The version (default: the active one).
+        #[arg(long)]
+        version: Option<i32>,
+        /// The moment scored as of (RFC 3339; default: `horizon-days` ago).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Days after the moment in which a conversion counts.
+        #[arg(long, default_value_t = 90)]
+        horizon_days: i64,
+        /// The most leads scored.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
         #[arg(long)]
         workspace: i64,
     },
@@ -92,6 +117,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
             query,
             config,
             limits,
+            shadow,
             workspace,
         } => {
             let conn = cli.connect().await?;
@@ -110,6 +136,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                 config: parse("config", config)?,
                 limits: parse("limits", limits)?,
                 failure_threshold: None,
+                shadow,
             };
             let host = offline_host(&conn, cli)?;
             let who = auth::Principal::owner(workspace);
@@ -134,6 +161,27 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                 })
             );
             Ok(())
+        }
+        Command::Backtest {
+            name,
+            version,
+            as_of,
+            horizon_days,
+            sample,
+            workspace,
+        } => {
+            let conn = cli.connect().await?;
+            let as_of = as_of
+                .map(|a| chrono::DateTime::parse_from_rfc3339(&a).map(|t| t.to_utc()))
+                .transpose()
+                .context("--as-of is not an RFC 3339 time")?;
+            let options = rapport_engine::intelligence::plugins::backtest::Options {
+                version,
+                as_of,
+                horizon_days,
+                sample,
+            };
+            plugin_backtest(&conn, cli, workspace, &name, options).await
         }
         Command::Run { workspace, plugin } => {
             let conn = cli.connect().await?;
@@ -187,6 +235,48 @@ pub(crate) fn offline_host(
     )?;
     host.capture = cli.plugin_capture();
     Ok(host)
+}
+
+async fn plugin_backtest(
+    conn: &sea_orm::DatabaseConnection,
+    cli: &Global,
+    workspace: i64,
+    name: &str,
+    options: rapport_engine::intelligence::plugins::backtest::Options,
+) -> anyhow::Result<()> {
+    use rapport_engine::intelligence::plugins::backtest::{self, Measure};
+    let host = offline_host(conn, cli)?;
+    let who = auth::Principal::owner(workspace);
+    let b = backtest::backtest(conn, &host, &who, name, options).await?;
+    let measure = |m: &Measure| {
+        serde_json::json!({
+            "scored": m.scored,
+            "converted": m.converted,
+            "auc": m.auc,
+            "lift": m.lift,
+            "calibration": m.calibration,
+        })
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "plugin": name,
+            "version": b.version.version,
+            "asOf": b.as_of,
+            "pointInTime": b.point_in_time,
+            "horizonDays": b.horizon_days,
+            "leads": b.leads,
+            "measure": measure(&b.plugin),
+            "builtIn": b.built_in.as_ref().map(|bi| serde_json::json!({
+                "modelVersion": bi.version.version,
+                "overlapsTraining": bi.overlaps_training,
+                "measure": measure(&bi.measure),
+            })),
+            "failed": b.failed,
+            "stoppedEarly": b.stopped_early,
+        })
+    );
+    Ok(())
 }
 
 async fn plugin_run(

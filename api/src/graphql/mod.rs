@@ -36,6 +36,7 @@ pub mod mutations;
 pub mod orders;
 pub mod people;
 pub mod plugin_inputs;
+pub mod plugin_quality;
 pub mod plugin_runs;
 pub mod plugins;
 pub mod queries;
@@ -85,6 +86,7 @@ pub struct Mutations(
     fields::FieldMutation,
     campaigns::CampaignMutation,
     plugins::PluginMutation,
+    plugin_quality::PluginShadowMutation,
     sequences::SequenceMutation,
     capture::CaptureMutation,
     people::PeopleMutation,

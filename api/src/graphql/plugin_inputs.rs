@@ -5,6 +5,10 @@
 //! aliases (`c0_contact`, `c1_contact`, ...) with `$contactId` replaced by each id, so the
 //! request's batch loaders fetch every contact's relations together. That is why
 //! `$contactId` may appear only in arguments of top-level fields.
+//!
+//! A query may also declare `$asOf: DateTime`, the moment the plugin scores as of: now in
+//! a run, a past moment in a backtest. A query that filters by it (`occurredAt: {lt:
+//! $asOf}`) sees in a backtest only what was known then.
 
 use std::collections::HashMap;
 
@@ -14,6 +18,7 @@ use async_graphql::parser::types::{
 };
 use async_graphql::parser::{Positioned, parse_query};
 use async_graphql_value::Value;
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use rapport_engine::intelligence::plugins::Inputs;
 use rapport_engine::platform::auth::Principal;
@@ -24,6 +29,8 @@ use sea_orm::DatabaseConnection;
 use crate::graphql::{RapportSchema, with_loaders};
 
 const VARIABLE: &str = "contactId";
+/// The optional variable holding the moment scored as of.
+pub const AS_OF: &str = "asOf";
 
 /// Runs input queries on a schema built for them (with the complexity analyser).
 pub struct GraphqlInputs {
@@ -38,9 +45,16 @@ impl GraphqlInputs {
         GraphqlInputs { schema, db }
     }
 
-    async fn execute(&self, workspace_id: i64, doc: ExecutableDocument) -> async_graphql::Response {
+    async fn execute(
+        &self,
+        workspace_id: i64,
+        doc: ExecutableDocument,
+        as_of: DateTime<Utc>,
+    ) -> async_graphql::Response {
         let principal = Principal::acting_for(workspace_id, Scope::Read);
-        let mut request = async_graphql::Request::new("");
+        let moment = as_of.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let variables = async_graphql::Variables::from_json(serde_json::json!({ AS_OF: moment }));
+        let mut request = async_graphql::Request::new("").variables(variables);
         request.set_parsed_query(doc);
         let (request, dispatcher) = with_loaders(request, &self.db, principal);
         let schema = self.schema.clone();
@@ -65,8 +79,8 @@ fn invalid(message: impl Into<String>) -> EngineError {
     EngineError::invalid("inputQuery", message)
 }
 
-/// Parses an input query and checks its shape: one query operation whose only variable
-/// is `$contactId`, used only in arguments of top-level fields.
+/// Parses an input query and checks its shape: one query operation with the variable
+/// `$contactId`, used only in arguments of top-level fields, and optionally `$asOf`.
 pub fn parse(query: &str) -> Result<ExecutableDocument> {
     // Measured before the parser recurses into it, as every request's document is.
     crate::request_limits::document(query)
@@ -88,9 +102,10 @@ pub fn parse(query: &str) -> Result<ExecutableDocument> {
         .iter()
         .map(|v| v.node.name.node.as_str())
         .collect();
-    if vars != [VARIABLE] {
+    let allowed = vars == [VARIABLE] || vars == [VARIABLE, AS_OF] || vars == [AS_OF, VARIABLE];
+    if !allowed {
         return Err(invalid(format!(
-            "must declare exactly one variable, ${VARIABLE} (found: {})",
+            "must declare ${VARIABLE} and at most ${AS_OF} besides (found: {})",
             if vars.is_empty() {
                 "none".to_string()
             } else {
@@ -149,9 +164,19 @@ fn nested_without_variable(set: &SelectionSet) -> Result<()> {
     Ok(())
 }
 
+/// Whether a query declares `$asOf`, so that a backtest shows it only what was known then.
+pub fn declares_as_of(doc: &ExecutableDocument) -> bool {
+    doc.operations.iter().any(|(_, op)| {
+        op.node
+            .variable_definitions
+            .iter()
+            .any(|v| v.node.name.node.as_str() == AS_OF)
+    })
+}
+
 fn mentions_variable(v: &Value) -> bool {
     match v {
-        Value::Variable(_) => true,
+        Value::Variable(n) => n.as_str() == VARIABLE,
         Value::List(items) => items.iter().any(mentions_variable),
         Value::Object(fields) => fields.values().any(mentions_variable),
         _ => false,
@@ -179,7 +204,10 @@ pub fn batch(doc: &ExecutableDocument, contacts: &[i64]) -> ExecutableDocument {
         DocumentOperations::Single(op) => op,
         DocumentOperations::Multiple(ops) => ops.values_mut().next().expect("checked by parse"),
     };
-    op.node.variable_definitions.clear();
+    // `$asOf` stays a variable: it is the same for every contact of the batch.
+    op.node
+        .variable_definitions
+        .retain(|v| v.node.name.node.as_str() == AS_OF);
     let template = std::mem::take(&mut op.node.selection_set.node.items);
     for (i, id) in contacts.iter().enumerate() {
         let id = id.to_string();
@@ -250,7 +278,9 @@ impl Inputs for GraphqlInputs {
             let doc = parse(query)?;
             // Run once for a contact that cannot exist: the schema validates the query
             // and reports its cost; the only error left is that contact's "not found".
-            let response = self.execute(workspace_id, batch(&doc, &[i64::MAX])).await;
+            let response = self
+                .execute(workspace_id, batch(&doc, &[i64::MAX]), chrono::Utc::now())
+                .await;
             if let Some(e) = response.errors.iter().find(|e| e.path.is_empty()) {
                 return Err(invalid(e.message.replace("c0_", "")));
             }
@@ -270,16 +300,23 @@ impl Inputs for GraphqlInputs {
         })
     }
 
+    fn reads_as_of(&self, query: &str) -> bool {
+        parse(query).is_ok_and(|doc| declares_as_of(&doc))
+    }
+
     fn fetch<'a>(
         &'a self,
         workspace_id: i64,
         query: &'a str,
         _cost: i32,
         contacts: &'a [i64],
+        as_of: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Vec<std::result::Result<String, String>>>> {
         Box::pin(async move {
             let doc = parse(query)?;
-            let response = self.execute(workspace_id, batch(&doc, contacts)).await;
+            let response = self
+                .execute(workspace_id, batch(&doc, contacts), as_of)
+                .await;
             Ok(split(response, contacts.len()))
         })
     }
@@ -307,10 +344,17 @@ mod tests {
     #[test]
     fn shapes_that_cannot_be_batched_are_refused_with_the_reason() {
         let cases = [
-            ("query { contacts { totalCount } }", "exactly one variable"),
+            (
+                "query { contacts { totalCount } }",
+                "must declare $contactId",
+            ),
             (
                 "query($contactId: ID!, $n: Int) { contact(id: $contactId) { id } }",
                 "$n",
+            ),
+            (
+                "query($asOf: DateTime) { contacts { totalCount } }",
+                "must declare $contactId",
             ),
             (
                 "mutation($contactId: ID!) { deleteContact(id: $contactId) }",
@@ -367,5 +411,29 @@ mod tests {
             ]
         );
         assert!(op.node.variable_definitions.is_empty());
+    }
+
+    #[test]
+    fn as_of_may_be_used_anywhere_and_stays_a_variable() {
+        let doc = parse(
+            "query($contactId: ID!, $asOf: DateTime) { contact(id: $contactId) { \
+             activities(filter: {occurredAt: {lt: $asOf}}) { totalCount } } }",
+        )
+        .unwrap();
+        assert!(declares_as_of(&doc));
+        let b = batch(&doc, &[7]);
+        let op = match &b.operations {
+            DocumentOperations::Single(op) => op,
+            DocumentOperations::Multiple(ops) => ops.values().next().unwrap(),
+        };
+        let names: Vec<&str> = op
+            .node
+            .variable_definitions
+            .iter()
+            .map(|v| v.node.name.node.as_str())
+            .collect();
+        assert_eq!(names, [AS_OF]);
+        let plain = parse("query($contactId: ID!) { contact(id: $contactId) { id } }").unwrap();
+        assert!(!declares_as_of(&plain));
     }
 }

@@ -532,6 +532,34 @@ impl Plugin {
     ) -> Result<Vec<super::plugin_runs::PluginRunRecord>> {
         super::plugin_runs::list(ctx, &self.0, contact_id, failed, before, first).await
     }
+    /// The version scoring in shadow beside the active one (never shown or acted on),
+    /// and what it has scored; null without one.
+    async fn shadow(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<super::plugin_quality::PluginShadow>> {
+        super::plugin_quality::shadow_of(ctx, &self.0).await
+    }
+    /// Scores the leads of a past moment with a version (the active one unless `version`
+    /// names another, a shadow version say) as of that moment, and measures the scores
+    /// against who converted — a won deal or a first order — within `horizonDays` after
+    /// it (1–365, default 90), beside the active built-in lead score on the same leads.
+    /// `asOf` defaults to `horizonDays` ago; its window must have ended. At most `sample`
+    /// leads (1–5000, default 1000), spread over the workspace. Nothing is stored. An input query
+    /// that declares `$asOf: DateTime` and filters by it reads only what was known then
+    /// (`pointInTime`). Admin keys only: it runs the plugin over contacts' data.
+    #[graphql(complexity = 1000)]
+    async fn backtest(
+        &self,
+        ctx: &Context<'_>,
+        version: Option<i32>,
+        as_of: Option<DateTime<Utc>>,
+        horizon_days: Option<i32>,
+        sample: Option<i32>,
+    ) -> Result<super::plugin_quality::PluginBacktest> {
+        super::plugin_quality::run_backtest(ctx, &self.0, version, as_of, horizon_days, sample)
+            .await
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -540,7 +568,8 @@ impl Plugin {
 /// Something that happened to a plugin.
 #[derive(SimpleObject)]
 pub struct PluginEvent {
-    /// `registered`, `enabled`, `disabled`, `auto_disabled`, `rolled_back`.
+    /// `registered`, `shadow_registered`, `promoted`, `shadow_discarded`, `enabled`,
+    /// `disabled`, `auto_disabled`, `rolled_back`.
     pub kind: String,
     pub message: Option<String>,
     pub version_id: Option<ID>,
@@ -680,7 +709,10 @@ impl PluginMutation {
     /// `name` and makes it active. Refused, with the reason, unless the component compiles,
     /// implements the rapport:plugin@0.1.0 world with imports Rapport provides, and runs
     /// on a sample contact within its limits; and unless `inputQuery` is a query of this
-    /// schema with one `$contactId` variable. Admin keys only.
+    /// schema with a `$contactId` variable (and, if it likes, `$asOf: DateTime`, the
+    /// moment scored as of). With `shadow: true` the version becomes the plugin's shadow
+    /// instead: scored apart, never shown or acted on, until `promotePluginShadow`.
+    /// Admin keys only.
     #[allow(clippy::too_many_arguments)]
     async fn register_plugin(
         &self,
@@ -691,6 +723,7 @@ impl PluginMutation {
         config: Option<Json<serde_json::Value>>,
         limits: Option<Json<serde_json::Value>>,
         failure_threshold: Option<i32>,
+        shadow: Option<bool>,
     ) -> Result<Plugin> {
         let who = principal(ctx)?;
         who.require(Scope::Admin).gql()?;
@@ -720,6 +753,7 @@ impl PluginMutation {
                 config: config.map(|c| c.0),
                 limits: limits.map(|l| l.0),
                 failure_threshold,
+                shadow: shadow.unwrap_or(false),
             },
         )
         .await

@@ -12,6 +12,9 @@ pub struct Model {
     pub enabled: bool,
     /// The version that runs (the newest, unless rolled back).
     pub active_version_id: Option<i64>,
+    /// A version that scores beside the active one, its scores kept apart and never
+    /// shown or acted on, until it is promoted.
+    pub shadow_version_id: Option<i64>,
     /// Failed calls since the last success; at `failure_threshold` the plugin is disabled.
     pub consecutive_failures: i32,
     pub failure_threshold: i32,

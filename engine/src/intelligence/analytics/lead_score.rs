@@ -207,6 +207,75 @@ pub async fn rescore_with(
     Ok(new.len())
 }
 
+/// The leads of a past moment and what became of them: the population a score is
+/// measured on.
+#[derive(Clone, Debug)]
+pub struct Population {
+    /// Contacts that existed at the moment and had not converted, by id.
+    pub contacts: Vec<i64>,
+    /// Whether each converted within the horizon after the moment.
+    pub converted: Vec<bool>,
+    /// The active version, and its probability for each contact as of the moment; `None`
+    /// when no version is active.
+    pub built_in: Option<(model_version::Model, Vec<f64>)>,
+}
+
+/// The leads as they stood at `as_of` — created before it, not converted by it — with
+/// whether each converted (a won deal or a first order) within `horizon_days` after it,
+/// and the active version's probabilities from features as of then, the same population
+/// and label training uses. At most `limit` contacts, spread evenly over the ids so a
+/// sample covers old and new contacts alike.
+pub async fn population(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    as_of: chrono::DateTime<chrono::Utc>,
+    horizon_days: i64,
+    limit: usize,
+) -> Result<Population> {
+    let behaviour = Behaviour::load(db, workspace_id).await?;
+    let from = as_of.timestamp();
+    let to = (as_of + Duration::days(horizon_days)).timestamp();
+    let mut leads: Vec<&Person> = behaviour
+        .people
+        .iter()
+        .filter(|p| p.created_at < from)
+        .filter(|p| behaviour.converted_at.get(&p.id).is_none_or(|&c| c > from))
+        .collect();
+    leads.sort_by_key(|p| p.id);
+    if leads.len() > limit {
+        let step = leads.len() as f64 / limit.max(1) as f64;
+        leads = (0..limit)
+            .map(|i| leads[(i as f64 * step) as usize])
+            .collect();
+    }
+    let converted = leads
+        .iter()
+        .map(|p| behaviour.converted_at.get(&p.id).is_some_and(|&c| c <= to))
+        .collect();
+    let built_in =
+        match registry::active::<StoredModel>(db, workspace_id, ModelKind::LeadScore).await? {
+            None => None,
+            Some((version, model)) => {
+                let fields = trained_fields(&model.classifier);
+                let keys: Vec<String> = fields.iter().map(|f| f.key.clone()).collect();
+                let values = if fields.iter().all(|f| behaviour.fields.contains_key(f)) {
+                    behaviour.fields.clone()
+                } else {
+                    super::behaviour::load_fields(db, workspace_id, None, Some(&keys)).await?
+                };
+                let table = features(&behaviour, &leads, from, &fields, &values);
+                let predicted = super::cpu_bound(|| model.classifier.predict(&table))?;
+                let probabilities = predicted.into_iter().map(|p| p.probability).collect();
+                Some((version, probabilities))
+            }
+        };
+    Ok(Population {
+        contacts: leads.iter().map(|p| p.id).collect(),
+        converted,
+        built_in,
+    })
+}
+
 /// The name of a typed field's feature column.
 pub const FIELD_PREFIX: &str = "field.";
 

@@ -83,6 +83,22 @@ pub fn calibration(probabilities: &[f64], labels: &[bool]) -> Vec<CalibrationBin
         .collect()
 }
 
+/// Lift of the top tenth: the positive share among the highest-scored 10% of rows (at
+/// least one row) over the positive share of all rows — how much a team working the
+/// list from the top gains over working it at random. `None` without a positive.
+pub fn lift_top_decile(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    let positives = labels.iter().filter(|&&l| l).count();
+    if positives == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let top = scores.len().div_ceil(10).max(1);
+    let hits = order[..top].iter().filter(|&&i| labels[i]).count();
+    let base = positives as f64 / labels.len() as f64;
+    Some(hits as f64 / top as f64 / base)
+}
+
 /// Mean absolute percentage error over the points whose actual value is not zero;
 /// `None` when there are none.
 pub fn mape(actual: &[f64], forecast: &[f64]) -> Option<f64> {
@@ -98,6 +114,18 @@ pub fn mape(actual: &[f64], forecast: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lift_compares_the_top_tenth_with_everyone() {
+        // 20 rows, 4 positive (20%); the top two by score are both positive: lift 5.
+        let scores: Vec<f64> = (0..20).map(f64::from).collect();
+        let labels: Vec<bool> = (0..20).map(|i| i >= 18 || i == 3 || i == 7).collect();
+        assert_eq!(lift_top_decile(&scores, &labels), Some(5.0));
+        // Scores that ignore the label: the top tenth holds none of them.
+        let reversed: Vec<f64> = scores.iter().map(|s| -s).collect();
+        assert_eq!(lift_top_decile(&reversed, &labels), Some(0.0));
+        assert_eq!(lift_top_decile(&scores, &[false; 20]), None);
+    }
     use proptest::prelude::*;
 
     #[test]

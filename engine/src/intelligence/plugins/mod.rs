@@ -6,10 +6,12 @@
 //! which belongs to the API, so the API provides [`Inputs`].
 
 pub mod actions;
+pub mod backtest;
 pub mod call_records;
 pub mod distribution;
 pub mod registry;
 pub mod runs;
+pub mod shadow;
 
 use std::sync::Arc;
 
@@ -20,18 +22,25 @@ use crate::error::{EngineError, Result};
 
 /// Runs plugins' input queries. Implemented by the API, which owns the GraphQL schema.
 pub trait Inputs: Send + Sync {
-    /// Checks that `query` can serve as an input query (a read-only query whose only
-    /// variable is `$contactId`) and returns its cost (the schema's complexity).
+    /// Checks that `query` can serve as an input query (a read-only query with the
+    /// variable `$contactId`, and `$asOf` if it likes) and returns its cost (the schema's
+    /// complexity).
     fn check<'a>(&'a self, workspace_id: i64, query: &'a str) -> BoxFuture<'a, Result<i32>>;
+
+    /// Whether `query` declares `$asOf`, so that run as of a past moment it can read only
+    /// what was known then.
+    fn reads_as_of(&self, query: &str) -> bool;
 
     /// Runs `query` for each of `contacts` in the workspace, batched, and gives each
     /// contact's `data` as JSON text, or why it could not be fetched, in the same order.
+    /// `as_of` is the moment scored as of, the query's `$asOf` when it declares one.
     fn fetch<'a>(
         &'a self,
         workspace_id: i64,
         query: &'a str,
         cost: i32,
         contacts: &'a [i64],
+        as_of: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<Vec<std::result::Result<String, String>>>>;
 }
 

@@ -35,6 +35,9 @@ pub struct Registration {
     pub limits: Option<serde_json::Value>,
     /// Failed calls in a row that disable the plugin.
     pub failure_threshold: Option<i32>,
+    /// Registers the version as the plugin's shadow (see [`super::shadow`]) instead of
+    /// making it active.
+    pub shadow: bool,
 }
 
 /// Where a plugin's version came from and what it does, with the plugin.
@@ -100,6 +103,15 @@ pub async fn register(
         .await?
         .map_err(|e| plugin_error("wasm", name.as_str(), &e))?
         .value;
+    if r.shadow && !description.implements.score {
+        return Err(EngineError::invalid(
+            "shadow",
+            format!(
+                "plugin {} does not score: a shadow version is measured by its scores",
+                name.as_str()
+            ),
+        ));
+    }
     if !description.implements.score && !description.implements.next_best_actions {
         return Err(EngineError::invalid(
             "wasm",
@@ -139,6 +151,7 @@ pub async fn register(
                 name: Set(name.as_str().to_string()),
                 enabled: Set(true),
                 active_version_id: Set(None),
+                shadow_version_id: Set(None),
                 consecutive_failures: Set(0),
                 failure_threshold: Set(threshold),
                 disabled_reason: Set(None),
@@ -196,17 +209,33 @@ pub async fn register(
     }
     .insert(&txn)
     .await?;
+    let replaced_shadow = p.shadow_version_id;
     let mut am: plugin::ActiveModel = p.into();
-    am.active_version_id = Set(Some(version.id));
+    if r.shadow {
+        am.shadow_version_id = Set(Some(version.id));
+    } else {
+        am.active_version_id = Set(Some(version.id));
+    }
     am.failure_threshold = Set(threshold);
     am.updated_at = Set(now);
     let p = am.update(&txn).await?;
+    if let Some(old) = replaced_shadow.filter(|_| r.shadow) {
+        super::shadow::forget(&txn, old).await?;
+    }
+    let (kind, role) = if r.shadow {
+        (
+            "shadow_registered",
+            " (shadow: scored apart, never shown or acted on)",
+        )
+    } else {
+        ("registered", "")
+    };
     record_event(
         &txn,
         &p,
         Some(version.id),
-        "registered",
-        Some(format!("version {}; {sample}", version.version)),
+        kind,
+        Some(format!("version {}{role}; {sample}", version.version)),
         who.key_id,
     )
     .await?;
@@ -240,9 +269,13 @@ async fn sample_run(
         .into_tuple::<i64>()
         .one(db)
         .await?;
+    let now = clock::now();
     let (contact_id, data) = match sample {
         Some(id) => {
-            let fetched = host.inputs.fetch(workspace_id, query, cost, &[id]).await?;
+            let fetched = host
+                .inputs
+                .fetch(workspace_id, query, cost, &[id], now)
+                .await?;
             let data = fetched
                 .into_iter()
                 .next()
@@ -258,7 +291,7 @@ async fn sample_run(
         contact_id,
         data,
         config: config.to_string(),
-        as_of: clock::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        as_of: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     let subject = if input.contact_id == "0" {
         "an empty workspace".to_string()

@@ -108,6 +108,24 @@ pub async fn run(
         if !p.enabled || only.is_some_and(|n| n != p.name) {
             continue;
         }
+        if p.shadow_version_id.is_some() {
+            let span = tracing::info_span!("plugin shadow", name = %p.name);
+            match super::shadow::run(db, host, &p, contacts, &mut summary)
+                .instrument(span)
+                .await
+            {
+                Ok(()) => {}
+                Err(e @ crate::EngineError::Database(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(plugin = %p.name, error = ?e, "a shadow version's run failed");
+                    summary.failures.push(Failure {
+                        plugin: format!("{} (shadow)", p.name),
+                        contact_id: 0,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
         let Some(version_id) = p.active_version_id else {
             continue;
         };
@@ -141,6 +159,11 @@ pub async fn run(
         }
     }
     Ok(summary)
+}
+
+/// Contacts per input query for a query of this cost.
+pub(super) fn batch_size(cost: i32) -> usize {
+    (BATCH_COST / cost.max(1)).clamp(1, MAX_BATCH as i32) as usize
 }
 
 /// Calls of one run after which the breaker also looks at the failure rate.
@@ -183,16 +206,17 @@ async fn run_plugin(
     let loaded = registry::loaded(db, host, v).await?;
     let limits: Limits = serde_json::from_value(v.limits.clone()).unwrap_or_default();
     let config = v.config.to_string();
-    let batch = (BATCH_COST / v.input_cost.max(1)).clamp(1, MAX_BATCH as i32) as usize;
+    let batch = batch_size(v.input_cost);
     let mut failures = p.consecutive_failures;
     // This run's calls and failed calls, for the failure rate.
     let (mut run_calls, mut run_failed) = (0u32, 0u32);
     for chunk in contacts.chunks(batch) {
+        let now = clock::now();
         let inputs = host
             .inputs
-            .fetch(p.workspace_id, &v.input_query, v.input_cost, chunk)
+            .fetch(p.workspace_id, &v.input_query, v.input_cost, chunk, now)
             .await?;
-        let as_of = clock::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let as_of = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut calls = Vec::with_capacity(chunk.len());
         for (&contact_id, data) in chunk.iter().zip(inputs) {
             match data {
@@ -376,7 +400,7 @@ async fn tell_changes(
 }
 
 /// Whether `failed` of `made` calls is a failure rate that opens the breaker.
-fn rate_trips(made: u32, failed: u32) -> bool {
+pub(super) fn rate_trips(made: u32, failed: u32) -> bool {
     made >= RATE_WINDOW && f64::from(failed) >= RATE_LIMIT * f64::from(made)
 }
 
@@ -567,7 +591,7 @@ pub async fn enqueue(
     let any_enabled = registry::list(db, workspace_id)
         .await?
         .iter()
-        .any(|p| p.enabled && p.active_version_id.is_some());
+        .any(|p| p.enabled && (p.active_version_id.is_some() || p.shadow_version_id.is_some()));
     if !any_enabled {
         return Ok(0);
     }
@@ -657,6 +681,10 @@ pub async fn erase_contacts(db: &impl sea_orm::ConnectionTrait, contacts: &[i64]
         .await?;
     plugin_run::Entity::delete_many()
         .filter(plugin_run::Column::ContactId.is_in(ids()))
+        .exec(db)
+        .await?;
+    rapport_schema::plugin_shadow_score::Entity::delete_many()
+        .filter(rapport_schema::plugin_shadow_score::Column::ContactId.is_in(ids()))
         .exec(db)
         .await?;
     Ok(())

@@ -6,7 +6,8 @@
 //! `loop` spins forever, `grow` allocates without end, `trap` panics, `huge` returns an
 //! enormous result, `flood` logs without end then answers, `out-of-range` scores 250,
 //! `probe` reports what it could reach of the world (files, environment, clock) in its
-//! reasons, anything else scores 42.
+//! reasons, `random` scores by a hash of the contact's id (a score that knows nothing, for
+//! backtests to measure at chance), anything else scores 42.
 
 use rapport_plugin_sdk::*;
 use serde::Deserialize;
@@ -102,6 +103,15 @@ impl Guest for Hostile {
                 let mut line = String::new();
                 let read = std::io::stdin().read_line(&mut line).unwrap_or(0);
                 Ok(ScoreResult::new(read as f64))
+            }
+            "random" => {
+                // FNV-1a of the id: the same contact always gets the same score, and the
+                // scores spread evenly with nothing to do with the contact.
+                let hash = input.contact_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                let score = (hash % 10_000) as f64 / 100.0;
+                Ok(ScoreResult::new(score).reason("chance", score, "a hash of the contact's id"))
             }
             "out-of-range" => Ok(ScoreResult {
                 score: 250.0,
