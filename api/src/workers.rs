@@ -10,6 +10,7 @@ use rapport_engine::engagement::outbound::{Context, Outbound};
 use rapport_engine::engagement::sequences::runner::{self, Ticking};
 use rapport_engine::integrations::{imports, webhooks};
 use rapport_engine::intelligence::plugins::call_records::{self, Capture};
+use rapport_engine::intelligence::plugins::steps as plugin_steps;
 use rapport_engine::platform::audit;
 use rapport_engine::platform::email::Mailer;
 use rapport_engine::platform::health::Health;
@@ -119,6 +120,10 @@ pub async fn run(
             dead_after: config.options.heartbeat * 3,
         },
         clock: config.clock,
+        plugins: plugins.clone().map(|host| {
+            Arc::new(plugin_steps::StepScores::new(db.clone(), host))
+                as Arc<dyn rapport_engine::engagement::outbound::PluginScores>
+        }),
         db,
     };
     // One signal stops every loop beside the workers once they are done.

@@ -20,6 +20,7 @@ mod imports;
 mod intelligence;
 mod metrics;
 mod plugin_quality;
+mod plugin_steps;
 mod plugins;
 mod segments;
 mod sequences;

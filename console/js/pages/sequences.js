@@ -6,8 +6,8 @@
 import { gql, can } from "../api.js";
 import { h, mount, field, select, label, fmtDateTime, loading, empty, toast, pageHead, panel, statusBadge, every, confirm, dialog, navigate, latest, once } from "../ui.js";
 
-const KINDS = [["wait", "Wait"], ["sendEmail", "Send email"], ["branch", "Branch"], ["updateContact", "Update contact"], ["createTask", "Create task"], ["enroll", "Enroll in sequence"], ["exit", "Exit"]];
-const ICON = { wait: "◷", sendEmail: "✉", branch: "◇", updateContact: "✎", createTask: "☑", enroll: "⇢", exit: "■" };
+const KINDS = [["wait", "Wait"], ["sendEmail", "Send email"], ["branch", "Branch"], ["plugin", "Ask a plugin"], ["updateContact", "Update contact"], ["createTask", "Create task"], ["enroll", "Enroll in sequence"], ["exit", "Exit"]];
+const ICON = { wait: "◷", sendEmail: "✉", branch: "◇", plugin: "⚙", updateContact: "✎", createTask: "☑", enroll: "⇢", exit: "■" };
 const STAGES = ["lead", "qualified", "opportunity", "customer", "churned", "lost"];
 
 export async function sequencesPage(page) {
@@ -72,6 +72,7 @@ export function layout(def) {
 export function edgesOf(step) {
   if (!step) return [];
   if (step.kind === "branch") return [[step.then, "yes"], [step.else, "no"]].filter(([t]) => t);
+  if (step.kind === "plugin") return [[step.then, `≥ ${step.gte ?? "?"}`], [step.else, "else"]].filter(([t]) => t);
   return step.next ? [[step.next, ""]] : [];
 }
 
@@ -93,7 +94,7 @@ export function diff(a, b) {
 export async function sequencePage(page, id) {
   let seq = null;
   let def = starter();
-  const meta = await gql(`{ emailTemplates { id name } segments { id name } sequences { id name } }`).catch(() => ({ emailTemplates: [], segments: [], sequences: [] }));
+  const meta = await gql(`{ emailTemplates { id name } segments { id name } sequences { id name } plugins { name } }`).catch(() => ({ emailTemplates: [], segments: [], sequences: [], plugins: [] }));
   if (id !== "new") {
     try {
       seq = (await gql(`query S($id: ID!) { sequence(id: $id) { id name status version definition versions { version createdAt } } }`, { id })).sequence;
@@ -223,7 +224,7 @@ export async function sequencePage(page, id) {
       const keep = { id: s.id, kind: kind.value };
       const next = s.next || s.then;
       for (const k of Object.keys(s)) delete s[k];
-      Object.assign(s, keep, kind.value === "exit" ? {} : kind.value === "branch" ? { if: { tag: "" }, then: next || "" } : { next });
+      Object.assign(s, keep, kind.value === "exit" ? {} : kind.value === "branch" ? { if: { tag: "" }, then: next || "" } : kind.value === "plugin" ? { plugin: meta.plugins[0]?.name || "", gte: 50, then: next || "" } : { next });
       if (kind.value === "wait") s.duration = "1d";
       if (kind.value === "sendEmail") s.template = meta.emailTemplates[0]?.name || "";
       if (kind.value === "createTask") s.title = "Follow up";
@@ -245,6 +246,10 @@ export async function sequencePage(page, id) {
       parts.push(field("Template", pick("template", [["", "Choose…"], ...meta.emailTemplates.map((t) => [t.name, t.name])])), target("next", s.next, "Then"));
     } else if (s.kind === "branch") {
       parts.push(conditionEditor(s, writable, () => drawGraph(), def), target("then", s.then, "If yes, go to"), target("else", s.else, "Otherwise, go to"));
+    } else if (s.kind === "plugin") {
+      parts.push(field("Plugin", pick("plugin", [["", "Choose…"], ...meta.plugins.map((p) => [p.name, p.name])]), "Runs now for the contact; no score (disabled, failing) goes to Otherwise."),
+        field("Score at least", input("gte", { type: "number", min: "0", max: "100" })),
+        target("then", s.then, "If it reaches it, go to"), target("else", s.else, "Otherwise, go to"));
     } else if (s.kind === "updateContact") {
       const tags = h("input", { name: "addTags", value: (s.addTags || []).join(", "), disabled: !writable, placeholder: "tag, another" });
       tags.addEventListener("change", () => set("addTags", tags.value.split(",").map((t) => t.trim()).filter(Boolean)));
@@ -397,6 +402,7 @@ function summary(s, meta) {
     case "wait": return s.duration ? `Wait ${s.duration}${s.until ? ` then until ${s.until.start}–${s.until.end}` : ""}` : s.until ? `Until ${s.until.start}–${s.until.end}` : "Wait";
     case "sendEmail": return s.template ? `Email “${s.template}”` : "Email: choose a template";
     case "branch": return `If ${conditionText(s.if)}`;
+    case "plugin": return `If ${s.plugin || "?"} scores ≥ ${s.gte ?? "?"}`;
     case "updateContact": return [s.addTags?.length ? `tag ${s.addTags.join(", ")}` : "", s.lifecycleStage ? `stage → ${s.lifecycleStage}` : ""].filter(Boolean).join("; ") || "Update contact";
     case "createTask": return `Task “${s.title || ""}”`;
     case "enroll": return `Enroll in “${s.sequence || "?"}”`;

@@ -265,6 +265,7 @@ fn context(db: &DatabaseConnection, mailer: &Mailer, clock: Arc<dyn Clock>) -> R
             probe_delay: StdDuration::from_secs(30),
         },
         clock,
+        plugins: None,
     })
 }
 

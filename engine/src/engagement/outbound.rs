@@ -42,4 +42,22 @@ pub struct Context {
     pub outbound: Outbound,
     /// The time sequences run on.
     pub clock: Arc<dyn Clock>,
+    /// Plugins, for sequences' plugin steps; `None` where plugins do not run (such a step
+    /// then takes its `else`).
+    pub plugins: Option<Arc<dyn PluginScores>>,
+}
+
+/// Asks a plugin for a contact's score now, for a sequence's plugin step. Plugins sit in
+/// `intelligence`, above this layer, which implements it; the composition root hands it
+/// over.
+pub trait PluginScores: Send + Sync {
+    /// Runs the workspace's plugin `name` for the contact now (storing the score as any
+    /// run does) and gives the score; `None` when there is no such enabled plugin, or it
+    /// failed or declined to score this contact.
+    fn score_now<'a>(
+        &'a self,
+        workspace_id: i64,
+        name: &'a str,
+        contact_id: i64,
+    ) -> futures_util::future::BoxFuture<'a, crate::error::Result<Option<f64>>>;
 }

@@ -84,6 +84,7 @@ fn context(db: &DatabaseConnection) -> Context {
             probe_delay: std::time::Duration::from_secs(1),
         },
         clock: Arc::new(ManualClock::new()),
+        plugins: None,
     }
 }
 

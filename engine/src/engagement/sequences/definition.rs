@@ -326,6 +326,19 @@ pub enum Action {
         #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
         otherwise: Option<String>,
     },
+    /// Run a plugin for the contact now and go one way or the other on its score (to
+    /// `else` when the plugin is missing, disabled, fails or declines).
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// The score (0–100) at or above which the contact goes to `then`.
+        gte: f64,
+        /// Where to go when the score reaches `gte`.
+        then: String,
+        /// Where to go otherwise (required).
+        #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
+        otherwise: Option<String>,
+    },
     /// Change the contact.
     #[serde(rename_all = "camelCase")]
     UpdateContact {
@@ -383,6 +396,7 @@ impl Action {
             Action::Wait { .. } => "wait",
             Action::SendEmail { .. } => "sendEmail",
             Action::Branch { .. } => "branch",
+            Action::Plugin { .. } => "plugin",
             Action::UpdateContact { .. } => "updateContact",
             Action::CreateTask { .. } => "createTask",
             Action::Enroll { .. } => "enroll",
@@ -394,6 +408,9 @@ impl Action {
     pub fn successors(&self) -> Vec<&str> {
         match self {
             Action::Branch {
+                then, otherwise, ..
+            }
+            | Action::Plugin {
                 then, otherwise, ..
             } => std::iter::once(then.as_str())
                 .chain(otherwise.as_deref())
@@ -677,6 +694,17 @@ impl Definition {
         })
     }
 
+    /// Plugins its plugin steps run.
+    pub fn plugins(&self) -> Vec<(&str, &str)> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Plugin { plugin, .. } => Some((s.id.as_str(), plugin.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Sequences its enroll steps name.
     pub fn enrolls_in(&self) -> Vec<(&str, &str)> {
         self.steps
@@ -830,6 +858,22 @@ impl Definition {
                     out.push(format!("step '{id}': a branch needs an else"));
                 }
                 self.check_condition(&format!("step '{id}'"), condition, out);
+            }
+            Action::Plugin {
+                plugin,
+                gte,
+                otherwise,
+                ..
+            } => {
+                if otherwise.is_none() {
+                    out.push(format!("step '{id}': a plugin step needs an else"));
+                }
+                if plugin.trim().is_empty() {
+                    out.push(format!("step '{id}': a plugin step needs a plugin"));
+                }
+                if !(0.0..=100.0).contains(gte) {
+                    out.push(format!("step '{id}': gte must be a score from 0 to 100"));
+                }
             }
             Action::UpdateContact {
                 add_tags,

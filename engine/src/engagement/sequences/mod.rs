@@ -67,7 +67,7 @@ pub fn status(s: &sequence::Model) -> SequenceStatus {
     SequenceStatus::from_db(&s.status)
 }
 
-/// Checks what needs the database: templates and sequences the steps name exist.
+/// Checks what needs the database: templates, plugins and sequences the steps name exist.
 async fn check_references(
     db: &impl ConnectionTrait,
     ws: i64,
@@ -100,6 +100,16 @@ async fn check_references(
             .is_none()
     {
         problems.push(format!("topic: there is no topic '{topic}'"));
+    }
+    for (step, name) in d.plugins() {
+        let found = rapport_schema::plugin::Entity::find()
+            .filter(rapport_schema::plugin::Column::WorkspaceId.eq(ws))
+            .filter(rapport_schema::plugin::Column::Name.eq(name))
+            .one(db)
+            .await?;
+        if found.is_none() {
+            problems.push(format!("step '{step}': there is no plugin '{name}'"));
+        }
     }
     for (step, other) in d.enrolls_in() {
         let found = sequence::Entity::find()

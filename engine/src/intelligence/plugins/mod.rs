@@ -12,6 +12,7 @@ pub mod distribution;
 pub mod registry;
 pub mod runs;
 pub mod shadow;
+pub mod steps;
 
 use std::sync::Arc;
 

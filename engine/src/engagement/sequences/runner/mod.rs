@@ -472,6 +472,22 @@ async fn run_steps(b: &Batch<'_>, row: sequence_enrollment::Model) -> Result<Adv
                     Next::Go(otherwise.clone())
                 }
             }
+            Action::Plugin {
+                plugin,
+                gte,
+                then,
+                otherwise,
+            } => {
+                let score = match &b.ctx.plugins {
+                    Some(plugins) => plugins.score_now(b.ws, plugin, contact.id).await?,
+                    None => None,
+                };
+                if score.is_some_and(|s| s >= *gte) {
+                    Next::Go(Some(then.clone()))
+                } else {
+                    Next::Go(otherwise.clone())
+                }
+            }
             Action::UpdateContact { next, .. } => Next::Go(next.clone()),
             Action::CreateTask { next, .. } => Next::Go(next.clone()),
             Action::Enroll { next, .. } => Next::Go(next.clone()),
