@@ -10,6 +10,7 @@ use rapport_engine::engagement::outbound::{Context, Outbound};
 use rapport_engine::engagement::sequences::runner::{self, Ticking};
 use rapport_engine::integrations::{imports, webhooks};
 use rapport_engine::intelligence::plugins::call_records::{self, Capture};
+use rapport_engine::intelligence::plugins::hooks as plugin_hooks;
 use rapport_engine::intelligence::plugins::steps as plugin_steps;
 use rapport_engine::platform::audit;
 use rapport_engine::platform::email::Mailer;
@@ -83,7 +84,7 @@ impl WorkerConfig {
     }
 }
 
-/// Runs workers on `db`'s queue, and the sequence ticker, webhook dispatcher and the
+/// Runs workers on `db`'s queue, and the sequence ticker, webhook and plugin hook dispatchers and the
 /// audit log's, imports' and plugin runs' pruners beside them, until `shutdown` resolves.
 pub async fn run(
     db: DatabaseConnection,
@@ -134,6 +135,8 @@ pub async fn run(
             let _ = rx.wait_for(|stopped| *stopped).await;
         }
     };
+    // Hooked events are taken as often as sequences' triggers are read.
+    let hook_every = config.ticking.every;
     let loops = [
         tokio::spawn(runner::run_ticker(
             Arc::new(context.clone()),
@@ -156,6 +159,13 @@ pub async fn run(
         )),
         tokio::spawn(imports::run_pruner(
             context.db.clone(),
+            config.health.clone(),
+            on_stop(),
+        )),
+        tokio::spawn(plugin_hooks::run_dispatcher(
+            context.db.clone(),
+            context.queue.clone(),
+            hook_every,
             config.health.clone(),
             on_stop(),
         )),

@@ -47,6 +47,17 @@ impl Handler for Worker {
                 campaign_id,
                 attempt,
             } => campaigns::resume_when_reachable(ctx, *workspace_id, *campaign_id, *attempt).await,
+            Job::PluginHooks {
+                workspace_id,
+                event_ids,
+            } => {
+                let Some(host) = &self.plugins else {
+                    return Err(EngineError::internal("this worker has no plugin host"));
+                };
+                let actions = plugins::hooks::call(&ctx.db, host, *workspace_id, event_ids).await?;
+                tracing::info!(events = event_ids.len(), actions, "plugin hooks called");
+                Ok(())
+            }
             Job::RunPlugins {
                 workspace_id,
                 contact_ids,

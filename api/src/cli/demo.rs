@@ -155,6 +155,7 @@ async fn install_plugin(
         limits: None,
         failure_threshold: None,
         shadow: false,
+        hooks: Vec::new(),
     };
     let who = rapport_engine::platform::auth::Principal::owner(workspace);
     registry::register(conn, &host, &who, registration)

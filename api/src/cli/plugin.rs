@@ -29,6 +29,10 @@ pub(crate) enum Command {
         /// acted on, until promoted.
         #[arg(long)]
         shadow: bool,
+        /// An event type whose tracking calls the plugin's next-best-actions with the
+        /// event (repeatable).
+        #[arg(long = "hook")]
+        hooks: Vec<String>,
         #[arg(long)]
         workspace: i64,
     },
@@ -118,6 +122,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
             config,
             limits,
             shadow,
+            hooks,
             workspace,
         } => {
             let conn = cli.connect().await?;
@@ -137,6 +142,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                 limits: parse("limits", limits)?,
                 failure_threshold: None,
                 shadow,
+                hooks,
             };
             let host = offline_host(&conn, cli)?;
             let who = auth::Principal::owner(workspace);

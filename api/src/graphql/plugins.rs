@@ -610,6 +610,10 @@ impl PluginVersion {
         &self.0.input_query
     }
     /// The input query's complexity per contact.
+    /// Event types whose tracking calls its next-best-actions with the event.
+    async fn hooks(&self) -> Vec<String> {
+        rapport_engine::intelligence::plugins::hooks::types(&self.0)
+    }
     async fn input_cost(&self) -> i32 {
         self.0.input_cost
     }
@@ -712,7 +716,9 @@ impl PluginMutation {
     /// schema with a `$contactId` variable (and, if it likes, `$asOf: DateTime`, the
     /// moment scored as of). With `shadow: true` the version becomes the plugin's shadow
     /// instead: scored apart, never shown or acted on, until `promotePluginShadow`.
-    /// Admin keys only.
+    /// `hooks` names event types (at most 20): each time one is tracked for a contact,
+    /// the version's next-best-actions is called with the contact's input and the event
+    /// (`data.event`), and its actions are stored. Admin keys only.
     #[allow(clippy::too_many_arguments)]
     async fn register_plugin(
         &self,
@@ -724,6 +730,7 @@ impl PluginMutation {
         limits: Option<Json<serde_json::Value>>,
         failure_threshold: Option<i32>,
         shadow: Option<bool>,
+        hooks: Option<Vec<String>>,
     ) -> Result<Plugin> {
         let who = principal(ctx)?;
         who.require(Scope::Admin).gql()?;
@@ -754,6 +761,7 @@ impl PluginMutation {
                 limits: limits.map(|l| l.0),
                 failure_threshold,
                 shadow: shadow.unwrap_or(false),
+                hooks: hooks.unwrap_or_default(),
             },
         )
         .await

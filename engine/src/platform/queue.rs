@@ -72,6 +72,13 @@ pub enum Job {
         /// Contacts (a batch of at most a few hundred).
         contact_ids: Vec<i64>,
     },
+    /// Call the plugins hooked on some tracked events with each event.
+    PluginHooks {
+        /// Workspace.
+        workspace_id: i64,
+        /// The events (at most a few hundred), in order.
+        event_ids: Vec<i64>,
+    },
     /// Run the due steps of sequence enrollments the ticker claimed.
     AdvanceEnrollments {
         /// Workspace.
@@ -126,6 +133,7 @@ impl Job {
             Job::PickWinner { .. } => "pick_winner",
             Job::ResumeWhenReachable { .. } => "resume_when_reachable",
             Job::RunPlugins { .. } => "run_plugins",
+            Job::PluginHooks { .. } => "plugin_hooks",
             Job::AdvanceEnrollments { .. } => "advance_enrollments",
             Job::SendTransactional { .. } => "send_transactional",
             Job::TrainModel { .. } => "train_model",
@@ -142,6 +150,7 @@ impl Job {
             | Job::PickWinner { workspace_id, .. }
             | Job::ResumeWhenReachable { workspace_id, .. }
             | Job::RunPlugins { workspace_id, .. }
+            | Job::PluginHooks { workspace_id, .. }
             | Job::AdvanceEnrollments { workspace_id, .. }
             | Job::SendTransactional { workspace_id, .. }
             | Job::TrainModel { workspace_id, .. }

@@ -26,6 +26,9 @@ pub struct Model {
     pub config: Json,
     /// `rapport_plugins::Limits` as JSON.
     pub limits: Json,
+    /// Event types whose tracking calls the version's next-best-actions (a JSON array of
+    /// strings); `None` without hooks.
+    pub hooks: Option<Json>,
     pub created_at: DateTimeUtc,
     /// The API key that uploaded it.
     pub created_by: Option<i64>,

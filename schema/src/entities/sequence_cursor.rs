@@ -1,5 +1,5 @@
 //! `sequence_cursors` table: per workspace and trigger source, the last row the trigger
-//! scan looked at.
+//! scan looked at (and, under `plugin_hooks`, the last event plugins' hooks were given).
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub workspace_id: i64,
-    /// `events`, `deal_stage_changes` or `lifecycle_changes`.
+    /// `events`, `deal_stage_changes`, `lifecycle_changes`, ... or `plugin_hooks`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub source: String,
     pub last_id: i64,

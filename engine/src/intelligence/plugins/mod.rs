@@ -9,6 +9,7 @@ pub mod actions;
 pub mod backtest;
 pub mod call_records;
 pub mod distribution;
+pub mod hooks;
 pub mod registry;
 pub mod runs;
 pub mod shadow;

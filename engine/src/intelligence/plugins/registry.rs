@@ -38,6 +38,9 @@ pub struct Registration {
     /// Registers the version as the plugin's shadow (see [`super::shadow`]) instead of
     /// making it active.
     pub shadow: bool,
+    /// Event types whose tracking calls the version's next-best-actions with the event
+    /// (see [`super::hooks`]).
+    pub hooks: Vec<String>,
 }
 
 /// Where a plugin's version came from and what it does, with the plugin.
@@ -82,6 +85,7 @@ pub async fn register(
             "must be between 1 and 1000",
         ));
     }
+    let hooks = super::hooks::parse(&r.hooks)?;
     if r.wasm.is_empty() {
         return Err(EngineError::invalid("wasm", "the upload is empty"));
     }
@@ -108,6 +112,15 @@ pub async fn register(
             "shadow",
             format!(
                 "plugin {} does not score: a shadow version is measured by its scores",
+                name.as_str()
+            ),
+        ));
+    }
+    if !hooks.is_empty() && !description.implements.next_best_actions {
+        return Err(EngineError::invalid(
+            "hooks",
+            format!(
+                "plugin {} does not implement next-best-actions, which a hook calls",
                 name.as_str()
             ),
         ));
@@ -203,6 +216,7 @@ pub async fn register(
         input_cost: Set(cost),
         config: Set(config),
         limits: Set(serde_json::to_value(&limits).expect("limits serialise")),
+        hooks: Set((!hooks.is_empty()).then(|| serde_json::json!(hooks))),
         created_at: Set(now),
         created_by: Set(who.key_id),
         ..Default::default()
@@ -240,6 +254,9 @@ pub async fn register(
     )
     .await?;
     txn.commit().await?;
+    if !hooks.is_empty() && !r.shadow {
+        super::hooks::restart(db, who.workspace_id).await?;
+    }
     tracing::info!(plugin = %p.name, version = version.version, "plugin registered");
     rescore_soon(db, who.workspace_id).await;
     Ok(Registered { plugin: p, version })

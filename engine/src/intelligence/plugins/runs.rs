@@ -404,6 +404,27 @@ pub(super) fn rate_trips(made: u32, failed: u32) -> bool {
     made >= RATE_WINDOW && f64::from(failed) >= RATE_LIMIT * f64::from(made)
 }
 
+/// Stores what a hook's call recommended for one contact (and its run record), replacing
+/// the contact's open actions from this plugin, as a run's answer would.
+pub(super) async fn store_hooked(
+    db: &DatabaseConnection,
+    p: &plugin::Model,
+    v: &plugin_version::Model,
+    contact_id: i64,
+    actions: std::result::Result<
+        rapport_plugins::Call<Vec<rapport_plugins::Action>>,
+        rapport_plugins::Error,
+    >,
+    captured: Vec<call_records::Captured>,
+) -> Result<usize> {
+    let outcome = Outcome {
+        contact_id,
+        score: None,
+        actions: Some(actions),
+    };
+    Ok(store(db, p, v, vec![outcome], captured).await?.1)
+}
+
 /// Stores one batch's scores (current and history) and its run records, and replaces the
 /// contacts' open actions from this plugin with the new ones, in one transaction.
 async fn store(
