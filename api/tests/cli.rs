@@ -489,6 +489,60 @@ fn plugin_new_scaffolds_a_plugin_that_builds_and_scores() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn plugin_new_python_scaffolds_a_plugin_that_builds_and_scores() {
+    let dir =
+        std::env::temp_dir().join(format!("rapport_t_cli_scaffold_py_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&dir)
+        .args(["plugin", "new", "py-score", "--lang", "python"])
+        .output()
+        .unwrap();
+    stdout(&made);
+    let project = dir.join("py-score");
+    for file in [
+        "app.py",
+        "build.sh",
+        "README.md",
+        "query.graphql",
+        "wit/plugin.wit",
+    ] {
+        assert!(project.join(file).is_file(), "{file} was not written");
+    }
+    // componentize-py is installed by scripts/test, as the Python example needs it.
+    let build = Command::new(project.join("build.sh")).output().unwrap();
+    assert!(
+        build.status.success(),
+        "build.sh failed (is componentize-py installed?): {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = project.join("py_score.wasm");
+    let input = write_temp(
+        "scaffold-py-input.json",
+        r#"{"contact": {"activities": {"totalCount": 4}}}"#,
+    );
+    let out: serde_json::Value = serde_json::from_str(&stdout(&rapport(
+        "unused",
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            // The interpreter inside the component needs more than a Rust plugin does.
+            "--limits",
+            r#"{"fuel": 5000000000, "memoryBytes": 268435456, "timeMs": 20000}"#,
+        ],
+    )))
+    .unwrap();
+    assert_eq!(out["plugin"], "py-score");
+    assert_eq!(out["score"]["score"], 40.0);
+    assert_eq!(out["score"]["reasons"][0]["feature"], "activities");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The README's table of settings says what `--help` says: every flag with its variable
 /// and default, and no setting `serve` or `worker` has is missing from it.
 #[test]

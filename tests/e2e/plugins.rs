@@ -210,7 +210,7 @@ async fn example_plugins_score_and_recommend_through_graphql(app: TestApp) {
     let stage = pipeline["createPipeline"]["stages"][0]["id"].clone();
     let quiet = contact(&app, &key, "quiet@example.com", "OPPORTUNITY", json!([])).await;
     activity(&app, &key, &quiet, "EMAIL", "OUTBOUND", 40).await;
-    app.ok(
+    let big = app.ok(
         &key,
         "mutation($c: ID!, $p: ID!, $s: ID!) { createDeal(input: {name: \"Big one\", contactId: $c, pipelineId: $p, stageId: $s, amount: 5000, currency: \"EUR\"}) { id } }",
         json!({"c": quiet, "p": pipeline["createPipeline"]["id"], "s": stage}),
@@ -290,17 +290,26 @@ async fn example_plugins_score_and_recommend_through_graphql(app: TestApp) {
         json!({"id": id}),
     )
     .await;
-    let stats = app
-        .ok(
-            &key,
-            "{ actionAcceptance { plugin kind offered accepted rejected acceptanceRate } }",
-            json!({}),
-        )
-        .await;
+    let acceptance = "{ actionAcceptance { plugin kind offered accepted rejected acceptanceRate convertedAfterAccepting conversionRateAfterAccepting convertedAfterRejecting conversionRateAfterRejecting } }";
+    let stats = app.ok(&key, acceptance, json!({})).await;
     assert_eq!(
         stats["actionAcceptance"],
-        json!([{"plugin": "nba", "kind": "CALL", "offered": 2, "accepted": 1, "rejected": 1, "acceptanceRate": 0.5}])
+        json!([{"plugin": "nba", "kind": "CALL", "offered": 2, "accepted": 1, "rejected": 1, "acceptanceRate": 0.5,
+            "convertedAfterAccepting": 0, "conversionRateAfterAccepting": 0.0,
+            "convertedAfterRejecting": 0, "conversionRateAfterRejecting": 0.0}])
     );
+    // The deal is won after both answers: a conversion downstream of each.
+    app.ok(
+        &key,
+        "mutation($id: ID!) { closeDeal(id: $id, outcome: WON) { status } }",
+        json!({"id": big["createDeal"]["id"]}),
+    )
+    .await;
+    let stats = app.ok(&key, acceptance, json!({})).await;
+    let row = &stats["actionAcceptance"][0];
+    assert_eq!(row["convertedAfterAccepting"], 1, "{stats}");
+    assert_eq!(row["conversionRateAfterAccepting"], 1.0, "{stats}");
+    assert_eq!(row["convertedAfterRejecting"], 1, "{stats}");
 
     // Merging: the merged contact's history and answered actions go to the survivor.
     let twin = contact(&app, &key, "twin@example.com", "LEAD", json!([])).await;

@@ -100,10 +100,10 @@ pub(crate) enum Command {
     New {
         /// The project's (and plugin's) name.
         name: String,
-        /// The language (only Rust for now).
+        /// The language: Rust (with the SDK crate) or Python (with componentize-py).
         #[arg(long, value_enum, default_value = "rust")]
         lang: PluginLang,
-        /// Where the SDK crate is (default: this Rapport's own plugins/sdk).
+        /// Where the SDK crate is, for Rust (default: this Rapport's own plugins/sdk).
         #[arg(long)]
         sdk: Option<std::path::PathBuf>,
     },
@@ -111,6 +111,7 @@ pub(crate) enum Command {
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub(crate) enum PluginLang {
     Rust,
+    Python,
 }
 /// Runs one plugin command; `test` and `new` need no database.
 pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
@@ -222,6 +223,11 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
             lang: PluginLang::Rust,
             sdk,
         } => plugin_new(&name, sdk),
+        Command::New {
+            name,
+            lang: PluginLang::Python,
+            ..
+        } => plugin_new_python(&name),
     }
 }
 
@@ -450,6 +456,52 @@ fn plugin_test(
     );
     Ok(())
 }
+/// A Python plugin project: the rule, its input query, the contract and a build script.
+fn plugin_new_python(name: &str) -> anyhow::Result<()> {
+    let name = rapport_engine::intelligence::plugins::PluginName::parse(name)?;
+    let dir = std::path::Path::new(name.as_str());
+    anyhow::ensure!(!dir.exists(), "{} already exists", dir.display());
+    std::fs::create_dir_all(dir.join("wit"))?;
+    let fill = |template: &str| {
+        template
+            .replace("{name}", name.as_str())
+            .replace("{lib}", &name.as_str().replace('-', "_"))
+    };
+    let files = [
+        ("app.py", fill(include_str!("scaffold/python/app.py.txt"))),
+        (
+            "build.sh",
+            fill(include_str!("scaffold/python/build.sh.txt")),
+        ),
+        (
+            "README.md",
+            fill(include_str!("scaffold/python/README.md.txt")),
+        ),
+        (
+            "query.graphql",
+            fill(include_str!("scaffold/query.graphql.txt")),
+        ),
+        // The contract as this Rapport serves it.
+        (
+            "wit/plugin.wit",
+            include_str!("../../../plugins/wit/plugin.wit").to_string(),
+        ),
+    ];
+    for (path, text) in files {
+        std::fs::write(dir.join(path), text)?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
+    }
+    eprintln!(
+        "Created {0}/. Build it with:\n  pip install componentize-py==0.25.1 && {0}/build.sh",
+        name.as_str()
+    );
+    Ok(())
+}
+
 fn plugin_new(name: &str, sdk: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let name = rapport_engine::intelligence::plugins::PluginName::parse(name)?;
     let sdk = match sdk {

@@ -639,6 +639,15 @@ pub struct ActionAcceptance {
     pub rejected: i32,
     /// accepted / (accepted + rejected), when anything was answered.
     pub acceptance_rate: Option<f64>,
+    /// Accepted actions whose contact converted (a won deal or an order) within 90 days
+    /// after the answer.
+    pub converted_after_accepting: i32,
+    /// convertedAfterAccepting / accepted.
+    pub conversion_rate_after_accepting: Option<f64>,
+    /// The same for rejected actions: how the contacts did without it, for comparison.
+    pub converted_after_rejecting: i32,
+    /// convertedAfterRejecting / rejected.
+    pub conversion_rate_after_rejecting: Option<f64>,
 }
 
 /// A call or input that failed during a run.
@@ -681,7 +690,9 @@ impl PluginQuery {
         let ws = principal(ctx)?.workspace_id;
         Ok(Plugin(registry::by_name(db(ctx), ws, &name).await.gql()?))
     }
-    /// Acceptance of recommended actions per plugin and kind.
+    /// Acceptance of recommended actions per plugin and kind, and what followed: how
+    /// often the contact converted within 90 days after an accepted action, beside after
+    /// a rejected one.
     async fn action_acceptance(&self, ctx: &Context<'_>) -> Result<Vec<ActionAcceptance>> {
         let ws = principal(ctx)?.workspace_id;
         Ok(actions::acceptance(db(ctx), ws)
@@ -697,6 +708,12 @@ impl PluginQuery {
                     accepted: a.accepted as i32,
                     rejected: a.rejected as i32,
                     acceptance_rate: (answered > 0).then(|| a.accepted as f64 / answered as f64),
+                    converted_after_accepting: a.converted_after_accepting as i32,
+                    conversion_rate_after_accepting: (a.accepted > 0)
+                        .then(|| a.converted_after_accepting as f64 / a.accepted as f64),
+                    converted_after_rejecting: a.converted_after_rejecting as i32,
+                    conversion_rate_after_rejecting: (a.rejected > 0)
+                        .then(|| a.converted_after_rejecting as f64 / a.rejected as f64),
                 }
             })
             .collect())

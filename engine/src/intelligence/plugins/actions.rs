@@ -284,7 +284,16 @@ pub struct Acceptance {
     pub accepted: i64,
     /// Rejected.
     pub rejected: i64,
+    /// Accepted actions whose contact converted (a won deal or an order) within
+    /// [`CONVERSION_DAYS`] after the answer.
+    pub converted_after_accepting: i64,
+    /// The same for rejected actions: what the contacts did without the action, to
+    /// compare with.
+    pub converted_after_rejecting: i64,
 }
+
+/// How long after an answer a conversion counts towards the action.
+pub const CONVERSION_DAYS: i64 = 90;
 
 /// Acceptance per plugin and action kind in the workspace.
 pub async fn acceptance(db: &DatabaseConnection, workspace_id: i64) -> Result<Vec<Acceptance>> {
@@ -319,6 +328,8 @@ pub async fn acceptance(db: &DatabaseConnection, workspace_id: i64) -> Result<Ve
                 offered: 0,
                 accepted: 0,
                 rejected: 0,
+                converted_after_accepting: 0,
+                converted_after_rejecting: 0,
             });
         entry.offered += n;
         match status.as_str() {
@@ -327,5 +338,104 @@ pub async fn acceptance(db: &DatabaseConnection, workspace_id: i64) -> Result<Ve
             _ => {}
         }
     }
+    for (plugin_id, kind, accepted) in downstream(db, workspace_id).await? {
+        let name = names.get(&plugin_id).cloned().unwrap_or_default();
+        if let Some(entry) = by_key.get_mut(&(name, kind)) {
+            if accepted {
+                entry.converted_after_accepting += 1;
+            } else {
+                entry.converted_after_rejecting += 1;
+            }
+        }
+    }
     Ok(by_key.into_values().collect())
+}
+
+/// An answered action: plugin, kind, status, contact, when answered.
+type Answered = (
+    i64,
+    String,
+    String,
+    i64,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// (plugin, kind, accepted?) of each answered action whose contact converted within
+/// [`CONVERSION_DAYS`] after the answer: a won deal closed or an order placed (not
+/// cancelled or refunded), as the lead score counts a conversion.
+async fn downstream(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+) -> Result<Vec<(i64, String, bool)>> {
+    use crate::values::{DealStatus, OrderStatus};
+    use rapport_schema::{deal, order};
+    let answered: Vec<Answered> = plugin_action::Entity::find()
+        .select_only()
+        .column(plugin_action::Column::PluginId)
+        .column(plugin_action::Column::Kind)
+        .column(plugin_action::Column::Status)
+        .column(plugin_action::Column::ContactId)
+        .column(plugin_action::Column::RespondedAt)
+        .filter(plugin_action::Column::WorkspaceId.eq(workspace_id))
+        .filter(plugin_action::Column::Status.is_in(["accepted", "rejected"]))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if answered.is_empty() {
+        return Ok(Vec::new());
+    }
+    let contacts: Vec<i64> = {
+        let set: std::collections::HashSet<i64> = answered.iter().map(|a| a.3).collect();
+        set.into_iter().collect()
+    };
+    let mut moments: HashMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = HashMap::new();
+    for chunk in contacts.chunks(1000) {
+        let won: Vec<(Option<i64>, Option<chrono::DateTime<chrono::Utc>>)> = deal::Entity::find()
+            .select_only()
+            .column(deal::Column::ContactId)
+            .column(deal::Column::ClosedAt)
+            .filter(deal::Column::WorkspaceId.eq(workspace_id))
+            .filter(deal::Column::ContactId.is_in(chunk.iter().copied()))
+            .filter(deal::Column::Status.eq(DealStatus::Won.as_str()))
+            .filter(deal::Column::DeletedAt.is_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (contact, closed) in won {
+            if let (Some(c), Some(at)) = (contact, closed) {
+                moments.entry(c).or_default().push(at);
+            }
+        }
+        let orders: Vec<(i64, String, chrono::DateTime<chrono::Utc>)> = order::Entity::find()
+            .select_only()
+            .column(order::Column::ContactId)
+            .column(order::Column::Status)
+            .column(order::Column::PlacedAt)
+            .filter(order::Column::WorkspaceId.eq(workspace_id))
+            .filter(order::Column::ContactId.is_in(chunk.iter().copied()))
+            .filter(order::Column::DeletedAt.is_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (contact, status, placed) in orders {
+            let lost = matches!(
+                OrderStatus::from_db(&status),
+                OrderStatus::Cancelled | OrderStatus::Refunded
+            );
+            if !lost {
+                moments.entry(contact).or_default().push(placed);
+            }
+        }
+    }
+    let window = Duration::days(CONVERSION_DAYS);
+    Ok(answered
+        .into_iter()
+        .filter_map(|(plugin_id, kind, status, contact, answered_at)| {
+            let at = answered_at?;
+            let converted = moments
+                .get(&contact)
+                .is_some_and(|ms| ms.iter().any(|&m| m > at && m <= at + window));
+            converted.then(|| (plugin_id, kind, status == "accepted"))
+        })
+        .collect())
 }
