@@ -21,6 +21,7 @@ mod intelligence;
 mod metrics;
 mod plugin_hooks;
 mod plugin_quality;
+mod plugin_rules;
 mod plugin_steps;
 mod plugins;
 mod segments;

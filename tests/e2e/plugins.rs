@@ -498,7 +498,9 @@ async fn hostile_plugins_fail_cleanly_and_trip_the_breaker(app: TestApp) {
     assert_eq!(data["object"]["name"], "hostile");
     assert_eq!(data["object"]["disabledReason"], p["disabledReason"]);
     // Disabled plugins do not run.
-    let idle = app.ok(&key, RUN, json!({"ids": [victims[0]]})).await;
+    let idle = app
+        .ok(&key, RUN, json!({"ids": [victims[0]], "plugin": "hostile"}))
+        .await;
     assert_eq!(idle["runPlugins"]["plugins"], 0);
 
     // Each way of misbehaving, as a new version, fails with the limit or fault named.
@@ -618,8 +620,12 @@ async fn hostile_plugins_fail_cleanly_and_trip_the_breaker(app: TestApp) {
             .contains("exceeded its fuel limit"),
         "the sample run catches it: {body}"
     );
+    // Nothing was stored of the refused one: the plugins are the fixture and the rules.
     let names = app.ok(&key, "{ plugins { name } }", json!({})).await;
-    assert_eq!(names["plugins"], json!([{"name": "hostile"}]));
+    assert_eq!(
+        names["plugins"],
+        json!([{"name": "hostile"}, {"name": "rapport"}])
+    );
 
     // Only admin keys register; bad limits name the field.
     let writer = app
@@ -685,8 +691,13 @@ async fn plugins_stay_in_their_workspace(app: TestApp) {
         .err(&b, "{ plugin(name: \"secret\") { name } }", json!({}))
         .await;
     assert_eq!(code, "NOT_FOUND");
+    // Only B's own built-in rules run there.
     let run = app.ok(&b, RUN, json!({"ids": [in_b]})).await;
-    assert_eq!(run["runPlugins"]["plugins"], 0);
+    assert_eq!(run["runPlugins"]["plugins"], 1);
+    assert_eq!(
+        app.ok(&b, "{ plugins { name } }", json!({})).await["plugins"],
+        json!([{"name": "rapport"}])
+    );
     assert!(scores(&app, &b, &in_b).await.is_empty());
     let (code, _) = app.err(&b, RUN, json!({"ids": [in_a]})).await;
     assert_eq!(code, "NOT_FOUND", "A's contact is not B's to score");

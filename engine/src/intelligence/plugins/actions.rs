@@ -19,12 +19,24 @@ use crate::platform::auth::Principal;
 use crate::platform::records;
 use crate::values::{ConsentPurpose, Patch, Scope};
 
-/// Open actions of contacts, highest priority first (then newest), by contact.
+/// Open actions of contacts from enabled plugins, highest priority first (then newest),
+/// by contact. An uploaded plugin's action overrides a built-in one of the same kind for
+/// the contact (see [`super::rules`]): the built-in one is left out.
 pub async fn open_for(
     db: &DatabaseConnection,
     workspace_id: i64,
     contacts: &[i64],
 ) -> Result<HashMap<i64, Vec<plugin_action::Model>>> {
+    let plugins = plugin::Entity::find()
+        .filter(plugin::Column::WorkspaceId.eq(workspace_id))
+        .all(db)
+        .await?;
+    let enabled: std::collections::HashSet<i64> =
+        plugins.iter().filter(|p| p.enabled).map(|p| p.id).collect();
+    let builtin = plugins
+        .iter()
+        .find(|p| p.name == super::rules::NAME)
+        .map(|p| p.id);
     let mut by_contact: HashMap<i64, Vec<plugin_action::Model>> = HashMap::new();
     for a in plugin_action::Entity::find()
         .filter(plugin_action::Column::WorkspaceId.eq(workspace_id))
@@ -35,7 +47,19 @@ pub async fn open_for(
         .all(db)
         .await?
     {
-        by_contact.entry(a.contact_id).or_default().push(a);
+        if enabled.contains(&a.plugin_id) {
+            by_contact.entry(a.contact_id).or_default().push(a);
+        }
+    }
+    if let Some(builtin) = builtin {
+        for actions in by_contact.values_mut() {
+            let overridden: std::collections::HashSet<String> = actions
+                .iter()
+                .filter(|a| a.plugin_id != builtin)
+                .map(|a| a.kind.clone())
+                .collect();
+            actions.retain(|a| a.plugin_id != builtin || !overridden.contains(&a.kind));
+        }
     }
     Ok(by_contact)
 }

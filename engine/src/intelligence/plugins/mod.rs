@@ -11,6 +11,7 @@ pub mod call_records;
 pub mod distribution;
 pub mod hooks;
 pub mod registry;
+pub mod rules;
 pub mod runs;
 pub mod shadow;
 pub mod steps;

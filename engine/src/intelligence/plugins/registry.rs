@@ -67,6 +67,12 @@ pub async fn register(
 ) -> Result<Registered> {
     who.require(Scope::Admin)?;
     let name = PluginName::parse(&r.name)?;
+    if name.as_str() == super::rules::NAME {
+        return Err(EngineError::invalid(
+            "name",
+            "rapport is the built-in rules' name; choose another",
+        ));
+    }
     let config = match r.config {
         None | Some(serde_json::Value::Null) => serde_json::json!({}),
         Some(v @ serde_json::Value::Object(_)) => v,

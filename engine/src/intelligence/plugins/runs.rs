@@ -103,6 +103,7 @@ pub async fn run(
     contacts: &[i64],
     only: Option<&str>,
 ) -> Result<Summary> {
+    super::rules::ensure(db, workspace_id).await?;
     let mut summary = Summary::default();
     for p in registry::list(db, workspace_id).await? {
         if !p.enabled || only.is_some_and(|n| n != p.name) {
@@ -203,7 +204,7 @@ async fn run_plugin(
     contacts: &[i64],
     summary: &mut Summary,
 ) -> Result<()> {
-    let loaded = registry::loaded(db, host, v).await?;
+    let loaded = super::rules::Callee::of(db, host, v).await?;
     let limits: Limits = serde_json::from_value(v.limits.clone()).unwrap_or_default();
     let config = v.config.to_string();
     let batch = batch_size(v.input_cost);
@@ -609,6 +610,8 @@ pub async fn enqueue(
     workspace_id: i64,
     contacts: Option<&[i64]>,
 ) -> Result<usize> {
+    // Every workspace has the built-in rules, created on their first run.
+    super::rules::ensure(db, workspace_id).await?;
     let any_enabled = registry::list(db, workspace_id)
         .await?
         .iter()
