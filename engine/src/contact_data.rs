@@ -132,8 +132,11 @@ pub async fn erase(db: &DatabaseConnection, who: &Principal, id: i64) -> Result<
     analytics::registry::erase_contact_scores(&tx, &people).await?;
     analytics::insights::erase(&tx, &people).await?;
     plugins::runs::erase_contacts(&tx, &people).await?;
+    let addresses = contacts::addresses_of(&tx, &people).await?;
+    // Other contacts' recorded plugin inputs can hold the person too.
+    plugins::call_records::forget_mentions(&tx, ws, &addresses).await?;
     sequences::erase_contacts(&tx, &people).await?;
-    for raw in contacts::addresses_of(&tx, &people).await? {
+    for raw in addresses {
         if let Ok(address) = EmailAddress::parse("email", &raw) {
             let hash = suppression::email_hash(&address);
             suppression::add(&tx, ws, &hash, SuppressionReason::Erased, None).await?;

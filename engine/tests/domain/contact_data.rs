@@ -174,6 +174,61 @@ async fn a_batch_finds_only_the_contacts_still_here_and_of_its_workspace() {
 }
 
 #[tokio::test]
+async fn erasure_takes_the_person_out_of_other_contacts_recorded_inputs() {
+    let db = database().await;
+    let who = crate::owner(&db, "Mentions").await;
+    let colleague = crate::contact(&db, &who, "colleague@here.example").await;
+    let erased = crate::contact(&db, &who, "leaving@here.example").await;
+    let ws = who.workspace_id;
+    let exec = |sql: String| {
+        let db = db.clone();
+        async move {
+            db.execute_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.clone(),
+            ))
+            .await
+            .expect(&sql);
+        }
+    };
+    let at = "'2026-01-01 00:00:00'";
+    exec(format!(
+        "INSERT INTO plugins (workspace_id, name, enabled, consecutive_failures, \
+         failure_threshold, created_at, updated_at) VALUES ({ws}, 'p', 1, 0, 5, {at}, {at})"
+    ))
+    .await;
+    exec(format!(
+        "INSERT INTO plugin_versions (workspace_id, plugin_id, version, declared_name, \
+         declared_version, scores, recommends, wasm_sha256, input_query, input_cost, config, \
+         limits, created_at) VALUES ({ws}, 1, 1, 'p', '1', 1, 0, 'x', '{{}}', 0, '{{}}', '{{}}', {at})"
+    ))
+    .await;
+    let run = |input: &str| {
+        format!(
+            "INSERT INTO plugin_runs (workspace_id, plugin_id, version_id, contact_id, export, \
+             input_sha256, input_bytes, input, config, as_of, log, log_dropped, fuel_used, \
+             micros, failed, at) VALUES ({ws}, 1, 1, {colleague}, 'score', 'h', 1, '{input}', \
+             '{{}}', 'now', '[]', 0, 0, 0, 0, {at})"
+        )
+    };
+    exec(run(r#"{"company":{"contacts":["leaving@here.example"]}}"#)).await;
+    exec(run(r#"{"company":{"contacts":["someone@else.example"]}}"#)).await;
+    contact_data::erase(&db, &who, erased).await.unwrap();
+    let inputs = strings(
+        &db,
+        "SELECT COALESCE(input, '(gone)') FROM plugin_runs ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        inputs,
+        [
+            "(gone)",
+            r#"{"company":{"contacts":["someone@else.example"]}}"#
+        ]
+    );
+}
+
+#[tokio::test]
 async fn an_export_refuses_plugin_run_records_over_its_budget_before_loading_them() {
     let db = database().await;
     let who = crate::owner(&db, "Runs").await;

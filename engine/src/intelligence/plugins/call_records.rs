@@ -9,6 +9,7 @@
 
 use rapport_plugins::{Attempt, Input, Limits, Loaded, LogLine};
 use rapport_schema::{plugin, plugin_run, plugin_version};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -168,6 +169,33 @@ pub(crate) fn capture<T: Serialize>(
 
 /// Rows one insert holds: well under PostgreSQL's 65,535 bind parameters.
 const INSERT_CHUNK: usize = 500;
+
+/// Drops the captured input of every run in the workspace that mentions one of
+/// `addresses`: a person's data can sit in another contact's input (a colleague at the
+/// same company, a deal's other contacts), and erasing them must take it too. The
+/// record stays — its hash, size, answer and log — without the input. Matching is by
+/// `LIKE`, whose `_` matches any character: it may take an input too many, never one too
+/// few. Returns the runs scrubbed.
+pub async fn forget_mentions(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    addresses: &[String],
+) -> Result<u64> {
+    let mut scrubbed = 0;
+    for address in addresses.iter().filter(|a| a.len() >= 3) {
+        scrubbed += plugin_run::Entity::update_many()
+            .col_expr(
+                plugin_run::Column::Input,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(plugin_run::Column::WorkspaceId.eq(workspace_id))
+            .filter(plugin_run::Column::Input.like(format!("%{address}%")))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(scrubbed)
+}
 
 /// Stores the records of one batch of `p`'s version `version_id`, beside its results.
 pub(crate) async fn store(
