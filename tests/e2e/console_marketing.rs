@@ -390,6 +390,11 @@ async fn plugins_from_the_browser(backend: Backend) {
     assert_eq!(active["plugin"]["activeVersion"]["version"], 1);
     assert_eq!(active["plugin"]["events"][0]["kind"], "rolled_back");
     b.screenshot(&format!("plugin-page-{db}")).await;
+    // Does it predict? The backtest beside the built-in lead score.
+    b.click_on("#run-backtest").await;
+    b.find("#backtest-result").await;
+    b.wait_for_text("This plugin, v1").await;
+    b.screenshot(&format!("plugin-backtest-{db}")).await;
 
     // Train a model now: a job whose progress the page follows to the new version.
     let count = |v: &serde_json::Value| v["models"].as_array().unwrap().len();

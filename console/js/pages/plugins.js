@@ -86,6 +86,7 @@ export async function pluginPage(page, name) {
         acceptance.length ? h("table", { class: "compact" }, h("thead", {}, h("tr", {}, h("th", {}, "Kind"), h("th", { class: "right" }, "Offered"), h("th", { class: "right" }, "Accepted"), h("th", { class: "right" }, "Rejected"), h("th", { class: "right" }, "Rate"))),
           h("tbody", {}, acceptance.map((a) => h("tr", {}, h("td", {}, label(a.kind)), h("td", { class: "right num" }, a.offered), h("td", { class: "right num" }, a.accepted), h("td", { class: "right num" }, a.rejected), h("td", { class: "right num" }, fmtPercent(a.acceptanceRate, 0))))))
           : empty("No action offered yet.")))),
+    admin && p.versions.find((v) => v.id === p.activeVersion?.id)?.implementsScore ? panel("Does it predict?", backtestBox(name)) : null,
     panel("Versions", h("div", { class: "table-wrap" }, h("table", { id: "versions-table" },
       h("thead", {}, h("tr", {}, h("th", {}, "Version"), h("th", {}, "Declared"), h("th", {}, "Input cost"), h("th", {}, "Uploaded"), h("th", {}, ""))),
       h("tbody", {}, p.versions.map((v) => h("tr", { "data-version": v.version },
@@ -107,6 +108,47 @@ export async function pluginPage(page, name) {
       h("span", { class: "dot", "aria-hidden": "true" }, e.kind.slice(0, 1).toUpperCase()),
       h("div", {}, h("strong", {}, label(e.kind)), e.message ? h("div", { class: "small" }, e.message) : null, e.actorKeyId ? h("div", { class: "small muted" }, `by key ${e.actorKeyId}`) : null),
       h("span", { class: "when" }, fmtDateTime(e.at)))))));
+}
+
+/** The backtest: the active version's scores of a past moment's leads against who
+ * converted after it, beside the built-in lead score on the same leads. */
+function backtestBox(name) {
+  const out = h("div", { id: "backtest" });
+  const horizon = h("select", { name: "horizon" }, [30, 60, 90, 180].map((d) => h("option", { value: d, selected: d === 90 }, `${d} days`)));
+  const run = h("button", { type: "button", id: "run-backtest" }, "Measure");
+  const measure = async () => {
+    run.disabled = true;
+    mount(out, loading());
+    try {
+      const b = (await gql(`query B($n: String!, $h: Int) { plugin(name: $n) { backtest(horizonDays: $h) {
+        version asOf pointInTime horizonDays leads failed
+        plugin { scored converted auc lift calibration { from to leads conversionRate } }
+        builtIn { modelVersion overlapsTraining quality { scored converted auc lift } } } } }`, { n: name, h: Number(horizon.value) })).plugin.backtest;
+      const num = (x, digits) => (x == null ? "–" : x.toFixed(digits));
+      const row = (label2, q) => h("tr", {}, h("td", {}, label2), h("td", { class: "right num" }, num(q.auc, 3)), h("td", { class: "right num" }, q.lift == null ? "–" : `${q.lift.toFixed(1)}×`),
+        h("td", { class: "right num" }, q.scored.toLocaleString("en-US")), h("td", { class: "right num" }, fmtPercent(q.scored ? q.converted / q.scored : null, 1)));
+      mount(out, h("div", { class: "stack", id: "backtest-result" },
+        h("p", { class: "small" }, `Leads of ${fmtDateTime(b.asOf)} scored as of then; converted means a won deal or an order within ${b.horizonDays} days after.`),
+        h("table", { class: "compact" },
+          h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", { class: "right" }, "AUC"), h("th", { class: "right" }, "Lift, top 10%"), h("th", { class: "right" }, "Leads"), h("th", { class: "right" }, "Converted"))),
+          h("tbody", {}, row(`This plugin, v${b.version}`, b.plugin),
+            b.builtIn ? row(`Built-in lead score, v${b.builtIn.modelVersion}`, b.builtIn.quality) : null)),
+        b.pointInTime ? null : h("div", { class: "form-error" }, "Its input query does not declare $asOf, so it read today's data: these figures flatter it."),
+        b.builtIn?.overlapsTraining ? h("p", { class: "small muted" }, "The built-in model learned from this window, which flatters it too.") : null,
+        b.builtIn ? null : h("p", { class: "small muted" }, "No built-in lead score is active to compare with: train one under Plugins & models."),
+        b.failed ? h("p", { class: "small muted" }, `${b.failed} calls failed.`) : null,
+        h("h3", {}, "Conversion by score band"),
+        h("div", { class: "chart-x" }, b.plugin.calibration.map((c) => h("span", { title: `${c.leads} leads` }, `${c.from}–${c.to}: ${fmtPercent(c.conversionRate, 0)}`)))));
+    } catch (e) {
+      mount(out, h("div", { class: "form-error" }, e.message));
+    } finally {
+      run.disabled = false;
+    }
+  };
+  run.addEventListener("click", measure);
+  return h("div", { class: "stack" },
+    h("p", { class: "small muted" }, "Scores the leads of a past moment as of that moment and compares with who converted, beside the built-in lead score. Nothing is stored."),
+    h("div", { class: "row" }, field("Outcome window", horizon), run), out);
 }
 
 function distribution(d) {
