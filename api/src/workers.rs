@@ -162,13 +162,6 @@ pub async fn run(
             config.health.clone(),
             on_stop(),
         )),
-        tokio::spawn(plugin_hooks::run_dispatcher(
-            context.db.clone(),
-            context.queue.clone(),
-            hook_every,
-            config.health.clone(),
-            on_stop(),
-        )),
         tokio::spawn(call_records::run_pruner(
             context.db.clone(),
             config.plugin_capture.retention,
@@ -176,6 +169,16 @@ pub async fn run(
             on_stop(),
         )),
     ];
+    // Hooks are dispatched only where their jobs can be worked.
+    let hook_loop = plugins.is_some().then(|| {
+        tokio::spawn(plugin_hooks::run_dispatcher(
+            context.db.clone(),
+            context.queue.clone(),
+            hook_every,
+            config.health.clone(),
+            on_stop(),
+        ))
+    });
     let worker = Worker {
         engagement: context,
         plugins,
@@ -183,7 +186,7 @@ pub async fn run(
     };
     let outcome = worker::work(worker, config.options, config.health, shutdown).await;
     let _ = stop.send(true);
-    for running in loops {
+    for running in loops.into_iter().chain(hook_loop) {
         let _ = running.await;
     }
     outcome

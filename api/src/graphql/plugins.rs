@@ -547,8 +547,9 @@ impl Plugin {
     /// `asOf` defaults to `horizonDays` ago; its window must have ended. At most `sample`
     /// leads (1–5000, default 1000), spread over the workspace. Nothing is stored. An input query
     /// that declares `$asOf: DateTime` and filters by it reads only what was known then
-    /// (`pointInTime`). Admin keys only: it runs the plugin over contacts' data.
-    #[graphql(complexity = 1000)]
+    /// (`pointInTime`). Admin keys only: it runs the plugin over contacts' data; it costs
+    /// half a request's budget, and a workspace runs one at a time (CONFLICT otherwise).
+    #[graphql(complexity = 50_000)]
     async fn backtest(
         &self,
         ctx: &Context<'_>,

@@ -107,8 +107,21 @@ async fn check_references(
             .filter(rapport_schema::plugin::Column::Name.eq(name))
             .one(db)
             .await?;
-        if found.is_none() {
+        let Some(found) = found else {
             problems.push(format!("step '{step}': there is no plugin '{name}'"));
+            continue;
+        };
+        let scores = match found.active_version_id {
+            Some(id) => rapport_schema::plugin_version::Entity::find_by_id(id)
+                .one(db)
+                .await?
+                .is_some_and(|v| v.scores),
+            None => false,
+        };
+        if !scores {
+            problems.push(format!(
+                "step '{step}': plugin '{name}' gives no score to branch on"
+            ));
         }
     }
     for (step, other) in d.enrolls_in() {

@@ -94,9 +94,20 @@ pub fn lift_top_decile(scores: &[f64], labels: &[bool]) -> Option<f64> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let top = scores.len().div_ceil(10).max(1);
-    let hits = order[..top].iter().filter(|&&i| labels[i]).count();
+    // Rows tied with the last one taken count by the share of the tie that fits, so the
+    // order among equal scores does not decide the figure.
+    let edge = scores[order[top - 1]];
+    let above = order.iter().take_while(|&&i| scores[i] > edge).count();
+    let tied: Vec<usize> = order[above..]
+        .iter()
+        .copied()
+        .take_while(|&i| scores[i] == edge)
+        .collect();
+    let hits_above = order[..above].iter().filter(|&&i| labels[i]).count() as f64;
+    let hits_tied = tied.iter().filter(|&&i| labels[i]).count() as f64;
+    let hits = hits_above + hits_tied * (top - above) as f64 / tied.len() as f64;
     let base = positives as f64 / labels.len() as f64;
-    Some(hits as f64 / top as f64 / base)
+    Some(hits / top as f64 / base)
 }
 
 /// Mean absolute percentage error over the points whose actual value is not zero;
@@ -125,6 +136,9 @@ mod tests {
         let reversed: Vec<f64> = scores.iter().map(|s| -s).collect();
         assert_eq!(lift_top_decile(&reversed, &labels), Some(0.0));
         assert_eq!(lift_top_decile(&scores, &[false; 20]), None);
+        // Equal scores: the top two slots take a share of the tie, whatever its order.
+        let flat = [1.0; 20];
+        assert!((lift_top_decile(&flat, &labels).unwrap() - 1.0).abs() < 1e-12);
     }
     use proptest::prelude::*;
 

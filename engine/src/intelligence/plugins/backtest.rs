@@ -109,7 +109,7 @@ pub struct Backtest {
     pub leads: usize,
     /// The plugin's figures over the leads it scored.
     pub plugin: Measure,
-    /// The built-in lead score's, over the whole sample; `None` without an active version.
+    /// The built-in lead score's, over the same leads; `None` without an active version.
     pub built_in: Option<BuiltIn>,
     /// Calls that failed (a refusal is not a failure); the first few, with why.
     pub failed: usize,
@@ -184,6 +184,9 @@ pub async fn backtest(
             ),
         ));
     }
+    // One backtest per workspace at a time: each loads the workspace's history and
+    // makes thousands of calls.
+    let _running = Running::claim(who.workspace_id)?;
     let population = lead_score::population(
         db,
         who.workspace_id,
@@ -194,17 +197,25 @@ pub async fn backtest(
     .await?;
     let scored = score(host, db, &p.name, &version, &population.contacts, as_of).await?;
 
-    let (mut probabilities, mut converted) = (Vec::new(), Vec::new());
+    let (mut probabilities, mut converted, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for (i, s) in scored.scores.iter().enumerate() {
         if let Some(s) = s {
             probabilities.push(s / 100.0);
             converted.push(population.converted[i]);
+            kept.push(i);
         }
     }
-    let built_in = population.built_in.map(|(version, predicted)| BuiltIn {
-        overlaps_training: as_of >= version.window_from && as_of < version.window_to,
-        measure: Measure::of(&predicted, &population.converted),
-        version,
+    // The built-in score is measured on the leads the plugin scored, so a plugin that
+    // declines the hard ones is not flattered by the comparison.
+    let built_in = population.built_in.map(|(version, predicted)| {
+        let predicted: Vec<f64> = kept.iter().map(|&i| predicted[i]).collect();
+        BuiltIn {
+            // Its training labels came from [window_from, window_to]: a moment whose
+            // outcome window reaches into that span measures it partly on what it learned.
+            overlaps_training: as_of < version.window_to && as_of + horizon > version.window_from,
+            measure: Measure::of(&predicted, &converted),
+            version,
+        }
     });
     Ok(Backtest {
         point_in_time: host.inputs.reads_as_of(&version.input_query),
@@ -218,6 +229,32 @@ pub async fn backtest(
         failures: scored.failures,
         stopped_early: scored.stopped_early,
     })
+}
+
+/// Workspaces with a backtest running in this process.
+static RUNNING: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
+
+/// A workspace's claim on its one backtest, released when dropped.
+struct Running(i64);
+
+impl Running {
+    fn claim(workspace_id: i64) -> Result<Running> {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        if running.contains(&workspace_id) {
+            return Err(EngineError::Conflict(
+                "a backtest of this workspace is running; try again when it ends".into(),
+            ));
+        }
+        running.push(workspace_id);
+        Ok(Running(workspace_id))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|&w| w != self.0);
+    }
 }
 
 /// A version's scores of contacts as of a moment.

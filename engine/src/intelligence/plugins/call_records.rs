@@ -9,7 +9,7 @@
 
 use rapport_plugins::{Attempt, Input, Limits, Loaded, LogLine};
 use rapport_schema::{plugin, plugin_run, plugin_version};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -171,7 +171,7 @@ pub(crate) fn capture<T: Serialize>(
 const INSERT_CHUNK: usize = 500;
 
 /// Drops the captured input of every run in the workspace that mentions one of
-/// `addresses`: a person's data can sit in another contact's input (a colleague at the
+/// `addresses` (in any case): a person's data can sit in another contact's input (a colleague at the
 /// same company, a deal's other contacts), and erasing them must take it too. The
 /// record stays — its hash, size, answer and log — without the input. Matching is by
 /// `LIKE`, whose `_` matches any character: it may take an input too many, never one too
@@ -181,6 +181,7 @@ pub async fn forget_mentions(
     workspace_id: i64,
     addresses: &[String],
 ) -> Result<u64> {
+    use sea_orm::sea_query::ExprTrait as _;
     let mut scrubbed = 0;
     for address in addresses.iter().filter(|a| a.len() >= 3) {
         scrubbed += plugin_run::Entity::update_many()
@@ -189,7 +190,10 @@ pub async fn forget_mentions(
                 Expr::value(Option::<String>::None),
             )
             .filter(plugin_run::Column::WorkspaceId.eq(workspace_id))
-            .filter(plugin_run::Column::Input.like(format!("%{address}%")))
+            .filter(
+                Expr::expr(Func::lower(Expr::col(plugin_run::Column::Input)))
+                    .like(format!("%{}%", address.to_lowercase())),
+            )
             .exec(db)
             .await?
             .rows_affected;

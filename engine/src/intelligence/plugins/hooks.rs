@@ -7,6 +7,8 @@
 //! several processes never queue an event twice) and queues `PluginHooks` jobs for the
 //! events a hook names. A hook's input `data` is the input query's result with `event`
 //! beside it: `{"contact": {...}, "event": {"id", "type", "properties", "occurredAt"}}`.
+//! Events can come from a website's public ingest key: their properties are the
+//! visitor's to choose, and a job calls a plugin once per contact with the latest one.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -178,9 +180,17 @@ async fn move_cursor(db: &DatabaseConnection, ws: i64, from: i64, to: i64) -> Re
     Ok(moved > 0)
 }
 
-/// Puts the workspace's cursor at the last event: a version registered with hooks
-/// reacts to what is tracked from then on, not to what piled up while nothing hooked.
-pub(super) async fn restart(db: &DatabaseConnection, ws: i64) -> Result<()> {
+/// Puts the workspace's cursor at the last event when `plugin`'s now active version
+/// hooks events and no other plugin does: it reacts to what is tracked from now on, not
+/// to what piled up while nothing hooked. While another plugin hooks, the cursor is
+/// current and stays (moving it would skip that plugin's pending events).
+pub(super) async fn restart(db: &DatabaseConnection, ws: i64, plugin_id: i64) -> Result<()> {
+    let hooks = hooked(db, Some(ws)).await?.remove(&ws).unwrap_or_default();
+    let ours = hooks.iter().any(|(p, _, _)| p.id == plugin_id);
+    let others = hooks.iter().any(|(p, _, _)| p.id != plugin_id);
+    if !ours || others {
+        return Ok(());
+    }
     let last = last_event(db, ws).await?;
     sequence_cursor::Entity::insert(sequence_cursor::ActiveModel {
         workspace_id: Set(ws),
@@ -251,10 +261,20 @@ pub async fn call(
         .order_by_asc(event::Column::Id)
         .all(db)
         .await?;
+    // One call per plugin and contact per job, with the contact's latest event: a burst
+    // of events (a visitor's page views through a public ingest key, say) costs one call.
+    let mut latest: HashMap<(i64, i64), usize> = HashMap::new();
+    for (at, e) in events.iter().enumerate() {
+        for (p, _, types) in &hooks {
+            if types.contains(&e.event_type) {
+                latest.insert((p.id, e.contact_id), at);
+            }
+        }
+    }
     let mut stored = 0;
-    for e in &events {
+    for (at, e) in events.iter().enumerate() {
         for (p, v, types) in &hooks {
-            if !types.contains(&e.event_type) {
+            if !types.contains(&e.event_type) || latest.get(&(p.id, e.contact_id)) != Some(&at) {
                 continue;
             }
             let span = tracing::info_span!("plugin hook", plugin = %p.name, event = e.id);

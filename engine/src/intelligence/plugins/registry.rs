@@ -261,7 +261,7 @@ pub async fn register(
     .await?;
     txn.commit().await?;
     if !hooks.is_empty() && !r.shadow {
-        super::hooks::restart(db, who.workspace_id).await?;
+        restart_hooks(db, &p).await;
     }
     tracing::info!(plugin = %p.name, version = version.version, "plugin registered");
     rescore_soon(db, who.workspace_id).await;
@@ -364,6 +364,14 @@ async fn sample_run(
 async fn rescore_soon(db: &DatabaseConnection, workspace_id: i64) {
     if let Err(e) = super::runs::enqueue(db, workspace_id, None).await {
         tracing::warn!(error = %e, "queueing plugin runs failed");
+    }
+}
+
+/// Restarts the hook cursor after a version became active (see [`super::hooks::restart`]).
+/// The change itself stands when that fails: the dispatcher then starts from where it was.
+pub(super) async fn restart_hooks(db: &DatabaseConnection, p: &plugin::Model) {
+    if let Err(e) = super::hooks::restart(db, p.workspace_id, p.id).await {
+        tracing::warn!(error = %e, plugin = %p.name, "restarting the hook cursor failed");
     }
 }
 
@@ -495,6 +503,7 @@ pub async fn set_enabled(
     }
     txn.commit().await?;
     if enabled {
+        restart_hooks(db, &p).await;
         rescore_soon(db, who.workspace_id).await;
     }
     Ok(p)
@@ -530,6 +539,7 @@ pub async fn roll_back(
     )
     .await?;
     txn.commit().await?;
+    restart_hooks(db, &p).await;
     Ok(p)
 }
 

@@ -7,10 +7,9 @@
 
 use rapport_plugins::{Input, Limits};
 use rapport_schema::{plugin, plugin_shadow_score, plugin_version};
-use sea_orm::sea_query::{ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
 };
 
 use super::call_records::{self, Export};
@@ -115,6 +114,14 @@ async fn store(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
     let txn = crate::platform::db::write(db).await?;
+    // A version promoted or discarded while this batch ran keeps no shadow scores.
+    let still = plugin::Entity::find_by_id(p.id)
+        .one(&txn)
+        .await?
+        .is_some_and(|now| now.shadow_version_id == Some(v.id));
+    if !still {
+        scores.clear();
+    }
     let mut ids: Vec<i64> = scores.iter().map(|(id, _)| *id).collect();
     ids.extend(captured.iter().map(|c| c.contact_id));
     // As for live scores: nothing is stored about a contact erased meanwhile.
@@ -212,7 +219,7 @@ async fn active_mean_over_shadowed(
     shadow_id: i64,
 ) -> Result<Option<f64>> {
     use rapport_schema::plugin_score;
-    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::sea_query::Query;
 
     let shadowed = Query::select()
         .column(plugin_shadow_score::Column::ContactId)
@@ -247,11 +254,25 @@ pub async fn promote(
     };
     let txn = crate::platform::db::write(db).await?;
     let version = version_number(&txn, shadow).await?;
-    let mut am: plugin::ActiveModel = p.into();
-    am.active_version_id = Set(Some(shadow));
-    am.shadow_version_id = Set(None);
-    am.updated_at = Set(clock::now());
-    let p = am.update(&txn).await?;
+    // Only the shadow read above: a shadow registered meanwhile is not promoted unseen.
+    let moved = plugin::Entity::update_many()
+        .col_expr(plugin::Column::ActiveVersionId, Expr::value(shadow))
+        .col_expr(
+            plugin::Column::ShadowVersionId,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(plugin::Column::UpdatedAt, Expr::value(clock::now()))
+        .filter(plugin::Column::Id.eq(p.id))
+        .filter(plugin::Column::ShadowVersionId.eq(shadow))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if moved == 0 {
+        return Err(EngineError::Conflict(format!(
+            "plugin {name}'s shadow version changed meanwhile; look again"
+        )));
+    }
+    let p = by_name(&txn, p.workspace_id, name).await?;
     forget(&txn, shadow).await?;
     let message = format!("version {version} is active");
     record_event(
@@ -264,6 +285,7 @@ pub async fn promote(
     )
     .await?;
     txn.commit().await?;
+    super::registry::restart_hooks(db, &p).await;
     if let Err(e) = super::runs::enqueue(db, who.workspace_id, None).await {
         tracing::warn!(error = %e, "queueing plugin runs failed");
     }
@@ -286,10 +308,23 @@ pub async fn discard(
     };
     let txn = crate::platform::db::write(db).await?;
     let version = version_number(&txn, shadow).await?;
-    let mut am: plugin::ActiveModel = p.into();
-    am.shadow_version_id = Set(None);
-    am.updated_at = Set(clock::now());
-    let p = am.update(&txn).await?;
+    let moved = plugin::Entity::update_many()
+        .col_expr(
+            plugin::Column::ShadowVersionId,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(plugin::Column::UpdatedAt, Expr::value(clock::now()))
+        .filter(plugin::Column::Id.eq(p.id))
+        .filter(plugin::Column::ShadowVersionId.eq(shadow))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if moved == 0 {
+        return Err(EngineError::Conflict(format!(
+            "plugin {name}'s shadow version changed meanwhile; look again"
+        )));
+    }
+    let p = by_name(&txn, p.workspace_id, name).await?;
     forget(&txn, shadow).await?;
     let message = format!("shadow version {version} discarded");
     record_event(
