@@ -295,8 +295,9 @@ async fn example_plugins_score_and_recommend_through_graphql(app: TestApp) {
     assert_eq!(
         stats["actionAcceptance"],
         json!([{"plugin": "nba", "kind": "CALL", "offered": 2, "accepted": 1, "rejected": 1, "acceptanceRate": 0.5,
-            "convertedAfterAccepting": 0, "conversionRateAfterAccepting": 0.0,
-            "convertedAfterRejecting": 0, "conversionRateAfterRejecting": 0.0}])
+            "convertedAfterAccepting": 0, "conversionRateAfterAccepting": null,
+            "convertedAfterRejecting": 0, "conversionRateAfterRejecting": null}]),
+        "answers still inside their 90 days give no rate yet"
     );
     // The deal is won after both answers: a conversion downstream of each.
     app.ok(

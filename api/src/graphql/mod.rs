@@ -189,6 +189,7 @@ pub fn plugin_host(
         runtime,
         inputs: Arc::new(plugin_inputs::GraphqlInputs::new(schema, db.clone())),
         capture: Default::default(),
+        backtests: Default::default(),
     })
 }
 

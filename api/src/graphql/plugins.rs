@@ -643,11 +643,12 @@ pub struct ActionAcceptance {
     /// Accepted actions whose contact converted (a won deal or an order) within 90 days
     /// after the answer.
     pub converted_after_accepting: i32,
-    /// convertedAfterAccepting / accepted.
+    /// convertedAfterAccepting over the accepted actions whose outcome is known (they
+    /// converted, or 90 days have passed); null before any is.
     pub conversion_rate_after_accepting: Option<f64>,
     /// The same for rejected actions: how the contacts did without it, for comparison.
     pub converted_after_rejecting: i32,
-    /// convertedAfterRejecting / rejected.
+    /// The same for rejected actions.
     pub conversion_rate_after_rejecting: Option<f64>,
 }
 
@@ -710,11 +711,11 @@ impl PluginQuery {
                     rejected: a.rejected as i32,
                     acceptance_rate: (answered > 0).then(|| a.accepted as f64 / answered as f64),
                     converted_after_accepting: a.converted_after_accepting as i32,
-                    conversion_rate_after_accepting: (a.accepted > 0)
-                        .then(|| a.converted_after_accepting as f64 / a.accepted as f64),
+                    conversion_rate_after_accepting: (a.settled_accepted > 0)
+                        .then(|| a.converted_after_accepting as f64 / a.settled_accepted as f64),
                     converted_after_rejecting: a.converted_after_rejecting as i32,
-                    conversion_rate_after_rejecting: (a.rejected > 0)
-                        .then(|| a.converted_after_rejecting as f64 / a.rejected as f64),
+                    conversion_rate_after_rejecting: (a.settled_rejected > 0)
+                        .then(|| a.converted_after_rejecting as f64 / a.settled_rejected as f64),
                 }
             })
             .collect())

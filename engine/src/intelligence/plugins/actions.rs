@@ -314,6 +314,12 @@ pub struct Acceptance {
     /// The same for rejected actions: what the contacts did without the action, to
     /// compare with.
     pub converted_after_rejecting: i64,
+    /// Accepted actions whose outcome is known: converted, or answered at least
+    /// [`CONVERSION_DAYS`] ago (the denominator of a conversion rate; an answer still
+    /// inside its window counts only once it converts).
+    pub settled_accepted: i64,
+    /// The same for rejected actions.
+    pub settled_rejected: i64,
 }
 
 /// How long after an answer a conversion counts towards the action.
@@ -354,6 +360,8 @@ pub async fn acceptance(db: &DatabaseConnection, workspace_id: i64) -> Result<Ve
                 rejected: 0,
                 converted_after_accepting: 0,
                 converted_after_rejecting: 0,
+                settled_accepted: 0,
+                settled_rejected: 0,
             });
         entry.offered += n;
         match status.as_str() {
@@ -362,14 +370,22 @@ pub async fn acceptance(db: &DatabaseConnection, workspace_id: i64) -> Result<Ve
             _ => {}
         }
     }
-    for (plugin_id, kind, accepted) in downstream(db, workspace_id).await? {
-        let name = names.get(&plugin_id).cloned().unwrap_or_default();
-        if let Some(entry) = by_key.get_mut(&(name, kind)) {
-            if accepted {
-                entry.converted_after_accepting += 1;
+    for d in downstream(db, workspace_id).await? {
+        let name = names.get(&d.plugin_id).cloned().unwrap_or_default();
+        if let Some(entry) = by_key.get_mut(&(name, d.kind)) {
+            let (converted, settled) = if d.accepted {
+                (
+                    &mut entry.converted_after_accepting,
+                    &mut entry.settled_accepted,
+                )
             } else {
-                entry.converted_after_rejecting += 1;
-            }
+                (
+                    &mut entry.converted_after_rejecting,
+                    &mut entry.settled_rejected,
+                )
+            };
+            *converted += i64::from(d.converted);
+            *settled += 1;
         }
     }
     Ok(by_key.into_values().collect())
@@ -384,13 +400,18 @@ type Answered = (
     Option<chrono::DateTime<chrono::Utc>>,
 );
 
-/// (plugin, kind, accepted?) of each answered action whose contact converted within
-/// [`CONVERSION_DAYS`] after the answer: a won deal closed or an order placed (not
-/// cancelled or refunded), as the lead score counts a conversion.
-async fn downstream(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-) -> Result<Vec<(i64, String, bool)>> {
+/// What followed an answered action whose outcome is known.
+struct Downstream {
+    plugin_id: i64,
+    kind: String,
+    accepted: bool,
+    converted: bool,
+}
+
+/// Each answered action whose outcome is known — its contact converted within
+/// [`CONVERSION_DAYS`] after the answer (a won deal closed or an order placed, not
+/// cancelled or refunded), or that many days have passed without.
+async fn downstream(db: &DatabaseConnection, workspace_id: i64) -> Result<Vec<Downstream>> {
     use crate::values::{DealStatus, OrderStatus};
     use rapport_schema::{deal, order};
     let answered: Vec<Answered> = plugin_action::Entity::find()
@@ -452,6 +473,7 @@ async fn downstream(
         }
     }
     let window = Duration::days(CONVERSION_DAYS);
+    let now = clock::now();
     Ok(answered
         .into_iter()
         .filter_map(|(plugin_id, kind, status, contact, answered_at)| {
@@ -459,7 +481,12 @@ async fn downstream(
             let converted = moments
                 .get(&contact)
                 .is_some_and(|ms| ms.iter().any(|&m| m > at && m <= at + window));
-            converted.then(|| (plugin_id, kind, status == "accepted"))
+            (converted || at + window <= now).then(|| Downstream {
+                plugin_id,
+                kind,
+                accepted: status == "accepted",
+                converted,
+            })
         })
         .collect())
 }

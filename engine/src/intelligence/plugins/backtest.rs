@@ -186,7 +186,7 @@ pub async fn backtest(
     }
     // One backtest per workspace at a time: each loads the workspace's history and
     // makes thousands of calls.
-    let _running = Running::claim(who.workspace_id)?;
+    let _claim = host.backtests.claim(who.workspace_id)?;
     let population = lead_score::population(
         db,
         who.workspace_id,
@@ -231,29 +231,36 @@ pub async fn backtest(
     })
 }
 
-/// Workspaces with a backtest running in this process.
-static RUNNING: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
+/// The workspaces with a backtest running, shared by a host's requests.
+#[derive(Clone, Debug, Default)]
+pub struct Running(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
 
 /// A workspace's claim on its one backtest, released when dropped.
-struct Running(i64);
+struct Claim {
+    running: Running,
+    workspace_id: i64,
+}
 
 impl Running {
-    fn claim(workspace_id: i64) -> Result<Running> {
-        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    fn claim(&self, workspace_id: i64) -> Result<Claim> {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if running.contains(&workspace_id) {
             return Err(EngineError::Conflict(
                 "a backtest of this workspace is running; try again when it ends".into(),
             ));
         }
         running.push(workspace_id);
-        Ok(Running(workspace_id))
+        Ok(Claim {
+            running: self.clone(),
+            workspace_id,
+        })
     }
 }
 
-impl Drop for Running {
+impl Drop for Claim {
     fn drop(&mut self) {
-        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        running.retain(|&w| w != self.0);
+        let mut running = self.running.0.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|&w| w != self.workspace_id);
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Host {
     pub inputs: Arc<dyn Inputs>,
     /// Which calls are recorded as runs.
     pub capture: call_records::Capture,
+    /// The workspaces with a backtest running (one at a time each).
+    pub backtests: backtest::Running,
 }
 
 impl std::fmt::Debug for Host {
