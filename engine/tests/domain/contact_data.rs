@@ -23,6 +23,37 @@ async fn strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
         .collect()
 }
 
+async fn execute(db: &DatabaseConnection, sql: String) {
+    db.execute_raw(Statement::from_string(
+        db.get_database_backend(),
+        sql.clone(),
+    ))
+    .await
+    .expect(&sql);
+}
+
+/// A plugin (id 1) and its version (id 1) in the workspace, for run records to point at.
+async fn plugin_version_rows(db: &DatabaseConnection, ws: i64) {
+    let at = "'2026-01-01 00:00:00'";
+    execute(
+        db,
+        format!(
+            "INSERT INTO plugins (workspace_id, name, enabled, consecutive_failures, \
+             failure_threshold, created_at, updated_at) VALUES ({ws}, 'p', 1, 0, 5, {at}, {at})"
+        ),
+    )
+    .await;
+    execute(
+        db,
+        format!(
+            "INSERT INTO plugin_versions (workspace_id, plugin_id, version, declared_name, \
+             declared_version, scores, recommends, wasm_sha256, input_query, input_cost, config, \
+             limits, created_at) VALUES ({ws}, 1, 1, 'p', '1', 1, 0, 'x', '{{}}', 0, '{{}}', '{{}}', {at})"
+        ),
+    )
+    .await;
+}
+
 async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
     db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
         .await
@@ -180,29 +211,9 @@ async fn erasure_takes_the_person_out_of_other_contacts_recorded_inputs() {
     let colleague = crate::contact(&db, &who, "colleague@here.example").await;
     let erased = crate::contact(&db, &who, "leaving@here.example").await;
     let ws = who.workspace_id;
-    let exec = |sql: String| {
-        let db = db.clone();
-        async move {
-            db.execute_raw(Statement::from_string(
-                db.get_database_backend(),
-                sql.clone(),
-            ))
-            .await
-            .expect(&sql);
-        }
-    };
+    let exec = |sql: String| execute(&db, sql);
     let at = "'2026-01-01 00:00:00'";
-    exec(format!(
-        "INSERT INTO plugins (workspace_id, name, enabled, consecutive_failures, \
-         failure_threshold, created_at, updated_at) VALUES ({ws}, 'p', 1, 0, 5, {at}, {at})"
-    ))
-    .await;
-    exec(format!(
-        "INSERT INTO plugin_versions (workspace_id, plugin_id, version, declared_name, \
-         declared_version, scores, recommends, wasm_sha256, input_query, input_cost, config, \
-         limits, created_at) VALUES ({ws}, 1, 1, 'p', '1', 1, 0, 'x', '{{}}', 0, '{{}}', '{{}}', {at})"
-    ))
-    .await;
+    plugin_version_rows(&db, ws).await;
     let run = |input: &str| {
         format!(
             "INSERT INTO plugin_runs (workspace_id, plugin_id, version_id, contact_id, export, \
@@ -234,29 +245,9 @@ async fn an_export_refuses_plugin_run_records_over_its_budget_before_loading_the
     let who = crate::owner(&db, "Runs").await;
     let person = crate::contact(&db, &who, "runs@here.example").await;
     let ws = who.workspace_id;
-    let exec = |sql: String| {
-        let db = db.clone();
-        async move {
-            db.execute_raw(Statement::from_string(
-                db.get_database_backend(),
-                sql.clone(),
-            ))
-            .await
-            .expect(&sql);
-        }
-    };
+    let exec = |sql: String| execute(&db, sql);
     let at = "'2026-01-01 00:00:00'";
-    exec(format!(
-        "INSERT INTO plugins (workspace_id, name, enabled, consecutive_failures, \
-         failure_threshold, created_at, updated_at) VALUES ({ws}, 'p', 1, 0, 5, {at}, {at})"
-    ))
-    .await;
-    exec(format!(
-        "INSERT INTO plugin_versions (workspace_id, plugin_id, version, declared_name, \
-         declared_version, scores, recommends, wasm_sha256, input_query, input_cost, config, \
-         limits, created_at) VALUES ({ws}, 1, 1, 'p', '1', 1, 0, 'x', '{{}}', 0, '{{}}', '{{}}', {at})"
-    ))
-    .await;
+    plugin_version_rows(&db, ws).await;
     let run = |mib: u32| {
         format!(
             "INSERT INTO plugin_runs (workspace_id, plugin_id, version_id, contact_id, export, \

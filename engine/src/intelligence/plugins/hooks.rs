@@ -191,23 +191,7 @@ pub(super) async fn restart(db: &DatabaseConnection, ws: i64, plugin_id: i64) ->
     if !ours || others {
         return Ok(());
     }
-    let last = last_event(db, ws).await?;
-    sequence_cursor::Entity::insert(sequence_cursor::ActiveModel {
-        workspace_id: Set(ws),
-        source: Set(SOURCE.into()),
-        last_id: Set(last),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            sequence_cursor::Column::WorkspaceId,
-            sequence_cursor::Column::Source,
-        ])
-        .update_column(sequence_cursor::Column::LastId)
-        .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
+    put_cursor(db, ws, true).await
 }
 
 async fn last_event(db: &DatabaseConnection, ws: i64) -> Result<i64> {
@@ -224,20 +208,28 @@ async fn last_event(db: &DatabaseConnection, ws: i64) -> Result<i64> {
 
 /// Creates the workspace's cursor at the last event, where missing.
 async fn start(db: &DatabaseConnection, ws: i64) -> Result<()> {
+    put_cursor(db, ws, false).await
+}
+
+/// Puts the workspace's cursor at the last event: over one already there when
+/// `overwrite`, else only where missing.
+async fn put_cursor(db: &DatabaseConnection, ws: i64, overwrite: bool) -> Result<()> {
     let last = last_event(db, ws).await?;
+    let mut conflict = OnConflict::columns([
+        sequence_cursor::Column::WorkspaceId,
+        sequence_cursor::Column::Source,
+    ]);
+    if overwrite {
+        conflict.update_column(sequence_cursor::Column::LastId);
+    } else {
+        conflict.do_nothing();
+    }
     sequence_cursor::Entity::insert(sequence_cursor::ActiveModel {
         workspace_id: Set(ws),
         source: Set(SOURCE.into()),
         last_id: Set(last),
     })
-    .on_conflict(
-        OnConflict::columns([
-            sequence_cursor::Column::WorkspaceId,
-            sequence_cursor::Column::Source,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
+    .on_conflict(conflict)
     .exec_without_returning(db)
     .await?;
     Ok(())

@@ -244,47 +244,7 @@ pub async fn promote(
     who: &Principal,
     name: &str,
 ) -> Result<plugin::Model> {
-    who.require(Scope::Admin)?;
-    let p = by_name(db, who.workspace_id, name).await?;
-    let Some(shadow) = p.shadow_version_id else {
-        return Err(EngineError::invalid(
-            "name",
-            format!("plugin {name} has no shadow version to promote"),
-        ));
-    };
-    let txn = crate::platform::db::write(db).await?;
-    let version = version_number(&txn, shadow).await?;
-    // Only the shadow read above: a shadow registered meanwhile is not promoted unseen.
-    let moved = plugin::Entity::update_many()
-        .col_expr(plugin::Column::ActiveVersionId, Expr::value(shadow))
-        .col_expr(
-            plugin::Column::ShadowVersionId,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(plugin::Column::UpdatedAt, Expr::value(clock::now()))
-        .filter(plugin::Column::Id.eq(p.id))
-        .filter(plugin::Column::ShadowVersionId.eq(shadow))
-        .exec(&txn)
-        .await?
-        .rows_affected;
-    if moved == 0 {
-        return Err(EngineError::Conflict(format!(
-            "plugin {name}'s shadow version changed meanwhile; look again"
-        )));
-    }
-    let p = by_name(&txn, p.workspace_id, name).await?;
-    forget(&txn, shadow).await?;
-    let message = format!("version {version} is active");
-    record_event(
-        &txn,
-        &p,
-        Some(shadow),
-        "promoted",
-        Some(message),
-        who.key_id,
-    )
-    .await?;
-    txn.commit().await?;
+    let p = leave_shadow(db, who, name, true).await?;
     super::registry::restart_hooks(db, &p).await;
     if let Err(e) = super::runs::enqueue(db, who.workspace_id, None).await {
         tracing::warn!(error = %e, "queueing plugin runs failed");
@@ -298,22 +258,39 @@ pub async fn discard(
     who: &Principal,
     name: &str,
 ) -> Result<plugin::Model> {
+    leave_shadow(db, who, name, false).await
+}
+
+/// Ends the plugin's shadow version — made active when `promote`, else dropped — with
+/// its shadow scores and an event, in one transaction.
+async fn leave_shadow(
+    db: &DatabaseConnection,
+    who: &Principal,
+    name: &str,
+    promote: bool,
+) -> Result<plugin::Model> {
     who.require(Scope::Admin)?;
     let p = by_name(db, who.workspace_id, name).await?;
     let Some(shadow) = p.shadow_version_id else {
+        let what = if promote { " to promote" } else { "" };
         return Err(EngineError::invalid(
             "name",
-            format!("plugin {name} has no shadow version"),
+            format!("plugin {name} has no shadow version{what}"),
         ));
     };
     let txn = crate::platform::db::write(db).await?;
     let version = version_number(&txn, shadow).await?;
-    let moved = plugin::Entity::update_many()
+    let mut update = plugin::Entity::update_many()
         .col_expr(
             plugin::Column::ShadowVersionId,
             Expr::value(Option::<i64>::None),
         )
-        .col_expr(plugin::Column::UpdatedAt, Expr::value(clock::now()))
+        .col_expr(plugin::Column::UpdatedAt, Expr::value(clock::now()));
+    if promote {
+        update = update.col_expr(plugin::Column::ActiveVersionId, Expr::value(shadow));
+    }
+    // Only the shadow read above: one registered meanwhile is not ended unseen.
+    let moved = update
         .filter(plugin::Column::Id.eq(p.id))
         .filter(plugin::Column::ShadowVersionId.eq(shadow))
         .exec(&txn)
@@ -326,16 +303,15 @@ pub async fn discard(
     }
     let p = by_name(&txn, p.workspace_id, name).await?;
     forget(&txn, shadow).await?;
-    let message = format!("shadow version {version} discarded");
-    record_event(
-        &txn,
-        &p,
-        Some(shadow),
-        "shadow_discarded",
-        Some(message),
-        who.key_id,
-    )
-    .await?;
+    let (kind, message) = if promote {
+        ("promoted", format!("version {version} is active"))
+    } else {
+        (
+            "shadow_discarded",
+            format!("shadow version {version} discarded"),
+        )
+    };
+    record_event(&txn, &p, Some(shadow), kind, Some(message), who.key_id).await?;
     txn.commit().await?;
     Ok(p)
 }
