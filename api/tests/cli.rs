@@ -456,6 +456,15 @@ fn plugin_new_scaffolds_a_plugin_that_builds_and_scores() {
         "an existing directory is not overwritten"
     );
     let project = dir.join("my-score");
+    // The input's types were generated from the query, as `plugin types` prints them.
+    let types = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&project)
+        .args(["plugin", "types", "query.graphql"])
+        .output()
+        .unwrap();
+    let generated = std::fs::read_to_string(project.join("src/input.rs")).unwrap();
+    assert_eq!(stdout(&types), generated);
+    assert!(generated.contains("pub total_count: i64,"), "{generated}");
     let build = Command::new(env!("CARGO"))
         .current_dir(&project)
         .env("CARGO_TARGET_DIR", target_dir())
@@ -540,6 +549,105 @@ fn plugin_new_python_scaffolds_a_plugin_that_builds_and_scores() {
     assert_eq!(out["plugin"], "py-score");
     assert_eq!(out["score"]["score"], 40.0);
     assert_eq!(out["score"]["reasons"][0]["feature"], "activities");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An example's generated input types are what `plugin types` makes of its query today:
+/// a schema change that would break them shows here.
+#[test]
+fn example_input_types_match_their_queries() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples");
+    let out = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .args(["plugin", "types"])
+        .arg(root.join("deal-risk/query.graphql"))
+        .output()
+        .unwrap();
+    let committed = std::fs::read_to_string(root.join("deal-risk/src/input.rs")).unwrap();
+    assert_eq!(
+        stdout(&out),
+        committed,
+        "regenerate: rapport plugin types plugins/examples/deal-risk/query.graphql > plugins/examples/deal-risk/src/input.rs"
+    );
+}
+
+#[test]
+fn plugin_new_js_scaffolds_a_plugin_that_builds_and_scores() {
+    let dir =
+        std::env::temp_dir().join(format!("rapport_t_cli_scaffold_js_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .current_dir(&dir)
+        .args(["plugin", "new", "js-score", "--lang", "js"])
+        .output()
+        .unwrap();
+    stdout(&made);
+    let project = dir.join("js-score");
+    for file in [
+        "app.js",
+        "package.json",
+        "build.sh",
+        "README.md",
+        "query.graphql",
+        "wit/plugin.wit",
+    ] {
+        assert!(project.join(file).is_file(), "{file} was not written");
+    }
+    // scripts/test installs componentize-js once (RAPPORT_TEST_COMPONENTIZE_JS, its
+    // node_modules); without it, build.sh runs npm install itself.
+    if let Ok(modules) = std::env::var("RAPPORT_TEST_COMPONENTIZE_JS") {
+        std::os::unix::fs::symlink(modules, project.join("node_modules")).unwrap();
+    }
+    let build = Command::new(project.join("build.sh")).output().unwrap();
+    assert!(
+        build.status.success(),
+        "build.sh failed: {}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = project.join("js_score.wasm");
+    let input = write_temp(
+        "scaffold-js-input.json",
+        r#"{"contact": {"activities": {"totalCount": 4}}}"#,
+    );
+    let out: serde_json::Value = serde_json::from_str(&stdout(&rapport(
+        "unused",
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            // The engine inside the component needs more than a Rust plugin does.
+            "--limits",
+            r#"{"fuel": 5000000000, "memoryBytes": 268435456, "timeMs": 20000}"#,
+        ],
+    )))
+    .unwrap();
+    assert_eq!(out["plugin"], "js-score", "{out}");
+    assert_eq!(out["score"]["score"], 40.0, "{out}");
+    assert_eq!(out["score"]["reasons"][0]["feature"], "activities");
+    // A thrown {code, message} is the plugin's error, as the contract says.
+    let bad = write_temp("scaffold-js-bad.json", r#"{"contact": null}"#);
+    let out: serde_json::Value = serde_json::from_str(&stdout(&rapport(
+        "unused",
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--input",
+            bad.to_str().unwrap(),
+            "--limits",
+            r#"{"fuel": 5000000000, "memoryBytes": 268435456, "timeMs": 20000}"#,
+        ],
+    )))
+    .unwrap();
+    assert!(
+        out["score"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the input has no contact")),
+        "{out}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -604,6 +604,61 @@ impl TimeZoneName {
     }
 }
 
+/// What a plugin scores: the record its input query's id variable names. A plugin keeps
+/// one subject across its versions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginSubject {
+    /// A person (`$contactId`): scores on `Contact.scores`, actions, hooks, shadows,
+    /// backtests and sequence steps.
+    #[default]
+    Contact,
+    /// A deal (`$dealId`): scores on `Deal.scores` (deal risk, say).
+    Deal,
+    /// A company (`$companyId`): scores on `Company.scores` (an account score).
+    Company,
+}
+
+impl PluginSubject {
+    /// Every subject.
+    pub const ALL: [PluginSubject; 3] = [
+        PluginSubject::Contact,
+        PluginSubject::Deal,
+        PluginSubject::Company,
+    ];
+
+    /// The name stored and shown (`contact`, `deal`, `company`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginSubject::Contact => "contact",
+            PluginSubject::Deal => "deal",
+            PluginSubject::Company => "company",
+        }
+    }
+
+    /// The input query's id variable, without `$`.
+    pub fn variable(self) -> &'static str {
+        match self {
+            PluginSubject::Contact => "contactId",
+            PluginSubject::Deal => "dealId",
+            PluginSubject::Company => "companyId",
+        }
+    }
+
+    /// The subject whose id variable is `name`, if any.
+    pub fn of_variable(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.variable() == name)
+    }
+
+    /// Parses a stored or given subject name.
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| EngineError::invalid("subject", "must be contact, deal or company"))
+    }
+}
+
 /// A change to a nullable field: leave it, clear it, or set it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Patch<T> {

@@ -75,6 +75,31 @@ impl Handler for Worker {
                 );
                 Ok(())
             }
+            Job::ScorePluginRecords {
+                workspace_id,
+                subject,
+                record_ids,
+            } => {
+                let Some(host) = &self.plugins else {
+                    return Err(EngineError::internal("this worker has no plugin host"));
+                };
+                let summary = plugins::runs::run_records(
+                    &ctx.db,
+                    host,
+                    *workspace_id,
+                    *subject,
+                    record_ids,
+                    None,
+                )
+                .await?;
+                tracing::info!(
+                    subject = subject.as_str(),
+                    scored = summary.scored,
+                    failures = summary.failures.len(),
+                    "plugins of records ran"
+                );
+                Ok(())
+            }
             Job::AdvanceEnrollments {
                 workspace_id,
                 enrollment_ids,

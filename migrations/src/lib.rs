@@ -66,6 +66,7 @@ mod m0023_contacts_by_id;
 mod m0024_imports;
 mod m0025_plugin_runs;
 mod m0026_plugin_shadows;
+mod m0027_plugin_subjects;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -100,6 +101,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0024_imports::Migration),
             Box::new(m0025_plugin_runs::Migration),
             Box::new(m0026_plugin_shadows::Migration),
+            Box::new(m0027_plugin_subjects::Migration),
         ]
     }
 }

@@ -10,6 +10,10 @@ use rapport_plugins::{Input, Limits, Runtime};
 
 #[path = "../examples/engagement-score/src/rule.rs"]
 mod rule;
+// The SDK's clock-free time, which the rule uses.
+#[path = "../sdk/src/time.rs"]
+mod time;
+use time::epoch_days;
 
 const CONTACTS: usize = 100_000;
 

@@ -6,6 +6,10 @@ use std::time::Instant;
 
 use rapport_plugins::{Error, Input, Limit, Limits, Runtime};
 
+// The SDK's clock-free time, whose own tests run here (the SDK builds only for wasm).
+#[path = "../sdk/src/time.rs"]
+mod sdk_time;
+
 /// The directory `scripts/test` builds the guest components into.
 fn components() -> PathBuf {
     let dir = std::env::var("RAPPORT_TEST_PLUGINS").unwrap_or_else(|_| {

@@ -45,6 +45,7 @@ pub mod entities {
     pub mod plugin_action;
     pub mod plugin_component;
     pub mod plugin_event;
+    pub mod plugin_record_score;
     pub mod plugin_run;
     pub mod plugin_score;
     pub mod plugin_score_history;

@@ -44,6 +44,17 @@ async fn sales_work_in_the_console(backend: Backend) {
         )
         .await;
     assert!(registered["errors"].is_null(), "{registered}");
+    // And a plugin of deals, whose score the deal's dialog shows.
+    let (_, registered) = app
+        .upload(
+            key,
+            "mutation($name: String!, $q: String!, $wasm: Upload!) { registerPlugin(name: $name, inputQuery: $q, wasm: $wasm) { name } }",
+            json!({"name": "deal-risk", "q": repo_file("plugins/examples/deal-risk/query.graphql")}),
+            "wasm",
+            component("deal_risk"),
+        )
+        .await;
+    assert!(registered["errors"].is_null(), "{registered}");
     let ids: Vec<Value> = app
         .ok(key, "{ contacts(first: 120) { nodes { id } } }", json!({}))
         .await["contacts"]["nodes"]
@@ -207,10 +218,17 @@ async fn sales_work_in_the_console(backend: Backend) {
         d.admin_email.as_str(),
         "the move is recorded with who made it"
     );
-    // Its history, in the card's dialog.
+    // Its history and its risk, in the card's dialog.
+    app.ok(
+        key,
+        "mutation($d: [ID!]) { runPlugins(dealIds: $d, plugin: \"deal-risk\") { scored } }",
+        json!({"d": [deal_id]}),
+    )
+    .await;
     b.click_on(&format!(".card[data-deal=\"{deal_id}\"]")).await;
     b.find("#stage-history li").await;
     b.wait_for_text("by Ada").await;
+    b.find("#deal-form .deal-score").await;
     b.screenshot(&format!("deal-history-{db}")).await;
     // Close it as lost with a reason, from the same dialog.
     b.choose("#deal-form select[name=outcome]", "LOST").await;

@@ -23,6 +23,7 @@ mod plugin_hooks;
 mod plugin_quality;
 mod plugin_rules;
 mod plugin_steps;
+mod plugin_subjects;
 mod plugins;
 mod segments;
 mod sequences;

@@ -8,6 +8,7 @@ mod demo;
 mod import;
 mod model;
 mod plugin;
+mod plugin_types;
 mod serve;
 mod settings;
 mod user;

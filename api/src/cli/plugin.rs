@@ -96,11 +96,18 @@ pub(crate) enum Command {
         #[arg(long)]
         workspace: i64,
     },
+    /// Prints Rust types for a plugin's input, generated from its input query against
+    /// this Rapport's schema (for `input.data::<input::Data>()`).
+    Types {
+        /// The input query file.
+        query: std::path::PathBuf,
+    },
     /// Creates a new plugin project that builds as it is.
     New {
         /// The project's (and plugin's) name.
         name: String,
-        /// The language: Rust (with the SDK crate) or Python (with componentize-py).
+        /// The language: Rust (with the SDK crate), Python (with componentize-py) or
+        /// JavaScript (with componentize-js from npm).
         #[arg(long, value_enum, default_value = "rust")]
         lang: PluginLang,
         /// Where the SDK crate is, for Rust (default: this Rapport's own plugins/sdk).
@@ -112,6 +119,7 @@ pub(crate) enum Command {
 pub(crate) enum PluginLang {
     Rust,
     Python,
+    Js,
 }
 /// Runs one plugin command; `test` and `new` need no database.
 pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
@@ -218,6 +226,15 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
             let conn = cli.connect().await?;
             plugin_replay(&conn, &cli.plugin_cache, workspace, run, component).await
         }
+        Command::Types { query } => {
+            let text = std::fs::read_to_string(&query)
+                .with_context(|| format!("reading {}", query.display()))?;
+            print!(
+                "{}",
+                super::plugin_types::generate(&text, &rapport_api::graphql::sdl())?
+            );
+            Ok(())
+        }
         Command::New {
             name,
             lang: PluginLang::Rust,
@@ -225,9 +242,9 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
         } => plugin_new(&name, sdk),
         Command::New {
             name,
-            lang: PluginLang::Python,
+            lang: lang @ (PluginLang::Python | PluginLang::Js),
             ..
-        } => plugin_new_python(&name),
+        } => plugin_new_scripted(&name, lang),
     }
 }
 
@@ -303,46 +320,59 @@ async fn plugin_run(
     Ok(())
 }
 
-/// Runs the workspace's plugins (or only `plugin`) over every live contact; returns what
-/// they did, as JSON.
+/// Runs the workspace's plugins (or only `plugin`) over every live record they score
+/// (contacts, deals, companies); returns what they did, as JSON.
 pub(crate) async fn run_over_everyone(
     conn: &sea_orm::DatabaseConnection,
     host: &rapport_engine::intelligence::plugins::Host,
     workspace: i64,
     plugin: Option<&str>,
 ) -> anyhow::Result<serde_json::Value> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-    if let Some(name) = plugin {
-        rapport_engine::intelligence::plugins::registry::by_name(conn, workspace, name).await?;
-    }
-    let ids: Vec<i64> = rapport_schema::contact::Entity::find()
-        .filter(rapport_schema::contact::Column::WorkspaceId.eq(workspace))
-        .filter(rapport_schema::contact::Column::DeletedAt.is_null())
-        .select_only()
-        .column(rapport_schema::contact::Column::Id)
-        .order_by_asc(rapport_schema::contact::Column::Id)
-        .into_tuple()
-        .all(conn)
-        .await?;
+    use rapport_engine::intelligence::plugins::{Subject, record_scores, registry, runs};
+    let subjects = match plugin {
+        Some(name) => {
+            let p = registry::by_name(conn, workspace, name).await?;
+            let active = registry::versions(conn, &p)
+                .await?
+                .into_iter()
+                .find(|v| Some(v.id) == p.active_version_id);
+            vec![active.map_or(Subject::Contact, |v| {
+                rapport_engine::intelligence::plugins::subject_of(&v)
+            })]
+        }
+        None => Subject::ALL.to_vec(),
+    };
     let started = std::time::Instant::now();
     let (mut scored, mut actions, mut failures) = (0, 0, 0);
-    for chunk in ids.chunks(rapport_engine::intelligence::plugins::runs::JOB_BATCH) {
-        let s =
-            rapport_engine::intelligence::plugins::runs::run(conn, host, workspace, chunk, plugin)
-                .await?;
-        scored += s.scored;
-        actions += s.actions;
-        failures += s.failures.len();
+    let mut looked_at = serde_json::Map::new();
+    let mut records = 0;
+    for subject in subjects {
+        let ids = record_scores::everyone(conn, workspace, subject).await?;
+        for chunk in ids.chunks(runs::JOB_BATCH) {
+            let s = runs::run_records(conn, host, workspace, subject, chunk, plugin).await?;
+            scored += s.scored;
+            actions += s.actions;
+            failures += s.failures.len();
+        }
+        let key = match subject {
+            Subject::Contact => "contacts",
+            Subject::Deal => "deals",
+            Subject::Company => "companies",
+        };
+        looked_at.insert(key.into(), ids.len().into());
+        records += ids.len();
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(serde_json::json!({
-        "contacts": ids.len(),
-        "scored": scored,
-        "actions": actions,
-        "failures": failures,
-        "seconds": seconds,
-        "contacts_per_second": ids.len() as f64 / seconds,
-    }))
+    let mut out = looked_at;
+    out.insert("scored".into(), scored.into());
+    out.insert("actions".into(), actions.into());
+    out.insert("failures".into(), failures.into());
+    out.insert("seconds".into(), seconds.into());
+    out.insert(
+        "records_per_second".into(),
+        (records as f64 / seconds).into(),
+    );
+    Ok(serde_json::Value::Object(out))
 }
 
 async fn plugin_replay(
@@ -456,8 +486,9 @@ fn plugin_test(
     );
     Ok(())
 }
-/// A Python plugin project: the rule, its input query, the contract and a build script.
-fn plugin_new_python(name: &str) -> anyhow::Result<()> {
+/// A Python or JavaScript plugin project: the rule, its input query, the contract and a
+/// build script (and, for JavaScript, the package that pins componentize-js).
+fn plugin_new_scripted(name: &str, lang: PluginLang) -> anyhow::Result<()> {
     let name = rapport_engine::intelligence::plugins::PluginName::parse(name)?;
     let dir = std::path::Path::new(name.as_str());
     anyhow::ensure!(!dir.exists(), "{} already exists", dir.display());
@@ -467,26 +498,36 @@ fn plugin_new_python(name: &str) -> anyhow::Result<()> {
             .replace("{name}", name.as_str())
             .replace("{lib}", &name.as_str().replace('-', "_"))
     };
-    let files = [
-        ("app.py", fill(include_str!("scaffold/python/app.py.txt"))),
-        (
-            "build.sh",
-            fill(include_str!("scaffold/python/build.sh.txt")),
+    let (own, build_hint): (Vec<(&str, &str)>, &str) = match lang {
+        PluginLang::Python => (
+            vec![
+                ("app.py", include_str!("scaffold/python/app.py.txt")),
+                ("build.sh", include_str!("scaffold/python/build.sh.txt")),
+                ("README.md", include_str!("scaffold/python/README.md.txt")),
+            ],
+            "pip install componentize-py==0.25.1 && {dir}/build.sh",
         ),
-        (
-            "README.md",
-            fill(include_str!("scaffold/python/README.md.txt")),
+        PluginLang::Rust => anyhow::bail!("a Rust project is made with its SDK path"),
+        PluginLang::Js => (
+            vec![
+                ("app.js", include_str!("scaffold/js/app.js.txt")),
+                ("package.json", include_str!("scaffold/js/package.json.txt")),
+                ("build.sh", include_str!("scaffold/js/build.sh.txt")),
+                ("README.md", include_str!("scaffold/js/README.md.txt")),
+            ],
+            "{dir}/build.sh   (npm installs componentize-js on the first build)",
         ),
-        (
-            "query.graphql",
-            fill(include_str!("scaffold/query.graphql.txt")),
-        ),
-        // The contract as this Rapport serves it.
-        (
-            "wit/plugin.wit",
-            include_str!("../../../plugins/wit/plugin.wit").to_string(),
-        ),
-    ];
+    };
+    let mut files: Vec<(&str, String)> = own.into_iter().map(|(p, t)| (p, fill(t))).collect();
+    files.push((
+        "query.graphql",
+        fill(include_str!("scaffold/query.graphql.txt")),
+    ));
+    // The contract as this Rapport serves it.
+    files.push((
+        "wit/plugin.wit",
+        include_str!("../../../plugins/wit/plugin.wit").to_string(),
+    ));
     for (path, text) in files {
         std::fs::write(dir.join(path), text)?;
     }
@@ -496,8 +537,9 @@ fn plugin_new_python(name: &str) -> anyhow::Result<()> {
         std::fs::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
     }
     eprintln!(
-        "Created {0}/. Build it with:\n  pip install componentize-py==0.25.1 && {0}/build.sh",
-        name.as_str()
+        "Created {}/. Build it with:\n  {}",
+        name.as_str(),
+        build_hint.replace("{dir}", name.as_str())
     );
     Ok(())
 }
@@ -531,10 +573,14 @@ fn plugin_new(name: &str, sdk: Option<std::path::PathBuf>) -> anyhow::Result<()>
         dir.join("src/lib.rs"),
         fill(include_str!("scaffold/lib.rs.txt")),
     )?;
+    let query = fill(include_str!("scaffold/query.graphql.txt"));
+    // The input's types, generated from the query: `rapport plugin types` again after
+    // changing it.
     std::fs::write(
-        dir.join("query.graphql"),
-        fill(include_str!("scaffold/query.graphql.txt")),
+        dir.join("src/input.rs"),
+        super::plugin_types::generate(&query, &rapport_api::graphql::sdl())?,
     )?;
+    std::fs::write(dir.join("query.graphql"), query)?;
     eprintln!(
         "Created {0}/. Build it with:\n  cd {0} && cargo build --release --target wasm32-wasip2",
         name.as_str()

@@ -38,6 +38,7 @@ pub mod people;
 pub mod plugin_inputs;
 pub mod plugin_quality;
 pub mod plugin_runs;
+pub mod plugin_scores;
 pub mod plugins;
 pub mod queries;
 pub mod reports;

@@ -1,10 +1,13 @@
 //! Plugins' input queries: GraphQL documents against Rapport's own schema, checked when a
-//! plugin is registered and run for many contacts at once when it scores.
+//! plugin is registered and run for many records at once when it scores.
 //!
-//! A batch is one document: the query's top-level fields repeated once per contact under
-//! aliases (`c0_contact`, `c1_contact`, ...) with `$contactId` replaced by each id, so the
-//! request's batch loaders fetch every contact's relations together. That is why
-//! `$contactId` may appear only in arguments of top-level fields.
+//! A query declares one id variable, which names what the plugin scores: `$contactId`,
+//! `$dealId` or `$companyId` ([`Subject`]).
+//!
+//! A batch is one document: the query's top-level fields repeated once per record under
+//! aliases (`c0_contact`, `c1_contact`, ...) with the id variable replaced by each id, so
+//! the request's batch loaders fetch every record's relations together. That is why the
+//! id variable may appear only in arguments of top-level fields.
 //!
 //! A query may also declare `$asOf: DateTime`, the moment the plugin scores as of: now in
 //! a run, a past moment in a backtest. A query that filters by it (`occurredAt: {lt:
@@ -20,7 +23,7 @@ use async_graphql::parser::{Positioned, parse_query};
 use async_graphql_value::Value;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use rapport_engine::intelligence::plugins::Inputs;
+use rapport_engine::intelligence::plugins::{Checked, Inputs, Subject};
 use rapport_engine::platform::auth::Principal;
 use rapport_engine::values::Scope;
 use rapport_engine::{EngineError, Result};
@@ -28,7 +31,6 @@ use sea_orm::DatabaseConnection;
 
 use crate::graphql::{RapportSchema, with_loaders};
 
-const VARIABLE: &str = "contactId";
 /// The optional variable holding the moment scored as of.
 pub const AS_OF: &str = "asOf";
 
@@ -79,9 +81,10 @@ fn invalid(message: impl Into<String>) -> EngineError {
     EngineError::invalid("inputQuery", message)
 }
 
-/// Parses an input query and checks its shape: one query operation with the variable
-/// `$contactId`, used only in arguments of top-level fields, and optionally `$asOf`.
-pub fn parse(query: &str) -> Result<ExecutableDocument> {
+/// Parses an input query and checks its shape: one query operation with one id variable
+/// (`$contactId`, `$dealId` or `$companyId`, which gives the subject), used only in
+/// arguments of top-level fields, and optionally `$asOf`.
+pub fn parse(query: &str) -> Result<(ExecutableDocument, Subject)> {
     // Measured before the parser recurses into it, as every request's document is.
     crate::request_limits::document(query)
         .map_err(|e| invalid(e.to_string().trim_start_matches("query: ")))?;
@@ -102,20 +105,33 @@ pub fn parse(query: &str) -> Result<ExecutableDocument> {
         .iter()
         .map(|v| v.node.name.node.as_str())
         .collect();
-    let allowed = vars == [VARIABLE] || vars == [VARIABLE, AS_OF] || vars == [AS_OF, VARIABLE];
-    if !allowed {
-        return Err(invalid(format!(
-            "must declare ${VARIABLE} and at most ${AS_OF} besides (found: {})",
-            if vars.is_empty() {
-                "none".to_string()
-            } else {
-                vars.iter()
-                    .map(|v| format!("${v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        )));
-    }
+    let ids: Vec<Subject> = vars
+        .iter()
+        .filter_map(|v| Subject::of_variable(v))
+        .collect();
+    let others = vars
+        .iter()
+        .filter(|v| **v != AS_OF && Subject::of_variable(v).is_none())
+        .count();
+    let as_ofs = vars.iter().filter(|v| **v == AS_OF).count();
+    let subject = match ids[..] {
+        [one] if others == 0 && as_ofs <= 1 => one,
+        _ => {
+            return Err(invalid(format!(
+                "must declare one of $contactId, $dealId or $companyId (what the plugin scores) \
+             and at most ${AS_OF} besides (found: {})",
+                if vars.is_empty() {
+                    "none".to_string()
+                } else {
+                    vars.iter()
+                        .map(|v| format!("${v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )));
+        }
+    };
+    let variable = subject.variable();
     for item in &op.node.selection_set.node.items {
         let Selection::Field(field) = &item.node else {
             return Err(invalid(
@@ -125,20 +141,21 @@ pub fn parse(query: &str) -> Result<ExecutableDocument> {
         if !field.node.directives.is_empty() {
             return Err(invalid("top-level fields cannot carry directives"));
         }
-        nested_without_variable(&field.node.selection_set.node)?;
+        nested_without_variable(&field.node.selection_set.node, variable)?;
     }
     for fragment in doc.fragments.values() {
-        nested_without_variable(&fragment.node.selection_set.node)?;
+        nested_without_variable(&fragment.node.selection_set.node, variable)?;
     }
-    Ok(doc)
+    Ok((doc, subject))
 }
 
-fn nested_without_variable(set: &SelectionSet) -> Result<()> {
+fn nested_without_variable(set: &SelectionSet, variable: &str) -> Result<()> {
     let refuse = || {
         invalid(format!(
-            "use ${VARIABLE} only in arguments of top-level fields"
+            "use ${variable} only in arguments of top-level fields"
         ))
     };
+    let mentions_variable = |v: &Value| mentions_variable(v, variable);
     for item in &set.items {
         match &item.node {
             Selection::Field(f) => {
@@ -155,9 +172,11 @@ fn nested_without_variable(set: &SelectionSet) -> Result<()> {
                 {
                     return Err(refuse());
                 }
-                nested_without_variable(&f.node.selection_set.node)?;
+                nested_without_variable(&f.node.selection_set.node, variable)?;
             }
-            Selection::InlineFragment(i) => nested_without_variable(&i.node.selection_set.node)?,
+            Selection::InlineFragment(i) => {
+                nested_without_variable(&i.node.selection_set.node, variable)?
+            }
             Selection::FragmentSpread(_) => {}
         }
     }
@@ -174,31 +193,33 @@ pub fn declares_as_of(doc: &ExecutableDocument) -> bool {
     })
 }
 
-fn mentions_variable(v: &Value) -> bool {
+fn mentions_variable(v: &Value, variable: &str) -> bool {
     match v {
-        Value::Variable(n) => n.as_str() == VARIABLE,
-        Value::List(items) => items.iter().any(mentions_variable),
-        Value::Object(fields) => fields.values().any(mentions_variable),
+        Value::Variable(n) => n.as_str() == variable,
+        Value::List(items) => items.iter().any(|x| mentions_variable(x, variable)),
+        Value::Object(fields) => fields.values().any(|x| mentions_variable(x, variable)),
         _ => false,
     }
 }
 
-fn substitute(v: &Value, id: &str) -> Value {
+fn substitute(v: &Value, variable: &str, id: &str) -> Value {
     match v {
-        Value::Variable(n) if n.as_str() == VARIABLE => Value::String(id.to_string()),
-        Value::List(items) => Value::List(items.iter().map(|x| substitute(x, id)).collect()),
+        Value::Variable(n) if n.as_str() == variable => Value::String(id.to_string()),
+        Value::List(items) => {
+            Value::List(items.iter().map(|x| substitute(x, variable, id)).collect())
+        }
         Value::Object(fields) => Value::Object(
             fields
                 .iter()
-                .map(|(k, x)| (k.clone(), substitute(x, id)))
+                .map(|(k, x)| (k.clone(), substitute(x, variable, id)))
                 .collect(),
         ),
         other => other.clone(),
     }
 }
 
-/// One document asking the query's top-level fields once per contact.
-pub fn batch(doc: &ExecutableDocument, contacts: &[i64]) -> ExecutableDocument {
+/// One document asking the query's top-level fields once per record of its subject.
+pub fn batch(doc: &ExecutableDocument, subject: Subject, contacts: &[i64]) -> ExecutableDocument {
     let mut out = doc.clone();
     let op = match &mut out.operations {
         DocumentOperations::Single(op) => op,
@@ -219,7 +240,7 @@ pub fn batch(doc: &ExecutableDocument, contacts: &[i64]) -> ExecutableDocument {
             let key = f.node.response_key().node.clone();
             f.node.alias = Some(Positioned::new(Name::new(format!("c{i}_{key}")), f.pos));
             for (_, value) in &mut f.node.arguments {
-                value.node = substitute(&value.node, &id);
+                value.node = substitute(&value.node, subject.variable(), &id);
             }
             op.node
                 .selection_set
@@ -273,13 +294,17 @@ pub fn split(
 }
 
 impl Inputs for GraphqlInputs {
-    fn check<'a>(&'a self, workspace_id: i64, query: &'a str) -> BoxFuture<'a, Result<i32>> {
+    fn check<'a>(&'a self, workspace_id: i64, query: &'a str) -> BoxFuture<'a, Result<Checked>> {
         Box::pin(async move {
-            let doc = parse(query)?;
-            // Run once for a contact that cannot exist: the schema validates the query
-            // and reports its cost; the only error left is that contact's "not found".
+            let (doc, subject) = parse(query)?;
+            // Run once for a record that cannot exist: the schema validates the query
+            // and reports its cost; the only error left is that record's "not found".
             let response = self
-                .execute(workspace_id, batch(&doc, &[i64::MAX]), chrono::Utc::now())
+                .execute(
+                    workspace_id,
+                    batch(&doc, subject, &[i64::MAX]),
+                    chrono::Utc::now(),
+                )
                 .await;
             if let Some(e) = response.errors.iter().find(|e| e.path.is_empty()) {
                 return Err(invalid(e.message.replace("c0_", "")));
@@ -296,12 +321,15 @@ impl Inputs for GraphqlInputs {
                     _ => None,
                 })
                 .ok_or_else(|| EngineError::internal("the query's cost could not be measured"))?;
-            Ok(complexity.clamp(1, i32::MAX as i64) as i32)
+            Ok(Checked {
+                cost: complexity.clamp(1, i32::MAX as i64) as i32,
+                subject,
+            })
         })
     }
 
     fn reads_as_of(&self, query: &str) -> bool {
-        parse(query).is_ok_and(|doc| declares_as_of(&doc))
+        parse(query).is_ok_and(|(doc, _)| declares_as_of(&doc))
     }
 
     fn fetch<'a>(
@@ -313,9 +341,9 @@ impl Inputs for GraphqlInputs {
         as_of: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Vec<std::result::Result<String, String>>>> {
         Box::pin(async move {
-            let doc = parse(query)?;
+            let (doc, subject) = parse(query)?;
             let response = self
-                .execute(workspace_id, batch(&doc, contacts), as_of)
+                .execute(workspace_id, batch(&doc, subject, contacts), as_of)
                 .await;
             Ok(split(response, contacts.len()))
         })
@@ -346,7 +374,7 @@ mod tests {
         let cases = [
             (
                 "query { contacts { totalCount } }",
-                "must declare $contactId",
+                "must declare one of $contactId, $dealId or $companyId",
             ),
             (
                 "query($contactId: ID!, $n: Int) { contact(id: $contactId) { id } }",
@@ -354,7 +382,7 @@ mod tests {
             ),
             (
                 "query($asOf: DateTime) { contacts { totalCount } }",
-                "must declare $contactId",
+                "must declare one of $contactId, $dealId or $companyId",
             ),
             (
                 "mutation($contactId: ID!) { deleteContact(id: $contactId) }",
@@ -372,6 +400,14 @@ mod tests {
                 "query($contactId: ID!) { contact(id: $contactId) {",
                 "does not parse",
             ),
+            (
+                "query($contactId: ID!, $dealId: ID!) { deal(id: $dealId) { id } }",
+                "found: $contactId, $dealId",
+            ),
+            (
+                "query($dealId: ID!) { deals { edges { node { contacts(filter: {id: {eq: $dealId}}) { totalCount } } } } }",
+                "use $dealId only in arguments of top-level",
+            ),
         ];
         for (query, wanted) in cases {
             let e = parse(query).unwrap_err().to_string();
@@ -381,8 +417,9 @@ mod tests {
 
     #[test]
     fn a_batch_repeats_top_level_fields_per_contact() {
-        let doc = parse("query Q($contactId: ID!) { contact(id: $contactId) { name } me: contact(id: $contactId) { id } }").unwrap();
-        let b = batch(&doc, &[7, 9]);
+        let (doc, subject) = parse("query Q($contactId: ID!) { contact(id: $contactId) { name } me: contact(id: $contactId) { id } }").unwrap();
+        assert_eq!(subject, Subject::Contact);
+        let b = batch(&doc, subject, &[7, 9]);
         let op = match &b.operations {
             DocumentOperations::Single(op) => op,
             DocumentOperations::Multiple(ops) => ops.values().next().unwrap(),
@@ -415,13 +452,13 @@ mod tests {
 
     #[test]
     fn as_of_may_be_used_anywhere_and_stays_a_variable() {
-        let doc = parse(
+        let (doc, subject) = parse(
             "query($contactId: ID!, $asOf: DateTime) { contact(id: $contactId) { \
              activities(filter: {occurredAt: {lt: $asOf}}) { totalCount } } }",
         )
         .unwrap();
         assert!(declares_as_of(&doc));
-        let b = batch(&doc, &[7]);
+        let b = batch(&doc, subject, &[7]);
         let op = match &b.operations {
             DocumentOperations::Single(op) => op,
             DocumentOperations::Multiple(ops) => ops.values().next().unwrap(),
@@ -433,7 +470,34 @@ mod tests {
             .map(|v| v.node.name.node.as_str())
             .collect();
         assert_eq!(names, [AS_OF]);
-        let plain = parse("query($contactId: ID!) { contact(id: $contactId) { id } }").unwrap();
+        let (plain, _) =
+            parse("query($contactId: ID!) { contact(id: $contactId) { id } }").unwrap();
         assert!(!declares_as_of(&plain));
+    }
+
+    #[test]
+    fn a_deal_or_company_id_makes_the_subject_and_is_substituted() {
+        for (query, subject) in [
+            (
+                "query($dealId: ID!) { deal(id: $dealId) { name } }",
+                Subject::Deal,
+            ),
+            (
+                "query($companyId: ID!, $asOf: DateTime) { company(id: $companyId) { name } }",
+                Subject::Company,
+            ),
+        ] {
+            let (doc, found) = parse(query).unwrap();
+            assert_eq!(found, subject, "{query}");
+            let b = batch(&doc, found, &[42]);
+            let op = match &b.operations {
+                DocumentOperations::Single(op) => op,
+                DocumentOperations::Multiple(ops) => ops.values().next().unwrap(),
+            };
+            let Selection::Field(f) = &op.node.selection_set.node.items[0].node else {
+                unreachable!()
+            };
+            assert_eq!(f.node.arguments[0].1.node.to_string(), "\"42\"");
+        }
     }
 }

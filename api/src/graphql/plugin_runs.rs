@@ -18,6 +18,7 @@ pub(crate) async fn list(
     ctx: &Context<'_>,
     plugin: &s::plugin::Model,
     contact_id: Option<ID>,
+    record_id: Option<ID>,
     failed: Option<bool>,
     before: Option<ID>,
     first: i32,
@@ -33,6 +34,10 @@ pub(crate) async fn list(
         contact_id: contact_id
             .as_ref()
             .map(|c| parse_id("contactId", c))
+            .transpose()?,
+        record_id: record_id
+            .as_ref()
+            .map(|c| parse_id("recordId", c))
             .transpose()?,
         failed,
     };
@@ -76,9 +81,20 @@ impl PluginRunRecord {
     async fn version_id(&self) -> ID {
         to_id(self.0.version_id)
     }
-    /// The contact the call was about.
-    async fn contact_id(&self) -> ID {
-        to_id(self.0.contact_id)
+    /// The contact the call was about (null for a call of a plugin of deals or
+    /// companies: see `recordId`).
+    async fn contact_id(&self) -> Option<ID> {
+        (self.0.subject == "contact").then(|| to_id(self.0.contact_id))
+    }
+    /// What the call was about.
+    async fn subject(&self) -> super::plugins::PluginSubject {
+        rapport_engine::values::PluginSubject::parse(&self.0.subject)
+            .unwrap_or_default()
+            .into()
+    }
+    /// The contact, deal or company the call was about.
+    async fn record_id(&self) -> ID {
+        to_id(self.0.record_id.unwrap_or(self.0.contact_id))
     }
     async fn export(&self) -> PluginExport {
         match self.0.export.as_str() {

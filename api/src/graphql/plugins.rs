@@ -1,5 +1,5 @@
 //! WebAssembly plugins on the graph: registering, enabling and rolling back plugins,
-//! running them, their scores beside the built-in ones, and the actions they recommend.
+//! running them, and the actions they recommend (their scores are `plugin_scores`).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -7,7 +7,9 @@ use std::io::Read;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Enum, ID, Json, Object, Result, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
-use rapport_engine::intelligence::plugins::{Host, actions, distribution, registry, runs};
+use rapport_engine::intelligence::plugins::{
+    Host, Subject, actions, distribution, record_scores, registry, runs,
+};
 use rapport_engine::values::Scope;
 use rapport_schema as s;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -16,7 +18,6 @@ use crate::error::{OrGraphql, invalid, to_graphql};
 use crate::graphql::batching::Dispatcher;
 use crate::graphql::context::principal;
 use crate::graphql::ids::{parse_id, parse_ids, to_id};
-use crate::graphql::intelligence;
 
 /// The most contacts one `runPlugins` call takes.
 const MAX_RUN: usize = 1000;
@@ -37,6 +38,37 @@ fn host<'a>(ctx: &Context<'a>) -> Result<&'a Host> {
         })
 }
 
+/// The first of `ids` that is not a live record of `subject` in the workspace.
+async fn missing(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    subject: Subject,
+    ids: &[i64],
+) -> Result<Option<i64>> {
+    use rapport_engine::platform::records::{Deleted, scoped};
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    macro_rules! live {
+        ($entity:ident) => {
+            scoped::<s::$entity::Entity>(workspace_id, Deleted::Exclude)
+                .filter(s::$entity::Column::Id.is_in(ids.iter().copied()))
+                .select_only()
+                .column(s::$entity::Column::Id)
+                .into_tuple::<i64>()
+                .all(db)
+                .await
+                .map_err(|e| to_graphql(e.into()))?
+        };
+    }
+    let live: Vec<i64> = match subject {
+        Subject::Contact => live!(contact),
+        Subject::Deal => live!(deal),
+        Subject::Company => live!(company),
+    };
+    Ok(ids.iter().copied().find(|id| !live.contains(id)))
+}
+
 /// Plugin scores and open actions by contact, and plugins and versions by id.
 pub struct PluginRows {
     db: DatabaseConnection,
@@ -50,6 +82,8 @@ pub enum PluginKey {
     Scores(i64),
     /// A contact's open recommended actions.
     Actions(i64),
+    /// A deal's or company's current plugin scores.
+    RecordScores(Subject, i64),
     /// A plugin.
     Plugin(i64),
     /// A plugin version.
@@ -61,6 +95,7 @@ pub enum PluginKey {
 pub enum PluginRow {
     Scores(Vec<s::plugin_score::Model>),
     Actions(Vec<s::plugin_action::Model>),
+    RecordScores(Vec<s::plugin_record_score::Model>),
     Plugin(s::plugin::Model),
     Version(s::plugin_version::Model),
 }
@@ -72,9 +107,13 @@ impl Loader<PluginKey> for PluginRows {
     async fn load(&self, keys: &[PluginKey]) -> Result<HashMap<PluginKey, PluginRow>> {
         let (mut score_ids, mut action_ids, mut plugin_ids, mut version_ids) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut record_ids: HashMap<Subject, Vec<i64>> = HashMap::new();
         for key in keys {
             match *key {
                 PluginKey::Scores(id) => score_ids.push(id),
+                PluginKey::RecordScores(subject, id) => {
+                    record_ids.entry(subject).or_default().push(id)
+                }
                 PluginKey::Actions(id) => action_ids.push(id),
                 PluginKey::Plugin(id) => plugin_ids.push(id),
                 PluginKey::Version(id) => version_ids.push(id),
@@ -89,6 +128,17 @@ impl Loader<PluginKey> for PluginRows {
                 out.insert(
                     PluginKey::Scores(id),
                     PluginRow::Scores(found.remove(&id).unwrap_or_default()),
+                );
+            }
+        }
+        for (subject, ids) in record_ids {
+            let mut found = record_scores::scores_for(&self.db, self.workspace_id, subject, &ids)
+                .await
+                .gql()?;
+            for id in ids {
+                out.insert(
+                    PluginKey::RecordScores(subject, id),
+                    PluginRow::RecordScores(found.remove(&id).unwrap_or_default()),
                 );
             }
         }
@@ -143,120 +193,39 @@ pub fn attach(
     request.data(DataLoader::new(rows, d.spawner()).delay(std::time::Duration::ZERO))
 }
 
-async fn row(ctx: &Context<'_>, key: PluginKey) -> Result<Option<PluginRow>> {
+pub(super) async fn row(ctx: &Context<'_>, key: PluginKey) -> Result<Option<PluginRow>> {
     ctx.data_unchecked::<DataLoader<PluginRows>>()
         .load_one(key)
         .await
 }
 
-async fn plugin_of(ctx: &Context<'_>, id: i64) -> Result<Option<s::plugin::Model>> {
+pub(super) async fn plugin_of(ctx: &Context<'_>, id: i64) -> Result<Option<s::plugin::Model>> {
     Ok(match row(ctx, PluginKey::Plugin(id)).await? {
         Some(PluginRow::Plugin(p)) => Some(p),
         _ => None,
     })
 }
 
-async fn version_of(ctx: &Context<'_>, id: i64) -> Result<Option<s::plugin_version::Model>> {
+pub(super) async fn version_of(
+    ctx: &Context<'_>,
+    id: i64,
+) -> Result<Option<s::plugin_version::Model>> {
     Ok(match row(ctx, PluginKey::Version(id)).await? {
         Some(PluginRow::Version(v)) => Some(v),
         _ => None,
     })
 }
 
-/// Where a score came from.
+/// What a plugin scores: the record its input query's id names.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ScoreSource {
-    /// One of Rapport's own models.
-    BuiltIn,
-    /// A WebAssembly plugin.
-    Plugin,
-}
-
-/// One factor of a score.
-#[derive(SimpleObject, Clone)]
-pub struct Factor {
-    pub feature: String,
-    /// Built-in models: log-odds relative to an average row; plugins: points.
-    pub contribution: f64,
-    pub note: Option<String>,
-}
-
-/// A score of a contact, from a built-in model or a plugin.
-#[derive(SimpleObject)]
-pub struct ContactScore {
-    pub source: ScoreSource,
-    /// The model kind (`lead_score`, `churn`) or the plugin's name.
-    pub name: String,
-    /// The model version or plugin version that gave it.
-    pub version: i32,
-    /// 0–100.
-    pub score: f64,
-    pub grade: Option<String>,
-    pub reasons: Vec<Factor>,
-    pub computed_at: DateTime<Utc>,
-}
-
-/// Every current score of a contact: built-in models first, then plugins by name.
-pub async fn contact_scores(ctx: &Context<'_>, contact_id: i64) -> Result<Vec<ContactScore>> {
-    let mut out = Vec::new();
-    for kind in [
-        rapport_engine::values::ModelKind::LeadScore,
-        rapport_engine::values::ModelKind::Churn,
-    ] {
-        if let Some(score) = intelligence::current(ctx, kind, contact_id).await? {
-            let version = intelligence::version_number(ctx, score.0.model_version_id).await?;
-            out.push(ContactScore {
-                source: ScoreSource::BuiltIn,
-                name: kind.as_str().to_string(),
-                version,
-                score: score.0.score,
-                grade: score.0.grade.clone(),
-                reasons: intelligence::reason_list(&score.0.reasons)
-                    .into_iter()
-                    .map(|r| Factor {
-                        feature: r.feature,
-                        contribution: r.contribution,
-                        note: None,
-                    })
-                    .collect(),
-                computed_at: score.0.computed_at,
-            });
-        }
-    }
-    let Some(PluginRow::Scores(scores)) = row(ctx, PluginKey::Scores(contact_id)).await? else {
-        return Ok(out);
-    };
-    let mut from_plugins = Vec::new();
-    for sc in scores {
-        let name = plugin_of(ctx, sc.plugin_id)
-            .await?
-            .map(|p| p.name)
-            .unwrap_or_default();
-        let version = version_of(ctx, sc.version_id)
-            .await?
-            .map_or(0, |v| v.version);
-        let reasons: Vec<rapport_engine::intelligence::plugins::Reason> =
-            serde_json::from_value(sc.reasons.clone()).unwrap_or_default();
-        from_plugins.push(ContactScore {
-            source: ScoreSource::Plugin,
-            name,
-            version,
-            score: sc.score,
-            grade: None,
-            reasons: reasons
-                .into_iter()
-                .map(|r| Factor {
-                    feature: r.feature,
-                    contribution: r.contribution,
-                    note: Some(r.note),
-                })
-                .collect(),
-            computed_at: sc.computed_at,
-        });
-    }
-    from_plugins.sort_by(|a, b| a.name.cmp(&b.name));
-    out.extend(from_plugins);
-    Ok(out)
+#[graphql(remote = "rapport_engine::values::PluginSubject")]
+pub enum PluginSubject {
+    /// `$contactId`: scores on `Contact.scores`, and next best actions.
+    Contact,
+    /// `$dealId`: scores on `Deal.scores`.
+    Deal,
+    /// `$companyId`: scores on `Company.scores`.
+    Company,
 }
 
 /// What a recommended action asks for.
@@ -518,7 +487,8 @@ impl Plugin {
             .collect())
     }
     /// Its recorded calls, newest first: `first` (1–100) of those older than `before` (a
-    /// run id), about `contactId` only, failed ones only (`failed: true`). Every call that
+    /// run id), about `contactId` only (or, for a plugin of deals or companies, the
+    /// record `recordId`), failed ones only (`failed: true`). Every call that
     /// failed is recorded, and a sample of the rest. Admin keys only: the inputs
     /// are contacts' data.
     #[graphql(complexity = "first.max(0) as usize * child_complexity")]
@@ -526,11 +496,12 @@ impl Plugin {
         &self,
         ctx: &Context<'_>,
         contact_id: Option<ID>,
+        record_id: Option<ID>,
         failed: Option<bool>,
         before: Option<ID>,
         #[graphql(default = 20)] first: i32,
     ) -> Result<Vec<super::plugin_runs::PluginRunRecord>> {
-        super::plugin_runs::list(ctx, &self.0, contact_id, failed, before, first).await
+        super::plugin_runs::list(ctx, &self.0, contact_id, record_id, failed, before, first).await
     }
     /// The version scoring in shadow beside the active one (never shown or acted on),
     /// and what it has scored; null without one.
@@ -610,11 +581,16 @@ impl PluginVersion {
     async fn input_query(&self) -> &str {
         &self.0.input_query
     }
-    /// The input query's complexity per contact.
+    /// What it scores: the record its input query's id variable names. Plugins of deals
+    /// and companies are asked only for scores.
+    async fn subject(&self) -> PluginSubject {
+        rapport_engine::intelligence::plugins::subject_of(&self.0).into()
+    }
     /// Event types whose tracking calls its next-best-actions with the event.
     async fn hooks(&self) -> Vec<String> {
         rapport_engine::intelligence::plugins::hooks::types(&self.0)
     }
+    /// The input query's complexity per record.
     async fn input_cost(&self) -> i32 {
         self.0.input_cost
     }
@@ -656,14 +632,22 @@ pub struct ActionAcceptance {
 #[derive(SimpleObject)]
 pub struct PluginFailure {
     pub plugin: String,
+    /// The contact the call was about (for a plugin of deals or companies: the record's
+    /// id, as `recordId`).
     pub contact_id: ID,
+    /// What the call was about.
+    pub subject: PluginSubject,
+    /// The contact, deal or company the call was about.
+    pub record_id: ID,
     pub message: String,
 }
 
 /// What `runPlugins` did.
 #[derive(SimpleObject)]
 pub struct PluginRun {
+    /// Plugins that ran (a plugin counts once per kind of record it ran over).
     pub plugins: i32,
+    /// Records looked at, per plugin (contacts, deals or companies).
     pub contacts: i32,
     pub scored: i32,
     pub actions: i32,
@@ -820,66 +804,97 @@ impl PluginMutation {
         ))
     }
 
-    /// Runs every enabled plugin (or only `plugin`) over the contacts now and stores the
-    /// scores and actions. At most 1000 contacts per call; the scheduler covers everyone.
+    /// Runs every enabled plugin (or only `plugin`) over the contacts, deals and companies
+    /// now and stores the scores and actions: plugins of contacts over `contactIds`, of
+    /// deals over `dealIds`, of companies over `companyIds`. At most 1000 records per
+    /// call; the scheduler covers everyone.
     async fn run_plugins(
         &self,
         ctx: &Context<'_>,
-        contact_ids: Vec<ID>,
+        contact_ids: Option<Vec<ID>>,
+        deal_ids: Option<Vec<ID>>,
+        company_ids: Option<Vec<ID>>,
         plugin: Option<String>,
     ) -> Result<PluginRun> {
         let who = principal(ctx)?;
         who.require(Scope::Write).gql()?;
-        if contact_ids.len() > MAX_RUN {
-            return Err(invalid("contactIds", format!("at most {MAX_RUN} per call")));
+        let lists = [
+            (
+                Subject::Contact,
+                "contactIds",
+                contact_ids.unwrap_or_default(),
+            ),
+            (Subject::Deal, "dealIds", deal_ids.unwrap_or_default()),
+            (
+                Subject::Company,
+                "companyIds",
+                company_ids.unwrap_or_default(),
+            ),
+        ];
+        let total: usize = lists.iter().map(|(_, _, ids)| ids.len()).sum();
+        if total > MAX_RUN {
+            return Err(invalid(
+                "contactIds",
+                format!("at most {MAX_RUN} records per call"),
+            ));
         }
-        let ids = parse_ids("contactIds", &contact_ids)?;
-        let live: Vec<i64> = rapport_engine::platform::records::scoped::<s::contact::Entity>(
-            who.workspace_id,
-            rapport_engine::platform::records::Deleted::Exclude,
-        )
-        .filter(s::contact::Column::Id.is_in(ids.iter().copied()))
-        .select_only()
-        .column(s::contact::Column::Id)
-        .into_tuple::<i64>()
-        .all(db(ctx))
-        .await
-        .map_err(|e| to_graphql(e.into()))?;
-        if let Some(missing) = ids.iter().find(|id| !live.contains(id)) {
-            return Err(to_graphql(rapport_engine::EngineError::not_found(
-                "Contact", missing,
-            )));
+        let mut parsed = Vec::new();
+        for (subject, field, ids) in &lists {
+            let ids = parse_ids(field, ids)?;
+            if let Some(missing) = missing(db(ctx), who.workspace_id, *subject, &ids).await? {
+                let kind = match subject {
+                    Subject::Contact => "Contact",
+                    Subject::Deal => "Deal",
+                    Subject::Company => "Company",
+                };
+                return Err(to_graphql(rapport_engine::EngineError::not_found(
+                    kind, missing,
+                )));
+            }
+            parsed.push((*subject, ids));
         }
         if let Some(name) = &plugin {
             registry::by_name(db(ctx), who.workspace_id, name)
                 .await
                 .gql()?;
         }
-        let summary = runs::run(
-            db(ctx),
-            host(ctx)?,
-            who.workspace_id,
-            &ids,
-            plugin.as_deref(),
-        )
-        .await
-        .gql()?;
-        Ok(PluginRun {
-            plugins: summary.plugins as i32,
-            contacts: summary.contacts as i32,
-            scored: summary.scored as i32,
-            actions: summary.actions as i32,
-            failures: summary
-                .failures
-                .into_iter()
-                .map(|f| PluginFailure {
+        let mut out = PluginRun {
+            plugins: 0,
+            contacts: 0,
+            scored: 0,
+            actions: 0,
+            failures: Vec::new(),
+            disabled: Vec::new(),
+        };
+        for (subject, ids) in parsed {
+            if ids.is_empty() {
+                continue;
+            }
+            let summary = runs::run_records(
+                db(ctx),
+                host(ctx)?,
+                who.workspace_id,
+                subject,
+                &ids,
+                plugin.as_deref(),
+            )
+            .await
+            .gql()?;
+            out.plugins += summary.plugins as i32;
+            out.contacts += summary.contacts as i32;
+            out.scored += summary.scored as i32;
+            out.actions += summary.actions as i32;
+            out.failures
+                .extend(summary.failures.into_iter().map(|f| PluginFailure {
                     plugin: f.plugin,
                     contact_id: to_id(f.contact_id),
+                    subject: subject.into(),
+                    record_id: to_id(f.contact_id),
                     message: f.message,
-                })
-                .collect(),
-            disabled: summary.disabled,
-        })
+                }));
+            out.disabled.extend(summary.disabled);
+        }
+        Ok(out)
     }
 
     /// Accepts a recommended action and carries it out: `CREATE_TASK` and `CALL` create a

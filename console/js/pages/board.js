@@ -184,6 +184,7 @@ async function openDeal(id, redraw) {
     d = (await gql(`query Deal($id: ID!) { deal(id: $id) {
       id name amount currency status lostReason createdAt expectedCloseDate owner { id name } contact { id name } company { name }
       winProbability { probability source }
+      scores { plugin score reasons { feature note } }
       pipeline { stages { id name isWon isLost } }
       stage { id name }
       stageHistory { id movedAt fromStage { name } toStage { name } movedBy { name } movedByKeyId }
@@ -202,6 +203,10 @@ async function openDeal(id, redraw) {
       h("dt", {}, "Amount"), h("dd", {}, fmtMoney(d.amount, d.currency)),
       h("dt", {}, "Status"), h("dd", {}, d.status === "OPEN" ? d.stage?.name : badge(label(d.status), d.status === "WON" ? "good" : "bad"), d.lostReason ? ` · ${d.lostReason}` : ""),
       h("dt", {}, "Win chance"), h("dd", {}, `${Math.round(d.winProbability.probability)}% (${label(d.winProbability.source)})`),
+      // Scores from plugins of deals (a deal's risk, say), with their strongest reason.
+      ...d.scores.flatMap((sc) => [
+        h("dt", {}, sc.plugin),
+        h("dd", { class: "deal-score" }, `${Math.round(sc.score)}`, sc.reasons[0]?.note ? h("span", { class: "small muted" }, ` · ${sc.reasons[0].note}`) : null)]),
       h("dt", {}, "Contact"), h("dd", {}, d.contact ? h("a", { href: `#/contacts/${d.contact.id}` }, d.contact.name) : "–"),
       h("dt", {}, "Owner"), h("dd", {}, d.owner?.name || "Unassigned")),
     h("h3", { style: { marginTop: "16px" } }, "Stage history"),

@@ -26,7 +26,7 @@ export async function pluginsPage(page) {
   drawModels(models);
   let plugins;
   try {
-    plugins = (await gql(`{ plugins { id name enabled disabledReason consecutiveFailures failureThreshold createdAt activeVersion { version declaredVersion implementsScore implementsNextBestActions createdAt } } }`)).plugins;
+    plugins = (await gql(`{ plugins { id name enabled disabledReason consecutiveFailures failureThreshold createdAt activeVersion { version declaredVersion subject implementsScore implementsNextBestActions createdAt } } }`)).plugins;
   } catch (e) {
     return mount(list, empty(e.message));
   }
@@ -37,7 +37,7 @@ export async function pluginsPage(page) {
       h("td", {}, h("a", { href: `#/plugins/${encodeURIComponent(p.name)}` }, p.name)),
       h("td", {}, p.enabled ? badge("Enabled", "good") : badge("Disabled", "bad"), p.disabledReason ? h("div", { class: "small muted" }, p.disabledReason) : null),
       h("td", {}, p.activeVersion ? `v${p.activeVersion.version} (${p.activeVersion.declaredVersion})` : "–"),
-      h("td", {}, p.activeVersion ? [p.activeVersion.implementsScore ? badge("score", "accent") : null, " ", p.activeVersion.implementsNextBestActions ? badge("next best actions", "accent") : null] : "–"),
+      h("td", {}, p.activeVersion ? [p.activeVersion.implementsScore ? badge(p.activeVersion.subject === "CONTACT" ? "score" : `${p.activeVersion.subject.toLowerCase()} score`, "accent") : null, " ", p.activeVersion.implementsNextBestActions ? badge("next best actions", "accent") : null] : "–"),
       h("td", {}, breaker(p))))))));
 }
 

@@ -72,6 +72,16 @@ pub enum Job {
         /// Contacts (a batch of at most a few hundred).
         contact_ids: Vec<i64>,
     },
+    /// Run every enabled plugin of deals or of companies over some of them and store
+    /// their scores.
+    ScorePluginRecords {
+        /// Workspace.
+        workspace_id: i64,
+        /// Deals or companies.
+        subject: crate::values::PluginSubject,
+        /// Their ids (a batch of at most a few hundred).
+        record_ids: Vec<i64>,
+    },
     /// Call the plugins hooked on some tracked events with each event.
     PluginHooks {
         /// Workspace.
@@ -133,6 +143,7 @@ impl Job {
             Job::PickWinner { .. } => "pick_winner",
             Job::ResumeWhenReachable { .. } => "resume_when_reachable",
             Job::RunPlugins { .. } => "run_plugins",
+            Job::ScorePluginRecords { .. } => "score_plugin_records",
             Job::PluginHooks { .. } => "plugin_hooks",
             Job::AdvanceEnrollments { .. } => "advance_enrollments",
             Job::SendTransactional { .. } => "send_transactional",
@@ -150,6 +161,7 @@ impl Job {
             | Job::PickWinner { workspace_id, .. }
             | Job::ResumeWhenReachable { workspace_id, .. }
             | Job::RunPlugins { workspace_id, .. }
+            | Job::ScorePluginRecords { workspace_id, .. }
             | Job::PluginHooks { workspace_id, .. }
             | Job::AdvanceEnrollments { workspace_id, .. }
             | Job::SendTransactional { workspace_id, .. }

@@ -42,7 +42,11 @@ pub mod bindings {
 pub use bindings::rapport::plugin::host::{self, Level};
 pub use bindings::rapport::plugin::types::{ActionKind, Capabilities, Reason};
 pub use bindings::{Action, Description, Guest, Input, PluginError, ScoreResult};
+pub use serde;
 pub use serde_json;
+pub use time::epoch_days;
+
+mod time;
 
 /// Exports `$t`, an implementation of [`Guest`], as the component's plugin.
 #[macro_export]
@@ -138,3 +142,4 @@ pub fn bad_input(message: impl Into<String>) -> PluginError {
 pub fn log(level: Level, message: &str) {
     host::log(level, message);
 }
+

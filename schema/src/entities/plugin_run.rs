@@ -11,7 +11,12 @@ pub struct Model {
     pub workspace_id: i64,
     pub plugin_id: i64,
     pub version_id: i64,
+    /// The contact the call was about; 0 for a call about a deal or company.
     pub contact_id: i64,
+    /// `contact`, `deal` or `company`: what the call was about.
+    pub subject: String,
+    /// The deal or company the call was about (none for a contact's call).
+    pub record_id: Option<i64>,
     /// `score` or `next-best-actions`.
     pub export: String,
     /// SHA-256 (hex) of the input's data: equal inputs are seen as equal without reading them.

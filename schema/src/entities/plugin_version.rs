@@ -29,6 +29,9 @@ pub struct Model {
     /// Event types whose tracking calls the version's next-best-actions (a JSON array of
     /// strings); `None` without hooks.
     pub hooks: Option<Json>,
+    /// What the version scores: `contact`, `deal` or `company` (the id its input query
+    /// declares).
+    pub subject: String,
     pub created_at: DateTimeUtc,
     /// The API key that uploaded it.
     pub created_by: Option<i64>,

@@ -29,6 +29,19 @@ impl Company {
     async fn country(&self) -> Option<&str> {
         self.0.country.as_deref()
     }
+    /// Current scores from plugins of companys (their input query declares `$companyId`), by
+    /// plugin name.
+    async fn scores(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::plugin_scores::RecordScore>> {
+        crate::graphql::plugin_scores::record_scores(
+            ctx,
+            rapport_engine::intelligence::plugins::Subject::Company,
+            self.0.id,
+        )
+        .await
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

@@ -139,8 +139,8 @@ impl Contact {
     async fn scores(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Vec<crate::graphql::plugins::ContactScore>> {
-        crate::graphql::plugins::contact_scores(ctx, self.0.id).await
+    ) -> Result<Vec<crate::graphql::plugin_scores::ContactScore>> {
+        crate::graphql::plugin_scores::contact_scores(ctx, self.0.id).await
     }
     /// Open actions recommended by enabled plugins, highest priority first.
     async fn next_best_actions(

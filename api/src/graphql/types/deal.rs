@@ -107,6 +107,19 @@ impl Deal {
             .await?
             .map(User))
     }
+    /// Current scores from plugins of deals (their input query declares `$dealId`), by
+    /// plugin name.
+    async fn scores(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<crate::graphql::plugin_scores::RecordScore>> {
+        crate::graphql::plugin_scores::record_scores(
+            ctx,
+            rapport_engine::intelligence::plugins::Subject::Deal,
+            self.0.id,
+        )
+        .await
+    }
     /// Every stage the deal entered, oldest first.
     async fn stage_history(&self, ctx: &Context<'_>) -> Result<Vec<DealStageChange>> {
         let ws = principal(ctx)?.workspace_id;

@@ -111,17 +111,24 @@ async fn check_references(
             problems.push(format!("step '{step}': there is no plugin '{name}'"));
             continue;
         };
-        let scores = match found.active_version_id {
-            Some(id) => rapport_schema::plugin_version::Entity::find_by_id(id)
-                .one(db)
-                .await?
-                .is_some_and(|v| v.scores),
-            None => false,
+        let active = match found.active_version_id {
+            Some(id) => {
+                rapport_schema::plugin_version::Entity::find_by_id(id)
+                    .one(db)
+                    .await?
+            }
+            None => None,
         };
-        if !scores {
-            problems.push(format!(
+        let contact = crate::values::PluginSubject::Contact.as_str();
+        match active {
+            Some(v) if v.scores && v.subject == contact => {}
+            Some(v) if v.scores => problems.push(format!(
+                "step '{step}': plugin '{name}' scores {}s, not the enrolled contact",
+                v.subject
+            )),
+            _ => problems.push(format!(
                 "step '{step}': plugin '{name}' gives no score to branch on"
-            ));
+            )),
         }
     }
     for (step, other) in d.enrolls_in() {

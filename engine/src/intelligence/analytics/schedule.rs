@@ -123,6 +123,8 @@ pub async fn refresh_changed(
     workspace_id: i64,
     since: DateTime<Utc>,
 ) -> Result<usize> {
+    // Deals and companies that plugins score, changed since: queued whatever contacts did.
+    crate::intelligence::plugins::record_scores::enqueue(db, workspace_id, Some(since)).await?;
     let changed = changed_contacts(db, workspace_id, since).await?;
     if changed.is_empty() {
         return Ok(0);

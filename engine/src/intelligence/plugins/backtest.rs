@@ -184,6 +184,16 @@ pub async fn backtest(
             ),
         ));
     }
+    let subject = super::subject_of(&version);
+    if subject != super::Subject::Contact {
+        return Err(EngineError::invalid(
+            "name",
+            format!(
+                "{name} scores {}s; backtests measure scores of contacts against their conversion",
+                subject.as_str()
+            ),
+        ));
+    }
     // One backtest per workspace at a time: each loads the workspace's history and
     // makes thousands of calls.
     let _claim = host.backtests.claim(who.workspace_id)?;

@@ -201,11 +201,13 @@ pub async fn forget_mentions(
     Ok(scrubbed)
 }
 
-/// Stores the records of one batch of `p`'s version `version_id`, beside its results.
+/// Stores the records of one batch of `p`'s version `version_id` about records of
+/// `subject`, beside its results.
 pub(crate) async fn store(
     db: &impl ConnectionTrait,
     p: &plugin::Model,
     version_id: i64,
+    subject: super::Subject,
     captured: Vec<Captured>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
@@ -216,7 +218,14 @@ pub(crate) async fn store(
             workspace_id: Set(p.workspace_id),
             plugin_id: Set(p.id),
             version_id: Set(version_id),
-            contact_id: Set(c.contact_id),
+            // Only a contact's id goes in `contact_id`, which erasure and merge key on.
+            contact_id: Set(if subject == super::Subject::Contact {
+                c.contact_id
+            } else {
+                0
+            }),
+            subject: Set(subject.as_str().to_string()),
+            record_id: Set((subject != super::Subject::Contact).then_some(c.contact_id)),
             export: Set(c.export.as_str().to_string()),
             input_sha256: Set(c.input_sha256),
             input_bytes: Set(c.input_bytes as i64),
@@ -251,6 +260,8 @@ pub(crate) async fn store(
 pub struct RunFilter {
     /// Only calls about this contact.
     pub contact_id: Option<i64>,
+    /// Only calls about this deal or company (of a plugin of deals or companies).
+    pub record_id: Option<i64>,
     /// Only failed calls (`true`) or only answered and refused ones (`false`).
     pub failed: Option<bool>,
 }
@@ -272,6 +283,9 @@ pub async fn list(
         .filter(C::PluginId.eq(p.id));
     if let Some(c) = filter.contact_id {
         q = q.filter(C::ContactId.eq(c));
+    }
+    if let Some(r) = filter.record_id {
+        q = q.filter(C::RecordId.eq(r));
     }
     if let Some(f) = filter.failed {
         q = q.filter(C::Failed.eq(f));
@@ -349,7 +363,7 @@ pub fn replay(run: &plugin_run::Model, component: &Loaded, limits: &Limits) -> R
         )
     })?;
     let input = Input {
-        contact_id: run.contact_id.to_string(),
+        contact_id: run.record_id.unwrap_or(run.contact_id).to_string(),
         data,
         config: run.config.clone(),
         as_of: run.as_of.clone(),

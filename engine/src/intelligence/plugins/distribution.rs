@@ -1,7 +1,7 @@
 //! How a plugin's current scores spread over the workspace: what its author looks at to
 //! see whether the score separates anyone at all.
 
-use rapport_schema::plugin_score;
+use rapport_schema::{plugin_record_score, plugin_score};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 
@@ -11,7 +11,7 @@ use crate::error::Result;
 /// (`buckets[0]` is 0–10, `buckets[9]` is 90–100 inclusive).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Distribution {
-    /// Contacts with a current score.
+    /// Records (contacts, or deals or companies for plugins of those) with a current score.
     pub count: u64,
     /// Their mean score, when there is any.
     pub mean: Option<f64>,
@@ -36,17 +36,25 @@ pub async fn of(
     workspace_id: i64,
     plugin_id: i64,
 ) -> Result<Distribution> {
-    let rows: Vec<(i32, i64, f64)> = plugin_score::Entity::find()
-        .filter(plugin_score::Column::WorkspaceId.eq(workspace_id))
-        .filter(plugin_score::Column::PluginId.eq(plugin_id))
-        .select_only()
-        .column_as(Expr::cust(bucket_sql()), "bucket")
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .column_as(Expr::cust("SUM(score)"), "total")
-        .group_by(Expr::cust(bucket_sql()))
-        .into_tuple()
-        .all(db)
-        .await?;
+    // A plugin's scores live in one of the two tables, by its subject; reading both
+    // costs an indexed empty scan and needs no lookup of the subject.
+    macro_rules! grouped {
+        ($table:ident) => {
+            $table::Entity::find()
+                .filter($table::Column::WorkspaceId.eq(workspace_id))
+                .filter($table::Column::PluginId.eq(plugin_id))
+                .select_only()
+                .column_as(Expr::cust(bucket_sql()), "bucket")
+                .column_as(Expr::cust("COUNT(*)"), "n")
+                .column_as(Expr::cust("SUM(score)"), "total")
+                .group_by(Expr::cust(bucket_sql()))
+                .into_tuple::<(i32, i64, f64)>()
+                .all(db)
+                .await?
+        };
+    }
+    let mut rows = grouped!(plugin_score);
+    rows.extend(grouped!(plugin_record_score));
     let mut out = Distribution::default();
     let mut total = 0.0;
     for (bucket, n, sum) in rows {

@@ -10,6 +10,7 @@ pub mod backtest;
 pub mod call_records;
 pub mod distribution;
 pub mod hooks;
+pub mod record_scores;
 pub mod registry;
 pub mod rules;
 pub mod runs;
@@ -18,6 +19,7 @@ pub mod steps;
 
 use std::sync::Arc;
 
+pub use crate::values::PluginSubject as Subject;
 use futures_util::future::BoxFuture;
 pub use rapport_plugins::{Limits, Reason, Runtime};
 
@@ -25,17 +27,18 @@ use crate::error::{EngineError, Result};
 
 /// Runs plugins' input queries. Implemented by the API, which owns the GraphQL schema.
 pub trait Inputs: Send + Sync {
-    /// Checks that `query` can serve as an input query (a read-only query with the
-    /// variable `$contactId`, and `$asOf` if it likes) and returns its cost (the schema's
-    /// complexity).
-    fn check<'a>(&'a self, workspace_id: i64, query: &'a str) -> BoxFuture<'a, Result<i32>>;
+    /// Checks that `query` can serve as an input query (a read-only query with one id
+    /// variable, `$contactId`, `$dealId` or `$companyId`, and `$asOf` if it likes) and
+    /// returns its cost (the schema's complexity) and the subject its id names.
+    fn check<'a>(&'a self, workspace_id: i64, query: &'a str) -> BoxFuture<'a, Result<Checked>>;
 
     /// Whether `query` declares `$asOf`, so that run as of a past moment it can read only
     /// what was known then.
     fn reads_as_of(&self, query: &str) -> bool;
 
-    /// Runs `query` for each of `contacts` in the workspace, batched, and gives each
-    /// contact's `data` as JSON text, or why it could not be fetched, in the same order.
+    /// Runs `query` for each of `contacts` (the ids of its subject: contacts, deals or
+    /// companies) in the workspace, batched, and gives each one's `data` as JSON text, or
+    /// why it could not be fetched, in the same order.
     /// `as_of` is the moment scored as of, the query's `$asOf` when it declares one.
     fn fetch<'a>(
         &'a self,
@@ -45,6 +48,20 @@ pub trait Inputs: Send + Sync {
         contacts: &'a [i64],
         as_of: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'a, Result<Vec<std::result::Result<String, String>>>>;
+}
+
+/// An input query that passed [`Inputs::check`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// The query's cost for one record (the schema's complexity).
+    pub cost: i32,
+    /// What the query is about.
+    pub subject: Subject,
+}
+
+/// The subject a stored version scores (`contact` for rows older than subjects).
+pub fn subject_of(v: &rapport_schema::plugin_version::Model) -> Subject {
+    Subject::parse(&v.subject).unwrap_or_default()
 }
 
 /// What running plugins needs: the sandbox and the input queries.
@@ -114,6 +131,16 @@ pub(crate) async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn subjects_round_trip_through_their_names_and_variables() {
+        for s in Subject::ALL {
+            assert_eq!(Subject::parse(s.as_str()).unwrap(), s);
+            assert_eq!(Subject::of_variable(s.variable()), Some(s));
+        }
+        assert!(Subject::parse("lead").is_err());
+        assert_eq!(Subject::of_variable("asOf"), None);
+    }
 
     #[test]
     fn names() {

@@ -2,13 +2,13 @@
 //! enabling, disabling, rolling back, the circuit breaker, and the event log.
 
 use rapport_plugins::{Capabilities, Input, Limits, Loaded};
-use rapport_schema::{contact, plugin, plugin_component, plugin_event, plugin_version};
+use rapport_schema::{plugin, plugin_component, plugin_event, plugin_version};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
 
-use super::{Host, PluginName, blocking, plugin_error};
+use super::{Checked, Host, PluginName, Subject, blocking, plugin_error};
 use crate::clock;
 use crate::error::{EngineError, Result};
 use crate::platform::auth::Principal;
@@ -95,13 +95,33 @@ pub async fn register(
     if r.wasm.is_empty() {
         return Err(EngineError::invalid("wasm", "the upload is empty"));
     }
-    let cost = host.inputs.check(who.workspace_id, &r.input_query).await?;
+    let Checked { cost, subject } = host.inputs.check(who.workspace_id, &r.input_query).await?;
     if cost > MAX_INPUT_COST {
         return Err(EngineError::invalid(
             "inputQuery",
-            format!("the query costs {cost}; at most {MAX_INPUT_COST} per contact"),
+            format!(
+                "the query costs {cost}; at most {MAX_INPUT_COST} per {}",
+                subject.as_str()
+            ),
         ));
     }
+    if subject != Subject::Contact {
+        // Shadows are measured, and hooks answer, against contacts' conversions and
+        // events; a deal's or company's plugin is asked only for its score.
+        if r.shadow {
+            return Err(EngineError::invalid(
+                "shadow",
+                "shadow versions are measured against contacts' conversions: only a plugin of contacts can have one",
+            ));
+        }
+        if !hooks.is_empty() {
+            return Err(EngineError::invalid(
+                "hooks",
+                "hooks call a plugin about the contact of an event: only a plugin of contacts can have them",
+            ));
+        }
+    }
+    ensure_same_subject(db, who.workspace_id, &name, subject).await?;
 
     let runtime = host.runtime.clone();
     let wasm = r.wasm.clone();
@@ -131,6 +151,17 @@ pub async fn register(
             ),
         ));
     }
+    if subject != Subject::Contact && !description.implements.score {
+        return Err(EngineError::invalid(
+            "wasm",
+            format!(
+                "plugin {} does not score: a plugin of {}s is asked only for scores \
+                 (next best actions are for contacts)",
+                name.as_str(),
+                subject.as_str()
+            ),
+        ));
+    }
     if !description.implements.score && !description.implements.next_best_actions {
         return Err(EngineError::invalid(
             "wasm",
@@ -140,17 +171,19 @@ pub async fn register(
             ),
         ));
     }
+    // A deal's or company's plugin is never asked for actions, whatever it exports.
+    let mut implements = description.implements;
+    implements.next_best_actions &= subject == Subject::Contact;
     let sample = sample_run(
         db,
         host,
         who.workspace_id,
         &loaded,
         &name,
-        &r.input_query,
-        cost,
+        (&r.input_query, cost, subject),
         &config,
         &limits,
-        description.implements,
+        implements,
     )
     .await?;
 
@@ -216,7 +249,8 @@ pub async fn register(
         declared_name: Set(description.name),
         declared_version: Set(description.version),
         scores: Set(description.implements.score),
-        recommends: Set(description.implements.next_best_actions),
+        recommends: Set(implements.next_best_actions),
+        subject: Set(subject.as_str().to_string()),
         wasm_sha256: Set(sha256),
         input_query: Set(r.input_query),
         input_cost: Set(cost),
@@ -268,6 +302,46 @@ pub async fn register(
     Ok(Registered { plugin: p, version })
 }
 
+/// Refuses a version whose subject differs from the plugin's earlier versions': its
+/// scores live beside that subject's records, and a rollback must not change what they
+/// are about.
+async fn ensure_same_subject(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    name: &PluginName,
+    subject: Subject,
+) -> Result<()> {
+    let Some(p) = plugin::Entity::find()
+        .filter(plugin::Column::WorkspaceId.eq(workspace_id))
+        .filter(plugin::Column::Name.eq(name.as_str()))
+        .one(db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let earlier: Option<String> = plugin_version::Entity::find()
+        .filter(plugin_version::Column::PluginId.eq(p.id))
+        .select_only()
+        .column(plugin_version::Column::Subject)
+        .order_by_desc(plugin_version::Column::Version)
+        .into_tuple::<String>()
+        .one(db)
+        .await?;
+    match earlier.map(|s| Subject::parse(&s).unwrap_or_default()) {
+        Some(before) if before != subject => Err(EngineError::invalid(
+            "inputQuery",
+            format!(
+                "plugin {} scores {}s (its query declares ${}); a version cannot change what \
+                 it scores: register it under another name",
+                name.as_str(),
+                before.as_str(),
+                before.variable()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the new component once the way scoring will, so a plugin that cannot work is
 /// refused at upload rather than discovered failing later.
 #[allow(clippy::too_many_arguments)]
@@ -277,21 +351,12 @@ async fn sample_run(
     workspace_id: i64,
     loaded: &Loaded,
     name: &PluginName,
-    query: &str,
-    cost: i32,
+    (query, cost, of): (&str, i32, Subject),
     config: &serde_json::Value,
     limits: &Limits,
     implements: Capabilities,
 ) -> Result<String> {
-    let sample: Option<i64> = contact::Entity::find()
-        .filter(contact::Column::WorkspaceId.eq(workspace_id))
-        .filter(contact::Column::DeletedAt.is_null())
-        .select_only()
-        .column(contact::Column::Id)
-        .order_by_asc(contact::Column::Id)
-        .into_tuple::<i64>()
-        .one(db)
-        .await?;
+    let sample = super::record_scores::first(db, workspace_id, of).await?;
     let now = clock::now();
     let (contact_id, data) = match sample {
         Some(id) => {
@@ -308,7 +373,7 @@ async fn sample_run(
                 data.map_err(|e| EngineError::invalid("inputQuery", e))?,
             )
         }
-        None => ("0".to_string(), r#"{"contact":null}"#.to_string()),
+        None => ("0".to_string(), format!(r#"{{"{}":null}}"#, of.as_str())),
     };
     let input = Input {
         contact_id,
@@ -317,9 +382,9 @@ async fn sample_run(
         as_of: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     let subject = if input.contact_id == "0" {
-        "an empty workspace".to_string()
+        format!("no {} (the workspace has none)", of.as_str())
     } else {
-        format!("contact {}", input.contact_id)
+        format!("{} {}", of.as_str(), input.contact_id)
     };
     let (l, lim) = (loaded.clone(), limits.clone());
     let outcome = blocking(move || {

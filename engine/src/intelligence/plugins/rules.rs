@@ -104,6 +104,7 @@ async fn create(db: &DatabaseConnection, workspace_id: i64) -> Result<()> {
         config: Set(serde_json::json!({})),
         limits: Set(serde_json::to_value(Limits::default()).expect("limits serialise")),
         hooks: Set(None),
+        subject: Set(super::Subject::Contact.as_str().into()),
         created_at: Set(now),
         created_by: Set(None),
         ..Default::default()

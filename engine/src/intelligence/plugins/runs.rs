@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::call_records::{self, Export};
 use super::registry::{self, record_event};
-use super::{Host, blocking};
+use super::{Host, Subject, blocking};
 use crate::clock;
 use crate::error::Result;
 use crate::platform::metrics;
@@ -95,12 +95,26 @@ impl Outcome {
     }
 }
 
-/// Runs every enabled plugin of the workspace (or only `only`) over `contacts`.
+/// Runs every enabled plugin of contacts in the workspace (or only `only`) over
+/// `contacts`.
 pub async fn run(
     db: &DatabaseConnection,
     host: &Host,
     workspace_id: i64,
     contacts: &[i64],
+    only: Option<&str>,
+) -> Result<Summary> {
+    run_records(db, host, workspace_id, Subject::Contact, contacts, only).await
+}
+
+/// Runs every enabled plugin of `subject` in the workspace (or only `only`) over the
+/// records `ids`. Plugins of contacts run their shadow versions too.
+pub async fn run_records(
+    db: &DatabaseConnection,
+    host: &Host,
+    workspace_id: i64,
+    subject: Subject,
+    ids: &[i64],
     only: Option<&str>,
 ) -> Result<Summary> {
     super::rules::ensure(db, workspace_id).await?;
@@ -109,9 +123,10 @@ pub async fn run(
         if !p.enabled || only.is_some_and(|n| n != p.name) {
             continue;
         }
-        if p.shadow_version_id.is_some() {
+        // Only plugins of contacts have shadows (registration refuses the others).
+        if p.shadow_version_id.is_some() && subject == Subject::Contact {
             let span = tracing::info_span!("plugin shadow", name = %p.name);
-            match super::shadow::run(db, host, &p, contacts, &mut summary)
+            match super::shadow::run(db, host, &p, ids, &mut summary)
                 .instrument(span)
                 .await
             {
@@ -136,14 +151,17 @@ pub async fn run(
         else {
             continue;
         };
+        if super::subject_of(&v) != subject {
+            continue;
+        }
         summary.plugins += 1;
-        summary.contacts += contacts.len();
+        summary.contacts += ids.len();
         let name = p.name.clone();
-        let span = tracing::info_span!("plugin", name = %p.name, version = v.version);
+        let span = tracing::info_span!("plugin", name = %p.name, version = v.version, subject = subject.as_str());
         // One plugin failing (its output refused by the database, say) must not keep the
         // others from running: its error is reported and the next plugin runs. A database
         // that is away fails the whole run, so that the job is retried.
-        match run_plugin(db, host, p, &v, contacts, &mut summary)
+        match run_plugin(db, host, p, &v, subject, ids, &mut summary)
             .instrument(span)
             .await
         {
@@ -201,6 +219,7 @@ async fn run_plugin(
     host: &Host,
     mut p: plugin::Model,
     v: &plugin_version::Model,
+    subject: Subject,
     contacts: &[i64],
     summary: &mut Summary,
 ) -> Result<()> {
@@ -311,7 +330,20 @@ async fn run_plugin(
         } else {
             None
         };
-        let (scored, actions) = store(db, &p, v, outcomes, captured).await?;
+        let (scored, actions) = if subject == Subject::Contact {
+            store(db, &p, v, outcomes, captured).await?
+        } else {
+            count_calls(&outcomes);
+            let scores = outcomes
+                .into_iter()
+                .filter_map(|o| match o.score {
+                    Some(Ok(call)) => Some((o.contact_id, call)),
+                    _ => None,
+                })
+                .collect();
+            let stored = super::record_scores::store(db, &p, v, subject, scores, captured).await?;
+            (stored, 0)
+        };
         summary.scored += scored;
         summary.actions += actions;
 
@@ -426,6 +458,27 @@ pub(super) async fn store_hooked(
     Ok(store(db, p, v, vec![outcome], captured).await?.1)
 }
 
+/// Counts a batch's calls and fuel in the metrics.
+fn count_calls(outcomes: &[Outcome]) {
+    for o in outcomes {
+        for fuel in [
+            o.score.as_ref().map(|r| r.as_ref().map(|c| c.fuel_used)),
+            o.actions.as_ref().map(|r| r.as_ref().map(|c| c.fuel_used)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            match fuel {
+                Ok(fuel) => {
+                    metrics::PLUGIN_CALLS.inc(&["ok"]);
+                    metrics::PLUGIN_FUEL.add(&[], fuel as f64);
+                }
+                Err(_) => metrics::PLUGIN_CALLS.inc(&["error"]),
+            }
+        }
+    }
+}
+
 /// Stores one batch's scores (current and history) and its run records, and replaces the
 /// contacts' open actions from this plugin with the new ones, in one transaction.
 async fn store(
@@ -449,7 +502,7 @@ async fn store(
     outcomes.retain(|o| here.contains(&o.contact_id));
     captured.retain(|c| here.contains(&c.contact_id));
     let outcomes = &outcomes[..];
-    call_records::store(&txn, p, v.id, captured, now).await?;
+    call_records::store(&txn, p, v.id, Subject::Contact, captured, now).await?;
     let mut scored = 0;
     let mut current = Vec::new();
     let mut history = Vec::new();
@@ -473,23 +526,7 @@ async fn store(
         .await?
         .into_iter()
         .collect();
-    for o in outcomes {
-        for fuel in [
-            o.score.as_ref().map(|r| r.as_ref().map(|c| c.fuel_used)),
-            o.actions.as_ref().map(|r| r.as_ref().map(|c| c.fuel_used)),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            match fuel {
-                Ok(fuel) => {
-                    metrics::PLUGIN_CALLS.inc(&["ok"]);
-                    metrics::PLUGIN_FUEL.add(&[], fuel as f64);
-                }
-                Err(_) => metrics::PLUGIN_CALLS.inc(&["error"]),
-            }
-        }
-    }
+    count_calls(outcomes);
     for o in outcomes {
         if let Some(Ok(call)) = &o.score {
             current.push(plugin_score::ActiveModel {
@@ -604,7 +641,8 @@ async fn store(
 pub const JOB_BATCH: usize = 500;
 
 /// Queues `RunPlugins` jobs over `contacts` (every live contact of the workspace when
-/// `None`), in batches, if the workspace has an enabled plugin. Returns the jobs queued.
+/// `None`, and then every deal and company that a plugin scores too), in batches, if
+/// the workspace has an enabled plugin. Returns the jobs queued.
 pub async fn enqueue(
     db: &DatabaseConnection,
     workspace_id: i64,
@@ -619,6 +657,7 @@ pub async fn enqueue(
     if !any_enabled {
         return Ok(0);
     }
+    let everyone = contacts.is_none();
     let all;
     let contacts = match contacts {
         Some(c) => c,
@@ -649,6 +688,9 @@ pub async fn enqueue(
             )
             .await?;
         queued += 1;
+    }
+    if everyone {
+        queued += super::record_scores::enqueue(db, workspace_id, None).await?;
     }
     Ok(queued)
 }

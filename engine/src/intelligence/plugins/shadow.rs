@@ -128,7 +128,7 @@ async fn store(
     let here = crate::crm::contacts::lock_present(&txn, p.workspace_id, ids).await?;
     scores.retain(|(id, _)| here.contains(id));
     captured.retain(|c| here.contains(&c.contact_id));
-    call_records::store(&txn, p, v.id, captured, now).await?;
+    call_records::store(&txn, p, v.id, super::Subject::Contact, captured, now).await?;
     let rows: Vec<plugin_shadow_score::ActiveModel> = scores
         .into_iter()
         .map(|(contact_id, s)| plugin_shadow_score::ActiveModel {

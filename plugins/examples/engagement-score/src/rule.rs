@@ -1,6 +1,9 @@
 //! The scoring rule itself, free of any plugin types, so the same source can run natively
 //! (Rapport's benchmark compares the two) and inside the component.
 
+// `super`: the crate imports it from the SDK; the host benchmark that includes this file
+// natively, from the SDK's source.
+use super::epoch_days;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -100,36 +103,4 @@ pub fn score(data: &Value, config: &Config, as_of: &str) -> Result<(f64, Vec<Rea
     }
     reasons.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     Ok((score, reasons))
-}
-
-/// Days since 1970-01-01 of an RFC 3339 timestamp (`2026-11-30T09:15:00Z`, offsets allowed).
-pub fn epoch_days(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ') {
-        return None;
-    }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Offset: the last `+hh:mm`/`-hh:mm` after the seconds, or none for `Z`.
-    let tail = &s[19..];
-    let offset_minutes = match tail.rfind(['+', '-']) {
-        Some(i) if tail.len() >= i + 6 => {
-            let sign = if tail.as_bytes()[i] == b'-' { -1 } else { 1 };
-            let oh: i64 = tail.get(i + 1..i + 3)?.parse().ok()?;
-            let om: i64 = tail.get(i + 4..i + 6)?.parse().ok()?;
-            sign * (oh * 60 + om)
-        }
-        _ => 0,
-    };
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hh * 3600 + mm * 60 + ss - offset_minutes * 60;
-    Some(seconds as f64 / 86_400.0)
 }
