@@ -7,8 +7,8 @@
 crate::script_migration!("m0027_plugin_subjects");
 
 const UP: &str = r#"
-ALTER TABLE plugin_versions ADD COLUMN subject TEXT NOT NULL DEFAULT 'contact';
-ALTER TABLE plugin_runs ADD COLUMN subject TEXT NOT NULL DEFAULT 'contact';
+ALTER TABLE plugin_versions ADD COLUMN subject {text} NOT NULL DEFAULT 'contact';
+ALTER TABLE plugin_runs ADD COLUMN subject {text} NOT NULL DEFAULT 'contact';
 ALTER TABLE plugin_runs ADD COLUMN record_id BIGINT;
 
 CREATE TABLE plugin_record_scores (
@@ -16,7 +16,7 @@ CREATE TABLE plugin_record_scores (
     workspace_id BIGINT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
     plugin_id BIGINT NOT NULL REFERENCES plugins(id) ON DELETE CASCADE,
     version_id BIGINT NOT NULL REFERENCES plugin_versions(id) ON DELETE CASCADE,
-    subject TEXT NOT NULL,
+    subject {text} NOT NULL,
     record_id BIGINT NOT NULL,
     score DOUBLE PRECISION NOT NULL,
     reasons {json} NOT NULL,
@@ -24,10 +24,12 @@ CREATE TABLE plugin_record_scores (
     computed_at {ts} NOT NULL
 );
 CREATE UNIQUE INDEX plugin_record_scores_plugin_record ON plugin_record_scores (plugin_id, subject, record_id);
-CREATE INDEX plugin_record_scores_ws_record ON plugin_record_scores (workspace_id, subject, record_id)
+CREATE INDEX plugin_record_scores_ws_record ON plugin_record_scores (workspace_id, subject, record_id);
+CREATE INDEX plugin_runs_record ON plugin_runs (plugin_id, record_id, id)
 "#;
 
 const DOWN: &str = r#"
+DROP INDEX plugin_runs_record;
 DROP TABLE plugin_record_scores;
 ALTER TABLE plugin_runs DROP COLUMN record_id;
 ALTER TABLE plugin_runs DROP COLUMN subject;

@@ -5,7 +5,10 @@
 use rapport_tests::{SmtpServer, TestApp, both_backends, component, repo_file};
 use serde_json::{Value, json};
 
-both_backends!(a_tracked_event_calls_the_plugins_hooked_on_it);
+both_backends!(
+    a_tracked_event_calls_the_plugins_hooked_on_it,
+    failing_hook_calls_open_the_circuit_breaker
+);
 
 const NAME: &str = "query($contactId: ID!) { contact(id: $contactId) { name } }";
 
@@ -142,4 +145,70 @@ async fn a_tracked_event_calls_the_plugins_hooked_on_it(app: TestApp) {
         "{offered} after {tracked_at}"
     );
     assert_eq!(call["output"].as_array().unwrap().len(), 1, "{call}");
+}
+
+/// A plugin whose hook calls fail is disabled by its circuit breaker, as one whose runs
+/// fail is: the hook's failures count.
+async fn failing_hook_calls_open_the_circuit_breaker(app: TestApp) {
+    let smtp = SmtpServer::start();
+    let key = app.workspace("Breaker").await;
+    let data = app
+        .ok(
+            &key,
+            "mutation { createContact(input: {email: \"trips@example.com\", firstName: \"Trip\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let contact = data["createContact"]["id"].as_str().unwrap().to_string();
+    // The fixture's next-best-actions spin until stopped (by fuel or the clock) on input
+    // that mentions "misbehave": only the hook's input does (through the event's
+    // properties), so its runs answer and its hook calls fail.
+    let (_, body) = app
+        .upload(
+            &key,
+            "mutation($wasm: Upload!, $q: String!) { registerPlugin(name: \"trapper\", wasm: $wasm, inputQuery: $q, hooks: [\"demo_requested\"], config: {mode: \"loop\"}, failureThreshold: 2) { name } }",
+            json!({"q": NAME}),
+            "wasm",
+            component("hostile"),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let _workers = app.workers(&smtp.url);
+    let state = "{ plugin(name: \"trapper\") { enabled disabledReason consecutiveFailures events { kind } } }";
+    // The registration's run over everyone answers first (its action is offered), so it
+    // cannot reset the count between the hook's failures.
+    app.until(
+        &key,
+        "query($c: ID!) { contact(id: $c) { nextBestActions { source } } }",
+        json!({"c": contact}),
+        30,
+        |d| d.to_string().contains("trapper@1"),
+    )
+    .await;
+    let track = "mutation($c: ID!) { trackEvent(contactId: $c, type: \"demo_requested\", properties: {note: \"misbehave\"}) { id } }";
+    app.ok(&key, track, json!({"c": contact})).await;
+    app.until(&key, state, json!({}), 30, |d| {
+        d["plugin"]["consecutiveFailures"] == 1
+    })
+    .await;
+    // One call per plugin and contact per job: the second failure is a second job's.
+    app.ok(&key, track, json!({"c": contact})).await;
+    let data = app
+        .until(&key, state, json!({}), 30, |d| {
+            d["plugin"]["enabled"] == false
+        })
+        .await;
+    let reason = data["plugin"]["disabledReason"].as_str().unwrap();
+    assert!(
+        reason.contains("2 failed calls in a row") && reason.contains("plugin trapper"),
+        "{reason}"
+    );
+    assert!(
+        data["plugin"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "auto_disabled"),
+        "{data}"
+    );
 }

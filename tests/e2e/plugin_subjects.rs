@@ -132,14 +132,19 @@ async fn a_deal_plugin_scores_deals_and_only_deals(app: TestApp) {
             .contains("deal-risk"),
         "{theirs}"
     );
-    // Running it over contacts does nothing for it.
-    let over_contacts = app
-        .ok(&key, "mutation($c: [ID!]) { runPlugins(contactIds: $c, plugin: \"deal-risk\") { plugins scored } }", json!({"c": [buyer]}))
+    // Running it over contacts is refused, naming what it scores.
+    let (code, message) = app
+        .err(
+            &key,
+            "mutation($c: [ID!]) { runPlugins(contactIds: $c, plugin: \"deal-risk\") { plugins } }",
+            json!({"c": [buyer]}),
+        )
         .await;
-    assert_eq!(
-        over_contacts["runPlugins"],
-        json!({"plugins": 0, "scored": 0})
-    );
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("scores deals: pass dealIds"), "{message}");
+    // The same deal twice is scored once.
+    let twice = app.ok(&key, run, json!({"d": [late, late]})).await;
+    assert_eq!(twice["runPlugins"]["scored"], 1, "{twice}");
 
     // A missing deal is named.
     let (code, message) = app.err(&key, run, json!({"d": ["999999"]})).await;
@@ -160,6 +165,11 @@ async fn a_deal_plugin_scores_deals_and_only_deals(app: TestApp) {
         (
             json!({"q": "query($contactId: ID!, $dealId: ID!) { deal(id: $dealId) { name } }"}),
             "must declare one of $contactId, $dealId or $companyId",
+        ),
+        // A plugin "of deals" reading contact N for deal N.
+        (
+            json!({"q": "query($dealId: ID!) { contact(id: $dealId) { email } }"}),
+            "use $dealId only as deal(id: $dealId)",
         ),
     ];
     for (vars, wanted) in refusals {
@@ -330,6 +340,28 @@ async fn a_company_plugin_records_its_failures_against_the_company(app: TestApp)
             .unwrap()
             .contains("misbehave GmbH")
     );
+    // Deleted for good (admin key), the company takes its score and runs with it.
+    let spread = "{ plugin(name: \"account-fit\") { scoreDistribution { count } runs(failed: true) { recordId } } }";
+    let before = app.ok(&key, spread, json!({})).await;
+    assert_eq!(
+        before["plugin"]["scoreDistribution"]["count"], 1,
+        "{before}"
+    );
+    app.ok(
+        &key,
+        "mutation($id: ID!) { deleteCompany(id: $id, hard: true) }",
+        json!({"id": calm}),
+    )
+    .await;
+    app.ok(
+        &key,
+        "mutation($id: ID!) { deleteCompany(id: $id, hard: true) }",
+        json!({"id": broken}),
+    )
+    .await;
+    let after = app.ok(&key, spread, json!({})).await;
+    assert_eq!(after["plugin"]["scoreDistribution"]["count"], 0, "{after}");
+    assert_eq!(after["plugin"]["runs"], json!([]), "{after}");
     // The person's export holds no run of the company plugin.
     let export = app
         .ok(

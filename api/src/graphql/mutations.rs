@@ -95,6 +95,18 @@ async fn delete<E: Record>(ctx: &Context<'_>, id: &ID, hard: bool) -> Result<ID>
         records::hard_delete::<E>(db, who.workspace_id, row)
             .await
             .gql()?;
+        // What plugins of deals and companies said about it goes with it.
+        use rapport_engine::intelligence::plugins::{Subject, record_scores};
+        let subject = match E::KIND {
+            "Deal" => Some(Subject::Deal),
+            "Company" => Some(Subject::Company),
+            _ => None,
+        };
+        if let Some(subject) = subject {
+            record_scores::forget(db, who.workspace_id, subject, &[row])
+                .await
+                .gql()?;
+        }
     } else {
         records::soft_delete::<E>(db, who.workspace_id, row)
             .await

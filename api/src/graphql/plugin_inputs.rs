@@ -132,6 +132,7 @@ pub fn parse(query: &str) -> Result<(ExecutableDocument, Subject)> {
         }
     };
     let variable = subject.variable();
+    let mut used = false;
     for item in &op.node.selection_set.node.items {
         let Selection::Field(field) = &item.node else {
             return Err(invalid(
@@ -141,12 +142,55 @@ pub fn parse(query: &str) -> Result<(ExecutableDocument, Subject)> {
         if !field.node.directives.is_empty() {
             return Err(invalid("top-level fields cannot carry directives"));
         }
+        for (arg, value) in &field.node.arguments {
+            if mentions_variable(&value.node, variable) {
+                used = true;
+                id_of_its_subject(subject, field.node.name.node.as_str(), arg.node.as_str())?;
+            }
+        }
         nested_without_variable(&field.node.selection_set.node, variable)?;
+    }
+    if !used {
+        return Err(invalid(format!("declares ${variable} but never uses it")));
     }
     for fragment in doc.fragments.values() {
         nested_without_variable(&fragment.node.selection_set.node, variable)?;
     }
     Ok((doc, subject))
+}
+
+/// The id variable names the record the data is about, so it must be used as that:
+/// `$dealId` only as `deal(id:)`, `$companyId` only as `company(id:)`, and `$contactId`
+/// never as a deal's or company's id. Otherwise a plugin "of deals" could read contact N
+/// for deal N, and its runs would hold a person's data that their erasure never finds.
+fn id_of_its_subject(subject: Subject, field: &str, argument: &str) -> Result<()> {
+    let variable = subject.variable();
+    match subject {
+        Subject::Contact => {
+            if let Some(other) = Subject::ALL
+                .into_iter()
+                .find(|s| *s != Subject::Contact && s.as_str() == field)
+            {
+                return Err(invalid(format!(
+                    "${variable} is a contact's id, not a {}'s: declare ${} to score {}s",
+                    other.as_str(),
+                    other.variable(),
+                    other.as_str()
+                )));
+            }
+            Ok(())
+        }
+        Subject::Deal | Subject::Company => {
+            if field == subject.as_str() && argument == "id" {
+                Ok(())
+            } else {
+                Err(invalid(format!(
+                    "use ${variable} only as {}(id: ${variable})",
+                    subject.as_str()
+                )))
+            }
+        }
+    }
 }
 
 fn nested_without_variable(set: &SelectionSet, variable: &str) -> Result<()> {
@@ -407,6 +451,18 @@ mod tests {
             (
                 "query($dealId: ID!) { deals { edges { node { contacts(filter: {id: {eq: $dealId}}) { totalCount } } } } }",
                 "use $dealId only in arguments of top-level",
+            ),
+            (
+                "query($dealId: ID!) { deals { totalCount } }",
+                "declares $dealId but never uses it",
+            ),
+            (
+                "query($dealId: ID!) { contact(id: $dealId) { email } }",
+                "use $dealId only as deal(id: $dealId)",
+            ),
+            (
+                "query($contactId: ID!) { deal(id: $contactId) { name } }",
+                "$contactId is a contact's id, not a deal's",
             ),
         ];
         for (query, wanted) in cases {

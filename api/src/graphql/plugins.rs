@@ -632,9 +632,9 @@ pub struct ActionAcceptance {
 #[derive(SimpleObject)]
 pub struct PluginFailure {
     pub plugin: String,
-    /// The contact the call was about (for a plugin of deals or companies: the record's
-    /// id, as `recordId`).
-    pub contact_id: ID,
+    /// The contact the call was about; null for a plugin of deals or companies (see
+    /// `recordId`).
+    pub contact_id: Option<ID>,
     /// What the call was about.
     pub subject: PluginSubject,
     /// The contact, deal or company the call was about.
@@ -854,9 +854,31 @@ impl PluginMutation {
             parsed.push((*subject, ids));
         }
         if let Some(name) = &plugin {
-            registry::by_name(db(ctx), who.workspace_id, name)
+            let p = registry::by_name(db(ctx), who.workspace_id, name)
                 .await
                 .gql()?;
+            // A plugin named with none of the records it scores would silently do nothing.
+            let active = registry::versions(db(ctx), &p)
+                .await
+                .gql()?
+                .into_iter()
+                .find(|v| Some(v.id) == p.active_version_id);
+            if let Some(v) = active {
+                let subject = rapport_engine::intelligence::plugins::subject_of(&v);
+                if parsed
+                    .iter()
+                    .all(|(s, ids)| *s != subject || ids.is_empty())
+                {
+                    let (_, field, _) = lists
+                        .iter()
+                        .find(|(s, _, _)| *s == subject)
+                        .expect("a list per subject");
+                    return Err(invalid(
+                        "plugin",
+                        format!("plugin {name} scores {}s: pass {field}", subject.as_str()),
+                    ));
+                }
+            }
         }
         let mut out = PluginRun {
             plugins: 0,
@@ -887,7 +909,7 @@ impl PluginMutation {
             out.failures
                 .extend(summary.failures.into_iter().map(|f| PluginFailure {
                     plugin: f.plugin,
-                    contact_id: to_id(f.contact_id),
+                    contact_id: (subject == Subject::Contact).then(|| to_id(f.contact_id)),
                     subject: subject.into(),
                     record_id: to_id(f.contact_id),
                     message: f.message,

@@ -179,8 +179,13 @@ pub async fn build(db: &DatabaseConnection, ws: i64) -> Result<Showcase> {
         .await?;
     }
 
-    let outbox =
-        std::env::temp_dir().join(format!("rapport-demo-outbox-{}-{ws}", std::process::id()));
+    // Unique per build: two databases in one process (tests on SQLite and PostgreSQL)
+    // both have a workspace 1, and one build's cleanup must not remove the other's outbox.
+    let outbox = std::env::temp_dir().join(format!(
+        "rapport-demo-outbox-{}-{ws}-{}",
+        std::process::id(),
+        crate::platform::auth::random_hex(6)
+    ));
     std::fs::create_dir_all(&outbox)
         .map_err(|e| EngineError::internal_from("creating the demo's scratch outbox", e))?;
     let result = async {

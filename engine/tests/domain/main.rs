@@ -5,6 +5,7 @@ mod audit_log;
 mod bulk_import;
 mod contact_data;
 mod enrollments;
+mod lead_score_mail;
 mod records;
 mod score_triggers;
 mod segments;

@@ -30,7 +30,8 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        // `wit` is a link to `plugins/wit`, so the published crate carries the contract.
+        path: "wit",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "export",

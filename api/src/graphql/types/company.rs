@@ -29,7 +29,7 @@ impl Company {
     async fn country(&self) -> Option<&str> {
         self.0.country.as_deref()
     }
-    /// Current scores from plugins of companys (their input query declares `$companyId`), by
+    /// Current scores from plugins of companies (their input query declares `$companyId`), by
     /// plugin name.
     async fn scores(
         &self,

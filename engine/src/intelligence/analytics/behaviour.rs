@@ -78,6 +78,23 @@ pub enum Touch {
     Event,
 }
 
+/// How a contact answered marketing email (a campaign's or a sequence's message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailSignal {
+    /// They opened a message.
+    Open,
+    /// They clicked a link in one.
+    Click,
+    /// They unsubscribed through one.
+    Unsubscribe,
+    /// A message to them bounced.
+    Bounce,
+}
+
+/// The names of [`Behaviour::mail_features`], in order: columns of the lead score and
+/// churn models, and the features their reasons name.
+pub const MAIL_FEATURES: [&str; 4] = ["email_opens", "email_clicks", "unsubscribed", "bounced"];
+
 /// One contact.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Person {
@@ -117,6 +134,8 @@ pub struct Behaviour {
     pub firms: HashMap<i64, Firm>,
     /// Touches per contact, in no particular order.
     pub touches: HashMap<i64, Vec<(Touch, Instant)>>,
+    /// Email signals per contact (campaigns and sequences), in no particular order.
+    pub mail: HashMap<i64, Vec<(MailSignal, Instant)>>,
     /// Creation times of each contact's deals.
     pub deals_opened: HashMap<i64, Vec<Instant>>,
     /// The first time each contact converted: a won deal closed or an order placed.
@@ -261,6 +280,7 @@ impl Behaviour {
                 .push((touch, at.timestamp()));
         }
         drop(events);
+        b.load_mail(db, workspace_id, contacts).await?;
         let deals: Vec<DealRow> = s::deal::Entity::find()
             .select_only()
             .columns([
@@ -314,6 +334,125 @@ impl Behaviour {
         }
         b.fields = load_fields(db, workspace_id, contacts, None).await?;
         Ok(b)
+    }
+
+    /// Reads the email signals: each campaign message's first open, first click,
+    /// unsubscribe and bounce, and each sequence message's first open and click and its
+    /// bounce (at its send).
+    async fn load_mail(
+        &mut self,
+        db: &DatabaseConnection,
+        workspace_id: i64,
+        contacts: Option<&[i64]>,
+    ) -> Result<()> {
+        use s::campaign_message as cm;
+        use s::sequence_message as sm;
+        type Stamp = Option<DateTime<Utc>>;
+        let mut q = cm::Entity::find()
+            .select_only()
+            .columns([
+                cm::Column::ContactId,
+                cm::Column::OpenedAt,
+                cm::Column::ClickedAt,
+                cm::Column::UnsubscribedAt,
+                cm::Column::BouncedAt,
+            ])
+            .filter(cm::Column::WorkspaceId.eq(workspace_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(cm::Column::OpenedAt.is_not_null())
+                    .add(cm::Column::UnsubscribedAt.is_not_null())
+                    .add(cm::Column::BouncedAt.is_not_null()),
+            );
+        if let Some(ids) = contacts {
+            q = q.filter(cm::Column::ContactId.is_in(ids.iter().copied()));
+        }
+        let mut rows = q
+            .into_tuple::<(i64, Stamp, Stamp, Stamp, Stamp)>()
+            .stream(db)
+            .await?;
+        while let Some((contact, opened, clicked, unsubscribed, bounced)) = rows.try_next().await? {
+            self.mail_signals(
+                contact,
+                [
+                    (MailSignal::Open, opened),
+                    (MailSignal::Click, clicked),
+                    (MailSignal::Unsubscribe, unsubscribed),
+                    (MailSignal::Bounce, bounced),
+                ],
+            );
+        }
+        drop(rows);
+        let mut q = sm::Entity::find()
+            .select_only()
+            .columns([
+                sm::Column::ContactId,
+                sm::Column::OpenedAt,
+                sm::Column::ClickedAt,
+                sm::Column::State,
+                sm::Column::SentAt,
+            ])
+            .filter(sm::Column::WorkspaceId.eq(workspace_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(sm::Column::OpenedAt.is_not_null())
+                    .add(sm::Column::State.eq("bounced")),
+            );
+        if let Some(ids) = contacts {
+            q = q.filter(sm::Column::ContactId.is_in(ids.iter().copied()));
+        }
+        let mut rows = q
+            .into_tuple::<(i64, Stamp, Stamp, String, Stamp)>()
+            .stream(db)
+            .await?;
+        while let Some((contact, opened, clicked, state, sent)) = rows.try_next().await? {
+            let bounced = (state == "bounced").then_some(sent).flatten();
+            self.mail_signals(
+                contact,
+                [
+                    (MailSignal::Open, opened),
+                    (MailSignal::Click, clicked),
+                    (MailSignal::Unsubscribe, None),
+                    (MailSignal::Bounce, bounced),
+                ],
+            );
+        }
+        Ok(())
+    }
+
+    fn mail_signals(&mut self, contact: i64, signals: [(MailSignal, Option<DateTime<Utc>>); 4]) {
+        for (signal, at) in signals {
+            if let Some(at) = at {
+                self.mail
+                    .entry(contact)
+                    .or_default()
+                    .push((signal, at.timestamp()));
+            }
+        }
+    }
+
+    /// A contact's email features as of `as_of` (nothing after it counts), in
+    /// [`MAIL_FEATURES`] order: opens and clicks, each weighed by `decay` of its age like
+    /// other engagement, and whether they had unsubscribed or bounced (1 or 0).
+    pub fn mail_features(
+        &self,
+        contact: i64,
+        as_of: Instant,
+        decay: impl Fn(Instant) -> f64,
+    ) -> [f64; 4] {
+        let mut out = [0.0; 4];
+        for &(signal, at) in self.mail.get(&contact).into_iter().flatten() {
+            if at >= as_of {
+                continue;
+            }
+            match signal {
+                MailSignal::Open => out[0] += decay(at),
+                MailSignal::Click => out[1] += decay(at),
+                MailSignal::Unsubscribe => out[2] = 1.0,
+                MailSignal::Bounce => out[3] = 1.0,
+            }
+        }
+        out
     }
 
     fn convert(&mut self, contact: i64, at: Instant) {

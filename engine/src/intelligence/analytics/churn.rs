@@ -88,6 +88,7 @@ fn features(b: &Behaviour, people: &[&Person], as_of: Instant) -> FeatureTable {
             .push(name, Column::Numeric(column))
             .expect("one value per customer");
     }
+    super::lead_score::push_mail_features(&mut table, b, people, as_of, decay);
     table
 }
 

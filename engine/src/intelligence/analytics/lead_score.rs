@@ -10,7 +10,9 @@
 use chrono::Duration;
 use sea_orm::DatabaseConnection;
 
-use super::behaviour::{Behaviour, FieldFeature, FieldValue, Instant, Person, Touch, days};
+use super::behaviour::{
+    Behaviour, FieldFeature, FieldValue, Instant, MAIL_FEATURES, Person, Touch, days,
+};
 use super::registry::{self, GradeRule, StoredModel, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
@@ -276,6 +278,26 @@ pub async fn population(
     })
 }
 
+/// Appends the email features ([`MAIL_FEATURES`]) of `people` as of `as_of`.
+pub(super) fn push_mail_features(
+    table: &mut FeatureTable,
+    behaviour: &Behaviour,
+    people: &[&Person],
+    as_of: Instant,
+    decay: impl Fn(Instant) -> f64,
+) {
+    let rows: Vec<[f64; 4]> = people
+        .iter()
+        .map(|p| behaviour.mail_features(p.id, as_of, &decay))
+        .collect();
+    for (i, name) in MAIL_FEATURES.into_iter().enumerate() {
+        let column = Column::Numeric(rows.iter().map(|r| Some(r[i])).collect());
+        table
+            .push(name, column)
+            .expect("one value per person, and the names are the model's own");
+    }
+}
+
 /// The name of a typed field's feature column.
 pub const FIELD_PREFIX: &str = "field.";
 
@@ -396,6 +418,7 @@ pub fn features(
             .push(name, column)
             .expect("every column has one value per person");
     }
+    push_mail_features(&mut table, behaviour, people, as_of, decay);
     for field in fields {
         let held = values.get(field);
         let value = |p: &Person| held.and_then(|v| v.get(&p.id));

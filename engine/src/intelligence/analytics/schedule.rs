@@ -123,8 +123,13 @@ pub async fn refresh_changed(
     workspace_id: i64,
     since: DateTime<Utc>,
 ) -> Result<usize> {
-    // Deals and companies that plugins score, changed since: queued whatever contacts did.
-    crate::intelligence::plugins::record_scores::enqueue(db, workspace_id, Some(since)).await?;
+    // Deals and companies that plugins score, changed since: queued whatever contacts
+    // did, and a failure here keeps no contact from being rescored.
+    let records =
+        crate::intelligence::plugins::record_scores::enqueue(db, workspace_id, Some(since)).await;
+    if let Err(e) = records {
+        tracing::warn!(workspace_id, error = %e, "queueing changed deals and companies failed");
+    }
     let changed = changed_contacts(db, workspace_id, since).await?;
     if changed.is_empty() {
         return Ok(0);
@@ -167,9 +172,11 @@ async fn workspaces(db: &DatabaseConnection) -> Result<Vec<i64>> {
         .await?)
 }
 
-/// Every built-in score now, every plugin score through the job queue.
+/// Every built-in score now, every plugin score (of contacts, deals and companies)
+/// through the job queue.
 async fn rescore_everyone(db: &DatabaseConnection, workspace_id: i64) -> Result<usize> {
     crate::intelligence::plugins::runs::enqueue(db, workspace_id, None).await?;
+    crate::intelligence::plugins::record_scores::enqueue(db, workspace_id, None).await?;
     super::rescore_all(db, workspace_id).await
 }
 

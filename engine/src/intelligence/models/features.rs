@@ -215,8 +215,21 @@ impl Encoder {
     }
 
     /// Encodes and standardises the listed rows. The table must have the columns the
-    /// encoder was fitted on, in the same order and of the same kinds.
+    /// encoder was fitted on, of the same kinds; columns it was not fitted on are left
+    /// out (a model trained before a feature was added scores on as it was trained).
     pub fn encode(&self, table: &FeatureTable, rows: &[usize]) -> Result<Encoded> {
+        let projected;
+        let table = if self
+            .features
+            .iter()
+            .map(FeatureEncoding::name)
+            .eq(table.names.iter().map(String::as_str))
+        {
+            table
+        } else {
+            projected = self.project(table);
+            &projected
+        };
         self.check_shape(table)?;
         let mut encoded = self.raw(table, rows);
         for (j, mut column) in encoded.matrix.columns_mut().into_iter().enumerate() {
@@ -224,6 +237,19 @@ impl Encoder {
             column.mapv_inplace(|v| (v - mean) / scale);
         }
         Ok(encoded)
+    }
+
+    /// The table's columns this encoder was fitted on, in its order, as far as the table
+    /// has them (a missing one is then named by [`Self::check_shape`]).
+    fn project(&self, table: &FeatureTable) -> FeatureTable {
+        let mut out = FeatureTable::with_rows(table.rows);
+        for f in &self.features {
+            if let Some(i) = table.names.iter().position(|n| n == f.name()) {
+                out.names.push(table.names[i].clone());
+                out.columns.push(table.columns[i].clone());
+            }
+        }
+        out
     }
 
     fn check_shape(&self, table: &FeatureTable) -> Result<()> {
@@ -327,6 +353,28 @@ fn frequent_levels<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 #[cfg(test)]
+mod projection_tests {
+    use super::*;
+
+    #[test]
+    fn columns_added_after_training_are_left_out_and_missing_ones_named() {
+        let mut train = FeatureTable::with_rows(3);
+        train
+            .push("a", Column::Numeric(vec![Some(1.0), Some(2.0), Some(3.0)]))
+            .unwrap();
+        let encoder = Encoder::fit(&train, &[0, 1, 2]).unwrap();
+        let mut wider = FeatureTable::with_rows(1);
+        wider.push("new", Column::Numeric(vec![Some(9.0)])).unwrap();
+        wider.push("a", Column::Numeric(vec![Some(2.0)])).unwrap();
+        let encoded = encoder.encode(&wider, &[0]).unwrap();
+        assert_eq!(encoded.matrix.shape(), &[1, 1]);
+        let mut other = FeatureTable::with_rows(1);
+        other.push("b", Column::Numeric(vec![Some(2.0)])).unwrap();
+        assert!(encoder.encode(&other, &[0]).is_err());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -385,8 +433,18 @@ mod tests {
     #[test]
     fn rejects_a_table_of_another_shape() {
         let enc = Encoder::fit(&table(), &[0, 1]).unwrap();
+        // Columns in another order are read by their names.
+        let mut reordered = FeatureTable::with_rows(1);
+        reordered
+            .push("industry", Column::Text(vec![None]))
+            .unwrap();
+        reordered
+            .push("visits", Column::Numeric(vec![None]))
+            .unwrap();
+        assert!(enc.encode(&reordered, &[0]).is_ok());
+        // A column of another kind is refused.
         let mut other = FeatureTable::with_rows(1);
-        other.push("industry", Column::Text(vec![None])).unwrap();
+        other.push("industry", Column::Numeric(vec![None])).unwrap();
         other.push("visits", Column::Numeric(vec![None])).unwrap();
         assert!(enc.encode(&other, &[0]).is_err());
         assert!(

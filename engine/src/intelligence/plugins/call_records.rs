@@ -285,7 +285,15 @@ pub async fn list(
         q = q.filter(C::ContactId.eq(c));
     }
     if let Some(r) = filter.record_id {
-        q = q.filter(C::RecordId.eq(r));
+        // A contact's call keeps its id as `contact_id`, a deal's or company's as
+        // `record_id`: `recordId` finds either, as `PluginRunRecord.recordId` shows it.
+        q = q.filter(
+            sea_orm::Condition::any().add(C::RecordId.eq(r)).add(
+                sea_orm::Condition::all()
+                    .add(C::Subject.eq("contact"))
+                    .add(C::ContactId.eq(r)),
+            ),
+        );
     }
     if let Some(f) = filter.failed {
         q = q.filter(C::Failed.eq(f));

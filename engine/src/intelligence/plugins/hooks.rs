@@ -330,12 +330,17 @@ async fn call_one(
         (attempt.into_call(), captured)
     })
     .await?;
-    if let Err(err) = &result
-        && !matches!(err, rapport_plugins::Error::Refused { .. })
-    {
-        tracing::warn!(error = %err, "a plugin hook failed");
-    }
-    runs::store_hooked(
+    // What the call means to the breaker: a fault, an answer (which resets it), or a
+    // refusal of the input, which is neither.
+    let breaker = match &result {
+        Ok(_) => Some(None),
+        Err(rapport_plugins::Error::Refused { .. }) => None,
+        Err(err) => {
+            tracing::warn!(error = %err, "a plugin hook failed");
+            Some(Some(format!("plugin {} {err}", p.name)))
+        }
+    };
+    let stored = runs::store_hooked(
         db,
         p,
         v,
@@ -343,7 +348,59 @@ async fn call_one(
         result,
         captured.into_iter().collect(),
     )
-    .await
+    .await?;
+    if let Some(fault) = breaker {
+        count_toward_breaker(db, p.id, v.id, fault).await?;
+    }
+    Ok(stored)
+}
+
+/// Counts one hook call toward the plugin's circuit breaker, as a run's calls count: a
+/// fault adds one to the failures in a row — disabling the plugin at its threshold, with
+/// the event and the `plugin.disabled` webhook — and an answer resets them. Read afresh:
+/// a run may have moved the count since the job began.
+async fn count_toward_breaker(
+    db: &DatabaseConnection,
+    plugin_id: i64,
+    version_id: i64,
+    fault: Option<String>,
+) -> Result<()> {
+    use sea_orm::ActiveModelTrait as _;
+    let txn = crate::platform::db::write(db).await?;
+    let Some(current) = plugin::Entity::find_by_id(plugin_id).one(&txn).await? else {
+        return Ok(());
+    };
+    let failures = if fault.is_some() {
+        current.consecutive_failures + 1
+    } else {
+        0
+    };
+    if !current.enabled || failures == current.consecutive_failures {
+        return Ok(());
+    }
+    let threshold = current.failure_threshold;
+    let mut am: plugin::ActiveModel = current.into();
+    am.consecutive_failures = Set(failures);
+    let trips = failures >= threshold;
+    if trips {
+        am.enabled = Set(false);
+        am.disabled_reason = Set(Some(format!(
+            "disabled after {threshold} failed calls in a row; last: {}",
+            fault.as_deref().unwrap_or_default()
+        )));
+    }
+    am.updated_at = Set(clock::now());
+    let p = am.update(&txn).await?;
+    if trips {
+        let reason = p.disabled_reason.clone();
+        registry::record_event(&txn, &p, Some(version_id), "auto_disabled", reason, None).await?;
+        registry::tell_disabled(&txn, &p, "circuit_breaker").await?;
+    }
+    txn.commit().await?;
+    if trips {
+        tracing::warn!(plugin = %p.name, reason = ?p.disabled_reason, "plugin disabled by its circuit breaker after hook calls");
+    }
+    Ok(())
 }
 
 /// Runs [`dispatch`] every `every` until `shutdown`, reporting to `health`.

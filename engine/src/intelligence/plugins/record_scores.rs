@@ -31,12 +31,18 @@ pub(super) async fn store(
 ) -> Result<usize> {
     let now = clock::now();
     let txn = crate::platform::db::write(db).await?;
-    call_records::store(&txn, p, v.id, subject, captured, now).await?;
-    let ids: Vec<i64> = scores.iter().map(|(id, _)| *id).collect();
+    let mut ids: Vec<i64> = scores.iter().map(|(id, _)| *id).collect();
+    ids.extend(captured.iter().map(|c| c.contact_id));
     let live: std::collections::HashSet<i64> = live_among(&txn, p.workspace_id, subject, &ids)
         .await?
         .into_iter()
         .collect();
+    // Nothing is kept of a record deleted while the batch ran, its run records included.
+    let captured = captured
+        .into_iter()
+        .filter(|c| live.contains(&c.contact_id))
+        .collect();
+    call_records::store(&txn, p, v.id, subject, captured, now).await?;
     let rows: Vec<plugin_record_score::ActiveModel> = scores
         .into_iter()
         .filter(|(id, _)| live.contains(id))
@@ -88,6 +94,7 @@ async fn live_ids(
     subject: Subject,
     ids: Option<&[i64]>,
     since: Option<chrono::DateTime<chrono::Utc>>,
+    limit: Option<u64>,
 ) -> Result<Vec<i64>> {
     macro_rules! ids_of {
         ($entity:ident) => {{
@@ -101,6 +108,7 @@ async fn live_ids(
                 q = q.filter($entity::Column::UpdatedAt.gte(since));
             }
             q.order_by_asc($entity::Column::Id)
+                .limit(limit)
                 .into_tuple::<i64>()
                 .all(db)
                 .await?
@@ -125,7 +133,7 @@ async fn live_among(
     let mut live = Vec::with_capacity(ids.len());
     // In chunks: a bind parameter per id.
     for chunk in ids.chunks(1000) {
-        live.extend(live_ids(db, workspace_id, subject, Some(chunk), None).await?);
+        live.extend(live_ids(db, workspace_id, subject, Some(chunk), None, None).await?);
     }
     Ok(live)
 }
@@ -136,7 +144,7 @@ pub async fn everyone(
     workspace_id: i64,
     subject: Subject,
 ) -> Result<Vec<i64>> {
-    live_ids(db, workspace_id, subject, None, None).await
+    live_ids(db, workspace_id, subject, None, None, None).await
 }
 
 /// The first live record of `subject`, for a plugin's sample run.
@@ -146,7 +154,7 @@ pub(super) async fn first(
     subject: Subject,
 ) -> Result<Option<i64>> {
     // The smallest id: a sample that stays the same from one upload to the next.
-    Ok(live_ids(db, workspace_id, subject, None, None)
+    Ok(live_ids(db, workspace_id, subject, None, None, Some(1))
         .await?
         .into_iter()
         .next())
@@ -190,9 +198,9 @@ pub async fn enqueue(
     let mut queued = 0;
     for subject in scored_subjects(db, workspace_id).await? {
         let ids = match since {
-            None => live_ids(db, workspace_id, subject, None, None).await?,
+            None => live_ids(db, workspace_id, subject, None, None, None).await?,
             // Changed: a stage move, a new amount, a new name.
-            Some(since) => live_ids(db, workspace_id, subject, None, Some(since)).await?,
+            Some(since) => live_ids(db, workspace_id, subject, None, Some(since), None).await?,
         };
         queued += enqueue_ids(db, workspace_id, subject, &ids).await?;
     }
@@ -222,6 +230,30 @@ pub async fn enqueue_ids(
         queued += 1;
     }
     Ok(queued)
+}
+
+/// Forgets what plugins said about deals or companies deleted for good: their scores
+/// and their run records (whose inputs may hold their contacts' data).
+pub async fn forget(
+    db: &impl sea_orm::ConnectionTrait,
+    workspace_id: i64,
+    subject: Subject,
+    ids: &[i64],
+) -> Result<()> {
+    use rapport_schema::plugin_run;
+    plugin_record_score::Entity::delete_many()
+        .filter(plugin_record_score::Column::WorkspaceId.eq(workspace_id))
+        .filter(plugin_record_score::Column::Subject.eq(subject.as_str()))
+        .filter(plugin_record_score::Column::RecordId.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    plugin_run::Entity::delete_many()
+        .filter(plugin_run::Column::WorkspaceId.eq(workspace_id))
+        .filter(plugin_run::Column::Subject.eq(subject.as_str()))
+        .filter(plugin_run::Column::RecordId.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Current plugin scores of deals or companies, by record.

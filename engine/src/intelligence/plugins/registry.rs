@@ -121,7 +121,15 @@ pub async fn register(
             ));
         }
     }
-    ensure_same_subject(db, who.workspace_id, &name, subject).await?;
+    // Checked before the sample run too, so a wrong upload is refused before it runs.
+    if let Some(p) = plugin::Entity::find()
+        .filter(plugin::Column::WorkspaceId.eq(who.workspace_id))
+        .filter(plugin::Column::Name.eq(name.as_str()))
+        .one(db)
+        .await?
+    {
+        ensure_same_subject(db, &p, subject, "inputQuery").await?;
+    }
 
     let runtime = host.runtime.clone();
     let wasm = r.wasm.clone();
@@ -190,13 +198,19 @@ pub async fn register(
     let now = clock::now();
     let sha256 = loaded.sha256.clone();
     let txn = crate::platform::db::write(db).await?;
+    // Locked (on PostgreSQL; SQLite writes one at a time) and its subject checked again:
+    // two uploads racing must not leave the plugin with versions of two subjects.
     let existing = plugin::Entity::find()
         .filter(plugin::Column::WorkspaceId.eq(who.workspace_id))
         .filter(plugin::Column::Name.eq(name.as_str()))
+        .lock_exclusive()
         .one(&txn)
         .await?;
     let p = match existing {
-        Some(p) => p,
+        Some(p) => {
+            ensure_same_subject(&txn, &p, subject, "inputQuery").await?;
+            p
+        }
         None => {
             plugin::ActiveModel {
                 workspace_id: Set(who.workspace_id),
@@ -298,7 +312,7 @@ pub async fn register(
         restart_hooks(db, &p).await;
     }
     tracing::info!(plugin = %p.name, version = version.version, "plugin registered");
-    rescore_soon(db, who.workspace_id).await;
+    rescore_soon(db, who.workspace_id, subject).await;
     Ok(Registered { plugin: p, version })
 }
 
@@ -306,19 +320,11 @@ pub async fn register(
 /// scores live beside that subject's records, and a rollback must not change what they
 /// are about.
 async fn ensure_same_subject(
-    db: &DatabaseConnection,
-    workspace_id: i64,
-    name: &PluginName,
+    db: &impl ConnectionTrait,
+    p: &plugin::Model,
     subject: Subject,
+    field: &str,
 ) -> Result<()> {
-    let Some(p) = plugin::Entity::find()
-        .filter(plugin::Column::WorkspaceId.eq(workspace_id))
-        .filter(plugin::Column::Name.eq(name.as_str()))
-        .one(db)
-        .await?
-    else {
-        return Ok(());
-    };
     let earlier: Option<String> = plugin_version::Entity::find()
         .filter(plugin_version::Column::PluginId.eq(p.id))
         .select_only()
@@ -329,11 +335,11 @@ async fn ensure_same_subject(
         .await?;
     match earlier.map(|s| Subject::parse(&s).unwrap_or_default()) {
         Some(before) if before != subject => Err(EngineError::invalid(
-            "inputQuery",
+            field,
             format!(
                 "plugin {} scores {}s (its query declares ${}); a version cannot change what \
                  it scores: register it under another name",
-                name.as_str(),
+                p.name,
                 before.as_str(),
                 before.variable()
             ),
@@ -424,12 +430,31 @@ async fn sample_run(
     Ok(format!("sample run on {subject}: {}", said.join("; ")))
 }
 
-/// Queues every contact of the workspace for the plugins, after a change of what runs.
-/// The change itself stands when queueing fails; the next full rescore catches up.
-async fn rescore_soon(db: &DatabaseConnection, workspace_id: i64) {
-    if let Err(e) = super::runs::enqueue(db, workspace_id, None).await {
+/// Queues every record of `subject` in the workspace for its plugins, after a change of
+/// what runs. The change itself stands when queueing fails; the next full rescore catches
+/// up.
+pub(super) async fn rescore_soon(db: &DatabaseConnection, workspace_id: i64, subject: Subject) {
+    let queued = match subject {
+        Subject::Contact => super::runs::enqueue(db, workspace_id, None).await,
+        other => match super::record_scores::everyone(db, workspace_id, other).await {
+            Ok(ids) => super::record_scores::enqueue_ids(db, workspace_id, other, &ids).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = queued {
         tracing::warn!(error = %e, "queueing plugin runs failed");
     }
+}
+
+/// The subject of a plugin's active version (contacts when it has none).
+async fn active_subject(db: &DatabaseConnection, p: &plugin::Model) -> Result<Subject> {
+    Ok(match p.active_version_id {
+        Some(id) => plugin_version::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .map_or(Subject::Contact, |v| super::subject_of(&v)),
+        None => Subject::Contact,
+    })
 }
 
 /// Restarts the hook cursor after a version became active (see [`super::hooks::restart`]).
@@ -569,7 +594,7 @@ pub async fn set_enabled(
     txn.commit().await?;
     if enabled {
         restart_hooks(db, &p).await;
-        rescore_soon(db, who.workspace_id).await;
+        rescore_soon(db, who.workspace_id, active_subject(db, &p).await?).await;
     }
     Ok(p)
 }
@@ -589,6 +614,16 @@ pub async fn roll_back(
         .one(db)
         .await?
         .ok_or_else(|| EngineError::not_found("PluginVersion", format!("{name}@{version}")))?;
+    let subject = super::subject_of(&v);
+    if subject != active_subject(db, &p).await? {
+        return Err(EngineError::invalid(
+            "version",
+            format!(
+                "version {version} of {name} scores {}s, not what the plugin scores",
+                subject.as_str()
+            ),
+        ));
+    }
     let txn = crate::platform::db::write(db).await?;
     let mut am: plugin::ActiveModel = p.into();
     am.active_version_id = Set(Some(v.id));
@@ -605,6 +640,8 @@ pub async fn roll_back(
     .await?;
     txn.commit().await?;
     restart_hooks(db, &p).await;
+    // The scores shown are the old version's until this one has run.
+    rescore_soon(db, who.workspace_id, subject).await;
     Ok(p)
 }
 

@@ -118,6 +118,11 @@ pub async fn run_records(
     only: Option<&str>,
 ) -> Result<Summary> {
     super::rules::ensure(db, workspace_id).await?;
+    // Each record once: a batch stores one row per record and plugin.
+    let mut unique = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let ids = &unique[..];
     let mut summary = Summary::default();
     for p in registry::list(db, workspace_id).await? {
         if !p.enabled || only.is_some_and(|n| n != p.name) {
@@ -641,8 +646,8 @@ async fn store(
 pub const JOB_BATCH: usize = 500;
 
 /// Queues `RunPlugins` jobs over `contacts` (every live contact of the workspace when
-/// `None`, and then every deal and company that a plugin scores too), in batches, if
-/// the workspace has an enabled plugin. Returns the jobs queued.
+/// `None`), in batches, if the workspace has an enabled plugin. Returns the jobs queued.
+/// Deals and companies are queued by [`super::record_scores::enqueue`].
 pub async fn enqueue(
     db: &DatabaseConnection,
     workspace_id: i64,
@@ -657,7 +662,6 @@ pub async fn enqueue(
     if !any_enabled {
         return Ok(0);
     }
-    let everyone = contacts.is_none();
     let all;
     let contacts = match contacts {
         Some(c) => c,
@@ -688,9 +692,6 @@ pub async fn enqueue(
             )
             .await?;
         queued += 1;
-    }
-    if everyone {
-        queued += super::record_scores::enqueue(db, workspace_id, None).await?;
     }
     Ok(queued)
 }
@@ -733,6 +734,20 @@ pub async fn merge_contacts(db: &impl sea_orm::ConnectionTrait, from: i64, to: i
 /// right to erasure).
 pub async fn erase_contacts(db: &impl sea_orm::ConnectionTrait, contacts: &[i64]) -> Result<()> {
     let ids = || contacts.iter().copied();
+    // Their deals stay (unlinked), but what plugins of deals were given and said about
+    // them held the person's data: those runs and scores go (the next run scores the
+    // deals again, without the person).
+    let deals: Vec<(i64, i64)> = rapport_schema::deal::Entity::find()
+        .select_only()
+        .column(rapport_schema::deal::Column::WorkspaceId)
+        .column(rapport_schema::deal::Column::Id)
+        .filter(rapport_schema::deal::Column::ContactId.is_in(ids()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (workspace_id, deal) in deals {
+        super::record_scores::forget(db, workspace_id, Subject::Deal, &[deal]).await?;
+    }
     plugin_score::Entity::delete_many()
         .filter(plugin_score::Column::ContactId.is_in(ids()))
         .exec(db)

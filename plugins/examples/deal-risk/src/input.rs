@@ -2,45 +2,43 @@
 // `input.data`. Generate it again when the query changes; do not edit.
 #![allow(dead_code)]
 
-use rapport_plugin_sdk::serde::Deserialize;
-
 /// `Queries`, as the query selects it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, rapport_plugin_sdk::serde::Deserialize)]
 #[serde(crate = "rapport_plugin_sdk::serde")]
 pub struct Data {
-    pub deal: Option<Deal>,
+    pub deal: ::core::option::Option<Deal>,
 }
 
 /// `Deal`, as the query selects it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, rapport_plugin_sdk::serde::Deserialize)]
 #[serde(crate = "rapport_plugin_sdk::serde")]
 pub struct Deal {
-    pub status: String,
+    pub status: ::std::string::String,
     #[serde(rename = "expectedCloseDate")]
-    pub expected_close_date: Option<String>,
+    pub expected_close_date: ::core::option::Option<::std::string::String>,
     #[serde(rename = "createdAt")]
-    pub created_at: String,
-    pub stage: Option<DealStage>,
+    pub created_at: ::std::string::String,
+    pub stage: ::core::option::Option<DealStage>,
     pub activities: DealActivities,
 }
 
 /// `ActivityConnection`, as the query selects it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, rapport_plugin_sdk::serde::Deserialize)]
 #[serde(crate = "rapport_plugin_sdk::serde")]
 pub struct DealActivities {
-    pub nodes: Vec<DealActivitiesNodes>,
+    pub nodes: ::std::vec::Vec<DealActivitiesNodes>,
 }
 
 /// `Activity`, as the query selects it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, rapport_plugin_sdk::serde::Deserialize)]
 #[serde(crate = "rapport_plugin_sdk::serde")]
 pub struct DealActivitiesNodes {
     #[serde(rename = "occurredAt")]
-    pub occurred_at: String,
+    pub occurred_at: ::std::string::String,
 }
 
 /// `Stage`, as the query selects it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, rapport_plugin_sdk::serde::Deserialize)]
 #[serde(crate = "rapport_plugin_sdk::serde")]
 pub struct DealStage {
     #[serde(rename = "winProbability")]
