@@ -199,12 +199,44 @@ pub async fn enqueue(
     for subject in scored_subjects(db, workspace_id).await? {
         let ids = match since {
             None => live_ids(db, workspace_id, subject, None, None, None).await?,
-            // Changed: a stage move, a new amount, a new name.
-            Some(since) => live_ids(db, workspace_id, subject, None, Some(since), None).await?,
+            // Changed: a stage move, a new amount, a new name; and for deals, an activity
+            // logged on them (what a deal's risk most often reads).
+            Some(since) => {
+                let mut ids = live_ids(db, workspace_id, subject, None, Some(since), None).await?;
+                if subject == Subject::Deal {
+                    ids.extend(touched_deals(db, workspace_id, since).await?);
+                    ids.sort_unstable();
+                    ids.dedup();
+                }
+                ids
+            }
         };
         queued += enqueue_ids(db, workspace_id, subject, &ids).await?;
     }
     Ok(queued)
+}
+
+/// Live deals with an activity logged or changed since `since`.
+async fn touched_deals(
+    db: &DatabaseConnection,
+    workspace_id: i64,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<i64>> {
+    use rapport_schema::activity;
+    let touched: Vec<i64> = activity::Entity::find()
+        .select_only()
+        .column(activity::Column::DealId)
+        .filter(activity::Column::WorkspaceId.eq(workspace_id))
+        .filter(activity::Column::UpdatedAt.gte(since))
+        .filter(activity::Column::DealId.is_not_null())
+        .distinct()
+        .into_tuple::<Option<i64>>()
+        .all(db)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    live_among(db, workspace_id, Subject::Deal, &touched).await
 }
 
 /// Queues `ScorePluginRecords` jobs over `ids` of `subject`, in batches.
