@@ -17,6 +17,9 @@ const REGISTER: &str = "mutation($name: String!, $wasm: Upload!, $q: String!, $c
   registerPlugin(name: $name, wasm: $wasm, inputQuery: $q, config: $config, shadow: $shadow, hooks: $hooks) {
     name activeVersion { version subject implementsScore implementsNextBestActions } } }";
 
+const DEAL_SCORES_AT: &str =
+    "query($id: ID!) { deal(id: $id) { scores { plugin score computedAt } } }";
+
 const DEAL_SCORES: &str = "query($id: ID!) { deal(id: $id) { scores { plugin version score reasons { feature contribution note } } } }";
 
 async fn register(app: &TestApp, key: &str, name: &str, wasm: &str, vars: Value) -> Value {
@@ -251,8 +254,26 @@ async fn deal_scores_are_queued_as_jobs(app: TestApp) {
     rapport_engine::intelligence::analytics::schedule::refresh_changed(&app.db, ws, since)
         .await
         .unwrap();
-    app.until(&key, DEAL_SCORES, json!({"id": late}), 30, |d| {
-        d["deal"]["scores"][0]["score"].as_f64().unwrap() < before - 10.0
+    let moved = app
+        .until(&key, DEAL_SCORES_AT, json!({"id": late}), 30, |d| {
+            d["deal"]["scores"][0]["score"].as_f64().unwrap() < before - 10.0
+        })
+        .await;
+    let scored_at = moved["deal"]["scores"][0]["computedAt"].clone();
+
+    // An activity logged on the deal (what its risk reads most) queues it again too.
+    let since = chrono::Utc::now();
+    app.ok(
+        &key,
+        "mutation($d: ID!) { createActivity(input: {dealId: $d, kind: CALL, direction: OUTBOUND, subject: \"check-in\"}) { id } }",
+        json!({"d": late}),
+    )
+    .await;
+    rapport_engine::intelligence::analytics::schedule::refresh_changed(&app.db, ws, since)
+        .await
+        .unwrap();
+    app.until(&key, DEAL_SCORES_AT, json!({"id": late}), 30, |d| {
+        d["deal"]["scores"][0]["computedAt"] != scored_at
     })
     .await;
     workers.stop().await;
