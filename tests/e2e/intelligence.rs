@@ -21,6 +21,7 @@ both_backends!(
     a_lead_score_crossing_enrolls_once,
     churn_for_one_time_buyers,
     typed_fields_feed_the_lead_score,
+    boosted_lead_scores_explain_themselves,
 );
 
 async fn seeded(app: &TestApp, contacts: u64) -> String {
@@ -531,6 +532,70 @@ async fn cohorts_match_the_raw_rows(app: TestApp) {
     assert_eq!(code, "VALIDATION");
 }
 
+async fn boosted_lead_scores_explain_themselves(app: TestApp) {
+    let key = seeded(&app, 3000).await;
+    let train = "mutation($a: ClassifierAlgorithm) { trainModel(kind: LEAD_SCORE, algorithm: $a) { version status auc metrics } }";
+    let data = app.ok(&key, train, json!({"a": "BOOSTED"})).await;
+    let model = &data["trainModel"];
+    assert_eq!(model["status"], "ACTIVE", "{model}");
+    assert_eq!(model["metrics"]["algorithm"], "boosted", "{model}");
+    assert!(model["auc"].as_f64().unwrap() > 0.7, "{model}");
+    let contacts = scored_contacts(&app, &key).await;
+    let scored: Vec<&Value> = contacts
+        .iter()
+        .filter(|c| !c["leadScore"].is_null())
+        .collect();
+    assert!(scored.len() > 500, "{} scored", scored.len());
+    // Every score has reasons from the trees, and the best leads' lead with engagement.
+    let score = |c: &&Value| c["leadScore"]["score"].as_f64().unwrap();
+    let mut best = scored.clone();
+    best.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    for c in &best {
+        let reasons = c["leadScore"]["reasons"].as_array().unwrap();
+        assert!(!reasons.is_empty(), "{c}");
+    }
+    let engaged = best[..50]
+        .iter()
+        .filter(|c| {
+            let top = &c["leadScore"]["reasons"][0];
+            top["contribution"].as_f64().unwrap() > 0.0
+                && [
+                    "engagement",
+                    "meetings",
+                    "touches_90d",
+                    "days_since_last_touch",
+                    "calls",
+                    "replies",
+                    "source",
+                ]
+                .contains(&top["feature"].as_str().unwrap())
+        })
+        .count();
+    assert!(engaged > 25, "{engaged} of the top 50");
+
+    // AUTO fits both and keeps the better validation AUC, saying so.
+    let data = app.ok(&key, train, json!({"a": "AUTO"})).await;
+    let m = &data["trainModel"]["metrics"];
+    let candidates = m["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2, "{m}");
+    let auc_of = |a: &str| {
+        candidates
+            .iter()
+            .find(|c| c["algorithm"] == a)
+            .and_then(|c| c["validation_auc"].as_f64())
+            .unwrap()
+    };
+    let better = if auc_of("boosted") > auc_of("logistic") {
+        "boosted"
+    } else {
+        "logistic"
+    };
+    assert_eq!(m["algorithm"], better, "{m}");
+    // An unknown algorithm is refused before any work.
+    let (_, message) = app.err(&key, train, json!({"a": "FOREST"})).await;
+    assert!(message.contains("FOREST"), "{message}");
+}
+
 async fn customer_value_on_the_graph(app: TestApp) {
     let key = seeded(&app, 1500).await;
     // Before training: nothing is claimed.
@@ -546,6 +611,14 @@ async fn customer_value_on_the_graph(app: TestApp) {
     let m = &model["metrics"];
     assert!(m["holdout_error"].as_f64().unwrap() < 0.5, "{m}");
     assert!(m["spend_fitted"].as_bool().unwrap(), "{m}");
+    // BG/NBD and Pareto/NBD both predicted the holdout; the closer one is in use.
+    let (bg, pareto) = (
+        m["bgnbd_holdout_error"].as_f64().unwrap(),
+        m["pareto_nbd_holdout_error"].as_f64().unwrap(),
+    );
+    let chosen = if pareto < bg { "pareto-nbd" } else { "bgnbd" };
+    assert_eq!(m["model"], chosen, "{m}");
+    assert_eq!(m["holdout_error"].as_f64().unwrap(), bg.min(pareto), "{m}");
 
     let nodes = all_contacts(
         &app,

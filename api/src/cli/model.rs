@@ -29,6 +29,13 @@ pub(crate) enum Command {
         /// stratified 80/20 split with a fixed seed).
         #[arg(long)]
         split: Option<String>,
+        /// `classifier`: logistic regression, gradient-boosted trees, or `auto` (both; the
+        /// better validation AUC is kept).
+        #[arg(long, value_enum, default_value_t = AlgorithmArg::Auto)]
+        algorithm: AlgorithmArg,
+        /// `clv`: the repeat-purchase model.
+        #[arg(long, value_enum, default_value_t = RepeatModelArg::Bgnbd)]
+        model: RepeatModelArg,
         /// Predict this many periods ahead for every customer (needs --out).
         #[arg(long, requires = "out")]
         predict: Option<f64>,
@@ -51,6 +58,10 @@ pub(crate) enum Command {
         /// Fewest examples of each class (or repeat customers, multi-product orders).
         #[arg(long, default_value_t = 50)]
         min_positives: usize,
+        /// Lead score, win probability, churn: logistic regression, gradient-boosted trees,
+        /// or `auto` (both; the better validation AUC is kept).
+        #[arg(long, value_enum, default_value_t = AlgorithmArg::Auto)]
+        algorithm: AlgorithmArg,
     },
     /// Rescores a workspace's contacts and deals with the active models and prints how
     /// many were scored and how fast.
@@ -82,11 +93,12 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
         Command::Evaluate {
             kind: ModelKind::Clv,
             csv,
+            model,
             predict,
             out,
             json,
             ..
-        } => evaluate_clv(&csv, predict.zip(out), json),
+        } => evaluate_clv(&csv, model, predict.zip(out), json),
         Command::Evaluate {
             kind: ModelKind::Classifier,
             csv,
@@ -95,6 +107,7 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
             id,
             split,
             json,
+            algorithm,
             ..
         } => {
             let spec = rapport_engine::intelligence::models::classifier::CsvSpec {
@@ -103,13 +116,21 @@ pub(crate) async fn run(cli: &Global, cmd: Command) -> anyhow::Result<()> {
                 id,
                 split,
             };
-            evaluate_classifier(&csv, &spec, json)
+            evaluate_classifier(&csv, &spec, algorithm.into(), json)
         }
         Command::Train {
             kind,
             workspace,
             min_positives,
-        } => train(&cli.connect().await?, kind, workspace, min_positives).await,
+            algorithm,
+        } => {
+            let options = rapport_engine::intelligence::analytics::lead_score::TrainOptions {
+                min_positives,
+                algorithm: algorithm.into(),
+                ..Default::default()
+            };
+            train(&cli.connect().await?, kind, workspace, &options).await
+        }
         Command::Rescore { workspace } => rescore(&cli.connect().await?, workspace).await,
     }
 }
@@ -133,7 +154,7 @@ async fn train(
     conn: &sea_orm::DatabaseConnection,
     kind: TrainKind,
     workspace: i64,
-    min_positives: usize,
+    options: &rapport_engine::intelligence::analytics::lead_score::TrainOptions,
 ) -> anyhow::Result<()> {
     use rapport_engine::{intelligence::analytics, platform::auth::Principal, values};
     let kind = match kind {
@@ -144,12 +165,8 @@ async fn train(
         TrainKind::BehaviourSegments => values::ModelKind::BehaviourSegments,
         TrainKind::Churn => values::ModelKind::Churn,
     };
-    let options = analytics::lead_score::TrainOptions {
-        min_positives,
-        ..Default::default()
-    };
     let started = std::time::Instant::now();
-    let version = analytics::train(conn, &Principal::owner(workspace), kind, &options).await?;
+    let version = analytics::train(conn, &Principal::owner(workspace), kind, options).await?;
     let mut report = serde_json::json!({
         "id": version.id,
         "kind": version.kind,
@@ -172,6 +189,7 @@ async fn train(
 fn evaluate_classifier(
     csv: &std::path::Path,
     spec: &rapport_engine::intelligence::models::classifier::CsvSpec,
+    algorithm: rapport_engine::intelligence::models::classifier::Algorithm,
     json: bool,
 ) -> anyhow::Result<()> {
     use rapport_engine::intelligence::models::classifier::{Classifier, Split, read_labelled_csv};
@@ -181,10 +199,10 @@ fn evaluate_classifier(
         .split
         .clone()
         .unwrap_or_else(|| Split::stratified(&data.labels));
-    let (model, report) = Classifier::train(&data.table, &data.labels, &split)?;
+    let (model, report) = Classifier::train(&data.table, &data.labels, &split, algorithm)?;
     if json {
         let mut value = serde_json::to_value(&report)?;
-        value["features"] = model.encoder.column_names().len().into();
+        value["features"] = model.layout().len().into();
         println!("{value}");
         return Ok(());
     }
@@ -201,11 +219,16 @@ fn evaluate_classifier(
         "positives        {} train, {} test",
         report.positives_train, report.positives_test
     );
-    println!(
-        "features         {} columns -> {} encoded",
-        data.table.names().len(),
-        model.encoder.column_names().len()
-    );
+    println!("features         {} columns", model.layout().len());
+    println!("algorithm        {}", report.algorithm.as_str());
+    for c in &report.candidates {
+        let auc = c.validation_auc.map_or("n/a".into(), |a| format!("{a:.4}"));
+        println!(
+            "  {:<14} validation AUC {auc}, {:.2} s",
+            c.algorithm.as_str(),
+            c.fit_seconds
+        );
+    }
     println!("imputed values   {}", report.imputed);
     println!("AUC              {auc}");
     println!("log loss         {:.4}", report.log_loss);
@@ -219,18 +242,64 @@ fn evaluate_classifier(
     }
     Ok(())
 }
+/// `--model`, as clap reads it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RepeatModelArg {
+    /// BG/NBD: customers may drop out just after a purchase.
+    Bgnbd,
+    /// Pareto/NBD: customers may drop out at any moment.
+    ParetoNbd,
+}
+
+/// `--algorithm`, as clap reads it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum AlgorithmArg {
+    Logistic,
+    Boosted,
+    Auto,
+}
+
+impl From<AlgorithmArg> for rapport_engine::intelligence::models::classifier::Algorithm {
+    fn from(a: AlgorithmArg) -> Self {
+        match a {
+            AlgorithmArg::Logistic => Self::Logistic,
+            AlgorithmArg::Boosted => Self::Boosted,
+            AlgorithmArg::Auto => Self::Auto,
+        }
+    }
+}
+
 fn evaluate_clv(
     csv: &std::path::Path,
+    model: RepeatModelArg,
     predict: Option<(f64, std::path::PathBuf)>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use rapport_engine::intelligence::models::clv::{BgNbd, GammaGamma, Spend, read_summary_csv};
+    use rapport_engine::intelligence::models::clv::{
+        BgNbd, GammaGamma, RepeatPurchases, Spend, read_summary_csv,
+    };
+    use rapport_engine::intelligence::models::pareto_nbd::ParetoNbd;
     let text =
         std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
     let rows = read_summary_csv(&text)?;
     let histories: Vec<_> = rows.iter().map(|r| r.history).collect();
     let started = std::time::Instant::now();
-    let bg = BgNbd::fit(&histories)?;
+    // The parameters by name, the fit's log-likelihood, and the model to predict with.
+    let (parameters, log_likelihood, repeat): (Vec<(&str, f64)>, f64, Box<dyn RepeatPurchases>) =
+        match model {
+            RepeatModelArg::Bgnbd => {
+                let fit = BgNbd::fit(&histories)?;
+                let m = fit.model;
+                let names = [("r", m.r), ("alpha", m.alpha), ("a", m.a), ("b", m.b)];
+                (names.to_vec(), fit.log_likelihood, Box::new(m))
+            }
+            RepeatModelArg::ParetoNbd => {
+                let fit = ParetoNbd::fit(&histories)?;
+                let m = fit.model;
+                let names = [("r", m.r), ("alpha", m.alpha), ("s", m.s), ("beta", m.beta)];
+                (names.to_vec(), fit.log_likelihood, Box::new(m))
+            }
+        };
     let spend: Option<Vec<Spend>> = rows
         .iter()
         .map(|r| {
@@ -242,12 +311,18 @@ fn evaluate_clv(
         .collect();
     let gg = spend.as_deref().map(GammaGamma::fit).transpose()?;
     let fit_seconds = started.elapsed().as_secs_f64();
-    let m = bg.model;
+    let name = match model {
+        RepeatModelArg::Bgnbd => "BG/NBD",
+        RepeatModelArg::ParetoNbd => "Pareto/NBD",
+    };
     if json {
         let mut report = serde_json::json!({
-            "r": m.r, "alpha": m.alpha, "a": m.a, "b": m.b,
-            "log_likelihood": bg.log_likelihood, "customers": rows.len(), "fit_seconds": fit_seconds,
+            "model": name,
+            "log_likelihood": log_likelihood, "customers": rows.len(), "fit_seconds": fit_seconds,
         });
+        for (k, v) in &parameters {
+            report[*k] = (*v).into();
+        }
         if let Some(g) = &gg {
             report["p"] = g.model.p.into();
             report["q"] = g.model.q.into();
@@ -256,11 +331,12 @@ fn evaluate_clv(
         println!("{report}");
     } else {
         println!("customers        {}", rows.len());
-        println!(
-            "BG/NBD           r = {:.4}  alpha = {:.4}  a = {:.4}  b = {:.4}",
-            m.r, m.alpha, m.a, m.b
-        );
-        println!("log-likelihood   {:.2}", bg.log_likelihood);
+        let shown: Vec<String> = parameters
+            .iter()
+            .map(|(k, v)| format!("{k} = {v:.4}"))
+            .collect();
+        println!("{name:<16} {}", shown.join("  "));
+        println!("log-likelihood   {log_likelihood:.2}");
         if let Some(g) = &gg {
             println!(
                 "Gamma-Gamma      p = {:.4}  q = {:.4}  v = {:.4}  (log-likelihood {:.2})",
@@ -272,7 +348,7 @@ fn evaluate_clv(
     if let Some((periods, out)) = predict {
         let mut w = String::from("customer,p_alive,expected_purchases,expected_value\n");
         for r in &rows {
-            let purchases = m.expected_purchases(&r.history, periods);
+            let purchases = repeat.expected_purchases(&r.history, periods);
             let value = match (&gg, r.monetary) {
                 (Some(g), Some(mean)) => {
                     let spend = Spend {
@@ -291,7 +367,7 @@ fn evaluate_clv(
             w.push_str(&format!(
                 "{},{},{},{}\n",
                 r.customer,
-                m.probability_alive(&r.history),
+                repeat.probability_alive(&r.history),
                 purchases,
                 value
             ));

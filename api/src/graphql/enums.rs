@@ -1,6 +1,7 @@
 //! GraphQL enums mirroring the engine's closed value sets.
 
 use async_graphql::Enum;
+use rapport_engine::intelligence::models::classifier::Algorithm;
 use rapport_engine::values;
 
 macro_rules! mirror {
@@ -140,3 +141,34 @@ mirror!(
     /// How the winner of an A/B test is chosen.
     WinnerMetric { Open, Click }
 );
+
+/// Which classifier the lead score, win probability and churn models fit.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ClassifierAlgorithm {
+    /// Logistic regression: one push per feature.
+    Logistic,
+    /// Gradient-boosted trees: interactions, gaps and text levels natively.
+    Boosted,
+    /// Both on the same rows; the better validation AUC is kept.
+    Auto,
+}
+
+impl From<ClassifierAlgorithm> for Algorithm {
+    fn from(x: ClassifierAlgorithm) -> Self {
+        match x {
+            ClassifierAlgorithm::Logistic => Algorithm::Logistic,
+            ClassifierAlgorithm::Boosted => Algorithm::Boosted,
+            ClassifierAlgorithm::Auto => Algorithm::Auto,
+        }
+    }
+}
+
+impl From<Algorithm> for ClassifierAlgorithm {
+    fn from(x: Algorithm) -> Self {
+        match x {
+            Algorithm::Logistic => ClassifierAlgorithm::Logistic,
+            Algorithm::Boosted => ClassifierAlgorithm::Boosted,
+            Algorithm::Auto => ClassifierAlgorithm::Auto,
+        }
+    }
+}

@@ -17,7 +17,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use crate::error::{OrGraphql, invalid, to_graphql};
 use crate::graphql::batching::Dispatcher;
 use crate::graphql::context::principal;
-use crate::graphql::enums::{ModelKind, ModelStatus, RiskLevel};
+use crate::graphql::enums::{ClassifierAlgorithm, ModelKind, ModelStatus, RiskLevel};
 use crate::graphql::ids::{parse_id, to_id};
 
 /// Current scores by (model kind, subject id), one statement per kind per batch.
@@ -353,6 +353,10 @@ impl IntelligenceMutation {
         min_positives: Option<i32>,
         #[graphql(desc = "Lead score: the conversion window in days (default 90).")]
         window_days: Option<i32>,
+        #[graphql(
+            desc = "Lead score, win probability, churn: the classifier (default AUTO, the better validation AUC)."
+        )]
+        algorithm: Option<ClassifierAlgorithm>,
     ) -> Result<ModelVersion> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
@@ -360,6 +364,7 @@ impl IntelligenceMutation {
             grade_thresholds,
             min_positives,
             window_days,
+            algorithm: algorithm.map(Into::into),
         }
         .options()
         .gql()?;
@@ -510,7 +515,7 @@ pub struct Clv {
 
 #[Object]
 impl Clv {
-    /// P(the customer is still buying), by BG/NBD.
+    /// P(the customer is still buying), by the workspace model's BG/NBD or Pareto/NBD.
     async fn probability_alive(&self) -> f64 {
         self.value.probability_alive
     }

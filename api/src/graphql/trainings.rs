@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::error::{OrGraphql, invalid};
 use crate::graphql::context::principal;
-use crate::graphql::enums::ModelKind;
+use crate::graphql::enums::{ClassifierAlgorithm, ModelKind};
 use crate::graphql::ids::{parse_id, to_id};
 use crate::graphql::intelligence::ModelVersion;
 
@@ -141,6 +141,10 @@ impl TrainingMutation {
         min_positives: Option<i32>,
         #[graphql(desc = "Lead score: the conversion window in days (default 90).")]
         window_days: Option<i32>,
+        #[graphql(
+            desc = "Lead score, win probability, churn: the classifier (default AUTO, the better validation AUC)."
+        )]
+        algorithm: Option<ClassifierAlgorithm>,
     ) -> Result<ModelTraining> {
         let who = principal(ctx)?;
         let db = ctx.data_unchecked::<DatabaseConnection>();
@@ -149,6 +153,7 @@ impl TrainingMutation {
             grade_thresholds,
             min_positives,
             window_days,
+            algorithm: algorithm.map(Into::into),
         };
         Ok(ModelTraining(
             trainings::request(db, &queue, who, kind.into(), asked)

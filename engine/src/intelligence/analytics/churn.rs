@@ -16,7 +16,7 @@ use super::lead_score::HALF_LIFE_DAYS;
 use super::registry::{self, GradeRule, StoredModel, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
-use crate::intelligence::models::classifier::{Classifier, Split};
+use crate::intelligence::models::classifier::{Algorithm, Classifier, Split};
 use crate::intelligence::models::features::{Column, FeatureTable};
 use crate::values::{ModelKind, ModelStatus};
 use rapport_schema::model_version;
@@ -97,6 +97,7 @@ pub async fn train(
     db: &DatabaseConnection,
     workspace_id: i64,
     min_positives: usize,
+    algorithm: Algorithm,
 ) -> Result<model_version::Model> {
     let now = clock::now();
     let window_from = now - Duration::days(WINDOW_DAYS);
@@ -138,8 +139,9 @@ pub async fn train(
             ),
         }
     } else {
-        let (classifier, report) =
-            super::cpu_bound(|| Classifier::train(&table, &labels, &Split::stratified(&labels)))?;
+        let (classifier, report) = super::cpu_bound(|| {
+            Classifier::train(&table, &labels, &Split::stratified(&labels), algorithm)
+        })?;
         let model = StoredModel {
             classifier,
             grades: GradeRule::Thresholds([70.0, 30.0, 0.0]),

@@ -21,7 +21,10 @@ use super::behaviour::{Behaviour, Instant};
 use super::registry::{self, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
-use crate::intelligence::models::clv::{BgNbd, GammaGamma, PurchaseHistory, Spend};
+use crate::intelligence::models::clv::{
+    BgNbd, GammaGamma, PurchaseHistory, RepeatPurchases, Spend,
+};
+use crate::intelligence::models::pareto_nbd::ParetoNbd;
 use crate::intelligence::models::rfm::{Purchases, RfmScale, RfmScore};
 use crate::values::ModelKind;
 use rapport_schema::model_version;
@@ -34,8 +37,12 @@ pub const HOLDOUT_WEEKS: f64 = 13.0;
 /// What is stored for a workspace.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CustomerValueModel {
-    /// Repeat purchasing.
+    /// Repeat purchasing by BG/NBD.
     pub bg: BgNbd,
+    /// Repeat purchasing by Pareto/NBD, when it predicted the holdout weeks better than
+    /// BG/NBD; it is then the one used (versions trained before it existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pareto_nbd: Option<ParetoNbd>,
     /// Spend per purchase; absent when the spend could not be fitted (for example
     /// every order has the same value).
     pub gg: Option<GammaGamma>,
@@ -97,6 +104,14 @@ pub struct CustomerValue {
 }
 
 impl CustomerValueModel {
+    /// The repeat-purchase model in use.
+    pub fn repeat(&self) -> &dyn RepeatPurchases {
+        match &self.pareto_nbd {
+            Some(p) => p,
+            None => &self.bg,
+        }
+    }
+
     /// Evaluates one customer's orders over the next `weeks`.
     pub fn evaluate(
         &self,
@@ -106,7 +121,7 @@ impl CustomerValueModel {
     ) -> Option<CustomerValue> {
         let summary = summarise(orders, now.timestamp())?;
         let h = &summary.history;
-        let expected_purchases = self.bg.expected_purchases(h, weeks);
+        let expected_purchases = self.repeat().expected_purchases(h, weeks);
         let expected_value = self.gg.as_ref().map(|g| {
             let spend = Spend {
                 frequency: h.frequency,
@@ -122,7 +137,7 @@ impl CustomerValueModel {
             expected_purchases * per_purchase
         });
         Some(CustomerValue {
-            probability_alive: self.bg.probability_alive(h),
+            probability_alive: self.repeat().probability_alive(h),
             expected_purchases,
             expected_value,
             rfm: self.rfm.score(&summary.purchases, now),
@@ -190,6 +205,8 @@ fn fit(behaviour: &Behaviour, summaries: &[OrderSummary], now: DateTime<Utc>) ->
     let started = std::time::Instant::now();
     let histories: Vec<PurchaseHistory> = summaries.iter().map(|s| s.history).collect();
     let bg = BgNbd::fit(&histories)?;
+    // Pareto/NBD is the alternative; when it cannot be fitted BG/NBD serves alone.
+    let pareto = ParetoNbd::fit(&histories).ok();
     let spend: Vec<Spend> = summaries
         .iter()
         .filter(|s| s.history.frequency > 0.0)
@@ -202,19 +219,45 @@ fn fit(behaviour: &Behaviour, summaries: &[OrderSummary], now: DateTime<Utc>) ->
     let purchases: Vec<Purchases> = summaries.iter().map(|s| s.purchases).collect();
     let fit_seconds = started.elapsed().as_secs_f64();
     let holdout = holdout_check(behaviour, now);
+    let error = |h: Option<Holdout>, pick: fn(&Holdout) -> Option<f64>| {
+        h.and_then(|h| {
+            let predicted = pick(&h)?;
+            (h.actual > 0.0).then(|| (predicted - h.actual).abs() / h.actual)
+        })
+    };
+    let bg_error = error(holdout, |h| Some(h.bg_nbd));
+    let pareto_error = error(holdout, |h| h.pareto_nbd);
+    // The model whose holdout prediction was closer; BG/NBD without a holdout to judge by.
+    let use_pareto =
+        pareto.is_some() && matches!((bg_error, pareto_error), (Some(b), Some(p)) if p < b);
+    let (chosen_error, chosen_predicted) = if use_pareto {
+        (pareto_error, holdout.and_then(|h| h.pareto_nbd))
+    } else {
+        (bg_error, holdout.map(|h| h.bg_nbd))
+    };
     let metrics = serde_json::json!({
-        "log_likelihood": bg.log_likelihood,
+        "model": if use_pareto { "pareto-nbd" } else { "bgnbd" },
+        "log_likelihood": if use_pareto {
+            pareto.map_or(bg.log_likelihood, |p| p.log_likelihood)
+        } else {
+            bg.log_likelihood
+        },
+        "bgnbd_log_likelihood": bg.log_likelihood,
+        "pareto_nbd_log_likelihood": pareto.map(|p| p.log_likelihood),
+        "bgnbd_holdout_error": bg_error,
+        "pareto_nbd_holdout_error": pareto_error,
         "customers": summaries.len(),
         "repeat_customers": spend.len(),
         "spend_fitted": gg.is_some(),
         "fit_seconds": fit_seconds,
         "holdout_weeks": HOLDOUT_WEEKS,
-        "holdout_predicted_purchases": holdout.map(|h| h.0),
-        "holdout_actual_purchases": holdout.map(|h| h.1),
-        "holdout_error": holdout.and_then(|(p, a)| (a > 0.0).then(|| (p - a).abs() / a)),
+        "holdout_predicted_purchases": chosen_predicted,
+        "holdout_actual_purchases": holdout.map(|h| h.actual),
+        "holdout_error": chosen_error,
     });
     let model = CustomerValueModel {
         bg: bg.model,
+        pareto_nbd: pareto.filter(|_| use_pareto).map(|p| p.model),
         gg: gg.map(|g| g.model),
         rfm: RfmScale::fit(&purchases, now),
     };
@@ -227,7 +270,17 @@ fn fit(behaviour: &Behaviour, summaries: &[OrderSummary], now: DateTime<Utc>) ->
 
 /// Predicted and actual repeat purchases in the holdout weeks, for the customers who had
 /// bought before it; `None` when the calibration period cannot be fitted.
-fn holdout_check(behaviour: &Behaviour, now: DateTime<Utc>) -> Option<(f64, f64)> {
+/// Repeat purchases in the holdout weeks: each model's prediction and what happened.
+#[derive(Clone, Copy, Debug)]
+struct Holdout {
+    bg_nbd: f64,
+    pareto_nbd: Option<f64>,
+    actual: f64,
+}
+
+/// Both models fitted on the orders before the holdout weeks, and their predictions
+/// for those weeks against the purchases made in them.
+fn holdout_check(behaviour: &Behaviour, now: DateTime<Utc>) -> Option<Holdout> {
     let cutoff = now.timestamp() - (HOLDOUT_WEEKS * WEEK) as i64;
     let mut histories = Vec::new();
     let mut actual = 0.0;
@@ -243,12 +296,19 @@ fn holdout_check(behaviour: &Behaviour, now: DateTime<Utc>) -> Option<(f64, f64)
             .collect();
         actual += later.len() as f64;
     }
-    let fitted = BgNbd::fit(&histories).ok()?;
-    let predicted = histories
-        .iter()
-        .map(|h| fitted.model.expected_purchases(h, HOLDOUT_WEEKS))
-        .sum();
-    Some((predicted, actual))
+    let predicted = |m: &dyn RepeatPurchases| -> f64 {
+        histories
+            .iter()
+            .map(|h| m.expected_purchases(h, HOLDOUT_WEEKS))
+            .sum()
+    };
+    let bg = BgNbd::fit(&histories).ok()?;
+    let pareto = ParetoNbd::fit(&histories).ok();
+    Some(Holdout {
+        bg_nbd: predicted(&bg.model),
+        pareto_nbd: pareto.map(|p| predicted(&p.model)),
+        actual,
+    })
 }
 
 #[cfg(test)]

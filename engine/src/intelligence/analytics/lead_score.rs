@@ -16,7 +16,9 @@ use super::behaviour::{
 use super::registry::{self, GradeRule, StoredModel, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
-use crate::intelligence::models::classifier::{Classifier, DEFAULT_MIN_POSITIVES, Split};
+use crate::intelligence::models::classifier::{
+    Algorithm, Classifier, DEFAULT_MIN_POSITIVES, Split,
+};
 use crate::intelligence::models::features::{Column, FeatureTable};
 use crate::values::{LifecycleStage, ModelKind};
 use rapport_schema::model_version;
@@ -35,6 +37,8 @@ pub struct TrainOptions {
     pub min_positives: usize,
     /// How scores become grades.
     pub grades: GradeRule,
+    /// Which classifier the lead score, win probability and churn models fit.
+    pub algorithm: Algorithm,
 }
 
 impl Default for TrainOptions {
@@ -43,6 +47,7 @@ impl Default for TrainOptions {
             window_days: DEFAULT_WINDOW_DAYS,
             min_positives: DEFAULT_MIN_POSITIVES,
             grades: GradeRule::Quartiles,
+            algorithm: Algorithm::Auto,
         }
     }
 }
@@ -86,7 +91,8 @@ pub async fn train(
         }
     } else {
         let split = Split::stratified(&labels);
-        let (classifier, report) = super::cpu_bound(|| Classifier::train(&table, &labels, &split))?;
+        let (classifier, report) =
+            super::cpu_bound(|| Classifier::train(&table, &labels, &split, options.algorithm))?;
         let model = StoredModel {
             classifier,
             // Quartiles are taken over each scoring run's population, so grades stay
@@ -303,17 +309,12 @@ pub const FIELD_PREFIX: &str = "field.";
 
 /// The typed fields a trained classifier reads, from its feature names.
 pub fn trained_fields(classifier: &Classifier) -> Vec<FieldFeature> {
-    use crate::intelligence::models::features::FeatureEncoding;
     classifier
-        .encoder
-        .features
-        .iter()
-        .filter_map(|f| {
-            let key = f.name().strip_prefix(FIELD_PREFIX)?.to_string();
-            Some(FieldFeature {
-                key,
-                numeric: matches!(f, FeatureEncoding::Numeric { .. }),
-            })
+        .layout()
+        .into_iter()
+        .filter_map(|(name, numeric)| {
+            let key = name.strip_prefix(FIELD_PREFIX)?.to_string();
+            Some(FieldFeature { key, numeric })
         })
         .collect()
 }

@@ -65,7 +65,13 @@ async fn fit(
     match kind {
         ModelKind::LeadScore => lead_score::train(db, workspace_id, options).await,
         ModelKind::WinProbability => {
-            win_probability::train(db, workspace_id, Some(options.min_positives)).await
+            win_probability::train(
+                db,
+                workspace_id,
+                Some(options.min_positives),
+                options.algorithm,
+            )
+            .await
         }
         ModelKind::CustomerValue => {
             customer_value::train(db, workspace_id, options.min_positives).await
@@ -76,7 +82,9 @@ async fn fit(
         ModelKind::BehaviourSegments => {
             segments::train(db, workspace_id, options.min_positives).await
         }
-        ModelKind::Churn => churn::train(db, workspace_id, options.min_positives).await,
+        ModelKind::Churn => {
+            churn::train(db, workspace_id, options.min_positives, options.algorithm).await
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::lead_score::TrainOptions;
 use super::registry::GradeRule;
 use crate::clock;
 use crate::error::{EngineError, Result};
+use crate::intelligence::models::classifier::Algorithm;
 use crate::platform::auth::Principal;
 use crate::platform::queue::{Job, Queue};
 use crate::values::{ModelKind, Scope};
@@ -28,6 +29,8 @@ pub struct TrainRequest {
     pub min_positives: Option<i32>,
     /// Lead score: the conversion window in days (default 90).
     pub window_days: Option<i32>,
+    /// Lead score, win probability, churn: the classifier (default auto).
+    pub algorithm: Option<Algorithm>,
 }
 
 impl TrainRequest {
@@ -54,6 +57,9 @@ impl TrainRequest {
                 ));
             }
             options.window_days = i64::from(w);
+        }
+        if let Some(a) = self.algorithm {
+            options.algorithm = a;
         }
         Ok(options)
     }

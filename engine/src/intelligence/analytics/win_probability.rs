@@ -15,7 +15,9 @@ use super::behaviour::{Behaviour, Instant, days};
 use super::registry::{self, GradeRule, StoredModel, Trained, TrainingRun};
 use crate::clock;
 use crate::error::Result;
-use crate::intelligence::models::classifier::{Classifier, DEFAULT_MIN_POSITIVES, Split};
+use crate::intelligence::models::classifier::{
+    Algorithm, Classifier, DEFAULT_MIN_POSITIVES, Split,
+};
 use crate::intelligence::models::features::{Column, FeatureTable};
 use crate::values::{DealStatus, ModelKind, ModelStatus};
 use rapport_schema::model_version;
@@ -224,6 +226,7 @@ pub async fn train(
     db: &DatabaseConnection,
     workspace_id: i64,
     min_positives: Option<usize>,
+    algorithm: Algorithm,
 ) -> Result<model_version::Model> {
     let min_positives = min_positives.unwrap_or(DEFAULT_MIN_POSITIVES);
     let now = clock::now();
@@ -252,7 +255,8 @@ pub async fn train(
         }
     } else {
         let split = Split::stratified(&labels);
-        let (classifier, report) = super::cpu_bound(|| Classifier::train(&table, &labels, &split))?;
+        let (classifier, report) =
+            super::cpu_bound(|| Classifier::train(&table, &labels, &split, algorithm))?;
         let model = StoredModel {
             classifier,
             grades: GradeRule::Thresholds([70.0, 40.0, 15.0]),

@@ -9,7 +9,8 @@ use std::time::Instant;
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::{Deserialize, Serialize};
 
-use super::features::{Column, Encoder, FeatureTable};
+use super::boosted::{BoostOptions, Boosted};
+use super::features::{Column, Encoder, FeatureEncoding, FeatureTable};
 use super::logistic::{FitOptions, LogisticRegression, sigmoid};
 use super::metrics::{self, CalibrationBin};
 use crate::error::{EngineError, Result};
@@ -49,9 +50,68 @@ impl Split {
     }
 }
 
+/// Which model a classifier fits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Weighted logistic regression on encoded columns: one push per feature.
+    Logistic,
+    /// Gradient-boosted trees on binned columns: interactions, gaps and levels natively.
+    Boosted,
+    /// Both, fitted on the same rows; the better validation AUC is kept.
+    #[default]
+    Auto,
+}
+
+impl Algorithm {
+    /// As written in options and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Logistic => "logistic",
+            Algorithm::Boosted => "boosted",
+            Algorithm::Auto => "auto",
+        }
+    }
+
+    /// Reads `logistic`, `boosted` or `auto`, naming `field` otherwise.
+    pub fn parse(field: &str, raw: &str) -> Result<Self> {
+        match raw {
+            "logistic" => Ok(Algorithm::Logistic),
+            "boosted" => Ok(Algorithm::Boosted),
+            "auto" => Ok(Algorithm::Auto),
+            other => Err(EngineError::invalid(
+                field.to_string(),
+                format!("'{other}' is not one of logistic, boosted, auto"),
+            )),
+        }
+    }
+
+    /// Reports stored before there was a choice were logistic.
+    fn before_the_choice() -> Self {
+        Algorithm::Logistic
+    }
+}
+
+/// One algorithm tried by [`Algorithm::Auto`], measured on the validation rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// What was fitted.
+    pub algorithm: Algorithm,
+    /// Its AUC on the validation rows (`None` if they hold one class only).
+    pub validation_auc: Option<f64>,
+    /// Seconds it took to fit.
+    pub fit_seconds: f64,
+}
+
 /// What a training run measured on the held-out rows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The algorithm of the kept model.
+    #[serde(default = "Algorithm::before_the_choice")]
+    pub algorithm: Algorithm,
+    /// With [`Algorithm::Auto`], each algorithm tried and how it measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
     /// Area under the ROC curve on the test rows (`None` if they hold one class only).
     pub auc: Option<f64>,
     /// Mean log loss on the test rows.
@@ -64,21 +124,32 @@ pub struct Report {
     pub positives_train: usize,
     /// Positive test rows.
     pub positives_test: usize,
-    /// Seconds spent encoding and fitting.
+    /// Seconds spent encoding and fitting (every candidate, with `auto`).
     pub fit_seconds: f64,
-    /// Missing values filled in, over training and test rows.
+    /// Missing values over training and test rows (filled in by logistic regression,
+    /// a bin of their own for boosted trees).
     pub imputed: usize,
     /// Predicted against observed rates on the test rows.
     pub calibration: Vec<CalibrationBin>,
 }
 
-/// A fitted encoder and model, storable as JSON.
+/// A fitted model, storable as JSON. Stored logistic models (written before boosted trees
+/// existed) read back unchanged: the variants are told apart by their fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Classifier {
-    /// How raw rows become model inputs.
-    pub encoder: Encoder,
-    /// The fitted coefficients.
-    pub model: LogisticRegression,
+#[serde(untagged)]
+pub enum Classifier {
+    /// Logistic regression.
+    Logistic {
+        /// How raw rows become model inputs.
+        encoder: Encoder,
+        /// The fitted coefficients.
+        model: LogisticRegression,
+    },
+    /// Gradient-boosted trees.
+    Boosted {
+        /// The ensemble, with its binning and calibration.
+        boosted: Boosted,
+    },
 }
 
 /// One feature's push on one row's score.
@@ -103,22 +174,72 @@ pub struct Prediction {
 pub const DEFAULT_MIN_POSITIVES: usize = 50;
 
 impl Classifier {
-    /// Fits on the split's training rows and measures on its test rows.
-    pub fn train(table: &FeatureTable, labels: &[bool], split: &Split) -> Result<(Self, Report)> {
+    /// Fits with `algorithm` on the split's training rows and measures on its test rows.
+    ///
+    /// Boosted trees (alone or as an `auto` candidate) hold a stratified fifth of the
+    /// training rows back, to stop adding trees and to calibrate; `auto` fits logistic
+    /// regression on the same rows and keeps the better validation AUC (logistic on a
+    /// tie: it is the simpler model). A logistic model kept is refitted on all the
+    /// training rows, as `logistic` alone fits it.
+    pub fn train(
+        table: &FeatureTable,
+        labels: &[bool],
+        split: &Split,
+        algorithm: Algorithm,
+    ) -> Result<(Self, Report)> {
         if labels.len() != table.rows() {
             return Err(EngineError::invalid("label", "one label per row is needed"));
         }
         let started = Instant::now();
-        let encoder = Encoder::fit(table, &split.train)?;
-        let train = encoder.encode(table, &split.train)?;
-        let train_labels: Vec<bool> = split.train.iter().map(|&i| labels[i]).collect();
-        let model =
-            LogisticRegression::fit(train.matrix.view(), &train_labels, FitOptions::default())?;
+        let mut candidates = Vec::new();
+        let classifier = match algorithm {
+            Algorithm::Logistic => Self::logistic(table, labels, &split.train)?,
+            Algorithm::Boosted => {
+                let (fit, validation) = validation_split(labels, &split.train);
+                Self::boosted(table, labels, &fit, &validation)?
+            }
+            Algorithm::Auto => {
+                let (fit, validation) = validation_split(labels, &split.train);
+                let validation_labels: Vec<bool> = validation.iter().map(|&i| labels[i]).collect();
+                let mut measure = |algorithm, model: Result<Classifier>, since: Instant| {
+                    let model = model?;
+                    let auc = metrics::auc(
+                        &model.probabilities(table, &validation)?,
+                        &validation_labels,
+                    );
+                    candidates.push(Candidate {
+                        algorithm,
+                        validation_auc: auc,
+                        fit_seconds: since.elapsed().as_secs_f64(),
+                    });
+                    Ok::<_, EngineError>((model, auc.unwrap_or(f64::NEG_INFINITY)))
+                };
+                let since = Instant::now();
+                let (_, linear) = measure(
+                    Algorithm::Logistic,
+                    Self::logistic(table, labels, &fit),
+                    since,
+                )?;
+                let since = Instant::now();
+                let (boosted, trees) = measure(
+                    Algorithm::Boosted,
+                    Self::boosted(table, labels, &fit, &validation),
+                    since,
+                )?;
+                if trees > linear {
+                    boosted
+                } else {
+                    Self::logistic(table, labels, &split.train)?
+                }
+            }
+        };
         let fit_seconds = started.elapsed().as_secs_f64();
-        let test = encoder.encode(table, &split.test)?;
+        let probabilities = classifier.probabilities(table, &split.test)?;
+        let train_labels: Vec<bool> = split.train.iter().map(|&i| labels[i]).collect();
         let test_labels: Vec<bool> = split.test.iter().map(|&i| labels[i]).collect();
-        let probabilities = model.predict(test.matrix.view());
         let report = Report {
+            algorithm: classifier.algorithm(),
+            candidates,
             auc: metrics::auc(&probabilities, &test_labels),
             log_loss: metrics::log_loss(&probabilities, &test_labels),
             rows_train: split.train.len(),
@@ -126,46 +247,136 @@ impl Classifier {
             positives_train: train_labels.iter().filter(|&&l| l).count(),
             positives_test: test_labels.iter().filter(|&&l| l).count(),
             fit_seconds,
-            imputed: train.imputed + test.imputed,
+            imputed: missing_cells(table, &split.train) + missing_cells(table, &split.test),
             calibration: metrics::calibration(&probabilities, &test_labels),
         };
-        Ok((Classifier { encoder, model }, report))
+        Ok((classifier, report))
+    }
+
+    fn logistic(table: &FeatureTable, labels: &[bool], rows: &[usize]) -> Result<Self> {
+        let encoder = Encoder::fit(table, rows)?;
+        let encoded = encoder.encode(table, rows)?;
+        let labels: Vec<bool> = rows.iter().map(|&i| labels[i]).collect();
+        let model = LogisticRegression::fit(encoded.matrix.view(), &labels, FitOptions::default())?;
+        Ok(Classifier::Logistic { encoder, model })
+    }
+
+    fn boosted(
+        table: &FeatureTable,
+        labels: &[bool],
+        fit: &[usize],
+        validation: &[usize],
+    ) -> Result<Self> {
+        let boosted = Boosted::fit(table, labels, fit, validation, &BoostOptions::default())?;
+        Ok(Classifier::Boosted { boosted })
+    }
+
+    /// Which algorithm this is.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Classifier::Logistic { .. } => Algorithm::Logistic,
+            Classifier::Boosted { .. } => Algorithm::Boosted,
+        }
+    }
+
+    /// The raw columns it reads: each name and whether it is numeric.
+    pub fn layout(&self) -> Vec<(String, bool)> {
+        match self {
+            Classifier::Logistic { encoder, .. } => encoder
+                .features
+                .iter()
+                .map(|f| {
+                    let numeric = matches!(f, FeatureEncoding::Numeric { .. });
+                    (f.name().to_string(), numeric)
+                })
+                .collect(),
+            Classifier::Boosted { boosted } => boosted
+                .binner
+                .columns
+                .iter()
+                .map(|c| (c.name().to_string(), !c.is_categorical()))
+                .collect(),
+        }
+    }
+
+    /// P(positive) for the listed rows.
+    pub fn probabilities(&self, table: &FeatureTable, rows: &[usize]) -> Result<Vec<f64>> {
+        match self {
+            Classifier::Logistic { encoder, model } => {
+                Ok(model.predict(encoder.encode(table, rows)?.matrix.view()))
+            }
+            Classifier::Boosted { boosted } => boosted.predict(table, rows),
+        }
     }
 
     /// Scores every row of `table`, with each raw feature's contribution.
     pub fn predict(&self, table: &FeatureTable) -> Result<Vec<Prediction>> {
         let rows: Vec<usize> = (0..table.rows()).collect();
-        let encoded = self.encoder.encode(table, &rows)?;
-        let sources = self.encoder.column_sources();
-        let names: Vec<&str> = self.encoder.features.iter().map(|f| f.name()).collect();
-        Ok(encoded
-            .matrix
-            .rows()
-            .into_iter()
-            .map(|row| {
-                let mut weights = vec![0.0; names.len()];
-                for ((value, coefficient), &source) in
-                    row.iter().zip(&self.model.coefficients).zip(&sources)
-                {
-                    weights[source] += value * coefficient;
-                }
-                let logit = self.model.intercept + weights.iter().sum::<f64>();
-                let mut contributions: Vec<Contribution> = names
-                    .iter()
-                    .zip(weights)
-                    .map(|(name, weight)| Contribution {
-                        feature: name.to_string(),
-                        weight,
+        let names: Vec<String> = self.layout().into_iter().map(|(name, _)| name).collect();
+        let prediction = |logit: f64, weights: Vec<f64>| {
+            let mut contributions: Vec<Contribution> = names
+                .iter()
+                .zip(weights)
+                .map(|(name, weight)| Contribution {
+                    feature: name.clone(),
+                    weight,
+                })
+                .collect();
+            contributions.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+            Prediction {
+                probability: sigmoid(logit),
+                contributions,
+            }
+        };
+        match self {
+            Classifier::Logistic { encoder, model } => {
+                let encoded = encoder.encode(table, &rows)?;
+                let sources = encoder.column_sources();
+                Ok(encoded
+                    .matrix
+                    .rows()
+                    .into_iter()
+                    .map(|row| {
+                        let mut weights = vec![0.0; names.len()];
+                        for ((value, coefficient), &source) in
+                            row.iter().zip(&model.coefficients).zip(&sources)
+                        {
+                            weights[source] += value * coefficient;
+                        }
+                        let logit = model.intercept + weights.iter().sum::<f64>();
+                        prediction(logit, weights)
                     })
-                    .collect();
-                contributions.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
-                Prediction {
-                    probability: sigmoid(logit),
-                    contributions,
-                }
-            })
-            .collect())
+                    .collect())
+            }
+            Classifier::Boosted { boosted } => Ok(boosted
+                .explain(table, &rows)?
+                .into_iter()
+                .map(|e| prediction(e.logit, e.contributions))
+                .collect()),
+        }
     }
+}
+
+/// The training rows parted into rows to fit on and a stratified fifth to validate on.
+fn validation_split(labels: &[bool], train: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let train_labels: Vec<bool> = train.iter().map(|&i| labels[i]).collect();
+    let inner = Split::stratified(&train_labels);
+    (
+        inner.train.iter().map(|&i| train[i]).collect(),
+        inner.test.iter().map(|&i| train[i]).collect(),
+    )
+}
+
+/// Missing values in the listed rows, over every column.
+fn missing_cells(table: &FeatureTable, rows: &[usize]) -> usize {
+    table
+        .columns()
+        .iter()
+        .map(|column| match column {
+            Column::Numeric(v) => rows.iter().filter(|&&i| v[i].is_none()).count(),
+            Column::Text(v) => rows.iter().filter(|&&i| v[i].is_none()).count(),
+        })
+        .sum()
 }
 
 /// A labelled table read from a CSV export.
@@ -382,7 +593,8 @@ mod tests {
         assert_eq!(data.table.names(), ["visits", "source", "noise"]);
         let split = Split::stratified(&data.labels);
         assert_eq!(split.test.len(), 1000);
-        let (model, report) = Classifier::train(&data.table, &data.labels, &split).unwrap();
+        let (model, report) =
+            Classifier::train(&data.table, &data.labels, &split, Algorithm::Logistic).unwrap();
         assert!(report.auc.unwrap() > 0.8, "{report:?}");
         assert!(report.imputed > 200, "every 17th visits cell is empty");
         let predictions = model.predict(&data.table).unwrap();
@@ -396,6 +608,115 @@ mod tests {
         let top = &predictions[heavy].contributions[0];
         assert_eq!(top.feature, "visits");
         assert!(top.weight > 0.0);
+    }
+
+    /// Rows where many calls mean churn on the basic plan and loyalty on the
+    /// international one: an interaction no single push per feature can express.
+    fn interaction_csv(n: usize) -> String {
+        let mut rng = StdRng::seed_from_u64(21);
+        let mut out = String::from("calls,plan,churned\n");
+        for _ in 0..n {
+            let calls: f64 = rng.random_range(0.0..10.0);
+            let plan = ["basic", "international"][rng.random_range(0..2)];
+            let z = if (calls > 5.0) == (plan == "basic") {
+                1.5
+            } else {
+                -1.5
+            };
+            let churned = rng.random::<f64>() < sigmoid(z);
+            out.push_str(&format!("{calls:.2},{plan},{}\n", u8::from(churned)));
+        }
+        out
+    }
+
+    fn labelled(text: &str, label: &str) -> LabelledTable {
+        let spec = CsvSpec {
+            label: label.into(),
+            ..CsvSpec::default()
+        };
+        read_labelled_csv(text.as_bytes(), &spec).unwrap()
+    }
+
+    #[test]
+    fn auto_keeps_trees_for_an_interaction_and_the_line_for_a_line() {
+        let data = labelled(&interaction_csv(6000), "churned");
+        let split = Split::stratified(&data.labels);
+        let (model, report) =
+            Classifier::train(&data.table, &data.labels, &split, Algorithm::Auto).unwrap();
+        assert_eq!(report.algorithm, Algorithm::Boosted, "{report:?}");
+        assert_eq!(model.algorithm(), Algorithm::Boosted);
+        let auc = |a: Algorithm| {
+            report
+                .candidates
+                .iter()
+                .find(|c| c.algorithm == a)
+                .and_then(|c| c.validation_auc)
+                .unwrap()
+        };
+        assert!(auc(Algorithm::Boosted) > auc(Algorithm::Logistic) + 0.05);
+        // The stored form reads back and scores the same.
+        let back: Classifier =
+            serde_json::from_value(serde_json::to_value(&model).unwrap()).unwrap();
+        assert_eq!(back.algorithm(), Algorithm::Boosted);
+        let (a, b) = (
+            back.predict(&data.table).unwrap(),
+            model.predict(&data.table).unwrap(),
+        );
+        assert!(
+            a.iter()
+                .zip(&b)
+                .all(|(x, y)| (x.probability - y.probability).abs() < 1e-12)
+        );
+
+        // The reasons of a heavy caller on the basic plan name calls and plan, pushing up.
+        let predictions = model.predict(&data.table).unwrap();
+        let risky = predictions
+            .iter()
+            .position(|p| p.probability > 0.6)
+            .expect("someone is likely to churn");
+        let top: Vec<&str> = predictions[risky].contributions[..2]
+            .iter()
+            .map(|c| c.feature.as_str())
+            .collect();
+        assert!(top.contains(&"calls") && top.contains(&"plan"), "{top:?}");
+        assert!(predictions[risky].contributions[0].weight > 0.0);
+
+        // Where the truth is one push per feature, logistic regression is kept.
+        let data = labelled(&csv_text(5000), "converted");
+        let split = Split::stratified(&data.labels);
+        let (model, report) =
+            Classifier::train(&data.table, &data.labels, &split, Algorithm::Auto).unwrap();
+        assert_eq!(
+            report.algorithm,
+            Algorithm::Logistic,
+            "{:?}",
+            report.candidates
+        );
+        assert!(matches!(model, Classifier::Logistic { .. }));
+        assert_eq!(report.candidates.len(), 2);
+    }
+
+    #[test]
+    fn a_logistic_model_stored_before_the_choice_reads_back() {
+        let data = labelled(&csv_text(500), "converted");
+        let split = Split::stratified(&data.labels);
+        let (model, report) =
+            Classifier::train(&data.table, &data.labels, &split, Algorithm::Logistic).unwrap();
+        let Classifier::Logistic {
+            encoder,
+            model: fitted,
+        } = &model
+        else {
+            panic!("asked for logistic")
+        };
+        // The shapes stored by earlier versions: no variant tag, no algorithm in the report.
+        let old_model = serde_json::json!({ "encoder": encoder, "model": fitted });
+        let back: Classifier = serde_json::from_value(old_model).unwrap();
+        assert_eq!(back, model);
+        let mut old_report = serde_json::to_value(&report).unwrap();
+        old_report.as_object_mut().unwrap().remove("algorithm");
+        let back: Report = serde_json::from_value(old_report).unwrap();
+        assert_eq!(back.algorithm, Algorithm::Logistic);
     }
 
     #[test]

@@ -176,6 +176,34 @@ impl BgNbd {
     }
 }
 
+/// What a repeat-purchase model predicts for one customer.
+pub trait RepeatPurchases {
+    /// Probability that the customer is still active at the end of the period.
+    fn probability_alive(&self, h: &PurchaseHistory) -> f64;
+    /// Expected purchases in the next `t` time units.
+    fn expected_purchases(&self, h: &PurchaseHistory, t: f64) -> f64;
+}
+
+impl RepeatPurchases for BgNbd {
+    fn probability_alive(&self, h: &PurchaseHistory) -> f64 {
+        BgNbd::probability_alive(self, h)
+    }
+
+    fn expected_purchases(&self, h: &PurchaseHistory, t: f64) -> f64 {
+        BgNbd::expected_purchases(self, h, t)
+    }
+}
+
+impl RepeatPurchases for super::pareto_nbd::ParetoNbd {
+    fn probability_alive(&self, h: &PurchaseHistory) -> f64 {
+        super::pareto_nbd::ParetoNbd::probability_alive(self, h)
+    }
+
+    fn expected_purchases(&self, h: &PurchaseHistory, t: f64) -> f64 {
+        super::pareto_nbd::ParetoNbd::expected_purchases(self, h, t)
+    }
+}
+
 /// Fitted Gamma-Gamma spend parameters.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GammaGamma {
@@ -249,14 +277,14 @@ impl GammaGamma {
 
 /// Purchase histories for fitting: each distinct history once, with how many customers
 /// share it, and each distinct frequency once.
-struct Grouped {
-    frequencies: Vec<f64>,
+pub(super) struct Grouped {
+    pub(super) frequencies: Vec<f64>,
     /// (index into `frequencies`, recency, age, customers).
-    rows: Vec<(usize, f64, f64, f64)>,
+    pub(super) rows: Vec<(usize, f64, f64, f64)>,
 }
 
 impl Grouped {
-    fn of(histories: &[PurchaseHistory]) -> Self {
+    pub(super) fn of(histories: &[PurchaseHistory]) -> Self {
         let mut frequencies = Vec::new();
         let mut by_frequency = HashMap::new();
         let mut by_history: HashMap<(u64, u64, u64), usize> = HashMap::new();

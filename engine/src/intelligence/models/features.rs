@@ -79,6 +79,47 @@ impl FeatureTable {
     pub fn columns(&self) -> &[Column] {
         &self.columns
     }
+
+    /// This table's columns in the order of `layout` (name, numeric or not), as a model
+    /// fitted on that layout reads them: columns the layout does not name are left out
+    /// (a model trained before a feature was added scores on as it was trained), and a
+    /// missing column or one of another kind is named.
+    pub fn aligned(&self, layout: &[(&str, bool)]) -> Result<std::borrow::Cow<'_, FeatureTable>> {
+        let kind_of = |column: &Column| matches!(column, Column::Numeric(_));
+        if layout
+            .iter()
+            .map(|&(name, _)| name)
+            .eq(self.names.iter().map(String::as_str))
+        {
+            for (&(name, numeric), column) in layout.iter().zip(&self.columns) {
+                if kind_of(column) != numeric {
+                    return Err(EngineError::invalid(
+                        name.to_string(),
+                        format!("the model expected a {} column here", kind_name(numeric)),
+                    ));
+                }
+            }
+            return Ok(std::borrow::Cow::Borrowed(self));
+        }
+        let mut out = FeatureTable::with_rows(self.rows);
+        for &(name, numeric) in layout {
+            let Some(i) = self.names.iter().position(|n| n == name) else {
+                return Err(EngineError::invalid(
+                    "features",
+                    format!("the model was trained on a column '{name}' the data lacks"),
+                ));
+            };
+            if kind_of(&self.columns[i]) != numeric {
+                return Err(EngineError::invalid(
+                    name.to_string(),
+                    format!("the model expected a {} column here", kind_name(numeric)),
+                ));
+            }
+            out.names.push(self.names[i].clone());
+            out.columns.push(self.columns[i].clone());
+        }
+        Ok(std::borrow::Cow::Owned(out))
+    }
 }
 
 /// The most levels one text column may contribute; rarer values share the "other" level
@@ -163,7 +204,10 @@ impl Encoder {
                 }
                 Column::Text(values) => FeatureEncoding::OneHot {
                     name: name.clone(),
-                    levels: frequent_levels(train.iter().filter_map(|&i| values[i].as_deref())),
+                    levels: frequent_levels(
+                        train.iter().filter_map(|&i| values[i].as_deref()),
+                        MAX_LEVELS,
+                    ),
                 },
             })
             .collect();
@@ -218,69 +262,18 @@ impl Encoder {
     /// encoder was fitted on, of the same kinds; columns it was not fitted on are left
     /// out (a model trained before a feature was added scores on as it was trained).
     pub fn encode(&self, table: &FeatureTable, rows: &[usize]) -> Result<Encoded> {
-        let projected;
-        let table = if self
+        let layout: Vec<(&str, bool)> = self
             .features
             .iter()
-            .map(FeatureEncoding::name)
-            .eq(table.names.iter().map(String::as_str))
-        {
-            table
-        } else {
-            projected = self.project(table);
-            &projected
-        };
-        self.check_shape(table)?;
-        let mut encoded = self.raw(table, rows);
+            .map(|f| (f.name(), matches!(f, FeatureEncoding::Numeric { .. })))
+            .collect();
+        let table = table.aligned(&layout)?;
+        let mut encoded = self.raw(&table, rows);
         for (j, mut column) in encoded.matrix.columns_mut().into_iter().enumerate() {
             let (mean, scale) = (self.means[j], self.scales[j]);
             column.mapv_inplace(|v| (v - mean) / scale);
         }
         Ok(encoded)
-    }
-
-    /// The table's columns this encoder was fitted on, in its order, as far as the table
-    /// has them (a missing one is then named by [`Self::check_shape`]).
-    fn project(&self, table: &FeatureTable) -> FeatureTable {
-        let mut out = FeatureTable::with_rows(table.rows);
-        for f in &self.features {
-            if let Some(i) = table.names.iter().position(|n| n == f.name()) {
-                out.names.push(table.names[i].clone());
-                out.columns.push(table.columns[i].clone());
-            }
-        }
-        out
-    }
-
-    fn check_shape(&self, table: &FeatureTable) -> Result<()> {
-        if table.columns.len() != self.features.len() {
-            return Err(EngineError::invalid(
-                "features",
-                format!(
-                    "the model was trained on {} columns, the data has {}",
-                    self.features.len(),
-                    table.columns.len()
-                ),
-            ));
-        }
-        for (f, (name, column)) in self
-            .features
-            .iter()
-            .zip(table.names.iter().zip(&table.columns))
-        {
-            let same_kind = matches!(
-                (f, column),
-                (FeatureEncoding::Numeric { .. }, Column::Numeric(_))
-                    | (FeatureEncoding::OneHot { .. }, Column::Text(_))
-            );
-            if f.name() != name || !same_kind {
-                return Err(EngineError::invalid(
-                    name.clone(),
-                    format!("the model expected column '{}' here", f.name()),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// Encodes without standardising.
@@ -314,7 +307,7 @@ impl Encoder {
                         matrix[[r, offset + slot]] = 1.0;
                     }
                 }
-                // check_shape rules this out before any public caller gets here.
+                // `FeatureTable::aligned` rules this out before any public caller gets here.
                 _ => unreachable!("column kinds were checked against the encoder"),
             }
             offset += f.width();
@@ -337,7 +330,15 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     })
 }
 
-fn frequent_levels<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+fn kind_name(numeric: bool) -> &'static str {
+    if numeric { "numeric" } else { "text" }
+}
+
+/// The distinct values, most frequent first, at most `limit` of them.
+pub(super) fn frequent_levels<'a>(
+    values: impl Iterator<Item = &'a str>,
+    limit: usize,
+) -> Vec<String> {
     let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for v in values {
         *counts.entry(v).or_default() += 1;
@@ -347,7 +348,7 @@ fn frequent_levels<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
     levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     levels
         .into_iter()
-        .take(MAX_LEVELS)
+        .take(limit)
         .map(|(l, _)| l.to_string())
         .collect()
 }

@@ -75,11 +75,22 @@ pub fn minimize(
         for i in 0..n {
             d[i] = -(0..n).map(|j| h[i * n + j] * g[j]).sum::<f64>();
         }
+        let mut unscaled = first;
         if dot(&d, &g) >= 0.0 {
             h = identity(n);
             d.iter_mut().zip(&g).for_each(|(di, gi)| *di = -gi);
+            unscaled = true;
         }
-        let mut t = 1.0;
+        // Along the bare gradient (no curvature learnt yet) a unit step is as long as
+        // the gradient, thousands for a likelihood summed over customers: it would probe
+        // the box's walls, where a likelihood can be slow to evaluate, and halve back for
+        // a dozen evaluations. The first trial moves no parameter by more than 1 instead.
+        let longest = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let mut t = if unscaled && longest > 1.0 {
+            1.0 / longest
+        } else {
+            1.0
+        };
         let mut moved = false;
         for _ in 0..60 {
             trial
