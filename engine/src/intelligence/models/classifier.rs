@@ -214,22 +214,23 @@ impl Classifier {
                     });
                     Ok::<_, EngineError>((model, auc.unwrap_or(f64::NEG_INFINITY)))
                 };
+                // A candidate that cannot be fitted on the smaller rows (one class left
+                // in them, say) drops out; the other decides alone.
                 let since = Instant::now();
-                let (_, linear) = measure(
+                let linear = measure(
                     Algorithm::Logistic,
                     Self::logistic(table, labels, &fit),
                     since,
-                )?;
+                )
+                .map_or(f64::NEG_INFINITY, |(_, auc)| auc);
                 let since = Instant::now();
-                let (boosted, trees) = measure(
+                match measure(
                     Algorithm::Boosted,
                     Self::boosted(table, labels, &fit, &validation),
                     since,
-                )?;
-                if trees > linear {
-                    boosted
-                } else {
-                    Self::logistic(table, labels, &split.train)?
+                ) {
+                    Ok((boosted, trees)) if trees > linear => boosted,
+                    _ => Self::logistic(table, labels, &split.train)?,
                 }
             }
         };
