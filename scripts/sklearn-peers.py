@@ -50,7 +50,7 @@ def fit(path, label):
     frame = pd.read_csv(path)
     y = frame.pop(label) == "yes"
     train = frame.pop("part") == "train"
-    text = [c for c in frame.columns if frame[c].dtype == object]
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     numeric = [c for c in frame.columns if c not in text]
     out = {}
 
