@@ -113,21 +113,7 @@ impl BgNbd {
 
     /// Maximum-likelihood fit. Refuses data that cannot identify the model.
     pub fn fit(histories: &[PurchaseHistory]) -> Result<Fitted<Self>> {
-        if histories.len() < 10 {
-            return Err(EngineError::invalid(
-                "customers",
-                format!(
-                    "at least 10 customers are needed to fit BG/NBD (got {})",
-                    histories.len()
-                ),
-            ));
-        }
-        if histories.iter().all(|h| h.frequency == 0.0) {
-            return Err(EngineError::invalid(
-                "frequency",
-                "no customer made a repeat purchase; BG/NBD cannot be fitted",
-            ));
-        }
+        fittable(histories, "BG/NBD")?;
         // Log-parameters are held within ±12 (about 6e-6 to 1.6e5): data with no
         // visible drop-out pushes a and b towards infinity along a flat ridge, and the
         // search should stop there rather than walk it for ever.
@@ -174,6 +160,26 @@ impl BgNbd {
         let tail = 1.0 - ((alpha + h.age) / (alpha + h.age + t)).powf(r + x) * hyp;
         head * tail / (1.0 + self.drop_out_odds(h))
     }
+}
+
+/// Refuses histories that cannot identify a repeat-purchase model (`model` names it).
+pub(super) fn fittable(histories: &[PurchaseHistory], model: &str) -> Result<()> {
+    if histories.len() < 10 {
+        return Err(EngineError::invalid(
+            "customers",
+            format!(
+                "at least 10 customers are needed to fit {model} (got {})",
+                histories.len()
+            ),
+        ));
+    }
+    if histories.iter().all(|h| h.frequency == 0.0) {
+        return Err(EngineError::invalid(
+            "frequency",
+            format!("no customer made a repeat purchase; {model} cannot be fitted"),
+        ));
+    }
+    Ok(())
 }
 
 /// What a repeat-purchase model predicts for one customer.

@@ -12,10 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::clv::{Fitted, Grouped, PurchaseHistory};
+use super::clv::{Fitted, Grouped, PurchaseHistory, fittable};
 use super::dual::{Dual, ln_hyp2f1};
 use super::optimize::minimize;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 
 /// Fitted Pareto/NBD parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -181,21 +181,7 @@ impl ParetoNbd {
 
     /// Maximum-likelihood fit. Refuses data that cannot identify the model.
     pub fn fit(histories: &[PurchaseHistory]) -> Result<Fitted<Self>> {
-        if histories.len() < 10 {
-            return Err(EngineError::invalid(
-                "customers",
-                format!(
-                    "at least 10 customers are needed to fit Pareto/NBD (got {})",
-                    histories.len()
-                ),
-            ));
-        }
-        if histories.iter().all(|h| h.frequency == 0.0) {
-            return Err(EngineError::invalid(
-                "frequency",
-                "no customer made a repeat purchase; Pareto/NBD cannot be fitted",
-            ));
-        }
+        fittable(histories, "Pareto/NBD")?;
         let data = Grouped::of(histories);
         let mut heads = vec![Dual::constant(0.0); data.frequencies.len()];
         let objective = |theta: &[f64], grad: &mut [f64]| {
