@@ -77,6 +77,15 @@ impl From<DbErr> for EngineError {
     }
 }
 
+impl From<rapport_models::Invalid> for EngineError {
+    fn from(e: rapport_models::Invalid) -> Self {
+        Self::Validation {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 impl EngineError {
     /// A validation error for `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {

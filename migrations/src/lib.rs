@@ -67,6 +67,7 @@ mod m0024_imports;
 mod m0025_plugin_runs;
 mod m0026_plugin_shadows;
 mod m0027_plugin_subjects;
+mod m0028_schedule_slots;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -102,6 +103,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0025_plugin_runs::Migration),
             Box::new(m0026_plugin_shadows::Migration),
             Box::new(m0027_plugin_subjects::Migration),
+            Box::new(m0028_schedule_slots::Migration),
         ]
     }
 }

@@ -52,6 +52,7 @@ pub mod entities {
     pub mod plugin_shadow_score;
     pub mod plugin_version;
     pub mod product;
+    pub mod schedule_slot;
     pub mod score;
     pub mod score_history;
     pub mod segment;

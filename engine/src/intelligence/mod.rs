@@ -1,4 +1,5 @@
-//! What Rapport learns and says about contacts and deals: the statistical [`models`],
+//! What Rapport learns and says about contacts and deals: the statistical [`models`] (the
+//! `rapport-models` crate, re-exported here),
 //! the [`analytics`] built on them (scores, forecasts, segments, recommendations, stored
 //! per version), and WebAssembly [`plugins`] that score and recommend next best actions.
 //!
@@ -6,5 +7,5 @@
 //! and [`crate::engagement`] (accepted plugin actions enroll contacts in sequences).
 
 pub mod analytics;
-pub mod models;
+pub use rapport_models as models;
 pub mod plugins;

@@ -6,6 +6,8 @@ mod bulk_import;
 mod contact_data;
 mod enrollments;
 mod lead_score_mail;
+mod model_versions;
+mod periodic_work;
 mod records;
 mod score_triggers;
 mod segments;

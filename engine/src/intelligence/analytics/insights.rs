@@ -394,6 +394,22 @@ pub async fn erase(db: &impl ConnectionTrait, contacts: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// The stored spelling of a customer's RFM segment.
+impl From<rapport_models::rfm::Segment> for RfmSegment {
+    fn from(s: rapport_models::rfm::Segment) -> Self {
+        use rapport_models::rfm::Segment;
+        match s {
+            Segment::Champions => RfmSegment::Champions,
+            Segment::Loyal => RfmSegment::Loyal,
+            Segment::NewCustomers => RfmSegment::NewCustomers,
+            Segment::PotentialLoyalists => RfmSegment::PotentialLoyalists,
+            Segment::AtRisk => RfmSegment::AtRisk,
+            Segment::Hibernating => RfmSegment::Hibernating,
+            Segment::Lost => RfmSegment::Lost,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

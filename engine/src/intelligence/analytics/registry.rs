@@ -217,8 +217,47 @@ pub async fn record(
     }
     .insert(&tx)
     .await?;
+    prune_parameters(&tx, workspace_id, run.kind).await?;
     tx.commit().await?;
     Ok(version)
+}
+
+/// How many of a model's newest versions keep their parameters (the active version always
+/// does). Older ones keep their metrics, features and window, so the history of how the
+/// model measured stays; a boosted version's trees are about a megabyte, and the schedule
+/// retrains daily.
+pub const PARAMETERS_KEPT: u64 = 5;
+
+/// Drops the parameters of versions of `kind` older than the newest [`PARAMETERS_KEPT`],
+/// except the active one's; returns how many were dropped.
+pub async fn prune_parameters(
+    db: &impl ConnectionTrait,
+    workspace_id: i64,
+    kind: ModelKind,
+) -> Result<u64> {
+    let newest: Vec<i64> = model_version::Entity::find()
+        .select_only()
+        .column(model_version::Column::Id)
+        .filter(model_version::Column::WorkspaceId.eq(workspace_id))
+        .filter(model_version::Column::Kind.eq(kind.as_str()))
+        .order_by_desc(model_version::Column::Version)
+        .limit(PARAMETERS_KEPT)
+        .into_tuple::<i64>()
+        .all(db)
+        .await?;
+    let dropped = model_version::Entity::update_many()
+        .col_expr(
+            model_version::Column::Parameters,
+            sea_orm::sea_query::Expr::value(sea_orm::Value::Json(None)),
+        )
+        .filter(model_version::Column::WorkspaceId.eq(workspace_id))
+        .filter(model_version::Column::Kind.eq(kind.as_str()))
+        .filter(model_version::Column::Status.ne(ModelStatus::Active.as_str()))
+        .filter(model_version::Column::Parameters.is_not_null())
+        .filter(model_version::Column::Id.is_not_in(newest))
+        .exec(db)
+        .await?;
+    Ok(dropped.rows_affected)
 }
 
 async fn retire(db: &impl ConnectionTrait, id: i64) -> Result<()> {
@@ -276,7 +315,13 @@ pub async fn activate(
         .ok_or_else(|| EngineError::not_found("Model", id))?;
     if version.parameters.is_none() {
         return Err(EngineError::Conflict(
-            "this version was not trained (too little data) and cannot score".into(),
+            if version.status == ModelStatus::InsufficientData.as_str() {
+                "this version was not trained (too little data) and cannot score".into()
+            } else {
+                format!(
+                    "this version's parameters were dropped (only the newest {PARAMETERS_KEPT} versions keep them); train the model again"
+                )
+            },
         ));
     }
     let kind = ModelKind::from_db(&version.kind);

@@ -5,8 +5,10 @@
 //! rhythm: changed contacts, and everyone at each full rescore, are queued as `RunPlugins`
 //! jobs for the workers.
 //!
-//! The schedule lives in one process. Several API processes sharing a database each run
-//! it unless started with `--no-scheduler`; the work is idempotent, only repeated.
+//! Every `serve` process runs the schedule, and they share it: each run of each kind of work
+//! is taken by one process through [`periodic`] (a row per kind of work in
+//! `schedule_slots`), so a second process does none of the first's runs over again. A
+//! process that dies mid-run loses its lease and another takes the run over.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -20,6 +22,7 @@ use super::{lead_score, win_probability};
 use crate::clock;
 use crate::error::Result;
 use crate::platform::auth::Principal;
+use crate::platform::periodic::{self, Claim};
 use crate::values::ModelKind;
 
 /// How often each kind of refresh runs.
@@ -206,22 +209,130 @@ async fn tick(db: &DatabaseConnection, work: Work) -> crate::Result<()> {
     Ok(())
 }
 
-/// Runs the schedule until `stop` resolves. A tick that fails (the database is away) or
-/// panics is reported to `health`; the next tick runs as usual.
+/// The kinds of work, biggest first: a tick does the biggest one that is due.
+#[derive(Clone, Copy, Debug)]
+struct Kind {
+    name: &'static str,
+    every: fn(&Schedule) -> Duration,
+    /// How long a process may hold a run before another takes it over. Retraining a
+    /// large workspace takes minutes; a holder still at it after this shares the run.
+    lease: Duration,
+}
+
+const KINDS: [Kind; 3] = [
+    Kind {
+        name: "retrain",
+        every: |s| s.retrain_every,
+        lease: Duration::from_secs(3600),
+    },
+    Kind {
+        name: "rescore",
+        every: |s| s.rescore_every,
+        lease: Duration::from_secs(3600),
+    },
+    Kind {
+        name: "changes",
+        every: |s| s.changes_every,
+        lease: Duration::from_secs(600),
+    },
+];
+
+fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Takes the biggest kind of work that is due and nobody holds.
+async fn claim_due(
+    db: &DatabaseConnection,
+    schedule: &Schedule,
+    holder: &str,
+    started: DateTime<Utc>,
+) -> Result<Option<(Kind, Claim)>> {
+    let now = clock::now();
+    for kind in KINDS {
+        // The first process ever to ask starts the clock: retraining is first due a day
+        // after it, the change scan a minute after.
+        let first_due = after(started, (kind.every)(schedule));
+        if let Some(claim) =
+            periodic::claim(db, kind.name, holder, now, kind.lease, first_due).await?
+        {
+            return Ok(Some((kind, claim)));
+        }
+    }
+    Ok(None)
+}
+
+/// Does a run this process took, and says so in `schedule_slots`.
+async fn run_claimed(
+    db: &DatabaseConnection,
+    schedule: &Schedule,
+    kind: Kind,
+    claim: &Claim,
+    started: DateTime<Utc>,
+) -> Result<()> {
+    use futures_util::FutureExt as _;
+    use tracing::Instrument;
+    let checked_at = clock::now();
+    let work = match kind.name {
+        "retrain" => Work::Retrain,
+        "rescore" => Work::Rescore,
+        // Changes since the last scan that finished; the first scan looks back to when
+        // the schedule started.
+        _ => Work::Changes(claim.covered_until.unwrap_or(started)),
+    };
+    let outcome = std::panic::AssertUnwindSafe(
+        tick(db, work).instrument(tracing::info_span!("schedule", work = ?work)),
+    )
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|_| {
+        Err(crate::EngineError::internal(
+            "a scheduled rescoring panicked",
+        ))
+    });
+    let now = clock::now();
+    match outcome {
+        Ok(()) => {
+            periodic::finish(
+                db,
+                claim,
+                now,
+                after(now, (kind.every)(schedule)),
+                checked_at,
+            )
+            .await?;
+            if work == Work::Retrain {
+                // Retraining rescored everyone.
+                periodic::postpone(db, "rescore", after(now, schedule.rescore_every)).await?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let retry = after(now, schedule.changes_every);
+            if let Err(release) =
+                periodic::release(db, claim, retry, &crate::platform::health::describe(&e)).await
+            {
+                tracing::warn!(error = ?release, "releasing a failed scheduled run failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Runs the schedule until `stop` resolves, sharing each run with the other processes on
+/// the database. A tick that fails (the database is away) or panics is reported to
+/// `health` and retried a tick later, by whichever process asks first.
 pub async fn run(
     db: DatabaseConnection,
     schedule: Schedule,
     health: std::sync::Arc<crate::platform::health::Health>,
     stop: impl Future<Output = ()>,
 ) {
-    use futures_util::FutureExt as _;
-    use tracing::Instrument;
     const NAME: &str = "model schedule";
     health.running(NAME);
     tokio::pin!(stop);
-    let started = tokio::time::Instant::now();
-    let (mut last_full, mut last_train) = (started, started);
-    let mut since = clock::now();
+    let holder = periodic::holder_name();
+    let started = clock::now();
     loop {
         tokio::select! {
             _ = &mut stop => {
@@ -230,33 +341,13 @@ pub async fn run(
             }
             _ = tokio::time::sleep(schedule.changes_every) => {}
         }
-        let checked_at = clock::now();
-        let now = tokio::time::Instant::now();
-        let work = if now - last_train >= schedule.retrain_every {
-            last_train = now;
-            last_full = now;
-            Work::Retrain
-        } else if now - last_full >= schedule.rescore_every {
-            last_full = now;
-            Work::Rescore
-        } else {
-            Work::Changes(since)
+        let outcome = match claim_due(&db, &schedule, &holder, started).await {
+            Ok(Some((kind, claim))) => run_claimed(&db, &schedule, kind, &claim, started).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
         };
-        let outcome = std::panic::AssertUnwindSafe(
-            tick(&db, work).instrument(tracing::info_span!("schedule", work = ?work)),
-        )
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            Err(crate::EngineError::internal(
-                "a scheduled rescoring panicked",
-            ))
-        });
         match outcome {
-            Ok(()) => {
-                health.running(NAME);
-                since = checked_at;
-            }
+            Ok(()) => health.running(NAME),
             Err(e) => {
                 tracing::warn!(error = ?e, "the model schedule's tick failed");
                 health.failed(

@@ -27,7 +27,7 @@ use self::tree::{GrowOptions, Tree};
 use super::features::FeatureTable;
 use super::logistic::{FitOptions, LogisticRegression, sigmoid};
 use super::metrics;
-use crate::error::{EngineError, Result};
+use crate::error::{Invalid, Result};
 
 /// How the ensemble is fitted; the defaults are scikit-learn's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -100,7 +100,7 @@ impl Boosted {
         let y_valid: Vec<bool> = validation.iter().map(|&i| labels[i]).collect();
         let positives = y.iter().filter(|&&l| l).count();
         if positives == 0 || positives == y.len() {
-            return Err(EngineError::invalid(
+            return Err(Invalid::new(
                 "label",
                 "the training rows hold only one class; both are needed",
             ));

@@ -88,21 +88,6 @@ impl RfmScore {
     }
 }
 
-impl From<Segment> for crate::values::RfmSegment {
-    fn from(s: Segment) -> Self {
-        use crate::values::RfmSegment as R;
-        match s {
-            Segment::Champions => R::Champions,
-            Segment::Loyal => R::Loyal,
-            Segment::NewCustomers => R::NewCustomers,
-            Segment::PotentialLoyalists => R::PotentialLoyalists,
-            Segment::AtRisk => R::AtRisk,
-            Segment::Hibernating => R::Hibernating,
-            Segment::Lost => R::Lost,
-        }
-    }
-}
-
 /// One dimension's population, sorted and thinned to at most [`SCALE_POINTS`] values,
 /// so a stored scale stays small however many customers there are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, Result};
+use crate::error::{Invalid, Result};
 
 /// A fitted model: `P(y=1|x) = σ(intercept + coefficients·x)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,11 +55,11 @@ impl LogisticRegression {
     pub fn fit(x: ArrayView2<f64>, y: &[bool], options: FitOptions) -> Result<Self> {
         let (n, d) = x.dim();
         if n != y.len() {
-            return Err(EngineError::invalid("label", "one label per row is needed"));
+            return Err(Invalid::new("label", "one label per row is needed"));
         }
         let positives = y.iter().filter(|&&v| v).count();
         if positives == 0 || positives == n {
-            return Err(EngineError::invalid(
+            return Err(Invalid::new(
                 "label",
                 "the training rows hold only one class; both are needed",
             ));
@@ -85,7 +85,7 @@ impl LogisticRegression {
             iterations += 1;
             let (gradient, hessian) = derivatives(x, y, &beta, &weight, penalty);
             let step = cholesky_solve(hessian, &gradient).ok_or_else(|| {
-                EngineError::invalid("features", "the features are degenerate (singular system)")
+                Invalid::new("features", "the features are degenerate (singular system)")
             })?;
             // Newton steps on this convex objective rarely overshoot; halving guards the
             // first steps from a poor start.

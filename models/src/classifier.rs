@@ -13,7 +13,7 @@ use super::boosted::{BoostOptions, Boosted};
 use super::features::{Column, Encoder, FeatureEncoding, FeatureTable};
 use super::logistic::{FitOptions, LogisticRegression, sigmoid};
 use super::metrics::{self, CalibrationBin};
-use crate::error::{EngineError, Result};
+use crate::error::{Invalid, Result};
 
 /// The share of rows held out for testing when no split is given.
 pub const TEST_SHARE: f64 = 0.2;
@@ -79,7 +79,7 @@ impl Algorithm {
             "logistic" => Ok(Algorithm::Logistic),
             "boosted" => Ok(Algorithm::Boosted),
             "auto" => Ok(Algorithm::Auto),
-            other => Err(EngineError::invalid(
+            other => Err(Invalid::new(
                 field.to_string(),
                 format!("'{other}' is not one of logistic, boosted, auto"),
             )),
@@ -188,7 +188,7 @@ impl Classifier {
         algorithm: Algorithm,
     ) -> Result<(Self, Report)> {
         if labels.len() != table.rows() {
-            return Err(EngineError::invalid("label", "one label per row is needed"));
+            return Err(Invalid::new("label", "one label per row is needed"));
         }
         let started = Instant::now();
         let mut candidates = Vec::new();
@@ -212,7 +212,7 @@ impl Classifier {
                         validation_auc: auc,
                         fit_seconds: since.elapsed().as_secs_f64(),
                     });
-                    Ok::<_, EngineError>((model, auc.unwrap_or(f64::NEG_INFINITY)))
+                    Ok::<_, Invalid>((model, auc.unwrap_or(f64::NEG_INFINITY)))
                 };
                 // A candidate that cannot be fitted on the smaller rows (one class left
                 // in them, say) drops out; the other decides alone.
@@ -418,13 +418,13 @@ pub fn read_labelled_csv(data: &[u8], spec: &CsvSpec) -> Result<LabelledTable> {
     let mut first = reader();
     let header: Vec<String> = first
         .headers()
-        .map_err(|e| EngineError::invalid("csv", format!("cannot read the header: {e}")))?
+        .map_err(|e| Invalid::new("csv", format!("cannot read the header: {e}")))?
         .iter()
         .map(str::to_string)
         .collect();
     let find = |name: &str, what: &str| {
         header.iter().position(|h| h == name).ok_or_else(|| {
-            EngineError::invalid(
+            Invalid::new(
                 what.to_string(),
                 format!("no column '{name}' in the header ({})", header.join(",")),
             )
@@ -445,10 +445,9 @@ pub fn read_labelled_csv(data: &[u8], spec: &CsvSpec) -> Result<LabelledTable> {
     for (i, record) in first.records().enumerate() {
         // Line 1 is the header.
         let line = i + 2;
-        let record =
-            record.map_err(|e| EngineError::invalid(format!("line {line}"), e.to_string()))?;
+        let record = record.map_err(|e| Invalid::new(format!("line {line}"), e.to_string()))?;
         if record.len() != header.len() {
-            return Err(EngineError::invalid(
+            return Err(Invalid::new(
                 format!("line {line}"),
                 format!(
                     "has {} cells, the header has {}",
@@ -465,7 +464,7 @@ pub fn read_labelled_csv(data: &[u8], spec: &CsvSpec) -> Result<LabelledTable> {
         rows += 1;
     }
     if rows == 0 {
-        return Err(EngineError::invalid("csv", "the file has no data rows"));
+        return Err(Invalid::new("csv", "the file has no data rows"));
     }
     // Pass 2: typed storage.
     let is_positive = |v: &str| match &spec.positive {
@@ -492,11 +491,10 @@ pub fn read_labelled_csv(data: &[u8], spec: &CsvSpec) -> Result<LabelledTable> {
     });
     for (i, record) in reader().records().enumerate() {
         let line = i + 2;
-        let record =
-            record.map_err(|e| EngineError::invalid(format!("line {line}"), e.to_string()))?;
+        let record = record.map_err(|e| Invalid::new(format!("line {line}"), e.to_string()))?;
         let label = &record[label_col];
         if missing(label) {
-            return Err(EngineError::invalid(
+            return Err(Invalid::new(
                 format!("line {line}, column {}", spec.label),
                 "the label is empty",
             ));
@@ -507,7 +505,7 @@ pub fn read_labelled_csv(data: &[u8], spec: &CsvSpec) -> Result<LabelledTable> {
                 "train" => split.train.push(i),
                 "test" => split.test.push(i),
                 other => {
-                    return Err(EngineError::invalid(
+                    return Err(Invalid::new(
                         format!("line {line}, column {}", header[c]),
                         format!("'{other}' is neither train nor test"),
                     ));
@@ -524,7 +522,7 @@ pub fn read_labelled_csv(data: &[u8], spec: &CsvSpec) -> Result<LabelledTable> {
     }
     let positives = labels.iter().filter(|&&l| l).count();
     if positives == 0 || positives == rows {
-        return Err(EngineError::invalid(
+        return Err(Invalid::new(
             spec.label.clone(),
             format!(
                 "the label column holds one class only ({positives} positive of {rows} rows); \
@@ -535,7 +533,7 @@ pub fn read_labelled_csv(data: &[u8], spec: &CsvSpec) -> Result<LabelledTable> {
     if let (Some(c), Some(split)) = (split_col, &split)
         && (split.train.is_empty() || split.test.is_empty())
     {
-        return Err(EngineError::invalid(
+        return Err(Invalid::new(
             header[c].clone(),
             "the split needs both train and test rows",
         ));

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use super::optimize::minimize;
 use super::special::{digamma, hyp2f1, ln_gamma};
-use crate::error::{EngineError, Result};
+use crate::error::{Invalid, Result};
 
 /// One customer's repeat-purchase history, in any time unit (weeks for CDNOW).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,7 +31,7 @@ pub struct PurchaseHistory {
 impl PurchaseHistory {
     /// Checks the history: a whole, non-negative frequency and 0 ≤ recency ≤ age.
     pub fn parse(frequency: f64, recency: f64, age: f64) -> Result<Self> {
-        let bad = |f: &str, m: String| Err(EngineError::invalid(f, m));
+        let bad = |f: &str, m: String| Err(Invalid::new(f, m));
         if !(frequency.is_finite() && frequency >= 0.0 && frequency.fract() == 0.0) {
             return bad(
                 "frequency",
@@ -165,7 +165,7 @@ impl BgNbd {
 /// Refuses histories that cannot identify a repeat-purchase model (`model` names it).
 pub(super) fn fittable(histories: &[PurchaseHistory], model: &str) -> Result<()> {
     if histories.len() < 10 {
-        return Err(EngineError::invalid(
+        return Err(Invalid::new(
             "customers",
             format!(
                 "at least 10 customers are needed to fit {model} (got {})",
@@ -174,7 +174,7 @@ pub(super) fn fittable(histories: &[PurchaseHistory], model: &str) -> Result<()>
         ));
     }
     if histories.iter().all(|h| h.frequency == 0.0) {
-        return Err(EngineError::invalid(
+        return Err(Invalid::new(
             "frequency",
             format!("no customer made a repeat purchase; {model} cannot be fitted"),
         ));
@@ -250,7 +250,7 @@ impl GammaGamma {
             .filter(|s| s.frequency > 0.0 && s.mean_value > 0.0)
             .collect();
         if used.len() < 10 {
-            return Err(EngineError::invalid(
+            return Err(Invalid::new(
                 "monetary",
                 format!(
                     "at least 10 customers with repeat purchases and spend are needed (got {})",
@@ -448,14 +448,14 @@ pub fn read_summary_csv(text: &str) -> Result<Vec<CustomerRow>> {
         .filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines
         .next()
-        .ok_or_else(|| EngineError::invalid("csv", "the file is empty"))?;
+        .ok_or_else(|| Invalid::new("csv", "the file is empty"))?;
     let names: Vec<String> = header
         .split(',')
         .map(|h| h.trim().trim_matches('"').to_lowercase())
         .collect();
     let find = |aliases: &[&str]| names.iter().position(|n| aliases.contains(&n.as_str()));
     let missing =
-        |c: &str| EngineError::invalid("csv", format!("no '{c}' column in the header ({header})"));
+        |c: &str| Invalid::new("csv", format!("no '{c}' column in the header ({header})"));
     let customer = find(&["customer", "id", "customer_id"]).ok_or_else(|| missing("customer"))?;
     let frequency = find(&["frequency", "x"]).ok_or_else(|| missing("frequency"))?;
     let recency = find(&["recency", "t_x"]).ok_or_else(|| missing("recency"))?;
@@ -471,24 +471,21 @@ pub fn read_summary_csv(text: &str) -> Result<Vec<CustomerRow>> {
         let number = |col: usize| -> Result<f64> {
             let raw = cells.get(col).copied().unwrap_or("");
             raw.parse::<f64>().map_err(|_| {
-                EngineError::invalid(
+                Invalid::new(
                     format!("row {row}, column {}", names[col]),
                     format!("'{raw}' is not a number"),
                 )
             })
         };
         let history = PurchaseHistory::parse(number(frequency)?, number(recency)?, number(age)?)
-            .map_err(|e| match e {
-                EngineError::Validation { field, message } => {
-                    EngineError::invalid(format!("row {row}, column {field}"), message)
-                }
-                other => other,
+            .map_err(|Invalid { field, message }| {
+                Invalid::new(format!("row {row}, column {field}"), message)
             })?;
         let monetary = match monetary {
             Some(col) => {
                 let m = number(col)?;
                 if m < 0.0 {
-                    return Err(EngineError::invalid(
+                    return Err(Invalid::new(
                         format!("row {row}, column {}", names[col]),
                         format!("must not be negative (got {m})"),
                     ));

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, Result};
+use crate::error::{Invalid, Result};
 
 /// One raw column: numbers or text, `None` where the value is missing.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,13 +52,13 @@ impl FeatureTable {
     pub fn push(&mut self, name: impl Into<String>, column: Column) -> Result<()> {
         let name = name.into();
         if column.len() != self.rows {
-            return Err(EngineError::invalid(
+            return Err(Invalid::new(
                 name,
                 format!("has {} values for {} rows", column.len(), self.rows),
             ));
         }
         if self.names.contains(&name) {
-            return Err(EngineError::invalid(name, "appears twice"));
+            return Err(Invalid::new(name, "appears twice"));
         }
         self.names.push(name);
         self.columns.push(column);
@@ -93,7 +93,7 @@ impl FeatureTable {
         {
             for (&(name, numeric), column) in layout.iter().zip(&self.columns) {
                 if kind_of(column) != numeric {
-                    return Err(EngineError::invalid(
+                    return Err(Invalid::new(
                         name.to_string(),
                         format!("the model expected a {} column here", kind_name(numeric)),
                     ));
@@ -104,13 +104,13 @@ impl FeatureTable {
         let mut out = FeatureTable::with_rows(self.rows);
         for &(name, numeric) in layout {
             let Some(i) = self.names.iter().position(|n| n == name) else {
-                return Err(EngineError::invalid(
+                return Err(Invalid::new(
                     "features",
                     format!("the model was trained on a column '{name}' the data lacks"),
                 ));
             };
             if kind_of(&self.columns[i]) != numeric {
-                return Err(EngineError::invalid(
+                return Err(Invalid::new(
                     name.to_string(),
                     format!("the model expected a {} column here", kind_name(numeric)),
                 ));
@@ -188,7 +188,7 @@ impl Encoder {
     /// Fits the encoding on the rows listed in `train`.
     pub fn fit(table: &FeatureTable, train: &[usize]) -> Result<Encoder> {
         if train.is_empty() {
-            return Err(EngineError::invalid("rows", "there are no training rows"));
+            return Err(Invalid::new("rows", "there are no training rows"));
         }
         let features: Vec<FeatureEncoding> = table
             .names

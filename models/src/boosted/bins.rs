@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EngineError, Result};
-use crate::intelligence::models::features::{Column, FeatureTable, frequent_levels};
+use crate::error::{Invalid, Result};
+use crate::features::{Column, FeatureTable, frequent_levels};
 
 /// The bin of a missing value, in every column.
 pub const MISSING: u8 = 255;
@@ -81,7 +81,7 @@ impl Binner {
     /// Fits the cut points and levels on the rows listed in `train`.
     pub fn fit(table: &FeatureTable, train: &[usize]) -> Result<Binner> {
         if train.is_empty() {
-            return Err(EngineError::invalid("rows", "there are no training rows"));
+            return Err(Invalid::new("rows", "there are no training rows"));
         }
         let columns = table
             .names()

@@ -1,8 +1,8 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::*;
-use crate::intelligence::models::classifier::Split;
-use crate::intelligence::models::features::Column;
+use crate::classifier::Split;
+use crate::features::Column;
 
 /// Rows where buying needs both many visits and the "pro" plan (an interaction a sum of
 /// one push per feature cannot express), a missing "budget" that is itself a strong
