@@ -1,6 +1,6 @@
 //! Minimisation with analytic gradients: BFGS with a backtracking line search to get
-//! close, then Newton steps (the Hessian by differences of the gradient) to land on the
-//! minimum to the precision the arithmetic allows. Maximum-likelihood fits need the last
+//! close (a gradient 10⁻⁸ of the value), then Newton steps (the Hessian by differences of
+//! the gradient) to land on the minimum to the precision the arithmetic allows. Maximum-likelihood fits need the last
 //! digits: a fit that stops 10⁻⁵ short moves every prediction made from it.
 
 /// The result of a minimisation.
@@ -68,87 +68,100 @@ pub fn minimize(
     let mut h = identity(n);
     let mut first = true;
     let (mut trial, mut gt, mut d) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    while evaluations.get() < max_evaluations && fx.is_finite() {
-        if free(&x, &g) <= tolerance * (1.0 + fx.abs()) {
-            break;
-        }
-        for i in 0..n {
-            d[i] = -(0..n).map(|j| h[i * n + j] * g[j]).sum::<f64>();
-        }
-        let mut unscaled = first;
-        if dot(&d, &g) >= 0.0 {
-            h = identity(n);
-            d.iter_mut().zip(&g).for_each(|(di, gi)| *di = -gi);
-            unscaled = true;
-        }
-        // Along the bare gradient (no curvature learnt yet) a unit step is as long as
-        // the gradient, thousands for a likelihood summed over customers: it would probe
-        // the box's walls, where a likelihood can be slow to evaluate, and halve back for
-        // a dozen evaluations. The first trial moves no parameter by more than 1 instead.
-        let longest = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let mut t = if unscaled && longest > 1.0 {
-            1.0 / longest
-        } else {
-            1.0
-        };
-        let mut moved = false;
-        for _ in 0..60 {
-            trial
-                .iter_mut()
-                .zip(x.iter().zip(&d))
-                .for_each(|(ti, (xi, di))| *ti = xi + t * di);
-            clamp(&mut trial);
-            let ft = eval(&trial, &mut gt);
-            let step: Vec<f64> = trial.iter().zip(&x).map(|(a, b)| a - b).collect();
-            if ft <= fx + 1e-4 * dot(&g, &step) && ft.is_finite() {
-                let y: Vec<f64> = gt.iter().zip(&g).map(|(a, b)| a - b).collect();
-                let sy = dot(&step, &y);
-                if sy > 1e-12 * norm(&step) * norm(&y) {
-                    if first {
-                        let scale = sy / dot(&y, &y);
-                        h.iter_mut().for_each(|v| *v *= scale);
-                        first = false;
-                    }
-                    bfgs_update(&mut h, &step, &y, sy);
-                }
-                moved = step.iter().any(|s| *s != 0.0);
-                std::mem::swap(&mut x, &mut trial);
-                std::mem::swap(&mut g, &mut gt);
-                fx = ft;
+    // BFGS descends until Newton's steps converge quadratically (a gradient this small
+    // is well inside the basin), then Newton lands: BFGS alone would spend most of its
+    // evaluations where the value is flat to rounding and its line search cannot tell
+    // better from worse. Should Newton not land (a Hessian not positive definite there),
+    // BFGS goes on to the full tolerance and Newton tries again.
+    let newton_zone = tolerance.max(1e-8);
+    for stop_at in [newton_zone, tolerance] {
+        while evaluations.get() < max_evaluations && fx.is_finite() {
+            if free(&x, &g) <= stop_at * (1.0 + fx.abs()) {
                 break;
             }
-            t *= 0.5;
+            for i in 0..n {
+                d[i] = -(0..n).map(|j| h[i * n + j] * g[j]).sum::<f64>();
+            }
+            let mut unscaled = first;
+            if dot(&d, &g) >= 0.0 {
+                h = identity(n);
+                d.iter_mut().zip(&g).for_each(|(di, gi)| *di = -gi);
+                unscaled = true;
+            }
+            // Along the bare gradient (no curvature learnt yet) a unit step is as long as
+            // the gradient, thousands for a likelihood summed over customers: it would probe
+            // the box's walls, where a likelihood can be slow to evaluate, and halve back for
+            // a dozen evaluations. The first trial moves no parameter by more than 1 instead.
+            let longest = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let mut t = if unscaled && longest > 1.0 {
+                1.0 / longest
+            } else {
+                1.0
+            };
+            let mut moved = false;
+            for _ in 0..60 {
+                trial
+                    .iter_mut()
+                    .zip(x.iter().zip(&d))
+                    .for_each(|(ti, (xi, di))| *ti = xi + t * di);
+                clamp(&mut trial);
+                let ft = eval(&trial, &mut gt);
+                let step: Vec<f64> = trial.iter().zip(&x).map(|(a, b)| a - b).collect();
+                if ft <= fx + 1e-4 * dot(&g, &step) && ft.is_finite() {
+                    let y: Vec<f64> = gt.iter().zip(&g).map(|(a, b)| a - b).collect();
+                    let sy = dot(&step, &y);
+                    if sy > 1e-12 * norm(&step) * norm(&y) {
+                        if first {
+                            let scale = sy / dot(&y, &y);
+                            h.iter_mut().for_each(|v| *v *= scale);
+                            first = false;
+                        }
+                        bfgs_update(&mut h, &step, &y, sy);
+                    }
+                    moved = step.iter().any(|s| *s != 0.0);
+                    std::mem::swap(&mut x, &mut trial);
+                    std::mem::swap(&mut g, &mut gt);
+                    fx = ft;
+                    break;
+                }
+                t *= 0.5;
+            }
+            if !moved {
+                break;
+            }
         }
-        if !moved {
-            break;
+        // Newton steps: BFGS's estimate is good enough to descend, not to land.
+        let mut landed = false;
+        for _ in 0..6 {
+            if evaluations.get() >= max_evaluations || !fx.is_finite() {
+                break;
+            }
+            let Some(hess) = hessian(&mut eval, &x, &mut gt) else {
+                break;
+            };
+            let Some(step) = solve(hess, g.iter().map(|v| -v).collect()) else {
+                break;
+            };
+            trial
+                .iter_mut()
+                .zip(x.iter().zip(&step))
+                .for_each(|(ti, (xi, si))| *ti = xi + si);
+            clamp(&mut trial);
+            let ft = eval(&trial, &mut gt);
+            // Near the minimum the value is flat to rounding: the gradient decides.
+            if !(ft.is_finite() && (ft < fx || free(&trial, &gt) < free(&x, &g))) {
+                break;
+            }
+            let size = step.iter().fold(0.0f64, |m, s| m.max(s.abs()));
+            std::mem::swap(&mut x, &mut trial);
+            std::mem::swap(&mut g, &mut gt);
+            fx = ft;
+            if size < 1e-13 {
+                landed = true;
+                break;
+            }
         }
-    }
-    // Newton steps: BFGS's estimate is good enough to descend, not to land.
-    for _ in 0..6 {
-        if evaluations.get() >= max_evaluations || !fx.is_finite() {
-            break;
-        }
-        let Some(hess) = hessian(&mut eval, &x, &mut gt) else {
-            break;
-        };
-        let Some(step) = solve(hess, g.iter().map(|v| -v).collect()) else {
-            break;
-        };
-        trial
-            .iter_mut()
-            .zip(x.iter().zip(&step))
-            .for_each(|(ti, (xi, si))| *ti = xi + si);
-        clamp(&mut trial);
-        let ft = eval(&trial, &mut gt);
-        // Near the minimum the value is flat to rounding: the gradient decides.
-        if !(ft.is_finite() && (ft < fx || free(&trial, &gt) < free(&x, &g))) {
-            break;
-        }
-        let size = step.iter().fold(0.0f64, |m, s| m.max(s.abs()));
-        std::mem::swap(&mut x, &mut trial);
-        std::mem::swap(&mut g, &mut gt);
-        fx = ft;
-        if size < 1e-13 {
+        if landed || free(&x, &g) <= tolerance * (1.0 + fx.abs()) {
             break;
         }
     }
