@@ -498,41 +498,33 @@ fn plugin_new_scaffolds_a_plugin_that_builds_and_scores() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn plugin_new_python_scaffolds_a_plugin_that_builds_and_scores() {
-    let dir =
-        std::env::temp_dir().join(format!("rapport_t_cli_scaffold_py_{}", std::process::id()));
+/// A scripted plugin project (`--lang python|js`) made by `rapport plugin new` in a fresh
+/// directory, checked to hold `files`; returns the directory and the project.
+fn scaffold(name: &str, lang: &str, files: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "rapport_t_cli_scaffold_{lang}_{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let made = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .current_dir(&dir)
-        .args(["plugin", "new", "py-score", "--lang", "python"])
+        .args(["plugin", "new", name, "--lang", lang])
         .output()
         .unwrap();
     stdout(&made);
-    let project = dir.join("py-score");
-    for file in [
-        "app.py",
-        "build.sh",
-        "README.md",
-        "query.graphql",
-        "wit/plugin.wit",
-    ] {
+    let project = dir.join(name);
+    for file in files {
         assert!(project.join(file).is_file(), "{file} was not written");
     }
-    // componentize-py is installed by scripts/test, as the Python example needs it.
-    let build = Command::new(project.join("build.sh")).output().unwrap();
-    assert!(
-        build.status.success(),
-        "build.sh failed (is componentize-py installed?): {}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let wasm = project.join("py_score.wasm");
-    let input = write_temp(
-        "scaffold-py-input.json",
-        r#"{"contact": {"activities": {"totalCount": 4}}}"#,
-    );
-    let out: serde_json::Value = serde_json::from_str(&stdout(&rapport(
+    (dir, project)
+}
+
+/// `rapport plugin test` of `wasm` on the input `data`, with the limits an interpreter
+/// inside the component needs (more than a Rust plugin does).
+fn test_scripted(wasm: &std::path::Path, name: &str, data: &str) -> serde_json::Value {
+    let input = write_temp(name, data);
+    serde_json::from_str(&stdout(&rapport(
         "unused",
         &[
             "plugin",
@@ -540,12 +532,38 @@ fn plugin_new_python_scaffolds_a_plugin_that_builds_and_scores() {
             wasm.to_str().unwrap(),
             "--input",
             input.to_str().unwrap(),
-            // The interpreter inside the component needs more than a Rust plugin does.
             "--limits",
             r#"{"fuel": 5000000000, "memoryBytes": 268435456, "timeMs": 20000}"#,
         ],
     )))
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn plugin_new_python_scaffolds_a_plugin_that_builds_and_scores() {
+    let (dir, project) = scaffold(
+        "py-score",
+        "python",
+        &[
+            "app.py",
+            "build.sh",
+            "README.md",
+            "query.graphql",
+            "wit/plugin.wit",
+        ],
+    );
+    // componentize-py is installed by scripts/test, as the Python example needs it.
+    let build = Command::new(project.join("build.sh")).output().unwrap();
+    assert!(
+        build.status.success(),
+        "build.sh failed (is componentize-py installed?): {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let out = test_scripted(
+        &project.join("py_score.wasm"),
+        "scaffold-py-input.json",
+        r#"{"contact": {"activities": {"totalCount": 4}}}"#,
+    );
     assert_eq!(out["plugin"], "py-score");
     assert_eq!(out["score"]["score"], 40.0);
     assert_eq!(out["score"]["reasons"][0]["feature"], "activities");
@@ -572,27 +590,18 @@ fn example_input_types_match_their_queries() {
 
 #[test]
 fn plugin_new_js_scaffolds_a_plugin_that_builds_and_scores() {
-    let dir =
-        std::env::temp_dir().join(format!("rapport_t_cli_scaffold_js_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let made = Command::new(env!("CARGO_BIN_EXE_rapport"))
-        .current_dir(&dir)
-        .args(["plugin", "new", "js-score", "--lang", "js"])
-        .output()
-        .unwrap();
-    stdout(&made);
-    let project = dir.join("js-score");
-    for file in [
-        "app.js",
-        "package.json",
-        "build.sh",
-        "README.md",
-        "query.graphql",
-        "wit/plugin.wit",
-    ] {
-        assert!(project.join(file).is_file(), "{file} was not written");
-    }
+    let (dir, project) = scaffold(
+        "js-score",
+        "js",
+        &[
+            "app.js",
+            "package.json",
+            "build.sh",
+            "README.md",
+            "query.graphql",
+            "wit/plugin.wit",
+        ],
+    );
     // scripts/test installs componentize-js once (RAPPORT_TEST_COMPONENTIZE_JS, its
     // node_modules); without it, build.sh runs npm install itself.
     if let Ok(modules) = std::env::var("RAPPORT_TEST_COMPONENTIZE_JS") {
@@ -606,42 +615,16 @@ fn plugin_new_js_scaffolds_a_plugin_that_builds_and_scores() {
         String::from_utf8_lossy(&build.stderr)
     );
     let wasm = project.join("js_score.wasm");
-    let input = write_temp(
+    let out = test_scripted(
+        &wasm,
         "scaffold-js-input.json",
         r#"{"contact": {"activities": {"totalCount": 4}}}"#,
     );
-    let out: serde_json::Value = serde_json::from_str(&stdout(&rapport(
-        "unused",
-        &[
-            "plugin",
-            "test",
-            wasm.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            // The engine inside the component needs more than a Rust plugin does.
-            "--limits",
-            r#"{"fuel": 5000000000, "memoryBytes": 268435456, "timeMs": 20000}"#,
-        ],
-    )))
-    .unwrap();
     assert_eq!(out["plugin"], "js-score", "{out}");
     assert_eq!(out["score"]["score"], 40.0, "{out}");
     assert_eq!(out["score"]["reasons"][0]["feature"], "activities");
     // A thrown {code, message} is the plugin's error, as the contract says.
-    let bad = write_temp("scaffold-js-bad.json", r#"{"contact": null}"#);
-    let out: serde_json::Value = serde_json::from_str(&stdout(&rapport(
-        "unused",
-        &[
-            "plugin",
-            "test",
-            wasm.to_str().unwrap(),
-            "--input",
-            bad.to_str().unwrap(),
-            "--limits",
-            r#"{"fuel": 5000000000, "memoryBytes": 268435456, "timeMs": 20000}"#,
-        ],
-    )))
-    .unwrap();
+    let out = test_scripted(&wasm, "scaffold-js-bad.json", r#"{"contact": null}"#);
     assert!(
         out["score"]["error"]
             .as_str()

@@ -73,13 +73,7 @@ pub async fn contact_scores(ctx: &Context<'_>, contact_id: i64) -> Result<Vec<Co
     };
     let mut from_plugins = Vec::new();
     for sc in scores {
-        let name = plugin_of(ctx, sc.plugin_id)
-            .await?
-            .map(|p| p.name)
-            .unwrap_or_default();
-        let version = version_of(ctx, sc.version_id)
-            .await?
-            .map_or(0, |v| v.version);
+        let (name, version) = source_of(ctx, sc.plugin_id, sc.version_id).await?;
         from_plugins.push(ContactScore {
             source: ScoreSource::Plugin,
             name,
@@ -121,13 +115,7 @@ pub async fn record_scores(
     };
     let mut out = Vec::with_capacity(scores.len());
     for sc in scores {
-        let plugin = plugin_of(ctx, sc.plugin_id)
-            .await?
-            .map(|p| p.name)
-            .unwrap_or_default();
-        let version = version_of(ctx, sc.version_id)
-            .await?
-            .map_or(0, |v| v.version);
+        let (plugin, version) = source_of(ctx, sc.plugin_id, sc.version_id).await?;
         out.push(RecordScore {
             plugin,
             version,
@@ -138,6 +126,16 @@ pub async fn record_scores(
     }
     out.sort_by(|a, b| a.plugin.cmp(&b.plugin));
     Ok(out)
+}
+
+/// The name of the plugin and the number of the version that gave a score.
+async fn source_of(ctx: &Context<'_>, plugin_id: i64, version_id: i64) -> Result<(String, i32)> {
+    let name = plugin_of(ctx, plugin_id)
+        .await?
+        .map(|p| p.name)
+        .unwrap_or_default();
+    let version = version_of(ctx, version_id).await?.map_or(0, |v| v.version);
+    Ok((name, version))
 }
 
 /// A plugin's stored reasons as factors.
