@@ -14,6 +14,7 @@ CREATE TABLE schedule_slots (
     lease_until {ts},
     done_at {ts},
     runs BIGINT NOT NULL DEFAULT 0,
+    failures BIGINT NOT NULL DEFAULT 0,
     last_error {text}
 )
 "#;

@@ -148,8 +148,10 @@ pub fn minimize(
                 .for_each(|(ti, (xi, si))| *ti = xi + si);
             clamp(&mut trial);
             let ft = eval(&trial, &mut gt);
-            // Near the minimum the value is flat to rounding: the gradient decides.
-            if !(ft.is_finite() && (ft < fx || free(&trial, &gt) < free(&x, &g))) {
+            // Near the minimum the value is flat to rounding: there the gradient decides,
+            // but a step never goes uphill by more than rounding.
+            let flat = ft <= fx + 16.0 * f64::EPSILON * fx.abs();
+            if !(ft.is_finite() && (ft < fx || (flat && free(&trial, &gt) < free(&x, &g)))) {
                 break;
             }
             let size = step.iter().fold(0.0f64, |m, s| m.max(s.abs()));

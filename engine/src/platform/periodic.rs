@@ -19,6 +19,13 @@ use sea_orm::{
 
 use crate::error::Result;
 
+/// `t` plus `d`, a span of at most a century: a configured interval too large to add
+/// would otherwise panic, or write a date past 9999 that sorts wrongly as text.
+pub fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t + chrono::Duration::from_std(d.min(CENTURY)).expect("a century fits")
+}
+
 /// Names this process as a holder: its id and a random part, so a restarted process
 /// reusing an id is still someone else.
 pub fn holder_name() -> String {
@@ -34,6 +41,8 @@ pub struct Claim {
     pub holder: String,
     /// Where the previous successful run got to (`None` before the first).
     pub covered_until: Option<DateTime<Utc>>,
+    /// Runs that failed in a row before this one.
+    pub failures: u32,
 }
 
 /// Takes `work` if it is due at `now` and nobody holds it, for `lease`. The first time the
@@ -54,6 +63,7 @@ pub async fn claim(
         lease_until: Set(None),
         done_at: Set(None),
         runs: Set(0),
+        failures: Set(0),
         last_error: Set(None),
     })
     .on_conflict(
@@ -63,7 +73,7 @@ pub async fn claim(
     )
     .exec_without_returning(db)
     .await?;
-    let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+    let lease_until = after(now, lease);
     let taken = schedule_slot::Entity::update_many()
         .col_expr(schedule_slot::Column::Holder, Expr::value(holder))
         .col_expr(schedule_slot::Column::LeaseUntil, Expr::value(lease_until))
@@ -86,12 +96,13 @@ pub async fn claim(
         work,
         holder: holder.to_string(),
         covered_until: row.covered_until,
+        failures: u32::try_from(row.failures).unwrap_or(u32::MAX),
     }))
 }
 
 /// Ends a run that succeeded: the work is next due at `next_due`, and changes before
-/// `covered_until` have been looked at. Does nothing if the lease ran out and another
-/// process took the run over (its finish is the one that counts).
+/// `covered_until` have been looked at. Does nothing if another process took the run
+/// over after the lease ran out (its finish is the one that counts).
 pub async fn finish(
     db: &impl ConnectionTrait,
     claim: &Claim,
@@ -119,11 +130,36 @@ pub async fn finish(
             schedule_slot::Column::LastError,
             Expr::value(None::<String>),
         )
+        .col_expr(schedule_slot::Column::Failures, Expr::value(0))
         .filter(schedule_slot::Column::Work.eq(claim.work))
         .filter(schedule_slot::Column::Holder.eq(claim.holder.as_str()))
         .exec(db)
         .await?;
     Ok(done.rows_affected == 1)
+}
+
+/// Keeps holding a long run: its lease now ends at `lease_until`. False if the run was
+/// taken over meanwhile (the lease had already run out).
+pub async fn extend(
+    db: &impl ConnectionTrait,
+    claim: &Claim,
+    lease_until: DateTime<Utc>,
+) -> Result<bool> {
+    let kept = schedule_slot::Entity::update_many()
+        .col_expr(schedule_slot::Column::LeaseUntil, Expr::value(lease_until))
+        .filter(schedule_slot::Column::Work.eq(claim.work))
+        .filter(schedule_slot::Column::Holder.eq(claim.holder.as_str()))
+        .exec(db)
+        .await?;
+    Ok(kept.rows_affected == 1)
+}
+
+/// Whether some process holds `work` at `now`.
+pub async fn held(db: &impl ConnectionTrait, work: &str, now: DateTime<Utc>) -> Result<bool> {
+    Ok(schedule_slot::Entity::find_by_id(work.to_string())
+        .one(db)
+        .await?
+        .is_some_and(|row| row.holder.is_some() && row.lease_until.is_some_and(|l| l > now)))
 }
 
 /// Gives up a run that failed: it stays due, and any process may take it again at
@@ -144,6 +180,10 @@ pub async fn release(
         .col_expr(
             schedule_slot::Column::LastError,
             Expr::value(error.chars().take(1000).collect::<String>()),
+        )
+        .col_expr(
+            schedule_slot::Column::Failures,
+            Expr::col(schedule_slot::Column::Failures).add(1),
         )
         .filter(schedule_slot::Column::Work.eq(claim.work))
         .filter(schedule_slot::Column::Holder.eq(claim.holder.as_str()))

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rapport_engine::platform::periodic::{claim, finish, postpone, release, slots};
+use rapport_engine::platform::periodic::{claim, extend, finish, held, postpone, release, slots};
 
 use super::database as db;
 
@@ -86,6 +86,7 @@ async fn a_failed_run_is_retried_and_says_why() {
         .unwrap();
     let row = &slots(&db).await.unwrap()[0];
     assert_eq!(row.last_error.as_deref(), Some("the database went away"));
+    assert_eq!(row.failures, 1);
     assert_eq!(
         claim(&db, "rescore", "b", at(30), LEASE, at(0))
             .await
@@ -96,11 +97,41 @@ async fn a_failed_run_is_retried_and_says_why() {
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(
+        b.failures, 1,
+        "the next taker knows to wait longer if it fails too"
+    );
     assert!(finish(&db, &b, at(61), at(3600), at(60)).await.unwrap());
     let row = &slots(&db).await.unwrap()[0];
-    assert_eq!(row.last_error, None);
+    assert_eq!((row.last_error.as_deref(), row.failures), (None, 0));
     // A retrain that rescored everyone pushes the next rescore back; never forward.
     postpone(&db, "rescore", at(7200)).await.unwrap();
     postpone(&db, "rescore", at(100)).await.unwrap();
     assert_eq!(slots(&db).await.unwrap()[0].due_at, at(7200));
+}
+
+#[tokio::test]
+async fn a_holder_at_work_keeps_its_run() {
+    let db = db().await;
+    let a = claim(&db, "retrain", "a", at(0), LEASE, at(0))
+        .await
+        .unwrap()
+        .unwrap();
+    // Still retraining at 500: a extends its lease, so b cannot take the run at 600.
+    assert!(extend(&db, &a, at(1100)).await.unwrap());
+    assert!(held(&db, "retrain", at(700)).await.unwrap());
+    assert_eq!(
+        claim(&db, "retrain", "b", at(600), LEASE, at(0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        !held(&db, "retrain", at(1100)).await.unwrap(),
+        "the lease ran out"
+    );
+    assert!(
+        !held(&db, "rescore", at(0)).await.unwrap(),
+        "never asked for"
+    );
 }

@@ -71,9 +71,11 @@ pub struct Boosted {
     pub binner: Binner,
     /// The margin before any tree: the training rows' log-odds.
     pub base: f64,
-    /// The trees of the best round.
+    /// The trees of the best round (or, refitted on all the training rows, as many as
+    /// that round scaled to the rows).
     pub trees: Vec<Tree>,
-    /// The calibration fitted on the validation rows.
+    /// The calibration fitted on the validation rows' margins (a refitted ensemble keeps
+    /// the one its early-stopped fit measured).
     pub platt: Platt,
 }
 
@@ -134,9 +136,13 @@ impl Boosted {
             for (r, m) in margins_valid.iter_mut().enumerate() {
                 *m += tree.nodes[tree.leaf(|f| binned_valid.columns[f][r])].value;
             }
+            // A tree that could not split will be followed by the same tree.
             let stump = tree.nodes.len() == 1;
             trees.push(tree);
             if validation.is_empty() {
+                if stump {
+                    break;
+                }
                 continue;
             }
             let probabilities: Vec<f64> = margins_valid.iter().map(|&m| sigmoid(m)).collect();
@@ -146,7 +152,6 @@ impl Boosted {
             } else if round + 1 - best.1 >= options.patience {
                 break;
             }
-            // A tree that could not split will be followed by the same tree.
             if stump {
                 break;
             }

@@ -20,6 +20,8 @@ pub struct Model {
     pub done_at: Option<DateTimeUtc>,
     /// Runs finished.
     pub runs: i64,
+    /// Runs failed in a row since the last that succeeded.
+    pub failures: i64,
     /// Why the last run failed, until one succeeds.
     pub last_error: Option<String>,
 }

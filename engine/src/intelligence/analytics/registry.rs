@@ -331,15 +331,34 @@ pub async fn activate(
         retire(&tx, old.id).await?;
     }
     let now = clock::now();
-    let updated = model_version::ActiveModel {
-        id: Set(id),
-        status: Set(ModelStatus::Active.as_str().to_string()),
-        message: Set(None),
-        activated_at: Set(Some(now)),
-        ..Default::default()
+    // Only while it still has its parameters: a retraining committing meanwhile may
+    // have pruned them, and an active version without them would score nothing.
+    let activated = model_version::Entity::update_many()
+        .col_expr(
+            model_version::Column::Status,
+            sea_orm::sea_query::Expr::value(ModelStatus::Active.as_str()),
+        )
+        .col_expr(
+            model_version::Column::Message,
+            sea_orm::sea_query::Expr::value(None::<String>),
+        )
+        .col_expr(
+            model_version::Column::ActivatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(model_version::Column::Id.eq(id))
+        .filter(model_version::Column::Parameters.is_not_null())
+        .exec(&tx)
+        .await?;
+    if activated.rows_affected != 1 {
+        return Err(EngineError::Conflict(format!(
+            "this version's parameters were dropped (only the newest {PARAMETERS_KEPT} versions keep them); train the model again"
+        )));
     }
-    .update(&tx)
-    .await?;
+    let updated = model_version::Entity::find_by_id(id)
+        .one(&tx)
+        .await?
+        .ok_or_else(|| EngineError::not_found("Model", id))?;
     tx.commit().await?;
     Ok(updated)
 }

@@ -237,8 +237,22 @@ const KINDS: [Kind; 3] = [
     },
 ];
 
-fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+use crate::platform::periodic::after;
+
+/// Changes stamped by a process whose clock runs a little behind, or committed just after
+/// a scan read past them, are caught by the next scan: each looks back this far beyond
+/// where the last one got to (rescoring a contact twice changes nothing).
+const SCAN_OVERLAP: Duration = Duration::from_secs(60);
+
+/// After a failed run, the work waits this long at least (doubling, up to its own
+/// interval) before it is tried again, so a run that keeps failing does not retrain every
+/// model each minute or starve the smaller kinds of work.
+fn retry_in(kind: &Kind, schedule: &Schedule, failures: u32) -> Duration {
+    let every = (kind.every)(schedule);
+    let first = schedule.changes_every.max(Duration::from_secs(60));
+    first
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(every.max(schedule.changes_every))
 }
 
 /// Takes the biggest kind of work that is due and nobody holds.
@@ -250,6 +264,10 @@ async fn claim_due(
 ) -> Result<Option<(Kind, Claim)>> {
     let now = clock::now();
     for kind in KINDS {
+        // Retraining rescores everyone: a rescore while it runs would be done twice.
+        if kind.name == "rescore" && periodic::held(db, "retrain", now).await? {
+            continue;
+        }
         // The first process ever to ask starts the clock: retraining is first due a day
         // after it, the change scan a minute after.
         let first_due = after(started, (kind.every)(schedule));
@@ -278,18 +296,31 @@ async fn run_claimed(
         "rescore" => Work::Rescore,
         // Changes since the last scan that finished; the first scan looks back to when
         // the schedule started.
-        _ => Work::Changes(claim.covered_until.unwrap_or(started)),
+        _ => Work::Changes(claim.covered_until.map_or(started, |c| {
+            c - chrono::Duration::from_std(SCAN_OVERLAP).expect("a minute")
+        })),
     };
-    let outcome = std::panic::AssertUnwindSafe(
+    let run = std::panic::AssertUnwindSafe(
         tick(db, work).instrument(tracing::info_span!("schedule", work = ?work)),
     )
-    .catch_unwind()
-    .await
-    .unwrap_or_else(|_| {
-        Err(crate::EngineError::internal(
-            "a scheduled rescoring panicked",
-        ))
-    });
+    .catch_unwind();
+    tokio::pin!(run);
+    // A long run (retraining many workspaces) keeps its lease while it works, so no other
+    // process takes it over and does it again.
+    let mut heartbeat = tokio::time::interval(kind.lease / 3);
+    heartbeat.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            done = &mut run => break done.unwrap_or_else(|_| {
+                Err(crate::EngineError::internal("a scheduled rescoring panicked"))
+            }),
+            _ = heartbeat.tick() => {
+                if let Err(e) = periodic::extend(db, claim, after(clock::now(), kind.lease)).await {
+                    tracing::warn!(error = ?e, "extending the schedule's lease failed");
+                }
+            }
+        }
+    };
     let now = clock::now();
     match outcome {
         Ok(()) => {
@@ -308,7 +339,7 @@ async fn run_claimed(
             Ok(())
         }
         Err(e) => {
-            let retry = after(now, schedule.changes_every);
+            let retry = after(now, retry_in(&kind, schedule, claim.failures));
             if let Err(release) =
                 periodic::release(db, claim, retry, &crate::platform::health::describe(&e)).await
             {
