@@ -9,8 +9,8 @@ fn rank(module: &str) -> Option<usize> {
     Some(match module {
         "context" | "ids" | "enums" | "batching" | "loaders" | "connection" | "cost_budget"
         | "filters" | "orders" | "inputs" => 0,
-        "consent" | "intelligence" | "plugins" | "plugin_runs" | "plugin_scores"
-        | "plugin_quality" => 1,
+        "consent" | "intelligence" | "plugins" | "plugin_actions" | "plugin_runs"
+        | "plugin_scores" | "plugin_quality" => 1,
         "types" => 2,
         "queries" | "mutations" | "audiences" | "campaigns" | "sequences" | "templates"
         | "fields" | "reports" | "plugin_inputs" | "capture" | "people" | "trainings"

@@ -35,6 +35,7 @@ pub mod loaders;
 pub mod mutations;
 pub mod orders;
 pub mod people;
+pub mod plugin_actions;
 pub mod plugin_inputs;
 pub mod plugin_quality;
 pub mod plugin_runs;

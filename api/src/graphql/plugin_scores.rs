@@ -1,10 +1,14 @@
 //! Scores on the graph: a contact's (built-in models' and plugins') and a deal's or
-//! company's (plugins of deals and companies), read through the plugin loader.
+//! company's (plugins of deals and companies), read through the plugin loader; and a
+//! plugin's scores of one contact over time.
 
 use async_graphql::{Context, Enum, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use rapport_engine::intelligence::plugins::Subject;
+use rapport_schema as s;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::error::{OrGraphql, to_graphql};
 use crate::graphql::intelligence;
 use crate::graphql::plugins::{PluginKey, PluginRow, plugin_of, row, version_of};
 
@@ -150,4 +154,46 @@ fn plugin_factors(reasons: &serde_json::Value) -> Vec<Factor> {
             note: Some(r.note),
         })
         .collect()
+}
+
+/// A point of a plugin's score history.
+#[derive(SimpleObject)]
+pub struct ScorePoint {
+    pub score: f64,
+    pub version: i32,
+    pub computed_at: DateTime<Utc>,
+}
+
+/// A plugin's scores of one contact over time, oldest first.
+pub async fn score_history(
+    ctx: &Context<'_>,
+    contact_id: i64,
+    plugin: &str,
+) -> Result<Vec<ScorePoint>> {
+    let ws = crate::graphql::context::principal(ctx)?.workspace_id;
+    let db = ctx.data_unchecked::<sea_orm::DatabaseConnection>();
+    let p = rapport_engine::intelligence::plugins::registry::by_name(db, ws, plugin)
+        .await
+        .gql()?;
+    let rows = s::plugin_score_history::Entity::find()
+        .filter(s::plugin_score_history::Column::WorkspaceId.eq(ws))
+        .filter(s::plugin_score_history::Column::PluginId.eq(p.id))
+        .filter(s::plugin_score_history::Column::ContactId.eq(contact_id))
+        .order_by_asc(s::plugin_score_history::Column::ComputedAt)
+        .order_by_asc(s::plugin_score_history::Column::Id)
+        .all(db)
+        .await
+        .map_err(|e| to_graphql(e.into()))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let version = version_of(ctx, r.version_id)
+            .await?
+            .map_or(0, |v| v.version);
+        out.push(ScorePoint {
+            score: r.score,
+            version,
+            computed_at: r.computed_at,
+        });
+    }
+    Ok(out)
 }

@@ -12,12 +12,13 @@ use rapport_engine::intelligence::plugins::{
 };
 use rapport_engine::values::Scope;
 use rapport_schema as s;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::error::{OrGraphql, invalid, to_graphql};
 use crate::graphql::batching::Dispatcher;
 use crate::graphql::context::principal;
 use crate::graphql::ids::{parse_id, parse_ids, to_id};
+use crate::graphql::plugin_actions::{ActionKind, RecommendedAction};
 
 /// The most contacts one `runPlugins` call takes.
 const MAX_RUN: usize = 1000;
@@ -226,185 +227,6 @@ pub enum PluginSubject {
     Deal,
     /// `$companyId`: scores on `Company.scores`.
     Company,
-}
-
-/// What a recommended action asks for.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(remote = "rapport_plugins::ActionKind")]
-pub enum ActionKind {
-    SendEmail,
-    CreateTask,
-    Call,
-    Offer,
-    EnrollSequence,
-    Custom,
-}
-
-impl ActionKind {
-    /// The kind as stored (the WIT's spelling); unknown text reads as `Custom`.
-    fn from_text(s: &str) -> ActionKind {
-        rapport_plugins::ActionKind::parse(s)
-            .unwrap_or(rapport_plugins::ActionKind::Custom)
-            .into()
-    }
-}
-
-/// The state of a recommended action.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ActionStatus {
-    Open,
-    Accepted,
-    Rejected,
-    /// A newer run of the plugin replaced it.
-    Superseded,
-}
-
-/// A parameter of an action.
-#[derive(SimpleObject)]
-pub struct ActionParam {
-    pub key: String,
-    pub value: String,
-}
-
-/// An action a plugin recommends for a contact.
-pub struct RecommendedAction(pub s::plugin_action::Model);
-
-#[Object]
-impl RecommendedAction {
-    async fn id(&self) -> ID {
-        to_id(self.0.id)
-    }
-    async fn kind(&self) -> ActionKind {
-        ActionKind::from_text(&self.0.kind)
-    }
-    async fn params(&self) -> Vec<ActionParam> {
-        serde_json::from_value::<Vec<(String, String)>>(self.0.params.clone())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(key, value)| ActionParam { key, value })
-            .collect()
-    }
-    /// 0–100; higher first.
-    async fn priority(&self) -> i32 {
-        self.0.priority
-    }
-    async fn rationale(&self) -> &str {
-        &self.0.rationale
-    }
-    async fn status(&self) -> ActionStatus {
-        match self.0.status.as_str() {
-            "accepted" => ActionStatus::Accepted,
-            "rejected" => ActionStatus::Rejected,
-            "superseded" => ActionStatus::Superseded,
-            _ => ActionStatus::Open,
-        }
-    }
-    /// Where it came from: `plugin-name@version`.
-    async fn source(&self, ctx: &Context<'_>) -> Result<String> {
-        let name = plugin_of(ctx, self.0.plugin_id)
-            .await?
-            .map(|p| p.name)
-            .unwrap_or_default();
-        let version = version_of(ctx, self.0.version_id)
-            .await?
-            .map_or(0, |v| v.version);
-        Ok(format!("{name}@{version}"))
-    }
-    async fn contact_id(&self) -> ID {
-        to_id(self.0.contact_id)
-    }
-    async fn computed_at(&self) -> DateTime<Utc> {
-        self.0.computed_at
-    }
-    async fn responded_at(&self) -> Option<DateTime<Utc>> {
-        self.0.responded_at
-    }
-    /// The API key that answered.
-    async fn responded_by(&self) -> Option<ID> {
-        self.0.responded_by.map(to_id)
-    }
-    async fn note(&self) -> Option<&str> {
-        self.0.note.as_deref()
-    }
-    /// The task accepting created, for `createTask` and `call` actions.
-    async fn task_id(&self) -> Option<ID> {
-        self.0
-            .outcome
-            .as_ref()
-            .and_then(|o| o.get("taskId"))
-            .and_then(|v| v.as_i64())
-            .map(to_id)
-    }
-    /// The email accepting queued, for `sendEmail` actions (`transactionalEmail(id)`
-    /// follows it).
-    async fn message_id(&self) -> Option<ID> {
-        self.0
-            .outcome
-            .as_ref()
-            .and_then(|o| o.get("messageId"))
-            .and_then(|v| v.as_i64())
-            .map(to_id)
-    }
-}
-
-/// A contact's open actions, from every enabled plugin, highest priority first.
-pub async fn next_best_actions(
-    ctx: &Context<'_>,
-    contact_id: i64,
-) -> Result<Vec<RecommendedAction>> {
-    let Some(PluginRow::Actions(list)) = row(ctx, PluginKey::Actions(contact_id)).await? else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for a in list {
-        // Only actions of plugins still enabled are offered.
-        if plugin_of(ctx, a.plugin_id)
-            .await?
-            .is_some_and(|p| p.enabled)
-        {
-            out.push(RecommendedAction(a));
-        }
-    }
-    Ok(out)
-}
-
-/// A point of a plugin's score history.
-#[derive(SimpleObject)]
-pub struct ScorePoint {
-    pub score: f64,
-    pub version: i32,
-    pub computed_at: DateTime<Utc>,
-}
-
-/// A plugin's scores of one contact over time, oldest first.
-pub async fn score_history(
-    ctx: &Context<'_>,
-    contact_id: i64,
-    plugin: &str,
-) -> Result<Vec<ScorePoint>> {
-    let ws = principal(ctx)?.workspace_id;
-    let p = registry::by_name(db(ctx), ws, plugin).await.gql()?;
-    let rows = s::plugin_score_history::Entity::find()
-        .filter(s::plugin_score_history::Column::WorkspaceId.eq(ws))
-        .filter(s::plugin_score_history::Column::PluginId.eq(p.id))
-        .filter(s::plugin_score_history::Column::ContactId.eq(contact_id))
-        .order_by_asc(s::plugin_score_history::Column::ComputedAt)
-        .order_by_asc(s::plugin_score_history::Column::Id)
-        .all(db(ctx))
-        .await
-        .map_err(|e| to_graphql(e.into()))?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let version = version_of(ctx, r.version_id)
-            .await?
-            .map_or(0, |v| v.version);
-        out.push(ScorePoint {
-            score: r.score,
-            version,
-            computed_at: r.computed_at,
-        });
-    }
-    Ok(out)
 }
 
 /// How a plugin's current scores spread over the workspace.

@@ -146,16 +146,16 @@ impl Contact {
     async fn next_best_actions(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Vec<crate::graphql::plugins::RecommendedAction>> {
-        crate::graphql::plugins::next_best_actions(ctx, self.0.id).await
+    ) -> Result<Vec<crate::graphql::plugin_actions::RecommendedAction>> {
+        crate::graphql::plugin_actions::next_best_actions(ctx, self.0.id).await
     }
     /// Every score the plugin gave this contact, oldest first.
     async fn plugin_score_history(
         &self,
         ctx: &Context<'_>,
         plugin: String,
-    ) -> Result<Vec<crate::graphql::plugins::ScorePoint>> {
-        crate::graphql::plugins::score_history(ctx, self.0.id, &plugin).await
+    ) -> Result<Vec<crate::graphql::plugin_scores::ScorePoint>> {
+        crate::graphql::plugin_scores::score_history(ctx, self.0.id, &plugin).await
     }
     /// Likelihood (0–100) of converting within the lead model's window, with its grade
     /// and reasons; null for customers and until a lead-score model is active.
