@@ -420,6 +420,19 @@ pub fn executed(media: MediaType, response: async_graphql::Response) -> Response
     answer_text(media, status, body)
 }
 
+/// A planned request's answer: its JSON body, written without errors.
+pub fn answered(media: MediaType, body: Vec<u8>) -> Response {
+    match String::from_utf8(body) {
+        Ok(body) => answer_text(media, StatusCode::OK, body),
+        Err(_) => request_error(
+            media,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL,
+            "internal error",
+        ),
+    }
+}
+
 /// The answer kept for an `Idempotency-Key`, given again to a retry as it was written.
 pub fn replayed(media: MediaType, body: &str) -> Response {
     match serde_json::from_str::<serde::de::IgnoredAny>(body) {

@@ -22,6 +22,8 @@ use std::time::Duration;
 pub struct ApiContext {
     pub(crate) db: DatabaseConnection,
     pub(crate) schema: RapportSchema,
+    /// Plans of the documents the schema has validated, for planned execution.
+    pub(crate) plans: Arc<crate::plans::Plans>,
     pub(crate) keys: Arc<VerifiedKeys>,
     pub(crate) limits: Limits,
     pub(crate) health: Arc<Health>,

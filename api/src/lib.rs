@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod links;
 pub mod metrics;
+pub mod plans;
 pub mod rate_limit;
 pub mod request_id;
 pub mod request_limits;

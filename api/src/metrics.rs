@@ -46,6 +46,7 @@ pub struct HttpMetrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Latency>>,
     operations: Mutex<BTreeMap<(String, &'static str), u64>>,
+    planned: std::sync::atomic::AtomicU64,
 }
 
 impl HttpMetrics {
@@ -84,6 +85,12 @@ impl HttpMetrics {
             ("other".to_string(), kind)
         };
         *ops.entry(key).or_insert(0) += 1;
+    }
+
+    /// Counts a GraphQL request answered from its document's plan (`crate::plans`).
+    pub fn planned(&self) {
+        self.planned
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String) {
@@ -157,6 +164,11 @@ impl HttpMetrics {
                 labels(&["operation", "kind"], &[name, kind])
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP rapport_graphql_planned_total GraphQL requests answered from their document's plan.\n# TYPE rapport_graphql_planned_total counter\nrapport_graphql_planned_total {}",
+            self.planned.load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 }
 

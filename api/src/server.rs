@@ -115,7 +115,12 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
             }
         }
     };
+    let budget = graphql::cost_budget::CostBudget::new(
+        config.limits.key_cost_per_second,
+        10 * graphql::MAX_COMPLEXITY as u64,
+    );
     let ctx = ApiContext {
+        plans: Arc::new(crate::plans::Plans::new(budget.clone())),
         schema: graphql::build(
             db.clone(),
             keys.clone(),
@@ -130,10 +135,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
                     config.health.clone(),
                 ),
             },
-            graphql::cost_budget::CostBudget::new(
-                config.limits.key_cost_per_second,
-                10 * graphql::MAX_COMPLEXITY as u64,
-            ),
+            budget,
         ),
         db,
         keys,
@@ -710,17 +712,53 @@ fn over_limits(
 async fn execute(
     ctx: &ApiContext,
     principal: rapport_engine::platform::auth::Principal,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     media: graphql_http::MediaType,
     timeout: Duration,
 ) -> Response {
     if !may_introspect(ctx, &principal) && graphql_http::introspects(&request.query) {
         return introspection_refused(media);
     }
+    let operation = request.operation_name.as_deref();
+    let mut paid = false;
+    if let Some(plan) = ctx.plans.get(&request.query, operation) {
+        let answer = ctx
+            .plans
+            .answer(&ctx.db, &principal, &plan, &request.variables);
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(body)) => {
+                ctx.metrics.planned();
+                return graphql_http::answered(media, body);
+            }
+            Ok(Err(fallback)) => paid = fallback == crate::plans::Fallback::Charged,
+            Err(_) => return timed_out(timeout),
+        }
+    }
+    if paid {
+        request = request.data(graphql::cost_budget::Paid);
+    }
+    let (query, operation) = (request.query.clone(), request.operation_name.clone());
     match run_request(ctx, principal, request, timeout).await {
-        Ok(response) => graphql_http::executed(media, response),
+        Ok(response) => {
+            // Passed the schema's validation: later requests of it may run from a plan.
+            if response.errors.iter().all(|e| !e.path.is_empty()) {
+                ctx.plans.learn(&query, operation.as_deref());
+            }
+            graphql_http::executed(media, response)
+        }
         Err(refused) => refused,
     }
+}
+
+fn timed_out(timeout: Duration) -> Response {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::TIMEOUT,
+        &format!(
+            "the request ran longer than {} s; ask for less at once",
+            timeout.as_secs()
+        ),
+    )
 }
 
 fn may_introspect(ctx: &ApiContext, principal: &rapport_engine::platform::auth::Principal) -> bool {
@@ -755,14 +793,7 @@ async fn run_request(
     let (request, dispatcher) = graphql::with_loaders(request, &ctx.db, principal);
     let execution = dispatcher.drive(ctx.schema.execute(request));
     let Ok(mut response) = tokio::time::timeout(timeout, execution).await else {
-        return Err(error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            code::TIMEOUT,
-            &format!(
-                "the request ran longer than {} s; ask for less at once",
-                timeout.as_secs()
-            ),
-        ));
+        return Err(timed_out(timeout));
     };
     crate::response_order::in_selection_order(&query, operation.as_deref(), &mut response.data);
     // Errors from parsing and validating the query itself carry no code yet.

@@ -19,6 +19,7 @@ mod hardening;
 mod imports;
 mod intelligence;
 mod metrics;
+mod planned_queries;
 mod plugin_hooks;
 mod plugin_quality;
 mod plugin_rules;

@@ -105,7 +105,8 @@ impl ConnArgs {
         }
     }
 
-    fn request(&self) -> Result<PageRequest> {
+    /// The page these arguments ask for; a negative size is refused.
+    pub fn request(&self) -> Result<PageRequest> {
         let size = |field: &str, n: Option<i32>| -> Result<Option<usize>> {
             match n {
                 Some(n) if n < 0 => Err(invalid(field, "must not be negative")),

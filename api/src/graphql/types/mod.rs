@@ -22,7 +22,8 @@ use crate::graphql::intelligence::{self, ProbabilitySource, Score, WinProbabilit
 use rapport_engine::intelligence::analytics::recommendations;
 use rapport_engine::values::ModelKind as ModelKindValue;
 
-fn major(minor: i64, currency: &str) -> f64 {
+/// An amount in minor units as major units of its currency (cents to dollars).
+pub fn major(minor: i64, currency: &str) -> f64 {
     Currency::parse("currency", currency)
         .map(|c| c.to_major(minor))
         .unwrap_or(minor as f64 / 100.0)
@@ -30,7 +31,8 @@ fn major(minor: i64, currency: &str) -> f64 {
 
 macro_rules! lists {
     ($nested_fn:ident, $list_fn:ident, $list_where_fn:ident, $module:ident, $node:ident, $filter:ident, $order:ident, [$(($dcol:ident, $ddir:ident)),*]) => {
-        fn order_of(order_by: &Option<Vec<$order>>) -> Vec<(s::$module::Column, SortDirection)> {
+        /// The sort keys of `order_by`, or the default order of this type.
+        pub fn order_of(order_by: &Option<Vec<$order>>) -> Vec<(s::$module::Column, SortDirection)> {
             let keys = $order::keys(order_by);
             if keys.is_empty() { vec![$((s::$module::Column::$dcol, SortDirection::$ddir)),*] } else { keys }
         }

@@ -1,0 +1,445 @@
+//! Running a plan's reads: each root field's rows, then, level by level, one statement per
+//! planned relation for all the rows of the level above (as the schema's batch loaders
+//! do), through the same scoping, filters, orders and paging as the schema's resolvers.
+
+use async_graphql::{ID, InputType, Variables};
+use async_graphql_value::{ConstValue, Value};
+use futures_util::future::BoxFuture;
+use rapport_engine::crm::filters::Evaluation;
+use rapport_engine::platform::pagination::{self, DEFAULT_PAGE_SIZE, Page, SortKeys};
+use rapport_engine::platform::records::{self, Deleted, Record};
+use rapport_schema as s;
+use sea_orm::{Condition, DatabaseConnection, ModelTrait, QueryFilter, Select};
+use std::collections::HashMap;
+
+use super::Fallback;
+use super::compile::{Args, Conn, Field, Object, Plan, Root};
+use super::rows::{Kind, Many, Row};
+use crate::graphql::connection::{ConnArgs, page_cost};
+use crate::graphql::filters::{
+    ActivityFilter, CompanyFilter, ContactFilter, DealFilter, contact_filter_cost,
+};
+use crate::graphql::ids::parse_id;
+use crate::graphql::orders::{ActivityOrder, CompanyOrder, ContactOrder, DealOrder};
+use crate::graphql::types::{activity_lists, company_lists, contact_lists, deal_lists};
+
+type Result<T> = std::result::Result<T, Fallback>;
+
+/// What a relation of one level loaded, with the loads below it.
+pub enum Loaded {
+    /// A field that loads nothing (a column).
+    Nothing,
+    /// The rows pointed at, by id.
+    One(HashMap<i64, Row>, LoadedObject),
+    /// Each parent's first page, by the parent's id.
+    Many(HashMap<i64, Page<Row>>, LoadedObject),
+}
+
+/// The loads of an object's fields, in the order of its plan's fields.
+pub struct LoadedObject(pub Vec<Loaded>);
+
+/// What a root field loaded.
+pub enum LoadedRoot {
+    Typename,
+    One(Box<Row>, LoadedObject),
+    Page(Page<Row>, LoadedObject),
+}
+
+/// One request's reads: its workspace, its moment and its variables.
+pub struct Reads<'a> {
+    pub db: &'a DatabaseConnection,
+    pub workspace_id: i64,
+    pub at: Evaluation,
+    pub plan: &'a Plan,
+    pub variables: &'a Variables,
+}
+
+impl Reads<'_> {
+    /// The value of a variable: given, else its default (null when nullable).
+    fn variable(&self, name: &async_graphql::Name) -> Result<ConstValue> {
+        if let Some(v) = self.variables.get(name) {
+            return Ok(v.clone());
+        }
+        self.plan
+            .variables
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, default)| default.clone())
+            .ok_or(Fallback::NotCharged)
+    }
+
+    fn value(&self, v: &Value) -> Result<ConstValue> {
+        v.clone().into_const_with(|name| self.variable(&name))
+    }
+
+    /// Argument `name` as the schema's resolver receives it.
+    pub fn arg<T: InputType>(&self, args: &Args, name: &str) -> Result<T> {
+        let v = args.get(name).map(|v| self.value(v)).transpose()?;
+        T::parse(v).map_err(|_| Fallback::NotCharged)
+    }
+
+    fn paging(&self, args: &Args) -> Result<ConnArgs> {
+        Ok(ConnArgs::new(
+            self.arg(args, "first")?,
+            self.arg(args, "after")?,
+            self.arg(args, "last")?,
+            self.arg(args, "before")?,
+        ))
+    }
+
+    /// The request's complexity as the schema counts it (`limit_complexity` and the
+    /// key's budget): every field 1 and what it selects, a list its page size times that.
+    pub fn cost(&self) -> Result<usize> {
+        let mut total = 0usize;
+        for (_, root) in &self.plan.roots {
+            total = total.saturating_add(match root {
+                Root::Typename => 1,
+                Root::ById { object, .. } => 1 + self.object_cost(object)?,
+                Root::List { kind, args, conn } => {
+                    let paging = self.paging(args)?;
+                    let filter = if *kind == Kind::Contact {
+                        contact_filter_cost(&self.arg(args, "filter")?)
+                    } else {
+                        0
+                    };
+                    page_cost(paging.first, paging.last)
+                        .saturating_mul(self.conn_cost(conn)?)
+                        .saturating_add(filter)
+                }
+            });
+        }
+        Ok(total)
+    }
+
+    fn object_cost(&self, object: &Object) -> Result<usize> {
+        let mut total = 0usize;
+        for (_, field) in &object.fields {
+            total = total.saturating_add(match field {
+                Field::Typename | Field::Column(_) => 1,
+                Field::One(_, sub) => 1 + self.object_cost(sub)?,
+                Field::Many(many, args, conn) => {
+                    let filter = if *many == Many::CompanyContacts {
+                        contact_filter_cost(&self.arg(args, "filter")?)
+                    } else {
+                        0
+                    };
+                    page_cost(self.arg(args, "first")?, None)
+                        .saturating_mul(self.conn_cost(conn)?)
+                        .saturating_add(filter)
+                }
+            });
+        }
+        Ok(total)
+    }
+
+    fn conn_cost(&self, conn: &Conn) -> Result<usize> {
+        use super::compile::{ConnField, EdgeField};
+        let node = 1 + self.object_cost(&conn.node)?;
+        Ok(conn
+            .fields
+            .iter()
+            .map(|(_, f)| match f {
+                ConnField::Typename => 1,
+                ConnField::Nodes => node,
+                ConnField::PageInfo(info) => 1 + info.len(),
+                ConnField::Edges(edge) => {
+                    1 + edge
+                        .iter()
+                        .map(|(_, e)| match e {
+                            EdgeField::Node => node,
+                            EdgeField::Typename | EdgeField::Cursor => 1,
+                        })
+                        .sum::<usize>()
+                }
+            })
+            .sum())
+    }
+
+    /// Reads every root field of the plan and what it selects.
+    pub async fn roots(&self) -> Result<Vec<LoadedRoot>> {
+        // Rows by id in one statement per kind, however many roots name one (a plugin's
+        // batched input query names one per contact).
+        let mut ids: Vec<Option<i64>> = Vec::with_capacity(self.plan.roots.len());
+        let mut wanted: HashMap<Kind, Vec<i64>> = HashMap::new();
+        for (_, root) in &self.plan.roots {
+            ids.push(match root {
+                Root::ById { kind, id, .. } => {
+                    let id = self.id(id.as_ref())?;
+                    wanted.entry(*kind).or_default().push(id);
+                    Some(id)
+                }
+                _ => None,
+            });
+        }
+        let mut found: HashMap<(Kind, i64), Row> = HashMap::new();
+        for (kind, ids) in wanted {
+            // Missing and deleted rows answer NOT_FOUND, which the schema words.
+            let rows = self
+                .by_ids(kind, distinct(ids.into_iter()), Deleted::Exclude)
+                .await?;
+            found.extend(rows.into_iter().map(|(id, row)| ((kind, id), row)));
+        }
+        let mut out = Vec::with_capacity(self.plan.roots.len());
+        for ((_, root), id) in self.plan.roots.iter().zip(ids) {
+            out.push(match (root, id) {
+                (Root::ById { kind, object, .. }, Some(id)) => {
+                    let row = found
+                        .get(&(*kind, id))
+                        .cloned()
+                        .ok_or(Fallback::NotCharged)?;
+                    let loaded = self.object(object, &[&row]).await?;
+                    LoadedRoot::One(Box::new(row), loaded)
+                }
+                (Root::List { kind, args, conn }, _) => {
+                    let page = self.list(*kind, args).await?;
+                    let rows: Vec<&Row> = page.edges.iter().map(|(_, r)| r).collect();
+                    let loaded = self.object(&conn.node, &rows).await?;
+                    LoadedRoot::Page(page, loaded)
+                }
+                _ => LoadedRoot::Typename,
+            });
+        }
+        Ok(out)
+    }
+
+    fn id(&self, id: Option<&Value>) -> Result<i64> {
+        let id = id.ok_or(Fallback::NotCharged)?;
+        let id = ID::parse(Some(self.value(id)?)).map_err(|_| Fallback::NotCharged)?;
+        parse_id("id", &id).map_err(|_| Fallback::NotCharged)
+    }
+
+    /// The loads of `object`'s relations for `rows`, and of theirs below; sibling
+    /// relations load side by side.
+    fn object<'s>(
+        &'s self,
+        object: &'s Object,
+        rows: &'s [&'s Row],
+    ) -> BoxFuture<'s, Result<LoadedObject>> {
+        Box::pin(async move {
+            let loads = object
+                .fields
+                .iter()
+                .map(|(_, field)| self.field(field, rows));
+            Ok(LoadedObject(
+                futures_util::future::try_join_all(loads).await?,
+            ))
+        })
+    }
+
+    async fn field(&self, field: &Field, rows: &[&Row]) -> Result<Loaded> {
+        Ok(match field {
+            Field::Typename | Field::Column(_) => Loaded::Nothing,
+            Field::One(one, sub) => {
+                let ids = distinct(rows.iter().filter_map(|r| r.points_at(*one)));
+                // References resolve to deleted rows too: history, not dangling.
+                let found = self.by_ids(sub.kind, ids, Deleted::Include).await?;
+                let below: Vec<&Row> = found.values().collect();
+                let loaded = self.object(sub, &below).await?;
+                Loaded::One(found, loaded)
+            }
+            Field::Many(many, args, conn) => {
+                let parents = distinct(rows.iter().map(|r| r.id()));
+                let pages = self.children(*many, args, &parents).await?;
+                let below: Vec<&Row> = pages
+                    .values()
+                    .flat_map(|p| p.edges.iter().map(|(_, r)| r))
+                    .collect();
+                let loaded = self.object(&conn.node, &below).await?;
+                Loaded::Many(pages, loaded)
+            }
+        })
+    }
+
+    async fn by_ids(
+        &self,
+        kind: Kind,
+        ids: Vec<i64>,
+        deleted: Deleted,
+    ) -> Result<HashMap<i64, Row>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        match kind {
+            Kind::Contact => {
+                self.rows::<s::contact::Entity>(&ids, deleted, Row::Contact)
+                    .await
+            }
+            Kind::Company => {
+                self.rows::<s::company::Entity>(&ids, deleted, Row::Company)
+                    .await
+            }
+            Kind::Deal => self.rows::<s::deal::Entity>(&ids, deleted, Row::Deal).await,
+            Kind::Activity => {
+                self.rows::<s::activity::Entity>(&ids, deleted, Row::Activity)
+                    .await
+            }
+            Kind::Stage => {
+                self.rows::<s::stage::Entity>(&ids, deleted, Row::Stage)
+                    .await
+            }
+        }
+    }
+
+    async fn rows<E>(
+        &self,
+        ids: &[i64],
+        deleted: Deleted,
+        wrap: fn(E::Model) -> Row,
+    ) -> Result<HashMap<i64, Row>>
+    where
+        E: Record,
+        E::Model: ModelTrait<Entity = E> + Sync,
+    {
+        let backend = self.db.get_database_backend();
+        let found = records::scoped::<E>(self.workspace_id, deleted)
+            .filter(pagination::among(backend, E::id_col(), ids))
+            .all(self.db)
+            .await
+            .map_err(|_| Fallback::Charged)?;
+        Ok(found
+            .into_iter()
+            .map(|m| {
+                let row = wrap(m);
+                (row.id(), row)
+            })
+            .collect())
+    }
+
+    async fn list(&self, kind: Kind, args: &Args) -> Result<Page<Row>> {
+        let request = self
+            .paging(args)?
+            .request()
+            .map_err(|_| Fallback::Charged)?;
+        let at = self.at;
+        macro_rules! page {
+            ($module:ident, $filter:ty, $order:ty, $lists:ident, $wrap:expr) => {{
+                let filter: Option<$filter> = self.arg(args, "filter")?;
+                let order: Option<Vec<$order>> = self.arg(args, "orderBy")?;
+                let select =
+                    records::scoped::<s::$module::Entity>(self.workspace_id, Deleted::Exclude)
+                        .filter(condition(filter.as_ref().map(|f| f.condition(at)))?);
+                let keys = SortKeys::new(&$lists::order_of(&order), s::$module::Column::Id);
+                let page = pagination::fetch_page(self.db, select, &keys, &request)
+                    .await
+                    .map_err(|_| Fallback::Charged)?;
+                rows_of(page, $wrap)
+            }};
+        }
+        Ok(match kind {
+            Kind::Contact => page!(
+                contact,
+                ContactFilter,
+                ContactOrder,
+                contact_lists,
+                Row::Contact
+            ),
+            Kind::Company => page!(
+                company,
+                CompanyFilter,
+                CompanyOrder,
+                company_lists,
+                Row::Company
+            ),
+            Kind::Deal => page!(deal, DealFilter, DealOrder, deal_lists, Row::Deal),
+            Kind::Activity | Kind::Stage => return Err(Fallback::NotCharged),
+        })
+    }
+
+    async fn children(
+        &self,
+        many: Many,
+        args: &Args,
+        parents: &[i64],
+    ) -> Result<HashMap<i64, Page<Row>>> {
+        let first = ConnArgs::new(self.arg(args, "first")?, None, None, None)
+            .request()
+            .map_err(|_| Fallback::Charged)?
+            .first
+            .unwrap_or(DEFAULT_PAGE_SIZE);
+        let at = self.at;
+        macro_rules! pages {
+            ($module:ident, $fk:ident, $filter:ty, $order:ty, $lists:ident, $wrap:expr) => {{
+                let filter: Option<$filter> = self.arg(args, "filter")?;
+                let order: Option<Vec<$order>> = self.arg(args, "orderBy")?;
+                let select: Select<s::$module::Entity> =
+                    records::scoped::<s::$module::Entity>(self.workspace_id, Deleted::Exclude)
+                        .filter(condition(filter.as_ref().map(|f| f.condition(at)))?);
+                let keys = SortKeys::new(&$lists::order_of(&order), s::$module::Column::Id);
+                let pages = pagination::first_per_parent(
+                    self.db,
+                    select,
+                    s::$module::Column::$fk,
+                    parents,
+                    &keys,
+                    first,
+                )
+                .await
+                .map_err(|_| Fallback::Charged)?;
+                pages
+                    .into_iter()
+                    .map(|(p, page)| (p, rows_of(page, $wrap)))
+                    .collect()
+            }};
+        }
+        Ok(match many {
+            Many::ContactDeals => pages!(
+                deal,
+                ContactId,
+                DealFilter,
+                DealOrder,
+                deal_lists,
+                Row::Deal
+            ),
+            Many::ContactActivities => pages!(
+                activity,
+                ContactId,
+                ActivityFilter,
+                ActivityOrder,
+                activity_lists,
+                Row::Activity
+            ),
+            Many::CompanyContacts => pages!(
+                contact,
+                CompanyId,
+                ContactFilter,
+                ContactOrder,
+                contact_lists,
+                Row::Contact
+            ),
+            Many::CompanyDeals => pages!(
+                deal,
+                CompanyId,
+                DealFilter,
+                DealOrder,
+                deal_lists,
+                Row::Deal
+            ),
+        })
+    }
+}
+
+fn condition(
+    c: Option<std::result::Result<Condition, rapport_engine::EngineError>>,
+) -> Result<Condition> {
+    match c {
+        None => Ok(Condition::all()),
+        Some(Ok(c)) => Ok(c),
+        // A filter the engine refuses: the schema says why.
+        Some(Err(_)) => Err(Fallback::Charged),
+    }
+}
+
+fn rows_of<M>(page: Page<M>, wrap: fn(M) -> Row) -> Page<Row> {
+    Page {
+        edges: page.edges.into_iter().map(|(c, m)| (c, wrap(m))).collect(),
+        has_next_page: page.has_next_page,
+        has_previous_page: page.has_previous_page,
+    }
+}
+
+fn distinct(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
