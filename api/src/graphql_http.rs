@@ -333,6 +333,14 @@ pub fn operation(
     operation_name: Option<&str>,
 ) -> Option<(OperationType, Option<String>)> {
     let document = async_graphql::parser::parse_query(query).ok()?;
+    operation_of(&document, operation_name)
+}
+
+/// [`operation`] of a parsed document.
+pub fn operation_of(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<(OperationType, Option<String>)> {
     match &document.operations {
         DocumentOperations::Single(op) => Some((op.node.ty, None)),
         // A named operation is kept in `Multiple` even when it is the only one, and then

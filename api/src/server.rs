@@ -506,7 +506,15 @@ async fn upload(
     if let Some(refused) = over_limits(&request, media) {
         return refused;
     }
-    execute(ctx, principal, request, media, ctx.limits.upload_timeout).await
+    execute(
+        ctx,
+        principal,
+        request,
+        None,
+        media,
+        ctx.limits.upload_timeout,
+    )
+    .await
 }
 
 /// The request with a body that fails once more than `limit` bytes came (the flag then
@@ -595,7 +603,25 @@ async fn run(
         ctx.documents.register(hash, &request.query);
     }
     use async_graphql::parser::types::OperationType;
-    let operation = graphql_http::operation(&request.query, request.operation_name.as_deref());
+    // A document with a plan is a query the schema has run: no need to parse it again.
+    let planned = ctx
+        .plans
+        .get(&request.query, request.operation_name.as_deref());
+    let (planned, operation) = match planned {
+        Some(plan) => {
+            let name = plan.name.clone();
+            (Some(plan), Some((OperationType::Query, name)))
+        }
+        None => match async_graphql::parser::parse_query(&request.query) {
+            Ok(doc) => {
+                let wanted = request.operation_name.as_deref();
+                // Another text of a shape the schema has run (values written into it).
+                let planned = ctx.plans.for_shape(&doc, wanted);
+                (planned, graphql_http::operation_of(&doc, wanted))
+            }
+            Err(_) => (None, None),
+        },
+    };
     let kind = operation.as_ref().map(|(kind, _)| *kind);
     ctx.metrics.operation(
         operation.as_ref().and_then(|(_, name)| name.as_deref()),
@@ -618,13 +644,31 @@ async fn run(
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return refused;
         }
-        return execute(ctx, principal, request, media, ctx.limits.request_timeout).await;
+        return execute(
+            ctx,
+            principal,
+            request,
+            planned,
+            media,
+            ctx.limits.request_timeout,
+        )
+        .await;
     };
     match (idempotency_key, kind) {
         (Some(key), Some(OperationType::Mutation)) => {
             idempotent(ctx, principal, request, media, &key).await
         }
-        _ => execute(ctx, principal, request, media, ctx.limits.request_timeout).await,
+        _ => {
+            execute(
+                ctx,
+                principal,
+                request,
+                planned,
+                media,
+                ctx.limits.request_timeout,
+            )
+            .await
+        }
     }
 }
 
@@ -666,7 +710,15 @@ async fn idempotent(
         crate::idempotency::Begun::Answer(answer) => return answer,
     };
     use crate::idempotency::Outcome;
-    let response = match run_request(ctx, principal, request, ctx.limits.request_timeout).await {
+    let response = match run_request(
+        ctx,
+        principal,
+        request,
+        ctx.limits.request_timeout,
+        std::time::Instant::now(),
+    )
+    .await
+    {
         Ok(response) => response,
         Err(timed_out) => {
             // It may have committed before it was cut off: retries are told so, for the
@@ -707,21 +759,23 @@ fn over_limits(
     })
 }
 
-/// Executes one GraphQL request within `timeout`, with the caller's loaders; the caller
-/// has checked it against the request limits ([`over_limits`]).
+/// Executes one GraphQL request within `timeout`: from `planned`, its document's plan, when
+/// it has one and the plan can answer, else on the schema with the caller's loaders. The
+/// caller has checked it against the request limits ([`over_limits`]).
 async fn execute(
     ctx: &ApiContext,
     principal: rapport_engine::platform::auth::Principal,
     mut request: async_graphql::Request,
+    planned: Option<Arc<crate::plans::Plan>>,
     media: graphql_http::MediaType,
     timeout: Duration,
 ) -> Response {
     if !may_introspect(ctx, &principal) && graphql_http::introspects(&request.query) {
         return introspection_refused(media);
     }
-    let operation = request.operation_name.as_deref();
+    let started = std::time::Instant::now();
     let mut paid = false;
-    if let Some(plan) = ctx.plans.get(&request.query, operation) {
+    if let Some(plan) = planned {
         let answer = ctx
             .plans
             .answer(&ctx.db, &principal, &plan, &request.variables);
@@ -738,7 +792,7 @@ async fn execute(
         request = request.data(graphql::cost_budget::Paid);
     }
     let (query, operation) = (request.query.clone(), request.operation_name.clone());
-    match run_request(ctx, principal, request, timeout).await {
+    match run_request(ctx, principal, request, timeout, started).await {
         Ok(response) => {
             // Passed the schema's validation: later requests of it may run from a plan.
             if response.errors.iter().all(|e| !e.path.is_empty()) {
@@ -779,12 +833,14 @@ fn introspection_refused(media: graphql_http::MediaType) -> Response {
     )
 }
 
-/// Runs a request: the GraphQL response, or the HTTP answer when it ran out of time.
+/// Runs a request: the GraphQL response, or the HTTP answer when it ran out of time (what
+/// a plan used of it since `started` is gone: one request, one time limit).
 async fn run_request(
     ctx: &ApiContext,
     principal: rapport_engine::platform::auth::Principal,
     mut request: async_graphql::Request,
     timeout: Duration,
+    started: std::time::Instant,
 ) -> Result<async_graphql::Response, Response> {
     if !may_introspect(ctx, &principal) {
         request = request.disable_introspection();
@@ -792,7 +848,8 @@ async fn run_request(
     let (query, operation) = (request.query.clone(), request.operation_name.clone());
     let (request, dispatcher) = graphql::with_loaders(request, &ctx.db, principal);
     let execution = dispatcher.drive(ctx.schema.execute(request));
-    let Ok(mut response) = tokio::time::timeout(timeout, execution).await else {
+    let left = timeout.saturating_sub(started.elapsed());
+    let Ok(mut response) = tokio::time::timeout(left, execution).await else {
         return Err(timed_out(timeout));
     };
     crate::response_order::in_selection_order(&query, operation.as_deref(), &mut response.data);

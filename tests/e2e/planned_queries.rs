@@ -187,8 +187,7 @@ const FRAGMENTS: &str = "query Page($n: Int = 4, $after: String) {
     edges { __typename cursor node { ...Who ... on Contact { deals(first: 2, orderBy: [{field: AMOUNT_MINOR, direction: DESC}]) { nodes { id amount amountMinor currency expectedCloseDate status lostReason competitor externalId closedAt deletedAt } } } } }
   }
 }
-fragment Who on Contact { id name kind: __typename }
-query Other { __typename }";
+fragment Who on Contact { id name kind: __typename }";
 
 async fn planned_answers_are_the_schemas_to_the_byte(app: TestApp) {
     let app = with_metrics(app).await;
@@ -207,8 +206,9 @@ async fn planned_answers_are_the_schemas_to_the_byte(app: TestApp) {
         .ok(&key, "{ contacts(first: 3, orderBy: [{field: LAST_NAME}, {field: FIRST_NAME, direction: DESC}]) { pageInfo { endCursor } } }", json!({}))
         .await["contacts"]["pageInfo"]["endCursor"]
         .clone();
-    // The same document once more, as text of its own: its first request goes to the schema.
-    let fragments_again = format!("{FRAGMENTS}\n");
+    // The same document with one more field: another shape, whose first request goes to
+    // the schema.
+    let fragments_again = FRAGMENTS.replacen("__typename", "__typename again: __typename", 1);
     let deal = app
         .ok(
             &key,
@@ -235,7 +235,7 @@ async fn planned_answers_are_the_schemas_to_the_byte(app: TestApp) {
             json!({"id": first}),
             None,
         ),
-        // Aliases, fragments, defaults, nodes, cursors and page info; one operation of two.
+        // Aliases, fragments, defaults, nodes, cursors and page info; a named operation.
         (FRAGMENTS, json!({}), Some("Page")),
         (
             &fragments_again,
@@ -283,14 +283,43 @@ async fn planned_answers_are_the_schemas_to_the_byte(app: TestApp) {
         docs.len() as u64,
         "every second request ran from its plan"
     );
+    // Values written into the document: each text is new, its shape is not. The schema
+    // runs the first; the rest run from plans and answer as the schema does.
+    let literal =
+        |id: &str| format!("{{ contact(id: \"{id}\") {{ id name email company {{ name }} }} }}");
+    let by_variables = "query($id: ID!) { contact(id: $id) { id name email company { name } } }";
+    let before = planned_count(&app).await;
+    raw(&app, &key, &literal(first), json!({}), None).await;
+    for id in &ids[1..5] {
+        let by_schema_or_plan = raw(&app, &key, by_variables, json!({"id": id}), None).await;
+        assert!(
+            by_schema_or_plan.contains(id.as_str()),
+            "{by_schema_or_plan}"
+        );
+        assert_eq!(
+            raw(&app, &key, &literal(id), json!({}), None).await,
+            by_schema_or_plan
+        );
+    }
+    assert_eq!(planned_count(&app).await - before, 3 + 4);
+    // A value of the wrong type in a known shape gets the schema's refusal.
+    let sized = |n: &str| format!("{{ contacts(first: {n}) {{ edges {{ node {{ id }} }} }} }}");
+    raw(&app, &key, &sized("2"), json!({}), None).await;
+    for wrong in ["\"two\"", "-1", "2.5", "99999999999"] {
+        let (code, message) = app.err(&key, &sized(wrong), json!({})).await;
+        assert_eq!(code, "VALIDATION", "first: {wrong}: {message}");
+    }
+    let (code, _) = app.err(&key, &literal("-7"), json!({})).await;
+    assert_eq!(code, "VALIDATION");
+
     // What a plan does not cover still runs on the schema, every time.
     let counted = "{ contacts(first: 2) { totalCount edges { node { id } } } }";
-    let a = raw(&app, &key, counted, json!({}), None).await;
-    let b = raw(&app, &key, counted, json!({}), None).await;
-    assert_eq!(a, b);
+    raw(&app, &key, counted, json!({}), None).await;
+    let planned_after = planned_count(&app).await;
+    raw(&app, &key, counted, json!({}), None).await;
     assert_eq!(
-        planned_count(&app).await - planned_before,
-        docs.len() as u64,
+        planned_count(&app).await,
+        planned_after,
         "totalCount is not planned"
     );
 }
@@ -349,6 +378,21 @@ async fn planned_requests_keep_scoping_errors_and_limits(app: TestApp) {
     assert_eq!(code, "VALIDATION");
     let (code, _) = app.err(&theirs, page, json!({"n": 5000})).await;
     assert_eq!(code, "VALIDATION");
+
+    // A misspelt field of a filter given as a variable is refused, as the schema refuses
+    // it, not passed over (which would list everything).
+    let by_filter = "query($f: DealFilter) { deals(filter: $f) { edges { node { id } } } }";
+    let open = json!({"f": {"status": {"eq": "OPEN"}}});
+    let a = app.ok(&theirs, by_filter, open.clone()).await;
+    assert_eq!(app.ok(&theirs, by_filter, open).await, a);
+    for wrong in [
+        json!({"f": {"stauts": {"eq": "OPEN"}}}),
+        json!({"f": {"status": {"eqq": "OPEN"}}}),
+        json!({"f": {"or": [{"name": {"eq": "x"}}, {"nmae": {"eq": "y"}}]}}),
+    ] {
+        let (code, message) = app.err(&theirs, by_filter, wrong.clone()).await;
+        assert_eq!(code, "VALIDATION", "{wrong}: {message}");
+    }
 
     // Complexity follows the variables: learned small, refused large, before any read.
     let nested = "query($n: Int) { contacts(first: $n) { edges { node { deals(first: $n) { edges { node { id name amount } } } activities(first: $n) { edges { node { id } } } } } } }";

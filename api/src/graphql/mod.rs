@@ -105,6 +105,10 @@ pub type RapportSchema = Schema<Queries, audit::Audited<Mutations>, live::LiveSu
 /// as many values as a response of a few tens of megabytes holds.
 pub const MAX_COMPLEXITY: usize = 100_000;
 
+/// The most a plugin's batched input query may cost (a batch of many contacts may cost up
+/// to 200,000).
+pub const PLUGIN_INPUT_MAX_COMPLEXITY: usize = 250_000;
+
 /// What the schema's resolvers use besides the database and keys: the mail transport,
 /// the plugin host, the clock, and the webhook settings.
 pub struct Services {
@@ -151,7 +155,7 @@ pub fn build_for_plugins(
         .data(rapport_engine::clock::system())
         .data(rapport_engine::integrations::webhooks::Settings::new())
         .extension(async_graphql::extensions::Analyzer)
-        .limit_complexity(250_000)
+        .limit_complexity(PLUGIN_INPUT_MAX_COMPLEXITY)
         .finish()
 }
 

@@ -11,6 +11,7 @@ use rapport_engine::platform::records::{self, Deleted, Record};
 use rapport_schema as s;
 use sea_orm::{Condition, DatabaseConnection, ModelTrait, QueryFilter, Select};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::Fallback;
 use super::compile::{Args, Conn, Field, Object, Plan, Root};
@@ -41,7 +42,8 @@ pub struct LoadedObject(pub Vec<Loaded>);
 /// What a root field loaded.
 pub enum LoadedRoot {
     Typename,
-    One(Box<Row>, LoadedObject),
+    /// The row and the loads below it (shared by roots that select the same).
+    One(Box<Row>, Arc<LoadedObject>),
     Page(Page<Row>, LoadedObject),
 }
 
@@ -74,8 +76,14 @@ impl Reads<'_> {
 
     /// Argument `name` as the schema's resolver receives it.
     pub fn arg<T: InputType>(&self, args: &Args, name: &str) -> Result<T> {
-        let v = args.get(name).map(|v| self.value(v)).transpose()?;
-        T::parse(v).map_err(|_| Fallback::NotCharged)
+        let given = args.get(name).map(|v| self.value(v)).transpose()?;
+        let parsed = T::parse(given.clone()).map_err(|_| Fallback::NotCharged)?;
+        // Parsing an input object passes over fields it does not know, which the schema's
+        // validation refuses (a misspelt filter must not list everything).
+        match given {
+            Some(given) if !known_fields(&given, &parsed.to_value()) => Err(Fallback::NotCharged),
+            _ => Ok(parsed),
+        }
     }
 
     fn paging(&self, args: &Args) -> Result<ConnArgs> {
@@ -93,7 +101,8 @@ impl Reads<'_> {
         let mut total = 0usize;
         for (_, root) in &self.plan.roots {
             total = total.saturating_add(match root {
-                Root::Typename => 1,
+                // The schema's count passes over `__typename`.
+                Root::Typename => 0,
                 Root::ById { object, .. } => 1 + self.object_cost(object)?,
                 Root::List { kind, args, conn } => {
                     let paging = self.paging(args)?;
@@ -115,7 +124,8 @@ impl Reads<'_> {
         let mut total = 0usize;
         for (_, field) in &object.fields {
             total = total.saturating_add(match field {
-                Field::Typename | Field::Column(_) => 1,
+                Field::Typename => 0,
+                Field::Column(_) => 1,
                 Field::One(_, sub) => 1 + self.object_cost(sub)?,
                 Field::Many(many, args, conn) => {
                     let filter = if *many == Many::CompanyContacts {
@@ -133,21 +143,27 @@ impl Reads<'_> {
     }
 
     fn conn_cost(&self, conn: &Conn) -> Result<usize> {
-        use super::compile::{ConnField, EdgeField};
+        use super::compile::{ConnField, EdgeField, PageField};
         let node = 1 + self.object_cost(&conn.node)?;
         Ok(conn
             .fields
             .iter()
             .map(|(_, f)| match f {
-                ConnField::Typename => 1,
+                ConnField::Typename => 0,
                 ConnField::Nodes => node,
-                ConnField::PageInfo(info) => 1 + info.len(),
+                ConnField::PageInfo(info) => {
+                    1 + info
+                        .iter()
+                        .filter(|(_, f)| !matches!(f, PageField::Typename))
+                        .count()
+                }
                 ConnField::Edges(edge) => {
                     1 + edge
                         .iter()
                         .map(|(_, e)| match e {
                             EdgeField::Node => node,
-                            EdgeField::Typename | EdgeField::Cursor => 1,
+                            EdgeField::Typename => 0,
+                            EdgeField::Cursor => 1,
                         })
                         .sum::<usize>()
                 }
@@ -179,6 +195,23 @@ impl Reads<'_> {
                 .await?;
             found.extend(rows.into_iter().map(|(id, row)| ((kind, id), row)));
         }
+        // Roots by id that select the same load what is below them together: a plugin's
+        // batched input query repeats one selection per contact, and its relations are
+        // then one statement each, not one per contact.
+        let mut groups: Vec<(&Object, Vec<&Row>)> = Vec::new();
+        for ((_, root), id) in self.plan.roots.iter().zip(&ids) {
+            if let (Root::ById { kind, object, .. }, Some(id)) = (root, id) {
+                let row = found.get(&(*kind, *id)).ok_or(Fallback::NotCharged)?;
+                match groups.iter_mut().find(|(o, _)| *o == object) {
+                    Some((_, rows)) => rows.push(row),
+                    None => groups.push((object, vec![row])),
+                }
+            }
+        }
+        let mut below: Vec<(&Object, Arc<LoadedObject>)> = Vec::with_capacity(groups.len());
+        for (object, rows) in &groups {
+            below.push((object, Arc::new(self.object(object, rows).await?)));
+        }
         let mut out = Vec::with_capacity(self.plan.roots.len());
         for ((_, root), id) in self.plan.roots.iter().zip(ids) {
             out.push(match (root, id) {
@@ -187,7 +220,11 @@ impl Reads<'_> {
                         .get(&(*kind, id))
                         .cloned()
                         .ok_or(Fallback::NotCharged)?;
-                    let loaded = self.object(object, &[&row]).await?;
+                    let loaded = below
+                        .iter()
+                        .find(|(o, _)| *o == object)
+                        .map(|(_, l)| l.clone())
+                        .ok_or(Fallback::Charged)?;
                     LoadedRoot::One(Box::new(row), loaded)
                 }
                 (Root::List { kind, args, conn }, _) => {
@@ -426,6 +463,24 @@ fn condition(
         Some(Ok(c)) => Ok(c),
         // A filter the engine refuses: the schema says why.
         Some(Err(_)) => Err(Fallback::Charged),
+    }
+}
+
+/// Whether every field of the input objects in `given` is one its type has: `parsed` is
+/// the value parsed from it written back, which names every field of its type.
+fn known_fields(given: &ConstValue, parsed: &ConstValue) -> bool {
+    match (given, parsed) {
+        (ConstValue::Object(given), ConstValue::Object(parsed)) => given
+            .iter()
+            .all(|(k, v)| parsed.get(k).is_some_and(|p| known_fields(v, p))),
+        (ConstValue::List(given), ConstValue::List(parsed)) => {
+            given.len() == parsed.len() && given.iter().zip(parsed).all(|(g, p)| known_fields(g, p))
+        }
+        // One value where a list is expected is a list of one.
+        (given @ ConstValue::Object(_), ConstValue::List(parsed)) => {
+            parsed.len() == 1 && known_fields(given, &parsed[0])
+        }
+        _ => true,
     }
 }
 
