@@ -119,7 +119,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         config.limits.key_cost_per_second,
         10 * graphql::MAX_COMPLEXITY as u64,
     );
-    let ctx = ApiContext {
+    let ctx = ApiContext::new(crate::http::Shared {
         plans: Arc::new(crate::plans::Plans::new(budget.clone())),
         schema: graphql::build(
             db.clone(),
@@ -156,7 +156,7 @@ pub fn router_with(db: DatabaseConnection, config: Config) -> Router {
         metrics: Arc::default(),
         metrics_token: config.metrics_token.map(Arc::from),
         sockets: Arc::default(),
-    };
+    });
     let graphql_route = get(graphql_get)
         .post(graphql_handler)
         .options(crate::cors::graphql_preflight)
