@@ -13,7 +13,6 @@ use sea_orm::{Condition, DatabaseConnection, ModelTrait, QueryFilter, Select};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::Fallback;
 use super::compile::{Args, Conn, Field, Object, Plan, Root};
 use super::rows::{Kind, Many, Row};
 use crate::graphql::connection::{ConnArgs, page_cost};
@@ -24,7 +23,11 @@ use crate::graphql::ids::parse_id;
 use crate::graphql::orders::{ActivityOrder, CompanyOrder, ContactOrder, DealOrder};
 use crate::graphql::types::{activity_lists, company_lists, contact_lists, deal_lists};
 
-type Result<T> = std::result::Result<T, Fallback>;
+/// A request this plan cannot answer as the schema would: the schema answers it.
+#[derive(Debug)]
+pub struct Unanswered;
+
+type Result<T> = std::result::Result<T, Unanswered>;
 
 /// What a relation of one level loaded, with the loads below it.
 pub enum Loaded {
@@ -67,7 +70,7 @@ impl Reads<'_> {
             .iter()
             .find(|(n, _)| n == name)
             .and_then(|(_, default)| default.clone())
-            .ok_or(Fallback::NotCharged)
+            .ok_or(Unanswered)
     }
 
     fn value(&self, v: &Value) -> Result<ConstValue> {
@@ -77,11 +80,11 @@ impl Reads<'_> {
     /// Argument `name` as the schema's resolver receives it.
     pub fn arg<T: InputType>(&self, args: &Args, name: &str) -> Result<T> {
         let given = args.get(name).map(|v| self.value(v)).transpose()?;
-        let parsed = T::parse(given.clone()).map_err(|_| Fallback::NotCharged)?;
+        let parsed = T::parse(given.clone()).map_err(|_| Unanswered)?;
         // Parsing an input object passes over fields it does not know, which the schema's
         // validation refuses (a misspelt filter must not list everything).
         match given {
-            Some(given) if !known_fields(&given, &parsed.to_value()) => Err(Fallback::NotCharged),
+            Some(given) if !known_fields(&given, &parsed.to_value()) => Err(Unanswered),
             _ => Ok(parsed),
         }
     }
@@ -201,7 +204,7 @@ impl Reads<'_> {
         let mut groups: Vec<(&Object, Vec<&Row>)> = Vec::new();
         for ((_, root), id) in self.plan.roots.iter().zip(&ids) {
             if let (Root::ById { kind, object, .. }, Some(id)) = (root, id) {
-                let row = found.get(&(*kind, *id)).ok_or(Fallback::NotCharged)?;
+                let row = found.get(&(*kind, *id)).ok_or(Unanswered)?;
                 match groups.iter_mut().find(|(o, _)| *o == object) {
                     Some((_, rows)) => rows.push(row),
                     None => groups.push((object, vec![row])),
@@ -216,15 +219,12 @@ impl Reads<'_> {
         for ((_, root), id) in self.plan.roots.iter().zip(ids) {
             out.push(match (root, id) {
                 (Root::ById { kind, object, .. }, Some(id)) => {
-                    let row = found
-                        .get(&(*kind, id))
-                        .cloned()
-                        .ok_or(Fallback::NotCharged)?;
+                    let row = found.get(&(*kind, id)).cloned().ok_or(Unanswered)?;
                     let loaded = below
                         .iter()
                         .find(|(o, _)| *o == object)
                         .map(|(_, l)| l.clone())
-                        .ok_or(Fallback::Charged)?;
+                        .ok_or(Unanswered)?;
                     LoadedRoot::One(Box::new(row), loaded)
                 }
                 (Root::List { kind, args, conn }, _) => {
@@ -240,9 +240,9 @@ impl Reads<'_> {
     }
 
     fn id(&self, id: Option<&Value>) -> Result<i64> {
-        let id = id.ok_or(Fallback::NotCharged)?;
-        let id = ID::parse(Some(self.value(id)?)).map_err(|_| Fallback::NotCharged)?;
-        parse_id("id", &id).map_err(|_| Fallback::NotCharged)
+        let id = id.ok_or(Unanswered)?;
+        let id = ID::parse(Some(self.value(id)?)).map_err(|_| Unanswered)?;
+        parse_id("id", &id).map_err(|_| Unanswered)
     }
 
     /// The loads of `object`'s relations for `rows`, and of theirs below; sibling
@@ -332,7 +332,7 @@ impl Reads<'_> {
             .filter(pagination::among(backend, E::id_col(), ids))
             .all(self.db)
             .await
-            .map_err(|_| Fallback::Charged)?;
+            .map_err(|_| Unanswered)?;
         Ok(found
             .into_iter()
             .map(|m| {
@@ -343,10 +343,7 @@ impl Reads<'_> {
     }
 
     async fn list(&self, kind: Kind, args: &Args) -> Result<Page<Row>> {
-        let request = self
-            .paging(args)?
-            .request()
-            .map_err(|_| Fallback::Charged)?;
+        let request = self.paging(args)?.request().map_err(|_| Unanswered)?;
         let at = self.at;
         macro_rules! page {
             ($module:ident, $filter:ty, $order:ty, $lists:ident, $wrap:expr) => {{
@@ -358,7 +355,7 @@ impl Reads<'_> {
                 let keys = SortKeys::new(&$lists::order_of(&order), s::$module::Column::Id);
                 let page = pagination::fetch_page(self.db, select, &keys, &request)
                     .await
-                    .map_err(|_| Fallback::Charged)?;
+                    .map_err(|_| Unanswered)?;
                 rows_of(page, $wrap)
             }};
         }
@@ -378,7 +375,7 @@ impl Reads<'_> {
                 Row::Company
             ),
             Kind::Deal => page!(deal, DealFilter, DealOrder, deal_lists, Row::Deal),
-            Kind::Activity | Kind::Stage => return Err(Fallback::NotCharged),
+            Kind::Activity | Kind::Stage => return Err(Unanswered),
         })
     }
 
@@ -390,7 +387,7 @@ impl Reads<'_> {
     ) -> Result<HashMap<i64, Page<Row>>> {
         let first = ConnArgs::new(self.arg(args, "first")?, None, None, None)
             .request()
-            .map_err(|_| Fallback::Charged)?
+            .map_err(|_| Unanswered)?
             .first
             .unwrap_or(DEFAULT_PAGE_SIZE);
         let at = self.at;
@@ -411,7 +408,7 @@ impl Reads<'_> {
                     first,
                 )
                 .await
-                .map_err(|_| Fallback::Charged)?;
+                .map_err(|_| Unanswered)?;
                 pages
                     .into_iter()
                     .map(|(p, page)| (p, rows_of(page, $wrap)))
@@ -462,7 +459,7 @@ fn condition(
         None => Ok(Condition::all()),
         Some(Ok(c)) => Ok(c),
         // A filter the engine refuses: the schema says why.
-        Some(Err(_)) => Err(Fallback::Charged),
+        Some(Err(_)) => Err(Unanswered),
     }
 }
 

@@ -237,7 +237,7 @@ pub async fn run(
         plan,
         variables,
     };
-    let cost = reads.cost()?;
+    let cost = reads.cost().map_err(|_| Fallback::NotCharged)?;
     if cost > limit.complexity
         || limit
             .budget

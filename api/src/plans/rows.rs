@@ -55,6 +55,17 @@ impl Row {
         }
     }
 
+    /// When it was created, last updated and put in the trash (a stage shows none).
+    fn times(&self) -> Option<Times<'_>> {
+        match self {
+            Row::Contact(r) => Some((&r.created_at, &r.updated_at, r.deleted_at.as_ref())),
+            Row::Company(r) => Some((&r.created_at, &r.updated_at, r.deleted_at.as_ref())),
+            Row::Deal(r) => Some((&r.created_at, &r.updated_at, r.deleted_at.as_ref())),
+            Row::Activity(r) => Some((&r.created_at, &r.updated_at, r.deleted_at.as_ref())),
+            Row::Stage(_) => None,
+        }
+    }
+
     /// The id of the row `one` points at, if it points at one.
     pub fn points_at(&self, one: One) -> Option<i64> {
         match (one, self) {
@@ -68,6 +79,13 @@ impl Row {
         }
     }
 }
+
+/// A row's creation, last update and trash times.
+type Times<'a> = (
+    &'a DateTime<Utc>,
+    &'a DateTime<Utc>,
+    Option<&'a DateTime<Utc>>,
+);
 
 /// A field read from one row's own columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,18 +234,9 @@ pub fn write_column(out: &mut Vec<u8>, row: &Row, column: Column) {
     use Column as C;
     match (row, column) {
         (_, C::Id) => id(out, row.id()),
-        (Row::Contact(r), C::CreatedAt) => time(out, &r.created_at),
-        (Row::Company(r), C::CreatedAt) => time(out, &r.created_at),
-        (Row::Deal(r), C::CreatedAt) => time(out, &r.created_at),
-        (Row::Activity(r), C::CreatedAt) => time(out, &r.created_at),
-        (Row::Contact(r), C::UpdatedAt) => time(out, &r.updated_at),
-        (Row::Company(r), C::UpdatedAt) => time(out, &r.updated_at),
-        (Row::Deal(r), C::UpdatedAt) => time(out, &r.updated_at),
-        (Row::Activity(r), C::UpdatedAt) => time(out, &r.updated_at),
-        (Row::Contact(r), C::DeletedAt) => nullable(out, r.deleted_at.as_ref(), time),
-        (Row::Company(r), C::DeletedAt) => nullable(out, r.deleted_at.as_ref(), time),
-        (Row::Deal(r), C::DeletedAt) => nullable(out, r.deleted_at.as_ref(), time),
-        (Row::Activity(r), C::DeletedAt) => nullable(out, r.deleted_at.as_ref(), time),
+        (_, C::CreatedAt) => nullable(out, row.times().map(|t| t.0), time),
+        (_, C::UpdatedAt) => nullable(out, row.times().map(|t| t.1), time),
+        (_, C::DeletedAt) => nullable(out, row.times().and_then(|t| t.2), time),
         (Row::Contact(r), C::Name) => text(out, format!("{} {}", r.first_name, r.last_name).trim()),
         (Row::Company(r), C::Name) => text(out, &r.name),
         (Row::Deal(r), C::Name) => text(out, &r.name),
