@@ -355,6 +355,30 @@ async fn planned_requests_keep_scoping_errors_and_limits(app: TestApp) {
         "a missing variable: {body}"
     );
 
+    // A short document whose fragments would copy out into a huge plan (20 x 20 x 20
+    // spreads of a 100-value argument) runs on the schema, every time.
+    let list: Vec<String> = (0..100).map(|i| format!("\"x{i}\"")).collect();
+    let spreads = |prefix: &str, body: &str| -> String {
+        (0..20).map(|i| format!("{prefix}{i}: {body} ")).collect()
+    };
+    let bomb = format!(
+        "query($id: ID!) {{ contact(id: $id) {{ {} }} }}
+         fragment B on Company {{ {} }}
+         fragment C on Contact {{ {} }}
+         fragment D on Company {{ deals(first: 1, filter: {{name: {{in: [{}]}}}}) {{ nodes {{ id }} }} }}",
+        spreads("a", "company { ...B }"),
+        spreads("b", "contacts(first: 1) { nodes { ...C } }"),
+        spreads("c", "company { ...D }"),
+        list.join(", ")
+    );
+    // The fourth contact has no company: nothing below it is read.
+    let lone = json!({"id": my_ids[3]});
+    let before = planned_count(&app).await;
+    let first = app.ok(&mine, &bomb, lone.clone()).await;
+    assert_eq!(app.ok(&mine, &bomb, lone).await, first);
+    assert!(first["contact"]["a0"].is_null(), "{first}");
+    assert_eq!(planned_count(&app).await, before, "no plan for it");
+
     // A page lists only the caller's rows.
     let page = "query($n: Int) { contacts(first: $n) { edges { node { id company { name } deals { edges { node { contact { id } } } } } } } }";
     for _ in 0..2 {
