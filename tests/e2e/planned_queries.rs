@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 both_backends!(
     planned_answers_are_the_schemas_to_the_byte,
     planned_requests_keep_scoping_errors_and_limits,
+    roots_by_id_load_their_first_relation_in_one_statement,
 );
 
 /// The body of a GraphQL request, as the server wrote it.
@@ -463,4 +464,73 @@ async fn planned_requests_keep_scoping_errors_and_limits(app: TestApp) {
         codes.iter().any(|c| c == "RATE_LIMITED"),
         "the budget ran out: {codes:?}"
     );
+}
+
+/// A root by id reads the row its first to-one relation points at in its own statement,
+/// and answers as the schema does: with no company, a company in the trash, another
+/// workspace's ids, several roots of a kind, a deal with its stage and contact.
+async fn roots_by_id_load_their_first_relation_in_one_statement(app: TestApp) {
+    let app = with_metrics(app).await;
+    let key = app.workspace("Joined").await;
+    let theirs = app.workspace("Joined elsewhere").await;
+    let ids = seed(&app, &key).await;
+    let trashed = app
+        .ok(
+            &key,
+            "query($id: ID!) { contact(id: $id) { company { id } } }",
+            json!({"id": ids[1]}),
+        )
+        .await["contact"]["company"]["id"]
+        .clone();
+    app.ok(
+        &key,
+        "mutation($id: ID!) { deleteCompany(id: $id) }",
+        json!({"id": trashed}),
+    )
+    .await;
+    let deal = app
+        .ok(&key, "{ deals(first: 1) { nodes { id } } }", json!({}))
+        .await["deals"]["nodes"][0]["id"]
+        .clone();
+    let point = "query($id: ID!) { contact(id: $id) { id name company { id name deletedAt } } }";
+    let several = "query($a: ID!, $b: ID!, $c: ID!, $d: ID!) { a: contact(id: $a) { name company { name deletedAt } } b: contact(id: $b) { id company { name } } c: contact(id: $c) { company { domain } email } deal(id: $d) { name stage { name isWon } contact { name } company { name } } }";
+    let cases = [
+        (point, json!({"id": ids[0]})),
+        // No company.
+        (point, json!({"id": ids[3]})),
+        // A company in the trash is still the contact's.
+        (point, json!({"id": ids[1]})),
+        (
+            several,
+            json!({"a": ids[1], "b": ids[3], "c": ids[2], "d": deal}),
+        ),
+    ];
+    for (query, variables) in &cases {
+        let before = planned_count(&app).await;
+        let first = raw(&app, &key, query, variables.clone(), None).await;
+        assert!(!first.contains("\"errors\""), "{query}: {first}");
+        let statements = app.statements();
+        let again = raw(&app, &key, query, variables.clone(), None).await;
+        let reads = app.statements_since(statements);
+        assert_eq!(again, first, "the planned answer of {query} differs");
+        assert!(planned_count(&app).await > before, "planned: {query}");
+        if *query == point {
+            let reads: Vec<&String> = reads
+                .iter()
+                .filter(|s| s.contains("\"contacts\"") || s.contains("\"companies\""))
+                .collect();
+            assert_eq!(reads.len(), 1, "one statement: {reads:#?}");
+        }
+    }
+    assert!(
+        raw(&app, &key, point, json!({"id": ids[1]}), None)
+            .await
+            .contains("\"deletedAt\":\"20"),
+        "the company in the trash"
+    );
+    // Another workspace's contact is not found, planned or not.
+    for _ in 0..2 {
+        let (code, _) = app.err(&theirs, point, json!({"id": ids[0]})).await;
+        assert_eq!(code, "NOT_FOUND");
+    }
 }

@@ -9,12 +9,15 @@ use rapport_engine::crm::filters::Evaluation;
 use rapport_engine::platform::pagination::{self, DEFAULT_PAGE_SIZE, Page, SortKeys};
 use rapport_engine::platform::records::{self, Deleted, Record};
 use rapport_schema as s;
-use sea_orm::{Condition, DatabaseConnection, ModelTrait, QueryFilter, Select};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition};
+use sea_orm::{
+    Condition, DatabaseConnection, JoinType, ModelTrait, QueryFilter, QuerySelect, Select,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::compile::{Args, Conn, Field, Object, Plan, Root};
-use super::rows::{Kind, Many, Row};
+use super::rows::{Kind, Many, One, Row};
 use crate::graphql::connection::{ConnArgs, page_cost};
 use crate::graphql::filters::{
     ActivityFilter, CompanyFilter, ContactFilter, DealFilter, contact_filter_cost,
@@ -28,6 +31,9 @@ use crate::graphql::types::{activity_lists, company_lists, contact_lists, deal_l
 pub struct Unanswered;
 
 type Result<T> = std::result::Result<T, Unanswered>;
+
+/// Rows loaded with the rows that point at them, by relation and id.
+type Joined = HashMap<One, HashMap<i64, Row>>;
 
 /// What a relation of one level loaded, with the loads below it.
 pub enum Loaded {
@@ -190,12 +196,32 @@ impl Reads<'_> {
                 _ => None,
             });
         }
+        // The first to-one relation that roots of a kind select loads in their statement
+        // (`contact(id:) { company { name } }` is one statement, not two).
+        let mut joins: HashMap<Kind, One> = HashMap::new();
+        for (_, root) in &self.plan.roots {
+            if let Root::ById { kind, object, .. } = root
+                && let Some(one) = object.fields.iter().find_map(|(_, f)| match f {
+                    Field::One(one, _) => Some(*one),
+                    _ => None,
+                })
+            {
+                joins.entry(*kind).or_insert(one);
+            }
+        }
         let mut found: HashMap<(Kind, i64), Row> = HashMap::new();
+        let mut joined = Joined::new();
         for (kind, ids) in wanted {
+            let ids = distinct(ids.into_iter());
             // Missing and deleted rows answer NOT_FOUND, which the schema words.
-            let rows = self
-                .by_ids(kind, distinct(ids.into_iter()), Deleted::Exclude)
-                .await?;
+            let rows = match joins.get(&kind) {
+                Some(&one) => {
+                    let (rows, pointed) = self.by_ids_joined(one, &ids).await?;
+                    joined.insert(one, pointed);
+                    rows
+                }
+                None => self.by_ids(kind, ids, Deleted::Exclude).await?,
+            };
             found.extend(rows.into_iter().map(|(id, row)| ((kind, id), row)));
         }
         // Roots by id that select the same load what is below them together: a plugin's
@@ -213,7 +239,10 @@ impl Reads<'_> {
         }
         let mut below: Vec<(&Object, Arc<LoadedObject>)> = Vec::with_capacity(groups.len());
         for (object, rows) in &groups {
-            below.push((object, Arc::new(self.object(object, rows).await?)));
+            below.push((
+                object,
+                Arc::new(self.object(object, rows, Some(&joined)).await?),
+            ));
         }
         let mut out = Vec::with_capacity(self.plan.roots.len());
         for ((_, root), id) in self.plan.roots.iter().zip(ids) {
@@ -230,7 +259,7 @@ impl Reads<'_> {
                 (Root::List { kind, args, conn }, _) => {
                     let page = self.list(*kind, args).await?;
                     let rows: Vec<&Row> = page.edges.iter().map(|(_, r)| r).collect();
-                    let loaded = self.object(&conn.node, &rows).await?;
+                    let loaded = self.object(&conn.node, &rows, None).await?;
                     LoadedRoot::Page(page, loaded)
                 }
                 _ => LoadedRoot::Typename,
@@ -246,32 +275,39 @@ impl Reads<'_> {
     }
 
     /// The loads of `object`'s relations for `rows`, and of theirs below; sibling
-    /// relations load side by side.
+    /// relations load side by side. What `joined` holds was loaded with `rows` already.
     fn object<'s>(
         &'s self,
         object: &'s Object,
         rows: &'s [&'s Row],
+        joined: Option<&'s Joined>,
     ) -> BoxFuture<'s, Result<LoadedObject>> {
         Box::pin(async move {
             let loads = object
                 .fields
                 .iter()
-                .map(|(_, field)| self.field(field, rows));
+                .map(|(_, field)| self.field(field, rows, joined));
             Ok(LoadedObject(
                 futures_util::future::try_join_all(loads).await?,
             ))
         })
     }
 
-    async fn field(&self, field: &Field, rows: &[&Row]) -> Result<Loaded> {
+    async fn field(&self, field: &Field, rows: &[&Row], joined: Option<&Joined>) -> Result<Loaded> {
         Ok(match field {
             Field::Typename | Field::Column(_) => Loaded::Nothing,
             Field::One(one, sub) => {
                 let ids = distinct(rows.iter().filter_map(|r| r.points_at(*one)));
-                // References resolve to deleted rows too: history, not dangling.
-                let found = self.by_ids(sub.kind, ids, Deleted::Include).await?;
+                let found = match joined.and_then(|j| j.get(one)) {
+                    Some(pointed) => ids
+                        .iter()
+                        .filter_map(|id| Some((*id, pointed.get(id)?.clone())))
+                        .collect(),
+                    // References resolve to deleted rows too: history, not dangling.
+                    None => self.by_ids(sub.kind, ids, Deleted::Include).await?,
+                };
                 let below: Vec<&Row> = found.values().collect();
-                let loaded = self.object(sub, &below).await?;
+                let loaded = self.object(sub, &below, None).await?;
                 Loaded::One(found, loaded)
             }
             Field::Many(many, args, conn) => {
@@ -281,7 +317,7 @@ impl Reads<'_> {
                     .values()
                     .flat_map(|p| p.edges.iter().map(|(_, r)| r))
                     .collect();
-                let loaded = self.object(&conn.node, &below).await?;
+                let loaded = self.object(&conn.node, &below, None).await?;
                 Loaded::Many(pages, loaded)
             }
         })
@@ -315,6 +351,80 @@ impl Reads<'_> {
                     .await
             }
         }
+    }
+
+    /// Live rows of `one`'s kind by id, each with the row it points at through `one` (by
+    /// the id of the row pointed at), in one statement.
+    async fn by_ids_joined(
+        &self,
+        one: One,
+        ids: &[i64],
+    ) -> Result<(HashMap<i64, Row>, HashMap<i64, Row>)> {
+        macro_rules! joined {
+            ($from:ident, $to:ident, $fk:ident, $wrap:expr, $wrap_to:expr) => {
+                self.joined::<s::$from::Entity, s::$to::Entity>(
+                    ids,
+                    s::$from::Column::$fk,
+                    $wrap,
+                    $wrap_to,
+                )
+                .await
+            };
+        }
+        match one {
+            One::ContactCompany => {
+                joined!(contact, company, CompanyId, Row::Contact, Row::Company)
+            }
+            One::DealContact => joined!(deal, contact, ContactId, Row::Deal, Row::Contact),
+            One::DealCompany => joined!(deal, company, CompanyId, Row::Deal, Row::Company),
+            One::DealStage => joined!(deal, stage, StageId, Row::Deal, Row::Stage),
+            One::ActivityContact => {
+                joined!(activity, contact, ContactId, Row::Activity, Row::Contact)
+            }
+            One::ActivityDeal => joined!(activity, deal, DealId, Row::Activity, Row::Deal),
+        }
+    }
+
+    async fn joined<E, F>(
+        &self,
+        ids: &[i64],
+        points_at: E::Column,
+        wrap: fn(E::Model) -> Row,
+        wrap_to: fn(F::Model) -> Row,
+    ) -> Result<(HashMap<i64, Row>, HashMap<i64, Row>)>
+    where
+        E: Record,
+        F: Record,
+        E::Model: ModelTrait<Entity = E> + Sync,
+        F::Model: ModelTrait<Entity = F> + Sync,
+    {
+        let backend = self.db.get_database_backend();
+        let workspace_id = self.workspace_id;
+        // The row pointed at is the workspace's, as `by_ids` reads it: deleted ones too.
+        let on = E::belongs_to(F::default())
+            .from(points_at)
+            .to(F::id_col())
+            .on_condition(move |_, to| {
+                ExprTrait::eq(Expr::col((to, F::workspace_col())), workspace_id).into_condition()
+            });
+        let found = records::scoped::<E>(workspace_id, Deleted::Exclude)
+            .filter(pagination::among(backend, E::id_col(), ids))
+            .join(JoinType::LeftJoin, on.into())
+            .select_also(F::default())
+            .all(self.db)
+            .await
+            .map_err(|_| Unanswered)?;
+        let mut rows = HashMap::with_capacity(found.len());
+        let mut pointed = HashMap::new();
+        for (row, to) in found {
+            let row = wrap(row);
+            rows.insert(row.id(), row);
+            if let Some(to) = to {
+                let to = wrap_to(to);
+                pointed.insert(to.id(), to);
+            }
+        }
+        Ok((rows, pointed))
     }
 
     async fn rows<E>(

@@ -186,7 +186,7 @@ pub fn column(kind: Kind, name: &str) -> Option<Column> {
 }
 
 /// A field naming one row of another table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum One {
     ContactCompany,
     DealContact,
