@@ -687,6 +687,48 @@ async fn sqlite_locked_for_14_seconds_workers_recover_and_reads_do_not_wait() {
     workers.stop().await;
 }
 
+/// A restart of PostgreSQL drops every open connection. The pool checks a connection that
+/// sat idle for a second before handing it out (and every connection as it comes back), so
+/// the requests after the drop are answered on new connections, not failed on dead ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_postgres_dropped_are_replaced_before_use() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let key = app.workspace("Dropped").await;
+    let page = "{ contacts(first: 1) { edges { node { id } } } }";
+    for _ in 0..3 {
+        app.ok(&key, page, json!({})).await;
+    }
+    let name = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("a database name");
+    let admin = sea_orm::Database::connect(rapport_tests::postgres_admin_url())
+        .await
+        .expect("the admin connection");
+    let dropped = admin
+        .query_all_raw(sea_orm::Statement::from_string(
+            admin.get_database_backend(),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ),
+        ))
+        .await
+        .expect("dropping the server's connections");
+    assert!(!dropped.is_empty(), "the server held connections");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for _ in 0..5 {
+        app.ok(&key, page, json!({})).await;
+        app.ok(
+            &key,
+            "mutation { createContact(input: {firstName: \"After\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_spends_its_query_budget_is_rate_limited() {
     let app = TestApp::spawn_with(
